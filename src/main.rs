@@ -1,1 +1,139 @@
-fn main() {}
+//! The `pdx` command: server, demo, key management, ledger tools and benchmarks.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use pdx::auth::Role;
+use pdx::config::{Config, ConfigArgs, LogFormat};
+
+#[derive(Parser)]
+#[command(name = "pdx", version, about = "Privacy-preserving public-data product and trading sandbox")]
+struct Cli {
+    #[command(flatten)]
+    config: ConfigArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server.
+    Serve {
+        /// Listen address.
+        #[arg(long, env = "PDX_ADDR")]
+        addr: Option<String>,
+    },
+    /// Run the whole lifecycle against an in-process server and print a summary.
+    Demo {
+        /// Also write the summary as JSON to this file.
+        #[arg(long)]
+        summary_json: Option<PathBuf>,
+    },
+    /// Manage API keys directly in the database.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Ledger tools: verify, export, receipts.
+    #[command(subcommand)]
+    Ledger(pdx::cli::ledger::LedgerCommand),
+    /// Benchmarks that print a table.
+    #[command(subcommand)]
+    Bench(pdx::cli::bench::BenchCommand),
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Issue a key (creating the organisation if needed) and print it once.
+    Create {
+        /// Organisation name.
+        #[arg(long)]
+        org: String,
+        /// Role of the key.
+        #[arg(long)]
+        role: Role,
+        /// Region of a newly created organisation.
+        #[arg(long, default_value = "national")]
+        region: String,
+        /// Label.
+        #[arg(long, default_value = "cli")]
+        label: String,
+    },
+    /// Revoke a key by its public id.
+    Revoke {
+        /// Public key id.
+        key_id: String,
+    },
+    /// List keys (never secrets).
+    List,
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PDX_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { addr } => {
+            let config = Config::resolve(&cli.config, addr.as_deref())?;
+            init_logging(config.log_format, "info");
+            let app = pdx::app::App::open(config).await?;
+            pdx::server::serve(app).await
+        }
+        Command::Demo { summary_json } => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            pdx::demo::run(&cli.config, summary_json.as_deref()).await
+        }
+        Command::Keys(cmd) => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            let app = pdx::app::App::open(config).await?;
+            match cmd {
+                KeysCommand::Create {
+                    org,
+                    role,
+                    region,
+                    label,
+                } => {
+                    let org = app.accounts.ensure_org(&org, &region).await?;
+                    let key = app.accounts.issue_key(&org.id, role, &label).await?;
+                    eprintln!("issued {} key {} for {} ({})", key.role, key.key_id, org.name, org.id);
+                    println!("{}", key.key);
+                }
+                KeysCommand::Revoke { key_id } => {
+                    let done = app.accounts.revoke_key(&key_id).await?;
+                    anyhow::ensure!(done, "no active key with id {key_id}");
+                    eprintln!("revoked {key_id}");
+                }
+                KeysCommand::List => {
+                    for k in app.accounts.keys().await? {
+                        let state = if k.revoked_ms.is_some() { "revoked" } else { "active" };
+                        println!("{}\t{}\t{}\t{}\t{}", k.key_id, k.org_id, k.role, state, k.label);
+                    }
+                }
+            }
+            Ok(())
+        }
+        Command::Ledger(cmd) => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            let code = pdx::cli::ledger::run(&config, cmd).await.context("ledger")?;
+            std::process::exit(code);
+        }
+        Command::Bench(cmd) => {
+            init_logging(LogFormat::Human, "warn");
+            pdx::cli::bench::run(cmd).await
+        }
+    }
+}

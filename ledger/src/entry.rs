@@ -1,0 +1,512 @@
+//! Ledger entries and the exact bytes every hash covers.
+//!
+//! # Hash rules (version 1)
+//!
+//! All hashes are BLAKE3 (32 bytes). Each hash input begins with an ASCII
+//! domain-separation tag and a 0x00 byte, so a payload can never be confused with an
+//! entry, nor either with a Merkle leaf (which has its own 0x00/0x01 prefixes, see
+//! [`crate::merkle`]).
+//!
+//! ```text
+//! payload_bytes = RFC 8785 canonical JSON of the payload          (crate::canonical)
+//! payload_hash  = BLAKE3("pdx-ledger/payload/v1" || 0x00 || payload_bytes)
+//! entry_hash    = BLAKE3("pdx-ledger/entry/v1"   || 0x00
+//!                        || u64_be(seq)
+//!                        || i64_be(timestamp_ms)
+//!                        || u32_be(len(kind))      || kind      (UTF-8)
+//!                        || u32_be(len(actor.org)) || actor.org (UTF-8)
+//!                        || u32_be(len(actor.key)) || actor.key (UTF-8)
+//!                        || payload_hash           (32 bytes)
+//!                        || prev_hash              (32 bytes))
+//! prev_hash(seq 0) = 32 zero bytes; prev_hash(seq n) = entry_hash(seq n-1)
+//! merkle leaf n    = BLAKE3(0x00 || entry_hash(seq n))   (RFC 9162 leaf rule)
+//! ```
+//!
+//! Strings are length-prefixed so that moving bytes between adjacent fields changes the
+//! hash. The kind is hashed as a string, which is why a verifier that does not know a
+//! kind still verifies it: nothing in these rules depends on what a kind means.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::canonical::{self, CanonicalError};
+
+/// Domain-separation tag of payload hashes.
+pub const PAYLOAD_DOMAIN: &[u8] = b"pdx-ledger/payload/v1";
+/// Domain-separation tag of entry hashes.
+pub const ENTRY_DOMAIN: &[u8] = b"pdx-ledger/entry/v1";
+
+/// A 32-byte hash, shown and serialised as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Hash32(pub [u8; 32]);
+
+impl Hash32 {
+    /// The all-zero hash: `prev_hash` of the genesis entry.
+    pub const ZERO: Hash32 = Hash32([0u8; 32]);
+
+    /// Lowercase hex form.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(s: &str) -> Result<Self, EntryError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| EntryError::BadHash)?;
+        Ok(Hash32(out))
+    }
+
+    /// Takes exactly 32 bytes, as read from a BLOB/BYTEA column.
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, EntryError> {
+        <[u8; 32]>::try_from(bytes)
+            .map(Hash32)
+            .map_err(|_| EntryError::BadHash)
+    }
+}
+
+impl fmt::Debug for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hash32({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Hash32 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl Serialize for Hash32 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Hash32 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Hash32::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Errors in building or checking a single entry.
+#[derive(Debug, thiserror::Error)]
+pub enum EntryError {
+    /// A hash was not 32 bytes / 64 hex characters.
+    #[error("hash is not 32 bytes of hex")]
+    BadHash,
+    /// The payload could not be canonicalised.
+    #[error("payload is not canonicalisable JSON: {0}")]
+    Canonical(#[from] CanonicalError),
+    /// The payload text is not JSON.
+    #[error("payload is not JSON")]
+    NotJson,
+    /// The stored payload text is not in canonical form.
+    #[error("payload is not in RFC 8785 canonical form")]
+    NotCanonical,
+    /// A kind or actor field is empty, too long or has control characters.
+    #[error("invalid {0}")]
+    BadField(&'static str),
+}
+
+/// Who appended an entry: the organisation and the public id of the API key used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// Organisation id (or the reserved `pdx` for the platform itself).
+    pub org: String,
+    /// Public key id of the API key (never the key).
+    pub key_id: String,
+}
+
+impl Actor {
+    /// An actor for entries the platform writes on its own account.
+    pub fn system() -> Self {
+        Actor {
+            org: "pdx".into(),
+            key_id: "system".into(),
+        }
+    }
+}
+
+/// The kinds of entry pdx writes. Unknown kinds round-trip as [`EntryKind::Other`], so an
+/// old verifier still verifies a newer ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum EntryKind {
+    /// A data asset certificate for one dataset version.
+    AssetCertificate,
+    /// A change to a dataset's open attribute, with its approver.
+    OpenAttributeChange,
+    /// A provider's approval or refusal of a grant application.
+    GrantDecision,
+    /// A grant revoked before its term.
+    GrantRevocation,
+    /// A model and its hash.
+    ModelRegistration,
+    /// A vetted output leaving the sandbox.
+    Release,
+    /// Privacy budget spent by a DP job.
+    PrivacySpend,
+    /// A product listed, with its registration number.
+    ProductListing,
+    /// A product delisted.
+    ProductDelisting,
+    /// A paid order.
+    Transaction,
+    /// A refund.
+    Refund,
+    /// Money remitted to a payee for a period.
+    Remittance,
+    /// An organisation suspended or reinstated.
+    Suspension,
+    /// An objection to a dataset version.
+    Objection,
+    /// A provider's answer to an objection.
+    ObjectionAnswer,
+    /// An FHE template approval or an FHE query.
+    FheQuery,
+    /// A kind this build does not know.
+    Other(String),
+}
+
+impl EntryKind {
+    const KNOWN: [(EntryKind, &'static str); 16] = [
+        (EntryKind::AssetCertificate, "asset_certificate"),
+        (EntryKind::OpenAttributeChange, "open_attribute_change"),
+        (EntryKind::GrantDecision, "grant_decision"),
+        (EntryKind::GrantRevocation, "grant_revocation"),
+        (EntryKind::ModelRegistration, "model_registration"),
+        (EntryKind::Release, "release"),
+        (EntryKind::PrivacySpend, "privacy_spend"),
+        (EntryKind::ProductListing, "product_listing"),
+        (EntryKind::ProductDelisting, "product_delisting"),
+        (EntryKind::Transaction, "transaction"),
+        (EntryKind::Refund, "refund"),
+        (EntryKind::Remittance, "remittance"),
+        (EntryKind::Suspension, "suspension"),
+        (EntryKind::Objection, "objection"),
+        (EntryKind::ObjectionAnswer, "objection_answer"),
+        (EntryKind::FheQuery, "fhe_query"),
+    ];
+
+    /// The wire name, as hashed.
+    pub fn as_str(&self) -> &str {
+        if let EntryKind::Other(s) = self {
+            return s;
+        }
+        Self::KNOWN
+            .iter()
+            .find(|(k, _)| k == self)
+            .map(|(_, s)| *s)
+            .unwrap_or("unknown")
+    }
+
+    /// Kinds every authenticated role may read (certificates, listings, suspensions).
+    pub fn is_public(&self) -> bool {
+        matches!(
+            self,
+            EntryKind::AssetCertificate
+                | EntryKind::OpenAttributeChange
+                | EntryKind::ProductListing
+                | EntryKind::ProductDelisting
+                | EntryKind::Suspension
+        )
+    }
+
+    /// Wire names of the public kinds.
+    pub fn public_names() -> Vec<&'static str> {
+        Self::KNOWN
+            .iter()
+            .filter(|(k, _)| k.is_public())
+            .map(|(_, s)| *s)
+            .collect()
+    }
+}
+
+impl FromStr for EntryKind {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::KNOWN
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(k, _)| k.clone())
+            .unwrap_or_else(|| EntryKind::Other(s.to_string())))
+    }
+}
+
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for EntryKind {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EntryKind {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(s.parse().unwrap_or(EntryKind::Other(s)))
+    }
+}
+
+/// One ledger entry, as stored, exported and put in receipts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Position in the ledger, from 0, contiguous.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp_ms: i64,
+    /// What the entry records.
+    pub kind: EntryKind,
+    /// Who appended it.
+    pub actor: Actor,
+    /// The payload as RFC 8785 canonical JSON text: these exact bytes are hashed.
+    pub payload: String,
+    /// BLAKE3 of the payload, see the module docs.
+    pub payload_hash: Hash32,
+    /// `entry_hash` of the previous entry (zero for seq 0).
+    pub prev_hash: Hash32,
+    /// BLAKE3 of this entry's fields, see the module docs.
+    pub entry_hash: Hash32,
+}
+
+/// The longest kind, org or key id accepted (bytes).
+pub const MAX_FIELD_LEN: usize = 256;
+
+fn check_field(value: &str, name: &'static str) -> Result<(), EntryError> {
+    if value.is_empty() || value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control) {
+        return Err(EntryError::BadField(name));
+    }
+    Ok(())
+}
+
+/// Canonical payload bytes of a JSON value.
+pub fn canonical_payload(value: &serde_json::Value) -> Result<String, EntryError> {
+    Ok(canonical::to_canonical_string(value)?)
+}
+
+/// `payload_hash` of canonical payload bytes.
+pub fn payload_hash(canonical_payload: &[u8]) -> Hash32 {
+    let mut h = blake3::Hasher::new();
+    h.update(PAYLOAD_DOMAIN);
+    h.update(&[0]);
+    h.update(canonical_payload);
+    Hash32(*h.finalize().as_bytes())
+}
+
+fn update_str(h: &mut blake3::Hasher, s: &str) {
+    // Lengths are bounded by MAX_FIELD_LEN on the way in; a longer string from an
+    // export is still hashed unambiguously because u32 covers any line we would read.
+    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+    h.update(&len.to_be_bytes());
+    h.update(s.as_bytes());
+}
+
+/// `entry_hash` over the fields of an entry, see the module docs.
+pub fn entry_hash(
+    seq: u64,
+    timestamp_ms: i64,
+    kind: &str,
+    actor: &Actor,
+    payload_hash: &Hash32,
+    prev_hash: &Hash32,
+) -> Hash32 {
+    let mut h = blake3::Hasher::new();
+    h.update(ENTRY_DOMAIN);
+    h.update(&[0]);
+    h.update(&seq.to_be_bytes());
+    h.update(&timestamp_ms.to_be_bytes());
+    update_str(&mut h, kind);
+    update_str(&mut h, &actor.org);
+    update_str(&mut h, &actor.key_id);
+    h.update(&payload_hash.0);
+    h.update(&prev_hash.0);
+    Hash32(*h.finalize().as_bytes())
+}
+
+impl Entry {
+    /// Builds the entry that follows `prev_hash` at `seq`, computing both hashes.
+    pub fn build(
+        seq: u64,
+        timestamp_ms: i64,
+        kind: EntryKind,
+        actor: Actor,
+        payload: &serde_json::Value,
+        prev_hash: Hash32,
+    ) -> Result<Entry, EntryError> {
+        check_field(kind.as_str(), "kind")?;
+        check_field(&actor.org, "actor org")?;
+        check_field(&actor.key_id, "actor key id")?;
+        let payload = canonical_payload(payload)?;
+        let payload_hash = payload_hash(payload.as_bytes());
+        let entry_hash = entry_hash(
+            seq,
+            timestamp_ms,
+            kind.as_str(),
+            &actor,
+            &payload_hash,
+            &prev_hash,
+        );
+        Ok(Entry {
+            seq,
+            timestamp_ms,
+            kind,
+            actor,
+            payload,
+            payload_hash,
+            prev_hash,
+            entry_hash,
+        })
+    }
+
+    /// The payload parsed as JSON.
+    pub fn payload_json(&self) -> Result<serde_json::Value, EntryError> {
+        serde_json::from_str(&self.payload).map_err(|_| EntryError::NotJson)
+    }
+
+    /// Recomputes both hashes from the stored fields and says which one is wrong, if any.
+    /// The payload must also be in canonical form, or two encodings of one value could
+    /// carry different hashes.
+    pub fn check_hashes(&self) -> Result<(), EntryCheck> {
+        let value = self.payload_json().map_err(|_| EntryCheck::PayloadNotJson)?;
+        let canonical = canonical_payload(&value).map_err(|_| EntryCheck::PayloadNotCanonical)?;
+        if canonical != self.payload {
+            return Err(EntryCheck::PayloadNotCanonical);
+        }
+        if payload_hash(self.payload.as_bytes()) != self.payload_hash {
+            return Err(EntryCheck::PayloadHash);
+        }
+        let expect = entry_hash(
+            self.seq,
+            self.timestamp_ms,
+            self.kind.as_str(),
+            &self.actor,
+            &self.payload_hash,
+            &self.prev_hash,
+        );
+        if expect != self.entry_hash {
+            return Err(EntryCheck::EntryHash);
+        }
+        Ok(())
+    }
+
+    /// The Merkle leaf data of this entry: its entry hash.
+    pub fn leaf_data(&self) -> &[u8; 32] {
+        &self.entry_hash.0
+    }
+}
+
+/// Why a single entry fails its own hash check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EntryCheck {
+    /// The payload is not JSON.
+    #[error("payload is not JSON")]
+    PayloadNotJson,
+    /// The payload is JSON but not in canonical form.
+    #[error("payload is not in canonical form")]
+    PayloadNotCanonical,
+    /// The payload does not hash to `payload_hash`.
+    #[error("payload hash mismatch")]
+    PayloadHash,
+    /// The fields do not hash to `entry_hash`.
+    #[error("entry hash mismatch")]
+    EntryHash,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seq: u64, prev: Hash32) -> Entry {
+        Entry::build(
+            seq,
+            1_700_000_000_000,
+            EntryKind::Release,
+            Actor {
+                org: "org-a".into(),
+                key_id: "k1".into(),
+            },
+            &serde_json::json!({"b": 1, "a": "x"}),
+            prev,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn payload_is_stored_canonically_and_hash_checks_pass() {
+        let e = sample(0, Hash32::ZERO);
+        assert_eq!(e.payload, r#"{"a":"x","b":1}"#);
+        e.check_hashes().unwrap();
+    }
+
+    #[test]
+    fn every_field_is_covered_by_the_entry_hash() {
+        let e = sample(3, Hash32([7; 32]));
+        let mut m = e.clone();
+        m.seq = 4;
+        assert_eq!(m.check_hashes(), Err(EntryCheck::EntryHash));
+        let mut m = e.clone();
+        m.timestamp_ms += 1;
+        assert_eq!(m.check_hashes(), Err(EntryCheck::EntryHash));
+        let mut m = e.clone();
+        m.kind = EntryKind::Transaction;
+        assert_eq!(m.check_hashes(), Err(EntryCheck::EntryHash));
+        let mut m = e.clone();
+        m.actor.key_id = "k2".into();
+        assert_eq!(m.check_hashes(), Err(EntryCheck::EntryHash));
+        let mut m = e.clone();
+        m.prev_hash = Hash32::ZERO;
+        assert_eq!(m.check_hashes(), Err(EntryCheck::EntryHash));
+        let mut m = e.clone();
+        m.payload = r#"{"a":"y","b":1}"#.into();
+        assert_eq!(m.check_hashes(), Err(EntryCheck::PayloadHash));
+        let mut m = e;
+        m.payload = r#"{"b":1,"a":"x"}"#.into();
+        assert_eq!(m.check_hashes(), Err(EntryCheck::PayloadNotCanonical));
+    }
+
+    #[test]
+    fn length_prefixes_separate_adjacent_fields() {
+        let p = payload_hash(b"{}");
+        let a = entry_hash(
+            0,
+            0,
+            "ab",
+            &Actor {
+                org: "c".into(),
+                key_id: "d".into(),
+            },
+            &p,
+            &Hash32::ZERO,
+        );
+        let b = entry_hash(
+            0,
+            0,
+            "a",
+            &Actor {
+                org: "bc".into(),
+                key_id: "d".into(),
+            },
+            &p,
+            &Hash32::ZERO,
+        );
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn unknown_kinds_round_trip() {
+        let k: EntryKind = "future_kind".parse().unwrap();
+        assert_eq!(k, EntryKind::Other("future_kind".into()));
+        assert_eq!(k.as_str(), "future_kind");
+        let k: EntryKind = "release".parse().unwrap();
+        assert_eq!(k, EntryKind::Release);
+        for (kind, name) in EntryKind::KNOWN.iter() {
+            assert_eq!(kind.as_str(), *name);
+        }
+    }
+}

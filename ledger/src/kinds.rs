@@ -1,0 +1,293 @@
+//! Typed payloads, one per [`EntryKind`].
+//!
+//! Callers append a typed payload; the ledger stores its canonical JSON. Readers that know
+//! the kind decode it back with [`decode`]; the verifier never needs to (it hashes bytes).
+//! Money is integer minor units (fen) with a currency code; ε and δ are decimal strings
+//! so that canonical JSON never depends on float formatting.
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::entry::{Entry, EntryKind, Hash32};
+
+/// A payload that knows its kind and which organisations it concerns.
+pub trait LedgerPayload: Serialize {
+    /// The entry kind this payload is written as.
+    const KIND: EntryKind;
+    /// Organisations (besides the actor's) that may read the entry.
+    fn parties(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Decodes an entry's payload as `T`, if the entry is of `T`'s kind.
+pub fn decode<T: LedgerPayload + DeserializeOwned>(entry: &Entry) -> Option<T> {
+    if entry.kind != T::KIND {
+        return None;
+    }
+    serde_json::from_str(&entry.payload).ok()
+}
+
+/// A data asset certificate (公共数据资产凭证) for one de-identified dataset version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AssetCertificate {
+    /// Certificate number, e.g. `PDX-CERT-2026-000001`.
+    pub certificate_no: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Version number within the dataset.
+    pub version: u64,
+    /// Holder organisation (the providing agency).
+    pub holder_org: String,
+    /// The legally designated source department.
+    pub source_department: String,
+    /// Rows in the de-identified version.
+    pub rows: u64,
+    /// Bytes of the de-identified Parquet file.
+    pub bytes: u64,
+    /// BLAKE3 of the de-identified file.
+    pub content_hash: Hash32,
+    /// BLAKE3 of the canonical schema.
+    pub schema_hash: Hash32,
+    /// Classification level, L1–L4.
+    pub level: String,
+    /// Open attribute: unconditional, conditional or not_open.
+    pub open_attribute: String,
+    /// De-identification summary (k, l, suppressed, risks...).
+    pub deid_summary: serde_json::Value,
+    /// Validity start, RFC 3339.
+    pub valid_from: String,
+    /// Validity end, RFC 3339.
+    pub valid_until: String,
+}
+impl LedgerPayload for AssetCertificate {
+    const KIND: EntryKind = EntryKind::AssetCertificate;
+}
+
+/// A provider's decision on a grant application.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GrantDecision {
+    /// Grant (application) id.
+    pub grant_id: String,
+    /// Applicant organisation.
+    pub applicant_org: String,
+    /// Datasets covered.
+    pub dataset_ids: Vec<String>,
+    /// `approved` or `refused`.
+    pub decision: String,
+    /// Reason (required for a refusal).
+    pub reason: Option<String>,
+    /// Approved terms (purpose, columns, kinds, expiry, budget), absent on refusal.
+    pub terms: Option<serde_json::Value>,
+}
+impl LedgerPayload for GrantDecision {
+    const KIND: EntryKind = EntryKind::GrantDecision;
+    fn parties(&self) -> Vec<String> {
+        vec![self.applicant_org.clone()]
+    }
+}
+
+/// A model submitted by a developer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelRegistration {
+    /// Model id.
+    pub model_id: String,
+    /// Model kind (`sql`, `dp`, `fhe`).
+    pub model_kind: String,
+    /// BLAKE3 of the model text.
+    pub model_hash: Hash32,
+}
+impl LedgerPayload for ModelRegistration {
+    const KIND: EntryKind = EntryKind::ModelRegistration;
+}
+
+/// A vetted output released from quarantine.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    /// Release id.
+    pub release_id: String,
+    /// Job that produced it.
+    pub job_id: String,
+    /// Developer organisation that owns it.
+    pub developer_org: String,
+    /// BLAKE3 of the released output.
+    pub output_hash: Hash32,
+    /// BLAKE3 of the model.
+    pub model_hash: Hash32,
+    /// Dataset versions read, as `dataset_id@version`.
+    pub dataset_versions: Vec<String>,
+    /// Disclosure checks passed.
+    pub checks: Vec<String>,
+    /// Reviewer key ids (empty when policy auto-released a DP output).
+    pub reviewers: Vec<String>,
+}
+impl LedgerPayload for Release {
+    const KIND: EntryKind = EntryKind::Release;
+    fn parties(&self) -> Vec<String> {
+        vec![self.developer_org.clone()]
+    }
+}
+
+/// Privacy budget spent by one job against one grant.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PrivacySpend {
+    /// Grant charged (or `open:<dataset>` for unconditional data).
+    pub grant_id: String,
+    /// Job that spent it.
+    pub job_id: String,
+    /// Organisation charged.
+    pub org: String,
+    /// ε spent, decimal string.
+    pub epsilon: String,
+    /// δ spent, decimal string.
+    pub delta: String,
+}
+impl LedgerPayload for PrivacySpend {
+    const KIND: EntryKind = EntryKind::PrivacySpend;
+    fn parties(&self) -> Vec<String> {
+        vec![self.org.clone()]
+    }
+}
+
+/// A product listed on the exchange.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProductListing {
+    /// Product id.
+    pub product_id: String,
+    /// Registration number: the product registration certificate.
+    pub registration_no: String,
+    /// Developer organisation.
+    pub developer_org: String,
+    /// Licence kind.
+    pub licence: String,
+    /// Price in minor units.
+    pub price_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// BLAKE3 of the provenance manifest.
+    pub manifest_hash: Hash32,
+}
+impl LedgerPayload for ProductListing {
+    const KIND: EntryKind = EntryKind::ProductListing;
+    fn parties(&self) -> Vec<String> {
+        vec![self.developer_org.clone()]
+    }
+}
+
+/// A product removed from sale.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProductDelisting {
+    /// Product id.
+    pub product_id: String,
+    /// Registration number of the listing.
+    pub registration_no: String,
+    /// Why.
+    pub reason: String,
+}
+impl LedgerPayload for ProductDelisting {
+    const KIND: EntryKind = EntryKind::ProductDelisting;
+}
+
+/// A paid order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Order id.
+    pub order_id: String,
+    /// Product id.
+    pub product_id: String,
+    /// Buyer organisation.
+    pub buyer_org: String,
+    /// Developer organisation (seller).
+    pub seller_org: String,
+    /// Amount in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Payment reference.
+    pub payment_ref: String,
+}
+impl LedgerPayload for Transaction {
+    const KIND: EntryKind = EntryKind::Transaction;
+    fn parties(&self) -> Vec<String> {
+        vec![self.buyer_org.clone(), self.seller_org.clone()]
+    }
+}
+
+/// A refund of a paid order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Refund {
+    /// Order id.
+    pub order_id: String,
+    /// Buyer organisation.
+    pub buyer_org: String,
+    /// Seller organisation.
+    pub seller_org: String,
+    /// Amount refunded in minor units.
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+}
+impl LedgerPayload for Refund {
+    const KIND: EntryKind = EntryKind::Refund;
+    fn parties(&self) -> Vec<String> {
+        vec![self.buyer_org.clone(), self.seller_org.clone()]
+    }
+}
+
+/// Money remitted to one payee for one settlement period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Remittance {
+    /// Settlement period, e.g. `2026-11`.
+    pub period: String,
+    /// Payee kind: `public_finance`, `developer` or `platform`.
+    pub payee_kind: String,
+    /// Payee account or organisation.
+    pub payee: String,
+    /// Amount in minor units (negative for an adjustment).
+    pub amount_minor: i64,
+    /// ISO 4217 currency code.
+    pub currency: String,
+    /// Transactions included.
+    pub order_ids: Vec<String>,
+}
+impl LedgerPayload for Remittance {
+    const KIND: EntryKind = EntryKind::Remittance;
+    fn parties(&self) -> Vec<String> {
+        vec![self.payee.clone()]
+    }
+}
+
+/// An organisation suspended or reinstated by a supervisor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Suspension {
+    /// Organisation concerned.
+    pub org: String,
+    /// `suspended` or `reinstated`.
+    pub action: String,
+    /// Why.
+    pub reason: String,
+}
+impl LedgerPayload for Suspension {
+    const KIND: EntryKind = EntryKind::Suspension;
+    fn parties(&self) -> Vec<String> {
+        vec![self.org.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::Actor;
+
+    #[test]
+    fn decode_only_matches_its_own_kind() {
+        let s = Suspension {
+            org: "o1".into(),
+            action: "suspended".into(),
+            reason: "misuse".into(),
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        let e = Entry::build(0, 0, Suspension::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(decode::<Suspension>(&e), Some(s));
+        assert_eq!(decode::<Refund>(&e), None);
+    }
+}

@@ -1,0 +1,8 @@
+//! The ledger's one integration-test binary; each area is a module.
+mod canonical;
+mod note;
+mod processes;
+mod store;
+mod support;
+mod tamper;
+mod vectors;

@@ -1,0 +1,217 @@
+//! Storage: appends, transactions, proofs against the reference tree, receipts, triggers.
+
+use pdx_ledger::kinds::{Release, Suspension, Transaction};
+use pdx_ledger::merkle::{self, Blake3Hasher, MerkleHasher};
+use pdx_ledger::store::{NewEntry, Visibility};
+use pdx_ledger::{Actor, EntryKind, Hash32};
+
+use crate::support::{TestDb, signer};
+
+fn actor(org: &str) -> Actor {
+    Actor { org: org.into(), key_id: "k-test".into() }
+}
+
+fn tx(i: i64, buyer: &str) -> Transaction {
+    Transaction {
+        order_id: format!("o{i}"),
+        product_id: "p1".into(),
+        buyer_org: buyer.into(),
+        seller_org: "org-dev".into(),
+        amount_minor: 1000 + i,
+        currency: "CNY".into(),
+        payment_ref: format!("pay{i}"),
+    }
+}
+
+#[tokio::test]
+async fn appends_chain_and_proofs_match_the_reference_tree() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 7);
+        for i in 0..45 {
+            ledger.append_now(&actor("org-dev"), &tx(i, "org-buyer")).await.unwrap();
+        }
+        let entries = ledger.entries(0, 1000, &Visibility::All).await.unwrap();
+        assert_eq!(entries.len(), 45, "{}", t.name);
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.seq, i as u64);
+            e.check_hashes().unwrap();
+            let prev = if i == 0 { Hash32::ZERO } else { entries[i - 1].entry_hash };
+            assert_eq!(e.prev_hash, prev);
+        }
+        let leaves: Vec<merkle::Hash> =
+            entries.iter().map(|e| Blake3Hasher::leaf(e.leaf_data())).collect();
+        for size in [1u64, 2, 7, 8, 13, 32, 33, 45] {
+            let want = merkle::root_from_leaves::<Blake3Hasher>(&leaves[..size as usize]);
+            assert_eq!(ledger.root_at(size).await.unwrap().0, want, "{} root at {size}", t.name);
+            for seq in [0, size / 2, size - 1] {
+                let proof: Vec<_> =
+                    ledger.inclusion_proof(seq, size).await.unwrap().iter().map(|h| h.0).collect();
+                merkle::verify_inclusion::<Blake3Hasher>(seq, size, &leaves[seq as usize], &proof, &want)
+                    .unwrap();
+            }
+            for from in [1u64, size / 3, size] {
+                if from == 0 {
+                    continue;
+                }
+                let old = merkle::root_from_leaves::<Blake3Hasher>(&leaves[..from as usize]);
+                let proof: Vec<_> =
+                    ledger.consistency_proof(from, size).await.unwrap().iter().map(|h| h.0).collect();
+                merkle::verify_consistency::<Blake3Hasher>(from, size, &proof, &old, &want).unwrap();
+            }
+        }
+        // Checkpoints were signed every 7 entries.
+        let sizes: Vec<u64> = ledger.checkpoints().await.unwrap().iter().map(|c| c.size).collect();
+        assert_eq!(sizes, vec![7, 14, 21, 28, 35, 42], "{}", t.name);
+        let report = ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        assert_eq!((report.entries, report.checkpoints), (45, 6));
+        assert!(ledger.inclusion_proof(45, 46).await.is_err(), "beyond the ledger");
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn append_commits_or_rolls_back_with_the_callers_transaction() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 0);
+        sqlx::query("CREATE TABLE business (id TEXT PRIMARY KEY)")
+            .execute(t.db.pool())
+            .await
+            .unwrap();
+        let mut dbtx = t.db.begin_write().await.unwrap();
+        sqlx::query("INSERT INTO business (id) VALUES ('a')").execute(&mut *dbtx).await.unwrap();
+        ledger.append(&mut dbtx, &actor("o"), &tx(1, "b")).await.unwrap();
+        dbtx.rollback().await.unwrap();
+        assert_eq!(ledger.size().await.unwrap(), 0, "{}", t.name);
+
+        let mut dbtx = t.db.begin_write().await.unwrap();
+        sqlx::query("INSERT INTO business (id) VALUES ('b')").execute(&mut *dbtx).await.unwrap();
+        let done = ledger.append(&mut dbtx, &actor("o"), &tx(2, "b")).await.unwrap();
+        dbtx.commit().await.unwrap();
+        assert_eq!(done.seq, 0);
+        assert_eq!(ledger.size().await.unwrap(), 1);
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM business")
+            .fetch_one(t.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn batch_append_writes_many_entries_in_one_transaction() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 1000);
+        let items: Vec<NewEntry> = (0..2500)
+            .map(|i| NewEntry::typed(&actor("o"), &tx(i, "b")).unwrap())
+            .collect();
+        let mut dbtx = t.db.begin_write().await.unwrap();
+        let done = ledger.append_batch(&mut dbtx, items).await.unwrap();
+        dbtx.commit().await.unwrap();
+        assert_eq!(done.len(), 2500);
+        assert_eq!(done.last().unwrap().seq, 2499);
+        let sizes: Vec<u64> = ledger.checkpoints().await.unwrap().iter().map(|c| c.size).collect();
+        assert_eq!(sizes, vec![1000, 2000]);
+        ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn database_refuses_update_and_delete() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 1);
+        ledger.append_now(&actor("o"), &tx(1, "b")).await.unwrap();
+        for sql in [
+            "UPDATE ledger_entries SET payload = '{}' WHERE seq = 0",
+            "DELETE FROM ledger_entries WHERE seq = 0",
+            "UPDATE ledger_nodes SET idx = 5",
+            "DELETE FROM ledger_nodes",
+            "UPDATE ledger_checkpoints SET note = 'x'",
+            "DELETE FROM ledger_checkpoints",
+            "DELETE FROM ledger_parties",
+            "DELETE FROM ledger_head",
+        ] {
+            let err = sqlx::query(sql).execute(t.db.pool()).await;
+            assert!(err.is_err(), "{}: {sql} was allowed", t.name);
+        }
+        assert_eq!(ledger.size().await.unwrap(), 1);
+        ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn receipts_verify_offline_and_only_under_their_own_key() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 0);
+        for i in 0..10 {
+            ledger.append_now(&actor("o"), &tx(i, "b")).await.unwrap();
+        }
+        // No checkpoint covers seq 9 yet: the receipt signs one.
+        let receipt = ledger.receipt(9).await.unwrap();
+        assert_eq!(receipt.tree_size, 10);
+        // Round trip through JSON, as a file would.
+        let text = serde_json::to_string(&receipt).unwrap();
+        let back: pdx_ledger::Receipt = serde_json::from_str(&text).unwrap();
+        let cp = back.verify(&ledger.verifier()).unwrap();
+        assert_eq!(cp.size, 10);
+        let r3 = ledger.receipt(3).await.unwrap();
+        r3.verify(&ledger.verifier()).unwrap();
+
+        let other = signer("test.pdx/ledger");
+        assert!(back.verify(&other.verifier()).is_err(), "another key must not verify");
+        let mut forged = back.clone();
+        forged.checkpoint = other.sign(&pdx_ledger::note::SignedNote::parse(&back.checkpoint).unwrap().body).unwrap();
+        assert!(forged.verify(&ledger.verifier()).is_err(), "re-signed by another key");
+        let mut wrong = back.clone();
+        wrong.entry.payload = wrong.entry.payload.replace("o9", "o8");
+        assert!(wrong.verify(&ledger.verifier()).is_err(), "edited payload");
+        let mut moved = r3.clone();
+        moved.entry = back.entry.clone();
+        assert!(moved.verify(&ledger.verifier()).is_err(), "proof for another leaf");
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn other_organisations_see_public_kinds_and_their_own_entries_only() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 0);
+        ledger.append_now(&actor("org-dev"), &tx(1, "org-buyer")).await.unwrap(); // 0
+        let rel = Release {
+            release_id: "r1".into(),
+            job_id: "j1".into(),
+            developer_org: "org-dev".into(),
+            output_hash: Hash32([1; 32]),
+            model_hash: Hash32([2; 32]),
+            dataset_versions: vec!["d1@1".into()],
+            checks: vec![],
+            reviewers: vec!["k9".into()],
+        };
+        ledger.append_now(&actor("org-review"), &rel).await.unwrap(); // 1
+        let susp = Suspension { org: "org-bad".into(), action: "suspended".into(), reason: "misuse".into() };
+        ledger.append_now(&actor("org-sup"), &susp).await.unwrap(); // 2
+        let seqs = |v: Vec<pdx_ledger::Entry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let see = |org: &str| Visibility::Org(org.into());
+        assert_eq!(seqs(ledger.entries(0, 10, &see("org-buyer")).await.unwrap()), vec![0, 2]);
+        assert_eq!(seqs(ledger.entries(0, 10, &see("org-dev")).await.unwrap()), vec![0, 1, 2]);
+        assert_eq!(seqs(ledger.entries(0, 10, &see("org-stranger")).await.unwrap()), vec![2]);
+        assert_eq!(seqs(ledger.entries(0, 10, &Visibility::All).await.unwrap()), vec![0, 1, 2]);
+        let e0 = ledger.entry(0).await.unwrap().unwrap();
+        assert!(!ledger.visible_to(&e0, "org-stranger").await.unwrap());
+        assert!(ledger.visible_to(&e0, "org-buyer").await.unwrap());
+        assert_eq!(e0.kind, EntryKind::Transaction);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
+    let t = TestDb::sqlite().await;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(t.db.pool()).await.unwrap();
+    assert_eq!(mode.to_lowercase(), "wal");
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(t.db.pool()).await.unwrap();
+    assert!(busy >= 1000, "busy timeout {busy} ms");
+    t.cleanup().await;
+}

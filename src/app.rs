@@ -1,0 +1,74 @@
+//! The running instance: configuration, database, accounts and ledger, opened once and
+//! shared by the server, the demo and the CLI.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use pdx_ledger::db::Db;
+use pdx_ledger::{Ledger, signing};
+
+use crate::accounts::{Accounts, IssuedKey};
+use crate::auth::Role;
+use crate::config::Config;
+use crate::http::metrics::Metrics;
+
+/// Shared state of one pdx instance.
+#[derive(Clone)]
+pub struct App {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Database.
+    pub db: Db,
+    /// Organisations and keys.
+    pub accounts: Accounts,
+    /// The ledger.
+    pub ledger: Ledger,
+    /// HTTP metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl App {
+    /// Opens (and migrates) the database and loads or creates the ledger key.
+    pub async fn open(config: Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+        let db = Db::connect(&config.database_url)
+            .await
+            .context("connecting to the database")?;
+        db.migrate(crate::accounts::migrations())
+            .await
+            .context("migrating accounts")?;
+        Ledger::migrate(&db).await.context("migrating the ledger")?;
+        let signer = signing::load_or_create(&config.ledger_key_path(), &config.ledger_origin)
+            .context("loading the ledger signing key")?;
+        let ledger = Ledger::new(db.clone(), signer, config.ledger.clone());
+        Ok(App {
+            accounts: Accounts::new(db.clone()),
+            ledger,
+            db,
+            metrics: Arc::new(Metrics::default()),
+            config: Arc::new(config),
+        })
+    }
+
+    /// On first start (no organisations), creates the platform organisation and an admin
+    /// key, writes it to `<data-dir>/admin.key` (0600) and returns it so the caller can
+    /// print it once. Returns None when already bootstrapped.
+    pub async fn bootstrap(&self) -> anyhow::Result<Option<IssuedKey>> {
+        if !self.accounts.is_empty().await? {
+            return Ok(None);
+        }
+        let org = self.accounts.ensure_org("pdx-platform", "national").await?;
+        let key = self
+            .accounts
+            .issue_key(&org.id, Role::Admin, "bootstrap admin")
+            .await?;
+        let path = self.config.admin_key_path();
+        // A key file left from an earlier database is stale: its key no longer exists.
+        let _ = std::fs::remove_file(&path);
+        signing::write_secret_file(&path, key.key.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(Some(key))
+    }
+}

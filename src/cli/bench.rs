@@ -1,0 +1,256 @@
+//! `pdx bench ledger`: ledger speed against raw SQLite baselines, measured in one run
+//! on the same database settings, printed as a table.
+//!
+//! | row | what | baseline |
+//! |---|---|---|
+//! | single append | one entry per durable transaction | one raw INSERT + COMMIT |
+//! | batch append | 1,000 entries per transaction | 1,000 raw INSERTs per transaction |
+//! | inclusion proof | proof latency at the large size | — |
+//! | verify (db) | full verification reading the database | — |
+//! | verify (export) | full verification of the export file | — |
+//!
+//! Build with `--release`; a debug build of our own crates is several times slower.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Subcommand;
+use rand::Rng;
+
+use pdx_ledger::db::{Db, sqlite_url};
+use pdx_ledger::note::NoteSigner;
+use pdx_ledger::store::NewEntry;
+use pdx_ledger::{Actor, EntryKind, Ledger, LedgerConfig};
+
+/// Benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Ledger append, proof and verification rates.
+    Ledger {
+        /// Durable single appends to time (and raw inserts).
+        #[arg(long, default_value_t = 1000)]
+        single: usize,
+        /// Ledger size for the proof and verification rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Inclusion proofs to time.
+        #[arg(long, default_value_t = 1000)]
+        proofs: usize,
+    },
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs.get(xs.len() / 2).copied().unwrap_or_default()
+}
+
+fn payload(i: u64) -> serde_json::Value {
+    serde_json::json!({
+        "order_id": format!("ord-{i:08}"),
+        "product_id": "prod-0001",
+        "amount_minor": 12_345 + (i % 1000) as i64,
+        "currency": "CNY",
+    })
+}
+
+async fn fresh(dir: &std::path::Path, name: &str) -> anyhow::Result<Ledger> {
+    let db = Db::connect(&sqlite_url(&dir.join(format!("{name}.db")))).await?;
+    Ledger::migrate(&db).await?;
+    let signer = NoteSigner::new("bench.pdx/ledger", ed25519_key())?;
+    Ok(Ledger::new(db, signer, LedgerConfig::default()))
+}
+
+fn ed25519_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)
+}
+
+async fn raw_table(dir: &std::path::Path) -> anyhow::Result<Db> {
+    let db = Db::connect(&sqlite_url(&dir.join("raw.db"))).await?;
+    sqlx::query("CREATE TABLE raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL, h BLOB NOT NULL)")
+        .execute(db.pool())
+        .await?;
+    Ok(db)
+}
+
+struct Row {
+    name: &'static str,
+    median: String,
+    rate: String,
+    baseline: String,
+    ratio: String,
+}
+
+fn per_sec(n: f64, d: Duration) -> f64 {
+    n / d.as_secs_f64().max(1e-9)
+}
+
+/// Runs a benchmark and prints its table.
+pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
+    let BenchCommand::Ledger {
+        single,
+        entries,
+        proofs,
+    } = cmd;
+    let dir = tempfile::tempdir()?;
+    let actor = Actor {
+        org: "org-bench".into(),
+        key_id: "0123456789abcdef".into(),
+    };
+    let mut rows = Vec::new();
+
+    // 1. Single durable append vs raw INSERT + COMMIT, interleaved so both see the
+    //    same disk conditions.
+    let raw = raw_table(dir.path()).await?;
+    let ledger = fresh(dir.path(), "single").await?;
+    let (mut raw_t, mut led_t) = (Vec::new(), Vec::new());
+    let bar = super::progress_bar(single as u64, "single");
+    for i in 0..single as u64 {
+        let text = serde_json::to_string(&payload(i))?;
+        let t = Instant::now();
+        let mut tx = raw.begin_write().await?;
+        sqlx::query("INSERT INTO raw (payload, h) VALUES ($1, $2)")
+            .bind(text.clone())
+            .bind(blake3::hash(text.as_bytes()).as_bytes().to_vec())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        raw_t.push(t.elapsed());
+        let t = Instant::now();
+        let mut tx = ledger.db().begin_write().await?;
+        ledger
+            .append_batch(
+                &mut tx,
+                vec![NewEntry {
+                    kind: EntryKind::Transaction,
+                    actor: actor.clone(),
+                    payload: payload(i),
+                    parties: vec![],
+                }],
+            )
+            .await?;
+        tx.commit().await?;
+        led_t.push(t.elapsed());
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (raw_m, led_m) = (median(raw_t), median(led_t));
+    let raw_rate = per_sec(1.0, raw_m);
+    let led_rate = per_sec(1.0, led_m);
+    rows.push(Row {
+        name: "single durable append",
+        median: format!("{:.3} ms", led_m.as_secs_f64() * 1e3),
+        rate: format!("{led_rate:.0}/s"),
+        baseline: format!("raw insert+commit {:.3} ms ({raw_rate:.0}/s)", raw_m.as_secs_f64() * 1e3),
+        ratio: format!("{:.2} of raw", led_rate / raw_rate),
+    });
+
+    // 2. Batches of 1,000 per transaction, growing the big ledger used below.
+    let big = fresh(dir.path(), "big").await?;
+    let batches = entries.div_ceil(1000);
+    let bar = super::progress_bar(entries, "batch");
+    let mut batch_t = Vec::new();
+    let mut seq = 0u64;
+    for _ in 0..batches {
+        let items: Vec<NewEntry> = (0..1000)
+            .map(|j| NewEntry {
+                kind: EntryKind::Transaction,
+                actor: actor.clone(),
+                payload: payload(seq + j),
+                parties: vec![],
+            })
+            .collect();
+        let t = Instant::now();
+        let mut tx = big.db().begin_write().await?;
+        big.append_batch(&mut tx, items).await?;
+        tx.commit().await?;
+        batch_t.push(t.elapsed());
+        seq += 1000;
+        bar.inc(1000);
+    }
+    bar.finish_and_clear();
+    let mut raw_batch_t = Vec::new();
+    for b in 0..20u64 {
+        let t = Instant::now();
+        let mut tx = raw.begin_write().await?;
+        for j in 0..1000u64 {
+            let text = serde_json::to_string(&payload(b * 1000 + j))?;
+            sqlx::query("INSERT INTO raw (payload, h) VALUES ($1, $2)")
+                .bind(text.clone())
+                .bind(blake3::hash(text.as_bytes()).as_bytes().to_vec())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        raw_batch_t.push(t.elapsed());
+    }
+    let (bm, rbm) = (median(batch_t), median(raw_batch_t));
+    rows.push(Row {
+        name: "batch append (1,000/tx)",
+        median: format!("{:.1} ms/batch", bm.as_secs_f64() * 1e3),
+        rate: format!("{:.0}/s", per_sec(1000.0, bm)),
+        baseline: format!("raw 1,000 inserts/tx {:.0}/s", per_sec(1000.0, rbm)),
+        ratio: format!("{:.2} of raw", per_sec(1000.0, bm) / per_sec(1000.0, rbm)),
+    });
+
+    // 3. Inclusion proofs at the big size.
+    let size = big.size().await?;
+    let mut rng = rand::thread_rng();
+    let mut proof_t = Vec::new();
+    for _ in 0..proofs {
+        let i = rng.gen_range(0..size);
+        let t = Instant::now();
+        let proof = big.inclusion_proof(i, size).await?;
+        proof_t.push(t.elapsed());
+        anyhow::ensure!(!proof.is_empty() || size == 1, "empty proof");
+    }
+    let pm = median(proof_t);
+    rows.push(Row {
+        name: "inclusion proof",
+        median: format!("{:.3} ms", pm.as_secs_f64() * 1e3),
+        rate: format!("at {size} entries"),
+        baseline: "target < 5 ms".into(),
+        ratio: "-".into(),
+    });
+
+    // 4. Full verification from the database and from an export file.
+    let key = big.verifier();
+    let t = Instant::now();
+    let report = big
+        .verify_with(&key, |_, _| {})
+        .await?
+        .map_err(|f| anyhow::anyhow!("benchmark ledger failed verification: {f}"))?;
+    let vd = t.elapsed();
+    rows.push(Row {
+        name: "verify (database)",
+        median: format!("{:.2} s total", vd.as_secs_f64()),
+        rate: format!("{:.0}/s", per_sec(report.entries as f64, vd)),
+        baseline: format!("{} checkpoints", report.checkpoints),
+        ratio: "-".into(),
+    });
+    let path = dir.path().join("export.jsonl");
+    {
+        let file = std::fs::File::create(&path)?;
+        let mut w = std::io::BufWriter::new(file);
+        pdx_ledger::export::export(&big, &mut w, |_, _| {}).await?;
+        std::io::Write::flush(&mut w)?;
+    }
+    let t = Instant::now();
+    let file = std::fs::File::open(&path).context("export file")?;
+    let report = pdx_ledger::export::verify_export(std::io::BufReader::new(file), &key, |_, _| {})?
+        .map_err(|f| anyhow::anyhow!("export failed verification: {f}"))?;
+    let ve = t.elapsed();
+    rows.push(Row {
+        name: "verify (export file)",
+        median: format!("{:.2} s total", ve.as_secs_f64()),
+        rate: format!("{:.0}/s", per_sec(report.entries as f64, ve)),
+        baseline: "-".into(),
+        ratio: "-".into(),
+    });
+
+    println!("| benchmark | median | rate | baseline (same run) | ratio |");
+    println!("|---|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} | {} |", r.name, r.median, r.rate, r.baseline, r.ratio);
+    }
+    Ok(())
+}

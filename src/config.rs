@@ -1,0 +1,191 @@
+//! Configuration: flags, then `PDX_*` environment variables (clap reads both), then an
+//! optional TOML file, then defaults. With nothing set, pdx uses `./pdx-data` and a
+//! SQLite file inside it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Flags shared by every command (each also readable from the environment).
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "PDX_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory (SQLite file, keys, datasets).
+    #[arg(long, env = "PDX_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://… or postgres://… (default: SQLite in the data directory).
+    #[arg(long, env = "PDX_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "PDX_LOG_FORMAT", global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The TOML file's keys (all optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Listen address.
+    pub addr: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Database URL.
+    pub database_url: Option<String>,
+    /// Log format.
+    pub log_format: Option<LogFormat>,
+    /// Largest accepted request body, bytes.
+    pub body_limit_bytes: Option<usize>,
+    /// Request timeout, seconds.
+    pub request_timeout_secs: Option<u64>,
+    /// Checkpoint origin (the signing key's name).
+    pub ledger_origin: Option<String>,
+    /// Sign a checkpoint every this many entries.
+    pub checkpoint_every: Option<u64>,
+    /// Sign a checkpoint when the newest is older than this, seconds.
+    pub checkpoint_interval_secs: Option<u64>,
+}
+
+/// Resolved configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Listen address.
+    pub addr: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Database URL.
+    pub database_url: String,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Largest accepted request body, bytes.
+    pub body_limit: usize,
+    /// Request timeout.
+    pub request_timeout: Duration,
+    /// Checkpoint origin.
+    pub ledger_origin: String,
+    /// Ledger checkpoint cadence.
+    pub ledger: pdx_ledger::LedgerConfig,
+}
+
+/// Default listen address.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+
+impl Config {
+    /// Resolves flags/env over the file over defaults. `addr` comes from `pdx serve`.
+    pub fn resolve(args: &ConfigArgs, addr: Option<&str>) -> anyhow::Result<Config> {
+        let file = match &args.config {
+            Some(path) => load_file(path)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("pdx-data"));
+        let database_url = args
+            .database_url
+            .clone()
+            .or(file.database_url)
+            .unwrap_or_else(|| pdx_ledger::db::sqlite_url(&data_dir.join("pdx.db")));
+        let addr = addr
+            .map(str::to_string)
+            .or(file.addr)
+            .unwrap_or_else(|| DEFAULT_ADDR.to_string());
+        let defaults = pdx_ledger::LedgerConfig::default();
+        Ok(Config {
+            addr: addr
+                .parse()
+                .with_context(|| format!("--addr {addr:?} is not a socket address"))?,
+            data_dir,
+            database_url,
+            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            body_limit: file.body_limit_bytes.unwrap_or(1024 * 1024),
+            request_timeout: Duration::from_secs(file.request_timeout_secs.unwrap_or(30)),
+            ledger_origin: file
+                .ledger_origin
+                .unwrap_or_else(|| "pdx.local/ledger".to_string()),
+            ledger: pdx_ledger::LedgerConfig {
+                checkpoint_every: file.checkpoint_every.unwrap_or(defaults.checkpoint_every),
+                checkpoint_interval: file
+                    .checkpoint_interval_secs
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.checkpoint_interval),
+            },
+        })
+    }
+
+    /// Path of the ledger signing key.
+    pub fn ledger_key_path(&self) -> PathBuf {
+        self.data_dir.join("ledger.key")
+    }
+
+    /// Path of the bootstrap admin key.
+    pub fn admin_key_path(&self) -> PathBuf {
+        self.data_dir.join("admin.key")
+    }
+}
+
+fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_use_sqlite_in_pdx_data() {
+        let c = Config::resolve(&ConfigArgs::default(), None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("pdx-data"));
+        assert!(c.database_url.starts_with("sqlite://pdx-data/pdx.db"));
+        assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+    }
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdx.toml");
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:9999\"\ndata_dir = \"/tmp/from-file\"\ncheckpoint_every = 7\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(path),
+            data_dir: Some(PathBuf::from("/tmp/from-flag")),
+            ..ConfigArgs::default()
+        };
+        let c = Config::resolve(&args, None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/from-flag"));
+        assert_eq!(c.addr.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.ledger.checkpoint_every, 7);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdx.toml");
+        std::fs::write(&path, "adr = \"x\"\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path),
+            ..ConfigArgs::default()
+        };
+        assert!(Config::resolve(&args, None).is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! The ledger over HTTP: entries, checkpoints, the public key, proofs and receipts.
+//!
+//! Supervisors read every entry. Everyone else reads the public kinds (certificates,
+//! listings, suspensions) and entries their organisation appended or is a party to; any
+//! other seq answers 404, as if absent. Checkpoints, proofs between sizes and the public
+//! key reveal no entry content, so every role may read them.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use pdx_ledger::store::{StoredCheckpoint, Visibility};
+use pdx_ledger::{Entry, Hash32, Receipt};
+
+use crate::app::App;
+use crate::auth::Role;
+use crate::http::Caller;
+use crate::http::json::{ApiPath, ApiQuery};
+use crate::http::problem::{ApiError, ApiResult, Problem};
+
+/// Routes of this area.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_entries))
+        .routes(routes!(get_entry))
+        .routes(routes!(get_checkpoint, make_checkpoint))
+        .routes(routes!(public_key))
+        .routes(routes!(inclusion_proof))
+        .routes(routes!(consistency_proof))
+        .routes(routes!(receipt))
+}
+
+/// Largest page of entries.
+pub const MAX_PAGE: u32 = 1000;
+
+fn visibility(caller: &Caller) -> Visibility {
+    if caller.principal.role == Role::Supervisor {
+        Visibility::All
+    } else {
+        Visibility::Org(caller.principal.org_id.clone())
+    }
+}
+
+/// Fetches an entry the caller may see, or 404.
+async fn visible_entry(app: &App, caller: &Caller, seq: u64) -> ApiResult<Entry> {
+    let entry = app
+        .ledger
+        .entry(seq)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such entry"))?;
+    let allowed = match visibility(caller) {
+        Visibility::All => true,
+        Visibility::Org(org) => app.ledger.visible_to(&entry, &org).await?,
+    };
+    if allowed {
+        Ok(entry)
+    } else {
+        Err(ApiError::not_found("no such entry"))
+    }
+}
+
+/// Paging parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct Page {
+    /// First seq (default 0).
+    pub from: Option<u64>,
+    /// Most entries to return (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// A page of entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EntryPage {
+    /// Entries visible to the caller, in seq order.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<Entry>,
+    /// Where the next page starts, if there may be more.
+    pub next_from: Option<u64>,
+}
+
+/// Entries visible to the caller, from a seq on.
+#[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", security(("bearer" = [])), params(Page),
+    responses((status = 200, body = EntryPage), (status = 400, body = Problem)))]
+async fn list_entries(
+    State(app): State<App>,
+    caller: Caller,
+    ApiQuery(page): ApiQuery<Page>,
+) -> ApiResult<Json<EntryPage>> {
+    let limit = page.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+    }
+    let entries = app
+        .ledger
+        .entries(page.from.unwrap_or(0), limit, &visibility(&caller))
+        .await?;
+    let next_from = (entries.len() == limit as usize)
+        .then(|| entries.last().map(|e| e.seq + 1))
+        .flatten();
+    Ok(Json(EntryPage { entries, next_from }))
+}
+
+/// One entry.
+#[utoipa::path(get, path = "/v1/ledger/entries/{seq}", tag = "ledger", security(("bearer" = [])),
+    params(("seq" = u64, Path, description = "entry seq")),
+    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+async fn get_entry(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(seq): ApiPath<u64>,
+) -> ApiResult<Json<Entry>> {
+    Ok(Json(visible_entry(&app, &caller, seq).await?))
+}
+
+fn note_response(cp: StoredCheckpoint) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        cp.note,
+    )
+        .into_response()
+}
+
+/// The newest signed checkpoint (C2SP signed note).
+#[utoipa::path(get, path = "/v1/ledger/checkpoint", tag = "ledger", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn get_checkpoint(State(app): State<App>, _caller: Caller) -> ApiResult<Response> {
+    let cp = match app.ledger.latest_checkpoint().await? {
+        Some(cp) => cp,
+        None => app.ledger.checkpoint().await?,
+    };
+    Ok(note_response(cp))
+}
+
+/// Sign a checkpoint at the current size now.
+#[utoipa::path(post, path = "/v1/ledger/checkpoint", tag = "ledger", security(("bearer" = [])),
+    responses((status = 201, content_type = "text/plain", body = String), (status = 403, body = Problem)))]
+async fn make_checkpoint(State(app): State<App>, _caller: Caller) -> ApiResult<Response> {
+    let cp = app.ledger.checkpoint().await?;
+    let mut resp = note_response(cp);
+    *resp.status_mut() = StatusCode::CREATED;
+    Ok(resp)
+}
+
+/// The log's public key, in signed-note verifier-key format.
+#[utoipa::path(get, path = "/v1/ledger/public-key", tag = "ledger", security(("bearer" = [])),
+    responses((status = 200, content_type = "text/plain", body = String)))]
+async fn public_key(State(app): State<App>, _caller: Caller) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", app.ledger.verifier().to_vkey()),
+    )
+        .into_response()
+}
+
+/// Inclusion proof parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct InclusionQuery {
+    /// Entry seq.
+    pub seq: u64,
+    /// Tree size (default: the newest checkpoint's).
+    pub size: Option<u64>,
+}
+
+/// An inclusion proof.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InclusionProof {
+    /// Entry seq (leaf index).
+    pub seq: u64,
+    /// Tree size.
+    pub size: u64,
+    /// Sibling hashes, bottom-up, hex.
+    #[schema(value_type = Vec<String>)]
+    pub proof: Vec<Hash32>,
+}
+
+/// Inclusion proof of an entry the caller may see.
+#[utoipa::path(get, path = "/v1/ledger/proof/inclusion", tag = "ledger", security(("bearer" = [])),
+    params(InclusionQuery),
+    responses((status = 200, body = InclusionProof), (status = 404, body = Problem)))]
+async fn inclusion_proof(
+    State(app): State<App>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<InclusionQuery>,
+) -> ApiResult<Json<InclusionProof>> {
+    visible_entry(&app, &caller, q.seq).await?;
+    let size = match q.size {
+        Some(size) => size,
+        None => match app.ledger.latest_checkpoint().await? {
+            Some(cp) if cp.size > q.seq => cp.size,
+            _ => app.ledger.checkpoint().await?.size,
+        },
+    };
+    if q.seq >= size {
+        return Err(ApiError::bad_request("seq must be below size"));
+    }
+    let proof = app.ledger.inclusion_proof(q.seq, size).await?;
+    Ok(Json(InclusionProof {
+        seq: q.seq,
+        size,
+        proof,
+    }))
+}
+
+/// Consistency proof parameters.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ConsistencyQuery {
+    /// Older tree size.
+    pub from: u64,
+    /// Newer tree size.
+    pub to: u64,
+}
+
+/// A consistency proof.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsistencyProof {
+    /// Older size.
+    pub from: u64,
+    /// Newer size.
+    pub to: u64,
+    /// Proof hashes, hex.
+    #[schema(value_type = Vec<String>)]
+    pub proof: Vec<Hash32>,
+}
+
+/// Consistency proof between two tree sizes.
+#[utoipa::path(get, path = "/v1/ledger/proof/consistency", tag = "ledger", security(("bearer" = [])),
+    params(ConsistencyQuery),
+    responses((status = 200, body = ConsistencyProof), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn consistency_proof(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> ApiResult<Json<ConsistencyProof>> {
+    if q.from > q.to {
+        return Err(ApiError::bad_request("from must not exceed to"));
+    }
+    let proof = app.ledger.consistency_proof(q.from, q.to).await?;
+    Ok(Json(ConsistencyProof {
+        from: q.from,
+        to: q.to,
+        proof,
+    }))
+}
+
+/// An offline receipt (entry + inclusion proof + signed checkpoint) for an entry the
+/// caller may see.
+#[utoipa::path(get, path = "/v1/ledger/receipt/{seq}", tag = "ledger", security(("bearer" = [])),
+    params(("seq" = u64, Path, description = "entry seq")),
+    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+async fn receipt(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(seq): ApiPath<u64>,
+) -> ApiResult<Json<Receipt>> {
+    visible_entry(&app, &caller, seq).await?;
+    Ok(Json(app.ledger.receipt(seq).await?))
+}

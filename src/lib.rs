@@ -1,0 +1,24 @@
+//! # pdx: the binary's library
+//!
+//! The `pdx` binary wires the crates together: configuration, the axum server, API keys,
+//! the demo, and the command-line tools. Data flows top-down:
+//!
+//! ```text
+//! main.rs ── config ──► app::App (db, accounts, ledger) ──► server ──► http::router
+//!                                                             │
+//!        http::observe (request id, timeout, access log, metrics)
+//!        http::authorize (bearer key → Principal, route policy → role check)
+//!        handlers (http::keys, http::ledger_api, …) ── Caller::owns for ownership
+//! ```
+//!
+//! Business logic lives in the crates (`pdx-ledger`, `pdx-sandbox`, `pdx-products`,
+//! `pdx-algorithms`); this package only adapts it to HTTP and the CLI.
+
+pub mod accounts;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod server;
