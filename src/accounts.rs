@@ -130,7 +130,7 @@ fn org_from_row(row: &AnyRow) -> Result<Org, AccountError> {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
         region: row.try_get("region")?,
-        suspended: row.try_get("suspended")?,
+        suspended: row.try_get::<i64, _>("suspended")? != 0,
         created_ms: row.try_get("created_ms")?,
     })
 }
@@ -191,14 +191,16 @@ impl Accounts {
         .bind(org.id.clone())
         .bind(org.name.clone())
         .bind(org.region.clone())
-        .bind(false)
+        .bind(0i64)
         .bind(org.created_ms)
         .execute(self.db.pool())
         .await;
         match inserted {
             Ok(_) => Ok(org),
             // Lost a race with another creator of the same name.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(AccountError::OrgExists),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(AccountError::OrgExists)
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -206,39 +208,49 @@ impl Accounts {
     /// The organisation with this name, creating it if absent.
     pub async fn ensure_org(&self, name: &str, region: &str) -> Result<Org, AccountError> {
         match self.create_org(name, region).await {
-            Err(AccountError::OrgExists) => self.org_by_name(name).await?.ok_or(AccountError::NoSuchOrg),
+            Err(AccountError::OrgExists) => {
+                self.org_by_name(name).await?.ok_or(AccountError::NoSuchOrg)
+            }
             other => other,
         }
     }
 
     /// An organisation by name.
     pub async fn org_by_name(&self, name: &str) -> Result<Option<Org>, AccountError> {
-        let row = sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs WHERE name = $1")
-            .bind(name.to_string())
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs WHERE name = $1")
+                .bind(name.to_string())
+                .fetch_optional(self.db.pool())
+                .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     /// An organisation by id.
     pub async fn org(&self, id: &str) -> Result<Option<Org>, AccountError> {
-        let row = sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs WHERE id = $1")
-            .bind(id.to_string())
-            .fetch_optional(self.db.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs WHERE id = $1")
+                .bind(id.to_string())
+                .fetch_optional(self.db.pool())
+                .await?;
         row.as_ref().map(org_from_row).transpose()
     }
 
     /// Every organisation, by name.
     pub async fn orgs(&self) -> Result<Vec<Org>, AccountError> {
-        let rows = sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs ORDER BY name")
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs ORDER BY name")
+                .fetch_all(self.db.pool())
+                .await?;
         rows.iter().map(org_from_row).collect()
     }
 
     /// Issues a key for an organisation.
-    pub async fn issue_key(&self, org_id: &str, role: Role, label: &str) -> Result<IssuedKey, AccountError> {
+    pub async fn issue_key(
+        &self,
+        org_id: &str,
+        role: Role,
+        label: &str,
+    ) -> Result<IssuedKey, AccountError> {
         check_text(label, "label", 128)?;
         if self.org(org_id).await?.is_none() {
             return Err(AccountError::NoSuchOrg);
@@ -269,11 +281,13 @@ impl Accounts {
 
     /// Revokes a key; false if it does not exist or was already revoked.
     pub async fn revoke_key(&self, key_id: &str) -> Result<bool, AccountError> {
-        let done = sqlx::query("UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL")
-            .bind(now_ms())
-            .bind(key_id.to_string())
-            .execute(self.db.pool())
-            .await?;
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL",
+        )
+        .bind(now_ms())
+        .bind(key_id.to_string())
+        .execute(self.db.pool())
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -301,7 +315,7 @@ impl Accounts {
     /// Suspends or reinstates an organisation.
     pub async fn set_suspended(&self, org_id: &str, suspended: bool) -> Result<(), AccountError> {
         let done = sqlx::query("UPDATE orgs SET suspended = $1 WHERE id = $2")
-            .bind(suspended)
+            .bind(i64::from(suspended))
             .bind(org_id.to_string())
             .execute(self.db.pool())
             .await?;
@@ -340,7 +354,7 @@ impl Accounts {
             org_id: row.try_get("org_id")?,
             role,
             key_id: key_id.to_string(),
-            suspended: row.try_get("suspended")?,
+            suspended: row.try_get::<i64, _>("suspended")? != 0,
         }))
     }
 }
@@ -351,7 +365,10 @@ mod tests {
 
     #[test]
     fn tokens_split_only_in_the_issued_shape() {
-        assert_eq!(split_token("pdx_0123456789abcdef_s3cret"), Some(("0123456789abcdef", "s3cret")));
+        assert_eq!(
+            split_token("pdx_0123456789abcdef_s3cret"),
+            Some(("0123456789abcdef", "s3cret"))
+        );
         assert_eq!(split_token("pdx_0123_s3cret"), None);
         assert_eq!(split_token("Bearer x"), None);
         assert_eq!(split_token("pdx_0123456789abcdef_"), None);

@@ -171,13 +171,19 @@ mod tests {
 
     #[test]
     fn role_then_owner_decide() {
-        assert_eq!(p(Role::Buyer).authorize(&DEV_OWNED, None), Err(Denied::Role));
+        assert_eq!(
+            p(Role::Buyer).authorize(&DEV_OWNED, None),
+            Err(Denied::Role)
+        );
         assert_eq!(p(Role::Developer).authorize(&DEV_OWNED, Some("o1")), Ok(()));
         assert_eq!(
             p(Role::Developer).authorize(&DEV_OWNED, Some("o2")),
             Err(Denied::NotOwner)
         );
-        assert_eq!(p(Role::Supervisor).authorize(&DEV_OWNED, Some("o2")), Ok(()));
+        assert_eq!(
+            p(Role::Supervisor).authorize(&DEV_OWNED, Some("o2")),
+            Ok(())
+        );
     }
 
     #[test]

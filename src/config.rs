@@ -112,7 +112,10 @@ impl Config {
                 .with_context(|| format!("--addr {addr:?} is not a socket address"))?,
             data_dir,
             database_url,
-            log_format: args.log_format.or(file.log_format).unwrap_or(LogFormat::Human),
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
             body_limit: file.body_limit_bytes.unwrap_or(1024 * 1024),
             request_timeout: Duration::from_secs(file.request_timeout_secs.unwrap_or(30)),
             ledger_origin: file

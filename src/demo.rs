@@ -68,7 +68,13 @@ struct Client {
 }
 
 impl Client {
-    async fn call(&self, key: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+    async fn call(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let mut req = self
             .http
             .request(method, format!("{}{path}", self.base))
@@ -76,14 +82,24 @@ impl Client {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("calling {path}"))?;
+        let resp = req
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
         let status = resp.status().as_u16();
         let text = resp.text().await?;
         let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         Ok((status, value))
     }
 
-    async fn expect(&self, key: &str, method: reqwest::Method, path: &str, body: Option<Value>, want: u16) -> anyhow::Result<Value> {
+    async fn expect(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        want: u16,
+    ) -> anyhow::Result<Value> {
         let (status, value) = self.call(key, method.clone(), path, body).await?;
         if status != want {
             bail!("{method} {path}: expected {want}, got {status}: {value}");
@@ -101,7 +117,10 @@ fn step(bar: &indicatif::ProgressBar, what: &str) {
 pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Result<()> {
     let started = Instant::now();
     let tmp = tempfile::tempdir()?;
-    let data_dir = args.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| tmp.path().to_path_buf());
     let mut args = args.clone();
     args.data_dir = Some(data_dir.clone());
     let config = Config::resolve(&args, Some("127.0.0.1:0"))?;
@@ -128,11 +147,23 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     for role in Role::ALL {
         let name = format!("demo-{role}-{suffix}");
         let org = client
-            .expect(&admin, reqwest::Method::POST, "/v1/orgs", Some(json!({"name": name})), 201)
+            .expect(
+                &admin,
+                reqwest::Method::POST,
+                "/v1/orgs",
+                Some(json!({"name": name})),
+                201,
+            )
             .await?;
         let org_id = org["id"].as_str().unwrap_or_default().to_string();
         let key = client
-            .expect(&admin, reqwest::Method::POST, "/v1/keys", Some(json!({"org": org_id, "role": role})), 201)
+            .expect(
+                &admin,
+                reqwest::Method::POST,
+                "/v1/keys",
+                Some(json!({"org": org_id, "role": role})),
+                201,
+            )
             .await?;
         keys.push((role, key["key"].as_str().unwrap_or_default().to_string()));
         roles.push(RoleSummary {
@@ -146,8 +177,11 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
 
     step(&bar, "each role");
     for (summary, (_, key)) in roles.iter_mut().zip(&keys) {
-        let me = client.expect(key, reqwest::Method::GET, "/v1/whoami", None, 200).await?;
-        summary.whoami_ok = me["role"] == json!(summary.role) && me["org_id"] == json!(summary.org_id);
+        let me = client
+            .expect(key, reqwest::Method::GET, "/v1/whoami", None, 200)
+            .await?;
+        summary.whoami_ok =
+            me["role"] == json!(summary.role) && me["org_id"] == json!(summary.org_id);
     }
     let mut refusals = Vec::new();
     for (role, key) in &keys {
@@ -155,7 +189,12 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
             continue;
         }
         let (status, _) = client
-            .call(key, reqwest::Method::POST, "/v1/keys", Some(json!({"org": "x", "role": "admin"})))
+            .call(
+                key,
+                reqwest::Method::POST,
+                "/v1/keys",
+                Some(json!({"org": "x", "role": "admin"})),
+            )
             .await?;
         if status != 403 {
             bail!("a {role} key could issue keys (status {status})");
@@ -170,9 +209,22 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
         .map(|(_, k)| k.clone())
         .unwrap_or_default();
     client
-        .expect(&supervisor, reqwest::Method::POST, "/v1/ledger/checkpoint", None, 201)
+        .expect(
+            &supervisor,
+            reqwest::Method::POST,
+            "/v1/ledger/checkpoint",
+            None,
+            201,
+        )
         .await?;
-    let (_, public_key) = client.call(&supervisor, reqwest::Method::GET, "/v1/ledger/public-key", None).await?;
+    let (_, public_key) = client
+        .call(
+            &supervisor,
+            reqwest::Method::GET,
+            "/v1/ledger/public-key",
+            None,
+        )
+        .await?;
     let public_key = public_key.as_str().unwrap_or_default().trim().to_string();
     let key = pdx_ledger::note::NoteVerifier::parse(&public_key).context("server public key")?;
     let verified = app.ledger.verify_with(&key, |_, _| {}).await?;
@@ -212,7 +264,10 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
 fn print_summary(s: &Summary) {
     println!("pdx demo — {} ({:.1} s)", s.server, s.seconds);
     println!();
-    println!("{:<11} {:<28} {:<18} {:<6}", "role", "organisation", "key id", "whoami");
+    println!(
+        "{:<11} {:<28} {:<18} {:<6}",
+        "role", "organisation", "key id", "whoami"
+    );
     for r in &s.roles {
         println!(
             "{:<11} {:<28} {:<18} {:<6}",

@@ -9,7 +9,11 @@ use pdx::auth::Role;
 use pdx::config::{Config, ConfigArgs, LogFormat};
 
 #[derive(Parser)]
-#[command(name = "pdx", version, about = "Privacy-preserving public-data product and trading sandbox")]
+#[command(
+    name = "pdx",
+    version,
+    about = "Privacy-preserving public-data product and trading sandbox"
+)]
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
@@ -108,7 +112,10 @@ async fn main() -> anyhow::Result<()> {
                 } => {
                     let org = app.accounts.ensure_org(&org, &region).await?;
                     let key = app.accounts.issue_key(&org.id, role, &label).await?;
-                    eprintln!("issued {} key {} for {} ({})", key.role, key.key_id, org.name, org.id);
+                    eprintln!(
+                        "issued {} key {} for {} ({})",
+                        key.role, key.key_id, org.name, org.id
+                    );
                     println!("{}", key.key);
                 }
                 KeysCommand::Revoke { key_id } => {
@@ -118,8 +125,15 @@ async fn main() -> anyhow::Result<()> {
                 }
                 KeysCommand::List => {
                     for k in app.accounts.keys().await? {
-                        let state = if k.revoked_ms.is_some() { "revoked" } else { "active" };
-                        println!("{}\t{}\t{}\t{}\t{}", k.key_id, k.org_id, k.role, state, k.label);
+                        let state = if k.revoked_ms.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{}\t{}\t{}\t{}\t{}",
+                            k.key_id, k.org_id, k.role, state, k.label
+                        );
                     }
                 }
             }
@@ -128,7 +142,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Ledger(cmd) => {
             let config = Config::resolve(&cli.config, None)?;
             init_logging(config.log_format, "warn");
-            let code = pdx::cli::ledger::run(&config, cmd).await.context("ledger")?;
+            let code = pdx::cli::ledger::run(&config, cmd)
+                .await
+                .context("ledger")?;
             std::process::exit(code);
         }
         Command::Bench(cmd) => {

@@ -66,7 +66,10 @@ pub fn spawn(app: App, listener: TcpListener) -> anyhow::Result<RunningServer> {
 }
 
 /// Signs a checkpoint whenever the newest is stale (the "every T seconds" rule).
-fn spawn_checkpoint_timer(app: App, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+fn spawn_checkpoint_timer(
+    app: App,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
     let every = app
         .config
         .ledger

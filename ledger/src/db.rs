@@ -125,10 +125,8 @@ impl Db {
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        let busy = format!(
-                            "PRAGMA busy_timeout = {}",
-                            SQLITE_BUSY_TIMEOUT.as_millis()
-                        );
+                        let busy =
+                            format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
                         conn.execute(sqlx::AssertSqlSafe(busy)).await?;
                         // WAL is a property of the file; switching needs a moment with no
                         // other connection, so it is set once and kept thereafter.

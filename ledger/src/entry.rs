@@ -373,7 +373,9 @@ impl Entry {
     /// The payload must also be in canonical form, or two encodings of one value could
     /// carry different hashes.
     pub fn check_hashes(&self) -> Result<(), EntryCheck> {
-        let value = self.payload_json().map_err(|_| EntryCheck::PayloadNotJson)?;
+        let value = self
+            .payload_json()
+            .map_err(|_| EntryCheck::PayloadNotJson)?;
         let canonical = canonical_payload(&value).map_err(|_| EntryCheck::PayloadNotCanonical)?;
         if canonical != self.payload {
             return Err(EntryCheck::PayloadNotCanonical);

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::entry::Entry;
 use crate::note::NoteVerifier;
 use crate::store::{Ledger, LedgerError, Visibility};
-use crate::verify::{CheckpointRecord, VerifyFailure, VerifyReport, Verifier};
+use crate::verify::{CheckpointRecord, Verifier, VerifyFailure, VerifyReport};
 
 /// The format tag of export headers.
 pub const EXPORT_FORMAT: &str = "pdx-ledger-export/v1";

@@ -52,7 +52,10 @@ pub fn encode_private_key(name: &str, key: &SigningKey) -> Result<String, KeyFil
 /// Decodes the private-key format into a note signer.
 pub fn decode_private_key(text: &str, path_for_errors: &str) -> Result<NoteSigner, KeyFileError> {
     let malformed = || KeyFileError::Malformed(path_for_errors.to_string());
-    let rest = text.trim().strip_prefix("PRIVATE+KEY+").ok_or_else(malformed)?;
+    let rest = text
+        .trim()
+        .strip_prefix("PRIVATE+KEY+")
+        .ok_or_else(malformed)?;
     // Names never contain '+', but standard base64 may: split from the left.
     let mut parts = rest.splitn(3, '+');
     let name = parts.next().ok_or_else(malformed)?;

@@ -33,7 +33,7 @@ use crate::kinds::LedgerPayload;
 use crate::merkle::{self, Blake3Hasher, MerkleError, MerkleHasher, NodeId};
 use crate::note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 use crate::receipt::{RECEIPT_FORMAT, Receipt};
-use crate::verify::{CheckpointRecord, VerifyFailure, VerifyReport, Verifier};
+use crate::verify::{CheckpointRecord, Verifier, VerifyFailure, VerifyReport};
 
 /// Ledger failures. None of them carries key material.
 #[derive(Debug, thiserror::Error)]
@@ -233,7 +233,10 @@ impl Head {
         if self.size == 0 {
             return Ok(Blake3Hasher::empty());
         }
-        Ok(merkle::range_hash::<Blake3Hasher>(0..self.size, &self.frontier)?)
+        Ok(merkle::range_hash::<Blake3Hasher>(
+            0..self.size,
+            &self.frontier,
+        )?)
     }
 
     /// Adds one leaf; returns the nodes to store.
@@ -390,7 +393,12 @@ impl Ledger {
             .collect())
     }
 
-    fn sign(&self, size: u64, root: merkle::Hash, ts: i64) -> Result<StoredCheckpoint, LedgerError> {
+    fn sign(
+        &self,
+        size: u64,
+        root: merkle::Hash,
+        ts: i64,
+    ) -> Result<StoredCheckpoint, LedgerError> {
         let body = Checkpoint {
             origin: self.signer.name().to_string(),
             size,
@@ -406,7 +414,10 @@ impl Ledger {
         })
     }
 
-    async fn insert_entries(conn: &mut AnyConnection, entries: &[Entry]) -> Result<(), LedgerError> {
+    async fn insert_entries(
+        conn: &mut AnyConnection,
+        entries: &[Entry],
+    ) -> Result<(), LedgerError> {
         for chunk in entries.chunks(INSERT_CHUNK) {
             let sql = multi_insert("ledger_entries", ENTRY_COLUMNS, 9, chunk.len());
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -497,7 +508,8 @@ impl Ledger {
     pub async fn checkpoint_if_stale(&self) -> Result<Option<StoredCheckpoint>, LedgerError> {
         let size = self.size().await?;
         let latest = self.latest_checkpoint().await?;
-        let interval_ms = i64::try_from(self.config.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
+        let interval_ms =
+            i64::try_from(self.config.checkpoint_interval.as_millis()).unwrap_or(i64::MAX);
         let stale = match &latest {
             None => true,
             Some(cp) => cp.size < size && now_ms().saturating_sub(cp.timestamp_ms) >= interval_ms,
@@ -608,7 +620,10 @@ impl Ledger {
         rows.iter().map(entry_from_row).collect()
     }
 
-    async fn fetch_nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, merkle::Hash>, LedgerError> {
+    async fn fetch_nodes(
+        &self,
+        ids: &[NodeId],
+    ) -> Result<HashMap<NodeId, merkle::Hash>, LedgerError> {
         let mut out = HashMap::with_capacity(ids.len());
         for chunk in ids.chunks(200) {
             let mut sql = String::from("SELECT level, idx, hash FROM ledger_nodes WHERE ");
@@ -616,17 +631,24 @@ impl Ledger {
                 if i > 0 {
                     sql.push_str(" OR ");
                 }
-                sql.push_str(&format!("(level = ${} AND idx = ${})", 2 * i + 1, 2 * i + 2));
+                sql.push_str(&format!(
+                    "(level = ${} AND idx = ${})",
+                    2 * i + 1,
+                    2 * i + 2
+                ));
             }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
-                q = q.bind(i64::from(id.level)).bind(to_i64(id.index, "node index")?);
+                q = q
+                    .bind(i64::from(id.level))
+                    .bind(to_i64(id.index, "node index")?);
             }
             for row in q.fetch_all(self.db.pool()).await? {
                 let level: i64 = row.try_get("level")?;
                 let idx: i64 = row.try_get("idx")?;
                 let id = NodeId {
-                    level: u8::try_from(level).map_err(|_| LedgerError::Corrupt("node level".into()))?,
+                    level: u8::try_from(level)
+                        .map_err(|_| LedgerError::Corrupt("node level".into()))?,
                     index: to_u64(idx, "node index")?,
                 };
                 out.insert(id, hash_col(&row, "hash")?.0);
@@ -648,7 +670,9 @@ impl Ledger {
     /// RFC 9162 inclusion proof of entry `seq` in the tree of `size` entries.
     pub async fn inclusion_proof(&self, seq: u64, size: u64) -> Result<Vec<Hash32>, LedgerError> {
         if seq >= size {
-            return Err(LedgerError::OutOfRange(format!("seq {seq} is not below size {size}")));
+            return Err(LedgerError::OutOfRange(format!(
+                "seq {seq} is not below size {size}"
+            )));
         }
         self.check_size(size).await?;
         let ranges = merkle::inclusion_path(seq, size)?;
@@ -660,7 +684,9 @@ impl Ledger {
     /// RFC 9162 consistency proof between sizes `from` and `to`.
     pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash32>, LedgerError> {
         if from > to {
-            return Err(LedgerError::OutOfRange(format!("size {from} is above {to}")));
+            return Err(LedgerError::OutOfRange(format!(
+                "size {from} is above {to}"
+            )));
         }
         self.check_size(to).await?;
         let ranges = merkle::consistency_path(from, to)?;
@@ -675,7 +701,9 @@ impl Ledger {
         if size == 0 {
             return Ok(Hash32(Blake3Hasher::empty()));
         }
-        let nodes = self.fetch_nodes(&merkle::complete_subtrees(0..size)).await?;
+        let nodes = self
+            .fetch_nodes(&merkle::complete_subtrees(0..size))
+            .await?;
         Ok(Hash32(merkle::range_hash::<Blake3Hasher>(0..size, &nodes)?))
     }
 

@@ -105,7 +105,11 @@ impl Tree {
         merkle::range_hash::<Blake3Hasher>(0..size, &self.nodes(&ids))
     }
 
-    fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<merkle::Hash>, merkle::MerkleError> {
+    fn consistency_proof(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<merkle::Hash>, merkle::MerkleError> {
         let ranges = merkle::consistency_path(from, to)?;
         let ids = merkle::nodes_for(&ranges);
         merkle::build_proof::<Blake3Hasher>(&ranges, &self.nodes(&ids))
@@ -127,7 +131,10 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier for a log signed by `key`, with its stored checkpoints in any order.
-    pub fn new(key: NoteVerifier, mut checkpoints: Vec<CheckpointRecord>) -> Result<Self, VerifyFailure> {
+    pub fn new(
+        key: NoteVerifier,
+        mut checkpoints: Vec<CheckpointRecord>,
+    ) -> Result<Self, VerifyFailure> {
         checkpoints.sort_by_key(|c| std::cmp::Reverse(c.size));
         let mut v = Verifier {
             key,
@@ -153,7 +160,10 @@ impl Verifier {
         if entry.seq != seq {
             return Err(VerifyFailure {
                 seq,
-                reason: format!("expected seq {seq}, found seq {} (rows missing or out of order)", entry.seq),
+                reason: format!(
+                    "expected seq {seq}, found seq {} (rows missing or out of order)",
+                    entry.seq
+                ),
             });
         }
         entry.check_hashes().map_err(|why| VerifyFailure {
@@ -191,8 +201,11 @@ impl Verifier {
             seq: size.saturating_sub(1),
             reason: format!("checkpoint at size {size}: {reason}"),
         };
-        let cp = open_checkpoint(&record.note, &self.key)
-            .map_err(|e| at_size(format!("signature does not verify under the given key ({e})")))?;
+        let cp = open_checkpoint(&record.note, &self.key).map_err(|e| {
+            at_size(format!(
+                "signature does not verify under the given key ({e})"
+            ))
+        })?;
         if cp.size != size {
             return Err(at_size(format!("note says size {}", cp.size)));
         }
@@ -218,8 +231,14 @@ impl Verifier {
                 .tree
                 .consistency_proof(prev_size, size)
                 .map_err(|e| at_size(e.to_string()))?;
-            merkle::verify_consistency::<Blake3Hasher>(prev_size, size, &proof, &prev_root, &cp.root)
-                .map_err(|e| at_size(format!("not consistent with the checkpoint at size {prev_size}: {e}")))?;
+            merkle::verify_consistency::<Blake3Hasher>(
+                prev_size, size, &proof, &prev_root, &cp.root,
+            )
+            .map_err(|e| {
+                at_size(format!(
+                    "not consistent with the checkpoint at size {prev_size}: {e}"
+                ))
+            })?;
         }
         self.last_good = Some((size, cp.root));
         self.checkpoints_ok += 1;

@@ -3,7 +3,7 @@ CREATE TABLE orgs (
     id         TEXT    PRIMARY KEY,
     name       TEXT    NOT NULL UNIQUE,
     region     TEXT    NOT NULL,          -- administrative region (public-finance account)
-    suspended  BOOLEAN NOT NULL DEFAULT FALSE,
+    suspended  BIGINT  NOT NULL DEFAULT 0,   -- 0 or 1 (sqlx Any has no SQLite BOOLEAN)
     created_ms BIGINT  NOT NULL
 );
 

@@ -66,9 +66,11 @@ fn ed25519_key() -> ed25519_dalek::SigningKey {
 
 async fn raw_table(dir: &std::path::Path) -> anyhow::Result<Db> {
     let db = Db::connect(&sqlite_url(&dir.join("raw.db"))).await?;
-    sqlx::query("CREATE TABLE raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL, h BLOB NOT NULL)")
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "CREATE TABLE raw (id INTEGER PRIMARY KEY, payload TEXT NOT NULL, h BLOB NOT NULL)",
+    )
+    .execute(db.pool())
+    .await?;
     Ok(db)
 }
 
@@ -140,7 +142,10 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         name: "single durable append",
         median: format!("{:.3} ms", led_m.as_secs_f64() * 1e3),
         rate: format!("{led_rate:.0}/s"),
-        baseline: format!("raw insert+commit {:.3} ms ({raw_rate:.0}/s)", raw_m.as_secs_f64() * 1e3),
+        baseline: format!(
+            "raw insert+commit {:.3} ms ({raw_rate:.0}/s)",
+            raw_m.as_secs_f64() * 1e3
+        ),
         ratio: format!("{:.2} of raw", led_rate / raw_rate),
     });
 
@@ -250,7 +255,10 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     println!("| benchmark | median | rate | baseline (same run) | ratio |");
     println!("|---|---|---|---|---|");
     for r in rows {
-        println!("| {} | {} | {} | {} | {} |", r.name, r.median, r.rate, r.baseline, r.ratio);
+        println!(
+            "| {} | {} | {} | {} | {} |",
+            r.name, r.median, r.rate, r.baseline, r.ratio
+        );
     }
     Ok(())
 }

@@ -60,7 +60,8 @@ pub fn parse_key(arg: &str) -> anyhow::Result<NoteVerifier> {
 }
 
 fn local_key(config: &Config) -> anyhow::Result<NoteVerifier> {
-    let signer = pdx_ledger::signing::load_or_create(&config.ledger_key_path(), &config.ledger_origin)?;
+    let signer =
+        pdx_ledger::signing::load_or_create(&config.ledger_key_path(), &config.ledger_origin)?;
     Ok(signer.verifier())
 }
 
@@ -87,7 +88,8 @@ pub async fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<i32> {
             let key = parse_key(&key)?;
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("reading {}", file.display()))?;
-            let receipt: Receipt = serde_json::from_str(&text).context("the file is not a receipt")?;
+            let receipt: Receipt =
+                serde_json::from_str(&text).context("the file is not a receipt")?;
             match receipt.verify(&key) {
                 Ok(cp) => {
                     println!(
@@ -110,7 +112,8 @@ pub async fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<i32> {
                 Some(k) => parse_key(&k)?,
                 None => local_key(config)?,
             };
-            let file = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+            let file = std::fs::File::open(&path)
+                .with_context(|| format!("opening {}", path.display()))?;
             let bar = super::progress_bar(0, "verifying");
             let result = verify_export(BufReader::new(file), &key, |done, total| {
                 bar.set_length(total);

@@ -61,9 +61,13 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(&req) {
-            return Err(ApiError::unsupported_media("send the body as application/json"));
+            return Err(ApiError::unsupported_media(
+                "send the body as application/json",
+            ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(bytes_rejection)?;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(bytes_rejection)?;
         parse_json(&bytes).map(ApiJson)
     }
 }

@@ -93,7 +93,9 @@ async fn list_entries(
 ) -> ApiResult<Json<EntryPage>> {
     let limit = page.limit.unwrap_or(100);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::bad_request(format!("limit must be 1 to {MAX_PAGE}")));
+        return Err(ApiError::bad_request(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
     }
     let entries = app
         .ledger

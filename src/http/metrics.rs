@@ -32,13 +32,18 @@ pub struct Metrics {
 }
 
 fn escape(label: &str) -> String {
-    label.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 impl Metrics {
     /// Records one finished request.
     pub fn observe(&self, route: &str, method: &str, status: u16, latency: Duration) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
         *inner
             .requests
             .entry((route.to_string(), method.to_string(), status))
@@ -60,7 +65,9 @@ impl Metrics {
     /// The exposition text.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let Ok(inner) = self.inner.lock() else { return out };
+        let Ok(inner) = self.inner.lock() else {
+            return out;
+        };
         out.push_str("# HELP pdx_http_requests_total HTTP requests by route, method and status.\n");
         out.push_str("# TYPE pdx_http_requests_total counter\n");
         for ((route, method, status), n) in &inner.requests {
@@ -87,8 +94,16 @@ impl Metrics {
                 "pdx_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
                 h.count
             );
-            let _ = writeln!(out, "pdx_http_request_duration_seconds_sum{{{labels}}} {}", h.sum);
-            let _ = writeln!(out, "pdx_http_request_duration_seconds_count{{{labels}}} {}", h.count);
+            let _ = writeln!(
+                out,
+                "pdx_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "pdx_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
         }
         out
     }
@@ -104,10 +119,22 @@ mod tests {
         m.observe("/v1/x", "GET", 200, Duration::from_millis(3));
         m.observe("/v1/x", "GET", 404, Duration::from_millis(300));
         let text = m.render();
-        assert!(text.contains(r#"pdx_http_requests_total{route="/v1/x",method="GET",status="200"} 1"#));
-        assert!(text.contains(r#"pdx_http_requests_total{route="/v1/x",method="GET",status="404"} 1"#));
-        assert!(text.contains(r#"pdx_http_request_duration_seconds_bucket{route="/v1/x",method="GET",le="0.005"} 1"#));
-        assert!(text.contains(r#"pdx_http_request_duration_seconds_bucket{route="/v1/x",method="GET",le="0.5"} 2"#));
-        assert!(text.contains(r#"pdx_http_request_duration_seconds_count{route="/v1/x",method="GET"} 2"#));
+        assert!(
+            text.contains(r#"pdx_http_requests_total{route="/v1/x",method="GET",status="200"} 1"#)
+        );
+        assert!(
+            text.contains(r#"pdx_http_requests_total{route="/v1/x",method="GET",status="404"} 1"#)
+        );
+        assert!(text.contains(
+            r#"pdx_http_request_duration_seconds_bucket{route="/v1/x",method="GET",le="0.005"} 1"#
+        ));
+        assert!(text.contains(
+            r#"pdx_http_request_duration_seconds_bucket{route="/v1/x",method="GET",le="0.5"} 2"#
+        ));
+        assert!(
+            text.contains(
+                r#"pdx_http_request_duration_seconds_count{route="/v1/x",method="GET"} 2"#
+            )
+        );
     }
 }

@@ -189,7 +189,9 @@ async fn authorize(State(app): State<App>, mut req: Request, next: Next) -> Resp
     };
     let principal = match app.accounts.authenticate(token).await {
         Ok(Some(p)) => p,
-        Ok(None) => return ApiError::unauthorized("the API key is unknown or revoked").into_response(),
+        Ok(None) => {
+            return ApiError::unauthorized("the API key is unknown or revoked").into_response();
+        }
         Err(e) => return ApiError::from(e).into_response(),
     };
     let key_id = principal.key_id.clone();

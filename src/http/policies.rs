@@ -15,22 +15,134 @@ const EVERYONE: &[Role] = &Role::ALL;
 /// (method, route template, policy).
 pub const POLICIES: &[(&str, &str, Policy)] = &[
     // organisations and keys: admin only
-    ("GET", "/v1/orgs", Policy { roles: &[Admin, Supervisor], owner: Owner::Any, writes: false }),
-    ("POST", "/v1/orgs", Policy { roles: &[Admin], owner: Owner::Any, writes: true }),
-    ("GET", "/v1/keys", Policy { roles: &[Admin], owner: Owner::Any, writes: false }),
-    ("POST", "/v1/keys", Policy { roles: &[Admin], owner: Owner::Any, writes: true }),
-    ("DELETE", "/v1/keys/{key_id}", Policy { roles: &[Admin], owner: Owner::Any, writes: true }),
-    ("GET", "/v1/whoami", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
+    (
+        "GET",
+        "/v1/orgs",
+        Policy {
+            roles: &[Admin, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "POST",
+        "/v1/orgs",
+        Policy {
+            roles: &[Admin],
+            owner: Owner::Any,
+            writes: true,
+        },
+    ),
+    (
+        "GET",
+        "/v1/keys",
+        Policy {
+            roles: &[Admin],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "POST",
+        "/v1/keys",
+        Policy {
+            roles: &[Admin],
+            owner: Owner::Any,
+            writes: true,
+        },
+    ),
+    (
+        "DELETE",
+        "/v1/keys/{key_id}",
+        Policy {
+            roles: &[Admin],
+            owner: Owner::Any,
+            writes: true,
+        },
+    ),
+    (
+        "GET",
+        "/v1/whoami",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
     // ledger: everyone reads (filtered by visibility inside); checkpoints on demand by
     // supervisors and admins
-    ("GET", "/v1/ledger/entries", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
-    ("GET", "/v1/ledger/entries/{seq}", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
-    ("GET", "/v1/ledger/checkpoint", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
-    ("POST", "/v1/ledger/checkpoint", Policy { roles: &[Supervisor, Admin], owner: Owner::Any, writes: true }),
-    ("GET", "/v1/ledger/public-key", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
-    ("GET", "/v1/ledger/proof/inclusion", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
-    ("GET", "/v1/ledger/proof/consistency", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
-    ("GET", "/v1/ledger/receipt/{seq}", Policy { roles: EVERYONE, owner: Owner::Any, writes: false }),
+    (
+        "GET",
+        "/v1/ledger/entries",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/ledger/entries/{seq}",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/ledger/checkpoint",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "POST",
+        "/v1/ledger/checkpoint",
+        Policy {
+            roles: &[Supervisor, Admin],
+            owner: Owner::Any,
+            writes: true,
+        },
+    ),
+    (
+        "GET",
+        "/v1/ledger/public-key",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/ledger/proof/inclusion",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/ledger/proof/consistency",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/ledger/receipt/{seq}",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
 ];
 
 /// The policy of a route, if it has one.

@@ -39,7 +39,9 @@ fn parse_args() -> Result<Args, String> {
             "--tasks" => tasks = value.parse().map_err(|_| "--tasks: not a number")?,
             "--appends" => appends = value.parse().map_err(|_| "--appends: not a number")?,
             "--checkpoint-every" => {
-                checkpoint_every = value.parse().map_err(|_| "--checkpoint-every: not a number")?
+                checkpoint_every = value
+                    .parse()
+                    .map_err(|_| "--checkpoint-every: not a number")?
             }
             other => return Err(format!("unknown flag {other}")),
         }

@@ -48,18 +48,42 @@ async fn sigkilled_writer_loses_no_acknowledged_append() {
         let signer = signing::load_or_create(&key, "unused").unwrap();
         let ledger = t.ledger(signer, 10);
         for (seq, hash) in &acked {
-            let e = ledger.entry(*seq).await.unwrap().unwrap_or_else(|| panic!("{}: acked seq {seq} lost", t.name));
-            assert_eq!(&e.entry_hash.to_hex(), hash, "{}: seq {seq} changed", t.name);
+            let e = ledger
+                .entry(*seq)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("{}: acked seq {seq} lost", t.name));
+            assert_eq!(
+                &e.entry_hash.to_hex(),
+                hash,
+                "{}: seq {seq} changed",
+                t.name
+            );
         }
         let size = ledger.size().await.unwrap();
         assert!(size > *acked.keys().last().unwrap());
-        let report = ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        let report = ledger
+            .verify_with(&ledger.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(report.entries, size);
         // The ledger carries on after the crash.
-        let more = pdx_ledger::kinds::Suspension { org: "o".into(), action: "suspended".into(), reason: "r".into() };
-        let next = ledger.append_now(&pdx_ledger::Actor::system(), &more).await.unwrap();
+        let more = pdx_ledger::kinds::Suspension {
+            org: "o".into(),
+            action: "suspended".into(),
+            reason: "r".into(),
+        };
+        let next = ledger
+            .append_now(&pdx_ledger::Actor::system(), &more)
+            .await
+            .unwrap();
         assert_eq!(next.seq, size);
-        ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        ledger
+            .verify_with(&ledger.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
         t.cleanup().await;
     }
 }
@@ -74,7 +98,14 @@ async fn two_processes_of_four_tasks_append_8000_contiguous_entries() {
             .map(|_| {
                 Command::new(LOAD)
                     .args(["--url", &t.url, "--key", key.to_str().unwrap()])
-                    .args(["--tasks", "4", "--appends", "1000", "--checkpoint-every", "100"])
+                    .args([
+                        "--tasks",
+                        "4",
+                        "--appends",
+                        "1000",
+                        "--checkpoint-every",
+                        "100",
+                    ])
                     .stdout(Stdio::piped())
                     .spawn()
                     .unwrap()
@@ -91,11 +122,18 @@ async fn two_processes_of_four_tasks_append_8000_contiguous_entries() {
             assert!(out.status.success(), "{}: a writer failed", t.name);
             for line in String::from_utf8(out.stdout).unwrap().lines() {
                 let (seq, hash) = parse_ack(line).unwrap();
-                assert!(acked.insert(seq, hash).is_none(), "{}: seq {seq} acked twice", t.name);
+                assert!(
+                    acked.insert(seq, hash).is_none(),
+                    "{}: seq {seq} acked twice",
+                    t.name
+                );
             }
         }
         assert_eq!(acked.len(), 8000);
-        assert_eq!(acked.keys().copied().collect::<Vec<_>>(), (0..8000).collect::<Vec<u64>>());
+        assert_eq!(
+            acked.keys().copied().collect::<Vec<_>>(),
+            (0..8000).collect::<Vec<u64>>()
+        );
         let ledger = t.ledger(signer, 100);
         assert_eq!(ledger.size().await.unwrap(), 8000);
         let mut count = 0u64;
@@ -113,8 +151,17 @@ async fn two_processes_of_four_tasks_append_8000_contiguous_entries() {
             from = count;
         }
         assert_eq!(count, 8000);
-        let report = ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
-        assert_eq!((report.entries, report.checkpoints), (8000, 80), "{}", t.name);
+        let report = ledger
+            .verify_with(&ledger.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (report.entries, report.checkpoints),
+            (8000, 80),
+            "{}",
+            t.name
+        );
         t.cleanup().await;
     }
 }

@@ -8,7 +8,10 @@ use pdx_ledger::{Actor, EntryKind, Hash32};
 use crate::support::{TestDb, signer};
 
 fn actor(org: &str) -> Actor {
-    Actor { org: org.into(), key_id: "k-test".into() }
+    Actor {
+        org: org.into(),
+        key_id: "k-test".into(),
+    }
 }
 
 fn tx(i: i64, buyer: &str) -> Transaction {
@@ -28,43 +31,87 @@ async fn appends_chain_and_proofs_match_the_reference_tree() {
     for t in TestDb::all().await {
         let ledger = t.ledger(signer("test.pdx/ledger"), 7);
         for i in 0..45 {
-            ledger.append_now(&actor("org-dev"), &tx(i, "org-buyer")).await.unwrap();
+            ledger
+                .append_now(&actor("org-dev"), &tx(i, "org-buyer"))
+                .await
+                .unwrap();
         }
         let entries = ledger.entries(0, 1000, &Visibility::All).await.unwrap();
         assert_eq!(entries.len(), 45, "{}", t.name);
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(e.seq, i as u64);
             e.check_hashes().unwrap();
-            let prev = if i == 0 { Hash32::ZERO } else { entries[i - 1].entry_hash };
+            let prev = if i == 0 {
+                Hash32::ZERO
+            } else {
+                entries[i - 1].entry_hash
+            };
             assert_eq!(e.prev_hash, prev);
         }
-        let leaves: Vec<merkle::Hash> =
-            entries.iter().map(|e| Blake3Hasher::leaf(e.leaf_data())).collect();
+        let leaves: Vec<merkle::Hash> = entries
+            .iter()
+            .map(|e| Blake3Hasher::leaf(e.leaf_data()))
+            .collect();
         for size in [1u64, 2, 7, 8, 13, 32, 33, 45] {
             let want = merkle::root_from_leaves::<Blake3Hasher>(&leaves[..size as usize]);
-            assert_eq!(ledger.root_at(size).await.unwrap().0, want, "{} root at {size}", t.name);
+            assert_eq!(
+                ledger.root_at(size).await.unwrap().0,
+                want,
+                "{} root at {size}",
+                t.name
+            );
             for seq in [0, size / 2, size - 1] {
-                let proof: Vec<_> =
-                    ledger.inclusion_proof(seq, size).await.unwrap().iter().map(|h| h.0).collect();
-                merkle::verify_inclusion::<Blake3Hasher>(seq, size, &leaves[seq as usize], &proof, &want)
-                    .unwrap();
+                let proof: Vec<_> = ledger
+                    .inclusion_proof(seq, size)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.0)
+                    .collect();
+                merkle::verify_inclusion::<Blake3Hasher>(
+                    seq,
+                    size,
+                    &leaves[seq as usize],
+                    &proof,
+                    &want,
+                )
+                .unwrap();
             }
             for from in [1u64, size / 3, size] {
                 if from == 0 {
                     continue;
                 }
                 let old = merkle::root_from_leaves::<Blake3Hasher>(&leaves[..from as usize]);
-                let proof: Vec<_> =
-                    ledger.consistency_proof(from, size).await.unwrap().iter().map(|h| h.0).collect();
-                merkle::verify_consistency::<Blake3Hasher>(from, size, &proof, &old, &want).unwrap();
+                let proof: Vec<_> = ledger
+                    .consistency_proof(from, size)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.0)
+                    .collect();
+                merkle::verify_consistency::<Blake3Hasher>(from, size, &proof, &old, &want)
+                    .unwrap();
             }
         }
         // Checkpoints were signed every 7 entries.
-        let sizes: Vec<u64> = ledger.checkpoints().await.unwrap().iter().map(|c| c.size).collect();
+        let sizes: Vec<u64> = ledger
+            .checkpoints()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
         assert_eq!(sizes, vec![7, 14, 21, 28, 35, 42], "{}", t.name);
-        let report = ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        let report = ledger
+            .verify_with(&ledger.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!((report.entries, report.checkpoints), (45, 6));
-        assert!(ledger.inclusion_proof(45, 46).await.is_err(), "beyond the ledger");
+        assert!(
+            ledger.inclusion_proof(45, 46).await.is_err(),
+            "beyond the ledger"
+        );
         t.cleanup().await;
     }
 }
@@ -78,14 +125,26 @@ async fn append_commits_or_rolls_back_with_the_callers_transaction() {
             .await
             .unwrap();
         let mut dbtx = t.db.begin_write().await.unwrap();
-        sqlx::query("INSERT INTO business (id) VALUES ('a')").execute(&mut *dbtx).await.unwrap();
-        ledger.append(&mut dbtx, &actor("o"), &tx(1, "b")).await.unwrap();
+        sqlx::query("INSERT INTO business (id) VALUES ('a')")
+            .execute(&mut *dbtx)
+            .await
+            .unwrap();
+        ledger
+            .append(&mut dbtx, &actor("o"), &tx(1, "b"))
+            .await
+            .unwrap();
         dbtx.rollback().await.unwrap();
         assert_eq!(ledger.size().await.unwrap(), 0, "{}", t.name);
 
         let mut dbtx = t.db.begin_write().await.unwrap();
-        sqlx::query("INSERT INTO business (id) VALUES ('b')").execute(&mut *dbtx).await.unwrap();
-        let done = ledger.append(&mut dbtx, &actor("o"), &tx(2, "b")).await.unwrap();
+        sqlx::query("INSERT INTO business (id) VALUES ('b')")
+            .execute(&mut *dbtx)
+            .await
+            .unwrap();
+        let done = ledger
+            .append(&mut dbtx, &actor("o"), &tx(2, "b"))
+            .await
+            .unwrap();
         dbtx.commit().await.unwrap();
         assert_eq!(done.seq, 0);
         assert_eq!(ledger.size().await.unwrap(), 1);
@@ -110,9 +169,19 @@ async fn batch_append_writes_many_entries_in_one_transaction() {
         dbtx.commit().await.unwrap();
         assert_eq!(done.len(), 2500);
         assert_eq!(done.last().unwrap().seq, 2499);
-        let sizes: Vec<u64> = ledger.checkpoints().await.unwrap().iter().map(|c| c.size).collect();
+        let sizes: Vec<u64> = ledger
+            .checkpoints()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.size)
+            .collect();
         assert_eq!(sizes, vec![1000, 2000]);
-        ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        ledger
+            .verify_with(&ledger.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
         t.cleanup().await;
     }
 }
@@ -136,7 +205,11 @@ async fn database_refuses_update_and_delete() {
             assert!(err.is_err(), "{}: {sql} was allowed", t.name);
         }
         assert_eq!(ledger.size().await.unwrap(), 1);
-        ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+        ledger
+            .verify_with(&ledger.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
         t.cleanup().await;
     }
 }
@@ -160,16 +233,31 @@ async fn receipts_verify_offline_and_only_under_their_own_key() {
         r3.verify(&ledger.verifier()).unwrap();
 
         let other = signer("test.pdx/ledger");
-        assert!(back.verify(&other.verifier()).is_err(), "another key must not verify");
+        assert!(
+            back.verify(&other.verifier()).is_err(),
+            "another key must not verify"
+        );
         let mut forged = back.clone();
-        forged.checkpoint = other.sign(&pdx_ledger::note::SignedNote::parse(&back.checkpoint).unwrap().body).unwrap();
-        assert!(forged.verify(&ledger.verifier()).is_err(), "re-signed by another key");
+        forged.checkpoint = other
+            .sign(
+                &pdx_ledger::note::SignedNote::parse(&back.checkpoint)
+                    .unwrap()
+                    .body,
+            )
+            .unwrap();
+        assert!(
+            forged.verify(&ledger.verifier()).is_err(),
+            "re-signed by another key"
+        );
         let mut wrong = back.clone();
         wrong.entry.payload = wrong.entry.payload.replace("o9", "o8");
         assert!(wrong.verify(&ledger.verifier()).is_err(), "edited payload");
         let mut moved = r3.clone();
         moved.entry = back.entry.clone();
-        assert!(moved.verify(&ledger.verifier()).is_err(), "proof for another leaf");
+        assert!(
+            moved.verify(&ledger.verifier()).is_err(),
+            "proof for another leaf"
+        );
         t.cleanup().await;
     }
 }
@@ -178,7 +266,10 @@ async fn receipts_verify_offline_and_only_under_their_own_key() {
 async fn other_organisations_see_public_kinds_and_their_own_entries_only() {
     for t in TestDb::all().await {
         let ledger = t.ledger(signer("test.pdx/ledger"), 0);
-        ledger.append_now(&actor("org-dev"), &tx(1, "org-buyer")).await.unwrap(); // 0
+        ledger
+            .append_now(&actor("org-dev"), &tx(1, "org-buyer"))
+            .await
+            .unwrap(); // 0
         let rel = Release {
             release_id: "r1".into(),
             job_id: "j1".into(),
@@ -190,14 +281,30 @@ async fn other_organisations_see_public_kinds_and_their_own_entries_only() {
             reviewers: vec!["k9".into()],
         };
         ledger.append_now(&actor("org-review"), &rel).await.unwrap(); // 1
-        let susp = Suspension { org: "org-bad".into(), action: "suspended".into(), reason: "misuse".into() };
+        let susp = Suspension {
+            org: "org-bad".into(),
+            action: "suspended".into(),
+            reason: "misuse".into(),
+        };
         ledger.append_now(&actor("org-sup"), &susp).await.unwrap(); // 2
         let seqs = |v: Vec<pdx_ledger::Entry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
         let see = |org: &str| Visibility::Org(org.into());
-        assert_eq!(seqs(ledger.entries(0, 10, &see("org-buyer")).await.unwrap()), vec![0, 2]);
-        assert_eq!(seqs(ledger.entries(0, 10, &see("org-dev")).await.unwrap()), vec![0, 1, 2]);
-        assert_eq!(seqs(ledger.entries(0, 10, &see("org-stranger")).await.unwrap()), vec![2]);
-        assert_eq!(seqs(ledger.entries(0, 10, &Visibility::All).await.unwrap()), vec![0, 1, 2]);
+        assert_eq!(
+            seqs(ledger.entries(0, 10, &see("org-buyer")).await.unwrap()),
+            vec![0, 2]
+        );
+        assert_eq!(
+            seqs(ledger.entries(0, 10, &see("org-dev")).await.unwrap()),
+            vec![0, 1, 2]
+        );
+        assert_eq!(
+            seqs(ledger.entries(0, 10, &see("org-stranger")).await.unwrap()),
+            vec![2]
+        );
+        assert_eq!(
+            seqs(ledger.entries(0, 10, &Visibility::All).await.unwrap()),
+            vec![0, 1, 2]
+        );
         let e0 = ledger.entry(0).await.unwrap().unwrap();
         assert!(!ledger.visible_to(&e0, "org-stranger").await.unwrap());
         assert!(ledger.visible_to(&e0, "org-buyer").await.unwrap());
@@ -209,9 +316,15 @@ async fn other_organisations_see_public_kinds_and_their_own_entries_only() {
 #[tokio::test]
 async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
     let t = TestDb::sqlite().await;
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(t.db.pool()).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
     assert_eq!(mode.to_lowercase(), "wal");
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(t.db.pool()).await.unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(t.db.pool())
+        .await
+        .unwrap();
     assert!(busy >= 1000, "busy timeout {busy} ms");
     t.cleanup().await;
 }

@@ -21,7 +21,13 @@ impl TestDb {
         let url = sqlite_url(&dir.path().join("ledger.db"));
         let db = Db::connect(&url).await.unwrap();
         Ledger::migrate(&db).await.unwrap();
-        TestDb { name: "sqlite", url, db, dir, schema: None }
+        TestDb {
+            name: "sqlite",
+            url,
+            db,
+            dir,
+            schema: None,
+        }
     }
 
     pub async fn postgres() -> Option<TestDb> {
@@ -64,7 +70,10 @@ impl TestDb {
         Ledger::new(
             self.db.clone(),
             signer,
-            LedgerConfig { checkpoint_every, ..LedgerConfig::default() },
+            LedgerConfig {
+                checkpoint_every,
+                ..LedgerConfig::default()
+            },
         )
     }
 
@@ -83,5 +92,9 @@ impl TestDb {
 }
 
 pub fn signer(name: &str) -> NoteSigner {
-    NoteSigner::new(name, ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng)).unwrap()
+    NoteSigner::new(
+        name,
+        ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+    )
+    .unwrap()
 }

@@ -27,15 +27,29 @@ fn item(i: i64, tag: &str) -> NewEntry {
         currency: "CNY".into(),
         payment_ref: format!("pay{i}"),
     };
-    NewEntry::typed(&Actor { org: "org-d".into(), key_id: "k1".into() }, &payload).unwrap()
+    NewEntry::typed(
+        &Actor {
+            org: "org-d".into(),
+            key_id: "k1".into(),
+        },
+        &payload,
+    )
+    .unwrap()
 }
 
 async fn build(t: &TestDb, key: NoteSigner) -> Ledger {
     let ledger = t.ledger(key, EVERY);
     let mut tx = t.db.begin_write().await.unwrap();
-    ledger.append_batch(&mut tx, (0..N).map(|i| item(i, "o")).collect()).await.unwrap();
+    ledger
+        .append_batch(&mut tx, (0..N).map(|i| item(i, "o")).collect())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
-    ledger.verify_with(&ledger.verifier(), |_, _| {}).await.unwrap().unwrap();
+    ledger
+        .verify_with(&ledger.verifier(), |_, _| {})
+        .await
+        .unwrap()
+        .unwrap();
     drop_triggers(t).await;
     ledger
 }
@@ -57,23 +71,37 @@ async fn drop_triggers(t: &TestDb) {
             }
         }
         Backend::Postgres => {
-            for table in ["ledger_entries", "ledger_nodes", "ledger_checkpoints", "ledger_parties", "ledger_head"] {
-                sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE {table} DISABLE TRIGGER USER")))
-                    .execute(t.db.pool())
-                    .await
-                    .unwrap();
+            for table in [
+                "ledger_entries",
+                "ledger_nodes",
+                "ledger_checkpoints",
+                "ledger_parties",
+                "ledger_head",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER TABLE {table} DISABLE TRIGGER USER"
+                )))
+                .execute(t.db.pool())
+                .await
+                .unwrap();
             }
         }
     }
 }
 
 async fn exec(t: &TestDb, sql: &str) {
-    sqlx::query(sqlx::AssertSqlSafe(sql.to_string())).execute(t.db.pool()).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(t.db.pool())
+        .await
+        .unwrap();
 }
 
 /// Verifies the database and an export of it with `key`; both must fail at the same seq.
 async fn failure(ledger: &Ledger, key: &NoteSigner) -> VerifyFailure {
-    let from_db = ledger.verify_with(&key.verifier(), |_, _| {}).await.unwrap();
+    let from_db = ledger
+        .verify_with(&key.verifier(), |_, _| {})
+        .await
+        .unwrap();
     let f = from_db.expect_err("the database verifier accepted a tampered ledger");
     let mut buf = Vec::new();
     export(ledger, &mut buf, |_, _| {}).await.unwrap();
@@ -88,10 +116,11 @@ async fn flipped_payload_byte_is_named() {
     for t in TestDb::all().await {
         let key = signer("t.pdx/ledger");
         let ledger = build(&t, key.clone()).await;
-        let payload: String = sqlx::query_scalar("SELECT payload FROM ledger_entries WHERE seq = 17")
-            .fetch_one(t.db.pool())
-            .await
-            .unwrap();
+        let payload: String =
+            sqlx::query_scalar("SELECT payload FROM ledger_entries WHERE seq = 17")
+                .fetch_one(t.db.pool())
+                .await
+                .unwrap();
         let flipped = payload.replacen("1700", "1701", 1);
         assert_ne!(flipped, payload);
         sqlx::query("UPDATE ledger_entries SET payload = $1 WHERE seq = 17")
@@ -138,8 +167,16 @@ async fn truncated_and_reappended_fork_is_named() {
         let key = signer("t.pdx/ledger");
         let ledger = build(&t, key.clone()).await;
         // Cut the tail and every subtree that covers it, then rewind the head.
-        exec(&t, &format!("DELETE FROM ledger_entries WHERE seq >= {FORK}")).await;
-        exec(&t, &format!("DELETE FROM ledger_parties WHERE seq >= {FORK}")).await;
+        exec(
+            &t,
+            &format!("DELETE FROM ledger_entries WHERE seq >= {FORK}"),
+        )
+        .await;
+        exec(
+            &t,
+            &format!("DELETE FROM ledger_parties WHERE seq >= {FORK}"),
+        )
+        .await;
         let nodes = sqlx::query("SELECT level, idx, hash FROM ledger_nodes")
             .fetch_all(t.db.pool())
             .await
@@ -149,7 +186,11 @@ async fn truncated_and_reappended_fork_is_named() {
             let (level, idx): (i64, i64) = (row.get("level"), row.get("idx"));
             let end = ((idx + 1) as u64) << level;
             if end > FORK {
-                exec(&t, &format!("DELETE FROM ledger_nodes WHERE level = {level} AND idx = {idx}")).await;
+                exec(
+                    &t,
+                    &format!("DELETE FROM ledger_nodes WHERE level = {level} AND idx = {idx}"),
+                )
+                .await;
             } else {
                 let hash: Vec<u8> = row.get("hash");
                 keep.insert((level as u8, idx as u64), hash);
@@ -172,11 +213,21 @@ async fn truncated_and_reappended_fork_is_named() {
         let forked = t.ledger(key.clone(), 0);
         let mut tx = t.db.begin_write().await.unwrap();
         forked
-            .append_batch(&mut tx, (FORK as i64..N).map(|i| item(i, "forged")).collect())
+            .append_batch(
+                &mut tx,
+                (FORK as i64..N).map(|i| item(i, "forged")).collect(),
+            )
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(ledger.entries(0, 100, &Visibility::All).await.unwrap().len(), N as usize);
+        assert_eq!(
+            ledger
+                .entries(0, 100, &Visibility::All)
+                .await
+                .unwrap()
+                .len(),
+            N as usize
+        );
         let f = failure(&ledger, &key).await;
         // The last checkpoint that still verifies is at 25: the verifier names 25, the
         // first seq no surviving checkpoint vouches for; the fork (27) is in that window.
@@ -192,10 +243,11 @@ async fn altered_checkpoint_signature_is_named() {
     for t in TestDb::all().await {
         let key = signer("t.pdx/ledger");
         let ledger = build(&t, key.clone()).await;
-        let note: String = sqlx::query_scalar("SELECT note FROM ledger_checkpoints WHERE size = 20")
-            .fetch_one(t.db.pool())
-            .await
-            .unwrap();
+        let note: String =
+            sqlx::query_scalar("SELECT note FROM ledger_checkpoints WHERE size = 20")
+                .fetch_one(t.db.pool())
+                .await
+                .unwrap();
         let mut parsed = SignedNote::parse(&note).unwrap();
         parsed.signatures[0].signature[10] ^= 0x01;
         sqlx::query("UPDATE ledger_checkpoints SET note = $1 WHERE size = 20")
@@ -234,7 +286,11 @@ async fn swapped_public_key_is_detected_at_the_first_checkpoint() {
                 .unwrap();
         }
         // Under the attacker's key everything verifies...
-        ledger.verify_with(&attacker.verifier(), |_, _| {}).await.unwrap().unwrap();
+        ledger
+            .verify_with(&attacker.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
         // ...under the recorded key the first checkpoint already fails.
         let f = failure(&ledger, &key).await;
         assert_eq!(f.seq, EVERY - 1, "{}: {f}", t.name);

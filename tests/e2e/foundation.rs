@@ -1,0 +1,256 @@
+//! Bootstrap, keys, authentication, authorization, errors, and the operational endpoints.
+
+use std::collections::BTreeSet;
+
+use pdx::auth::Role;
+use pdx::http::policies::POLICIES;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::support::TestServer;
+
+#[tokio::test]
+async fn bootstrap_writes_a_private_admin_key_once() {
+    let t = TestServer::start(false).await.unwrap();
+    let path = t.dir.path().join("admin.key");
+    assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), t.admin);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    assert!(
+        t.app.bootstrap().await.unwrap().is_none(),
+        "second start must not bootstrap"
+    );
+    let (s, me) = t.get(&t.admin, "/v1/whoami").await;
+    assert_eq!((s, me["role"].as_str()), (200, Some("admin")));
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn keys_are_issued_refused_and_revoked_on_both_backends() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        assert_eq!(
+            t.call(None, Method::GET, "/v1/whoami", None).await.0,
+            401,
+            "{b}: missing"
+        );
+        assert_eq!(
+            t.get("pdx_0123456789abcdef_nope", "/v1/whoami").await.0,
+            401,
+            "{b}: invalid"
+        );
+        assert_eq!(
+            t.get("garbage", "/v1/whoami").await.0,
+            401,
+            "{b}: malformed"
+        );
+        let (org, dev) = t.key_for("acme-data", "developer").await;
+        let (s, me) = t.get(&dev, "/v1/whoami").await;
+        assert_eq!(s, 200);
+        assert_eq!(
+            (me["org_id"].as_str(), me["role"].as_str()),
+            (Some(org.as_str()), Some("developer"))
+        );
+        // Wrong role: a developer may not issue keys.
+        let (s, p) = t
+            .call(
+                Some(&dev),
+                Method::POST,
+                "/v1/keys",
+                Some(json!({"org": org, "role": "admin"})),
+            )
+            .await;
+        assert_eq!(s, 403, "{b}");
+        assert_eq!(p["status"], 403);
+        assert!(p["request_id"].as_str().is_some_and(|r| !r.is_empty()));
+        // Listing keys never shows a secret.
+        let (s, keys) = t.get(&t.admin, "/v1/keys").await;
+        assert_eq!(s, 200);
+        let secret = dev.rsplit('_').next().unwrap();
+        assert!(
+            !keys.to_string().contains(secret),
+            "{b}: a secret leaked in the key list"
+        );
+        // Revocation applies from the next request.
+        let key_id = me["key_id"].as_str().unwrap();
+        let (s, _) = t
+            .call(
+                Some(&t.admin),
+                Method::DELETE,
+                &format!("/v1/keys/{key_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 204, "{b}");
+        assert_eq!(
+            t.get(&dev, "/v1/whoami").await.0,
+            401,
+            "{b}: revoked key accepted"
+        );
+        let (s, _) = t
+            .call(
+                Some(&t.admin),
+                Method::DELETE,
+                &format!("/v1/keys/{key_id}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 404, "{b}: revoking twice");
+        // Duplicate organisations conflict.
+        let (s, _) = t
+            .call(
+                Some(&t.admin),
+                Method::POST,
+                "/v1/orgs",
+                Some(json!({"name": "acme-data"})),
+            )
+            .await;
+        assert_eq!(s, 409, "{b}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_get_problem_json_with_the_field_path() {
+    let t = TestServer::start(false).await.unwrap();
+    let post = |body: Vec<u8>, ctype: Option<&'static str>| {
+        let mut req = t
+            .http
+            .post(t.url("/v1/orgs"))
+            .bearer_auth(&t.admin)
+            .body(body);
+        if let Some(c) = ctype {
+            req = req.header("content-type", c);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let v: serde_json::Value = resp.json().await.unwrap();
+            (status, ctype, v)
+        }
+    };
+    let (s, c, v) = post(b"{\"name\": ".to_vec(), Some("application/json")).await;
+    assert_eq!((s, c.as_str()), (400, "application/problem+json"), "{v}");
+    let (s, _, v) = post(br#"{"name": 5}"#.to_vec(), Some("application/json")).await;
+    assert_eq!(s, 422);
+    assert_eq!(v["path"], "name");
+    let (s, _, v) = post(
+        br#"{"name": "x", "colour": "red"}"#.to_vec(),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(s, 422, "{v}");
+    let (s, _, _) = post(br#"{"name": "x"}"#.to_vec(), None).await;
+    assert_eq!(s, 415);
+    let big = format!(r#"{{"name": "{}"}}"#, "x".repeat(200 * 1024));
+    let (s, _, v) = post(big.into_bytes(), Some("application/json")).await;
+    assert_eq!(s, 413, "{v}");
+    let (s, _, v) = post(br#"{"name": ""}"#.to_vec(), Some("application/json")).await;
+    assert_eq!(s, 422, "{v}");
+    // Unknown routes and bad path parameters are problems too, never 500s.
+    assert_eq!(t.get(&t.admin, "/v1/nothing-here").await.0, 404);
+    assert_eq!(
+        t.get(&t.admin, "/v1/ledger/entries/not-a-number").await.0,
+        400
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_metrics_and_openapi_3_1() {
+    let t = TestServer::start(false).await.unwrap();
+    assert_eq!(t.call(None, Method::GET, "/healthz", None).await.0, 200);
+    assert_eq!(t.call(None, Method::GET, "/readyz", None).await.0, 200);
+    t.get(&t.admin, "/v1/whoami").await;
+    let (s, metrics) = t.call(None, Method::GET, "/metrics", None).await;
+    assert_eq!(s, 200);
+    let metrics = metrics.as_str().unwrap().to_string();
+    assert!(
+        metrics
+            .contains(r#"pdx_http_requests_total{route="/v1/whoami",method="GET",status="200"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pdx_http_request_duration_seconds_bucket{route=\"/v1/whoami\""));
+    let (s, doc) = t.call(None, Method::GET, "/openapi.json", None).await;
+    assert_eq!(s, 200);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert!(doc["paths"]["/v1/keys"]["post"].is_object());
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    t.stop().await;
+}
+
+/// Every `/v1` operation in the OpenAPI document as (METHOD, path).
+fn documented_routes() -> BTreeSet<(String, String)> {
+    let (_, doc) = pdx::http::api_routes().split_for_parts();
+    let doc = serde_json::to_value(&doc).unwrap();
+    let mut out = BTreeSet::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for method in ops.as_object().unwrap().keys() {
+            out.insert((method.to_uppercase(), path.clone()));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_route_has_exactly_one_policy_and_no_policy_is_stale() {
+    let routes = documented_routes();
+    assert!(routes.len() >= 10);
+    let policies: BTreeSet<(String, String)> = POLICIES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(policies.len(), POLICIES.len(), "duplicate policy entries");
+    let missing: Vec<_> = routes.difference(&policies).collect();
+    assert!(
+        missing.is_empty(),
+        "routes without an authorization policy: {missing:?}"
+    );
+    let stale: Vec<_> = policies.difference(&routes).collect();
+    assert!(
+        stale.is_empty(),
+        "policies for routes that do not exist: {stale:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_route_refuses_no_key_and_every_role_outside_its_policy() {
+    let t = TestServer::start(false).await.unwrap();
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
+        keys.push((role, key));
+    }
+    let mut refused = 0;
+    for (method, path, policy) in POLICIES {
+        let concrete = path
+            .replace("{key_id}", "0123456789abcdef")
+            .replace("{seq}", "0");
+        let method: Method = method.parse().unwrap();
+        let (s, _) = t.call(None, method.clone(), &concrete, None).await;
+        assert_eq!(s, 401, "{method} {path} without a key");
+        for (role, key) in &keys {
+            if policy.roles.contains(role) {
+                continue;
+            }
+            let (s, _) = t
+                .call(Some(key), method.clone(), &concrete, Some(json!({})))
+                .await;
+            assert_eq!(s, 403, "{method} {path} as {role}");
+            refused += 1;
+        }
+    }
+    assert!(refused > 20, "only {refused} refusals checked");
+    t.stop().await;
+}

@@ -1,0 +1,285 @@
+//! The ledger over HTTP and through the CLI: visibility, proofs, receipts checked offline.
+
+use std::process::Command;
+
+use pdx_ledger::kinds::{Release, Suspension, Transaction};
+use pdx_ledger::merkle::{self, Blake3Hasher, MerkleHasher};
+use pdx_ledger::note::{NoteVerifier, open_checkpoint};
+use pdx_ledger::{Actor, Hash32, Receipt};
+use reqwest::Method;
+
+use crate::support::TestServer;
+
+const PDX: &str = env!("CARGO_BIN_EXE_pdx");
+
+fn hashes(v: &serde_json::Value) -> Vec<merkle::Hash> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| Hash32::from_hex(h.as_str().unwrap()).unwrap().0)
+        .collect()
+}
+
+#[tokio::test]
+async fn entries_proofs_and_receipts_respect_visibility_on_both_backends() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        let (dev_org, dev) = t.key_for("dev-co", "developer").await;
+        let (buyer_org, buyer) = t.key_for("buyer-co", "buyer").await;
+        let (_, stranger) = t.key_for("other-co", "developer").await;
+        let (_, sup) = t.key_for("regulator", "supervisor").await;
+        let actor = Actor {
+            org: dev_org.clone(),
+            key_id: "k".into(),
+        };
+        let sale = Transaction {
+            order_id: "o1".into(),
+            product_id: "p1".into(),
+            buyer_org: buyer_org.clone(),
+            seller_org: dev_org.clone(),
+            amount_minor: 9_900,
+            currency: "CNY".into(),
+            payment_ref: "pay-1".into(),
+        };
+        t.app.ledger.append_now(&actor, &sale).await.unwrap(); // 0
+        let release = Release {
+            release_id: "r1".into(),
+            job_id: "j1".into(),
+            developer_org: dev_org.clone(),
+            output_hash: Hash32([3; 32]),
+            model_hash: Hash32([4; 32]),
+            dataset_versions: vec!["adult@1".into()],
+            checks: vec!["threshold".into()],
+            reviewers: vec!["rev".into()],
+        };
+        t.app
+            .ledger
+            .append_now(&Actor::system(), &release)
+            .await
+            .unwrap(); // 1
+        let susp = Suspension {
+            org: "org-x".into(),
+            action: "suspended".into(),
+            reason: "test".into(),
+        };
+        t.app
+            .ledger
+            .append_now(&Actor::system(), &susp)
+            .await
+            .unwrap(); // 2
+
+        let seqs = |v: &serde_json::Value| {
+            v["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["seq"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            seqs(&t.get(&sup, "/v1/ledger/entries").await.1),
+            vec![0, 1, 2],
+            "{b}"
+        );
+        assert_eq!(
+            seqs(&t.get(&dev, "/v1/ledger/entries").await.1),
+            vec![0, 1, 2],
+            "{b}"
+        );
+        assert_eq!(
+            seqs(&t.get(&buyer, "/v1/ledger/entries").await.1),
+            vec![0, 2],
+            "{b}"
+        );
+        assert_eq!(
+            seqs(&t.get(&stranger, "/v1/ledger/entries").await.1),
+            vec![2],
+            "{b}"
+        );
+        assert_eq!(
+            seqs(&t.get(&sup, "/v1/ledger/entries?from=1&limit=1").await.1),
+            vec![1]
+        );
+        for path in [
+            "/v1/ledger/entries/0",
+            "/v1/ledger/receipt/0",
+            "/v1/ledger/proof/inclusion?seq=0",
+        ] {
+            assert_eq!(
+                t.get(&stranger, path).await.0,
+                404,
+                "{b}: {path} leaked to a stranger"
+            );
+            assert_eq!(
+                t.get(&buyer, path).await.0,
+                200,
+                "{b}: {path} hidden from the buyer"
+            );
+        }
+        assert_eq!(t.get(&sup, "/v1/ledger/entries?limit=0").await.0, 400);
+        assert_eq!(t.get(&sup, "/v1/ledger/entries?from=-3").await.0, 400);
+        assert_eq!(t.get(&sup, "/v1/ledger/receipt/99").await.0, 404);
+        assert_eq!(
+            t.get(&sup, "/v1/ledger/proof/consistency?from=3&to=1")
+                .await
+                .0,
+            400
+        );
+        assert_eq!(
+            t.get(&sup, "/v1/ledger/proof/consistency?from=1&to=99")
+                .await
+                .0,
+            404
+        );
+
+        // The public key and a signed checkpoint, checked by the client alone.
+        let (_, vkey) = t.get(&buyer, "/v1/ledger/public-key").await;
+        let key = NoteVerifier::parse(vkey.as_str().unwrap().trim()).unwrap();
+        let (s, _) = t
+            .call(Some(&sup), Method::POST, "/v1/ledger/checkpoint", None)
+            .await;
+        assert_eq!(s, 201);
+        let (_, note) = t.get(&stranger, "/v1/ledger/checkpoint").await;
+        let cp = open_checkpoint(note.as_str().unwrap(), &key).unwrap();
+        assert_eq!(cp.size, 3);
+
+        let (_, proof) = t
+            .get(&buyer, "/v1/ledger/proof/inclusion?seq=0&size=3")
+            .await;
+        let (_, entry) = t.get(&buyer, "/v1/ledger/entries/0").await;
+        let leaf = Blake3Hasher::leaf(
+            &Hash32::from_hex(entry["entry_hash"].as_str().unwrap())
+                .unwrap()
+                .0,
+        );
+        merkle::verify_inclusion::<Blake3Hasher>(0, 3, &leaf, &hashes(&proof["proof"]), &cp.root)
+            .unwrap();
+        let (_, cons) = t
+            .get(&stranger, "/v1/ledger/proof/consistency?from=1&to=3")
+            .await;
+        let root1 = t.app.ledger.root_at(1).await.unwrap().0;
+        merkle::verify_consistency::<Blake3Hasher>(1, 3, &hashes(&cons["proof"]), &root1, &cp.root)
+            .unwrap();
+
+        // A receipt verifies offline, and through `pdx ledger verify-receipt`.
+        let (s, receipt) = t.get(&buyer, "/v1/ledger/receipt/0").await;
+        assert_eq!(s, 200);
+        let parsed: Receipt = serde_json::from_value(receipt.clone()).unwrap();
+        parsed.verify(&key).unwrap();
+        let file = t.dir.path().join("receipt.json");
+        std::fs::write(&file, receipt.to_string()).unwrap();
+        let ok = Command::new(PDX)
+            .args([
+                "ledger",
+                "verify-receipt",
+                file.to_str().unwrap(),
+                "--key",
+                &key.to_vkey(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{}",
+            String::from_utf8_lossy(&ok.stdout)
+        );
+        let other = pdx_ledger::note::NoteSigner::new(
+            key.name(),
+            ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+        )
+        .unwrap();
+        let bad = Command::new(PDX)
+            .args([
+                "ledger",
+                "verify-receipt",
+                file.to_str().unwrap(),
+                "--key",
+                &other.verifier().to_vkey(),
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            bad.status.code(),
+            Some(1),
+            "a receipt verified under another key"
+        );
+        t.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn cli_exports_and_verifies_the_ledger_offline() {
+    let t = TestServer::start(false).await.unwrap();
+    let actor = Actor {
+        org: "org-a".into(),
+        key_id: "k".into(),
+    };
+    for i in 0..25 {
+        let s = Suspension {
+            org: format!("o{i}"),
+            action: "suspended".into(),
+            reason: "r".into(),
+        };
+        t.app.ledger.append_now(&actor, &s).await.unwrap();
+    }
+    t.app.ledger.checkpoint().await.unwrap();
+    let dir = t.dir.path().to_str().unwrap().to_string();
+    let export = t.dir.path().join("ledger.jsonl");
+    let out = Command::new(PDX)
+        .args([
+            "--data-dir",
+            &dir,
+            "ledger",
+            "export",
+            "--out",
+            export.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key = t.app.ledger.verifier().to_vkey();
+    // A supervisor's machine: no data directory, only the file and the key.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let ok = Command::new(PDX)
+        .current_dir(elsewhere.path())
+        .args([
+            "ledger",
+            "verify",
+            "--export",
+            export.to_str().unwrap(),
+            "--key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{stdout}");
+    assert!(stdout.contains("25 entries"), "{stdout}");
+    assert!(
+        !elsewhere.path().join("pdx-data").exists(),
+        "offline verify touched a data dir"
+    );
+    // Tamper with one exported payload: the verifier names its seq and exits 1.
+    let text = std::fs::read_to_string(&export).unwrap();
+    let tampered = text.replacen("\\\"o7\\\"", "\\\"o8\\\"", 1);
+    assert_ne!(text, tampered);
+    std::fs::write(&export, tampered).unwrap();
+    let bad = Command::new(PDX)
+        .args([
+            "ledger",
+            "verify",
+            "--export",
+            export.to_str().unwrap(),
+            "--key",
+            &key,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("first bad seq 7"));
+    t.stop().await;
+}

@@ -1,0 +1,4 @@
+//! End-to-end tests of the pdx binary and HTTP API: one test binary, one module per area.
+mod foundation;
+mod ledger_http;
+mod support;

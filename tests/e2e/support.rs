@@ -1,0 +1,154 @@
+//! A real server per test: SQLite in a temp dir, or a fresh PostgreSQL schema when
+//! `PDX_TEST_POSTGRES_URL` is set (required under `CI=true`).
+
+use pdx::app::App;
+use pdx::config::{Config, ConfigArgs};
+use pdx::server::RunningServer;
+use serde_json::Value;
+
+pub struct TestServer {
+    pub app: App,
+    pub server: Option<RunningServer>,
+    pub admin: String,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub backend: &'static str,
+}
+
+fn postgres_url() -> Option<String> {
+    match std::env::var("PDX_TEST_POSTGRES_URL") {
+        Ok(u) => Some(u),
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but PDX_TEST_POSTGRES_URL is not set: PostgreSQL tests must run"
+            );
+            eprintln!("PDX_TEST_POSTGRES_URL not set: skipping the PostgreSQL half");
+            None
+        }
+    }
+}
+
+async fn pg_schema(base: &str) -> String {
+    let schema = format!("e2e_{}", hex::encode(rand::random::<[u8; 6]>()));
+    let db = pdx_ledger::db::Db::connect_with(base, 1).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(db.pool())
+        .await
+        .unwrap();
+    db.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}options[search_path]={schema}")
+}
+
+impl TestServer {
+    pub async fn start(postgres: bool) -> Option<TestServer> {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = if postgres {
+            Some(pg_schema(&postgres_url()?).await)
+        } else {
+            None
+        };
+        let args = ConfigArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            database_url,
+            ..ConfigArgs::default()
+        };
+        let mut config = Config::resolve(&args, Some("127.0.0.1:0")).unwrap();
+        config.body_limit = 64 * 1024;
+        let app = App::open(config).await.unwrap();
+        let admin = app
+            .bootstrap()
+            .await
+            .unwrap()
+            .expect("first start bootstraps")
+            .key;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = pdx::server::spawn(app.clone(), listener).unwrap();
+        Some(TestServer {
+            app,
+            server: Some(server),
+            admin,
+            http: reqwest::Client::new(),
+            dir,
+            backend: if postgres { "postgres" } else { "sqlite" },
+        })
+    }
+
+    /// SQLite always, PostgreSQL when configured.
+    pub async fn both() -> Vec<TestServer> {
+        let mut v = vec![TestServer::start(false).await.unwrap()];
+        v.extend(TestServer::start(true).await);
+        v
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.as_ref().unwrap().url())
+    }
+
+    pub async fn call(
+        &self,
+        key: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        let text = resp.text().await.unwrap();
+        if status >= 400 && status != 405 {
+            assert_eq!(ctype, "application/problem+json", "{status} {path}: {text}");
+        }
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+        self.call(Some(key), reqwest::Method::GET, path, None).await
+    }
+
+    /// Creates an organisation and a key with `role`; returns (org id, key).
+    pub async fn key_for(&self, name: &str, role: &str) -> (String, String) {
+        let (s, org) = self
+            .call(
+                Some(&self.admin),
+                reqwest::Method::POST,
+                "/v1/orgs",
+                Some(serde_json::json!({"name": name})),
+            )
+            .await;
+        assert_eq!(s, 201, "{org}");
+        let org_id = org["id"].as_str().unwrap().to_string();
+        let (s, key) = self
+            .call(
+                Some(&self.admin),
+                reqwest::Method::POST,
+                "/v1/keys",
+                Some(serde_json::json!({"org": org_id, "role": role})),
+            )
+            .await;
+        assert_eq!(s, 201, "{key}");
+        (org_id, key["key"].as_str().unwrap().to_string())
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await.unwrap();
+        }
+        self.app.db.close().await;
+    }
+}
