@@ -81,35 +81,6 @@ pub fn bytes_rejection(r: BytesRejection) -> ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Outer {
-        inner: Vec<Inner>,
-    }
-    #[derive(Debug, serde::Deserialize)]
-    #[allow(dead_code)]
-    struct Inner {
-        n: u32,
-    }
-
-    #[test]
-    fn wrong_field_names_its_path_and_is_422() {
-        let err = parse_json::<Outer>(br#"{"inner":[{"n":1},{"n":"x"}]}"#).unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert_eq!(err.path(), Some("inner[1].n"));
-    }
-
-    #[test]
-    fn syntax_error_is_400() {
-        let err = parse_json::<Outer>(br#"{"inner": [ "#).unwrap_err();
-        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
-    }
-}
-
 /// A query string, with problem+json rejections.
 pub struct ApiQuery<T>(pub T);
 
@@ -149,5 +120,34 @@ where
             .await
             .map(|axum::extract::Path(t)| ApiPath(t))
             .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        inner: Vec<Inner>,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u32,
+    }
+
+    #[test]
+    fn wrong_field_names_its_path_and_is_422() {
+        let err = parse_json::<Outer>(br#"{"inner":[{"n":1},{"n":"x"}]}"#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(err.path(), Some("inner[1].n"));
+    }
+
+    #[test]
+    fn syntax_error_is_400() {
+        let err = parse_json::<Outer>(br#"{"inner": [ "#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
     }
 }
