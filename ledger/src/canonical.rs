@@ -48,8 +48,9 @@ pub enum CanonicalError {
     /// NaN or an infinity (not representable in JSON).
     #[error("number is not finite")]
     NonFiniteNumber,
-    /// An integer with |i| > 2^53 - 1: must be sent as a string.
-    #[error("integer magnitude exceeds 2^53 - 1; send it as a string")]
+    /// A large integer whose digits are not the canonical text of a double
+    /// (e.g. 2^53 + 1): send it as a string.
+    #[error("integer is not the canonical text of a double; send it as a string")]
     IntegerOutOfRange,
     /// Arrays and objects nested more than [`MAX_DEPTH`] deep.
     #[error("JSON nesting deeper than {MAX_DEPTH}")]
@@ -148,21 +149,39 @@ fn write_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
+// RFC 8785 numbers are IEEE doubles. A large integer is canonical only if its own
+// decimal text is what the nearest double prints (ECMAScript rules): then canonical text
+// is stable when re-parsed (serde_json reads such digits back as an integer) and no
+// accepted value ever changes its digits. Anything else must travel as a string.
+fn write_large_integer(
+    out: &mut String,
+    digits: String,
+    nearest: f64,
+) -> Result<(), CanonicalError> {
+    let mut printed = String::new();
+    write_f64(&mut printed, nearest)?;
+    if printed != digits {
+        return Err(CanonicalError::IntegerOutOfRange);
+    }
+    out.push_str(&printed);
+    Ok(())
+}
+
 fn write_number(out: &mut String, n: &Number) -> Result<(), CanonicalError> {
     if let Some(u) = n.as_u64() {
-        if u > MAX_SAFE_INTEGER {
-            return Err(CanonicalError::IntegerOutOfRange);
+        if u <= MAX_SAFE_INTEGER {
+            // |u| < 2^53 < 10^21, so ECMAScript prints it as a plain integer.
+            let _ = write!(out, "{u}");
+            return Ok(());
         }
-        // |u| < 2^53 < 10^21, so ECMAScript prints it as a plain integer.
-        let _ = write!(out, "{u}");
-        return Ok(());
+        return write_large_integer(out, u.to_string(), u as f64);
     }
     if let Some(i) = n.as_i64() {
-        if i.unsigned_abs() > MAX_SAFE_INTEGER {
-            return Err(CanonicalError::IntegerOutOfRange);
+        if i.unsigned_abs() <= MAX_SAFE_INTEGER {
+            let _ = write!(out, "{i}");
+            return Ok(());
         }
-        let _ = write!(out, "{i}");
-        return Ok(());
+        return write_large_integer(out, i.to_string(), i as f64);
     }
     match n.as_f64() {
         Some(x) => write_f64(out, x),

@@ -230,11 +230,19 @@ fn integers_outside_the_double_safe_range_are_rejected() {
         to_canonical_string(&json!(-(max_safe as i64))).unwrap(),
         "-9007199254740991"
     );
+    // Integers a double holds exactly print as that double (ECMAScript digits).
+    assert_eq!(
+        to_canonical_string(&json!(max_safe + 1)).unwrap(),
+        "9007199254740992"
+    );
+    assert_eq!(canon("9223372036854776000"), "9223372036854776000");
+    assert_eq!(canon("-9223372036854776000"), "-9223372036854776000");
     for bad in [
-        json!(max_safe + 1),
-        json!(-(max_safe as i64) - 1),
-        json!(u64::MAX),
+        // 2^63 is a double, but it prints as 9223372036854776000: digits would change.
         json!(i64::MIN),
+        json!(max_safe + 2),
+        json!(-(max_safe as i64) - 2),
+        json!(u64::MAX),
         json!({"nested": [1, 2, 9007199254740993u64]}),
     ] {
         assert_eq!(
