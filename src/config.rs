@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub request_timeout_secs: Option<u64>,
     /// Checkpoint origin (the signing key's name).
     pub ledger_origin: Option<String>,
+    /// Ledger signing key file (default `<data-dir>/ledger.key`, created if absent).
+    pub ledger_key_file: Option<PathBuf>,
     /// Sign a checkpoint every this many entries.
     pub checkpoint_every: Option<u64>,
     /// Sign a checkpoint when the newest is older than this, seconds.
@@ -77,6 +79,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Checkpoint origin.
     pub ledger_origin: String,
+    /// Ledger signing key file.
+    pub ledger_key_file: PathBuf,
     /// Ledger checkpoint cadence.
     pub ledger: pdx_ledger::LedgerConfig,
 }
@@ -106,6 +110,9 @@ impl Config {
             .or(file.addr)
             .unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let defaults = pdx_ledger::LedgerConfig::default();
+        let ledger_key_file = file
+            .ledger_key_file
+            .unwrap_or_else(|| data_dir.join("ledger.key"));
         Ok(Config {
             addr: addr
                 .parse()
@@ -118,6 +125,7 @@ impl Config {
                 .unwrap_or(LogFormat::Human),
             body_limit: file.body_limit_bytes.unwrap_or(1024 * 1024),
             request_timeout: Duration::from_secs(file.request_timeout_secs.unwrap_or(30)),
+            ledger_key_file,
             ledger_origin: file
                 .ledger_origin
                 .unwrap_or_else(|| "pdx.local/ledger".to_string()),
@@ -133,7 +141,7 @@ impl Config {
 
     /// Path of the ledger signing key.
     pub fn ledger_key_path(&self) -> PathBuf {
-        self.data_dir.join("ledger.key")
+        self.ledger_key_file.clone()
     }
 
     /// Path of the bootstrap admin key.
@@ -158,6 +166,7 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("pdx-data"));
         assert!(c.database_url.starts_with("sqlite://pdx-data/pdx.db"));
         assert_eq!(c.addr.to_string(), DEFAULT_ADDR);
+        assert_eq!(c.ledger_key_path(), PathBuf::from("pdx-data/ledger.key"));
     }
 
     #[test]
