@@ -233,7 +233,10 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     bar.finish_and_clear();
     let (verified_ok, entries, checkpoints, root) = match &verified {
         Ok(r) => (true, r.entries, r.checkpoints, r.root.to_hex()),
-        Err(f) => (false, f.seq, 0, String::new()),
+        Err(f) => {
+            eprintln!("ledger verification failed: {f}");
+            (false, app.ledger.size().await?, 0, String::new())
+        }
     };
     let summary = Summary {
         data_dir: data_dir.display().to_string(),

@@ -165,6 +165,21 @@ fn hash_col(row: &AnyRow, col: &str) -> Result<Hash32, LedgerError> {
 const ENTRY_COLUMNS: &str =
     "seq, timestamp_ms, kind, actor_org, actor_key, payload, payload_hash, prev_hash, entry_hash";
 
+/// Entries an organisation may read, built once: the kind list is our own constant
+/// names, never input.
+static ORG_VISIBLE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let public = EntryKind::public_names()
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq >= $1 AND \
+         (kind IN ({public}) OR actor_org = $2 OR seq IN \
+         (SELECT seq FROM ledger_parties WHERE org = $2)) ORDER BY seq LIMIT $3"
+    )
+});
+
 fn entry_from_row(row: &AnyRow) -> Result<Entry, LedgerError> {
     let kind: String = row.try_get("kind")?;
     Ok(Entry {
@@ -598,18 +613,7 @@ impl Ledger {
                     .await?
             }
             Visibility::Org(org) => {
-                // The kind list is our own constant names, never input.
-                let public = EntryKind::public_names()
-                    .iter()
-                    .map(|k| format!("'{k}'"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let sql = format!(
-                    "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq >= $1 AND \
-                     (kind IN ({public}) OR actor_org = $2 OR seq IN \
-                     (SELECT seq FROM ledger_parties WHERE org = $2)) ORDER BY seq LIMIT $3"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
+                sqlx::query(sqlx::AssertSqlSafe(ORG_VISIBLE_SQL.as_str()))
                     .bind(to_i64(from, "from")?)
                     .bind(org.clone())
                     .bind(i64::from(limit))
