@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use pdx_ledger::db::Db;
 use pdx_ledger::{Ledger, signing};
+use pdx_sandbox::Sandbox;
 
 use crate::accounts::{Accounts, IssuedKey};
 use crate::auth::Role;
@@ -24,6 +25,8 @@ pub struct App {
     pub accounts: Accounts,
     /// The ledger.
     pub ledger: Ledger,
+    /// Catalog, zones, jobs and (later) the model sandbox.
+    pub sandbox: Sandbox,
     /// HTTP metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -43,7 +46,11 @@ impl App {
         let signer = signing::load_or_create(&config.ledger_key_path(), &config.ledger_origin)
             .context("loading the ledger signing key")?;
         let ledger = Ledger::new(db.clone(), signer, config.ledger.clone());
+        let sandbox = Sandbox::open(db.clone(), ledger.clone(), config.sandbox.clone())
+            .await
+            .context("opening the sandbox")?;
         Ok(App {
+            sandbox,
             accounts: Accounts::new(db.clone()),
             ledger,
             db,

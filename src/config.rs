@@ -60,6 +60,12 @@ pub struct FileConfig {
     pub checkpoint_every: Option<u64>,
     /// Sign a checkpoint when the newest is older than this, seconds.
     pub checkpoint_interval_secs: Option<u64>,
+    /// Largest dataset upload, in bytes (default 1 GiB).
+    pub upload_limit_bytes: Option<u64>,
+    /// Keep raw uploads after de-identification (default false: delete them).
+    pub retain_raw: Option<bool>,
+    /// Validity of data asset certificates, in days (default 365).
+    pub certificate_validity_days: Option<u32>,
 }
 
 /// Resolved configuration.
@@ -83,6 +89,8 @@ pub struct Config {
     pub ledger_key_file: PathBuf,
     /// Ledger checkpoint cadence.
     pub ledger: pdx_ledger::LedgerConfig,
+    /// Catalog and sandbox settings.
+    pub sandbox: pdx_sandbox::SandboxConfig,
 }
 
 /// Default listen address.
@@ -113,7 +121,18 @@ impl Config {
         let ledger_key_file = file
             .ledger_key_file
             .unwrap_or_else(|| data_dir.join("ledger.key"));
+        let mut sandbox = pdx_sandbox::SandboxConfig::new(data_dir.clone());
+        if let Some(limit) = file.upload_limit_bytes {
+            sandbox.upload_limit = limit;
+        }
+        if let Some(retain) = file.retain_raw {
+            sandbox.retain_raw = retain;
+        }
+        if let Some(days) = file.certificate_validity_days {
+            sandbox.certificate_validity_days = days;
+        }
         Ok(Config {
+            sandbox,
             addr: addr
                 .parse()
                 .with_context(|| format!("--addr {addr:?} is not a socket address"))?,

@@ -4,7 +4,7 @@
 //! the demo, and the command-line tools. Data flows top-down:
 //!
 //! ```text
-//! main.rs ── config ──► app::App (db, accounts, ledger) ──► server ──► http::router
+//! main.rs ── config ──► app::App (db, accounts, ledger, sandbox) ──► server ──► http::router
 //!                                                             │
 //!        http::observe (request id, timeout, access log, metrics)
 //!        http::authorize (bearer key → Principal, route policy → role check)
@@ -21,4 +21,5 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod samples;
 pub mod server;

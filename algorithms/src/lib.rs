@@ -14,3 +14,5 @@
 //!
 //! Versions are pinned together in the workspace: `opendp 0.16` pins `polars =0.52.0`
 //! and `chrono =0.4.41`, which holds DataFusion at 50.x.
+
+pub mod deid;

@@ -28,6 +28,11 @@
 //! rounds up; that case is detected and corrected. The digits are then laid out per
 //! ECMAScript's rules.
 //!
+//! A verifier must also check that stored payload text *is* canonical. The definition is
+//! "parses, and canonicalises back to the same text"; [`quick_canonical`] decides the
+//! common case of that in one pass without building a value, and defers everything else
+//! to the definition.
+//!
 //! This module canonicalises a [`serde_json::Value`]; it cannot repair a number that was
 //! mis-parsed before it got here. serde_json's default float parser is not correctly
 //! rounded (it can be one ULP off, e.g. for `-1.25e25`); enable its `float_roundtrip`
@@ -64,7 +69,8 @@ pub fn to_canonical_vec(value: &serde_json::Value) -> Result<Vec<u8>, CanonicalE
 
 /// RFC 8785 text of a JSON value.
 pub fn to_canonical_string(value: &serde_json::Value) -> Result<String, CanonicalError> {
-    let mut out = String::new();
+    // Room for a typical ledger payload, so the text is not regrown several times.
+    let mut out = String::with_capacity(256);
     write_value(&mut out, value, 0)?;
     Ok(out)
 }
@@ -108,14 +114,12 @@ fn write_object(
     map: &Map<String, Value>,
     depth: usize,
 ) -> Result<(), CanonicalError> {
-    // RFC 8785 §3.2.3: compare names as arrays of UTF-16 code units.
-    let mut members: Vec<(Vec<u16>, &String, &Value)> = map
-        .iter()
-        .map(|(k, v)| (k.encode_utf16().collect(), k, v))
-        .collect();
-    members.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    // RFC 8785 §3.2.3: compare names as arrays of UTF-16 code units. The comparison
+    // walks both names' code units lazily, so sorting allocates nothing per name.
+    let mut members: Vec<(&String, &Value)> = map.iter().collect();
+    members.sort_unstable_by(|a, b| utf16_cmp(a.0, b.0));
     out.push('{');
-    for (i, (_, key, val)) in members.into_iter().enumerate() {
+    for (i, (key, val)) in members.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -127,25 +131,60 @@ fn write_object(
     Ok(())
 }
 
-/// ECMAScript QuoteJSONString (RFC 8785 §3.2.2.2).
+/// Orders two strings by their UTF-16 code units (RFC 8785 §3.2.3).
+///
+/// UTF-8 byte order is code point order, which agrees with UTF-16 order except between
+/// a supplementary character (surrogate pair) and U+E000..U+FFFF. So where the strings
+/// first differ in an ASCII byte on both sides (the common case) the bytes decide;
+/// otherwise their UTF-16 code units are compared one by one.
+#[inline]
+fn utf16_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    match x.iter().zip(y).position(|(p, q)| p != q) {
+        // One is a prefix of the other. Both end on a char boundary, so the shorter is a
+        // prefix in UTF-16 as well.
+        None => x.len().cmp(&y.len()),
+        Some(i) => match (x.get(i), y.get(i)) {
+            // Bytes before i are equal and ASCII bytes are whole characters, so both
+            // strings have a character boundary at i and these are the next code units.
+            (Some(&p), Some(&q)) if p < 0x80 && q < 0x80 => p.cmp(&q),
+            _ => a.encode_utf16().cmp(b.encode_utf16()),
+        },
+    }
+}
+
+/// The escape ECMAScript QuoteJSONString uses for a byte, if it needs one (RFC 8785
+/// §3.2.2.2): `"` and `\`, the five short control escapes, other controls as `\u00xx`.
+/// Every other character, including `/`, DEL and all non-ASCII, is written as is.
+fn escape_of(b: u8) -> Option<&'static str> {
+    const CONTROL: [&str; 32] = [
+        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+        "\\b", "\\t", "\\n", "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011",
+        "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017", "\\u0018", "\\u0019",
+        "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    ];
+    match b {
+        b'"' => Some("\\\""),
+        b'\\' => Some("\\\\"),
+        0..=0x1f => CONTROL.get(usize::from(b)).copied(),
+        _ => None,
+    }
+}
+
+/// ECMAScript QuoteJSONString (RFC 8785 §3.2.2.2), see [`escape_of`].
 fn write_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if c < ' ' => {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    // Copy runs of characters that need no escape in one go. Every byte that needs an
+    // escape is ASCII, so run boundaries always fall on character boundaries.
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        if let Some(esc) = escape_of(b) {
+            out.push_str(s.get(start..i).unwrap_or_default());
+            out.push_str(esc);
+            start = i + 1;
         }
     }
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 
@@ -298,4 +337,239 @@ fn even_tie(x: f64, digits: &str, exp: i32) -> Option<String> {
 fn exact_digits(x: f64) -> (String, i32) {
     let (digits, exp) = scientific_digits(&format!("{x:.800e}"));
     (digits.trim_end_matches('0').to_string(), exp)
+}
+
+/// Nesting the quick scan follows before it leaves a text to the full check (well below
+/// [`MAX_DEPTH`] and serde_json's own limit of 128).
+const SCAN_MAX_DEPTH: usize = 64;
+
+/// True only if `text` is certainly the RFC 8785 form of the JSON value it encodes, i.e.
+/// `serde_json::from_str` accepts it and [`to_canonical_string`] of the result gives
+/// `text` back; decided in one pass, without building the value.
+///
+/// A verifier checks every stored payload this way, so it is the common case made cheap;
+/// it is not a second definition of canonical form. It accepts a text only when every
+/// token is one the canonicaliser itself writes and re-parsing cannot change:
+///
+/// - no whitespace; `null`, `true`, `false`;
+/// - strings whose characters are literal except exactly the escapes of
+///   the string writer above (`\"`, `\\`, `\b \t \n \f \r`, other controls as `\u00xx` in
+///   lowercase hex), and no raw control characters;
+/// - integers without sign-zero or leading zeros, within ±(2^53 - 1), which serde_json
+///   reads as u64/i64 and the canonicaliser prints back digit for digit;
+/// - object names without escapes, in strictly increasing UTF-16 order (so no
+///   duplicates, which serde_json would silently merge);
+/// - nesting at most 64 deep, and nothing after the value.
+///
+/// Anything else returns false, including some canonical texts (fractions, exponents,
+/// integers beyond 2^53 - 1, names with escapes, deep nesting): those must go through
+/// the full parse-and-canonicalise check, which decides them exactly. `false` is never
+/// evidence of tampering on its own.
+pub fn quick_canonical(text: &str) -> bool {
+    let mut scan = Scanner {
+        text,
+        bytes: text.as_bytes(),
+        pos: 0,
+    };
+    scan.value(0) && scan.pos == scan.bytes.len()
+}
+
+/// Bytes that end a run of literal string characters: the quote, the backslash and the
+/// raw controls (which JSON forbids inside strings).
+static STRING_STOP: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
+/// The cursor of [`quick_canonical`]. Every method returns false (or None) as soon as
+/// the text leaves the recognised subset; `pos` is then meaningless.
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Scanner<'a> {
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn eat(&mut self, b: u8) -> bool {
+        if self.peek() == Some(b) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> bool {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> bool {
+        match self.peek() {
+            Some(b'{') => depth < SCAN_MAX_DEPTH && self.object(depth + 1),
+            Some(b'[') => depth < SCAN_MAX_DEPTH && self.array(depth + 1),
+            Some(b'"') => self.string().is_some(),
+            Some(b'n') => self.literal(b"null"),
+            Some(b't') => self.literal(b"true"),
+            Some(b'f') => self.literal(b"false"),
+            Some(b'-' | b'0'..=b'9') => self.integer(),
+            _ => false,
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> bool {
+        self.pos += 1; // '['
+        if self.eat(b']') {
+            return true;
+        }
+        loop {
+            if !self.value(depth) {
+                return false;
+            }
+            if self.eat(b']') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> bool {
+        self.pos += 1; // '{'
+        if self.eat(b'}') {
+            return true;
+        }
+        let mut previous: Option<&'a str> = None;
+        loop {
+            if self.peek() != Some(b'"') {
+                return false;
+            }
+            // A name with an escape would have to be decoded before it could be
+            // ordered; such names are left to the full check.
+            let Some((start, end, false)) = self.string() else {
+                return false;
+            };
+            // The name lies between two quotes, so it is on char boundaries; `get`
+            // checks that rather than assuming it.
+            let Some(name) = self.text.get(start..end) else {
+                return false;
+            };
+            if previous.is_some_and(|prev| utf16_cmp(prev, name) != std::cmp::Ordering::Less) {
+                return false;
+            }
+            previous = Some(name);
+            if !self.eat(b':') || !self.value(depth) {
+                return false;
+            }
+            if self.eat(b'}') {
+                return true;
+            }
+            if !self.eat(b',') {
+                return false;
+            }
+        }
+    }
+
+    /// A string token in canonical escaping; returns where its contents (between the
+    /// quotes) start and end, and whether they contain an escape.
+    #[inline]
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        self.pos += 1; // '"'
+        let start = self.pos;
+        let mut escaped = false;
+        loop {
+            // Skip a run of literal characters: everything but STRING_STOP bytes stands
+            // for itself (multi-byte UTF-8 sequences never contain those bytes).
+            while let Some(&b) = self.bytes.get(self.pos) {
+                if STRING_STOP[usize::from(b)] {
+                    break;
+                }
+                self.pos += 1;
+            }
+            match self.peek()? {
+                b'"' => {
+                    let end = self.pos;
+                    self.pos += 1;
+                    return Some((start, end, escaped));
+                }
+                b'\\' => {
+                    escaped = true;
+                    self.pos += 1;
+                    match self.peek()? {
+                        b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => self.pos += 1,
+                        b'u' => {
+                            let hex = self.bytes.get(self.pos + 1..self.pos + 5)?;
+                            let code = canonical_control_escape(hex)?;
+                            // The five controls with short escapes never use \u.
+                            if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                                return None;
+                            }
+                            self.pos += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                // Raw control characters are not JSON (serde_json rejects them).
+                _ => return None,
+            }
+        }
+    }
+
+    /// An integer in ±(2^53 - 1) written as the canonicaliser writes it.
+    fn integer(&mut self) -> bool {
+        let negative = self.eat(b'-');
+        let start = self.pos;
+        let mut value = 0u64;
+        while let Some(d @ b'0'..=b'9') = self.peek() {
+            // 2^53 - 1 has 16 digits; longer integers go to the full check (and the
+            // bound keeps `value` far from overflow).
+            if self.pos - start == 16 {
+                return false;
+            }
+            value = value * 10 + u64::from(d - b'0');
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        // Fractions and exponents go to the full check too.
+        if digits == 0 || matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return false;
+        }
+        if self.bytes.get(start) == Some(&b'0') {
+            // "0" only: no leading zeros, and "-0" (a double, printed "0") is not canonical.
+            return digits == 1 && !negative;
+        }
+        value <= MAX_SAFE_INTEGER
+    }
+}
+
+/// The code of a canonical `\u00xx` escape's four hex digits (`00` then two lowercase
+/// hex digits below 0x20), or None.
+fn canonical_control_escape(hex: &[u8]) -> Option<u8> {
+    let [b'0', b'0', hi @ (b'0' | b'1'), lo] = *hex else {
+        return None;
+    };
+    let lo = match lo {
+        b'0'..=b'9' => lo - b'0',
+        b'a'..=b'f' => lo - b'a' + 10,
+        _ => return None,
+    };
+    Some((hi - b'0') * 16 + lo)
 }

@@ -45,6 +45,14 @@ pub enum DbError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite C library failed (used directly by the ledger's fast scan).
+    #[error("sqlite error {code}: {message}")]
+    Sqlite {
+        /// SQLite result code.
+        code: i32,
+        /// SQLite's message.
+        message: String,
+    },
 }
 
 /// How long a SQLite writer waits for the write lock before giving up.
@@ -138,6 +146,7 @@ impl Db {
                         }
                         conn.execute("PRAGMA synchronous = FULL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA cache_size = -32768").await?;
                     }
                     Ok(())
                 })
@@ -176,6 +185,18 @@ impl Db {
                 _queue: None,
             },
         })
+    }
+
+    /// The file of a SQLite database (`None` for PostgreSQL and in-memory databases).
+    pub async fn sqlite_file(&self) -> Result<Option<std::path::PathBuf>, DbError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let file: Option<String> =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(file.filter(|f| !f.is_empty()).map(std::path::PathBuf::from))
     }
 
     /// True if the database answers.

@@ -38,6 +38,23 @@ pub const PAYLOAD_DOMAIN: &[u8] = b"pdx-ledger/payload/v1";
 /// Domain-separation tag of entry hashes.
 pub const ENTRY_DOMAIN: &[u8] = b"pdx-ledger/entry/v1";
 
+/// The value of each hex digit (`0-9`, `a-f`, `A-F`); 0xff for any other byte.
+static HEX_VALUE: [u8; 256] = {
+    let mut table = [0xffu8; 256];
+    let mut i = 0u8;
+    while i < 10 {
+        table[(b'0' + i) as usize] = i;
+        i += 1;
+    }
+    let mut i = 0u8;
+    while i < 6 {
+        table[(b'a' + i) as usize] = 10 + i;
+        table[(b'A' + i) as usize] = 10 + i;
+        i += 1;
+    }
+    table
+};
+
 /// A 32-byte hash, shown and serialised as lowercase hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct Hash32(pub [u8; 32]);
@@ -51,10 +68,33 @@ impl Hash32 {
         hex::encode(self.0)
     }
 
-    /// Parses 64 hex characters.
+    /// Parses 64 hex characters (either case, as the `hex` crate accepts).
     pub fn from_hex(s: &str) -> Result<Self, EntryError> {
+        Self::from_hex_bytes(s.as_bytes())
+    }
+
+    /// [`Hash32::from_hex`] of ASCII digits given as bytes.
+    pub(crate) fn from_hex_bytes(digits: &[u8]) -> Result<Self, EntryError> {
+        // Every hash of every exported entry goes through here, so this is a table
+        // lookup per digit rather than the `hex` crate's general decoder.
+        if digits.len() != 64 {
+            return Err(EntryError::BadHash);
+        }
         let mut out = [0u8; 32];
-        hex::decode_to_slice(s, &mut out).map_err(|_| EntryError::BadHash)?;
+        // Invalid digits map to 0xff; OR-ing every digit's value together and checking
+        // the high bits once at the end rejects them without a branch per digit.
+        let mut seen = 0u8;
+        for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+            let (hi, lo) = (
+                HEX_VALUE[usize::from(pair[0])],
+                HEX_VALUE[usize::from(pair[1])],
+            );
+            seen |= hi | lo;
+            *byte = hi << 4 | lo;
+        }
+        if seen > 0xf {
+            return Err(EntryError::BadHash);
+        }
         Ok(Hash32(out))
     }
 
@@ -86,8 +126,24 @@ impl Serialize for Hash32 {
 
 impl<'de> Deserialize<'de> for Hash32 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Hash32::from_hex(&s).map_err(serde::de::Error::custom)
+        // Accepts what `String` accepts (a string, or UTF-8 bytes), without copying it.
+        struct HexVisitor;
+        impl serde::de::Visitor<'_> for HexVisitor {
+            type Value = Hash32;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Hash32, E> {
+                Hash32::from_hex(s).map_err(E::custom)
+            }
+            fn visit_bytes<E: serde::de::Error>(self, b: &[u8]) -> Result<Hash32, E> {
+                match std::str::from_utf8(b) {
+                    Ok(s) => self.visit_str(s),
+                    Err(_) => Err(E::invalid_value(serde::de::Unexpected::Bytes(b), &self)),
+                }
+            }
+        }
+        d.deserialize_string(HexVisitor)
     }
 }
 
@@ -192,14 +248,27 @@ impl EntryKind {
 
     /// The wire name, as hashed.
     pub fn as_str(&self) -> &str {
-        if let EntryKind::Other(s) = self {
-            return s;
+        // A match rather than a search of KNOWN: this runs for every entry hashed. The
+        // `unknown_kinds_round_trip` test keeps the two tables in step.
+        match self {
+            EntryKind::AssetCertificate => "asset_certificate",
+            EntryKind::OpenAttributeChange => "open_attribute_change",
+            EntryKind::GrantDecision => "grant_decision",
+            EntryKind::GrantRevocation => "grant_revocation",
+            EntryKind::ModelRegistration => "model_registration",
+            EntryKind::Release => "release",
+            EntryKind::PrivacySpend => "privacy_spend",
+            EntryKind::ProductListing => "product_listing",
+            EntryKind::ProductDelisting => "product_delisting",
+            EntryKind::Transaction => "transaction",
+            EntryKind::Refund => "refund",
+            EntryKind::Remittance => "remittance",
+            EntryKind::Suspension => "suspension",
+            EntryKind::Objection => "objection",
+            EntryKind::ObjectionAnswer => "objection_answer",
+            EntryKind::FheQuery => "fhe_query",
+            EntryKind::Other(s) => s,
         }
-        Self::KNOWN
-            .iter()
-            .find(|(k, _)| k == self)
-            .map(|(_, s)| *s)
-            .unwrap_or("unknown")
     }
 
     /// Kinds every authenticated role may read (certificates, listings, suspensions).
@@ -279,7 +348,13 @@ pub struct Entry {
 pub const MAX_FIELD_LEN: usize = 256;
 
 fn check_field(value: &str, name: &'static str) -> Result<(), EntryError> {
-    if value.is_empty() || value.len() > MAX_FIELD_LEN || value.chars().any(char::is_control) {
+    // Printable ASCII (the usual case) has no control characters; anything else is
+    // decoded and checked character by character.
+    let printable_ascii = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if value.is_empty()
+        || value.len() > MAX_FIELD_LEN
+        || (!printable_ascii && value.chars().any(char::is_control))
+    {
         return Err(EntryError::BadField(name));
     }
     Ok(())
@@ -290,21 +365,40 @@ pub fn canonical_payload(value: &serde_json::Value) -> Result<String, EntryError
     Ok(canonical::to_canonical_string(value)?)
 }
 
-/// `payload_hash` of canonical payload bytes.
-pub fn payload_hash(canonical_payload: &[u8]) -> Hash32 {
-    let mut h = blake3::Hasher::new();
-    h.update(PAYLOAD_DOMAIN);
-    h.update(&[0]);
-    h.update(canonical_payload);
-    Hash32(*h.finalize().as_bytes())
+/// BLAKE3 of the concatenation of `parts`.
+///
+/// Exactly `blake3::hash(&parts.concat())`: the rules above are defined on the
+/// concatenated bytes, and BLAKE3 gives the same digest however they are fed in. Inputs
+/// up to one 1 KiB chunk (every entry and almost every payload) are gathered on the
+/// stack and hashed in one call, which costs far less than a `Hasher` fed piece by
+/// piece; longer ones are streamed.
+#[inline]
+fn hash_concat<const N: usize>(parts: [&[u8]; N]) -> Hash32 {
+    const STACK: usize = 1024;
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if total > STACK {
+        let mut h = blake3::Hasher::new();
+        for part in parts {
+            h.update(part);
+        }
+        return Hash32(*h.finalize().as_bytes());
+    }
+    let mut buf = [0u8; STACK];
+    let mut len = 0usize;
+    for part in parts {
+        let end = len + part.len();
+        // end <= total <= STACK, so this always succeeds.
+        if let Some(dst) = buf.get_mut(len..end) {
+            dst.copy_from_slice(part);
+        }
+        len = end;
+    }
+    Hash32(*blake3::hash(buf.get(..len).unwrap_or_default()).as_bytes())
 }
 
-fn update_str(h: &mut blake3::Hasher, s: &str) {
-    // Lengths are bounded by MAX_FIELD_LEN on the way in; a longer string from an
-    // export is still hashed unambiguously because u32 covers any line we would read.
-    let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
-    h.update(&len.to_be_bytes());
-    h.update(s.as_bytes());
+/// `payload_hash` of canonical payload bytes.
+pub fn payload_hash(canonical_payload: &[u8]) -> Hash32 {
+    hash_concat([PAYLOAD_DOMAIN, &[0], canonical_payload])
 }
 
 /// `entry_hash` over the fields of an entry, see the module docs.
@@ -316,17 +410,132 @@ pub fn entry_hash(
     payload_hash: &Hash32,
     prev_hash: &Hash32,
 ) -> Hash32 {
-    let mut h = blake3::Hasher::new();
-    h.update(ENTRY_DOMAIN);
-    h.update(&[0]);
-    h.update(&seq.to_be_bytes());
-    h.update(&timestamp_ms.to_be_bytes());
-    update_str(&mut h, kind);
-    update_str(&mut h, &actor.org);
-    update_str(&mut h, &actor.key_id);
-    h.update(&payload_hash.0);
-    h.update(&prev_hash.0);
-    Hash32(*h.finalize().as_bytes())
+    entry_hash_of(
+        seq,
+        timestamp_ms,
+        kind,
+        &actor.org,
+        &actor.key_id,
+        payload_hash,
+        prev_hash,
+    )
+}
+
+/// The length prefix of a hashed string. Lengths are bounded by MAX_FIELD_LEN on the way
+/// in; a longer string from an export is still hashed unambiguously because u32 covers
+/// any line we would read.
+fn len_prefix(s: &str) -> [u8; 4] {
+    u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes()
+}
+
+/// `entry_hash` from the individual fields (the byte layout in the module docs).
+fn entry_hash_of(
+    seq: u64,
+    timestamp_ms: i64,
+    kind: &str,
+    org: &str,
+    key_id: &str,
+    payload_hash: &Hash32,
+    prev_hash: &Hash32,
+) -> Hash32 {
+    hash_concat([
+        ENTRY_DOMAIN,
+        &[0],
+        &seq.to_be_bytes(),
+        &timestamp_ms.to_be_bytes(),
+        &len_prefix(kind),
+        kind.as_bytes(),
+        &len_prefix(org),
+        org.as_bytes(),
+        &len_prefix(key_id),
+        key_id.as_bytes(),
+        &payload_hash.0,
+        &prev_hash.0,
+    ])
+}
+
+/// An entry's fields borrowed from wherever they were read (a database page, an export
+/// line, an [`Entry`]): what the verifier checks, without copying strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryView<'a> {
+    /// Position in the ledger.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub timestamp_ms: i64,
+    /// Kind wire name, as hashed.
+    pub kind: &'a str,
+    /// Actor organisation.
+    pub actor_org: &'a str,
+    /// Actor key id.
+    pub actor_key: &'a str,
+    /// The payload text as stored.
+    pub payload: &'a str,
+    /// Stored payload hash.
+    pub payload_hash: Hash32,
+    /// Stored previous entry hash.
+    pub prev_hash: Hash32,
+    /// Stored entry hash.
+    pub entry_hash: Hash32,
+}
+
+impl EntryView<'_> {
+    /// Recomputes both hashes from the fields and says which one is wrong, if any; see
+    /// [`Entry::check_hashes`].
+    pub fn check_hashes(&self) -> Result<(), EntryCheck> {
+        // The payload must be in canonical form, or two encodings of one value could carry
+        // different hashes. The one-pass scan proves the common case; anything it does
+        // not prove is decided by parsing and re-canonicalising, as the rule is defined.
+        if !canonical::quick_canonical(self.payload) {
+            let value: serde_json::Value =
+                serde_json::from_str(self.payload).map_err(|_| EntryCheck::PayloadNotJson)?;
+            let canonical =
+                canonical_payload(&value).map_err(|_| EntryCheck::PayloadNotCanonical)?;
+            if canonical != self.payload {
+                return Err(EntryCheck::PayloadNotCanonical);
+            }
+        }
+        if payload_hash(self.payload.as_bytes()) != self.payload_hash {
+            return Err(EntryCheck::PayloadHash);
+        }
+        let expect = entry_hash_of(
+            self.seq,
+            self.timestamp_ms,
+            self.kind,
+            self.actor_org,
+            self.actor_key,
+            &self.payload_hash,
+            &self.prev_hash,
+        );
+        if expect != self.entry_hash {
+            return Err(EntryCheck::EntryHash);
+        }
+        Ok(())
+    }
+
+    /// The Merkle leaf data of this entry: its entry hash.
+    pub fn leaf_data(&self) -> &[u8; 32] {
+        &self.entry_hash.0
+    }
+
+    /// An owned copy.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            seq: self.seq,
+            timestamp_ms: self.timestamp_ms,
+            kind: self
+                .kind
+                .parse()
+                .unwrap_or_else(|_| EntryKind::Other(self.kind.to_string())),
+            actor: Actor {
+                org: self.actor_org.to_string(),
+                key_id: self.actor_key.to_string(),
+            },
+            payload: self.payload.to_string(),
+            payload_hash: self.payload_hash,
+            prev_hash: self.prev_hash,
+            entry_hash: self.entry_hash,
+        }
+    }
 }
 
 impl Entry {
@@ -373,28 +582,22 @@ impl Entry {
     /// The payload must also be in canonical form, or two encodings of one value could
     /// carry different hashes.
     pub fn check_hashes(&self) -> Result<(), EntryCheck> {
-        let value = self
-            .payload_json()
-            .map_err(|_| EntryCheck::PayloadNotJson)?;
-        let canonical = canonical_payload(&value).map_err(|_| EntryCheck::PayloadNotCanonical)?;
-        if canonical != self.payload {
-            return Err(EntryCheck::PayloadNotCanonical);
+        self.view().check_hashes()
+    }
+
+    /// The entry's fields, borrowed.
+    pub fn view(&self) -> EntryView<'_> {
+        EntryView {
+            seq: self.seq,
+            timestamp_ms: self.timestamp_ms,
+            kind: self.kind.as_str(),
+            actor_org: &self.actor.org,
+            actor_key: &self.actor.key_id,
+            payload: &self.payload,
+            payload_hash: self.payload_hash,
+            prev_hash: self.prev_hash,
+            entry_hash: self.entry_hash,
         }
-        if payload_hash(self.payload.as_bytes()) != self.payload_hash {
-            return Err(EntryCheck::PayloadHash);
-        }
-        let expect = entry_hash(
-            self.seq,
-            self.timestamp_ms,
-            self.kind.as_str(),
-            &self.actor,
-            &self.payload_hash,
-            &self.prev_hash,
-        );
-        if expect != self.entry_hash {
-            return Err(EntryCheck::EntryHash);
-        }
-        Ok(())
     }
 
     /// The Merkle leaf data of this entry: its entry hash.
@@ -498,6 +701,34 @@ mod tests {
             &Hash32::ZERO,
         );
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn hex_hashes_parse_as_the_hex_crate_parses_them() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        const DIGITS: &[u8] = b"0123456789abcdefABCDEFgG/:@`-+ ";
+        for _ in 0..20_000 {
+            let len = if rng.gen_bool(0.8) {
+                64
+            } else {
+                rng.gen_range(0..70)
+            };
+            let text: String = (0..len)
+                .map(|_| {
+                    let pool = if rng.gen_bool(0.97) {
+                        &DIGITS[..22]
+                    } else {
+                        DIGITS
+                    };
+                    char::from(pool[rng.gen_range(0..pool.len())])
+                })
+                .collect();
+            let mut want = [0u8; 32];
+            let want = hex::decode_to_slice(&text, &mut want).map(|()| Hash32(want));
+            assert_eq!(Hash32::from_hex(&text).ok(), want.ok(), "{text}");
+        }
+        assert!(Hash32::from_hex("é").is_err());
     }
 
     #[test]

@@ -21,6 +21,8 @@
 //! database itself rejects UPDATE and DELETE with triggers, and appends are serialised
 //! across processes by a lock row. [`Ledger::append`] runs inside the caller's
 //! transaction, so a business row and its ledger entry commit together or not at all.
+//! Full verification of a SQLite file reads it through a read-only connection of its
+//! own (`sqlite_scan`), because sqlx's row-at-a-time hand-over cost more than hashing.
 //!
 //! This crate depends on no other pdx crate: it is what a supervisor compiles and trusts.
 
@@ -31,8 +33,10 @@ pub mod export;
 pub mod kinds;
 pub mod merkle;
 pub mod note;
+mod page;
 pub mod receipt;
 pub mod signing;
+mod sqlite_scan;
 pub mod store;
 pub mod verify;
 

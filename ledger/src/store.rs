@@ -11,14 +11,23 @@
 //! hash and the tree's frontier (the hashes of `complete_subtrees(0..size)`), so no
 //! other read is needed.
 //!
-//! Each append writes the entry, every Merkle subtree it completes (amortised two
-//! rows), the organisations it concerns, and the new head; every `checkpoint_every`
+//! Each append writes the entry, every interior Merkle subtree it completes (amortised
+//! one row), the organisations it concerns, and the new head; every `checkpoint_every`
 //! entries it also signs a checkpoint in the same transaction.
 //!
 //! # Reading proofs
 //!
-//! Because every complete subtree is stored, an inclusion or consistency proof is one
-//! query for O(log n) nodes (see [`crate::merkle::nodes_for`]); the tree is never rebuilt.
+//! Every complete subtree is kept: those of height one and more in `ledger_nodes`, and
+//! the leaves (height zero) implicitly, since leaf `i` is `H(0x00 || entry_hash)` of
+//! entry `i` (RFC 9162 leaf rule, see [`crate::entry`]). Storing the leaves as well would
+//! double the node rows written per append for the price of one hash per proof. An
+//! inclusion or consistency proof therefore reads its O(log n) nodes with one query on
+//! `ledger_nodes` plus, for the few leaves it needs, one on `ledger_entries` (see
+//! [`crate::merkle::nodes_for`]); the tree is never rebuilt.
+//!
+//! Nodes are keyed by `node_pos`, the order in which appends complete them, so every
+//! new node row goes at the end of the table: inserting by `(level, idx)` instead put
+//! each batch's nodes in a dozen places mid-tree, and cost more than the entries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,12 +36,13 @@ use std::time::Duration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::db::{Db, DbError, now_ms};
-use crate::entry::{Actor, Entry, EntryError, EntryKind, Hash32};
+use crate::db::{Backend, Db, DbError, now_ms};
+use crate::entry::{Actor, Entry, EntryError, EntryKind, EntryView, Hash32};
 use crate::kinds::LedgerPayload;
-use crate::merkle::{self, Blake3Hasher, MerkleError, MerkleHasher, NodeId};
+use crate::merkle::{self, Blake3Hasher, CompactRange, MerkleError, MerkleHasher, NodeId};
 use crate::note::{Checkpoint, NoteError, NoteSigner, NoteVerifier};
 use crate::receipt::{RECEIPT_FORMAT, Receipt};
+use crate::sqlite_scan::PageStream;
 use crate::verify::{CheckpointRecord, Verifier, VerifyFailure, VerifyReport};
 
 /// Ledger failures. None of them carries key material.
@@ -208,76 +218,112 @@ fn checkpoint_from_row(row: &AnyRow) -> Result<StoredCheckpoint, LedgerError> {
 
 /// The head row: size, last entry hash and frontier.
 struct Head {
-    size: u64,
     head_hash: Hash32,
-    frontier: HashMap<NodeId, merkle::Hash>,
+    /// The tree's right frontier: the hashes of `complete_subtrees(0..size)`, largest
+    /// first, exactly as stored in `ledger_head.frontier`.
+    tree: CompactRange<Blake3Hasher>,
 }
 
 impl Head {
     fn decode(size: i64, head_hash: &[u8], frontier: &[u8]) -> Result<Head, LedgerError> {
         let size = to_u64(size, "size")?;
-        let ids = merkle::complete_subtrees(0..size);
-        if frontier.len() != ids.len() * 32 {
+        if !frontier.len().is_multiple_of(32) {
             return Err(LedgerError::Corrupt("frontier length".into()));
         }
-        let mut map = HashMap::with_capacity(ids.len());
-        for (id, chunk) in ids.into_iter().zip(frontier.chunks_exact(32)) {
-            let mut h = [0u8; 32];
-            h.copy_from_slice(chunk);
-            map.insert(id, h);
-        }
+        let hashes = frontier
+            .chunks_exact(32)
+            .map(|c| {
+                let mut h = [0u8; 32];
+                h.copy_from_slice(c);
+                h
+            })
+            .collect();
         Ok(Head {
-            size,
             head_hash: Hash32::from_slice(head_hash)
                 .map_err(|_| LedgerError::Corrupt("head hash".into()))?,
-            frontier: map,
+            tree: CompactRange::from_parts(size, hashes)
+                .map_err(|_| LedgerError::Corrupt("frontier length".into()))?,
         })
     }
 
-    fn frontier_bytes(&self) -> Result<Vec<u8>, LedgerError> {
-        let ids = merkle::complete_subtrees(0..self.size);
-        let mut out = Vec::with_capacity(ids.len() * 32);
-        for id in ids {
-            let h = self.frontier.get(&id).ok_or(MerkleError::MissingNode(id))?;
-            out.extend_from_slice(h);
-        }
-        Ok(out)
+    fn size(&self) -> u64 {
+        self.tree.size()
     }
 
-    fn root(&self) -> Result<merkle::Hash, LedgerError> {
-        if self.size == 0 {
-            return Ok(Blake3Hasher::empty());
-        }
-        Ok(merkle::range_hash::<Blake3Hasher>(
-            0..self.size,
-            &self.frontier,
-        )?)
+    fn frontier_bytes(&self) -> Vec<u8> {
+        self.tree.frontier().concat()
     }
 
-    /// Adds one leaf; returns the nodes to store.
-    fn push(&mut self, leaf: merkle::Hash) -> Result<Vec<(NodeId, merkle::Hash)>, LedgerError> {
-        let index = self.size;
-        let new_nodes = merkle::nodes_after_append::<Blake3Hasher>(index, leaf, &self.frontier)?;
-        self.size += 1;
-        // The new frontier is a subset of old frontier ∪ new nodes.
-        let keep = merkle::complete_subtrees(0..self.size);
-        let mut next = HashMap::with_capacity(keep.len());
-        for id in keep {
-            let h = self
-                .frontier
-                .get(&id)
-                .copied()
-                .or_else(|| new_nodes.iter().find(|(n, _)| *n == id).map(|(_, h)| *h))
-                .ok_or(MerkleError::MissingNode(id))?;
-            next.insert(id, h);
-        }
-        self.frontier = next;
-        Ok(new_nodes)
+    fn root(&self) -> merkle::Hash {
+        self.tree.root()
+    }
+
+    /// Adds one leaf; records the complete subtrees it finishes (to store) in `nodes`.
+    fn push(&mut self, leaf: merkle::Hash, nodes: &mut Vec<(NodeId, merkle::Hash)>) {
+        self.tree.append_recording(leaf, nodes);
     }
 }
 
-/// Most rows per multi-row INSERT (keeps bind parameters under both backends' limits).
-const INSERT_CHUNK: usize = 500;
+/// The `ledger_nodes` key of a complete subtree: the index of its last leaf, times 64,
+/// plus its level.
+///
+/// ```text
+/// pos(level, idx) = ((((idx + 1) << level) - 1) << 6) | level
+/// ```
+///
+/// Appending leaf `n` completes the subtrees ending at `n`, lowest level first, so
+/// positions only ever grow: new rows go at the end of the table (see the module
+/// docs). The mapping is one-to-one ([`node_at`] inverts it) for levels below 64 and
+/// last leaves below 2^57, far beyond any ledger.
+pub(crate) fn node_pos(id: NodeId) -> Result<i64, LedgerError> {
+    let too_large = || LedgerError::OutOfRange(format!("{id} is beyond the node key range"));
+    let last = id
+        .leaves()
+        .and_then(|leaves| leaves.end.checked_sub(1))
+        .ok_or_else(too_large)?;
+    if last >= 1 << 57 || id.level >= 64 {
+        return Err(too_large());
+    }
+    i64::try_from(last << 6 | u64::from(id.level)).map_err(|_| too_large())
+}
+
+/// The subtree a `ledger_nodes` key names (inverse of [`node_pos`]).
+pub(crate) fn node_at(pos: i64) -> Result<NodeId, LedgerError> {
+    let corrupt = || LedgerError::Corrupt(format!("node key {pos}"));
+    let pos = u64::try_from(pos).map_err(|_| corrupt())?;
+    let level = (pos & 63) as u8;
+    let end = (pos >> 6) + 1;
+    // The subtree ends on a multiple of its width.
+    if end.trailing_zeros() < u32::from(level) {
+        return Err(corrupt());
+    }
+    let id = NodeId::new(level, (end >> level) - 1);
+    match node_pos(id) {
+        Ok(p) if p == pos as i64 => Ok(id),
+        _ => Err(corrupt()),
+    }
+}
+
+/// Most rows per multi-row INSERT (256 entry rows are 2,304 bind parameters, well under
+/// SQLite's 32,766 and PostgreSQL's 65,535).
+const INSERT_CHUNK: usize = 256;
+
+/// Splits `rows` into multi-row INSERT sizes: full chunks of [`INSERT_CHUNK`], then the
+/// remainder's binary digits (e.g. 1,000 = 3 × 256 + 128 + 64 + 32 + 8).
+///
+/// A multi-row INSERT's SQL depends on its row count, and preparing one costs SQLite
+/// more than executing it. Drawing sizes from this fixed set of nine means every
+/// statement is prepared once per connection and then served from sqlx's statement
+/// cache, whatever the batch sizes (Merkle node counts vary from batch to batch).
+fn insert_chunks(rows: usize) -> impl Iterator<Item = usize> {
+    let full = std::iter::repeat_n(INSERT_CHUNK, rows / INSERT_CHUNK);
+    let rest = rows % INSERT_CHUNK;
+    let bits = (0..INSERT_CHUNK.trailing_zeros())
+        .rev()
+        .map(|bit| 1usize << bit)
+        .filter(move |size| rest & size != 0);
+    full.chain(bits)
+}
 
 impl Ledger {
     /// Opens the ledger on a migrated database (see [`Ledger::migrate`]).
@@ -362,50 +408,56 @@ impl Ledger {
         let mut head = Self::lock_head(conn).await?;
         let ts = now_ms();
         let mut entries = Vec::with_capacity(items.len());
-        let mut nodes = Vec::with_capacity(items.len() * 2);
+        // An append completes one leaf and, amortised, one interior subtree.
+        let mut nodes = Vec::with_capacity(items.len() * 2 + 64);
         let mut parties = Vec::new();
         let mut checkpoints = Vec::new();
         for item in items {
             let entry = Entry::build(
-                head.size,
+                head.size(),
                 ts,
                 item.kind,
                 item.actor,
                 &item.payload,
                 head.head_hash,
             )?;
-            nodes.extend(head.push(Blake3Hasher::leaf(entry.leaf_data()))?);
+            head.push(Blake3Hasher::leaf(entry.leaf_data()), &mut nodes);
             head.head_hash = entry.entry_hash;
             for org in item.parties {
                 if org != entry.actor.org && !parties.contains(&(org.clone(), entry.seq)) {
                     parties.push((org, entry.seq));
                 }
             }
-            if self.config.checkpoint_every > 0 && head.size % self.config.checkpoint_every == 0 {
-                checkpoints.push(self.sign(head.size, head.root()?, ts)?);
+            if self.config.checkpoint_every > 0 && head.size() % self.config.checkpoint_every == 0 {
+                checkpoints.push(self.sign(head.size(), head.root(), ts)?);
             }
             entries.push(entry);
         }
-        Self::insert_entries(conn, &entries).await?;
-        Self::insert_nodes(conn, &nodes).await?;
-        Self::insert_parties(conn, &parties).await?;
-        for cp in &checkpoints {
-            Self::insert_checkpoint(conn, cp).await?;
-        }
-        sqlx::query("UPDATE ledger_head SET size = $1, head_hash = $2, frontier = $3 WHERE id = 1")
-            .bind(to_i64(head.size, "size")?)
-            .bind(head.head_hash.0.to_vec())
-            .bind(head.frontier_bytes()?)
-            .execute(&mut *conn)
-            .await?;
-        Ok(entries
-            .into_iter()
+        let appended = entries
+            .iter()
             .map(|e| Appended {
                 seq: e.seq,
                 entry_hash: e.entry_hash,
                 timestamp_ms: e.timestamp_ms,
             })
-            .collect())
+            .collect();
+        // Leaves are implied by the entries (see the module docs); only interior subtrees
+        // are stored.
+        nodes.retain(|(id, _)| id.level > 0);
+        let backend = self.db.backend();
+        Self::insert_entries(conn, backend, entries).await?;
+        Self::insert_nodes(conn, backend, &nodes).await?;
+        Self::insert_parties(conn, backend, parties).await?;
+        for cp in &checkpoints {
+            Self::insert_checkpoint(conn, cp).await?;
+        }
+        sqlx::query("UPDATE ledger_head SET size = $1, head_hash = $2, frontier = $3 WHERE id = 1")
+            .bind(to_i64(head.size(), "size")?)
+            .bind(head.head_hash.0.to_vec())
+            .bind(head.frontier_bytes())
+            .execute(&mut *conn)
+            .await?;
+        Ok(appended)
     }
 
     fn sign(
@@ -429,24 +481,29 @@ impl Ledger {
         })
     }
 
+    /// Inserts the entries, moving their strings into the statement's arguments (sqlx's
+    /// `Any` driver takes arguments by value, so this saves one copy of each).
     async fn insert_entries(
         conn: &mut AnyConnection,
-        entries: &[Entry],
+        backend: Backend,
+        entries: Vec<Entry>,
     ) -> Result<(), LedgerError> {
-        for chunk in entries.chunks(INSERT_CHUNK) {
-            let sql = multi_insert("ledger_entries", ENTRY_COLUMNS, 9, chunk.len());
+        let sizes: Vec<usize> = insert_chunks(entries.len()).collect();
+        let mut rows = entries.into_iter();
+        for size in sizes {
+            let sql = multi_insert(backend, "ledger_entries", ENTRY_COLUMNS, 9, size);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
+            for e in rows.by_ref().take(size) {
                 q = q
                     .bind(to_i64(e.seq, "seq")?)
                     .bind(e.timestamp_ms)
-                    .bind(e.kind.as_str().to_string())
-                    .bind(e.actor.org.clone())
-                    .bind(e.actor.key_id.clone())
-                    .bind(e.payload.clone())
-                    .bind(e.payload_hash.0.to_vec())
-                    .bind(e.prev_hash.0.to_vec())
-                    .bind(e.entry_hash.0.to_vec());
+                    .bind(e.kind.as_str())
+                    .bind(e.actor.org)
+                    .bind(e.actor.key_id)
+                    .bind(e.payload)
+                    .bind(&e.payload_hash.0[..])
+                    .bind(&e.prev_hash.0[..])
+                    .bind(&e.entry_hash.0[..]);
             }
             q.execute(&mut *conn).await?;
         }
@@ -455,16 +512,15 @@ impl Ledger {
 
     async fn insert_nodes(
         conn: &mut AnyConnection,
+        backend: Backend,
         nodes: &[(NodeId, merkle::Hash)],
     ) -> Result<(), LedgerError> {
-        for chunk in nodes.chunks(INSERT_CHUNK) {
-            let sql = multi_insert("ledger_nodes", "level, idx, hash", 3, chunk.len());
+        let mut rows = nodes.iter();
+        for size in insert_chunks(nodes.len()) {
+            let sql = multi_insert(backend, "ledger_nodes", "pos, hash", 2, size);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (id, h) in chunk {
-                q = q
-                    .bind(i64::from(id.level))
-                    .bind(to_i64(id.index, "node index")?)
-                    .bind(h.to_vec());
+            for (id, h) in rows.by_ref().take(size) {
+                q = q.bind(node_pos(*id)?).bind(&h[..]);
             }
             q.execute(&mut *conn).await?;
         }
@@ -473,13 +529,15 @@ impl Ledger {
 
     async fn insert_parties(
         conn: &mut AnyConnection,
-        parties: &[(String, u64)],
+        backend: Backend,
+        parties: Vec<(String, u64)>,
     ) -> Result<(), LedgerError> {
-        for chunk in parties.chunks(INSERT_CHUNK) {
-            let sql = multi_insert("ledger_parties", "org, seq", 2, chunk.len());
+        let mut rows = parties.into_iter();
+        for size in insert_chunks(rows.len()) {
+            let sql = multi_insert(backend, "ledger_parties", "org, seq", 2, size);
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for (org, seq) in chunk {
-                q = q.bind(org.clone()).bind(to_i64(*seq, "seq")?);
+            for (org, seq) in rows.by_ref().take(size) {
+                q = q.bind(org).bind(to_i64(seq, "seq")?);
             }
             q.execute(&mut *conn).await?;
         }
@@ -507,12 +565,12 @@ impl Ledger {
         let mut tx = self.db.begin_write().await?;
         let head = Self::lock_head(&mut tx).await?;
         if let Some(latest) = Self::latest_checkpoint_on(&mut tx).await?
-            && latest.size == head.size
+            && latest.size == head.size()
         {
             tx.rollback().await?;
             return Ok(latest);
         }
-        let cp = self.sign(head.size, head.root()?, now_ms())?;
+        let cp = self.sign(head.size(), head.root(), now_ms())?;
         Self::insert_checkpoint(&mut tx, &cp).await?;
         tx.commit().await?;
         Ok(cp)
@@ -629,32 +687,42 @@ impl Ledger {
         ids: &[NodeId],
     ) -> Result<HashMap<NodeId, merkle::Hash>, LedgerError> {
         let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(200) {
-            let mut sql = String::from("SELECT level, idx, hash FROM ledger_nodes WHERE ");
+        let (leaves, interior): (Vec<NodeId>, Vec<NodeId>) =
+            ids.iter().partition(|id| id.level == 0);
+        // Leaves are not in ledger_nodes (see the module docs): hash the entry hashes.
+        for chunk in leaves.chunks(200) {
+            let mut sql = String::from("SELECT seq, entry_hash FROM ledger_entries WHERE ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(" OR ");
                 }
-                sql.push_str(&format!(
-                    "(level = ${} AND idx = ${})",
-                    2 * i + 1,
-                    2 * i + 2
-                ));
+                sql.push_str(&format!("seq = ${}", i + 1));
             }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for id in chunk {
-                q = q
-                    .bind(i64::from(id.level))
-                    .bind(to_i64(id.index, "node index")?);
+                q = q.bind(to_i64(id.index, "node index")?);
             }
             for row in q.fetch_all(self.db.pool()).await? {
-                let level: i64 = row.try_get("level")?;
-                let idx: i64 = row.try_get("idx")?;
-                let id = NodeId {
-                    level: u8::try_from(level)
-                        .map_err(|_| LedgerError::Corrupt("node level".into()))?,
-                    index: to_u64(idx, "node index")?,
-                };
+                let id = NodeId::new(0, to_u64(row.try_get("seq")?, "seq")?);
+                let entry_hash = hash_col(&row, "entry_hash")?;
+                out.insert(id, Blake3Hasher::leaf(&entry_hash.0));
+            }
+        }
+        for chunk in interior.chunks(200) {
+            let mut sql = String::from("SELECT pos, hash FROM ledger_nodes WHERE pos IN (");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("${}", i + 1));
+            }
+            sql.push(')');
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(node_pos(*id)?);
+            }
+            for row in q.fetch_all(self.db.pool()).await? {
+                let id = node_at(row.try_get("pos")?)?;
                 out.insert(id, hash_col(&row, "hash")?.0);
             }
         }
@@ -731,8 +799,13 @@ impl Ledger {
         })
     }
 
-    /// Walks the whole database through the independent verifier, `page` entries at a
+    /// Walks the whole database through the independent verifier, a page of entries at a
     /// time, calling `progress(entries_done, total)` after each page.
+    ///
+    /// On a SQLite file the entries are read by `sqlite_scan` (a read-only connection
+    /// of its own) on a separate thread, overlapping with the hashing; elsewhere, or if
+    /// the file cannot be opened that way, they are read in pages through sqlx. The
+    /// verifier sees the same entries in the same order either way.
     pub async fn verify_with(
         &self,
         key: &NoteVerifier,
@@ -752,25 +825,47 @@ impl Ledger {
             Ok(v) => v,
             Err(f) => return Ok(Err(f)),
         };
-        let mut from = 0u64;
-        const PAGE: u32 = 10_000;
-        loop {
-            let page = self.entries(from, PAGE, &Visibility::All).await?;
-            let Some(last) = page.last() else { break };
-            from = last.seq + 1;
-            for e in &page {
-                if let Err(f) = verifier.push(e) {
+        // This function is generic (over `progress`), so it is compiled in the caller's
+        // crate and profile: it only moves pages; the per-entry work is in
+        // `Verifier::push_all` and the reader, both compiled here.
+        let fast = match self.db.sqlite_file().await? {
+            Some(path) => PageStream::open(path).await,
+            None => None,
+        };
+        if let Some(mut pages) = fast {
+            while let Some(page) = pages.next().await? {
+                if let Err(f) = verifier.push_all(&page.views()) {
                     return Ok(Err(f));
                 }
+                progress(verifier.entries(), total);
+                pages.recycle(page);
             }
-            progress(verifier.entries(), total);
+        } else {
+            let mut from = 0u64;
+            const PAGE: u32 = 10_000;
+            loop {
+                let page = self.entries(from, PAGE, &Visibility::All).await?;
+                let Some(last) = page.last() else { break };
+                from = last.seq + 1;
+                let views: Vec<EntryView<'_>> = page.iter().map(Entry::view).collect();
+                if let Err(f) = verifier.push_all(&views) {
+                    return Ok(Err(f));
+                }
+                progress(verifier.entries(), total);
+            }
         }
         Ok(verifier.finish())
     }
 }
 
-/// `INSERT INTO table (cols) VALUES ($1, …), (…)` for `rows` rows of `width` columns.
-fn multi_insert(table: &str, columns: &str, width: usize, rows: usize) -> String {
+/// `INSERT INTO table (cols) VALUES (…), (…)` for `rows` rows of `width` columns.
+///
+/// PostgreSQL needs numbered placeholders (`$1, $2, …`). SQLite gets anonymous `?`
+/// ones, bound in order: sqlx-sqlite looks up the name of every numbered parameter with
+/// `sqlite3_bind_parameter_name`, a linear scan, which makes binding a statement with
+/// thousands of `$N` quadratic (it was over half of a batch append's time).
+fn multi_insert(backend: Backend, table: &str, columns: &str, width: usize, rows: usize) -> String {
+    use std::fmt::Write as _;
     let mut sql = format!("INSERT INTO {table} ({columns}) VALUES ");
     let mut n = 1;
     for r in 0..rows {
@@ -782,8 +877,13 @@ fn multi_insert(table: &str, columns: &str, width: usize, rows: usize) -> String
             if c > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&n.to_string());
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                // Writing to a String cannot fail.
+                Backend::Postgres => {
+                    let _ = write!(sql, "${n}");
+                }
+            }
             n += 1;
         }
         sql.push(')');
@@ -793,13 +893,61 @@ fn multi_insert(table: &str, columns: &str, width: usize, rows: usize) -> String
 
 #[cfg(test)]
 mod tests {
-    use super::multi_insert;
+    use super::{INSERT_CHUNK, insert_chunks, multi_insert, node_at, node_pos};
+    use crate::db::Backend;
+    use crate::merkle::{self, NodeId};
+
+    #[test]
+    fn node_positions_follow_completion_order_and_invert() {
+        // Replay appends: the nodes each one completes get ever larger positions.
+        let mut last = -1i64;
+        for n in 0u64..5000 {
+            for id in merkle::completed_by_append(n)
+                .into_iter()
+                .map(|s| NodeId::new(s.level + 1, s.index >> 1))
+            {
+                let pos = node_pos(id).unwrap();
+                assert!(pos > last, "{id} at {pos} after {last}");
+                assert_eq!(node_at(pos).unwrap(), id);
+                last = pos;
+            }
+        }
+        assert_eq!(node_pos(NodeId::new(1, 0)).unwrap(), 1 << 6 | 1);
+        assert_eq!(node_pos(NodeId::new(3, 2)).unwrap(), 23 << 6 | 3);
+        // Negative, and subtrees whose last leaf is not on a multiple of their width.
+        for bad in [-1, 1, 2 << 6 | 2, 63] {
+            assert!(node_at(bad).is_err(), "{bad}");
+        }
+        assert!(node_pos(NodeId::new(0, (1 << 57) + 5)).is_err());
+    }
+
+    #[test]
+    fn insert_chunks_cover_the_rows_from_a_fixed_set_of_sizes() {
+        for rows in [0, 1, 2, 7, 255, 256, 257, 1000, 2047, 5000] {
+            let sizes: Vec<usize> = insert_chunks(rows).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), rows, "{rows}");
+            assert!(
+                sizes
+                    .iter()
+                    .all(|s| s.is_power_of_two() && *s <= INSERT_CHUNK),
+                "{rows}: {sizes:?}"
+            );
+        }
+        assert_eq!(
+            insert_chunks(1000).collect::<Vec<_>>(),
+            [256, 256, 256, 128, 64, 32, 8]
+        );
+    }
 
     #[test]
     fn multi_insert_numbers_placeholders_in_order() {
         assert_eq!(
-            multi_insert("t", "a, b", 2, 2),
+            multi_insert(Backend::Postgres, "t", "a, b", 2, 2),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            multi_insert(Backend::Sqlite, "t", "a, b", 2, 2),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?)"
         );
     }
 }

@@ -37,9 +37,20 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         proofs: usize,
     },
+    /// De-identification: Adult end to end and a large generated table, against raw
+    /// polars, with peak memory.
+    Deid {
+        /// Adult runs to take the median of.
+        #[arg(long, default_value_t = 5)]
+        adult_runs: usize,
+        /// Rows of the generated table.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+    },
 }
 
-fn median(mut xs: Vec<Duration>) -> Duration {
+/// The median of some timings (zero for none).
+pub(crate) fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs.get(xs.len() / 2).copied().unwrap_or_default()
 }
@@ -118,11 +129,19 @@ fn per_sec(n: f64, d: Duration) -> f64 {
 
 /// Runs a benchmark and prints its table.
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
-    let BenchCommand::Ledger {
-        single,
-        entries,
-        proofs,
-    } = cmd;
+    match cmd {
+        BenchCommand::Ledger {
+            single,
+            entries,
+            proofs,
+        } => run_ledger(single, entries, proofs).await,
+        BenchCommand::Deid { adult_runs, rows } => {
+            tokio::task::spawn_blocking(move || super::bench_deid::run(adult_runs, rows)).await?
+        }
+    }
+}
+
+async fn run_ledger(single: usize, entries: u64, proofs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let actor = Actor {
         org: "org-bench".into(),

@@ -1,6 +1,7 @@
 //! Command-line tools beyond `serve` and `demo`.
 
 pub mod bench;
+pub mod bench_deid;
 pub mod ledger;
 
 /// A progress bar in the house style, hidden when stderr is not a terminal.

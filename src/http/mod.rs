@@ -10,6 +10,7 @@
 //! 4. Handlers take [`Caller`] and call [`Caller::owns`] for resources owned by an
 //!    organisation; that is the one ownership check.
 
+pub mod catalog;
 pub mod json;
 pub mod keys;
 pub mod ledger_api;
@@ -96,6 +97,7 @@ struct LoggedKey(String);
 pub fn api_routes() -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(keys::routes())
+        .merge(catalog::routes())
         .merge(ledger_api::routes())
 }
 

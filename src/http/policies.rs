@@ -12,6 +12,20 @@ use Role::*;
 
 const EVERYONE: &[Role] = &Role::ALL;
 
+/// Any authenticated caller may read (catalog metadata, public ledger data).
+const READ_ALL: Policy = Policy {
+    roles: EVERYONE,
+    owner: Owner::Any,
+    writes: false,
+};
+
+/// Providers write; which dataset they may touch is checked by ownership.
+const PROVIDER_WRITES: Policy = Policy {
+    roles: &[Provider],
+    owner: Owner::OwnOrg,
+    writes: true,
+};
+
 /// (method, route template, policy).
 pub const POLICIES: &[(&str, &str, Policy)] = &[
     // organisations and keys: admin only
@@ -140,6 +154,39 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
         Policy {
             roles: EVERYONE,
             owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    // catalog: every role reads metadata, reports, certificates and dummy data;
+    // providers register datasets and upload versions of their own
+    ("GET", "/v1/datasets", READ_ALL),
+    ("POST", "/v1/datasets", PROVIDER_WRITES),
+    ("GET", "/v1/datasets/{id}", READ_ALL),
+    ("GET", "/v1/datasets/{id}/versions", READ_ALL),
+    ("POST", "/v1/datasets/{id}/versions", PROVIDER_WRITES),
+    ("GET", "/v1/datasets/{id}/versions/{version}", READ_ALL),
+    (
+        "GET",
+        "/v1/datasets/{id}/versions/{version}/certificate",
+        READ_ALL,
+    ),
+    // the open-attribute rule inside refuses every conditional or not-open dataset
+    (
+        "GET",
+        "/v1/datasets/{id}/versions/{version}/download",
+        READ_ALL,
+    ),
+    ("GET", "/v1/datasets/{id}/dummy", READ_ALL),
+    ("GET", "/v1/elements", READ_ALL),
+    ("POST", "/v1/elements", PROVIDER_WRITES),
+    // jobs: the owning organisation, or a supervisor
+    ("GET", "/v1/jobs", READ_ALL),
+    (
+        "GET",
+        "/v1/jobs/{id}",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::OwnOrgOrSupervisor,
             writes: false,
         },
     ),

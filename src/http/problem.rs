@@ -269,3 +269,22 @@ impl From<pdx_ledger::LedgerError> for ApiError {
 
 /// Result alias for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<pdx_sandbox::SandboxError> for ApiError {
+    fn from(e: pdx_sandbox::SandboxError) -> Self {
+        use pdx_sandbox::SandboxError as E;
+        match e {
+            E::Invalid(msg) => ApiError::unprocessable(msg),
+            E::Conflict(msg) => ApiError::conflict(msg),
+            E::NotFound(msg) => ApiError::not_found(msg),
+            E::Forbidden(msg) => ApiError::forbidden(msg),
+            E::TooLarge { .. } => ApiError::too_large(e.to_string()),
+            E::Upload(ref upload) if upload.is_client_error() => {
+                ApiError::unprocessable(upload.to_string())
+            }
+            // Internal causes are logged by `internal` and never sent: an engine or
+            // database message may carry a stored value.
+            other => ApiError::internal(other),
+        }
+    }
+}

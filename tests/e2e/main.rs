@@ -1,4 +1,5 @@
 //! End-to-end tests of the pdx binary and HTTP API: one test binary, one module per area.
+mod catalog;
 mod foundation;
 mod ledger_http;
 mod support;

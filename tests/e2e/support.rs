@@ -56,6 +56,7 @@ impl TestServer {
         };
         let mut config = Config::resolve(&args, Some("127.0.0.1:0")).unwrap();
         config.body_limit = 64 * 1024;
+        config.sandbox.upload_limit = 4 * 1024 * 1024;
         let app = App::open(config).await.unwrap();
         let admin = app
             .bootstrap()

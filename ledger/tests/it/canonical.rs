@@ -283,3 +283,242 @@ fn whitespace_and_literals() {
         "[true,false,null,{},[],\"\"]"
     );
 }
+
+/// The full rule: `text` parses and canonicalises back to itself.
+fn is_canonical_by_definition(text: &str) -> bool {
+    serde_json::from_str::<Value>(text)
+        .ok()
+        .and_then(|v| to_canonical_string(&v).ok())
+        .is_some_and(|c| c == text)
+}
+
+/// Characters that exercise escaping and UTF-16 ordering.
+const CHARS: &[char] = &[
+    'a',
+    'b',
+    'z',
+    'A',
+    '0',
+    '9',
+    '_',
+    '-',
+    ' ',
+    '/',
+    '"',
+    '\\',
+    '\u{0}',
+    '\u{8}',
+    '\t',
+    '\n',
+    '\u{b}',
+    '\u{c}',
+    '\r',
+    '\u{1f}',
+    '\u{7f}',
+    '\u{80}',
+    '\u{e9}',
+    '\u{20ac}',
+    '\u{e000}',
+    '\u{fb33}',
+    '\u{ffff}',
+    '\u{10000}',
+    '\u{1f600}',
+];
+
+fn random_string(rng: &mut StdRng) -> String {
+    let len = rng.gen_range(0..8);
+    (0..len)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())])
+        .collect()
+}
+
+fn random_value(rng: &mut StdRng, depth: usize) -> Value {
+    let pick = if depth >= 4 {
+        rng.gen_range(0..6)
+    } else {
+        rng.gen_range(0..8)
+    };
+    match pick {
+        0 => Value::Null,
+        1 => Value::Bool(rng.r#gen()),
+        2 => {
+            // Integers around every boundary the scan cares about.
+            let max = pdx_ledger::canonical::MAX_SAFE_INTEGER as i64;
+            let n = match rng.gen_range(0..5) {
+                0 => rng.gen_range(-10..10),
+                1 => rng.gen_range(-max..=max),
+                2 => max + rng.gen_range(-2..=2),
+                3 => -max + rng.gen_range(-2..=2),
+                _ => rng.r#gen::<i64>(),
+            };
+            json!(n)
+        }
+        3 => json!(rng.r#gen::<f64>() * 10f64.powi(rng.gen_range(-30..30))),
+        4 | 5 => Value::String(random_string(rng)),
+        6 => Value::Array(
+            (0..rng.gen_range(0..4))
+                .map(|_| random_value(rng, depth + 1))
+                .collect(),
+        ),
+        _ => Value::Object(
+            (0..rng.gen_range(0..5))
+                .map(|_| (random_string(rng), random_value(rng, depth + 1)))
+                .collect(),
+        ),
+    }
+}
+
+/// Text edits that usually break canonical form, some subtly.
+fn mutate(rng: &mut StdRng, text: &str) -> String {
+    let mut s = text.to_string();
+    let at = |rng: &mut StdRng, s: &str| {
+        let mut i = rng.gen_range(0..=s.len());
+        while !s.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    match rng.gen_range(0..12) {
+        0 => {
+            let i = at(rng, &s);
+            s.insert(i, ' ');
+        }
+        1 => {
+            let i = at(rng, &s);
+            s.insert(i, CHARS[rng.gen_range(0..CHARS.len())]);
+        }
+        2 => {
+            let i = at(rng, &s);
+            if let Some(c) = s[i..].chars().next() {
+                s.replace_range(i..i + c.len_utf8(), "");
+            }
+        }
+        3 => s = s.replacen("\\n", "\\u000a", 1),
+        4 => s = s.replacen("\\u001f", "\\u001F", 1),
+        5 => s = s.replacen('/', "\\/", 1),
+        6 => s = s.replacen("a", "\\u0061", 1),
+        7 => s = s.replacen(":0", ":-0", 1).replacen(":1", ":01", 1),
+        8 => s = s.replacen(":1", ":1.0", 1).replacen(":2", ":2e0", 1),
+        9 => s.push_str(&format!("{}", rng.gen_range(0..10))),
+        10 => {
+            // Duplicate the first member of an object.
+            if let Some(i) = s.find('{')
+                && let Some(j) = s[i..].find(',')
+            {
+                let member = s[i + 1..i + j].to_string();
+                s.insert_str(i + 1, &format!("{member},"));
+            }
+        }
+        _ => {
+            // Two adjacent characters swapped.
+            let i = at(rng, &s);
+            let mut it = s[i..].chars();
+            if let (Some(a), Some(b)) = (it.next(), it.next()) {
+                s.replace_range(i..i + a.len_utf8() + b.len_utf8(), &format!("{b}{a}"));
+            }
+        }
+    }
+    s
+}
+
+/// The verifier's one-pass scan must never accept a text the full rule rejects, and must
+/// accept the canonical text of every value without fractions, exponents, big integers
+/// or escaped member names (the common case it exists for).
+#[test]
+fn quick_scan_agrees_with_the_canonicaliser() {
+    use pdx_ledger::canonical::quick_canonical;
+    let mut rng = StdRng::seed_from_u64(0x5ca1ab1e);
+    let (mut accepted, mut mutants_accepted) = (0, 0);
+    for _ in 0..20_000 {
+        let value = random_value(&mut rng, 0);
+        let Ok(text) = to_canonical_string(&value) else {
+            continue;
+        };
+        assert!(is_canonical_by_definition(&text), "{text}");
+        if quick_canonical(&text) {
+            accepted += 1;
+        } else {
+            // Only the documented cases may be left to the full check.
+            let simple = !text.contains('.')
+                && !text.contains('e')
+                && !text.contains("\\")
+                && !text.contains('E');
+            let small_ints = {
+                fn ok(v: &Value) -> bool {
+                    match v {
+                        Value::Number(n) => n.as_i64().is_some_and(|i| {
+                            i.unsigned_abs() <= pdx_ledger::canonical::MAX_SAFE_INTEGER
+                        }),
+                        Value::Array(a) => a.iter().all(ok),
+                        Value::Object(o) => o.values().all(ok),
+                        _ => true,
+                    }
+                }
+                ok(&value)
+            };
+            assert!(
+                !(simple && small_ints),
+                "scan refused a plain canonical text: {text}"
+            );
+        }
+        for _ in 0..3 {
+            let m = mutate(&mut rng, &text);
+            if quick_canonical(&m) {
+                mutants_accepted += 1;
+                assert!(
+                    is_canonical_by_definition(&m),
+                    "scan accepted a non-canonical text: {m:?} (from {text:?})"
+                );
+            }
+        }
+    }
+    // The generator must actually reach both sides.
+    assert!(accepted > 5_000, "{accepted}");
+    assert!(mutants_accepted > 1_000, "{mutants_accepted}");
+}
+
+#[test]
+fn quick_scan_edge_cases() {
+    use pdx_ledger::canonical::quick_canonical;
+    let yes = [
+        "null",
+        "0",
+        "-1",
+        "9007199254740991",
+        "-9007199254740991",
+        r#""""#,
+        r#""\"\\\b\t\n\f\r\u0000\u001f/""#,
+        "\"\u{7f}\u{1f600}\"",
+        "[]",
+        "{}",
+        r#"{"":0,"a":[{}],"b":{"c":null}}"#,
+        "{\"\u{1f600}\":1,\"\u{e000}\":2}",
+    ];
+    for text in yes {
+        assert!(quick_canonical(text), "{text}");
+        assert!(is_canonical_by_definition(text), "{text}");
+    }
+    let no = [
+        "",
+        " 0",
+        "0 ",
+        "-0",
+        "01",
+        "1.0",
+        "1e3",
+        "9007199254740992",
+        "[1,]",
+        "{\"b\":1,\"a\":2}",
+        "{\"a\":1,\"a\":1}",
+        "{\"\u{e000}\":1,\"\u{1f600}\":2}",
+        r#""\u000a""#,
+        r#""\u001F""#,
+        r#""\/""#,
+        "\"\u{1}\"",
+        "[1]]",
+        "nul",
+    ];
+    for text in no {
+        assert!(!quick_canonical(text), "{text}");
+    }
+}

@@ -190,11 +190,13 @@ async fn batch_append_writes_many_entries_in_one_transaction() {
 async fn database_refuses_update_and_delete() {
     for t in TestDb::all().await {
         let ledger = t.ledger(signer("test.pdx/ledger"), 1);
+        // Two entries, so that there is an interior Merkle node (leaves are not stored).
         ledger.append_now(&actor("o"), &tx(1, "b")).await.unwrap();
+        ledger.append_now(&actor("o"), &tx(2, "b")).await.unwrap();
         for sql in [
             "UPDATE ledger_entries SET payload = '{}' WHERE seq = 0",
             "DELETE FROM ledger_entries WHERE seq = 0",
-            "UPDATE ledger_nodes SET idx = 5",
+            "UPDATE ledger_nodes SET hash = hash",
             "DELETE FROM ledger_nodes",
             "UPDATE ledger_checkpoints SET note = 'x'",
             "DELETE FROM ledger_checkpoints",
@@ -204,7 +206,7 @@ async fn database_refuses_update_and_delete() {
             let err = sqlx::query(sql).execute(t.db.pool()).await;
             assert!(err.is_err(), "{}: {sql} was allowed", t.name);
         }
-        assert_eq!(ledger.size().await.unwrap(), 1);
+        assert_eq!(ledger.size().await.unwrap(), 2);
         ledger
             .verify_with(&ledger.verifier(), |_, _| {})
             .await
@@ -327,4 +329,44 @@ async fn sqlite_runs_in_wal_mode_with_a_busy_timeout() {
         .unwrap();
     assert!(busy >= 1000, "busy timeout {busy} ms");
     t.cleanup().await;
+}
+
+/// The export is the documented JSON lines: header, checkpoints, then every entry in seq
+/// order, each exactly as serde writes `ExportLine` (however the rows were read).
+#[tokio::test]
+async fn export_writes_header_checkpoints_and_entries_as_json_lines() {
+    use pdx_ledger::export::{EXPORT_FORMAT, ExportLine, export};
+    use pdx_ledger::verify::CheckpointRecord;
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 4);
+        let mut db_tx = t.db.begin_write().await.unwrap();
+        let items = (0..10)
+            .map(|i| NewEntry::typed(&actor("org-dev"), &tx(i, "org-b\"\\")).unwrap())
+            .collect();
+        ledger.append_batch(&mut db_tx, items).await.unwrap();
+        db_tx.commit().await.unwrap();
+        let mut want = vec![ExportLine::Header {
+            format: EXPORT_FORMAT.into(),
+            origin: "test.pdx/ledger".into(),
+            size: 10,
+        }];
+        for cp in ledger.checkpoints().await.unwrap() {
+            want.push(ExportLine::Checkpoint(CheckpointRecord {
+                size: cp.size,
+                note: cp.note,
+            }));
+        }
+        for e in ledger.entries(0, 100, &Visibility::All).await.unwrap() {
+            want.push(ExportLine::Entry(e));
+        }
+        let want: String = want
+            .iter()
+            .map(|line| serde_json::to_string(line).unwrap() + "\n")
+            .collect();
+        let mut got = Vec::new();
+        let n = export(&ledger, &mut got, |_, _| {}).await.unwrap();
+        assert_eq!(n, 10, "{}", t.name);
+        assert_eq!(String::from_utf8(got).unwrap(), want, "{}", t.name);
+        t.cleanup().await;
+    }
 }

@@ -5,7 +5,7 @@
 use pdx_ledger::db::Backend;
 use pdx_ledger::export::{export, verify_export};
 use pdx_ledger::kinds::Transaction;
-use pdx_ledger::merkle;
+use pdx_ledger::merkle::{self, Blake3Hasher, MerkleHasher};
 use pdx_ledger::note::{NoteSigner, SignedNote};
 use pdx_ledger::store::{NewEntry, Visibility};
 use pdx_ledger::verify::VerifyFailure;
@@ -177,28 +177,33 @@ async fn truncated_and_reappended_fork_is_named() {
             &format!("DELETE FROM ledger_parties WHERE seq >= {FORK}"),
         )
         .await;
-        let nodes = sqlx::query("SELECT level, idx, hash FROM ledger_nodes")
+        // Nodes are keyed by pos = (last leaf << 6) | level (see store.rs).
+        let nodes = sqlx::query("SELECT pos, hash FROM ledger_nodes")
             .fetch_all(t.db.pool())
             .await
             .unwrap();
         let mut keep = std::collections::HashMap::new();
         for row in &nodes {
-            let (level, idx): (i64, i64) = (row.get("level"), row.get("idx"));
-            let end = ((idx + 1) as u64) << level;
-            if end > FORK {
-                exec(
-                    &t,
-                    &format!("DELETE FROM ledger_nodes WHERE level = {level} AND idx = {idx}"),
-                )
-                .await;
+            let pos: i64 = row.get("pos");
+            let (level, end) = (pos & 63, (pos >> 6) + 1);
+            if end as u64 > FORK {
+                exec(&t, &format!("DELETE FROM ledger_nodes WHERE pos = {pos}")).await;
             } else {
                 let hash: Vec<u8> = row.get("hash");
-                keep.insert((level as u8, idx as u64), hash);
+                keep.insert((level as u8, ((end >> level) - 1) as u64), hash);
             }
         }
+        // Leaves are not stored as nodes; the attacker hashes them from the entries.
+        let entries = ledger.entries(0, 100, &Visibility::All).await.unwrap();
         let frontier: Vec<u8> = merkle::complete_subtrees(0..FORK)
             .iter()
-            .flat_map(|id| keep[&(id.level, id.index)].clone())
+            .flat_map(|id| match keep.get(&(id.level, id.index)) {
+                Some(hash) => hash.clone(),
+                None => {
+                    assert_eq!(id.level, 0, "{id} missing");
+                    Blake3Hasher::leaf(entries[id.index as usize].leaf_data()).to_vec()
+                }
+            })
             .collect();
         let last = ledger.entry(FORK - 1).await.unwrap().unwrap();
         sqlx::query("UPDATE ledger_head SET size = $1, head_hash = $2, frontier = $3 WHERE id = 1")
@@ -294,6 +299,114 @@ async fn swapped_public_key_is_detected_at_the_first_checkpoint() {
         // ...under the recorded key the first checkpoint already fails.
         let f = failure(&ledger, &key).await;
         assert_eq!(f.seq, EVERY - 1, "{}: {f}", t.name);
+        t.cleanup().await;
+    }
+}
+
+/// A ledger long enough for the verifiers' page-at-a-time, multi-threaded paths (pages
+/// of 4,096 entries, hashing split across threads past 1,024).
+async fn build_large(t: &TestDb, key: NoteSigner) -> Ledger {
+    let ledger = t.ledger(key, LARGE_EVERY);
+    for batch in 0..LARGE / 1000 {
+        let mut tx = t.db.begin_write().await.unwrap();
+        ledger
+            .append_batch(
+                &mut tx,
+                (batch * 1000..(batch + 1) * 1000)
+                    .map(|i| item(i, "o"))
+                    .collect(),
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    ledger
+}
+
+const LARGE: i64 = 10_000;
+const LARGE_EVERY: u64 = 1000;
+
+/// The one-entry-at-a-time verifier over the same rows and checkpoints: the reference
+/// the paged, parallel verifiers must agree with.
+async fn serial_outcome(
+    ledger: &Ledger,
+    key: &NoteSigner,
+) -> Result<pdx_ledger::verify::VerifyReport, VerifyFailure> {
+    let mut entries = Vec::new();
+    loop {
+        let page = ledger
+            .entries(entries.len() as u64, 3000, &Visibility::All)
+            .await
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        entries.extend(page);
+    }
+    let checkpoints = ledger
+        .checkpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| pdx_ledger::verify::CheckpointRecord {
+            size: c.size,
+            note: c.note,
+        })
+        .collect();
+    pdx_ledger::verify::verify_all(&key.verifier(), &entries, checkpoints)
+}
+
+#[tokio::test]
+async fn large_ledgers_verify_and_name_the_same_seq_as_the_serial_verifier() {
+    for t in TestDb::all().await {
+        let key = signer("t.pdx/ledger");
+        let ledger = build_large(&t, key.clone()).await;
+        let report = ledger
+            .verify_with(&key.verifier(), |_, _| {})
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((report.entries, report.checkpoints), (LARGE as u64, 10));
+        assert_eq!(Ok(report.clone()), serial_outcome(&ledger, &key).await);
+        let mut buf = Vec::new();
+        export(&ledger, &mut buf, |_, _| {}).await.unwrap();
+        let from_file = verify_export(&buf[..], &key.verifier(), |_, _| {}).unwrap();
+        assert_eq!(from_file, Ok(report));
+
+        drop_triggers(&t).await;
+        // A payload byte in the second page, then a checkpoint signature further on:
+        // the payload is reported first, as the serial verifier reports it.
+        exec(
+            &t,
+            "UPDATE ledger_entries SET payload = replace(payload, 'o7777', 'o7778') WHERE seq = 7777",
+        )
+        .await;
+        let note: String =
+            sqlx::query_scalar("SELECT note FROM ledger_checkpoints WHERE size = 9000")
+                .fetch_one(t.db.pool())
+                .await
+                .unwrap();
+        let mut parsed = SignedNote::parse(&note).unwrap();
+        parsed.signatures[0].signature[3] ^= 0x40;
+        sqlx::query("UPDATE ledger_checkpoints SET note = $1 WHERE size = 9000")
+            .bind(parsed.to_text())
+            .execute(t.db.pool())
+            .await
+            .unwrap();
+        let f = failure(&ledger, &key).await;
+        assert_eq!(f.seq, 7777, "{}: {f}", t.name);
+        assert_eq!(Err(f), serial_outcome(&ledger, &key).await);
+
+        // With the payload restored, the signature is what fails, at its checkpoint.
+        exec(
+            &t,
+            "UPDATE ledger_entries SET payload = replace(payload, 'o7778', 'o7777') WHERE seq = 7777",
+        )
+        .await;
+        let f = failure(&ledger, &key).await;
+        assert_eq!(f.seq, 8999, "{}: {f}", t.name);
+        assert!(f.reason.contains("signature"), "{}", f.reason);
+        assert_eq!(Err(f), serial_outcome(&ledger, &key).await);
         t.cleanup().await;
     }
 }

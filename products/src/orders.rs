@@ -1,0 +1,697 @@
+//! Orders: placement with idempotency keys, payment, refund, delivery.
+
+use pdx_ledger::Actor;
+use pdx_ledger::kinds::{Refund, Transaction};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::Products;
+use crate::archive::TarWriter;
+use crate::clock::{DAY_MS, Period, rfc3339};
+use crate::error::{ProductsError, Result};
+use crate::model::{
+    DownloadArchive, DownloadRecord, LicenceKind, NewOrder, Order, OrderPlacement, OrderStatus,
+    ProductStatus, payee_for,
+};
+use crate::rows::{get_opt_u64, get_u64, line_field, new_id, to_i64};
+use crate::split::allocate;
+
+const ORDER_COLUMNS: &str = "id, buyer_org, idempotency_key, request_hash, product_id, \
+    developer_org, price_minor, currency, licence_kind, licence_term_days, status, created_ms, \
+    payment_ref, paid_ms, licence_expires_ms, transaction_seq, delivered_ms, refunded_ms, \
+    refund_reason, refund_seq";
+
+/// The longest idempotency key accepted (bytes).
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An order row: the view plus what only this crate needs.
+struct OrderRow {
+    order: Order,
+    request_hash: String,
+    licence_expires_ms: Option<i64>,
+}
+
+fn order_from_row(row: &AnyRow) -> Result<OrderRow> {
+    let kind: String = row.try_get("licence_kind")?;
+    let term = get_u64(row, "licence_term_days")?;
+    let paid_ms: Option<i64> = row.try_get("paid_ms")?;
+    let expires: Option<i64> = row.try_get("licence_expires_ms")?;
+    let delivered_ms: Option<i64> = row.try_get("delivered_ms")?;
+    let refunded_ms: Option<i64> = row.try_get("refunded_ms")?;
+    Ok(OrderRow {
+        order: Order {
+            id: row.try_get("id")?,
+            product_id: row.try_get("product_id")?,
+            buyer_org: row.try_get("buyer_org")?,
+            developer_org: row.try_get("developer_org")?,
+            price_minor: row.try_get("price_minor")?,
+            currency: row.try_get("currency")?,
+            licence_kind: LicenceKind::parse(&kind)
+                .ok_or_else(|| ProductsError::Internal(format!("licence kind {kind:?}")))?,
+            licence_term_days: u32::try_from(term)
+                .map_err(|_| ProductsError::Internal("licence term out of range".into()))?,
+            status: OrderStatus::parse(&row.try_get::<String, _>("status")?)?,
+            created_at: rfc3339(row.try_get("created_ms")?),
+            payment_ref: row.try_get("payment_ref")?,
+            paid_at: paid_ms.map(rfc3339),
+            licence_expires_at: expires.map(rfc3339),
+            transaction_seq: get_opt_u64(row, "transaction_seq")?,
+            delivered_at: delivered_ms.map(rfc3339),
+            refunded_at: refunded_ms.map(rfc3339),
+            refund_reason: row.try_get("refund_reason")?,
+            refund_seq: get_opt_u64(row, "refund_seq")?,
+        },
+        request_hash: row.try_get("request_hash")?,
+        licence_expires_ms: expires,
+    })
+}
+
+/// Checks an idempotency key: 1 to 255 bytes of printable ASCII, used as given.
+fn check_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
+        return Err(ProductsError::Invalid(format!(
+            "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} bytes"
+        )));
+    }
+    if !key.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Err(ProductsError::Invalid(
+            "Idempotency-Key must be printable ASCII".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// BLAKE3 (hex) of the order request's JSON: what a key is bound to.
+fn request_hash(req: &NewOrder) -> Result<String> {
+    let body =
+        serde_json::to_vec(req).map_err(|e| ProductsError::Internal(format!("order body: {e}")))?;
+    Ok(blake3::hash(&body).to_hex().to_string())
+}
+
+async fn order_on(conn: &mut AnyConnection, id: &str, buyer: Option<&str>) -> Result<OrderRow> {
+    let row = match buyer {
+        Some(org) => {
+            let sql =
+                format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND buyer_org = $2");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.to_string())
+                .bind(org.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+        None => {
+            let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(id.to_string())
+                .fetch_optional(&mut *conn)
+                .await?
+        }
+    };
+    let row = row.ok_or_else(|| ProductsError::NotFound(format!("order {id}")))?;
+    order_from_row(&row)
+}
+
+async fn order_by_key(
+    conn: &mut AnyConnection,
+    buyer: &str,
+    key: &str,
+) -> Result<Option<OrderRow>> {
+    let sql =
+        format!("SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_org = $1 AND idempotency_key = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(buyer.to_string())
+        .bind(key.to_string())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+/// The answer to a replayed idempotency key.
+fn replay(existing: OrderRow, hash: &str, key: &str) -> Result<OrderPlacement> {
+    if existing.request_hash == hash {
+        Ok(OrderPlacement {
+            order: existing.order,
+            created: false,
+        })
+    } else {
+        Err(ProductsError::IdempotencyMismatch {
+            key: key.to_string(),
+        })
+    }
+}
+
+/// What paying an order that is no longer pending means.
+fn pay_outcome(row: OrderRow, payment_ref: &str) -> Result<Order> {
+    match row.order.status {
+        OrderStatus::Paid | OrderStatus::Delivered
+            if row.order.payment_ref.as_deref() == Some(payment_ref) =>
+        {
+            Ok(row.order)
+        }
+        OrderStatus::Paid | OrderStatus::Delivered => Err(ProductsError::Conflict(format!(
+            "order {} is already paid under another payment reference",
+            row.order.id
+        ))),
+        OrderStatus::Refunded => Err(ProductsError::Conflict(format!(
+            "order {} was refunded",
+            row.order.id
+        ))),
+        OrderStatus::Pending => Err(ProductsError::Conflict(format!(
+            "order {} changed while being paid; retry",
+            row.order.id
+        ))),
+    }
+}
+
+/// Refuses a download that the order's state or term does not allow.
+fn check_downloadable(row: &OrderRow, now: i64) -> Result<()> {
+    let id = &row.order.id;
+    match row.order.status {
+        OrderStatus::Pending => return Err(ProductsError::NotPaid(id.clone())),
+        OrderStatus::Refunded => return Err(ProductsError::LicenceRevoked(id.clone())),
+        OrderStatus::Paid | OrderStatus::Delivered => {}
+    }
+    let expires = row
+        .licence_expires_ms
+        .ok_or_else(|| ProductsError::Internal(format!("paid order {id} has no term")))?;
+    if now >= expires {
+        return Err(ProductsError::LicenceExpired {
+            order: id.clone(),
+            expired_at: rfc3339(expires),
+        });
+    }
+    Ok(())
+}
+
+/// `licence.json` in a download.
+#[derive(Serialize)]
+struct LicenceDoc<'a> {
+    format: &'static str,
+    registration_no: &'a str,
+    product_id: &'a str,
+    product_title: &'a str,
+    order_id: &'a str,
+    licensee: &'a str,
+    licensor: &'a str,
+    kind: LicenceKind,
+    permitted_use: &'a str,
+    term_days: u32,
+    valid_from: &'a str,
+    valid_until: &'a str,
+    price_minor: i64,
+    currency: &'a str,
+    payment_ref: &'a str,
+    manifest_hash: String,
+    transaction_seq: u64,
+}
+
+/// A release id made safe as part of a file name: `[A-Za-z0-9._-]`, at most 36 chars.
+fn file_stem(release_id: &str) -> String {
+    release_id
+        .chars()
+        .take(36)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Products {
+    /// Places an order for a listed product, bound to the buyer's idempotency key.
+    ///
+    /// The same key with the same body returns the existing order (`created: false`);
+    /// with another body it is `IdempotencyMismatch`. The price and licence are
+    /// snapshotted from the product.
+    pub async fn place_order(
+        &self,
+        buyer: &Actor,
+        idempotency_key: &str,
+        req: &NewOrder,
+    ) -> Result<OrderPlacement> {
+        check_key(idempotency_key)?;
+        let hash = request_hash(req)?;
+        let mut tx = self.db.begin_write().await?;
+        if let Some(existing) = order_by_key(&mut tx, &buyer.org, idempotency_key).await? {
+            tx.rollback().await?;
+            return replay(existing, &hash, idempotency_key);
+        }
+        let product = sqlx::query(
+            "SELECT status, developer_org, price_minor, currency, licence_kind, \
+             licence_term_days FROM products WHERE id = $1",
+        )
+        .bind(req.product_id.clone())
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| ProductsError::NotFound(format!("product {}", req.product_id)))?;
+        let status: String = product.try_get("status")?;
+        if status != ProductStatus::Listed.as_str() {
+            return Err(ProductsError::Conflict(format!(
+                "product {} is {status}, not listed",
+                req.product_id
+            )));
+        }
+        let id = new_id("ord");
+        let inserted = sqlx::query(
+            "INSERT INTO orders (id, buyer_org, idempotency_key, request_hash, product_id, \
+             developer_org, price_minor, currency, licence_kind, licence_term_days, status, \
+             created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (buyer_org, idempotency_key) DO NOTHING",
+        )
+        .bind(id.clone())
+        .bind(buyer.org.clone())
+        .bind(idempotency_key.to_string())
+        .bind(hash.clone())
+        .bind(req.product_id.clone())
+        .bind(product.try_get::<String, _>("developer_org")?)
+        .bind(product.try_get::<i64, _>("price_minor")?)
+        .bind(product.try_get::<String, _>("currency")?)
+        .bind(product.try_get::<String, _>("licence_kind")?)
+        .bind(product.try_get::<i64, _>("licence_term_days")?)
+        .bind(OrderStatus::Pending.as_str())
+        .bind(self.clock.now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            // A concurrent request with the same key committed first (PostgreSQL).
+            let existing = order_by_key(&mut tx, &buyer.org, idempotency_key)
+                .await?
+                .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
+            tx.rollback().await?;
+            return replay(existing, &hash, idempotency_key);
+        }
+        let row = order_on(&mut tx, &id, None).await?;
+        tx.commit().await?;
+        Ok(OrderPlacement {
+            order: row.order,
+            created: true,
+        })
+    }
+
+    /// Records the buyer's payment (a reference; no gateway) and appends the
+    /// `Transaction` entry in the same transaction. Paying again with the same
+    /// reference returns the order unchanged; no second entry is ever written.
+    pub async fn pay(&self, buyer: &Actor, order_id: &str, payment_ref: &str) -> Result<Order> {
+        let payment_ref = line_field(payment_ref, "payment reference", 128)?;
+        let mut tx = self.db.begin_write().await?;
+        let row = order_on(&mut tx, order_id, Some(&buyer.org)).await?;
+        if row.order.status != OrderStatus::Pending {
+            tx.rollback().await?;
+            return pay_outcome(row, &payment_ref);
+        }
+        let status: String = sqlx::query_scalar("SELECT status FROM products WHERE id = $1")
+            .bind(row.order.product_id.clone())
+            .fetch_one(&mut *tx)
+            .await?;
+        if status != ProductStatus::Listed.as_str() {
+            return Err(ProductsError::Conflict(format!(
+                "product {} is {status}; order {order_id} can no longer be paid",
+                row.order.product_id
+            )));
+        }
+        let now = self.clock.now_ms();
+        let period = Period::containing(now)?;
+        let expires = now.saturating_add(i64::from(row.order.licence_term_days) * DAY_MS);
+        let claimed = sqlx::query(
+            "UPDATE orders SET status = $2, payment_ref = $3, paid_ms = $4, paid_period = $5, \
+             licence_expires_ms = $6 WHERE id = $1 AND status = $7",
+        )
+        .bind(order_id.to_string())
+        .bind(OrderStatus::Paid.as_str())
+        .bind(payment_ref.clone())
+        .bind(now)
+        .bind(period.label.clone())
+        .bind(expires)
+        .bind(OrderStatus::Pending.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            // A concurrent payment won (PostgreSQL): answer as for a repeated payment.
+            tx.rollback().await?;
+            let mut conn = self.db.pool().acquire().await?;
+            let row = order_on(&mut conn, order_id, Some(&buyer.org)).await?;
+            return pay_outcome(row, &payment_ref);
+        }
+        let order = &row.order;
+        let appended = self
+            .ledger
+            .append(
+                &mut tx,
+                buyer,
+                &Transaction {
+                    order_id: order.id.clone(),
+                    product_id: order.product_id.clone(),
+                    buyer_org: order.buyer_org.clone(),
+                    seller_org: order.developer_org.clone(),
+                    amount_minor: order.price_minor,
+                    currency: order.currency.clone(),
+                    payment_ref: payment_ref.clone(),
+                },
+            )
+            .await?;
+        sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
+            .bind(order_id.to_string())
+            .bind(to_i64(appended.seq, "seq")?)
+            .execute(&mut *tx)
+            .await?;
+        let (split, regions) = Self::split_of(&mut tx, &order.product_id).await?;
+        for cell in allocate(order.price_minor, &split, &regions)? {
+            sqlx::query(
+                "INSERT INTO revenue_lines (order_id, kind, region, payee_kind, payee, \
+                 developer_org, amount_minor, currency, effective_ms, effective_period) \
+                 VALUES ($1, 'sale', $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(order_id.to_string())
+            .bind(cell.region.clone())
+            .bind(cell.payee_kind.as_str())
+            .bind(payee_for(
+                cell.payee_kind,
+                &cell.region,
+                &order.developer_org,
+            ))
+            .bind(order.developer_org.clone())
+            .bind(cell.amount_minor)
+            .bind(order.currency.clone())
+            .bind(now)
+            .bind(period.label.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = order_on(&mut tx, order_id, None).await?;
+        tx.commit().await?;
+        Ok(row.order)
+    }
+
+    /// Refunds a paid order in full (exchange): revokes the licence, appends `Refund`
+    /// and adds the negated revenue lines, dated now (so a refund of an already
+    /// settled order is a negative adjustment in the next settlement). Refunding a
+    /// refunded order returns it unchanged.
+    pub async fn refund(&self, exchange: &Actor, order_id: &str, reason: &str) -> Result<Order> {
+        let reason = line_field(reason, "reason", 1000)?;
+        let mut tx = self.db.begin_write().await?;
+        let row = order_on(&mut tx, order_id, None).await?;
+        match row.order.status {
+            OrderStatus::Refunded => {
+                tx.rollback().await?;
+                return Ok(row.order);
+            }
+            OrderStatus::Pending => {
+                return Err(ProductsError::Conflict(format!(
+                    "order {order_id} is not paid; there is nothing to refund"
+                )));
+            }
+            OrderStatus::Paid | OrderStatus::Delivered => {}
+        }
+        let now = self.clock.now_ms();
+        let period = Period::containing(now)?;
+        let claimed = sqlx::query(
+            "UPDATE orders SET status = $2, refunded_ms = $3, refunded_period = $4, \
+             refund_reason = $5 WHERE id = $1 AND status IN ($6, $7)",
+        )
+        .bind(order_id.to_string())
+        .bind(OrderStatus::Refunded.as_str())
+        .bind(now)
+        .bind(period.label.clone())
+        .bind(reason)
+        .bind(OrderStatus::Paid.as_str())
+        .bind(OrderStatus::Delivered.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            tx.rollback().await?;
+            let mut conn = self.db.pool().acquire().await?;
+            let row = order_on(&mut conn, order_id, None).await?;
+            return match row.order.status {
+                OrderStatus::Refunded => Ok(row.order),
+                _ => Err(ProductsError::Conflict(format!(
+                    "order {order_id} changed while being refunded; retry"
+                ))),
+            };
+        }
+        let order = &row.order;
+        let appended = self
+            .ledger
+            .append(
+                &mut tx,
+                exchange,
+                &Refund {
+                    order_id: order.id.clone(),
+                    buyer_org: order.buyer_org.clone(),
+                    seller_org: order.developer_org.clone(),
+                    amount_minor: order.price_minor,
+                    currency: order.currency.clone(),
+                },
+            )
+            .await?;
+        sqlx::query("UPDATE orders SET refund_seq = $2 WHERE id = $1")
+            .bind(order_id.to_string())
+            .bind(to_i64(appended.seq, "seq")?)
+            .execute(&mut *tx)
+            .await?;
+        let sales = sqlx::query(
+            "SELECT region, payee_kind, payee, developer_org, amount_minor, currency \
+             FROM revenue_lines WHERE order_id = $1 AND kind = 'sale'",
+        )
+        .bind(order_id.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        for line in &sales {
+            let amount: i64 = line.try_get("amount_minor")?;
+            sqlx::query(
+                "INSERT INTO revenue_lines (order_id, kind, region, payee_kind, payee, \
+                 developer_org, amount_minor, currency, effective_ms, effective_period) \
+                 VALUES ($1, 'refund', $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(order_id.to_string())
+            .bind(line.try_get::<String, _>("region")?)
+            .bind(line.try_get::<String, _>("payee_kind")?)
+            .bind(line.try_get::<String, _>("payee")?)
+            .bind(line.try_get::<String, _>("developer_org")?)
+            .bind(-amount)
+            .bind(line.try_get::<String, _>("currency")?)
+            .bind(now)
+            .bind(period.label.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = order_on(&mut tx, order_id, None).await?;
+        tx.commit().await?;
+        Ok(row.order)
+    }
+
+    /// One of the buyer's orders (another buyer's order is not found).
+    pub async fn order(&self, buyer: &Actor, order_id: &str) -> Result<Order> {
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(order_on(&mut conn, order_id, Some(&buyer.org)).await?.order)
+    }
+
+    /// Any order, for the exchange and supervisors.
+    pub async fn order_any(&self, order_id: &str) -> Result<Order> {
+        let mut conn = self.db.pool().acquire().await?;
+        Ok(order_on(&mut conn, order_id, None).await?.order)
+    }
+
+    /// The buyer's orders, newest first (at most `limit`, capped at 1,000).
+    pub async fn orders(&self, buyer: &Actor, limit: u32) -> Result<Vec<Order>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_org = $1 \
+             ORDER BY created_ms DESC, id LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(buyer.org.clone())
+            .bind(i64::from(limit.clamp(1, 1000)))
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(|r| Ok(order_from_row(r)?.order)).collect()
+    }
+
+    /// The download log of an order, oldest first.
+    pub async fn downloads(&self, order_id: &str) -> Result<Vec<DownloadRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, order_id, buyer_org, actor_key, downloaded_ms, archive_bytes, \
+             archive_hash FROM downloads WHERE order_id = $1 ORDER BY downloaded_ms, id",
+        )
+        .bind(order_id.to_string())
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DownloadRecord {
+                    id: r.try_get("id")?,
+                    order_id: r.try_get("order_id")?,
+                    buyer_org: r.try_get("buyer_org")?,
+                    actor_key: r.try_get("actor_key")?,
+                    downloaded_at: rfc3339(r.try_get("downloaded_ms")?),
+                    archive_bytes: get_u64(r, "archive_bytes")?,
+                    archive_hash: r.try_get("archive_hash")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Builds the download archive of a paid order within its licence term, logs the
+    /// download and marks the order delivered. See the crate docs for the members.
+    pub async fn download(&self, buyer: &Actor, order_id: &str) -> Result<DownloadArchive> {
+        let row = {
+            let mut conn = self.db.pool().acquire().await?;
+            order_on(&mut conn, order_id, Some(&buyer.org)).await?
+        };
+        check_downloadable(&row, self.clock.now_ms())?;
+        let order = &row.order;
+        let product = self.product(&order.product_id).await?;
+        let tx_seq = order.transaction_seq.ok_or_else(|| {
+            ProductsError::Internal(format!("paid order {order_id} has no entry"))
+        })?;
+        let receipt = self.ledger.receipt(tx_seq).await?;
+        let registration_no = product.registration_no.clone().unwrap_or_default();
+        let top = format!("{registration_no}-{}", order.id);
+        let now = self.clock.now_ms();
+        let mtime = u64::try_from(now / 1000).unwrap_or(0);
+
+        let mut members: Vec<(String, Vec<u8>)> = Vec::new();
+        let manifest_text: String =
+            sqlx::query_scalar("SELECT manifest FROM products WHERE id = $1")
+                .bind(order.product_id.clone())
+                .fetch_one(self.db.pool())
+                .await?;
+        members.push(("manifest.json".into(), manifest_text.into_bytes()));
+        let valid_from = order.paid_at.clone().unwrap_or_default();
+        let valid_until = order.licence_expires_at.clone().unwrap_or_default();
+        let payment_ref = order.payment_ref.clone().unwrap_or_default();
+        let doc = LicenceDoc {
+            format: "pdx-licence/v1",
+            registration_no: &registration_no,
+            product_id: &product.id,
+            product_title: &product.title,
+            order_id: &order.id,
+            licensee: &order.buyer_org,
+            licensor: &order.developer_org,
+            kind: order.licence_kind,
+            permitted_use: &product.licence.permitted_use,
+            term_days: order.licence_term_days,
+            valid_from: &valid_from,
+            valid_until: &valid_until,
+            price_minor: order.price_minor,
+            currency: &order.currency,
+            payment_ref: &payment_ref,
+            manifest_hash: product.manifest_hash.to_hex(),
+            transaction_seq: tx_seq,
+        };
+        let licence_json = serde_json::to_vec_pretty(&doc)
+            .map_err(|e| ProductsError::Internal(format!("licence: {e}")))?;
+        members.push(("licence.json".into(), licence_json));
+        let licence_txt = format!(
+            "DATA PRODUCT LICENCE\n\n\
+             Product:          {} ({})\n\
+             Registration no.: {}\n\
+             Licensor:         {}\n\
+             Licensee:         {}\n\
+             Order:            {}\n\
+             Licence:          {}\n\
+             Valid:            {} to {} ({} days)\n\
+             Price:            {} fen {}\n\n\
+             Permitted use:\n{}\n\n\
+             The provenance manifest (manifest.json, BLAKE3 {}) and the ledger receipt of the\n\
+             sale (receipt.json, ledger entry {}) are part of this licence.\n",
+            product.title,
+            product.id,
+            registration_no,
+            order.developer_org,
+            order.buyer_org,
+            order.id,
+            order.licence_kind.as_str(),
+            valid_from,
+            valid_until,
+            order.licence_term_days,
+            order.price_minor,
+            order.currency,
+            product.licence.permitted_use,
+            product.manifest_hash.to_hex(),
+            tx_seq,
+        );
+        members.push(("LICENCE.txt".into(), licence_txt.into_bytes()));
+        let receipt_json = serde_json::to_vec_pretty(&receipt)
+            .map_err(|e| ProductsError::Internal(format!("receipt: {e}")))?;
+        members.push(("receipt.json".into(), receipt_json));
+
+        let sources = sqlx::query(
+            "SELECT position, release_id, output_path FROM product_sources \
+             WHERE product_id = $1 ORDER BY position",
+        )
+        .bind(order.product_id.clone())
+        .fetch_all(self.db.pool())
+        .await?;
+        for s in &sources {
+            let pos = get_u64(s, "position")?;
+            let release_id: String = s.try_get("release_id")?;
+            let path: String = s.try_get("output_path")?;
+            let data = tokio::fs::read(&path)
+                .await
+                .map_err(|source| ProductsError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+            members.push((
+                format!("data/{pos:02}-{}.parquet", file_stem(&release_id)),
+                data,
+            ));
+        }
+        let mut sums = String::new();
+        for (name, data) in &members {
+            sums.push_str(&format!("{}  {name}\n", blake3::hash(data).to_hex()));
+        }
+        members.push(("BLAKE3SUMS".into(), sums.into_bytes()));
+        let mut tar = TarWriter::new();
+        for (name, data) in &members {
+            tar.append(&format!("{top}/{name}"), mtime, data)?;
+        }
+        let bytes = tar.finish();
+
+        let record = DownloadRecord {
+            id: new_id("dl"),
+            order_id: order.id.clone(),
+            buyer_org: buyer.org.clone(),
+            actor_key: buyer.key_id.clone(),
+            downloaded_at: rfc3339(now),
+            archive_bytes: bytes.len() as u64,
+            archive_hash: blake3::hash(&bytes).to_hex().to_string(),
+        };
+        let mut tx = self.db.begin_write().await?;
+        // The order may have been refunded while the archive was being built.
+        let current = order_on(&mut tx, order_id, Some(&buyer.org)).await?;
+        check_downloadable(&current, now)?;
+        sqlx::query(
+            "INSERT INTO downloads (id, order_id, buyer_org, actor_key, downloaded_ms, \
+             archive_bytes, archive_hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(record.id.clone())
+        .bind(record.order_id.clone())
+        .bind(record.buyer_org.clone())
+        .bind(record.actor_key.clone())
+        .bind(now)
+        .bind(to_i64(record.archive_bytes, "archive size")?)
+        .bind(record.archive_hash.clone())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE orders SET status = $2, delivered_ms = $3 WHERE id = $1 AND status = $4",
+        )
+        .bind(order_id.to_string())
+        .bind(OrderStatus::Delivered.as_str())
+        .bind(now)
+        .bind(OrderStatus::Paid.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DownloadArchive {
+            file_name: format!("{top}.tar"),
+            content_type: "application/x-tar",
+            bytes,
+            record,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Row decoding, ids and input checks shared by the modules.
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::error::{ProductsError, Result};
+
+/// A new random id with a type prefix, e.g. `prd_0f3a…` (16 hex digits).
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 8]>()))
+}
+
+/// A non-negative stored integer as `u64`.
+pub(crate) fn get_u64(row: &AnyRow, col: &str) -> Result<u64> {
+    let v: i64 = row.try_get(col)?;
+    u64::try_from(v).map_err(|_| ProductsError::Internal(format!("negative {col}")))
+}
+
+/// A nullable non-negative stored integer as `Option<u64>`.
+pub(crate) fn get_opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
+    let v: Option<i64> = row.try_get(col)?;
+    v.map(|v| u64::try_from(v).map_err(|_| ProductsError::Internal(format!("negative {col}"))))
+        .transpose()
+}
+
+/// A `u64` (ledger seq, count) as the `BIGINT` it is stored as.
+pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| ProductsError::Internal(format!("{what} out of range")))
+}
+
+/// Checks a single-line text field: trimmed length in `1..=max` characters, no control
+/// characters; returns it trimmed.
+pub(crate) fn line_field(value: &str, what: &str, max: usize) -> Result<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ProductsError::Invalid(format!("{what} is empty")));
+    }
+    if v.chars().count() > max {
+        return Err(ProductsError::Invalid(format!(
+            "{what} is longer than {max} characters"
+        )));
+    }
+    if v.chars().any(char::is_control) {
+        return Err(ProductsError::Invalid(format!(
+            "{what} contains control characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// Checks a multi-line text field: at most `max` characters, no control characters
+/// other than line breaks and tabs.
+pub(crate) fn text_field(value: &str, what: &str, max: usize) -> Result<String> {
+    if value.chars().count() > max {
+        return Err(ProductsError::Invalid(format!(
+            "{what} is longer than {max} characters"
+        )));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(ProductsError::Invalid(format!(
+            "{what} contains control characters"
+        )));
+    }
+    Ok(value.trim().to_string())
+}

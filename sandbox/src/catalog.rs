@@ -1,0 +1,576 @@
+//! The unified catalog (GD21 Art.10, XT Art.11): dataset metadata, the data-element
+//! registry and search.
+//!
+//! **One data, one source (GD21 Art.14).** A data element such as
+//! `enterprise.registration` has exactly one legally designated source department. The
+//! first registration fixes it; a later registration (standalone or through a dataset
+//! that carries the element) naming another department is a conflict. The check and the
+//! insert run in one write transaction, and the primary key settles a race on
+//! PostgreSQL.
+
+use pdx_algorithms::deid::schema::DatasetSchema;
+use pdx_ledger::Actor;
+use pdx_ledger::db::now_ms;
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+
+use crate::{Result, Sandbox, SandboxError, new_id};
+
+/// Classification level (分级), L1 (lowest) to L4.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Level {
+    /// Level 1.
+    L1,
+    /// Level 2.
+    L2,
+    /// Level 3.
+    L3,
+    /// Level 4.
+    L4,
+}
+
+/// Share type (GD21 Art.12).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareType {
+    /// Shared without conditions.
+    Unconditional,
+    /// Shared under stated conditions.
+    Conditional,
+    /// Not shared.
+    NotShared,
+}
+
+/// Open attribute (SD22 Art.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenAttribute {
+    /// Open to everyone; de-identified downloads allowed.
+    Unconditional,
+    /// Open under a grant (open-use agreement); only results leave.
+    Conditional,
+    /// Not open (may be opened once de-identified, through the sandbox).
+    NotOpen,
+}
+
+macro_rules! wire_name {
+    ($t:ty) => {
+        impl $t {
+            /// The wire name.
+            pub fn as_str(self) -> String {
+                serde_json::to_value(self)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            }
+
+            fn parse(s: &str) -> Result<Self> {
+                serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+                    SandboxError::Internal(format!(
+                        "stored value {s:?} is not a {}",
+                        stringify!($t)
+                    ))
+                })
+            }
+        }
+    };
+}
+wire_name!(Level);
+wire_name!(ShareType);
+wire_name!(OpenAttribute);
+
+/// What a provider sends to register a dataset.
+#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewDataset {
+    /// Title.
+    pub title: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Theme, e.g. `census`, `enterprise`, `utilities`.
+    pub theme: String,
+    /// The legally designated source department.
+    pub source_department: String,
+    /// Collecting department.
+    pub collecting_department: String,
+    /// Approving department.
+    pub approving_department: String,
+    /// Providing department.
+    pub providing_department: String,
+    /// Data form, e.g. `table`.
+    pub data_form: String,
+    /// Update frequency, e.g. `monthly`.
+    pub update_frequency: String,
+    /// Classification level.
+    pub level: Level,
+    /// Share type.
+    pub share_type: ShareType,
+    /// Conditions of sharing (required for conditional sharing).
+    #[serde(default)]
+    pub share_conditions: String,
+    /// Legal basis (required unless shared unconditionally).
+    #[serde(default)]
+    pub legal_basis: String,
+    /// Open attribute.
+    pub open_attribute: OpenAttribute,
+    /// Column schema with roles and de-identification rules.
+    #[schema(value_type = Object)]
+    pub schema: DatasetSchema,
+    /// Data elements carried, e.g. `enterprise.registration`.
+    #[serde(default)]
+    pub elements: Vec<String>,
+}
+
+/// A catalog entry.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Dataset {
+    /// Dataset id.
+    pub id: String,
+    /// Providing organisation.
+    pub provider_org: String,
+    /// The registered metadata.
+    #[serde(flatten)]
+    pub meta: NewDataset,
+    /// Latest certified version, if any.
+    pub latest_version: Option<u64>,
+    /// Registered, ms since epoch.
+    pub created_ms: i64,
+    /// Last change, ms since epoch.
+    pub updated_ms: i64,
+}
+
+/// A data element and its one source department.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DataElement {
+    /// Code, e.g. `enterprise.registration`.
+    pub code: String,
+    /// Its source department.
+    pub source_department: String,
+    /// What it is.
+    pub description: String,
+    /// Registering organisation.
+    pub org_id: String,
+    /// First dataset that carries it.
+    pub dataset_id: Option<String>,
+    /// Registered, ms since epoch.
+    pub created_ms: i64,
+}
+
+/// Catalog search filters and paging.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetQuery {
+    /// Text contained in the title, description or theme (case-insensitive).
+    pub q: Option<String>,
+    /// Exact theme.
+    pub theme: Option<String>,
+    /// Open attribute.
+    pub open_attribute: Option<OpenAttribute>,
+    /// Provider organisation id, or providing department name.
+    pub provider: Option<String>,
+    /// Page, from 1.
+    pub page: Option<u32>,
+    /// Items per page, 1–100 (default 20).
+    pub per_page: Option<u32>,
+}
+
+/// One page of search results.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DatasetPage {
+    /// Matching datasets on this page.
+    pub items: Vec<Dataset>,
+    /// Matches in all pages.
+    pub total: u64,
+    /// This page.
+    pub page: u32,
+    /// Page size.
+    pub per_page: u32,
+}
+
+const DATASET_COLUMNS: &str = "d.id, d.provider_org, d.title, d.description, d.theme, \
+    d.source_department, d.collecting_department, d.approving_department, \
+    d.providing_department, d.data_form, d.update_frequency, d.level, d.share_type, \
+    d.share_conditions, d.legal_basis, d.open_attribute, d.schema_json, d.elements_json, \
+    d.created_ms, d.updated_ms, \
+    (SELECT MAX(v.version) FROM dataset_versions v WHERE v.dataset_id = d.id) AS latest_version";
+
+fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
+    let schema: String = row.try_get("schema_json")?;
+    let elements: String = row.try_get("elements_json")?;
+    let corrupt = |what: &str, e: serde_json::Error| {
+        SandboxError::Internal(format!("stored dataset {what} does not parse: {e}"))
+    };
+    let latest: Option<i64> = row.try_get("latest_version")?;
+    Ok(Dataset {
+        id: row.try_get("id")?,
+        provider_org: row.try_get("provider_org")?,
+        meta: NewDataset {
+            title: row.try_get("title")?,
+            description: row.try_get("description")?,
+            theme: row.try_get("theme")?,
+            source_department: row.try_get("source_department")?,
+            collecting_department: row.try_get("collecting_department")?,
+            approving_department: row.try_get("approving_department")?,
+            providing_department: row.try_get("providing_department")?,
+            data_form: row.try_get("data_form")?,
+            update_frequency: row.try_get("update_frequency")?,
+            level: Level::parse(&row.try_get::<String, _>("level")?)?,
+            share_type: ShareType::parse(&row.try_get::<String, _>("share_type")?)?,
+            share_conditions: row.try_get("share_conditions")?,
+            legal_basis: row.try_get("legal_basis")?,
+            open_attribute: OpenAttribute::parse(&row.try_get::<String, _>("open_attribute")?)?,
+            schema: serde_json::from_str(&schema).map_err(|e| corrupt("schema", e))?,
+            elements: serde_json::from_str(&elements).map_err(|e| corrupt("elements", e))?,
+        },
+        latest_version: latest.map(|v| v as u64),
+        created_ms: row.try_get("created_ms")?,
+        updated_ms: row.try_get("updated_ms")?,
+    })
+}
+
+fn element_from_row(row: &AnyRow) -> Result<DataElement> {
+    Ok(DataElement {
+        code: row.try_get("code")?,
+        source_department: row.try_get("source_department")?,
+        description: row.try_get("description")?,
+        org_id: row.try_get("org_id")?,
+        dataset_id: row.try_get("dataset_id")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn required(field: &str, value: &str) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(SandboxError::Invalid(format!("{field} must not be empty")));
+    }
+    if value.len() > 4096 {
+        return Err(SandboxError::Invalid(format!(
+            "{field} is longer than 4096 bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an element code: dotted lower-case segments, e.g. `enterprise.registration`.
+pub fn validate_element_code(code: &str) -> Result<()> {
+    let ok = code.len() <= 128
+        && code.contains('.')
+        && code.split('.').all(|seg| {
+            !seg.is_empty()
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(SandboxError::Invalid(
+            "element codes are dotted lower-case segments, e.g. enterprise.registration".into(),
+        ))
+    }
+}
+
+impl NewDataset {
+    /// Checks the metadata rules of REGULATIONS.md and the column schema.
+    pub fn validate(&self) -> Result<()> {
+        required("title", &self.title)?;
+        required("theme", &self.theme)?;
+        required("source_department", &self.source_department)?;
+        required("collecting_department", &self.collecting_department)?;
+        required("approving_department", &self.approving_department)?;
+        required("providing_department", &self.providing_department)?;
+        required("data_form", &self.data_form)?;
+        required("update_frequency", &self.update_frequency)?;
+        if self.share_type != ShareType::Unconditional && self.legal_basis.trim().is_empty() {
+            return Err(SandboxError::Invalid(
+                "a conditional or not-shared dataset must state its legal_basis (GD21 Art.12)"
+                    .into(),
+            ));
+        }
+        if self.share_type == ShareType::Conditional && self.share_conditions.trim().is_empty() {
+            return Err(SandboxError::Invalid(
+                "a conditionally shared dataset must state its share_conditions".into(),
+            ));
+        }
+        for code in &self.elements {
+            validate_element_code(code)?;
+        }
+        self.schema
+            .validate()
+            .map_err(|e| SandboxError::Invalid(format!("schema: {e}")))?;
+        Ok(())
+    }
+
+    fn search_text(&self) -> String {
+        format!("{}\n{}\n{}", self.title, self.description, self.theme).to_lowercase()
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl Sandbox {
+    /// Registers a dataset for the provider `actor.org`, claiming its data elements.
+    pub async fn register_dataset(&self, actor: &Actor, new: NewDataset) -> Result<Dataset> {
+        new.validate()?;
+        let id = new_id("ds");
+        let now = now_ms();
+        let schema = serde_json::to_string(&new.schema)
+            .map_err(|e| SandboxError::Internal(format!("encoding schema: {e}")))?;
+        let elements = serde_json::to_string(&new.elements)
+            .map_err(|e| SandboxError::Internal(format!("encoding elements: {e}")))?;
+        let mut tx = self.db().begin_write().await?;
+        sqlx::query(
+            "INSERT INTO datasets (id, provider_org, title, description, theme, source_department, \
+             collecting_department, approving_department, providing_department, data_form, \
+             update_frequency, level, share_type, share_conditions, legal_basis, open_attribute, \
+             schema_json, elements_json, search_text, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)",
+        )
+        .bind(id.clone())
+        .bind(actor.org.clone())
+        .bind(new.title.clone())
+        .bind(new.description.clone())
+        .bind(new.theme.clone())
+        .bind(new.source_department.clone())
+        .bind(new.collecting_department.clone())
+        .bind(new.approving_department.clone())
+        .bind(new.providing_department.clone())
+        .bind(new.data_form.clone())
+        .bind(new.update_frequency.clone())
+        .bind(new.level.as_str())
+        .bind(new.share_type.as_str())
+        .bind(new.share_conditions.clone())
+        .bind(new.legal_basis.clone())
+        .bind(new.open_attribute.as_str())
+        .bind(schema)
+        .bind(elements)
+        .bind(new.search_text())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        for code in &new.elements {
+            claim_element(
+                &mut tx,
+                &actor.org,
+                code,
+                &new.source_department,
+                "",
+                Some(&id),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        self.dataset(&id)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("dataset vanished after insert".into()))
+    }
+
+    /// One dataset.
+    pub async fn dataset(&self, id: &str) -> Result<Option<Dataset>> {
+        let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?;
+        row.as_ref().map(dataset_from_row).transpose()
+    }
+
+    /// Searches the catalog. Every authenticated role sees every entry's metadata.
+    pub async fn search(&self, query: &DatasetQuery) -> Result<DatasetPage> {
+        let per_page = query.per_page.unwrap_or(20);
+        if !(1..=100).contains(&per_page) {
+            return Err(SandboxError::Invalid(
+                "per_page must be between 1 and 100".into(),
+            ));
+        }
+        let page = query.page.unwrap_or(1);
+        if page == 0 {
+            return Err(SandboxError::Invalid("page counts from 1".into()));
+        }
+        let mut filters = Vec::new();
+        let mut binds: Vec<String> = Vec::new();
+        if let Some(q) = query.q.as_deref().filter(|q| !q.trim().is_empty()) {
+            binds.push(like_pattern(q.trim()));
+            filters.push(format!("d.search_text LIKE ${} ESCAPE '\\'", binds.len()));
+        }
+        if let Some(theme) = &query.theme {
+            binds.push(theme.clone());
+            filters.push(format!("d.theme = ${}", binds.len()));
+        }
+        if let Some(open) = query.open_attribute {
+            binds.push(open.as_str());
+            filters.push(format!("d.open_attribute = ${}", binds.len()));
+        }
+        if let Some(provider) = &query.provider {
+            binds.push(provider.clone());
+            let n = binds.len();
+            filters.push(format!(
+                "(d.provider_org = ${n} OR d.providing_department = ${n})"
+            ));
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", filters.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) AS n FROM datasets d {filter}");
+        let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
+        for b in &binds {
+            count = count.bind(b.clone());
+        }
+        let total: i64 = count.fetch_one(self.db().pool()).await?.try_get("n")?;
+        let list_sql = format!(
+            "SELECT {DATASET_COLUMNS} FROM datasets d {filter} ORDER BY d.created_ms DESC, d.id LIMIT ${} OFFSET ${}",
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let mut list = sqlx::query(sqlx::AssertSqlSafe(list_sql));
+        for b in &binds {
+            list = list.bind(b.clone());
+        }
+        let rows = list
+            .bind(i64::from(per_page))
+            .bind(i64::from(page - 1) * i64::from(per_page))
+            .fetch_all(self.db().pool())
+            .await?;
+        Ok(DatasetPage {
+            items: rows.iter().map(dataset_from_row).collect::<Result<_>>()?,
+            total: total as u64,
+            page,
+            per_page,
+        })
+    }
+
+    /// Registers a data element with its one source department (idempotent for the
+    /// same department, 409 for another).
+    pub async fn register_element(
+        &self,
+        actor: &Actor,
+        code: &str,
+        source_department: &str,
+        description: &str,
+    ) -> Result<DataElement> {
+        validate_element_code(code)?;
+        required("source_department", source_department)?;
+        let mut tx = self.db().begin_write().await?;
+        claim_element(
+            &mut tx,
+            &actor.org,
+            code,
+            source_department,
+            description,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        self.element(code)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("element vanished after insert".into()))
+    }
+
+    /// One data element.
+    pub async fn element(&self, code: &str) -> Result<Option<DataElement>> {
+        let row = sqlx::query(
+            "SELECT code, source_department, description, org_id, dataset_id, created_ms \
+             FROM data_elements WHERE code = $1",
+        )
+        .bind(code.to_string())
+        .fetch_optional(self.db().pool())
+        .await?;
+        row.as_ref().map(element_from_row).transpose()
+    }
+
+    /// Every data element, by code.
+    pub async fn elements(&self) -> Result<Vec<DataElement>> {
+        let rows = sqlx::query(
+            "SELECT code, source_department, description, org_id, dataset_id, created_ms \
+             FROM data_elements ORDER BY code",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter().map(element_from_row).collect()
+    }
+}
+
+/// Registers `code` for `department`, or checks that it already is.
+async fn claim_element(
+    conn: &mut AnyConnection,
+    org: &str,
+    code: &str,
+    department: &str,
+    description: &str,
+    dataset_id: Option<&str>,
+) -> Result<()> {
+    let existing: Option<String> =
+        sqlx::query("SELECT source_department FROM data_elements WHERE code = $1")
+            .bind(code.to_string())
+            .fetch_optional(&mut *conn)
+            .await?
+            .map(|row| row.try_get("source_department"))
+            .transpose()?;
+    let conflict = || {
+        SandboxError::Conflict(format!(
+            "data element {code} already has a source department; one data, one source (GD21 Art.14)"
+        ))
+    };
+    match existing {
+        Some(dept) if dept == department => Ok(()),
+        Some(_) => Err(conflict()),
+        None => {
+            let inserted = sqlx::query(
+                "INSERT INTO data_elements (code, source_department, description, org_id, dataset_id, created_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(code.to_string())
+            .bind(department.to_string())
+            .bind(description.to_string())
+            .bind(org.to_string())
+            .bind(dataset_id.map(str::to_string))
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await;
+            match inserted {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Err(conflict()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_A"), "%50\\%\\_a%");
+    }
+
+    #[test]
+    fn element_codes() {
+        assert!(validate_element_code("enterprise.registration").is_ok());
+        assert!(validate_element_code("a.b_2.c").is_ok());
+        for bad in ["enterprise", "Enterprise.x", "a..b", ".a", "a.b-c", ""] {
+            assert!(validate_element_code(bad).is_err(), "{bad}");
+        }
+    }
+}

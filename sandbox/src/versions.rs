@@ -1,0 +1,474 @@
+//! Dataset versions: upload → validate → de-identify → store → certify.
+//!
+//! 1. [`Sandbox::start_upload`] opens a file in the raw zone; the caller streams the
+//!    body into it through [`RawUpload::write`], which enforces the size limit.
+//! 2. [`Sandbox::submit_version`] parses and validates the whole file against the
+//!    declared schema *before* answering, so a bad upload is a 4xx and never a job.
+//! 3. A job then de-identifies the frame, writes the Parquet content-addressed into the
+//!    de-identified zone, and in one write transaction takes the next version number,
+//!    appends the `AssetCertificate` ledger entry and inserts the version row. Either
+//!    all of that commits or none of it does; a failed job leaves no version.
+//! 4. The raw file is deleted (and the deletion logged) unless retention is on.
+
+use std::path::{Path, PathBuf};
+
+use pdx_algorithms::deid::ingest::{UploadFormat, read_upload};
+use pdx_algorithms::deid::pipeline::deidentify;
+use pdx_algorithms::deid::storage::{schema_hash, store_content_addressed};
+use pdx_ledger::db::now_ms;
+use pdx_ledger::kinds::AssetCertificate;
+use pdx_ledger::{Actor, Hash32, Receipt};
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use time::format_description::well_known::Rfc3339;
+use tokio::io::AsyncWriteExt;
+
+use crate::catalog::Dataset;
+use crate::jobs::{Job, JobFailure};
+use crate::{Result, Sandbox, SandboxError, new_id};
+
+/// An upload being streamed into the raw zone. Dropped before [`RawUpload::finish`],
+/// its file is removed, so an aborted or oversized upload leaves nothing behind.
+pub struct RawUpload {
+    file: Option<tokio::fs::File>,
+    raw: RawFile,
+    limit: u64,
+}
+
+impl RawUpload {
+    /// Appends a chunk; fails once the total passes the limit.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.raw.bytes += chunk.len() as u64;
+        if self.raw.bytes > self.limit {
+            return Err(SandboxError::TooLarge { limit: self.limit });
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| SandboxError::Internal("upload already finished".into()))?;
+        file.write_all(chunk).await?;
+        Ok(())
+    }
+
+    /// Flushes and syncs the file.
+    pub async fn finish(mut self) -> Result<RawFile> {
+        if let Some(mut file) = self.file.take() {
+            file.flush().await?;
+            file.sync_all().await?;
+        }
+        Ok(std::mem::replace(
+            &mut self.raw,
+            RawFile {
+                path: PathBuf::new(),
+                bytes: 0,
+                keep: true,
+            },
+        ))
+    }
+}
+
+/// A complete upload in the raw zone; removed on drop unless retained.
+pub struct RawFile {
+    path: PathBuf,
+    bytes: u64,
+    keep: bool,
+}
+
+impl RawFile {
+    /// Size in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Keeps the file under a name that says which version it became.
+    fn retain_as(mut self, name: &str) -> Result<PathBuf> {
+        let target = self.path.with_file_name(name);
+        std::fs::rename(&self.path, &target)?;
+        self.keep = true;
+        Ok(target)
+    }
+}
+
+impl Drop for RawFile {
+    fn drop(&mut self) {
+        if !self.keep {
+            match std::fs::remove_file(&self.path) {
+                Ok(()) => tracing::info!(file = %self.path.display(), "deleted raw upload"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::error!(file = %self.path.display(), error = %e, "could not delete raw upload")
+                }
+            }
+        }
+    }
+}
+
+/// A certified, de-identified version of a dataset.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Version {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Version number, from 1.
+    pub version: u64,
+    /// Rows in the de-identified file.
+    pub rows: u64,
+    /// Bytes of the de-identified Parquet file.
+    pub bytes: u64,
+    /// BLAKE3 of the file, hex.
+    pub content_hash: String,
+    /// BLAKE3 of the output schema, hex.
+    pub schema_hash: String,
+    /// The de-identification and risk report.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+    /// Data asset certificate number.
+    pub certificate_no: String,
+    /// Ledger seq of the certificate.
+    pub certificate_seq: u64,
+    /// Certificate validity start (RFC 3339).
+    pub valid_from: String,
+    /// Certificate validity end (RFC 3339).
+    pub valid_until: String,
+    /// Certified, ms since epoch.
+    pub created_ms: i64,
+}
+
+/// A certificate with its offline receipt.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct CertificateWithReceipt {
+    /// The `AssetCertificate` ledger payload.
+    #[schema(value_type = Object)]
+    pub certificate: AssetCertificate,
+    /// Inclusion proof under a signed checkpoint; check it with
+    /// `pdx ledger verify-receipt`.
+    #[schema(value_type = Object)]
+    pub receipt: Receipt,
+}
+
+const VERSION_COLUMNS: &str = "dataset_id, version, rows_count, bytes, content_hash, schema_hash, \
+    file_path, report_json, certificate_no, certificate_seq, valid_from, valid_until, created_ms";
+
+fn version_from_row(row: &AnyRow) -> Result<Version> {
+    let report: String = row.try_get("report_json")?;
+    Ok(Version {
+        dataset_id: row.try_get("dataset_id")?,
+        version: row.try_get::<i64, _>("version")? as u64,
+        rows: row.try_get::<i64, _>("rows_count")? as u64,
+        bytes: row.try_get::<i64, _>("bytes")? as u64,
+        content_hash: row.try_get("content_hash")?,
+        schema_hash: row.try_get("schema_hash")?,
+        report: serde_json::from_str(&report)
+            .map_err(|e| SandboxError::Internal(format!("stored report: {e}")))?,
+        certificate_no: row.try_get("certificate_no")?,
+        certificate_seq: row.try_get::<i64, _>("certificate_seq")? as u64,
+        valid_from: row.try_get("valid_from")?,
+        valid_until: row.try_get("valid_until")?,
+        created_ms: row.try_get("created_ms")?,
+    })
+}
+
+fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
+    t.format(&Rfc3339)
+        .map_err(|e| SandboxError::Internal(format!("formatting a date: {e}")))
+}
+
+impl Sandbox {
+    /// Opens a new upload in the raw zone.
+    pub async fn start_upload(&self) -> Result<RawUpload> {
+        let path = self.zones().raw().join(format!("{}.upload", new_id("raw")));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(RawUpload {
+            file: Some(file),
+            raw: RawFile {
+                path,
+                bytes: 0,
+                keep: false,
+            },
+            limit: self.config().upload_limit,
+        })
+    }
+
+    /// Validates a finished upload against the dataset's schema and, if it is good,
+    /// starts the ingest job. The caller has checked that `actor` owns the dataset.
+    pub async fn submit_version(
+        &self,
+        actor: &Actor,
+        dataset: &Dataset,
+        format: UploadFormat,
+        raw: RawFile,
+    ) -> Result<Job> {
+        if raw.bytes == 0 {
+            return Err(SandboxError::Invalid("the upload is empty".into()));
+        }
+        let schema = dataset.meta.schema.clone();
+        let path = raw.path.clone();
+        let frame = tokio::task::spawn_blocking(move || read_upload(&path, &format, &schema))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("validation task: {e}")))??;
+        if frame.height() == 0 {
+            return Err(SandboxError::Invalid("the upload has no data rows".into()));
+        }
+        let job = self
+            .jobs()
+            .create("ingest", &actor.org, &dataset.id)
+            .await?;
+        let sandbox = self.clone();
+        let (job_id, actor, dataset) = (job.id.clone(), actor.clone(), dataset.clone());
+        tokio::spawn(async move {
+            let outcome = sandbox.ingest(&job_id, &actor, &dataset, frame, raw).await;
+            let recorded = match outcome {
+                Ok(result) => sandbox.jobs().succeed(&job_id, &result).await,
+                Err(err) => {
+                    let failure = JobFailure::from_error(&job_id, &err);
+                    sandbox.jobs().fail(&job_id, &failure).await
+                }
+            };
+            if let Err(e) = recorded {
+                tracing::error!(%job_id, error = %e, "could not record the job outcome");
+            }
+        });
+        Ok(job)
+    }
+
+    /// The ingest job body: de-identify, store, certify.
+    async fn ingest(
+        &self,
+        job_id: &str,
+        actor: &Actor,
+        dataset: &Dataset,
+        frame: DataFrame,
+        raw: RawFile,
+    ) -> Result<serde_json::Value> {
+        let jobs = self.jobs();
+        jobs.progress(job_id, "de-identifying", 0.1).await?;
+        let key = self.zones().pseudonym_key(&dataset.id);
+        let schema = dataset.meta.schema.clone();
+        let out = tokio::task::spawn_blocking(move || deidentify(frame, &schema, &key))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("de-identification task: {e}")))?
+            .map_err(|e| SandboxError::Invalid(format!("de-identification: {e}")))?;
+        jobs.progress(job_id, "storing", 0.7).await?;
+        let deid_dir = self.zones().deid();
+        let mut frame = out.frame;
+        let stored = tokio::task::spawn_blocking(move || {
+            let schema_hash = schema_hash(frame.schema());
+            store_content_addressed(&mut frame, &deid_dir)
+                .map(|(p, s)| (p, s, schema_hash, frame.height()))
+        })
+        .await
+        .map_err(|e| SandboxError::Internal(format!("storage task: {e}")))?
+        .map_err(|e| SandboxError::Internal(format!("storing the de-identified version: {e}")))?;
+        let (file, stored, schema_hash, rows) = stored;
+        jobs.progress(job_id, "certifying", 0.9).await?;
+        let report = serde_json::to_value(&out.report)
+            .map_err(|e| SandboxError::Internal(format!("encoding the report: {e}")))?;
+        let certified = self
+            .certify(
+                actor,
+                dataset,
+                &file,
+                stored.bytes,
+                stored.content_hash,
+                schema_hash,
+                rows as u64,
+                &report,
+            )
+            .await;
+        let version = match certified {
+            Ok(v) => v,
+            Err(e) => {
+                self.discard_unreferenced(&file, &hex::encode(stored.content_hash))
+                    .await;
+                return Err(e);
+            }
+        };
+        if self.config().retain_raw {
+            let ext = raw
+                .path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("raw")
+                .to_string();
+            let kept = raw.retain_as(&format!("{}-v{}.{ext}", dataset.id, version.version))?;
+            tracing::info!(dataset = %dataset.id, version = version.version, file = %kept.display(), "retained raw upload");
+        } else {
+            drop(raw);
+            tracing::info!(dataset = %dataset.id, version = version.version, "raw upload deleted after certification");
+        }
+        Ok(serde_json::json!({
+            "dataset_id": version.dataset_id,
+            "version": version.version,
+            "certificate_no": version.certificate_no,
+            "certificate_seq": version.certificate_seq,
+            "rows": version.rows,
+            "content_hash": version.content_hash,
+            "raw_retained": self.config().retain_raw,
+            "report": version.report,
+        }))
+    }
+
+    /// Takes the next version number, appends the certificate and inserts the version
+    /// row, all in one write transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn certify(
+        &self,
+        actor: &Actor,
+        dataset: &Dataset,
+        file: &Path,
+        bytes: u64,
+        content_hash: [u8; 32],
+        schema_hash: [u8; 32],
+        rows: u64,
+        report: &serde_json::Value,
+    ) -> Result<Version> {
+        let now = time::OffsetDateTime::now_utc();
+        let valid_from = rfc3339(now)?;
+        let valid_until = rfc3339(
+            now + time::Duration::days(i64::from(self.config().certificate_validity_days)),
+        )?;
+        let relative = file
+            .strip_prefix(self.zones().root())
+            .map_err(|_| SandboxError::Internal("stored file outside the zones".into()))?
+            .to_string_lossy()
+            .to_string();
+        let mut tx = self.db().begin_write().await?;
+        // Touching the dataset row first serialises concurrent certifications of one
+        // dataset on PostgreSQL (SQLite writers are already serial).
+        sqlx::query("UPDATE datasets SET updated_ms = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(dataset.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        let next: i64 = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) + 1 AS next FROM dataset_versions WHERE dataset_id = $1",
+        )
+        .bind(dataset.id.clone())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("next")?;
+        let certificate_no = format!(
+            "PDX-CERT-{}-{}-V{next:04}",
+            now.year(),
+            dataset.id.trim_start_matches("ds_").to_uppercase()
+        );
+        let certificate = AssetCertificate {
+            certificate_no: certificate_no.clone(),
+            dataset_id: dataset.id.clone(),
+            version: next as u64,
+            holder_org: dataset.provider_org.clone(),
+            source_department: dataset.meta.source_department.clone(),
+            rows,
+            bytes,
+            content_hash: Hash32(content_hash),
+            schema_hash: Hash32(schema_hash),
+            level: dataset.meta.level.as_str(),
+            open_attribute: dataset.meta.open_attribute.as_str(),
+            deid_summary: report.clone(),
+            valid_from: valid_from.clone(),
+            valid_until: valid_until.clone(),
+        };
+        let appended = self.ledger().append(&mut tx, actor, &certificate).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO dataset_versions ({VERSION_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        )))
+        .bind(dataset.id.clone())
+        .bind(next)
+        .bind(rows as i64)
+        .bind(bytes as i64)
+        .bind(hex::encode(content_hash))
+        .bind(hex::encode(schema_hash))
+        .bind(relative)
+        .bind(report.to_string())
+        .bind(certificate_no)
+        .bind(appended.seq as i64)
+        .bind(valid_from)
+        .bind(valid_until)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.version(&dataset.id, next as u64)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("version vanished after insert".into()))
+    }
+
+    /// Removes a content file that no version row points at (after a failed job).
+    async fn discard_unreferenced(&self, file: &Path, content_hash: &str) {
+        let referenced =
+            sqlx::query("SELECT 1 AS one FROM dataset_versions WHERE content_hash = $1")
+                .bind(content_hash.to_string())
+                .fetch_optional(self.db().pool())
+                .await;
+        if let Ok(None) = referenced
+            && let Err(e) = std::fs::remove_file(file)
+        {
+            tracing::warn!(file = %file.display(), error = %e, "could not remove an unreferenced version file");
+        }
+    }
+
+    /// One version.
+    pub async fn version(&self, dataset_id: &str, version: u64) -> Result<Option<Version>> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM dataset_versions WHERE dataset_id = $1 AND version = $2"
+        )))
+        .bind(dataset_id.to_string())
+        .bind(version as i64)
+        .fetch_optional(self.db().pool())
+        .await?;
+        row.as_ref().map(version_from_row).transpose()
+    }
+
+    /// Every version of a dataset, oldest first.
+    pub async fn versions(&self, dataset_id: &str) -> Result<Vec<Version>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VERSION_COLUMNS} FROM dataset_versions WHERE dataset_id = $1 ORDER BY version"
+        )))
+        .bind(dataset_id.to_string())
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter().map(version_from_row).collect()
+    }
+
+    /// The certificate of a version, read back from the ledger, with its receipt.
+    pub async fn certificate(
+        &self,
+        dataset_id: &str,
+        version: u64,
+    ) -> Result<CertificateWithReceipt> {
+        let v = self
+            .version(dataset_id, version)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such version".into()))?;
+        let entry = self
+            .ledger()
+            .entry(v.certificate_seq)
+            .await?
+            .ok_or_else(|| {
+                SandboxError::Internal("certificate entry missing from the ledger".into())
+            })?;
+        let certificate: AssetCertificate = pdx_ledger::kinds::decode(&entry)
+            .ok_or_else(|| SandboxError::Internal("ledger entry is not a certificate".into()))?;
+        let receipt = self.ledger().receipt(v.certificate_seq).await?;
+        Ok(CertificateWithReceipt {
+            certificate,
+            receipt,
+        })
+    }
+
+    /// Absolute path of a version's Parquet file.
+    pub(crate) async fn version_file(&self, dataset_id: &str, version: u64) -> Result<PathBuf> {
+        let row = sqlx::query(
+            "SELECT file_path FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
+        )
+        .bind(dataset_id.to_string())
+        .bind(version as i64)
+        .fetch_optional(self.db().pool())
+        .await?
+        .ok_or_else(|| SandboxError::NotFound("no such version".into()))?;
+        let relative: String = row.try_get("file_path")?;
+        Ok(self.zones().root().join(relative))
+    }
+}

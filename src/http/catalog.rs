@@ -1,0 +1,396 @@
+//! The catalog: datasets, data elements, versions, certificates, dummy data and
+//! de-identified downloads; and the job endpoints clients poll.
+//!
+//! Providers register datasets and upload versions of their own datasets; every
+//! authenticated role searches the catalog and reads metadata, reports, certificates
+//! and dummy data. Rows leave only as de-identified downloads of unconditionally open
+//! datasets (the rule lives in [`pdx_sandbox::access`]).
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use pdx_algorithms::deid::DataFrame;
+use pdx_algorithms::deid::ingest::{TextEncoding, UploadFormat};
+use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
+use pdx_sandbox::catalog::{DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset};
+use pdx_sandbox::versions::{CertificateWithReceipt, Version};
+use pdx_sandbox::{Job, access::MAX_DUMMY_ROWS};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::App;
+use crate::http::Caller;
+use crate::http::json::{ApiJson, ApiPath, ApiQuery};
+use crate::http::problem::{ApiError, ApiResult, Problem};
+
+/// Routes of this area.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(search_datasets, register_dataset))
+        .routes(routes!(get_dataset))
+        .routes(routes!(list_versions, upload_version))
+        .routes(routes!(get_version))
+        .routes(routes!(get_certificate))
+        .routes(routes!(download_version))
+        .routes(routes!(dummy_data))
+        .routes(routes!(list_elements, register_element))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+}
+
+async fn dataset_or_404(app: &App, id: &str) -> ApiResult<Dataset> {
+    app.sandbox
+        .dataset(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such dataset"))
+}
+
+/// Search the catalog by text, theme, open attribute and provider.
+#[utoipa::path(get, path = "/v1/datasets", tag = "catalog", security(("bearer" = [])),
+    params(DatasetQuery),
+    responses((status = 200, body = DatasetPage), (status = 422, body = Problem)))]
+async fn search_datasets(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiQuery(query): ApiQuery<DatasetQuery>,
+) -> ApiResult<Json<DatasetPage>> {
+    Ok(Json(app.sandbox.search(&query).await?))
+}
+
+/// Register a dataset (providers), claiming its data elements.
+#[utoipa::path(post, path = "/v1/datasets", tag = "catalog", security(("bearer" = [])),
+    request_body = NewDataset,
+    responses((status = 201, body = Dataset), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn register_dataset(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewDataset>,
+) -> ApiResult<(StatusCode, Json<Dataset>)> {
+    let dataset = app
+        .sandbox
+        .register_dataset(&caller.principal.actor(), body)
+        .await?;
+    tracing::info!(dataset = %dataset.id, org = %dataset.provider_org, "registered dataset");
+    Ok((StatusCode::CREATED, Json(dataset)))
+}
+
+/// One catalog entry.
+#[utoipa::path(get, path = "/v1/datasets/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, body = Dataset), (status = 404, body = Problem)))]
+async fn get_dataset(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Dataset>> {
+    Ok(Json(dataset_or_404(&app, &id).await?))
+}
+
+/// Every certified version of a dataset, with its de-identification report.
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, body = Vec<Version>), (status = 404, body = Problem)))]
+async fn list_versions(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Vec<Version>>> {
+    let dataset = dataset_or_404(&app, &id).await?;
+    Ok(Json(app.sandbox.versions(&dataset.id).await?))
+}
+
+/// How the upload body is encoded.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct UploadParams {
+    /// `csv` (default) or `parquet`.
+    format: Option<String>,
+    /// CSV delimiter, one ASCII character (default `,`).
+    delimiter: Option<String>,
+    /// CSV text encoding: `utf8` (default) or `gbk`.
+    #[param(value_type = Option<String>)]
+    encoding: Option<TextEncoding>,
+}
+
+impl UploadParams {
+    fn to_format(&self) -> ApiResult<UploadFormat> {
+        match self.format.as_deref().unwrap_or("csv") {
+            "csv" => {
+                let delimiter = match self.delimiter.as_deref() {
+                    None => ',',
+                    Some(d) => {
+                        let mut chars = d.chars();
+                        match (chars.next(), chars.next()) {
+                            (Some(c), None) if c.is_ascii() && c != '"' && c != '\n' => c,
+                            _ => {
+                                return Err(ApiError::invalid_field(
+                                    "delimiter",
+                                    "the delimiter must be one ASCII character other than a quote or newline",
+                                ));
+                            }
+                        }
+                    }
+                };
+                Ok(UploadFormat::Csv {
+                    delimiter,
+                    encoding: self.encoding.unwrap_or(TextEncoding::Utf8),
+                })
+            }
+            "parquet" => {
+                if self.delimiter.is_some() || self.encoding.is_some() {
+                    return Err(ApiError::invalid_field(
+                        "format",
+                        "delimiter and encoding apply to CSV only",
+                    ));
+                }
+                Ok(UploadFormat::Parquet)
+            }
+            _ => Err(ApiError::invalid_field(
+                "format",
+                "format is csv or parquet",
+            )),
+        }
+    }
+}
+
+/// Upload a new version (the owning provider). The body is the raw CSV or Parquet file.
+/// It is validated before the answer; a good upload starts an ingest job (202) that
+/// de-identifies, stores and certifies it.
+#[utoipa::path(post, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id"), UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 202, body = Job), (status = 404, body = Problem), (status = 413, body = Problem),
+        (status = 422, body = Problem)))]
+async fn upload_version(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<UploadParams>,
+    body: Body,
+) -> ApiResult<Response> {
+    let dataset = dataset_or_404(&app, &id).await?;
+    caller.owns(&dataset.provider_org)?;
+    let format = params.to_format()?;
+    let mut upload = app.sandbox.start_upload().await?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was cut off"))?;
+        upload.write(&chunk).await?;
+    }
+    let raw = upload.finish().await?;
+    let job = app
+        .sandbox
+        .submit_version(&caller.principal.actor(), &dataset, format, raw)
+        .await?;
+    tracing::info!(dataset = %dataset.id, job = %job.id, "accepted an upload");
+    let location = format!("/v1/jobs/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
+}
+
+/// One version and its report.
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
+    responses((status = 200, body = Version), (status = 404, body = Problem)))]
+async fn get_version(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiPath((id, version)): ApiPath<(String, u64)>,
+) -> ApiResult<Json<Version>> {
+    app.sandbox
+        .version(&id, version)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no such version"))
+}
+
+/// The data asset certificate of a version, with its offline receipt.
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/certificate", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
+    responses((status = 200, body = CertificateWithReceipt), (status = 404, body = Problem)))]
+async fn get_certificate(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiPath((id, version)): ApiPath<(String, u64)>,
+) -> ApiResult<Json<CertificateWithReceipt>> {
+    Ok(Json(app.sandbox.certificate(&id, version).await?))
+}
+
+/// Output format of row-returning endpoints.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct RowsParams {
+    /// `json` or `csv` (dummy data default `json`); downloads also take `parquet`
+    /// (default).
+    format: Option<String>,
+    /// Dummy rows to draw (default 100).
+    rows: Option<usize>,
+    /// Seed for the dummy generator (default 0).
+    seed: Option<u64>,
+}
+
+/// Download the de-identified rows of a version: only for unconditionally open
+/// datasets (403 otherwise).
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
+    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn download_version(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath((id, version)): ApiPath<(String, u64)>,
+    ApiQuery(params): ApiQuery<RowsParams>,
+) -> ApiResult<Response> {
+    if params.rows.is_some() || params.seed.is_some() {
+        return Err(ApiError::invalid_field(
+            "rows",
+            "rows and seed apply to dummy data only",
+        ));
+    }
+    let dataset = dataset_or_404(&app, &id).await?;
+    let format = params.format.as_deref().unwrap_or("parquet");
+    if !matches!(format, "parquet" | "csv" | "json") {
+        return Err(ApiError::invalid_field(
+            "format",
+            "format is parquet, csv or json",
+        ));
+    }
+    let path = app.sandbox.download_path(&dataset, version).await?;
+    tracing::info!(dataset = %dataset.id, version, key_id = %caller.principal.key_id, format, "download");
+    if format == "parquet" {
+        // The certified bytes themselves, so the buyer can check them against the
+        // certificate's content hash.
+        let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+        return Ok((
+            [(header::CONTENT_TYPE, "application/vnd.apache.parquet")],
+            bytes,
+        )
+            .into_response());
+    }
+    let mut frame = app.sandbox.download(&dataset, version).await?;
+    frame_response(&mut frame, format, usize::MAX)
+}
+
+/// Synthetic rows in the shape of the de-identified data, drawn from the declared
+/// domains and hierarchies, never from real rows.
+#[utoipa::path(get, path = "/v1/datasets/{id}/dummy", tag = "catalog", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id"), RowsParams),
+    responses((status = 200, description = "rows as JSON or CSV"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn dummy_data(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<RowsParams>,
+) -> ApiResult<Response> {
+    let dataset = dataset_or_404(&app, &id).await?;
+    let format = params.format.as_deref().unwrap_or("json");
+    if !matches!(format, "csv" | "json") {
+        return Err(ApiError::invalid_field("format", "format is json or csv"));
+    }
+    let rows = params.rows.unwrap_or(100);
+    if rows == 0 || rows > MAX_DUMMY_ROWS {
+        return Err(ApiError::invalid_field(
+            "rows",
+            format!("rows must be between 1 and {MAX_DUMMY_ROWS}"),
+        ));
+    }
+    let mut frame = app
+        .sandbox
+        .dummy(&dataset, rows, params.seed.unwrap_or(0))
+        .await?;
+    frame_response(&mut frame, format, rows)
+}
+
+fn frame_response(frame: &mut DataFrame, format: &str, limit: usize) -> ApiResult<Response> {
+    match format {
+        "json" => Ok(Json(to_json_rows(frame, limit)).into_response()),
+        _ => {
+            let bytes = to_csv_bytes(frame).map_err(ApiError::internal)?;
+            Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+        }
+    }
+}
+
+/// Body of `POST /v1/elements`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct NewElement {
+    /// Code, e.g. `enterprise.registration`.
+    code: String,
+    /// The one source department.
+    source_department: String,
+    /// What it is.
+    #[serde(default)]
+    description: String,
+}
+
+/// The data-element registry (one data, one source).
+#[utoipa::path(get, path = "/v1/elements", tag = "catalog", security(("bearer" = [])),
+    responses((status = 200, body = Vec<DataElement>)))]
+async fn list_elements(
+    State(app): State<App>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<DataElement>>> {
+    Ok(Json(app.sandbox.elements().await?))
+}
+
+/// Register a data element with its source department (providers); 409 if it already
+/// has another.
+#[utoipa::path(post, path = "/v1/elements", tag = "catalog", security(("bearer" = [])),
+    request_body = NewElement,
+    responses((status = 201, body = DataElement), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn register_element(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewElement>,
+) -> ApiResult<(StatusCode, Json<DataElement>)> {
+    let element = app
+        .sandbox
+        .register_element(
+            &caller.principal.actor(),
+            &body.code,
+            &body.source_department,
+            &body.description,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(element)))
+}
+
+/// The caller's organisation's jobs, newest first.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Job>)))]
+async fn list_jobs(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Job>>> {
+    Ok(Json(
+        app.sandbox
+            .jobs()
+            .for_org(&caller.principal.org_id, 100)
+            .await?,
+    ))
+}
+
+/// One job (its organisation, or a supervisor).
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = Job), (status = 404, body = Problem)))]
+async fn get_job(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Job>> {
+    let job = app
+        .sandbox
+        .jobs()
+        .get(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such job"))?;
+    caller.owns(&job.org_id)?;
+    Ok(Json(job))
+}
