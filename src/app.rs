@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use pdx_ledger::db::Db;
 use pdx_ledger::{Ledger, signing};
+use pdx_products::Products;
 use pdx_sandbox::Sandbox;
 
 use crate::accounts::{Accounts, IssuedKey};
@@ -27,6 +28,8 @@ pub struct App {
     pub ledger: Ledger,
     /// Catalog, zones, jobs and (later) the model sandbox.
     pub sandbox: Sandbox,
+    /// Data products, orders, settlement and reconciliation.
+    pub products: Products,
     /// HTTP metrics.
     pub metrics: Arc<Metrics>,
 }
@@ -49,8 +52,12 @@ impl App {
         let sandbox = Sandbox::open(db.clone(), ledger.clone(), config.sandbox.clone())
             .await
             .context("opening the sandbox")?;
+        let products = Products::open(db.clone(), ledger.clone())
+            .await
+            .context("opening products")?;
         Ok(App {
             sandbox,
+            products,
             accounts: Accounts::new(db.clone()),
             ledger,
             db,

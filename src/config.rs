@@ -66,6 +66,23 @@ pub struct FileConfig {
     pub retain_raw: Option<bool>,
     /// Validity of data asset certificates, in days (default 365).
     pub certificate_validity_days: Option<u32>,
+    /// Working days a provider has to answer a grant application (default 5).
+    pub grant_answer_working_days: Option<u32>,
+    /// Working days a provider has to answer an objection to a dataset version
+    /// (default 5).
+    pub objection_answer_working_days: Option<u32>,
+    /// Public holidays (`YYYY-MM-DD`) skipped when counting working days.
+    pub holidays: Option<Vec<String>>,
+    /// Model runs one organisation may have in progress at once (default 2).
+    pub org_run_concurrency: Option<u32>,
+    /// Memory pool of one SQL run, bytes (default 512 MiB; exceeding it fails the run).
+    pub run_memory_bytes: Option<usize>,
+    /// Wall-clock limit of one run, seconds (default 120).
+    pub run_timeout_secs: Option<u64>,
+    /// Most rows one output may have (default 100,000).
+    pub max_output_rows: Option<usize>,
+    /// Most bytes one output may have (default 64 MiB).
+    pub max_output_bytes: Option<usize>,
 }
 
 /// Resolved configuration.
@@ -130,6 +147,39 @@ impl Config {
         }
         if let Some(days) = file.certificate_validity_days {
             sandbox.certificate_validity_days = days;
+        }
+        if let Some(days) = file.grant_answer_working_days {
+            sandbox.grant_answer_working_days = days;
+        }
+        if let Some(days) = file.objection_answer_working_days {
+            sandbox.objection_answer_working_days = days;
+        }
+        if let Some(holidays) = &file.holidays {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            sandbox.holidays = holidays
+                .iter()
+                .map(|d| {
+                    time::Date::parse(d, format)
+                        .with_context(|| format!("holiday {d:?} is not a YYYY-MM-DD date"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+        }
+        if let Some(n) = file.org_run_concurrency {
+            anyhow::ensure!(n >= 1, "org_run_concurrency must be at least 1");
+            sandbox.org_run_concurrency = n;
+        }
+        if let Some(bytes) = file.run_memory_bytes {
+            sandbox.run_memory_bytes = bytes;
+        }
+        if let Some(secs) = file.run_timeout_secs {
+            anyhow::ensure!(secs >= 1, "run_timeout_secs must be at least 1");
+            sandbox.run_timeout = Duration::from_secs(secs);
+        }
+        if let Some(rows) = file.max_output_rows {
+            sandbox.max_output_rows = rows;
+        }
+        if let Some(bytes) = file.max_output_bytes {
+            sandbox.max_output_bytes = bytes;
         }
         Ok(Config {
             sandbox,

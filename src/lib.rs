@@ -4,7 +4,7 @@
 //! the demo, and the command-line tools. Data flows top-down:
 //!
 //! ```text
-//! main.rs ── config ──► app::App (db, accounts, ledger, sandbox) ──► server ──► http::router
+//! main.rs ── config ──► app::App (db, accounts, ledger, sandbox, products) ──► server ──► http::router
 //!                                                             │
 //!        http::observe (request id, timeout, access log, metrics)
 //!        http::authorize (bearer key → Principal, route policy → role check)
@@ -23,3 +23,4 @@ pub mod demo;
 pub mod http;
 pub mod samples;
 pub mod server;
+pub mod supervision;

@@ -44,6 +44,16 @@ enum Command {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(pdx::cli::bench::BenchCommand),
+    /// Witness the ledger: check each new checkpoint's consistency with the last one
+    /// seen, store it and cosign it. Exits 2 on a split view.
+    Witness(pdx::cli::witness::WitnessArgs),
+    /// Reconcile trading from the local database: paid − refunded = remitted +
+    /// unsettled, to the fen. Exits 1 if it does not balance.
+    Reconcile {
+        /// Rows of the table.
+        #[arg(long, value_enum, default_value = "total")]
+        group_by: pdx::cli::reconcile::GroupBy,
+    },
 }
 
 #[derive(Subcommand)]
@@ -145,6 +155,19 @@ async fn main() -> anyhow::Result<()> {
             let code = pdx::cli::ledger::run(&config, cmd)
                 .await
                 .context("ledger")?;
+            std::process::exit(code);
+        }
+        Command::Reconcile { group_by } => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            let code = pdx::cli::reconcile::run(&config, group_by)
+                .await
+                .context("reconcile")?;
+            std::process::exit(code);
+        }
+        Command::Witness(args) => {
+            init_logging(LogFormat::Human, "warn");
+            let code = pdx::cli::witness::run(args).await.context("witness")?;
             std::process::exit(code);
         }
         Command::Bench(cmd) => {

@@ -107,6 +107,7 @@ pub fn adult_dataset(dir: &Path, open_attribute: OpenAttribute) -> anyhow::Resul
         share_conditions: "research and public-interest use under an open-use agreement".into(),
         legal_basis: "Statistics Law Art.9; GD21 Art.12".into(),
         open_attribute,
+        research_only: false,
         schema: DatasetSchema {
             columns,
             hierarchies,
@@ -193,6 +194,7 @@ pub fn electricity_dataset() -> NewDataset {
         share_conditions: "with the enterprise's authorisation".into(),
         legal_basis: "Electricity Law Art.5; GD21 Art.12".into(),
         open_attribute: OpenAttribute::Conditional,
+        research_only: false,
         schema: DatasetSchema {
             columns: vec![
                 col(
@@ -227,7 +229,7 @@ pub fn electricity_dataset() -> NewDataset {
                     DeidRule::Keep,
                     Some(Domain::Range {
                         min: 0.0,
-                        max: 50_000_000.0,
+                        max: 10_000_000_000.0,
                     }),
                 ),
             ],

@@ -15,4 +15,8 @@
 //! Versions are pinned together in the workspace: `opendp 0.16` pins `polars =0.52.0`
 //! and `chrono =0.4.41`, which holds DataFusion at 50.x.
 
+pub mod bench;
 pub mod deid;
+pub mod disclosure;
+pub mod dp;
+pub mod sql;

@@ -273,6 +273,131 @@ impl LedgerPayload for Suspension {
     }
 }
 
+/// An objection (异议) to a dataset version for an error or omission (SD22 Art.13; XT
+/// Art.21), filed by any authenticated user. The provider must answer it by the deadline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Objection {
+    /// Objection id.
+    pub objection_id: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Version objected to.
+    pub version: u64,
+    /// The providing organisation that must answer.
+    pub provider_org: String,
+    /// Organisation that filed it.
+    pub objector_org: String,
+    /// `error` or `omission`.
+    pub ground: String,
+    /// What is wrong or missing.
+    pub detail: String,
+    /// Answer deadline, `YYYY-MM-DD`, counted in working days from filing.
+    pub answer_deadline: String,
+}
+impl LedgerPayload for Objection {
+    const KIND: EntryKind = EntryKind::Objection;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
+/// The provider's answer to an objection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectionAnswer {
+    /// Objection id.
+    pub objection_id: String,
+    /// Ledger seq of the `Objection` entry answered.
+    pub objection_seq: u64,
+    /// Organisation that filed the objection.
+    pub objector_org: String,
+    /// `accepted` (the data will be corrected) or `rejected` (with reasons).
+    pub outcome: String,
+    /// The reply.
+    pub answer: String,
+    /// True if the answer came after the deadline.
+    pub late: bool,
+}
+impl LedgerPayload for ObjectionAnswer {
+    const KIND: EntryKind = EntryKind::ObjectionAnswer;
+    fn parties(&self) -> Vec<String> {
+        vec![self.objector_org.clone()]
+    }
+}
+
+/// A provider's decision on an FHE query template (event `template_decision`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FheTemplateDecision {
+    /// Template id.
+    pub template_id: String,
+    /// The dataset it reads.
+    pub dataset_id: String,
+    /// Organisation that proposed it.
+    pub proposer_org: String,
+    /// `approved`, `refused` or `retired`.
+    pub decision: String,
+    /// Reason (required for a refusal or a retirement).
+    pub reason: Option<String>,
+    /// `BLAKE3("pdx fhe template v1" || 0x00 || canonical JSON of the template)`.
+    pub template_hash: Hash32,
+    /// The template as vetted: key column, value rule, output domain, key width, bucket bits.
+    pub template: serde_json::Value,
+}
+
+/// One evaluated encrypted lookup (event `query`). It names ciphertexts by their hashes
+/// (`BLAKE3("pdx fhe ciphertext v1" || 0x00 || bytes)`) and never holds the key, a
+/// ciphertext or an answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FheLookup {
+    /// Query id.
+    pub query_id: String,
+    /// Job that evaluated it.
+    pub job_id: String,
+    /// Template used.
+    pub template_id: String,
+    /// Hash of the template as approved.
+    pub template_hash: Hash32,
+    /// Organisation that asked.
+    pub org: String,
+    /// Grant charged (absent for unconditionally open data).
+    pub grant_id: Option<String>,
+    /// Dataset version scanned, `dataset_id@version`.
+    pub dataset_version: String,
+    /// `BLAKE3("pdx fhe server key v1" || 0x00 || bytes)` of the server key used.
+    pub server_key_hash: Hash32,
+    /// Hash of the encrypted key.
+    pub input_hash: Hash32,
+    /// Hash of the encrypted value.
+    pub value_hash: Hash32,
+    /// Hash of the encrypted `found` flag.
+    pub found_hash: Hash32,
+    /// Rows compared.
+    pub rows_scanned: u64,
+    /// Public-bucket bits the client revealed (absent when the whole table was scanned).
+    pub bucket_bits: Option<u8>,
+    /// The revealed bucket.
+    pub bucket: Option<u64>,
+}
+
+/// An FHE ledger entry (kind `fhe_query`): a template decision or an evaluated lookup,
+/// told apart by the `event` member.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum FheRecord {
+    /// A template approved, refused or retired.
+    TemplateDecision(FheTemplateDecision),
+    /// A lookup evaluated.
+    Query(FheLookup),
+}
+impl LedgerPayload for FheRecord {
+    const KIND: EntryKind = EntryKind::FheQuery;
+    fn parties(&self) -> Vec<String> {
+        match self {
+            FheRecord::TemplateDecision(d) => vec![d.proposer_org.clone()],
+            FheRecord::Query(q) => vec![q.org.clone()],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +414,30 @@ mod tests {
         let e = Entry::build(0, 0, Suspension::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
         assert_eq!(decode::<Suspension>(&e), Some(s));
         assert_eq!(decode::<Refund>(&e), None);
+    }
+
+    #[test]
+    fn fhe_records_carry_their_event_and_round_trip() {
+        let q = FheRecord::Query(FheLookup {
+            query_id: "fq_1".into(),
+            job_id: "job_1".into(),
+            template_id: "ft_1".into(),
+            template_hash: Hash32([1; 32]),
+            org: "bank".into(),
+            grant_id: Some("gr_1".into()),
+            dataset_version: "ds_1@1".into(),
+            server_key_hash: Hash32([2; 32]),
+            input_hash: Hash32([3; 32]),
+            value_hash: Hash32([4; 32]),
+            found_hash: Hash32([5; 32]),
+            rows_scanned: 16,
+            bucket_bits: None,
+            bucket: None,
+        });
+        let v = serde_json::to_value(&q).unwrap();
+        assert_eq!(v["event"], "query");
+        let e = Entry::build(0, 0, FheRecord::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(decode::<FheRecord>(&e), Some(q.clone()));
+        assert_eq!(q.parties(), vec!["bank".to_string()]);
     }
 }

@@ -682,6 +682,28 @@ impl Ledger {
         rows.iter().map(entry_from_row).collect()
     }
 
+    /// A page of entries of one kind from seq `from` on, at most `limit`, in seq order
+    /// (every entry: callers decide visibility). Reports use it to sum spends or list
+    /// suspensions without walking the whole ledger.
+    pub async fn entries_of_kind(
+        &self,
+        kind: &EntryKind,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        let sql = format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE kind = $1 AND seq >= $2 \
+             ORDER BY seq LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(kind.as_str().to_string())
+            .bind(to_i64(from, "from")?)
+            .bind(i64::from(limit))
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
     async fn fetch_nodes(
         &self,
         ids: &[NodeId],

@@ -470,6 +470,49 @@ impl Products {
         self.product(product_id).await
     }
 
+    /// Delists every listed product of a developer organisation (a supervisor's
+    /// suspension), each with its own `ProductDelisting` entry; returns the ids delisted.
+    ///
+    /// A product delisted concurrently by someone else is skipped, so a retry after a
+    /// partial failure finishes the job without delisting anything twice.
+    pub async fn delist_all_of(
+        &self,
+        actor: &Actor,
+        developer_org: &str,
+        reason: &str,
+    ) -> Result<Vec<String>> {
+        // Checked once up front: a bad reason must not fail half-way through.
+        let reason = line_field(reason, "reason", 1000)?;
+        let mut delisted = Vec::new();
+        loop {
+            let page = self
+                .products(&ProductFilter {
+                    status: Some(ProductStatus::Listed),
+                    developer_org: Some(developer_org.to_string()),
+                    limit: Some(1000),
+                    offset: None,
+                })
+                .await?;
+            if page.is_empty() {
+                return Ok(delisted);
+            }
+            let mut progressed = false;
+            for product in page {
+                match self.delist(actor, &product.id, &reason).await {
+                    Ok(_) => {
+                        delisted.push(product.id);
+                        progressed = true;
+                    }
+                    Err(ProductsError::Conflict(_)) => progressed = true,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !progressed {
+                return Ok(delisted);
+            }
+        }
+    }
+
     /// One product, in any status.
     pub async fn product(&self, product_id: &str) -> Result<Product> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");

@@ -115,6 +115,10 @@ pub struct NewDataset {
     pub legal_basis: String,
     /// Open attribute.
     pub open_attribute: OpenAttribute,
+    /// Results may serve research only: products built on it carry only the
+    /// `research_only` licence.
+    #[serde(default)]
+    pub research_only: bool,
     /// Column schema with roles and de-identification rules.
     #[schema(value_type = Object)]
     pub schema: DatasetSchema,
@@ -193,7 +197,7 @@ const DATASET_COLUMNS: &str = "d.id, d.provider_org, d.title, d.description, d.t
     d.source_department, d.collecting_department, d.approving_department, \
     d.providing_department, d.data_form, d.update_frequency, d.level, d.share_type, \
     d.share_conditions, d.legal_basis, d.open_attribute, d.schema_json, d.elements_json, \
-    d.created_ms, d.updated_ms, \
+    d.research_only, d.created_ms, d.updated_ms, \
     (SELECT MAX(v.version) FROM dataset_versions v WHERE v.dataset_id = d.id) AS latest_version";
 
 fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
@@ -221,6 +225,7 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
             share_conditions: row.try_get("share_conditions")?,
             legal_basis: row.try_get("legal_basis")?,
             open_attribute: OpenAttribute::parse(&row.try_get::<String, _>("open_attribute")?)?,
+            research_only: row.try_get::<i64, _>("research_only")? != 0,
             schema: serde_json::from_str(&schema).map_err(|e| corrupt("schema", e))?,
             elements: serde_json::from_str(&elements).map_err(|e| corrupt("elements", e))?,
         },
@@ -341,8 +346,8 @@ impl Sandbox {
             "INSERT INTO datasets (id, provider_org, title, description, theme, source_department, \
              collecting_department, approving_department, providing_department, data_form, \
              update_frequency, level, share_type, share_conditions, legal_basis, open_attribute, \
-             schema_json, elements_json, search_text, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20)",
+             schema_json, elements_json, search_text, research_only, created_ms, updated_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21)",
         )
         .bind(id.clone())
         .bind(actor.org.clone())
@@ -363,6 +368,7 @@ impl Sandbox {
         .bind(schema)
         .bind(elements)
         .bind(new.search_text())
+        .bind(i64::from(new.research_only))
         .bind(now)
         .execute(&mut *tx)
         .await?;

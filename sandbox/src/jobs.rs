@@ -61,6 +61,7 @@ impl JobFailure {
                 SandboxError::Conflict(_) => 409,
                 SandboxError::Forbidden(_) => 403,
                 SandboxError::TooLarge { .. } => 413,
+                SandboxError::Busy(_) => 429,
                 _ => 422,
             };
             JobFailure {

@@ -16,6 +16,9 @@
 //!   Parquet content-addressed in the de-identified zone and certifies it on the ledger.
 //! - [`access`]: who may see which rows (dummy data for everyone, de-identified
 //!   downloads only for unconditionally open datasets).
+//! - Supervision: [`objections`] (异议 with working-day deadlines), the [`compliance`]
+//!   and budget reports, release [`lineage`] with a receipt per hop, and the ledger
+//!   [`verification`] job.
 //!
 //! This crate knows nothing about HTTP: the binary maps [`SandboxError`] to problem
 //! responses, and every error message here is written to be safe to show a client
@@ -23,8 +26,18 @@
 
 pub mod access;
 pub mod catalog;
+pub mod compliance;
+pub mod grants;
 pub mod jobs;
+pub mod lineage;
+pub mod models;
+pub mod objections;
+pub mod provenance;
+pub mod review;
+pub mod runs;
+pub mod verification;
 pub mod versions;
+pub mod workdays;
 pub mod zones;
 
 use std::path::PathBuf;
@@ -48,6 +61,22 @@ pub struct SandboxConfig {
     pub retain_raw: bool,
     /// Validity of a data asset certificate, in days.
     pub certificate_validity_days: u32,
+    /// Working days a provider has to answer a grant application.
+    pub grant_answer_working_days: u32,
+    /// Working days a provider has to answer an objection (异议) to a dataset version.
+    pub objection_answer_working_days: u32,
+    /// Public holidays skipped when counting working days.
+    pub holidays: Vec<time::Date>,
+    /// Model runs one organisation may have in progress.
+    pub org_run_concurrency: u32,
+    /// Memory pool of one SQL run, in bytes (no spilling).
+    pub run_memory_bytes: usize,
+    /// Wall-clock limit of one run.
+    pub run_timeout: std::time::Duration,
+    /// Most rows in one output.
+    pub max_output_rows: usize,
+    /// Most bytes in one output.
+    pub max_output_bytes: usize,
 }
 
 impl SandboxConfig {
@@ -59,6 +88,14 @@ impl SandboxConfig {
             upload_limit: 1 << 30,
             retain_raw: false,
             certificate_validity_days: 365,
+            grant_answer_working_days: 5,
+            objection_answer_working_days: 5,
+            holidays: Vec::new(),
+            org_run_concurrency: 2,
+            run_memory_bytes: 512 << 20,
+            run_timeout: std::time::Duration::from_secs(120),
+            max_output_rows: 100_000,
+            max_output_bytes: 64 << 20,
         }
     }
 }
@@ -79,6 +116,9 @@ pub enum SandboxError {
     /// The caller may not do this to this resource.
     #[error("{0}")]
     Forbidden(String),
+    /// Too much at once (the organisation's concurrency cap); retry later.
+    #[error("{0}")]
+    Busy(String),
     /// An upload went over the configured limit.
     #[error("the upload exceeds the limit of {limit} bytes")]
     TooLarge {
@@ -113,6 +153,7 @@ impl SandboxError {
             | SandboxError::Conflict(_)
             | SandboxError::NotFound(_)
             | SandboxError::Forbidden(_)
+            | SandboxError::Busy(_)
             | SandboxError::TooLarge { .. } => true,
             SandboxError::Upload(e) => e.is_client_error(),
             _ => false,
@@ -144,6 +185,7 @@ struct Inner {
     config: SandboxConfig,
     zones: zones::Zones,
     jobs: Jobs,
+    running: runs::Running,
 }
 
 impl Sandbox {
@@ -154,6 +196,10 @@ impl Sandbox {
         let zones = zones::Zones::open(&config.data_dir)?;
         let jobs = Jobs::new(db.clone());
         let interrupted = jobs.fail_interrupted().await?;
+        // Their run rows would otherwise hold the organisations' concurrency slots.
+        sqlx::query("UPDATE model_runs SET status = 'failed' WHERE status = 'running'")
+            .execute(db.pool())
+            .await?;
         if interrupted > 0 {
             tracing::warn!(
                 interrupted,
@@ -168,6 +214,7 @@ impl Sandbox {
                 config,
                 zones,
                 jobs,
+                running: runs::Running::default(),
             }),
         })
     }
@@ -192,8 +239,17 @@ impl Sandbox {
         &self.inner.jobs
     }
 
+    /// The working-day calendar for deadlines.
+    pub fn calendar(&self) -> workdays::Calendar {
+        workdays::Calendar::with_holidays(self.inner.config.holidays.iter().copied())
+    }
+
     fn zones(&self) -> &zones::Zones {
         &self.inner.zones
+    }
+
+    fn running(&self) -> &runs::Running {
+        &self.inner.running
     }
 }
 

@@ -460,8 +460,17 @@ impl Sandbox {
 
     /// Absolute path of a version's Parquet file.
     pub(crate) async fn version_file(&self, dataset_id: &str, version: u64) -> Result<PathBuf> {
+        Ok(self.version_file_rows(dataset_id, version).await?.0)
+    }
+
+    /// The de-identified file of a version and its row count.
+    pub(crate) async fn version_file_rows(
+        &self,
+        dataset_id: &str,
+        version: u64,
+    ) -> Result<(PathBuf, u64)> {
         let row = sqlx::query(
-            "SELECT file_path FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
+            "SELECT file_path, rows_count FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
         )
         .bind(dataset_id.to_string())
         .bind(version as i64)
@@ -469,6 +478,7 @@ impl Sandbox {
         .await?
         .ok_or_else(|| SandboxError::NotFound("no such version".into()))?;
         let relative: String = row.try_get("file_path")?;
-        Ok(self.zones().root().join(relative))
+        let rows: i64 = row.try_get("rows_count")?;
+        Ok((self.zones().root().join(relative), rows.max(0) as u64))
     }
 }

@@ -59,6 +59,16 @@ impl Zones {
         self.root.join("raw")
     }
 
+    /// The quarantine zone: outputs awaiting review.
+    pub fn quarantine(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+
+    /// The released zone: vetted outputs.
+    pub fn released(&self) -> PathBuf {
+        self.root.join("released")
+    }
+
     /// The de-identified zone.
     pub fn deid(&self) -> PathBuf {
         self.root.join("deid")

@@ -47,6 +47,29 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000_000)]
         rows: usize,
     },
+    /// Sandboxed SQL jobs (checks included) against raw DataFusion, and DP queries
+    /// against plain polars, on one generated Parquet file.
+    Sandbox {
+        /// Rows of the generated table.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+        /// Runs per query to take the median of.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// Orders per second end to end over HTTP (place + pay), with p50 and p99 latency,
+    /// on SQLite and, with `--postgres`, PostgreSQL; healthz and whoami as baselines.
+    Orders {
+        /// Orders to place and pay per backend.
+        #[arg(long, default_value_t = 1000)]
+        orders: usize,
+        /// Concurrent clients, each a buyer organisation of its own.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Also run on this PostgreSQL server (a fresh schema, dropped afterwards).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 /// The median of some timings (zero for none).
@@ -138,6 +161,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Deid { adult_runs, rows } => {
             tokio::task::spawn_blocking(move || super::bench_deid::run(adult_runs, rows)).await?
         }
+        BenchCommand::Sandbox { rows, runs } => super::bench_sandbox::run(rows, runs).await,
+        BenchCommand::Orders {
+            orders,
+            clients,
+            postgres,
+        } => super::bench_orders::run(orders, clients, postgres).await,
     }
 }
 

@@ -2,7 +2,11 @@
 
 pub mod bench;
 pub mod bench_deid;
+pub mod bench_orders;
+pub mod bench_sandbox;
 pub mod ledger;
+pub mod reconcile;
+pub mod witness;
 
 /// A progress bar in the house style, hidden when stderr is not a terminal.
 pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {

@@ -127,14 +127,17 @@ fn note_response(cp: StoredCheckpoint) -> Response {
         .into_response()
 }
 
-/// The newest signed checkpoint (C2SP signed note).
+/// The newest signed checkpoint (C2SP signed note), with every witness cosignature
+/// (C2SP tlog-cosignature) received for it.
 #[utoipa::path(get, path = "/v1/ledger/checkpoint", tag = "ledger", security(("bearer" = [])),
     responses((status = 200, content_type = "text/plain", body = String)))]
 async fn get_checkpoint(State(app): State<App>, _caller: Caller) -> ApiResult<Response> {
-    let cp = match app.ledger.latest_checkpoint().await? {
+    let mut cp = match app.ledger.latest_checkpoint().await? {
         Some(cp) => cp,
         None => app.ledger.checkpoint().await?,
     };
+    // Witnesses' cosignatures ride along as extra signature lines.
+    cp.note = crate::supervision::with_cosignatures(&app, &cp).await?;
     Ok(note_response(cp))
 }
 

@@ -5,11 +5,13 @@
 //! 2. [`observe`] (outermost) gives each request an id, a timeout, an access-log line
 //!    and metrics.
 //! 3. [`authorize`] (on `/v1` routes) finds the route's [`Policy`] in [`policies`],
-//!    authenticates the bearer key and checks the role. A route without a policy is
-//!    refused, so forgetting one fails closed; a test also fails the build.
+//!    authenticates the bearer key and checks the role; every non-GET route of a
+//!    suspended organisation is refused. A route without a policy is refused, so
+//!    forgetting one fails closed; a test also fails the build.
 //! 4. Handlers take [`Caller`] and call [`Caller::owns`] for resources owned by an
 //!    organisation; that is the one ownership check.
 
+pub mod audit_api;
 pub mod catalog;
 pub mod json;
 pub mod keys;
@@ -17,6 +19,8 @@ pub mod ledger_api;
 pub mod metrics;
 pub mod policies;
 pub mod problem;
+pub mod products_api;
+pub mod sandbox_api;
 pub mod system;
 
 use std::time::{Duration, Instant};
@@ -99,6 +103,9 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(keys::routes())
         .merge(catalog::routes())
         .merge(ledger_api::routes())
+        .merge(sandbox_api::routes())
+        .merge(audit_api::routes())
+        .merge(products_api::routes())
 }
 
 /// The whole application router.
@@ -197,6 +204,13 @@ async fn authorize(State(app): State<App>, mut req: Request, next: Next) -> Resp
         Err(e) => return ApiError::from(e).into_response(),
     };
     let key_id = principal.key_id.clone();
+    // Every route that is not a GET writes, whatever its policy says: a suspended
+    // organisation's keys are refused here, centrally, from its next request on (the
+    // flag is read with the key on every request; nothing is cached).
+    let policy = Policy {
+        writes: policy.writes || req.method() != axum::http::Method::GET,
+        ..policy
+    };
     let mut resp = match principal.authorize(&policy, None) {
         Ok(()) => {
             req.extensions_mut().insert(Caller { principal, policy });

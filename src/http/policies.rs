@@ -26,6 +26,62 @@ const PROVIDER_WRITES: Policy = Policy {
     writes: true,
 };
 
+/// Developers act on their own organisation's grants, models, runs and outputs.
+const DEVELOPER_OWN: Policy = Policy {
+    roles: &[Developer],
+    owner: Owner::OwnOrg,
+    writes: true,
+};
+
+/// Developers read their own; supervisors read everything.
+const DEVELOPER_READS: Policy = Policy {
+    roles: &[Developer, Supervisor],
+    owner: Owner::OwnOrgOrSupervisor,
+    writes: false,
+};
+
+/// Output checkers.
+const REVIEWERS: Policy = Policy {
+    roles: &[Reviewer],
+    owner: Owner::Any,
+    writes: true,
+};
+
+/// The trading platform's operator acts (review, listing, refunds, settlement).
+const EXCHANGE_WRITES: Policy = Policy {
+    roles: &[Exchange],
+    owner: Owner::Any,
+    writes: true,
+};
+
+/// The exchange and supervisors read trading records of every organisation.
+const EXCHANGE_READS: Policy = Policy {
+    roles: &[Exchange, Supervisor],
+    owner: Owner::Any,
+    writes: false,
+};
+
+/// Buyers act on their own orders (another buyer's order is not found).
+const BUYER_OWN: Policy = Policy {
+    roles: &[Buyer],
+    owner: Owner::OwnOrg,
+    writes: true,
+};
+
+/// Supervisors read reports and traces across every organisation.
+const SUPERVISOR_READS: Policy = Policy {
+    roles: &[Supervisor],
+    owner: Owner::Any,
+    writes: false,
+};
+
+/// Supervisors act: verification jobs, suspensions, cosignatures.
+const SUPERVISOR_WRITES: Policy = Policy {
+    roles: &[Supervisor],
+    owner: Owner::Any,
+    writes: true,
+};
+
 /// (method, route template, policy).
 pub const POLICIES: &[(&str, &str, Policy)] = &[
     // organisations and keys: admin only
@@ -190,6 +246,146 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
             writes: false,
         },
     ),
+    // sandbox: grants (developers apply, providers answer, supervisors read)
+    (
+        "GET",
+        "/v1/grants",
+        Policy {
+            roles: &[Developer, Provider, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/grants", DEVELOPER_OWN),
+    (
+        "GET",
+        "/v1/grants/{id}",
+        Policy {
+            roles: &[Developer, Provider, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/grants/{id}/decision", PROVIDER_WRITES),
+    ("POST", "/v1/grants/{id}/revoke", PROVIDER_WRITES),
+    (
+        "GET",
+        "/v1/datasets/{id}/output-policy",
+        Policy {
+            roles: &[Provider],
+            owner: Owner::OwnOrg,
+            writes: false,
+        },
+    ),
+    ("PUT", "/v1/datasets/{id}/output-policy", PROVIDER_WRITES),
+    // models, dry runs, runs and outputs: the developer's own
+    ("GET", "/v1/models", DEVELOPER_READS),
+    ("POST", "/v1/models", DEVELOPER_OWN),
+    ("GET", "/v1/models/{id}", DEVELOPER_READS),
+    ("POST", "/v1/dry-run", DEVELOPER_OWN),
+    ("POST", "/v1/runs", DEVELOPER_OWN),
+    ("GET", "/v1/outputs", DEVELOPER_READS),
+    (
+        "GET",
+        "/v1/outputs/{id}",
+        Policy {
+            roles: &[Developer, Reviewer, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    // rows: the owner once released, reviewers while quarantined (checked inside)
+    (
+        "GET",
+        "/v1/outputs/{id}/download",
+        Policy {
+            roles: &[Developer, Reviewer],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    // review: output checkers only
+    (
+        "GET",
+        "/v1/review",
+        Policy {
+            roles: &[Reviewer],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/review/{id}", REVIEWERS),
+    // products: developers package their own releases; every role reads listed
+    // products (pending and rejected ones only their developer, the exchange and
+    // supervisors, checked inside); the exchange reviews, lists and rejects; the
+    // exchange or the product's own developer delists
+    ("GET", "/v1/products", READ_ALL),
+    ("POST", "/v1/products", DEVELOPER_OWN),
+    ("GET", "/v1/products/{id}", READ_ALL),
+    ("POST", "/v1/products/{id}/list", EXCHANGE_WRITES),
+    ("POST", "/v1/products/{id}/reject", EXCHANGE_WRITES),
+    (
+        "POST",
+        "/v1/products/{id}/delist",
+        Policy {
+            roles: &[Exchange, Developer],
+            owner: Owner::OwnOrg,
+            writes: true,
+        },
+    ),
+    // orders: buyers place, pay and download their own; the exchange refunds; the
+    // exchange and supervisors read any order
+    (
+        "GET",
+        "/v1/orders",
+        Policy {
+            roles: &[Buyer],
+            owner: Owner::OwnOrg,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/orders", BUYER_OWN),
+    (
+        "GET",
+        "/v1/orders/{id}",
+        Policy {
+            roles: &[Buyer, Exchange, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/orders/{id}/pay", BUYER_OWN),
+    ("POST", "/v1/orders/{id}/refund", EXCHANGE_WRITES),
+    // a download is logged and marks the order delivered; a suspended buyer gets no data
+    ("GET", "/v1/orders/{id}/download", BUYER_OWN),
+    // settlement and reconciliation: the exchange settles; supervisors read
+    ("POST", "/v1/settlements/{period}", EXCHANGE_WRITES),
+    ("GET", "/v1/settlements/{period}", EXCHANGE_READS),
+    ("GET", "/v1/reconciliation", EXCHANGE_READS),
+    // supervision: supervisors verify, report, trace and suspend; everyone reads the
+    // public list of suspensions
+    ("POST", "/v1/audit/verify", SUPERVISOR_WRITES),
+    ("GET", "/v1/audit/compliance", SUPERVISOR_READS),
+    ("GET", "/v1/audit/budgets", SUPERVISOR_READS),
+    ("GET", "/v1/audit/lineage/product/{id}", SUPERVISOR_READS),
+    ("GET", "/v1/audit/suspensions", READ_ALL),
+    ("POST", "/v1/audit/suspensions", SUPERVISOR_WRITES),
+    // witnesses (supervisors' own keys) cosign checkpoints
+    ("POST", "/v1/ledger/cosignatures", SUPERVISOR_WRITES),
+    // objections: anyone objects; the objector and the provider read theirs
+    // (supervisors all, checked inside); the dataset's provider answers
+    ("GET", "/v1/objections", READ_ALL),
+    (
+        "POST",
+        "/v1/objections",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Any,
+            writes: true,
+        },
+    ),
+    ("GET", "/v1/objections/{id}", READ_ALL),
+    ("POST", "/v1/objections/{id}/answer", PROVIDER_WRITES),
 ];
 
 /// The policy of a route, if it has one.
@@ -198,4 +394,20 @@ pub fn policy_for(method: &Method, route: &str) -> Option<Policy> {
         .iter()
         .find(|(m, r, _)| *m == method.as_str() && *r == route)
         .map(|(_, _, p)| *p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::POLICIES;
+
+    #[test]
+    fn every_route_that_is_not_a_get_writes() {
+        // The auth middleware treats every non-GET route as a write anyway; the table
+        // says so too, so that reading it never misleads.
+        for (method, route, policy) in POLICIES {
+            if *method != "GET" {
+                assert!(policy.writes, "{method} {route} must be marked as a write");
+            }
+        }
+    }
 }

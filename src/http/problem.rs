@@ -164,6 +164,16 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    /// 429: the caller has too much in progress; retry later.
+    pub fn too_many(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail,
+        )
+    }
+
     /// 503: the server is busy or a request ran out of time.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
@@ -278,6 +288,7 @@ impl From<pdx_sandbox::SandboxError> for ApiError {
             E::Conflict(msg) => ApiError::conflict(msg),
             E::NotFound(msg) => ApiError::not_found(msg),
             E::Forbidden(msg) => ApiError::forbidden(msg),
+            E::Busy(msg) => ApiError::too_many(msg),
             E::TooLarge { .. } => ApiError::too_large(e.to_string()),
             E::Upload(ref upload) if upload.is_client_error() => {
                 ApiError::unprocessable(upload.to_string())
@@ -286,5 +297,29 @@ impl From<pdx_sandbox::SandboxError> for ApiError {
             // database message may carry a stored value.
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<pdx_products::ProductsError> for ApiError {
+    fn from(e: pdx_products::ProductsError) -> Self {
+        // Server faults (database, ledger, file, stored data) are logged by `internal`
+        // and answered generically: their detail can name paths or stored values.
+        if !e.is_client_error() {
+            return ApiError::internal(e);
+        }
+        let status = StatusCode::from_u16(e.status_hint()).unwrap_or(StatusCode::BAD_REQUEST);
+        let slug = e.code();
+        let title = match slug {
+            "invalid" => "Invalid request",
+            "not-found" => "Not found",
+            "forbidden" => "Forbidden",
+            "conflict" => "Conflict",
+            "idempotency-key-reused" => "Idempotency key reused",
+            "not-paid" => "Order not paid",
+            "licence-revoked" => "Licence revoked",
+            "licence-expired" => "Licence expired",
+            _ => "Refused",
+        };
+        Self::new(status, slug, title, e.to_string())
     }
 }

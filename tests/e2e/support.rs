@@ -43,6 +43,15 @@ async fn pg_schema(base: &str) -> String {
 
 impl TestServer {
     pub async fn start(postgres: bool) -> Option<TestServer> {
+        Self::start_with(postgres, |_| {}).await
+    }
+
+    /// Like [`TestServer::start`], with `configure` applied to the app before it serves
+    /// (e.g. a manual clock for the products).
+    pub async fn start_with(
+        postgres: bool,
+        configure: impl FnOnce(&mut App),
+    ) -> Option<TestServer> {
         let dir = tempfile::tempdir().unwrap();
         let database_url = if postgres {
             Some(pg_schema(&postgres_url()?).await)
@@ -57,7 +66,11 @@ impl TestServer {
         let mut config = Config::resolve(&args, Some("127.0.0.1:0")).unwrap();
         config.body_limit = 64 * 1024;
         config.sandbox.upload_limit = 4 * 1024 * 1024;
-        let app = App::open(config).await.unwrap();
+        // Small enough that the resource-exhaustion attacks fail fast.
+        config.sandbox.run_timeout = std::time::Duration::from_secs(10);
+        config.sandbox.run_memory_bytes = 256 << 20;
+        let mut app = App::open(config).await.unwrap();
+        configure(&mut app);
         let admin = app
             .bootstrap()
             .await
@@ -152,4 +165,13 @@ impl TestServer {
         }
         self.app.db.close().await;
     }
+}
+
+/// The payload of a ledger entry as JSON (the API carries it as its canonical text, the
+/// bytes its hash covers).
+pub fn payload(entry: &Value) -> Value {
+    entry["payload"]
+        .as_str()
+        .and_then(|text| serde_json::from_str(text).ok())
+        .unwrap_or(Value::Null)
 }

@@ -4,3 +4,6 @@ mod deid_adult;
 mod deid_common;
 mod deid_identifiers;
 mod deid_pipeline;
+mod disclosure;
+mod dp;
+mod sql;

@@ -370,3 +370,43 @@ async fn export_writes_header_checkpoints_and_entries_as_json_lines() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn entries_of_kind_pages_one_kind_in_seq_order() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 0);
+        for i in 0..7 {
+            ledger
+                .append_now(&actor("org-dev"), &tx(i, "org-buyer"))
+                .await
+                .unwrap();
+            if i % 3 == 0 {
+                let s = Suspension {
+                    org: format!("org-{i}"),
+                    action: "suspended".into(),
+                    reason: "test".into(),
+                };
+                ledger.append_now(&actor("org-sup"), &s).await.unwrap();
+            }
+        }
+        let all = ledger
+            .entries_of_kind(&EntryKind::Suspension, 0, 100)
+            .await
+            .unwrap();
+        let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+        // Transactions at 0, 2, 3, 4, 6, 7, 8; suspensions after the 1st, 4th and 7th.
+        assert_eq!(seqs, vec![1, 5, 9], "{}", t.name);
+        assert!(all.iter().all(|e| e.kind == EntryKind::Suspension));
+        let page = ledger
+            .entries_of_kind(&EntryKind::Suspension, 2, 1)
+            .await
+            .unwrap();
+        assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5]);
+        let txs = ledger
+            .entries_of_kind(&EntryKind::Transaction, 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(txs.len(), 7, "{}", t.name);
+        t.cleanup().await;
+    }
+}

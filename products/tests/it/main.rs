@@ -6,3 +6,4 @@ mod orders;
 mod settlement;
 mod split;
 mod support;
+mod suspension;

@@ -1,0 +1,400 @@
+//! Plan checks: aggregate-only output, allowed aggregates, allowed operators.
+
+use std::collections::BTreeSet;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::functions_aggregate::average::Avg;
+use datafusion::functions_aggregate::count::Count;
+use datafusion::functions_aggregate::sum::Sum;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan};
+use serde::{Deserialize, Serialize};
+
+use super::{DisclosureError, SHADOW_PREFIX};
+
+/// What an allowed aggregate computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggregateKind {
+    /// `COUNT(*)`, `COUNT(x)` or `COUNT(DISTINCT x)`.
+    Count,
+    /// `SUM(x)`.
+    Sum,
+    /// `AVG(x)` (alias `MEAN`).
+    Avg,
+}
+
+impl AggregateKind {
+    /// Whether the cell is a magnitude that the dominance rule protects.
+    pub fn is_magnitude(self) -> bool {
+        matches!(self, AggregateKind::Sum | AggregateKind::Avg)
+    }
+}
+
+/// One aggregate of the top aggregate, as checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggregateCell {
+    /// The aggregate's name in the plan, e.g. `sum(people.income)`.
+    pub name: String,
+    /// The function.
+    pub kind: AggregateKind,
+    /// Whether it is `DISTINCT` (only allowed for `COUNT`).
+    pub distinct: bool,
+    /// Whether it has a `FILTER (WHERE …)` clause.
+    pub filtered: bool,
+}
+
+/// The shape of an accepted plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanShape {
+    /// The operators above the top aggregate, outermost first (e.g. `Projection`, `Sort`).
+    pub above: Vec<String>,
+    /// The `GROUP BY` expressions of the top aggregate; empty for a global aggregate.
+    pub group_keys: Vec<String>,
+    /// The aggregates of the top aggregate, in plan order.
+    pub aggregates: Vec<AggregateCell>,
+    /// How many other aggregate nodes (below the top one) the plan has.
+    pub inner_aggregates: usize,
+    /// The names of the output columns.
+    pub output_columns: Vec<String>,
+}
+
+/// An accepted plan with what the rewrite and the suppression need.
+#[derive(Debug)]
+pub(crate) struct Analysis<'p> {
+    /// The public summary.
+    pub shape: PlanShape,
+    /// The top aggregate.
+    pub top: &'p Aggregate,
+    /// For each output column, the indices of the top aggregate's aggregates it is computed from.
+    pub lineage: Vec<BTreeSet<usize>>,
+}
+
+/// Checks `plan` without running it: it must end in an aggregate whose output only
+/// passes through `Projection`, `Sort`, `Limit`, `Filter` (HAVING) or `SubqueryAlias`;
+/// every aggregate anywhere (subqueries included) must be `COUNT`, `SUM` or `AVG`
+/// (`DISTINCT` only for `COUNT`); no grouping sets, no subquery expressions, and below
+/// the top aggregate only scans, filters, projections, aliases, sorts, limits, plain
+/// `DISTINCT`, `VALUES` and inner aggregates.
+pub fn analyse_plan(plan: &LogicalPlan) -> Result<PlanShape, DisclosureError> {
+    analyse(plan).map(|analysis| analysis.shape)
+}
+
+/// [`analyse_plan`] keeping the references the rewrite needs.
+pub(crate) fn analyse(plan: &LogicalPlan) -> Result<Analysis<'_>, DisclosureError> {
+    let aggregate_nodes = check_all_aggregates(plan)?;
+    check_expressions(plan)?;
+
+    // Walk down from the root to the top aggregate.
+    let mut above = Vec::new();
+    let mut node = plan;
+    let top = loop {
+        check_reserved_names(node)?;
+        node = match node {
+            LogicalPlan::Aggregate(aggregate) => break aggregate,
+            LogicalPlan::Projection(p) => {
+                above.push("Projection".to_owned());
+                &p.input
+            }
+            LogicalPlan::Sort(s) => {
+                above.push("Sort".to_owned());
+                &s.input
+            }
+            LogicalPlan::Limit(l) => {
+                above.push("Limit".to_owned());
+                &l.input
+            }
+            LogicalPlan::Filter(f) => {
+                above.push("Filter".to_owned());
+                &f.input
+            }
+            LogicalPlan::SubqueryAlias(a) => {
+                above.push("SubqueryAlias".to_owned());
+                &a.input
+            }
+            other => {
+                let why = if contains_aggregate(other) {
+                    format!(
+                        "{} is not allowed above the aggregate",
+                        operator_name(other)
+                    )
+                } else {
+                    "the query has no aggregate (GROUP BY, COUNT, SUM or AVG)".to_owned()
+                };
+                return Err(DisclosureError::RowLevel(why));
+            }
+        };
+    };
+
+    if top.aggr_expr.is_empty() && top.group_expr.is_empty() {
+        return Err(DisclosureError::RowLevel(
+            "the aggregate computes nothing".to_owned(),
+        ));
+    }
+    check_below(&top.input)?;
+
+    let mut aggregates = Vec::with_capacity(top.aggr_expr.len());
+    for expr in &top.aggr_expr {
+        let (function, kind) = allowed_aggregate(expr)?;
+        aggregates.push(AggregateCell {
+            name: expr.schema_name().to_string(),
+            kind,
+            distinct: function.params.distinct,
+            filtered: function.params.filter.is_some(),
+        });
+    }
+    let lineage = lineage(plan)?;
+    let shape = PlanShape {
+        above,
+        group_keys: top
+            .group_expr
+            .iter()
+            .map(|g| g.schema_name().to_string())
+            .collect(),
+        aggregates,
+        inner_aggregates: aggregate_nodes.saturating_sub(1),
+        output_columns: plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect(),
+    };
+    Ok(Analysis {
+        shape,
+        top,
+        lineage,
+    })
+}
+
+/// Checks every aggregate node of the plan, subqueries included; returns how many there are.
+fn check_all_aggregates(plan: &LogicalPlan) -> Result<usize, DisclosureError> {
+    let mut count = 0usize;
+    let mut refusal = None;
+    let walked = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Aggregate(aggregate) = node {
+            count += 1;
+            if let Err(e) = check_aggregate_node(aggregate) {
+                refusal = Some(e);
+                return Ok(TreeNodeRecursion::Stop);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if walked.is_err() {
+        return Err(DisclosureError::Internal("the plan could not be inspected"));
+    }
+    refusal.map_or(Ok(count), Err)
+}
+
+/// One aggregate node: no grouping sets, only allowed aggregates.
+fn check_aggregate_node(aggregate: &Aggregate) -> Result<(), DisclosureError> {
+    if aggregate
+        .group_expr
+        .iter()
+        .any(|g| matches!(g, Expr::GroupingSet(_)))
+    {
+        return Err(DisclosureError::GroupingSets);
+    }
+    for expr in &aggregate.aggr_expr {
+        allowed_aggregate(expr)?;
+    }
+    Ok(())
+}
+
+/// The aggregate function of an `aggr_expr` entry, if it is allowed.
+pub(crate) fn allowed_aggregate(
+    expr: &Expr,
+) -> Result<(&AggregateFunction, AggregateKind), DisclosureError> {
+    let Expr::AggregateFunction(function) = unalias(expr) else {
+        return Err(DisclosureError::DisallowedAggregate(
+            "a non-aggregate expression".to_owned(),
+        ));
+    };
+    let inner = function.func.inner().as_any();
+    let kind = if inner.is::<Count>() {
+        AggregateKind::Count
+    } else if inner.is::<Sum>() {
+        AggregateKind::Sum
+    } else if inner.is::<Avg>() {
+        AggregateKind::Avg
+    } else {
+        return Err(DisclosureError::DisallowedAggregate(
+            function.func.name().to_owned(),
+        ));
+    };
+    if function.params.distinct && kind != AggregateKind::Count {
+        return Err(DisclosureError::DistinctMagnitude(
+            function.func.name().to_owned(),
+        ));
+    }
+    if kind.is_magnitude() && function.params.args.len() != 1 {
+        return Err(DisclosureError::DisallowedAggregate(
+            function.func.name().to_owned(),
+        ));
+    }
+    Ok((function, kind))
+}
+
+/// `expr` without its aliases.
+pub(crate) fn unalias(mut expr: &Expr) -> &Expr {
+    while let Expr::Alias(alias) = expr {
+        expr = &alias.expr;
+    }
+    expr
+}
+
+/// No subquery expressions, outer references, window functions or `UNNEST` anywhere.
+fn check_expressions(plan: &LogicalPlan) -> Result<(), DisclosureError> {
+    let mut refusal = None;
+    let walked = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|expr| {
+            expr.apply(|e| {
+                let problem = match e {
+                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
+                        Some(DisclosureError::Subquery)
+                    }
+                    Expr::OuterReferenceColumn(..) => Some(DisclosureError::Subquery),
+                    Expr::WindowFunction(_) => Some(DisclosureError::Operator("a window function")),
+                    Expr::Unnest(_) => Some(DisclosureError::Operator("UNNEST")),
+                    _ => None,
+                };
+                match problem {
+                    Some(p) => {
+                        refusal = Some(p);
+                        Ok(TreeNodeRecursion::Stop)
+                    }
+                    None => Ok(TreeNodeRecursion::Continue),
+                }
+            })
+        })
+    });
+    if walked.is_err() {
+        return Err(DisclosureError::Internal("the plan could not be inspected"));
+    }
+    refusal.map_or(Ok(()), Err)
+}
+
+/// The input of the top aggregate may only filter, project, sort, limit, alias,
+/// de-duplicate and aggregate rows: no operator that can repeat a record (join, union,
+/// unnest) or spread one record's value over others (window).
+fn check_below(input: &LogicalPlan) -> Result<(), DisclosureError> {
+    let mut refusal = None;
+    let walked = input.apply(|node| {
+        let allowed = matches!(
+            node,
+            LogicalPlan::Projection(_)
+                | LogicalPlan::Filter(_)
+                | LogicalPlan::Aggregate(_)
+                | LogicalPlan::Sort(_)
+                | LogicalPlan::Limit(_)
+                | LogicalPlan::TableScan(_)
+                | LogicalPlan::EmptyRelation(_)
+                | LogicalPlan::SubqueryAlias(_)
+                | LogicalPlan::Values(_)
+                | LogicalPlan::Distinct(Distinct::All(_))
+        );
+        if allowed {
+            Ok(TreeNodeRecursion::Continue)
+        } else {
+            refusal = Some(DisclosureError::Operator(operator_name(node)));
+            Ok(TreeNodeRecursion::Stop)
+        }
+    });
+    if walked.is_err() {
+        return Err(DisclosureError::Internal("the plan could not be inspected"));
+    }
+    refusal.map_or(Ok(()), Err)
+}
+
+/// Column names starting with the shadow prefix are reserved for the rewrite.
+fn check_reserved_names(node: &LogicalPlan) -> Result<(), DisclosureError> {
+    match node
+        .schema()
+        .fields()
+        .iter()
+        .find(|f| f.name().starts_with(SHADOW_PREFIX))
+    {
+        Some(field) => Err(DisclosureError::ReservedName(field.name().clone())),
+        None => Ok(()),
+    }
+}
+
+/// Whether an aggregate node appears in `plan` (not counting subqueries).
+fn contains_aggregate(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| Ok(matches!(node, LogicalPlan::Aggregate(_))))
+        .unwrap_or(true)
+}
+
+/// A readable name of a plan operator, for messages.
+fn operator_name(plan: &LogicalPlan) -> &'static str {
+    match plan {
+        LogicalPlan::Projection(_) => "a projection",
+        LogicalPlan::Filter(_) => "a filter",
+        LogicalPlan::Window(_) => "a window function",
+        LogicalPlan::Aggregate(_) => "an aggregate",
+        LogicalPlan::Sort(_) => "ORDER BY",
+        LogicalPlan::Join(_) => "a join",
+        LogicalPlan::Repartition(_) => "a repartition",
+        LogicalPlan::Union(_) => "UNION",
+        LogicalPlan::TableScan(_) => "a table scan",
+        LogicalPlan::EmptyRelation(_) => "an empty relation",
+        LogicalPlan::Subquery(_) => "a subquery",
+        LogicalPlan::SubqueryAlias(_) => "a subquery alias",
+        LogicalPlan::Limit(_) => "LIMIT",
+        LogicalPlan::Statement(_) => "a statement",
+        LogicalPlan::Values(_) => "VALUES",
+        LogicalPlan::Explain(_) | LogicalPlan::Analyze(_) => "EXPLAIN",
+        LogicalPlan::Extension(_) => "an extension node",
+        LogicalPlan::Distinct(Distinct::All(_)) => "DISTINCT",
+        LogicalPlan::Distinct(Distinct::On(_)) => "DISTINCT ON",
+        LogicalPlan::Dml(_) | LogicalPlan::Ddl(_) | LogicalPlan::Copy(_) => "a write",
+        LogicalPlan::DescribeTable(_) => "DESCRIBE",
+        LogicalPlan::Unnest(_) => "UNNEST",
+        LogicalPlan::RecursiveQuery(_) => "a recursive query",
+    }
+}
+
+/// For each output column of `node`, which aggregates of the top aggregate (the first
+/// one reached going down) it is computed from.
+fn lineage(node: &LogicalPlan) -> Result<Vec<BTreeSet<usize>>, DisclosureError> {
+    match node {
+        LogicalPlan::Aggregate(aggregate) => {
+            let keys = aggregate.group_expr.len();
+            Ok((0..aggregate.schema.fields().len())
+                .map(|i| {
+                    if i < keys {
+                        BTreeSet::new()
+                    } else {
+                        BTreeSet::from([i - keys])
+                    }
+                })
+                .collect())
+        }
+        LogicalPlan::Projection(p) => {
+            let inner = lineage(&p.input)?;
+            let schema = p.input.schema();
+            let mut out = Vec::with_capacity(p.expr.len());
+            for expr in &p.expr {
+                let mut from = BTreeSet::new();
+                for column in expr.column_refs() {
+                    let index = schema.index_of_column(column).map_err(|_| {
+                        DisclosureError::Internal("a projected column could not be resolved")
+                    })?;
+                    if let Some(set) = inner.get(index) {
+                        from.extend(set.iter().copied());
+                    }
+                }
+                out.push(from);
+            }
+            Ok(out)
+        }
+        LogicalPlan::Sort(s) => lineage(&s.input),
+        LogicalPlan::Limit(l) => lineage(&l.input),
+        LogicalPlan::Filter(f) => lineage(&f.input),
+        LogicalPlan::SubqueryAlias(a) => lineage(&a.input),
+        _ => Err(DisclosureError::Internal(
+            "unexpected operator above the aggregate",
+        )),
+    }
+}

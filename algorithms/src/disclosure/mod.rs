@@ -1,0 +1,378 @@
+//! Automatic disclosure control for SQL outputs on conditional data.
+//!
+//! [`check_and_run`] plans a developer's query in the [`SqlSandbox`], refuses shapes
+//! that can release row-level data, rewrites the plan so that the engine computes the
+//! checks itself (*shadow aggregates* over the same plan, in the same pass), runs it,
+//! and returns the output with unsafe cells removed or nulled, plus a [`CheckReport`].
+//! Nothing is checked by a person first; a reviewer sees the report next to the output.
+//!
+//! # Plan rules (refused before anything runs, [`analyse_plan`])
+//!
+//! 1. **Aggregate only.** The plan must end in an aggregate. Above the top aggregate only
+//!    `Projection`, `Sort` (ORDER BY), `Limit`, `Filter` (HAVING) and `SubqueryAlias` may
+//!    appear. No aggregate at all, or a window, join, union or DISTINCT above it, is
+//!    row-level output. A global aggregate (no GROUP BY) is one group.
+//! 2. **Allowed aggregates, deny by default.** Every aggregate node anywhere in the plan
+//!    (derived tables and subqueries included) may only use `COUNT`, `SUM` and `AVG`
+//!    (recognised by implementation type, not by name). Refused: `MIN`/`MAX`,
+//!    `first_value`/`last_value`/`nth_value`, `array_agg`, `string_agg`, `median`,
+//!    `approx_percentile_*`/`approx_median` (they return one record's value),
+//!    `bit_*`/`bool_*`, `stddev`/`var`/`covar`/`corr`/`regr_*` (not needed and not covered
+//!    by the rules below), and every other or unknown aggregate UDF.
+//!    `DISTINCT` is allowed only in `COUNT`: `SUM(DISTINCT x)` can isolate one value among
+//!    many equal ones, which the dominance rule (over records) would not see.
+//! 3. **No grouping sets** (`ROLLUP`, `CUBE`, `GROUPING SETS`): a total next to its
+//!    released cells gives away a suppressed cell by subtraction, and secondary
+//!    suppression is not implemented.
+//! 4. **No subquery expressions** (scalar, `IN`, `EXISTS`): a scalar subquery can copy
+//!    one person's value into every row (`SUM((SELECT income … WHERE id = 7))` over 200
+//!    rows passes both rules and reveals the income). Derived tables in `FROM` are fine.
+//! 5. **No record-repeating or value-spreading operators below the top aggregate**:
+//!    joins, unions, `UNNEST`, window functions, `DISTINCT ON`, extension nodes. A join
+//!    with a 10-row table, or a union of one record with itself, would make one record
+//!    look like ten. Allowed below: scans, filters, projections, aliases, sorts, limits,
+//!    `DISTINCT`, `VALUES` and inner (allowed) aggregates, whose groups then count as
+//!    the outer aggregate's records (at most as many as the records, so conservative).
+//! 6. Column names starting with `__pdx_` are reserved for the rewrite.
+//!
+//! # Cell rules (computed by the engine, per group)
+//!
+//! A *cell* is one group (one row of the aggregate); a global aggregate is one cell.
+//! Within it, each aggregate value is checked on its own as well.
+//!
+//! * **Threshold** ([`DisclosureRules::threshold`], default 10). The group must be backed
+//!   by at least `threshold` records — with a [`DisclosureRules::contributor_column`],
+//!   by that many distinct contributors (`COUNT(DISTINCT id)`; NULL ids do not count).
+//!   A group below it is **removed** (the whole row: its group keys can themselves be
+//!   the secret, e.g. `GROUP BY id`). Each aggregate value is also backed only by the
+//!   records it actually reads: `COUNT(x)`, `SUM(x)`, `AVG(x)` by the rows where `x` is
+//!   not NULL and its `FILTER (WHERE …)` holds. A value below the threshold is **set to
+//!   NULL** in a kept row (so `COUNT(CASE WHEN id = 7 THEN 1 END)` cannot reveal one
+//!   person).
+//! * **Dominance** (the (n, k) rule; [`DisclosureRules::dominance_n`] default 2,
+//!   [`DisclosureRules::dominance_p_percent`] default 85). For each `SUM` and `AVG`
+//!   value, the `n` largest contributions `|x|` may not exceed `p` % of the cell total
+//!   `Σ|x|` (absolute values, so negative entries cannot hide a dominant one). With a
+//!   contributor column, contributions are first summed per contributor. A dominated
+//!   value is **set to NULL**; the group and its other values stay.
+//! * **Rounding** ([`DisclosureRules::rounding_base`], default none). Every `COUNT` and
+//!   `SUM` value that is released is rounded to the nearest multiple of the base; an
+//!   `AVG` value is recomputed as rounded sum / rounded count, so `AVG × COUNT` cannot
+//!   undo the rounding.
+//!
+//! # How the shadow rewrite works
+//!
+//! The top aggregate gets extra (*shadow*) aggregates: `count(1)` or
+//! `count(DISTINCT contributor)` for the group, one backing count per aggregate (same
+//! arguments not NULL, same FILTER), one `pdx_dominance_ok(x [, contributor])` flag per
+//! `SUM`/`AVG` (an internal aggregate keeping the top `n` and the total; see
+//! `dominance.rs`), and for rounded `AVG` the plain sum and count. Identical shadows are
+//! computed once. Directly above it a **guard projection** replaces every group key by
+//! `CASE WHEN keep THEN key END` and every aggregate by `CASE WHEN keep AND
+//! threshold_ok AND dominance_ok THEN rounded(value) END`, under the original names, and
+//! adds boolean flag columns (`__pdx_keep`, `__pdx_threshold_j`, `__pdx_dominance_j`).
+//! The shadow aggregates themselves (counts, sums) never leave the guard; only the
+//! flags do. Each `Projection` above re-emits the flags, `Filter`/`Limit`/`SubqueryAlias`
+//! pass them through, every `Sort` gets `__pdx_keep DESC` as its first key, and a sort on
+//! `__pdx_keep` sits right above the guard. The output is then: original columns, flags.
+//! After the run, rows whose `__pdx_keep` is false are removed, output columns computed
+//! from a failed aggregate are set to NULL (lineage through the projections), and the
+//! flags are dropped.
+//!
+//! **HAVING, ORDER BY and LIMIT** run after the guard, in the plan. They see a suppressed
+//! value only as NULL, so they cannot probe it (`HAVING SUM(x) > 1000` on a dominated
+//! cell is `NULL`, i.e. the row is dropped; ordering by it learns nothing). A group
+//! below the threshold has all keys and values NULL and sorts after every kept group,
+//! so `ORDER BY … LIMIT n` is filled with kept groups first; a bare `LIMIT` may still
+//! spend slots on groups that are then removed (fewer than `n` rows can come back).
+//! Groups that the query's own HAVING drops are not in the result and not reported.
+//!
+//! # Report
+//!
+//! [`CheckReport`] names every rule hit per cell: `row` is the index in the engine's
+//! result before removal (removed groups come last), `released_row` the index in the
+//! returned output, `column` the output column (none for a removed row). Details state
+//! the rule and its parameters, never a value of the data: a count below the threshold
+//! is "fewer than 10", not the number. `passed` lists the checks that held.
+//!
+//! Differencing across queries (e.g. `WHERE id <> 7` against the whole table) is not
+//! stopped here; the sandbox limits it with a per-grant query budget. Rounding and the
+//! threshold make small differences noisy, not impossible.
+//!
+//! The dominance aggregate is passed in the plan, not registered by name, so a plan
+//! shipped to another engine (Ballista) must register it there.
+
+mod analyse;
+mod dominance;
+mod rewrite;
+mod suppress;
+
+pub use analyse::{AggregateCell, AggregateKind, PlanShape, analyse_plan};
+
+use datafusion::logical_expr::LogicalPlan;
+use serde::{Deserialize, Serialize};
+
+use crate::sql::{SqlError, SqlOutput, SqlSandbox};
+
+/// Prefix of the column names the rewrite adds (reserved in queries).
+pub const SHADOW_PREFIX: &str = "__pdx_";
+
+/// The disclosure rules of a dataset (the sandbox enforces the query budget separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DisclosureRules {
+    /// Minimum records (or contributors) behind a released cell; default 10.
+    pub threshold: u64,
+    /// How many of the largest contributors the dominance rule adds up (n); default 2.
+    pub dominance_n: u8,
+    /// The share of a cell's total the `n` largest may reach, in percent (k); default 85.
+    pub dominance_p_percent: u8,
+    /// Round released counts and sums to this base (e.g. 5); `None` leaves them exact.
+    pub rounding_base: Option<u32>,
+    /// Column identifying the contributing entity (person, firm); `None`: each record.
+    pub contributor_column: Option<String>,
+}
+
+impl Default for DisclosureRules {
+    fn default() -> Self {
+        Self {
+            threshold: 10,
+            dominance_n: 2,
+            dominance_p_percent: 85,
+            rounding_base: None,
+            contributor_column: None,
+        }
+    }
+}
+
+impl DisclosureRules {
+    /// Checks that the rules are usable: `n` ≥ 1, `p` ≤ 100, base ≥ 1, a non-empty column.
+    pub fn validate(&self) -> Result<(), DisclosureError> {
+        if self.dominance_n == 0 {
+            return Err(DisclosureError::InvalidRules(
+                "dominance_n must be at least 1",
+            ));
+        }
+        if self.dominance_p_percent > 100 {
+            return Err(DisclosureError::InvalidRules(
+                "dominance_p_percent must be at most 100",
+            ));
+        }
+        if self.rounding_base == Some(0) {
+            return Err(DisclosureError::InvalidRules(
+                "rounding_base must be at least 1",
+            ));
+        }
+        if self
+            .contributor_column
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err(DisclosureError::InvalidRules(
+                "contributor_column must not be empty",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Which rule a [`RuleHit`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Too few records or contributors behind the group or the value.
+    Threshold,
+    /// The largest contributors dominate a SUM or AVG value.
+    Dominance,
+    /// The value was rounded (or computed from rounded counts and sums).
+    Rounded,
+}
+
+/// One rule applied to one cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleHit {
+    /// Row index in the engine's result before suppression (removed groups come last).
+    pub row: usize,
+    /// Row index in the returned output; `None` when the row was removed.
+    pub released_row: Option<usize>,
+    /// The output column; `None` for a removed row or an aggregate that is not output.
+    pub column: Option<String>,
+    /// The rule.
+    pub rule: Rule,
+    /// What happened, without any data value.
+    pub detail: String,
+}
+
+/// What the automatic checks did to one output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    /// The rules applied.
+    pub rules: DisclosureRules,
+    /// Cells (groups) in the result before suppression.
+    pub cells_total: usize,
+    /// Cells (groups) removed by the threshold rule.
+    pub cells_suppressed: usize,
+    /// Values set to NULL in released rows (threshold per value, dominance).
+    pub values_suppressed: usize,
+    /// Every rule hit, by row and column.
+    pub hits: Vec<RuleHit>,
+    /// The checks that held, e.g. `aggregate_only`, `allowed_aggregates`, `threshold>=10`.
+    pub passed: Vec<String>,
+}
+
+impl CheckReport {
+    /// An empty report for `rules`.
+    fn new(rules: DisclosureRules) -> Self {
+        Self {
+            rules,
+            cells_total: 0,
+            cells_suppressed: 0,
+            values_suppressed: 0,
+            hits: Vec::new(),
+            passed: Vec::new(),
+        }
+    }
+
+    /// Fills `passed` once the hits are known.
+    fn finish(&mut self, shape: &PlanShape) {
+        let mut passed: Vec<String> = [
+            "aggregate_only",
+            "allowed_aggregates",
+            "no_grouping_sets",
+            "no_subquery_expressions",
+            "no_row_repeating",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        if !self.hits.iter().any(|h| h.rule == Rule::Threshold) {
+            passed.push(format!("threshold>={}", self.rules.threshold));
+        }
+        let magnitudes = shape.aggregates.iter().any(|a| a.kind.is_magnitude());
+        if magnitudes && !self.hits.iter().any(|h| h.rule == Rule::Dominance) {
+            passed.push(format!(
+                "dominance(n={},p={}%)",
+                self.rules.dominance_n, self.rules.dominance_p_percent
+            ));
+        }
+        self.passed = passed;
+    }
+}
+
+/// A checked output: what may leave the sandbox, and why it looks as it does.
+#[derive(Debug, Clone)]
+pub struct CheckedOutput {
+    /// The output: flags stripped, suppressed rows removed and values nulled, rounded.
+    pub output: SqlOutput,
+    /// What the checks did.
+    pub report: CheckReport,
+    /// The accepted plan shape.
+    pub shape: PlanShape,
+}
+
+/// Why a query was refused or could not be checked. Messages never contain data values.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DisclosureError {
+    /// The query would output rows that are not aggregates.
+    #[error("row-level output is not allowed: {0}")]
+    RowLevel(String),
+    /// An aggregate function outside the allow-list (COUNT, SUM, AVG).
+    #[error("aggregate {0} is not allowed; only COUNT, SUM and AVG are")]
+    DisallowedAggregate(String),
+    /// `DISTINCT` in an aggregate other than COUNT.
+    #[error("{0}(DISTINCT …) is not allowed; DISTINCT is only allowed in COUNT")]
+    DistinctMagnitude(String),
+    /// `GROUPING SETS`, `ROLLUP` or `CUBE`.
+    #[error(
+        "GROUPING SETS, ROLLUP and CUBE are not allowed: totals next to their cells would reveal suppressed ones"
+    )]
+    GroupingSets,
+    /// A scalar, IN or EXISTS subquery.
+    #[error(
+        "subqueries in expressions (scalar, IN, EXISTS) are not allowed; use a derived table in FROM"
+    )]
+    Subquery,
+    /// An operator that repeats records or spreads values between them.
+    #[error("{0} is not allowed in a query on conditional data")]
+    Operator(&'static str),
+    /// A column name that the rewrite reserves.
+    #[error("column name {0} is reserved (prefix __pdx_)")]
+    ReservedName(String),
+    /// The declared contributor column does not reach the top aggregate.
+    #[error("the contributor column {0} must reach the aggregate (do not project it away)")]
+    ContributorColumn(String),
+    /// The rules themselves are unusable (a platform configuration error).
+    #[error("invalid disclosure rules: {0}")]
+    InvalidRules(&'static str),
+    /// Planning or running in the SQL sandbox failed.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// The shadow plan could not be built (names plan expressions, not data).
+    #[error("the disclosure checks could not be added to the plan: {0}")]
+    Rewrite(String),
+    /// A broken invariant of this module.
+    #[error("internal error in the disclosure checks: {0}")]
+    Internal(&'static str),
+}
+
+impl DisclosureError {
+    /// True when the developer's query is at fault (or hit a limit); false for platform errors.
+    pub fn is_client_error(&self) -> bool {
+        match self {
+            DisclosureError::RowLevel(_)
+            | DisclosureError::DisallowedAggregate(_)
+            | DisclosureError::DistinctMagnitude(_)
+            | DisclosureError::GroupingSets
+            | DisclosureError::Subquery
+            | DisclosureError::Operator(_)
+            | DisclosureError::ReservedName(_)
+            | DisclosureError::ContributorColumn(_) => true,
+            DisclosureError::Sql(e) => e.is_client_error(),
+            DisclosureError::InvalidRules(_)
+            | DisclosureError::Rewrite(_)
+            | DisclosureError::Internal(_) => false,
+        }
+    }
+}
+
+/// Plans `sql` in the sandbox, checks it, runs it with shadow aggregates and returns the
+/// suppressed, rounded output with its report.
+pub async fn check_and_run(
+    sandbox: &SqlSandbox,
+    sql: &str,
+    rules: &DisclosureRules,
+) -> Result<CheckedOutput, DisclosureError> {
+    rules.validate()?;
+    let plan = sandbox.plan(sql).await?;
+    check_and_run_plan(sandbox, &plan, rules).await
+}
+
+/// [`check_and_run`] for a plan already made by [`SqlSandbox::plan`] (not optimised).
+pub async fn check_and_run_plan(
+    sandbox: &SqlSandbox,
+    plan: &LogicalPlan,
+    rules: &DisclosureRules,
+) -> Result<CheckedOutput, DisclosureError> {
+    rules.validate()?;
+    let analysis = analyse::analyse(plan)?;
+    let shadowed = rewrite::shadow(plan, &analysis, rules)?;
+    let out = sandbox.run_plan(shadowed.plan.clone()).await?;
+    let (output, report) = suppress::suppress(out, &analysis, &shadowed, rules)?;
+    Ok(CheckedOutput {
+        output,
+        report,
+        shape: analysis.shape,
+    })
+}
+
+/// The plan [`check_and_run_plan`] would run (for inspection and tests): the original
+/// output columns followed by the `__pdx_` flag columns.
+pub fn shadow_plan(
+    plan: &LogicalPlan,
+    rules: &DisclosureRules,
+) -> Result<LogicalPlan, DisclosureError> {
+    rules.validate()?;
+    let analysis = analyse::analyse(plan)?;
+    Ok(rewrite::shadow(plan, &analysis, rules)?.plan)
+}

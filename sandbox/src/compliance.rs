@@ -1,0 +1,666 @@
+//! The supervisor's reports: compliance (deadlines, expiries, reviews) and privacy
+//! budgets.
+//!
+//! Both are computed from the sandbox's own tables at the moment they are asked for;
+//! nothing is cached, so a report is never staler than the rows behind it.
+//!
+//! **Compliance** ([`Sandbox::compliance_report`]) lists, as of an instant:
+//! - grant applications and objections past their working-day answer deadline: still
+//!   unanswered (`pending`) or answered after it (`answered_late`);
+//! - approved grants expiring within 30 days;
+//! - data asset certificates past their validity;
+//! - releases with fewer approving reviewers, or fewer approving reviewer
+//!   organisations, than the output required (two independent reviewers at L3 and
+//!   above). A DP output auto-released under its provider's policy has none and is
+//!   listed too, marked `auto_released`, so the supervisor sees every release that
+//!   left with less review than the data's level calls for.
+//!
+//! Deadlines are dates (`YYYY-MM-DD`, UTC): an item is past its deadline from the day
+//! after it. The instant defaults to now; a supervisor may ask "as of" a date (its
+//! 00:00 UTC) to see what will be overdue by then.
+//!
+//! **Budgets** ([`Sandbox::budget_report`]) gives, for every grant ever approved, ε and
+//! δ granted against spent and the query budget used, with totals per dataset and per
+//! developer organisation. Budgets are integers (µε and 1e-12 δ, see
+//! [`crate::grants`]); the report also sums the `PrivacySpend` ledger entries per grant
+//! and says whether the ledger agrees with the table, to the unit.
+
+use std::collections::BTreeMap;
+
+use pdx_ledger::EntryKind;
+use pdx_ledger::db::now_ms;
+use pdx_ledger::kinds::{PrivacySpend, decode};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use time::format_description::well_known::Rfc3339;
+use time::{Date, OffsetDateTime};
+
+use crate::grants::{DELTA_UNIT, EPSILON_UNIT};
+use crate::objections::iso_day_of_ms;
+use crate::{Result, Sandbox, SandboxError};
+
+/// Grants expiring within this many days are listed.
+pub const EXPIRY_WINDOW_DAYS: i64 = 30;
+const DAY_MS: i64 = 86_400_000;
+
+/// Where a late item stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Lateness {
+    /// Still unanswered after its deadline.
+    Pending,
+    /// Answered, but after its deadline.
+    AnsweredLate,
+}
+
+/// A grant application past its answer deadline.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LateGrant {
+    /// Grant id.
+    pub grant_id: String,
+    /// Dataset.
+    pub dataset_id: String,
+    /// Applicant (developer organisation).
+    pub applicant_org: String,
+    /// Provider that had to answer.
+    pub provider_org: String,
+    /// Answer deadline, `YYYY-MM-DD`.
+    pub answer_deadline: String,
+    /// Pending or answered late.
+    pub state: Lateness,
+    /// Day of the answer, if answered.
+    pub answered_on: Option<String>,
+}
+
+/// An objection past its answer deadline.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LateObjection {
+    /// Objection id.
+    pub objection_id: String,
+    /// Dataset.
+    pub dataset_id: String,
+    /// Version objected to.
+    pub version: u64,
+    /// Provider that had to answer.
+    pub provider_org: String,
+    /// Organisation that objected.
+    pub objector_org: String,
+    /// Answer deadline, `YYYY-MM-DD`.
+    pub answer_deadline: String,
+    /// Pending or answered late.
+    pub state: Lateness,
+    /// Day of the answer, if answered.
+    pub answered_on: Option<String>,
+    /// Ledger seq of the `Objection` entry.
+    pub objection_seq: u64,
+}
+
+/// An approved grant that ends soon.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExpiringGrant {
+    /// Grant id.
+    pub grant_id: String,
+    /// Dataset.
+    pub dataset_id: String,
+    /// Holder (developer organisation).
+    pub applicant_org: String,
+    /// Provider.
+    pub provider_org: String,
+    /// Expiry, ms since epoch.
+    pub expires_ms: i64,
+    /// Whole days left (0 on the last day).
+    pub days_left: i64,
+}
+
+/// A certificate past its validity.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ExpiredCertificate {
+    /// Certificate number.
+    pub certificate_no: String,
+    /// Dataset.
+    pub dataset_id: String,
+    /// Version.
+    pub version: u64,
+    /// Provider (holder).
+    pub provider_org: String,
+    /// End of validity (RFC 3339).
+    pub valid_until: String,
+    /// True if this is the dataset's newest version (an older one being past its
+    /// validity matters less once a newer version is certified).
+    pub latest_version: bool,
+    /// Ledger seq of the `AssetCertificate` entry.
+    pub certificate_seq: u64,
+}
+
+/// A release that left with less review than its output required.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct UnderReviewedRelease {
+    /// Release id.
+    pub release_id: String,
+    /// Output id.
+    pub output_id: String,
+    /// Developer organisation.
+    pub developer_org: String,
+    /// Approvals the output required.
+    pub required_reviews: u64,
+    /// Approving reviewer keys.
+    pub approvals: u64,
+    /// Distinct organisations of the approving reviewers.
+    pub approving_orgs: u64,
+    /// Released without any review (DP auto-release under the provider's policy).
+    pub auto_released: bool,
+    /// Ledger seq of the `Release` entry.
+    pub release_seq: Option<u64>,
+}
+
+/// The compliance report.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ComplianceReport {
+    /// The instant the report is for (RFC 3339).
+    pub as_of: String,
+    /// Grant applications past their answer deadline.
+    pub late_grant_applications: Vec<LateGrant>,
+    /// Objections past their answer deadline.
+    pub late_objections: Vec<LateObjection>,
+    /// Approved grants expiring within 30 days.
+    pub expiring_grants: Vec<ExpiringGrant>,
+    /// Certificates past their validity.
+    pub expired_certificates: Vec<ExpiredCertificate>,
+    /// Releases approved by fewer reviewers than required.
+    pub under_reviewed_releases: Vec<UnderReviewedRelease>,
+    /// True when every list is empty.
+    pub clean: bool,
+}
+
+/// One grant's budget.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct GrantBudget {
+    /// Grant id.
+    pub grant_id: String,
+    /// Dataset.
+    pub dataset_id: String,
+    /// Holder (developer organisation).
+    pub applicant_org: String,
+    /// Provider.
+    pub provider_org: String,
+    /// `approved` or `revoked`.
+    pub status: String,
+    /// ε granted.
+    pub epsilon_granted: f64,
+    /// ε spent.
+    pub epsilon_spent: f64,
+    /// ε left.
+    pub epsilon_remaining: f64,
+    /// δ granted.
+    pub delta_granted: f64,
+    /// δ spent.
+    pub delta_spent: f64,
+    /// Model runs allowed.
+    pub queries_granted: u64,
+    /// Model runs used.
+    pub queries_used: u64,
+    /// `PrivacySpend` entries on the ledger for this grant.
+    pub ledger_spends: u64,
+    /// ε spent according to the ledger.
+    pub ledger_epsilon_spent: f64,
+    /// δ spent according to the ledger.
+    pub ledger_delta_spent: f64,
+    /// True if the ledger's sums equal the table's, to the unit.
+    pub ledger_agrees: bool,
+}
+
+/// Budget totals for a dataset or a developer organisation.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BudgetTotals {
+    /// Dataset id or organisation id.
+    pub key: String,
+    /// Grants counted.
+    pub grants: u64,
+    /// ε granted.
+    pub epsilon_granted: f64,
+    /// ε spent.
+    pub epsilon_spent: f64,
+    /// δ granted.
+    pub delta_granted: f64,
+    /// δ spent.
+    pub delta_spent: f64,
+    /// Model runs allowed.
+    pub queries_granted: u64,
+    /// Model runs used.
+    pub queries_used: u64,
+}
+
+/// The privacy-budget report.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BudgetReport {
+    /// Every grant ever approved, by dataset then grant id.
+    pub grants: Vec<GrantBudget>,
+    /// Totals per dataset.
+    pub datasets: Vec<BudgetTotals>,
+    /// Totals per developer organisation.
+    pub developers: Vec<BudgetTotals>,
+    /// Privacy spends on the ledger that name no grant in the table.
+    pub unmatched_ledger_spends: u64,
+    /// True if every grant's ledger sums agree and no spend is unmatched.
+    pub ledger_agrees: bool,
+}
+
+/// Integer sums, converted to floats only for display.
+#[derive(Clone, Copy, Default)]
+struct Units {
+    grants: u64,
+    eps: i64,
+    eps_spent: i64,
+    delta: i64,
+    delta_spent: i64,
+    queries: u64,
+    queries_used: u64,
+}
+
+impl Units {
+    fn add(&mut self, other: &Units) {
+        self.grants += other.grants;
+        self.eps = self.eps.saturating_add(other.eps);
+        self.eps_spent = self.eps_spent.saturating_add(other.eps_spent);
+        self.delta = self.delta.saturating_add(other.delta);
+        self.delta_spent = self.delta_spent.saturating_add(other.delta_spent);
+        self.queries = self.queries.saturating_add(other.queries);
+        self.queries_used = self.queries_used.saturating_add(other.queries_used);
+    }
+
+    fn totals(&self, key: &str) -> BudgetTotals {
+        BudgetTotals {
+            key: key.to_string(),
+            grants: self.grants,
+            epsilon_granted: self.eps as f64 / EPSILON_UNIT,
+            epsilon_spent: self.eps_spent as f64 / EPSILON_UNIT,
+            delta_granted: self.delta as f64 / DELTA_UNIT,
+            delta_spent: self.delta_spent as f64 / DELTA_UNIT,
+            queries_granted: self.queries,
+            queries_used: self.queries_used,
+        }
+    }
+}
+
+/// A decimal ε or δ string from a `PrivacySpend` entry, in integer units.
+fn spend_units(text: &str, unit: f64) -> Option<i64> {
+    let value: f64 = text.parse().ok()?;
+    if !value.is_finite() || value < 0.0 {
+        return None;
+    }
+    let units = (value * unit).round();
+    (units <= 1e15).then_some(units as i64)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The instant a report is for: 00:00 UTC of `as_of`, or now.
+pub fn report_instant(as_of: Option<Date>) -> i64 {
+    match as_of {
+        Some(day) => {
+            let midnight = day.midnight().assume_utc();
+            i64::try_from(midnight.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+        }
+        None => now_ms(),
+    }
+}
+
+fn rfc3339_of_ms(ms: i64) -> Result<String> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .ok_or_else(|| SandboxError::Invalid("the report date is out of range".into()))
+}
+
+impl Sandbox {
+    /// The compliance report as of `at_ms` (ms since epoch; see [`report_instant`]).
+    pub async fn compliance_report(&self, at_ms: i64) -> Result<ComplianceReport> {
+        let as_of = rfc3339_of_ms(at_ms)?;
+        let today = iso_day_of_ms(at_ms);
+        let late_grant_applications = self.late_grants(&today).await?;
+        let late_objections = self.late_objections(&today).await?;
+        let expiring_grants = self.expiring_grants(at_ms).await?;
+        let expired_certificates = self.expired_certificates(at_ms).await?;
+        let under_reviewed_releases = self.under_reviewed_releases().await?;
+        let clean = late_grant_applications.is_empty()
+            && late_objections.is_empty()
+            && expiring_grants.is_empty()
+            && expired_certificates.is_empty()
+            && under_reviewed_releases.is_empty();
+        Ok(ComplianceReport {
+            as_of,
+            late_grant_applications,
+            late_objections,
+            expiring_grants,
+            expired_certificates,
+            under_reviewed_releases,
+            clean,
+        })
+    }
+
+    async fn late_grants(&self, today: &str) -> Result<Vec<LateGrant>> {
+        // Dates are compared in Rust: text collation differs between the backends.
+        let rows = sqlx::query(
+            "SELECT id, dataset_id, applicant_org, provider_org, status, answer_deadline, \
+             decided_ms, starts_ms FROM grants ORDER BY answer_deadline, id",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let deadline: String = row.try_get("answer_deadline")?;
+            let status: String = row.try_get("status")?;
+            // An approval's decision time is its start (a later revocation overwrites
+            // `decided_ms`); a refusal's is `decided_ms`.
+            let answered_ms = row
+                .try_get::<Option<i64>, _>("starts_ms")?
+                .or(row.try_get::<Option<i64>, _>("decided_ms")?);
+            let (state, answered_on) = match (status.as_str(), answered_ms) {
+                ("pending", _) if today > deadline.as_str() => (Lateness::Pending, None),
+                ("pending", _) => continue,
+                (_, Some(ms)) if iso_day_of_ms(ms) > deadline => {
+                    (Lateness::AnsweredLate, Some(iso_day_of_ms(ms)))
+                }
+                _ => continue,
+            };
+            out.push(LateGrant {
+                grant_id: row.try_get("id")?,
+                dataset_id: row.try_get("dataset_id")?,
+                applicant_org: row.try_get("applicant_org")?,
+                provider_org: row.try_get("provider_org")?,
+                answer_deadline: deadline,
+                state,
+                answered_on,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn late_objections(&self, today: &str) -> Result<Vec<LateObjection>> {
+        let rows = sqlx::query(
+            "SELECT id, dataset_id, version, provider_org, objector_org, status, \
+             answer_deadline, answered_ms, answered_late, objection_seq FROM objections \
+             WHERE status = 'open' OR answered_late = 1 ORDER BY answer_deadline, id",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let deadline: String = row.try_get("answer_deadline")?;
+            let status: String = row.try_get("status")?;
+            let answered_ms: Option<i64> = row.try_get("answered_ms")?;
+            let state = if status == "open" {
+                if today <= deadline.as_str() {
+                    continue;
+                }
+                Lateness::Pending
+            } else {
+                Lateness::AnsweredLate
+            };
+            out.push(LateObjection {
+                objection_id: row.try_get("id")?,
+                dataset_id: row.try_get("dataset_id")?,
+                version: u64_of(row.try_get("version")?),
+                provider_org: row.try_get("provider_org")?,
+                objector_org: row.try_get("objector_org")?,
+                answer_deadline: deadline,
+                state,
+                answered_on: answered_ms.map(iso_day_of_ms),
+                objection_seq: u64_of(row.try_get("objection_seq")?),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn expiring_grants(&self, at_ms: i64) -> Result<Vec<ExpiringGrant>> {
+        let until = at_ms.saturating_add(EXPIRY_WINDOW_DAYS * DAY_MS);
+        let rows = sqlx::query(
+            "SELECT id, dataset_id, applicant_org, provider_org, expires_ms FROM grants \
+             WHERE status = 'approved' AND expires_ms >= $1 AND expires_ms < $2 \
+             ORDER BY expires_ms, id",
+        )
+        .bind(at_ms)
+        .bind(until)
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let expires_ms: i64 = row.try_get("expires_ms")?;
+                Ok(ExpiringGrant {
+                    grant_id: row.try_get("id")?,
+                    dataset_id: row.try_get("dataset_id")?,
+                    applicant_org: row.try_get("applicant_org")?,
+                    provider_org: row.try_get("provider_org")?,
+                    expires_ms,
+                    days_left: (expires_ms - at_ms) / DAY_MS,
+                })
+            })
+            .collect()
+    }
+
+    async fn expired_certificates(&self, at_ms: i64) -> Result<Vec<ExpiredCertificate>> {
+        let rows = sqlx::query(
+            "SELECT v.dataset_id, v.version, v.certificate_no, v.certificate_seq, v.valid_until, \
+             d.provider_org, (SELECT MAX(l.version) FROM dataset_versions l \
+             WHERE l.dataset_id = v.dataset_id) AS latest \
+             FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id \
+             ORDER BY v.dataset_id, v.version",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let valid_until: String = row.try_get("valid_until")?;
+            let until = OffsetDateTime::parse(&valid_until, &Rfc3339).map_err(|_| {
+                SandboxError::Internal("a stored certificate validity is not RFC 3339".into())
+            })?;
+            let until_ms = i64::try_from(until.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+            if until_ms >= at_ms {
+                continue;
+            }
+            let version: i64 = row.try_get("version")?;
+            let latest: Option<i64> = row.try_get("latest")?;
+            out.push(ExpiredCertificate {
+                certificate_no: row.try_get("certificate_no")?,
+                dataset_id: row.try_get("dataset_id")?,
+                version: u64_of(version),
+                provider_org: row.try_get("provider_org")?,
+                valid_until,
+                latest_version: latest == Some(version),
+                certificate_seq: u64_of(row.try_get("certificate_seq")?),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn under_reviewed_releases(&self) -> Result<Vec<UnderReviewedRelease>> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.release_id, o.release_seq, o.org_id, o.required_reviews, \
+             (SELECT COUNT(*) FROM output_reviews r \
+              WHERE r.output_id = o.id AND r.decision = 'approve') AS approvals, \
+             (SELECT COUNT(DISTINCT r.reviewer_org) FROM output_reviews r \
+              WHERE r.output_id = o.id AND r.decision = 'approve') AS approving_orgs \
+             FROM outputs o WHERE o.status = 'released' AND o.required_reviews >= 2 \
+             ORDER BY o.decided_ms, o.id",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let required = u64_of(row.try_get("required_reviews")?);
+            let approvals = u64_of(row.try_get("approvals")?);
+            let approving_orgs = u64_of(row.try_get("approving_orgs")?);
+            if approvals >= required && approving_orgs >= required {
+                continue;
+            }
+            out.push(UnderReviewedRelease {
+                release_id: row
+                    .try_get::<Option<String>, _>("release_id")?
+                    .unwrap_or_default(),
+                output_id: row.try_get("id")?,
+                developer_org: row.try_get("org_id")?,
+                required_reviews: required,
+                approvals,
+                approving_orgs,
+                auto_released: approvals == 0,
+                release_seq: row
+                    .try_get::<Option<i64>, _>("release_seq")?
+                    .and_then(|s| u64::try_from(s).ok()),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The privacy-budget report over every grant ever approved.
+    pub async fn budget_report(&self) -> Result<BudgetReport> {
+        let ledger = self.ledger_spends().await?;
+        let rows = sqlx::query(
+            "SELECT id, dataset_id, applicant_org, provider_org, status, epsilon_micro, \
+             delta_pico, query_budget, epsilon_spent_micro, delta_spent_pico, queries_used \
+             FROM grants WHERE starts_ms IS NOT NULL ORDER BY dataset_id, id",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut grants = Vec::with_capacity(rows.len());
+        let mut datasets: BTreeMap<String, Units> = BTreeMap::new();
+        let mut developers: BTreeMap<String, Units> = BTreeMap::new();
+        let mut matched = 0u64;
+        for row in rows {
+            let id: String = row.try_get("id")?;
+            let units = Units {
+                grants: 1,
+                eps: row.try_get("epsilon_micro")?,
+                eps_spent: row.try_get("epsilon_spent_micro")?,
+                delta: row.try_get("delta_pico")?,
+                delta_spent: row.try_get("delta_spent_pico")?,
+                queries: u64_of(row.try_get("query_budget")?),
+                queries_used: u64_of(row.try_get("queries_used")?),
+            };
+            let on_ledger = ledger.get(&id).copied().unwrap_or_default();
+            matched += on_ledger.spends;
+            let dataset_id: String = row.try_get("dataset_id")?;
+            let applicant_org: String = row.try_get("applicant_org")?;
+            datasets.entry(dataset_id.clone()).or_default().add(&units);
+            developers
+                .entry(applicant_org.clone())
+                .or_default()
+                .add(&units);
+            grants.push(GrantBudget {
+                grant_id: id,
+                dataset_id,
+                applicant_org,
+                provider_org: row.try_get("provider_org")?,
+                status: row.try_get("status")?,
+                epsilon_granted: units.eps as f64 / EPSILON_UNIT,
+                epsilon_spent: units.eps_spent as f64 / EPSILON_UNIT,
+                epsilon_remaining: (units.eps - units.eps_spent).max(0) as f64 / EPSILON_UNIT,
+                delta_granted: units.delta as f64 / DELTA_UNIT,
+                delta_spent: units.delta_spent as f64 / DELTA_UNIT,
+                queries_granted: units.queries,
+                queries_used: units.queries_used,
+                ledger_spends: on_ledger.spends,
+                ledger_epsilon_spent: on_ledger.eps as f64 / EPSILON_UNIT,
+                ledger_delta_spent: on_ledger.delta as f64 / DELTA_UNIT,
+                ledger_agrees: on_ledger.eps == units.eps_spent
+                    && on_ledger.delta == units.delta_spent,
+            });
+        }
+        let total_spends: u64 = ledger.values().map(|s| s.spends).sum();
+        let unmatched_ledger_spends = total_spends - matched.min(total_spends);
+        let ledger_agrees = unmatched_ledger_spends == 0 && grants.iter().all(|g| g.ledger_agrees);
+        Ok(BudgetReport {
+            grants,
+            datasets: datasets.iter().map(|(k, u)| u.totals(k)).collect(),
+            developers: developers.iter().map(|(k, u)| u.totals(k)).collect(),
+            unmatched_ledger_spends,
+            ledger_agrees,
+        })
+    }
+
+    /// Sums of the `PrivacySpend` ledger entries per grant, in integer units.
+    async fn ledger_spends(&self) -> Result<BTreeMap<String, LedgerSpend>> {
+        const PAGE: u32 = 1000;
+        let mut out: BTreeMap<String, LedgerSpend> = BTreeMap::new();
+        let mut from = 0u64;
+        loop {
+            let page = self
+                .ledger()
+                .entries_of_kind(&EntryKind::PrivacySpend, from, PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.seq + 1;
+            for entry in &page {
+                let spend: PrivacySpend = decode(entry).ok_or_else(|| {
+                    SandboxError::Internal(format!(
+                        "ledger entry {} is not a privacy spend",
+                        entry.seq
+                    ))
+                })?;
+                let (Some(eps), Some(delta)) = (
+                    spend_units(&spend.epsilon, EPSILON_UNIT),
+                    spend_units(&spend.delta, DELTA_UNIT),
+                ) else {
+                    return Err(SandboxError::Internal(format!(
+                        "ledger entry {} has a malformed privacy cost",
+                        entry.seq
+                    )));
+                };
+                let sum = out.entry(spend.grant_id).or_default();
+                sum.spends += 1;
+                sum.eps = sum.eps.saturating_add(eps);
+                sum.delta = sum.delta.saturating_add(delta);
+            }
+            if page.len() < PAGE as usize {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One grant's spends as the ledger records them.
+#[derive(Clone, Copy, Default)]
+struct LedgerSpend {
+    spends: u64,
+    eps: i64,
+    delta: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::date;
+
+    use super::*;
+
+    #[test]
+    fn ledger_cost_strings_round_trip_to_units() {
+        // The run writes `format!("{}", micro as f64 / 1e6)`; reading it back must give
+        // the same integer for every value a grant can hold.
+        for micro in [0i64, 1, 7, 250_000, 1_000_000, 3_333_333, 100_000_000] {
+            let text = format!("{}", micro as f64 / EPSILON_UNIT);
+            assert_eq!(spend_units(&text, EPSILON_UNIT), Some(micro), "{text}");
+        }
+        for pico in [0i64, 1, 1_000, 999_999_999] {
+            let text = format!("{}", pico as f64 / DELTA_UNIT);
+            assert_eq!(spend_units(&text, DELTA_UNIT), Some(pico), "{text}");
+        }
+        assert_eq!(spend_units("-1", EPSILON_UNIT), None);
+        assert_eq!(spend_units("NaN", EPSILON_UNIT), None);
+        assert_eq!(spend_units("1e300", EPSILON_UNIT), None);
+    }
+
+    #[test]
+    fn as_of_dates_start_at_midnight_utc() {
+        // 2026-11-23T00:00:00Z.
+        assert_eq!(
+            report_instant(Some(date!(2026 - 11 - 23))),
+            1_795_392_000_000
+        );
+        assert_eq!(
+            iso_day_of_ms(report_instant(Some(date!(2026 - 11 - 23)))),
+            "2026-11-23"
+        );
+    }
+}

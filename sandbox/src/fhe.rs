@@ -1,0 +1,1351 @@
+//! Private lookups: FHE query templates, server keys, encrypted queries as jobs, and
+//! their per-grant budget.
+//!
+//! The cryptography and its privacy argument are in `pdx_algorithms::fhe`; this module
+//! is the workflow around it. Read top-down:
+//!
+//! 1. **Templates.** A developer proposes a [`TemplateSpec`] for a dataset
+//!    ([`Sandbox::propose_fhe_template`]); the dataset's provider approves or refuses it
+//!    ([`Sandbox::decide_fhe_template`]) and may later retire it. The answers are
+//!    encrypted, so nobody can vet them one by one: the *template* is what is vetted,
+//!    and each decision is an `fhe_query` ledger entry (event `template_decision`)
+//!    holding the template and its hash, written with the row. Approval builds the
+//!    table of the latest version once, so a template that cannot run (a key hash
+//!    collision, a repeated key without an aggregate) is refused at approval.
+//! 2. **Server keys.** A developer uploads a `CompressedServerKey` once per key pair
+//!    ([`Sandbox::register_server_key`]). It streams to a file under a size cap, is
+//!    checked with `safe_deserialize_conformant` against the platform's parameters, and
+//!    is stored per organisation under its hash (a second upload of the same key returns
+//!    the stored one). Nothing here can read a client key: it is refused by type name.
+//! 3. **Queries** ([`Sandbox::start_fhe_query`]). Admission is synchronous, so every
+//!    refusal is a 4xx and never a job: the template is approved, the dataset is
+//!    unconditionally open or the caller holds a usable grant allowing `fhe` models on
+//!    the template's two columns, the server key is the caller's, the ciphertext
+//!    conforms (right type, width and parameters), the scan is within
+//!    `fhe_max_rows` (otherwise the client must reveal a public bucket), and the
+//!    organisation is under its concurrency cap. Then, in one write transaction, the grant
+//!    pays one query (`spend_budget`, a conditional update that cannot overspend — the
+//!    grant's query budget is what caps FHE queries), and the job and query rows are
+//!    inserted.
+//! 4. **Evaluation** runs as a job that clients poll: it waits for the evaluator (one
+//!    lookup at a time: a lookup uses every core), loads the decompressed server key
+//!    (cached for the two most recent keys), scans the table in chunks and reports the
+//!    rows done as job progress. The answer ciphertexts are stored for the caller, and an
+//!    `fhe_query` ledger entry (event `query`) records the hashes of the input and output
+//!    ciphertexts, the template hash, the dataset version, the rows scanned and any
+//!    revealed bucket — never the key, the ciphertexts or the answer.
+//!
+//! Spent queries are not refunded when a job fails after admission: the evaluation
+//! touched the data. A restart marks queued and running queries failed, like jobs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pdx_algorithms::deid::schema::DeidRule;
+use pdx_algorithms::deid::storage::{read_parquet, write_parquet};
+use pdx_algorithms::fhe::server::{CheckedServerKey, check_server_key, chunk_rows};
+use pdx_algorithms::fhe::template::read_key_index;
+use pdx_algorithms::fhe::{
+    Answer, EvaluationKey, Evaluator, FheError, KeySource, LookupTable, PARAMETER_SET, QueryKey,
+    Strategy, TemplateSpec, ciphertext_hash, template_hash,
+};
+use pdx_ledger::db::now_ms;
+use pdx_ledger::kinds::{FheLookup, FheRecord, FheTemplateDecision};
+use pdx_ledger::{Actor, Hash32};
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use tokio::io::AsyncWriteExt;
+
+use crate::catalog::{Dataset, OpenAttribute};
+use crate::grants::{Grant, ModelKind, PrivacyCost};
+use crate::jobs::{Job, JobFailure};
+use crate::{Result, Sandbox, SandboxError, new_id};
+
+/// Decompressed server keys kept in memory (about 130 MB each).
+const KEY_CACHE: usize = 2;
+
+/// Where a template is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateStatus {
+    /// Waiting for the provider.
+    Pending,
+    /// Usable.
+    Approved,
+    /// Refused, with a reason.
+    Refused,
+    /// Withdrawn by the provider; no new queries.
+    Retired,
+}
+
+impl TemplateStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            TemplateStatus::Pending => "pending",
+            TemplateStatus::Approved => "approved",
+            TemplateStatus::Refused => "refused",
+            TemplateStatus::Retired => "retired",
+        }
+    }
+
+    fn parse(s: &str) -> Result<TemplateStatus> {
+        Ok(match s {
+            "pending" => TemplateStatus::Pending,
+            "approved" => TemplateStatus::Approved,
+            "refused" => TemplateStatus::Refused,
+            "retired" => TemplateStatus::Retired,
+            other => {
+                return Err(SandboxError::Internal(format!(
+                    "unknown template status {other}"
+                )));
+            }
+        })
+    }
+}
+
+/// A proposed template.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTemplate {
+    /// The dataset it reads.
+    pub dataset_id: String,
+    /// A name for people.
+    pub name: String,
+    /// What the answers are for.
+    pub purpose: String,
+    /// Key column, value rule, output domain, key width (`u16`, `u32`, `u64`) and
+    /// public-bucket bits; see `pdx_algorithms::fhe::TemplateSpec`.
+    #[schema(value_type = Object)]
+    pub spec: TemplateSpec,
+}
+
+/// The latest version's table as a template sees it (detail view of an approved
+/// template): what a client needs to choose a bucket.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TableSummary {
+    /// Dataset version.
+    pub version: u64,
+    /// Keys in the table.
+    pub keys: u64,
+    /// Rows left out (missing key or value).
+    pub excluded_rows: u64,
+    /// Keys per public bucket (empty when the template allows none).
+    pub bucket_sizes: Vec<u64>,
+    /// The salt of the key hash (the dataset id).
+    pub salt: String,
+}
+
+/// A template as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FheTemplate {
+    /// Template id.
+    pub id: String,
+    /// The dataset.
+    pub dataset_id: String,
+    /// The dataset's provider, who decides.
+    pub provider_org: String,
+    /// The proposing developer organisation.
+    pub proposer_org: String,
+    /// Name.
+    pub name: String,
+    /// Stated purpose.
+    pub purpose: String,
+    /// The template.
+    #[schema(value_type = Object)]
+    pub spec: TemplateSpec,
+    /// `BLAKE3("pdx fhe template v1" || 0x00 || canonical JSON of spec)`, hex.
+    pub template_hash: String,
+    /// Status.
+    pub status: TemplateStatus,
+    /// Reason of a refusal or retirement (or a note with an approval).
+    pub reason: Option<String>,
+    /// Proposed, ms since epoch.
+    pub created_ms: i64,
+    /// Decided, ms since epoch.
+    pub decided_ms: Option<i64>,
+    /// Ledger seq of the last decision.
+    pub decision_seq: Option<u64>,
+    /// The latest version's table (detail view of an approved template only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<TableSummary>,
+}
+
+/// The provider's answer to a proposed template.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateDecision {
+    /// Approve (true) or refuse (false).
+    pub approve: bool,
+    /// Why; required for a refusal.
+    pub reason: Option<String>,
+}
+
+/// Who is looking at templates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TemplateView {
+    /// Developers: approved templates, and their own proposals.
+    Developer,
+    /// Providers: templates on their datasets.
+    Provider,
+    /// Supervisors: everything.
+    All,
+}
+
+/// An uploaded server key (public evaluation material; never a client key).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ServerKeyInfo {
+    /// Key id.
+    pub id: String,
+    /// Owning organisation.
+    pub org_id: String,
+    /// `BLAKE3("pdx fhe server key v1" || 0x00 || bytes)`, hex.
+    pub key_hash: String,
+    /// Size of the upload.
+    pub bytes: u64,
+    /// The parameter set it conforms to.
+    pub parameters: String,
+    /// Uploaded, ms since epoch.
+    pub created_ms: i64,
+}
+
+/// A query, as the client submits it (the ciphertext travels beside it).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    /// An approved template.
+    pub template_id: String,
+    /// The grant covering the dataset (not needed for unconditionally open data).
+    pub grant_id: Option<String>,
+    /// One of the caller's server keys.
+    pub server_key_id: String,
+    /// A public bucket to scan instead of the whole table (the top `bucket_bits` of the
+    /// hashed key): faster, but the platform learns the enterprise is in that bucket.
+    pub bucket: Option<u64>,
+}
+
+/// Where a query is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryStatus {
+    /// Waiting for the evaluator.
+    Queued,
+    /// Being evaluated.
+    Running,
+    /// Answered.
+    Done,
+    /// Failed (see the job).
+    Failed,
+}
+
+impl QueryStatus {
+    fn parse(s: &str) -> Result<QueryStatus> {
+        Ok(match s {
+            "queued" => QueryStatus::Queued,
+            "running" => QueryStatus::Running,
+            "done" => QueryStatus::Done,
+            "failed" => QueryStatus::Failed,
+            other => {
+                return Err(SandboxError::Internal(format!(
+                    "unknown query status {other}"
+                )));
+            }
+        })
+    }
+}
+
+/// A query as stored.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct FheQuery {
+    /// Query id.
+    pub id: String,
+    /// The job evaluating it.
+    pub job_id: String,
+    /// Asking organisation.
+    pub org_id: String,
+    /// Template.
+    pub template_id: String,
+    /// Grant charged.
+    pub grant_id: Option<String>,
+    /// Server key used.
+    pub server_key_id: String,
+    /// Dataset.
+    pub dataset_id: String,
+    /// Version scanned.
+    pub version: u64,
+    /// Hash of the encrypted key, hex.
+    pub input_hash: String,
+    /// Public-bucket bits revealed, if any.
+    pub bucket_bits: Option<u8>,
+    /// The revealed bucket, if any.
+    pub bucket: Option<u64>,
+    /// Rows compared.
+    pub rows_scanned: u64,
+    /// Status.
+    pub status: QueryStatus,
+    /// Hash of the encrypted value, hex (once done).
+    pub value_hash: Option<String>,
+    /// Hash of the encrypted `found` flag, hex (once done).
+    pub found_hash: Option<String>,
+    /// Ledger seq of the query entry (once done).
+    pub ledger_seq: Option<u64>,
+    /// Submitted, ms since epoch.
+    pub created_ms: i64,
+    /// Finished, ms since epoch.
+    pub finished_ms: Option<i64>,
+}
+
+/// In-memory state: decompressed keys and the evaluator slot.
+pub(crate) struct FheState {
+    cache: Mutex<Vec<(String, Arc<EvaluationKey>)>>,
+    evaluator: tokio::sync::Semaphore,
+}
+
+impl Default for FheState {
+    fn default() -> Self {
+        FheState {
+            cache: Mutex::new(Vec::new()),
+            evaluator: tokio::sync::Semaphore::new(1),
+        }
+    }
+}
+
+/// A server key streaming into the incoming area. Dropped before
+/// [`Sandbox::register_server_key`], its file is removed.
+pub struct KeyUpload {
+    file: Option<tokio::fs::File>,
+    path: PathBuf,
+    bytes: u64,
+    limit: u64,
+}
+
+impl KeyUpload {
+    /// Appends a chunk; fails once the total passes the cap.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        self.bytes += chunk.len() as u64;
+        if self.bytes > self.limit {
+            return Err(SandboxError::TooLarge { limit: self.limit });
+        }
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| SandboxError::Internal("key upload already finished".into()))?;
+        file.write_all(chunk).await?;
+        Ok(())
+    }
+}
+
+impl Drop for KeyUpload {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(error = %e, "could not remove an incoming server key");
+        }
+    }
+}
+
+fn fhe_error(e: FheError) -> SandboxError {
+    match e {
+        FheError::TooLarge { limit, .. } => SandboxError::TooLarge { limit },
+        e if e.is_client_error() => SandboxError::Invalid(e.to_string()),
+        e => SandboxError::Internal(e.to_string()),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Internal(e.to_string())
+}
+
+fn task_error(e: tokio::task::JoinError) -> SandboxError {
+    SandboxError::Internal(format!("fhe task: {e}"))
+}
+
+fn validate_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(SandboxError::Invalid(format!(
+            "`{field}` must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(SandboxError::Invalid(format!(
+            "`{field}` is longer than {max} characters"
+        )));
+    }
+    Ok(())
+}
+
+fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
+    Ok(row
+        .try_get::<Option<i64>, _>(col)?
+        .and_then(|v| u64::try_from(v).ok()))
+}
+
+fn template_from_row(row: &AnyRow) -> Result<FheTemplate> {
+    let spec: TemplateSpec = serde_json::from_str(&row.try_get::<String, _>("spec_json")?)
+        .map_err(|e| SandboxError::Internal(format!("stored template: {e}")))?;
+    Ok(FheTemplate {
+        id: row.try_get("id")?,
+        dataset_id: row.try_get("dataset_id")?,
+        provider_org: row.try_get("provider_org")?,
+        proposer_org: row.try_get("proposer_org")?,
+        name: row.try_get("name")?,
+        purpose: row.try_get("purpose")?,
+        spec,
+        template_hash: row.try_get("template_hash")?,
+        status: TemplateStatus::parse(&row.try_get::<String, _>("status")?)?,
+        reason: row.try_get("reason")?,
+        created_ms: row.try_get("created_ms")?,
+        decided_ms: row.try_get("decided_ms")?,
+        decision_seq: opt_u64(row, "decision_seq")?,
+        table: None,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<(ServerKeyInfo, String)> {
+    Ok((
+        ServerKeyInfo {
+            id: row.try_get("id")?,
+            org_id: row.try_get("org_id")?,
+            key_hash: row.try_get("key_hash")?,
+            bytes: u64::try_from(row.try_get::<i64, _>("bytes")?).unwrap_or(0),
+            parameters: row.try_get("parameters")?,
+            created_ms: row.try_get("created_ms")?,
+        },
+        row.try_get("file_path")?,
+    ))
+}
+
+fn query_from_row(row: &AnyRow) -> Result<FheQuery> {
+    Ok(FheQuery {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        org_id: row.try_get("org_id")?,
+        template_id: row.try_get("template_id")?,
+        grant_id: row.try_get("grant_id")?,
+        server_key_id: row.try_get("server_key_id")?,
+        dataset_id: row.try_get("dataset_id")?,
+        version: u64::try_from(row.try_get::<i64, _>("version")?).unwrap_or(0),
+        input_hash: row.try_get("input_hash")?,
+        bucket_bits: row
+            .try_get::<Option<i64>, _>("bucket_bits")?
+            .and_then(|v| u8::try_from(v).ok()),
+        bucket: opt_u64(row, "bucket")?,
+        rows_scanned: u64::try_from(row.try_get::<i64, _>("rows_scanned")?).unwrap_or(0),
+        status: QueryStatus::parse(&row.try_get::<String, _>("status")?)?,
+        value_hash: row.try_get("value_hash")?,
+        found_hash: row.try_get("found_hash")?,
+        ledger_seq: opt_u64(row, "ledger_seq")?,
+        created_ms: row.try_get("created_ms")?,
+        finished_ms: row.try_get("finished_ms")?,
+    })
+}
+
+fn hash32(bytes: [u8; 32]) -> Hash32 {
+    Hash32(bytes)
+}
+
+/// Everything a query job needs, fixed at admission.
+struct Admitted {
+    query_id: String,
+    job_id: String,
+    template: FheTemplate,
+    dataset_version: String,
+    grant_id: Option<String>,
+    key: ServerKeyInfo,
+    key_path: PathBuf,
+    query_key: QueryKey,
+    input_hash: [u8; 32],
+    rows: Vec<(u64, u8)>,
+    bucket_bits: Option<u8>,
+    bucket: Option<u64>,
+}
+
+impl Sandbox {
+    fn fhe_dir(&self) -> PathBuf {
+        self.zones().root().join("fhe")
+    }
+
+    fn key_index_path(&self, dataset_id: &str, content_hash: &str) -> PathBuf {
+        self.fhe_dir()
+            .join("index")
+            .join(dataset_id)
+            .join(format!("{content_hash}.parquet"))
+    }
+
+    /// Stores the FHE key index built during ingest beside the version (see
+    /// `pdx_algorithms::fhe::template::key_index`). Called before certification, so a
+    /// failure here leaves no version without its index.
+    pub(crate) async fn store_fhe_key_index(
+        &self,
+        dataset_id: &str,
+        content_hash: &[u8; 32],
+        index: std::result::Result<Option<DataFrame>, FheError>,
+    ) -> Result<()> {
+        let Some(mut frame) = index.map_err(fhe_error)? else {
+            return Ok(());
+        };
+        let path = self.key_index_path(dataset_id, &hex::encode(content_hash));
+        tokio::task::spawn_blocking(move || {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            write_parquet(&mut frame, &path)
+                .map(|_| ())
+                .map_err(|e| SandboxError::Internal(format!("storing the FHE key index: {e}")))
+        })
+        .await
+        .map_err(task_error)?
+    }
+
+    /// Proposes a template (developers). It waits for the dataset's provider.
+    pub async fn propose_fhe_template(
+        &self,
+        actor: &Actor,
+        new: NewTemplate,
+    ) -> Result<FheTemplate> {
+        validate_text("name", &new.name, 200)?;
+        validate_text("purpose", &new.purpose, 4000)?;
+        let dataset = self
+            .dataset(&new.dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        if dataset.meta.open_attribute == OpenAttribute::NotOpen {
+            return Err(SandboxError::Forbidden(
+                "the dataset is not open; only a de-identified derivative can be queried".into(),
+            ));
+        }
+        new.spec
+            .validate(&dataset.meta.schema)
+            .map_err(fhe_error)?;
+        let (spec_json, hash) = spec_hash(&new.spec)?;
+        let id = new_id("ft");
+        sqlx::query(
+            "INSERT INTO fhe_templates (id, dataset_id, provider_org, proposer_org, name, purpose, \
+             spec_json, template_hash, status, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
+        )
+        .bind(id.clone())
+        .bind(dataset.id.clone())
+        .bind(dataset.provider_org.clone())
+        .bind(actor.org.clone())
+        .bind(new.name.trim().to_string())
+        .bind(new.purpose.trim().to_string())
+        .bind(spec_json)
+        .bind(hex::encode(hash))
+        .bind(now_ms())
+        .execute(self.db().pool())
+        .await?;
+        self.load_template(&id).await
+    }
+
+    async fn load_template(&self, id: &str) -> Result<FheTemplate> {
+        let row = sqlx::query("SELECT * FROM fhe_templates WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such template".into()))?;
+        template_from_row(&row)
+    }
+
+    fn template_visible(t: &FheTemplate, org: &str, view: TemplateView) -> bool {
+        match view {
+            TemplateView::All => true,
+            TemplateView::Provider => t.provider_org == org,
+            TemplateView::Developer => t.status == TemplateStatus::Approved || t.proposer_org == org,
+        }
+    }
+
+    /// Templates the caller may see, newest first, optionally of one dataset.
+    pub async fn fhe_templates(
+        &self,
+        org: &str,
+        view: TemplateView,
+        dataset_id: Option<&str>,
+    ) -> Result<Vec<FheTemplate>> {
+        let rows = sqlx::query("SELECT * FROM fhe_templates ORDER BY created_ms DESC, id")
+            .fetch_all(self.db().pool())
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let t = template_from_row(row)?;
+            if Self::template_visible(&t, org, view)
+                && dataset_id.is_none_or(|d| d == t.dataset_id)
+            {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// One template, if the caller may see it; an approved one comes with the latest
+    /// version's table summary (bucket sizes), so a client can choose a bucket.
+    pub async fn fhe_template(
+        &self,
+        id: &str,
+        org: &str,
+        view: TemplateView,
+    ) -> Result<FheTemplate> {
+        let mut t = self.visible_template(id, org, view).await?;
+        if t.status == TemplateStatus::Approved {
+            let dataset = self
+                .dataset(&t.dataset_id)
+                .await?
+                .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            if let Some(version) = dataset.latest_version {
+                match self.fhe_table(&t.spec, &dataset, version).await {
+                    Ok(table) => {
+                        t.table = Some(TableSummary {
+                            version,
+                            keys: table.len() as u64,
+                            excluded_rows: table.excluded_rows,
+                            bucket_sizes: if t.spec.bucket_bits > 0 {
+                                table.bucket_sizes(t.spec.bucket_bits)
+                            } else {
+                                Vec::new()
+                            },
+                            salt: dataset.id.clone(),
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(template = %t.id, error = %e, "template table unavailable")
+                    }
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    async fn visible_template(
+        &self,
+        id: &str,
+        org: &str,
+        view: TemplateView,
+    ) -> Result<FheTemplate> {
+        let t = self.load_template(id).await?;
+        if Self::template_visible(&t, org, view) {
+            Ok(t)
+        } else {
+            Err(SandboxError::NotFound("no such template".into()))
+        }
+    }
+
+    /// The provider approves or refuses a pending template on one of its datasets.
+    pub async fn decide_fhe_template(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: TemplateDecision,
+    ) -> Result<FheTemplate> {
+        let t = self
+            .visible_template(id, &actor.org, TemplateView::Provider)
+            .await?;
+        if t.status != TemplateStatus::Pending {
+            return Err(SandboxError::Conflict(format!(
+                "the template is already {}",
+                t.status.as_str()
+            )));
+        }
+        let reason = decision
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty());
+        if let Some(r) = reason {
+            validate_text("reason", r, 4000)?;
+        }
+        let status = if decision.approve {
+            let dataset = self
+                .dataset(&t.dataset_id)
+                .await?
+                .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            // The schema may have moved on since the proposal.
+            t.spec
+                .validate(&dataset.meta.schema)
+                .map_err(fhe_error)?;
+            if let Some(version) = dataset.latest_version {
+                self.fhe_table(&t.spec, &dataset, version).await?;
+            }
+            TemplateStatus::Approved
+        } else {
+            if reason.is_none() {
+                return Err(SandboxError::Invalid(
+                    "a refusal must give a `reason`".into(),
+                ));
+            }
+            TemplateStatus::Refused
+        };
+        self.record_template_decision(actor, &t, status, reason)
+            .await
+    }
+
+    /// The provider withdraws an approved template; queries refuse it from then on.
+    pub async fn retire_fhe_template(
+        &self,
+        actor: &Actor,
+        id: &str,
+        reason: &str,
+    ) -> Result<FheTemplate> {
+        let t = self
+            .visible_template(id, &actor.org, TemplateView::Provider)
+            .await?;
+        validate_text("reason", reason, 4000)?;
+        if t.status != TemplateStatus::Approved {
+            return Err(SandboxError::Conflict(format!(
+                "only an approved template can be retired; this one is {}",
+                t.status.as_str()
+            )));
+        }
+        self.record_template_decision(actor, &t, TemplateStatus::Retired, Some(reason.trim()))
+            .await
+    }
+
+    async fn record_template_decision(
+        &self,
+        actor: &Actor,
+        t: &FheTemplate,
+        status: TemplateStatus,
+        reason: Option<&str>,
+    ) -> Result<FheTemplate> {
+        let expected = match status {
+            TemplateStatus::Retired => "approved",
+            _ => "pending",
+        };
+        let now = now_ms();
+        let mut tx = self.db().begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE fhe_templates SET status = $1, reason = $2, decided_ms = $3 \
+             WHERE id = $4 AND status = $5",
+        )
+        .bind(status.as_str())
+        .bind(reason.map(str::to_string))
+        .bind(now)
+        .bind(t.id.clone())
+        .bind(expected)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(SandboxError::Conflict(
+                "the template changed concurrently".into(),
+            ));
+        }
+        let hash = Hash32::from_hex(&t.template_hash)
+            .map_err(|_| SandboxError::Internal("stored template hash".into()))?;
+        let entry = FheRecord::TemplateDecision(FheTemplateDecision {
+            template_id: t.id.clone(),
+            dataset_id: t.dataset_id.clone(),
+            proposer_org: t.proposer_org.clone(),
+            decision: status.as_str().into(),
+            reason: reason.map(str::to_string),
+            template_hash: hash,
+            template: serde_json::to_value(&t.spec).map_err(internal)?,
+        });
+        let appended = self.ledger().append(&mut tx, actor, &entry).await?;
+        sqlx::query("UPDATE fhe_templates SET decision_seq = $1 WHERE id = $2")
+            .bind(appended.seq as i64)
+            .bind(t.id.clone())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.load_template(&t.id).await
+    }
+
+    /// Builds a template's clear table over one certified version, inside the sandbox.
+    async fn fhe_table(
+        &self,
+        spec: &TemplateSpec,
+        dataset: &Dataset,
+        version: u64,
+    ) -> Result<LookupTable> {
+        let row = sqlx::query(
+            "SELECT file_path, content_hash FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
+        )
+        .bind(dataset.id.clone())
+        .bind(version as i64)
+        .fetch_optional(self.db().pool())
+        .await?
+        .ok_or_else(|| SandboxError::NotFound("no such version".into()))?;
+        let file = self
+            .zones()
+            .root()
+            .join(row.try_get::<String, _>("file_path")?);
+        let content_hash: String = row.try_get("content_hash")?;
+        let pseudonymised = dataset
+            .meta
+            .schema
+            .column(&spec.key_column)
+            .is_some_and(|c| c.rule == DeidRule::Pseudonymise);
+        let index_path = if pseudonymised {
+            let p = self.key_index_path(&dataset.id, &content_hash);
+            if !p.exists() {
+                return Err(SandboxError::Conflict(
+                    "this version was certified without an FHE key index; upload it again to query it"
+                        .into(),
+                ));
+            }
+            Some(p)
+        } else {
+            None
+        };
+        let spec = spec.clone();
+        let salt = dataset.id.clone();
+        let key_column = spec.key_column.clone();
+        tokio::task::spawn_blocking(move || {
+            let frame = read_parquet(&file)
+                .map_err(|e| SandboxError::Internal(format!("reading a version: {e}")))?;
+            let index = match &index_path {
+                Some(p) => {
+                    let raw = read_parquet(p).map_err(|e| {
+                        SandboxError::Internal(format!("reading a key index: {e}"))
+                    })?;
+                    Some(read_key_index(&raw, &key_column).map_err(fhe_error)?)
+                }
+                None => None,
+            };
+            let source = match &index {
+                Some(map) => KeySource::Index(map),
+                None => KeySource::Clear { salt: &salt },
+            };
+            LookupTable::build(&frame, &spec, &source).map_err(fhe_error)
+        })
+        .await
+        .map_err(task_error)?
+    }
+
+    /// Opens a server-key upload (the caller streams the body into it).
+    pub async fn start_key_upload(&self) -> Result<KeyUpload> {
+        let dir = self.fhe_dir().join("incoming");
+        tokio::fs::create_dir_all(&dir).await?;
+        let path = dir.join(format!("{}.part", new_id("key")));
+        let file = tokio::fs::File::create(&path).await?;
+        Ok(KeyUpload {
+            file: Some(file),
+            path,
+            bytes: 0,
+            limit: self.config().fhe_server_key_limit,
+        })
+    }
+
+    /// Checks an uploaded server key and stores it for the caller's organisation.
+    /// Returns the key and whether it is new (an identical key uploaded before by the
+    /// same organisation is returned as it is).
+    pub async fn register_server_key(
+        &self,
+        actor: &Actor,
+        mut upload: KeyUpload,
+    ) -> Result<(ServerKeyInfo, bool)> {
+        if let Some(mut file) = upload.file.take() {
+            file.flush().await?;
+            file.sync_all().await?;
+        }
+        if upload.bytes == 0 {
+            return Err(SandboxError::Invalid("the upload is empty".into()));
+        }
+        let path = upload.path.clone();
+        let limit = self.config().fhe_server_key_limit;
+        let checked: CheckedServerKey = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path)?;
+            check_server_key(&bytes, limit).map_err(fhe_error)
+        })
+        .await
+        .map_err(task_error)??;
+        let key_hash = hex::encode(checked.hash);
+        if let Some(existing) = self.server_key_by_hash(&actor.org, &key_hash).await? {
+            return Ok((existing, false));
+        }
+        let relative = PathBuf::from("fhe")
+            .join("keys")
+            .join(&actor.org)
+            .join(format!("{key_hash}.key"));
+        let target = self.zones().root().join(&relative);
+        if let Some(dir) = target.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::rename(&upload.path, &target).await?;
+        let id = new_id("fk");
+        let inserted = sqlx::query(
+            "INSERT INTO fhe_server_keys (id, org_id, key_hash, bytes, parameters, file_path, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(id.clone())
+        .bind(actor.org.clone())
+        .bind(key_hash.clone())
+        .bind(checked.bytes as i64)
+        .bind(PARAMETER_SET)
+        .bind(relative.to_string_lossy().into_owned())
+        .bind(now_ms())
+        .execute(self.db().pool())
+        .await;
+        if let Err(e) = inserted {
+            // A concurrent upload of the same key won the race: keep its row and file.
+            if let Some(existing) = self.server_key_by_hash(&actor.org, &key_hash).await? {
+                return Ok((existing, false));
+            }
+            let _ = tokio::fs::remove_file(&target).await;
+            return Err(e.into());
+        }
+        tracing::info!(key = %id, org = %actor.org, bytes = checked.bytes, "accepted an FHE server key");
+        Ok((self.server_key(&id, &actor.org).await?, true))
+    }
+
+    async fn server_key_by_hash(&self, org: &str, key_hash: &str) -> Result<Option<ServerKeyInfo>> {
+        let row = sqlx::query("SELECT * FROM fhe_server_keys WHERE org_id = $1 AND key_hash = $2")
+            .bind(org.to_string())
+            .bind(key_hash.to_string())
+            .fetch_optional(self.db().pool())
+            .await?;
+        row.as_ref().map(|r| key_from_row(r).map(|k| k.0)).transpose()
+    }
+
+    async fn server_key_row(&self, id: &str, org: &str) -> Result<(ServerKeyInfo, String)> {
+        let row = sqlx::query("SELECT * FROM fhe_server_keys WHERE id = $1 AND org_id = $2")
+            .bind(id.to_string())
+            .bind(org.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such server key".into()))?;
+        key_from_row(&row)
+    }
+
+    /// One of the organisation's server keys.
+    pub async fn server_key(&self, id: &str, org: &str) -> Result<ServerKeyInfo> {
+        Ok(self.server_key_row(id, org).await?.0)
+    }
+
+    /// The organisation's server keys, newest first.
+    pub async fn server_keys(&self, org: &str) -> Result<Vec<ServerKeyInfo>> {
+        sqlx::query("SELECT * FROM fhe_server_keys WHERE org_id = $1 ORDER BY created_ms DESC, id")
+            .bind(org.to_string())
+            .fetch_all(self.db().pool())
+            .await?
+            .iter()
+            .map(|r| key_from_row(r).map(|k| k.0))
+            .collect()
+    }
+
+    /// Deletes one of the organisation's server keys (queries already evaluated keep
+    /// its hash on the ledger).
+    pub async fn delete_server_key(&self, actor: &Actor, id: &str) -> Result<()> {
+        let (info, relative) = self.server_key_row(id, &actor.org).await?;
+        sqlx::query("DELETE FROM fhe_server_keys WHERE id = $1 AND org_id = $2")
+            .bind(id.to_string())
+            .bind(actor.org.clone())
+            .execute(self.db().pool())
+            .await?;
+        if let Err(e) = tokio::fs::remove_file(self.zones().root().join(relative)).await {
+            tracing::warn!(key = %id, error = %e, "could not remove a server key file");
+        }
+        if let Ok(mut cache) = self.fhe_state().cache.lock() {
+            cache.retain(|(hash, _)| *hash != info.key_hash);
+        }
+        tracing::info!(key = %id, org = %actor.org, "deleted an FHE server key");
+        Ok(())
+    }
+
+    /// The decompressed key, from the cache or from its file (a few seconds).
+    async fn evaluation_key(&self, info: &ServerKeyInfo, path: &Path) -> Result<Arc<EvaluationKey>> {
+        if let Ok(cache) = self.fhe_state().cache.lock()
+            && let Some((_, k)) = cache.iter().find(|(h, _)| *h == info.key_hash)
+        {
+            return Ok(k.clone());
+        }
+        let path = path.to_path_buf();
+        let limit = self.config().fhe_server_key_limit;
+        let key = tokio::task::spawn_blocking(move || {
+            let bytes = std::fs::read(&path)?;
+            EvaluationKey::from_bytes(&bytes, limit).map_err(fhe_error)
+        })
+        .await
+        .map_err(task_error)??;
+        if hex::encode(key.checked().hash) != info.key_hash {
+            return Err(SandboxError::Internal(
+                "a stored server key does not match its hash".into(),
+            ));
+        }
+        let key = Arc::new(key);
+        if let Ok(mut cache) = self.fhe_state().cache.lock() {
+            cache.retain(|(h, _)| *h != info.key_hash);
+            cache.insert(0, (info.key_hash.clone(), key.clone()));
+            cache.truncate(KEY_CACHE);
+        }
+        Ok(key)
+    }
+
+    /// Admits an encrypted lookup and starts it as a job (see the module docs for the
+    /// checks, all made before anything is spent).
+    pub async fn start_fhe_query(
+        &self,
+        actor: &Actor,
+        request: QueryRequest,
+        ciphertext: Vec<u8>,
+    ) -> Result<(FheQuery, Job)> {
+        let template = self
+            .visible_template(&request.template_id, &actor.org, TemplateView::Developer)
+            .await?;
+        if template.status != TemplateStatus::Approved {
+            return Err(SandboxError::Conflict(format!(
+                "the template is {}, not approved",
+                template.status.as_str()
+            )));
+        }
+        let dataset = self
+            .dataset(&template.dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        let version = dataset.latest_version.ok_or_else(|| {
+            SandboxError::Conflict("the dataset has no certified version yet".into())
+        })?;
+        let grant: Option<Grant> = if dataset.meta.open_attribute == OpenAttribute::Unconditional
+        {
+            None
+        } else {
+            let grant_id = request.grant_id.as_deref().ok_or_else(|| {
+                SandboxError::Forbidden(
+                    "this dataset is conditionally open: the query needs a `grant_id`".into(),
+                )
+            })?;
+            Some(
+                self.usable_grant(
+                    grant_id,
+                    &actor.org,
+                    &dataset.id,
+                    ModelKind::Fhe,
+                    &template.spec.columns(),
+                )
+                .await?,
+            )
+        };
+        let (key, key_file) = self
+            .server_key_row(&request.server_key_id, &actor.org)
+            .await?;
+        let width = template.spec.key_width;
+        let input_hash = ciphertext_hash(&ciphertext);
+        let query_key = tokio::task::spawn_blocking(move || QueryKey::parse(&ciphertext, width))
+            .await
+            .map_err(task_error)?
+            .map_err(fhe_error)?;
+
+        let table = self.fhe_table(&template.spec, &dataset, version).await?;
+        let max_rows = self.config().fhe_max_rows;
+        let (bucket_bits, rows) = match request.bucket {
+            None => {
+                if table.len() > max_rows {
+                    return Err(SandboxError::Invalid(format!(
+                        "the table has {} keys and a full scan is limited to {max_rows}: reveal a `bucket` (the template allows {} bits)",
+                        table.len(),
+                        template.spec.bucket_bits
+                    )));
+                }
+                (None, table.entries().to_vec())
+            }
+            Some(b) => {
+                let bits = template.spec.bucket_bits;
+                if bits == 0 {
+                    return Err(SandboxError::Invalid(
+                        "the template allows no public bucket".into(),
+                    ));
+                }
+                if b >= 1u64 << bits {
+                    return Err(SandboxError::Invalid(format!(
+                        "`bucket` must be below {} (the template reveals {bits} bits)",
+                        1u64 << bits
+                    )));
+                }
+                let rows = table.bucket(bits, b).to_vec();
+                if rows.len() > max_rows {
+                    return Err(SandboxError::Invalid(format!(
+                        "the bucket has {} keys and a scan is limited to {max_rows}",
+                        rows.len()
+                    )));
+                }
+                (Some(bits), rows)
+            }
+        };
+
+        let query_id = new_id("fq");
+        let job_id = new_id("job");
+        let now = now_ms();
+        let mut tx = self.db().begin_write().await?;
+        if self.db().backend() == pdx_ledger::db::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("pdx-fhe:{}", actor.org))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let in_flight: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM fhe_queries WHERE org_id = $1 AND status IN ('queued', 'running')",
+        )
+        .bind(actor.org.clone())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if in_flight >= i64::from(self.config().org_run_concurrency) {
+            return Err(SandboxError::Busy(format!(
+                "the organisation already has {in_flight} FHE queries in progress; wait for one to finish"
+            )));
+        }
+        if let Some(g) = &grant {
+            self.spend_budget(&mut tx, &g.id, PrivacyCost::default())
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, created_ms, updated_ms) \
+             VALUES ($1, 'fhe_query', $2, $3, 'queued', 'queued', 0.0, $4, $4)",
+        )
+        .bind(job_id.clone())
+        .bind(actor.org.clone())
+        .bind(query_id.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO fhe_queries (id, job_id, org_id, template_id, grant_id, server_key_id, \
+             dataset_id, version, input_hash, bucket_bits, bucket, rows_scanned, status, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13)",
+        )
+        .bind(query_id.clone())
+        .bind(job_id.clone())
+        .bind(actor.org.clone())
+        .bind(template.id.clone())
+        .bind(grant.as_ref().map(|g| g.id.clone()))
+        .bind(key.id.clone())
+        .bind(dataset.id.clone())
+        .bind(version as i64)
+        .bind(hex::encode(input_hash))
+        .bind(bucket_bits.map(i64::from))
+        .bind(request.bucket.map(|b| b as i64))
+        .bind(rows.len() as i64)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+
+        let job = self
+            .jobs()
+            .get(&job_id)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("job vanished after insert".into()))?;
+        let query = self.fhe_query(&query_id, &actor.org, false).await?;
+        tracing::info!(query = %query_id, job = %job_id, org = %actor.org, rows = rows.len(), "admitted an FHE query");
+        let admitted = Admitted {
+            query_id,
+            job_id: job_id.clone(),
+            dataset_version: format!("{}@{version}", dataset.id),
+            grant_id: grant.map(|g| g.id),
+            key_path: self.zones().root().join(key_file),
+            key,
+            query_key,
+            input_hash,
+            rows,
+            bucket_bits,
+            bucket: request.bucket,
+            template,
+        };
+        let sandbox = self.clone();
+        let actor = actor.clone();
+        tokio::spawn(async move {
+            let outcome = sandbox.evaluate_fhe_query(&actor, &admitted).await;
+            sandbox.finish_fhe_query(&admitted, outcome).await;
+        });
+        Ok((query, job))
+    }
+
+    async fn evaluate_fhe_query(
+        &self,
+        actor: &Actor,
+        q: &Admitted,
+    ) -> Result<serde_json::Value> {
+        let jobs = self.jobs();
+        jobs.progress(&q.job_id, "waiting for the evaluator", 0.02)
+            .await?;
+        let _slot = self
+            .fhe_state()
+            .evaluator
+            .acquire()
+            .await
+            .map_err(|_| SandboxError::Internal("the evaluator is closed".into()))?;
+        sqlx::query("UPDATE fhe_queries SET status = 'running' WHERE id = $1")
+            .bind(q.query_id.clone())
+            .execute(self.db().pool())
+            .await?;
+        jobs.progress(&q.job_id, "loading the server key", 0.05)
+            .await?;
+        let key = self.evaluation_key(&q.key, &q.key_path).await?;
+        let total = q.rows.len();
+        jobs.progress(&q.job_id, &format!("evaluating: 0/{total} rows"), 0.1)
+            .await?;
+        let done = Arc::new(AtomicUsize::new(0));
+        let threads = match self.config().fhe_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let mut task = {
+            let (done, rows, query_key) = (done.clone(), q.rows.clone(), q.query_key.clone());
+            tokio::task::spawn_blocking(move || {
+                let evaluator = Evaluator::new(&key, threads)?;
+                evaluator.lookup(
+                    &query_key,
+                    &rows,
+                    Strategy::MatchValue,
+                    chunk_rows(rows.len()),
+                    &done,
+                )
+            })
+        };
+        let mut ticker = tokio::time::interval(Duration::from_millis(500));
+        let answer: Answer = loop {
+            tokio::select! {
+                joined = &mut task => break joined.map_err(task_error)?.map_err(fhe_error)?,
+                _ = ticker.tick() => {
+                    let n = done.load(Ordering::Relaxed);
+                    let share = if total == 0 { 1.0 } else { n as f64 / total as f64 };
+                    jobs.progress(&q.job_id, &format!("evaluating: {n}/{total} rows"), 0.1 + 0.85 * share)
+                        .await?;
+                }
+            }
+        };
+
+        let dir = self.fhe_dir().join("answers");
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(dir.join(format!("{}.value", q.query_id)), &answer.value).await?;
+        tokio::fs::write(dir.join(format!("{}.found", q.query_id)), &answer.found).await?;
+        let (value_hash, found_hash) = (answer.value_hash(), answer.found_hash());
+        let template_hash = Hash32::from_hex(&q.template.template_hash)
+            .map_err(|_| SandboxError::Internal("stored template hash".into()))?;
+        let server_key_hash = Hash32::from_hex(&q.key.key_hash)
+            .map_err(|_| SandboxError::Internal("stored key hash".into()))?;
+        let entry = FheRecord::Query(FheLookup {
+            query_id: q.query_id.clone(),
+            job_id: q.job_id.clone(),
+            template_id: q.template.id.clone(),
+            template_hash,
+            org: actor.org.clone(),
+            grant_id: q.grant_id.clone(),
+            dataset_version: q.dataset_version.clone(),
+            server_key_hash,
+            input_hash: hash32(q.input_hash),
+            value_hash: hash32(value_hash),
+            found_hash: hash32(found_hash),
+            rows_scanned: q.rows.len() as u64,
+            bucket_bits: q.bucket_bits,
+            bucket: q.bucket,
+        });
+        let mut tx = self.db().begin_write().await?;
+        let appended = self.ledger().append(&mut tx, actor, &entry).await?;
+        sqlx::query(
+            "UPDATE fhe_queries SET status = 'done', value_hash = $1, found_hash = $2, \
+             ledger_seq = $3, finished_ms = $4 WHERE id = $5",
+        )
+        .bind(hex::encode(value_hash))
+        .bind(hex::encode(found_hash))
+        .bind(appended.seq as i64)
+        .bind(now_ms())
+        .bind(q.query_id.clone())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(serde_json::json!({
+            "query_id": q.query_id,
+            "rows_scanned": q.rows.len(),
+            "value_hash": hex::encode(value_hash),
+            "found_hash": hex::encode(found_hash),
+            "ledger_seq": appended.seq,
+        }))
+    }
+
+    async fn finish_fhe_query(&self, q: &Admitted, outcome: Result<serde_json::Value>) {
+        let recorded = match outcome {
+            Ok(result) => self.jobs().succeed(&q.job_id, &result).await,
+            Err(err) => {
+                let failure = JobFailure::from_error(&q.job_id, &err);
+                if let Err(e) = sqlx::query(
+                    "UPDATE fhe_queries SET status = 'failed', finished_ms = $1 WHERE id = $2",
+                )
+                .bind(now_ms())
+                .bind(q.query_id.clone())
+                .execute(self.db().pool())
+                .await
+                {
+                    tracing::error!(query = %q.query_id, error = %e, "could not close a failed query");
+                }
+                self.jobs().fail(&q.job_id, &failure).await
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(job = %q.job_id, error = %e, "could not record the query outcome");
+        }
+    }
+
+    /// One query: its owner, or anyone when `all` (supervisors).
+    pub async fn fhe_query(&self, id: &str, org: &str, all: bool) -> Result<FheQuery> {
+        let row = sqlx::query("SELECT * FROM fhe_queries WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such query".into()))?;
+        let q = query_from_row(&row)?;
+        if all || q.org_id == org {
+            Ok(q)
+        } else {
+            Err(SandboxError::NotFound("no such query".into()))
+        }
+    }
+
+    /// Queries of one organisation (or all, for supervisors), newest first.
+    pub async fn fhe_queries(&self, org: &str, all: bool) -> Result<Vec<FheQuery>> {
+        let mut q = if all {
+            sqlx::query("SELECT * FROM fhe_queries ORDER BY created_ms DESC, id LIMIT 500")
+        } else {
+            sqlx::query(
+                "SELECT * FROM fhe_queries WHERE org_id = $1 ORDER BY created_ms DESC, id LIMIT 500",
+            )
+        };
+        if !all {
+            q = q.bind(org.to_string());
+        }
+        q.fetch_all(self.db().pool())
+            .await?
+            .iter()
+            .map(query_from_row)
+            .collect()
+    }
+
+    /// The encrypted answer of one of the organisation's finished queries.
+    pub async fn fhe_answer(&self, id: &str, org: &str) -> Result<Option<Answer>> {
+        let q = self.fhe_query(id, org, false).await?;
+        if q.status != QueryStatus::Done {
+            return Ok(None);
+        }
+        let dir = self.fhe_dir().join("answers");
+        let value = tokio::fs::read(dir.join(format!("{}.value", q.id))).await?;
+        let found = tokio::fs::read(dir.join(format!("{}.found", q.id))).await?;
+        Ok(Some(Answer { value, found }))
+    }
+
+    fn fhe_state(&self) -> &FheState {
+        &self.inner.fhe
+    }
+}
+
+/// Canonical JSON of a spec and its template hash.
+fn spec_hash(spec: &TemplateSpec) -> Result<(String, [u8; 32])> {
+    let value = serde_json::to_value(spec).map_err(internal)?;
+    let canonical = pdx_ledger::canonical::to_canonical_string(&value).map_err(internal)?;
+    let hash = template_hash(canonical.as_bytes());
+    Ok((canonical, hash))
+}
+
+/// Marks queries cut off by a restart as failed (their jobs are failed by
+/// [`crate::Jobs::fail_interrupted`]).
+pub(crate) async fn fail_interrupted(db: &pdx_ledger::db::Db) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE fhe_queries SET status = 'failed', finished_ms = $1 WHERE status IN ('queued', 'running')",
+    )
+    .bind(now_ms())
+    .execute(db.pool())
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,241 @@
+//! Provenance of released outputs: what a data product built on them must disclose.
+//!
+//! A developer packages its own released outputs as a data product, and the product's
+//! provenance manifest (SD22 Art.15) names, per release, the output and model hashes
+//! and the reviewers who approved it, and per source dataset version its title, source
+//! department, certificate number, content hash and acquisition date. Licence terms
+//! propagate too: a release whose grant or any source dataset is research-only may only
+//! be sold under a research-only licence.
+//!
+//! [`Sandbox::release_provenance`] reads all of that from the sandbox's own tables.
+//! This crate does not depend on `pdx-products`; the binary converts the plain
+//! [`ReleaseProvenance`] into the products crate's type.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sqlx::Row;
+use time::OffsetDateTime;
+
+use crate::{Result, Sandbox, SandboxError};
+
+/// One certified dataset version a released output was computed from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceVersion {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Version number.
+    pub version: u64,
+    /// Dataset title.
+    pub title: String,
+    /// The legally designated source department.
+    pub source_department: String,
+    /// Providing organisation.
+    pub provider_org: String,
+    /// Data asset certificate number of the version.
+    pub certificate_no: String,
+    /// BLAKE3 of the de-identified version, hex.
+    pub content_hash: String,
+    /// Acquisition date: the UTC day the version was certified, `YYYY-MM-DD`.
+    pub acquired: String,
+    /// True if the dataset is research-only.
+    pub research_only: bool,
+}
+
+/// Everything a data product must disclose about one released output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReleaseProvenance {
+    /// Release id.
+    pub release_id: String,
+    /// Output id.
+    pub output_id: String,
+    /// Developer organisation that owns the output.
+    pub developer_org: String,
+    /// BLAKE3 of the released Parquet file, hex.
+    pub output_hash: String,
+    /// The released Parquet file (server-side only).
+    #[serde(skip)]
+    pub output_path: PathBuf,
+    /// BLAKE3 of the model that produced it, hex.
+    pub model_hash: String,
+    /// Key ids of the reviewers who approved it (empty for an automatic DP release).
+    pub reviewers: Vec<String>,
+    /// The grant the run used, if the data was conditionally open.
+    pub grant_id: Option<String>,
+    /// True if that grant is research-only.
+    pub research_only_grant: bool,
+    /// The dataset versions the run read, in the order cited.
+    pub datasets: Vec<SourceVersion>,
+}
+
+/// `YYYY-MM-DD` (UTC) of a timestamp in ms.
+fn utc_day(ms: i64) -> Result<String> {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|_| SandboxError::Internal("stored timestamp out of range".into()))?;
+    let d = t.date();
+    Ok(format!(
+        "{:04}-{:02}-{:02}",
+        d.year(),
+        u8::from(d.month()),
+        d.day()
+    ))
+}
+
+/// Splits a cited `dataset_id@version`.
+fn parse_cited(cited: &str) -> Result<(String, u64)> {
+    let bad = || SandboxError::Internal("a run cites a malformed dataset version".into());
+    let (id, version) = cited.rsplit_once('@').ok_or_else(bad)?;
+    let version = version.parse::<u64>().map_err(|_| bad())?;
+    Ok((id.to_string(), version))
+}
+
+impl Sandbox {
+    /// The provenance of a released output, named by its release id or its output id,
+    /// for the developer organisation packaging it.
+    ///
+    /// Unknown ids are `NotFound`; another organisation's output is `Forbidden` (a
+    /// developer packages only its own releases); an output that was not released
+    /// (quarantined or rejected) is a `Conflict`.
+    pub async fn release_provenance(
+        &self,
+        id: &str,
+        developer_org: &str,
+    ) -> Result<ReleaseProvenance> {
+        let row = sqlx::query(
+            "SELECT id, job_id, org_id, model_id, file_path, output_hash, status, release_id \
+             FROM outputs WHERE release_id = $1 OR id = $2",
+        )
+        .bind(id.to_string())
+        .bind(id.to_string())
+        .fetch_optional(self.db().pool())
+        .await?
+        .ok_or_else(|| SandboxError::NotFound(format!("no release {id}")))?;
+        let org: String = row.try_get("org_id")?;
+        if org != developer_org {
+            return Err(SandboxError::Forbidden(format!(
+                "release {id} belongs to another developer organisation; a product can only \
+                 package the developer's own releases"
+            )));
+        }
+        let status: String = row.try_get("status")?;
+        let release_id: Option<String> = row.try_get("release_id")?;
+        let release_id = match (status.as_str(), release_id) {
+            ("released", Some(r)) => r,
+            ("released", None) => {
+                return Err(SandboxError::Internal(
+                    "a released output without a release id".into(),
+                ));
+            }
+            (other, _) => {
+                return Err(SandboxError::Conflict(format!(
+                    "output {id} is {other}, not released; only released outputs can be packaged"
+                )));
+            }
+        };
+        let output_id: String = row.try_get("id")?;
+        let job_id: String = row.try_get("job_id")?;
+        let model_id: String = row.try_get("model_id")?;
+        let file_path: String = row.try_get("file_path")?;
+        let output_hash: String = row.try_get("output_hash")?;
+
+        let model_hash: String = sqlx::query("SELECT model_hash FROM models WHERE id = $1")
+            .bind(model_id)
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::Internal("a released output without its model".into()))?
+            .try_get("model_hash")?;
+        let reviewers = sqlx::query(
+            "SELECT reviewer_key FROM output_reviews WHERE output_id = $1 AND decision = 'approve' \
+             ORDER BY created_ms, reviewer_key",
+        )
+        .bind(output_id.clone())
+        .fetch_all(self.db().pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("reviewer_key"))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+
+        let run =
+            sqlx::query("SELECT grant_id, dataset_versions FROM model_runs WHERE job_id = $1")
+                .bind(job_id)
+                .fetch_optional(self.db().pool())
+                .await?
+                .ok_or_else(|| {
+                    SandboxError::Internal("a released output without its run".into())
+                })?;
+        let grant_id: Option<String> = run.try_get("grant_id")?;
+        let cited_text: String = run.try_get("dataset_versions")?;
+        let cited: Vec<String> = serde_json::from_str(&cited_text)
+            .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))?;
+        let research_only_grant = match &grant_id {
+            None => false,
+            Some(g) => {
+                let flag: i64 = sqlx::query("SELECT research_only FROM grants WHERE id = $1")
+                    .bind(g.clone())
+                    .fetch_optional(self.db().pool())
+                    .await?
+                    .ok_or_else(|| SandboxError::Internal("a run without its grant".into()))?
+                    .try_get("research_only")?;
+                flag != 0
+            }
+        };
+
+        let mut datasets = Vec::with_capacity(cited.len());
+        for c in &cited {
+            let (dataset_id, version) = parse_cited(c)?;
+            let version_i64 = i64::try_from(version)
+                .map_err(|_| SandboxError::Internal("version out of range".into()))?;
+            let d = sqlx::query(
+                "SELECT d.title, d.source_department, d.provider_org, d.research_only, \
+                 v.certificate_no, v.content_hash, v.created_ms \
+                 FROM datasets d JOIN dataset_versions v ON v.dataset_id = d.id \
+                 WHERE d.id = $1 AND v.version = $2",
+            )
+            .bind(dataset_id.clone())
+            .bind(version_i64)
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| {
+                SandboxError::Internal("a run cites a dataset version that does not exist".into())
+            })?;
+            datasets.push(SourceVersion {
+                dataset_id,
+                version,
+                title: d.try_get("title")?,
+                source_department: d.try_get("source_department")?,
+                provider_org: d.try_get("provider_org")?,
+                certificate_no: d.try_get("certificate_no")?,
+                content_hash: d.try_get("content_hash")?,
+                acquired: utc_day(d.try_get("created_ms")?)?,
+                research_only: d.try_get::<i64, _>("research_only")? != 0,
+            });
+        }
+
+        Ok(ReleaseProvenance {
+            release_id,
+            output_id,
+            developer_org: org,
+            output_hash,
+            output_path: self.zones().root().join(file_path),
+            model_hash,
+            reviewers,
+            grant_id,
+            research_only_grant,
+            datasets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cited_versions_and_days_parse() {
+        assert_eq!(parse_cited("ds_ab@12").unwrap(), ("ds_ab".to_string(), 12));
+        assert!(parse_cited("ds_ab").is_err());
+        assert!(parse_cited("ds_ab@x").is_err());
+        // 2026-11-05T10:00:00Z
+        assert_eq!(utc_day(1_793_872_800_000).unwrap(), "2026-11-05");
+    }
+}

@@ -1,0 +1,497 @@
+//! Output review: quarantine → reviewers → released zone.
+//!
+//! Every model output waits in quarantine. Reviewers (output checkers) see the queue
+//! with, for each output, the job, the model text, the disclosure check report and a
+//! preview. A reviewer approves or rejects with a reason; a reviewer never reviews an
+//! output of their own organisation, and one key counts once. When the approvals reach
+//! the number the dataset's policy requires (two at L3 and above by default), the file
+//! is moved to the released zone and a `Release` ledger entry records the output hash,
+//! the job, the model hash, the dataset versions, the checks passed and the reviewers,
+//! in the same transaction as the status change.
+//!
+//! Downloads: a released output goes to its developer organisation; a quarantined one
+//! only to reviewers. Everyone else gets "not found".
+
+use std::path::PathBuf;
+
+use pdx_algorithms::deid::storage::read_parquet;
+use pdx_ledger::db::now_ms;
+use pdx_ledger::kinds::Release;
+use pdx_ledger::{Actor, Hash32};
+use polars::prelude::DataFrame;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Result, Sandbox, SandboxError, new_id};
+
+/// Where an output is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputStatus {
+    /// Waiting for review.
+    Quarantined,
+    /// Vetted and released.
+    Released,
+    /// Rejected by a reviewer.
+    Rejected,
+}
+
+impl OutputStatus {
+    fn parse(s: &str) -> Result<OutputStatus> {
+        Ok(match s {
+            "quarantined" => OutputStatus::Quarantined,
+            "released" => OutputStatus::Released,
+            "rejected" => OutputStatus::Rejected,
+            other => {
+                return Err(SandboxError::Internal(format!(
+                    "unknown output status {other}"
+                )));
+            }
+        })
+    }
+}
+
+/// One review.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Review {
+    /// Reviewer organisation.
+    pub reviewer_org: String,
+    /// Reviewer key id.
+    pub reviewer_key: String,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// Why.
+    pub reason: String,
+    /// When, ms since epoch.
+    pub created_ms: i64,
+}
+
+/// A model output.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Output {
+    /// Output id.
+    pub id: String,
+    /// The job that produced it.
+    pub job_id: String,
+    /// Developer organisation.
+    pub org_id: String,
+    /// The model.
+    pub model_id: String,
+    /// BLAKE3 of the Parquet file, hex.
+    pub output_hash: String,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of the Parquet file.
+    pub bytes: u64,
+    /// The disclosure check report.
+    #[schema(value_type = Object)]
+    pub check_report: serde_json::Value,
+    /// Approvals needed.
+    pub required_reviews: u8,
+    /// Status.
+    pub status: OutputStatus,
+    /// Reason of a rejection.
+    pub reason: Option<String>,
+    /// Release id, once released.
+    pub release_id: Option<String>,
+    /// Ledger seq of the release.
+    pub release_seq: Option<u64>,
+    /// Reviews so far.
+    pub reviews: Vec<Review>,
+    /// Created, ms since epoch.
+    pub created_ms: i64,
+    #[serde(skip)]
+    file_path: String,
+    #[serde(skip)]
+    preview: serde_json::Value,
+}
+
+/// What a reviewer sees for an output in the queue.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReviewItem {
+    /// The output.
+    pub output: Output,
+    /// The model text.
+    pub model_text: String,
+    /// The model kind.
+    pub model_kind: String,
+    /// BLAKE3 model hash.
+    pub model_hash: String,
+    /// Dataset versions read.
+    pub dataset_versions: Vec<String>,
+    /// The first rows.
+    #[schema(value_type = Object)]
+    pub preview: serde_json::Value,
+}
+
+/// A reviewer's decision.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewDecision {
+    /// Approve (true) or reject (false).
+    pub approve: bool,
+    /// Why (required either way: output checkers record their reasoning).
+    pub reason: String,
+}
+
+fn output_from_row(row: &AnyRow) -> Result<Output> {
+    let report: String = row.try_get("check_report_json")?;
+    let preview: String = row.try_get("preview_json")?;
+    Ok(Output {
+        id: row.try_get("id")?,
+        job_id: row.try_get("job_id")?,
+        org_id: row.try_get("org_id")?,
+        model_id: row.try_get("model_id")?,
+        output_hash: row.try_get("output_hash")?,
+        rows: u64::try_from(row.try_get::<i64, _>("rows_count")?).unwrap_or(0),
+        bytes: u64::try_from(row.try_get::<i64, _>("bytes")?).unwrap_or(0),
+        check_report: serde_json::from_str(&report).unwrap_or_default(),
+        required_reviews: u8::try_from(row.try_get::<i64, _>("required_reviews")?).unwrap_or(1),
+        status: OutputStatus::parse(&row.try_get::<String, _>("status")?)?,
+        reason: row.try_get("reason")?,
+        release_id: row.try_get("release_id")?,
+        release_seq: row
+            .try_get::<Option<i64>, _>("release_seq")?
+            .and_then(|s| u64::try_from(s).ok()),
+        reviews: Vec::new(),
+        created_ms: row.try_get("created_ms")?,
+        file_path: row.try_get("file_path")?,
+        preview: serde_json::from_str(&preview).unwrap_or_default(),
+    })
+}
+
+/// Who is asking for an output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputView {
+    /// The developer organisation that owns it.
+    Owner,
+    /// An output checker.
+    Reviewer,
+    /// A supervisor (metadata only).
+    Supervisor,
+}
+
+impl Sandbox {
+    async fn load_output(&self, id: &str) -> Result<Output> {
+        let row = sqlx::query("SELECT * FROM outputs WHERE id = $1")
+            .bind(id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such output".into()))?;
+        let mut output = output_from_row(&row)?;
+        output.reviews = self.reviews_of(id).await?;
+        Ok(output)
+    }
+
+    async fn reviews_of(&self, id: &str) -> Result<Vec<Review>> {
+        let rows = sqlx::query(
+            "SELECT * FROM output_reviews WHERE output_id = $1 ORDER BY created_ms, reviewer_key",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Review {
+                    reviewer_org: r.try_get("reviewer_org")?,
+                    reviewer_key: r.try_get("reviewer_key")?,
+                    decision: r.try_get("decision")?,
+                    reason: r.try_get("reason")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// An output, if the caller may see it.
+    pub async fn output(&self, id: &str, org: &str, view: OutputView) -> Result<Output> {
+        let output = self.load_output(id).await?;
+        let visible = match view {
+            OutputView::Owner => output.org_id == org,
+            OutputView::Reviewer | OutputView::Supervisor => true,
+        };
+        if visible {
+            Ok(output)
+        } else {
+            Err(SandboxError::NotFound("no such output".into()))
+        }
+    }
+
+    /// The outputs of a developer organisation, newest first.
+    pub async fn outputs_of(&self, org: &str) -> Result<Vec<Output>> {
+        let rows =
+            sqlx::query("SELECT * FROM outputs WHERE org_id = $1 ORDER BY created_ms DESC, id")
+                .bind(org.to_string())
+                .fetch_all(self.db().pool())
+                .await?;
+        rows.iter().map(output_from_row).collect()
+    }
+
+    /// The review queue: quarantined outputs of other organisations, oldest first.
+    pub async fn review_queue(&self, reviewer_org: &str) -> Result<Vec<ReviewItem>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outputs WHERE status = 'quarantined' AND org_id <> $1 \
+             ORDER BY created_ms, id",
+        )
+        .bind(reviewer_org.to_string())
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let mut output = output_from_row(row)?;
+            output.reviews = self.reviews_of(&output.id).await?;
+            items.push(self.review_item(output).await?);
+        }
+        Ok(items)
+    }
+
+    async fn review_item(&self, output: Output) -> Result<ReviewItem> {
+        let model = self.model_any(&output.model_id).await?;
+        let versions = self.run_versions(&output.job_id).await?;
+        Ok(ReviewItem {
+            model_text: model.body,
+            model_kind: model.kind.as_str().into(),
+            model_hash: model.model_hash,
+            dataset_versions: versions,
+            preview: output.preview.clone(),
+            output,
+        })
+    }
+
+    /// One queue item (a reviewer's detailed view).
+    pub async fn review_item_for(&self, id: &str) -> Result<ReviewItem> {
+        let output = self.load_output(id).await?;
+        self.review_item(output).await
+    }
+
+    async fn run_versions(&self, job_id: &str) -> Result<Vec<String>> {
+        let row = sqlx::query("SELECT dataset_versions FROM model_runs WHERE job_id = $1")
+            .bind(job_id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::Internal("an output without its run".into()))?;
+        let text: String = row.try_get("dataset_versions")?;
+        serde_json::from_str(&text)
+            .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))
+    }
+
+    /// A reviewer's decision; the last approval needed releases the output.
+    pub async fn review_output(
+        &self,
+        actor: &Actor,
+        id: &str,
+        decision: ReviewDecision,
+    ) -> Result<Output> {
+        let reason = decision.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 4000 {
+            return Err(SandboxError::Invalid(
+                "`reason` must be 1 to 4000 characters".into(),
+            ));
+        }
+        let output = self.load_output(id).await?;
+        if output.org_id == actor.org {
+            return Err(SandboxError::Forbidden(
+                "a reviewer cannot review an output of their own organisation".into(),
+            ));
+        }
+        if output.status != OutputStatus::Quarantined {
+            return Err(SandboxError::Conflict(
+                "the output has already been decided".into(),
+            ));
+        }
+        if output
+            .reviews
+            .iter()
+            .any(|r| r.reviewer_key == actor.key_id)
+        {
+            return Err(SandboxError::Conflict(
+                "this key has already reviewed the output".into(),
+            ));
+        }
+        let mut tx = self.db().begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO output_reviews (output_id, reviewer_org, reviewer_key, decision, reason, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.to_string())
+        .bind(actor.org.clone())
+        .bind(actor.key_id.clone())
+        .bind(if decision.approve { "approve" } else { "reject" })
+        .bind(reason.to_string())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await;
+        if let Err(e) = inserted {
+            if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
+                return Err(SandboxError::Conflict(
+                    "this key has already reviewed the output".into(),
+                ));
+            }
+            return Err(e.into());
+        }
+        if !decision.approve {
+            let updated = sqlx::query(
+                "UPDATE outputs SET status = 'rejected', reason = $1, decided_ms = $2 \
+                 WHERE id = $3 AND status = 'quarantined'",
+            )
+            .bind(reason.to_string())
+            .bind(now_ms())
+            .bind(id.to_string())
+            .execute(&mut *tx)
+            .await?;
+            if updated.rows_affected() != 1 {
+                return Err(SandboxError::Conflict(
+                    "the output has already been decided".into(),
+                ));
+            }
+            tx.commit().await?;
+            return self.load_output(id).await;
+        }
+        let approvals: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM output_reviews WHERE output_id = $1 AND decision = 'approve'",
+        )
+        .bind(id.to_string())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if approvals < i64::from(output.required_reviews) {
+            tx.commit().await?;
+            return self.load_output(id).await;
+        }
+        let reviewers: Vec<String> = sqlx::query(
+            "SELECT reviewer_key FROM output_reviews WHERE output_id = $1 AND decision = 'approve' \
+             ORDER BY created_ms, reviewer_key",
+        )
+        .bind(id.to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>("reviewer_key"))
+        .collect::<std::result::Result<_, _>>()?;
+        self.release_in(&mut tx, &output, actor, reviewers).await?;
+        tx.commit().await?;
+        self.load_output(id).await
+    }
+
+    /// Releases an output without review (DP within budget, when policy allows).
+    pub(crate) async fn release(
+        &self,
+        id: &str,
+        actor: &Actor,
+        reviewers: Vec<String>,
+    ) -> Result<()> {
+        let output = self.load_output(id).await?;
+        let mut tx = self.db().begin_write().await?;
+        self.release_in(&mut tx, &output, actor, reviewers).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Copies the file to the released zone, flips the status and appends `Release`.
+    /// The copy happens first: a crash after it leaves a harmless orphan file, never a
+    /// released row without its file.
+    async fn release_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        output: &Output,
+        actor: &Actor,
+        reviewers: Vec<String>,
+    ) -> Result<()> {
+        let from = self.zones().root().join(&output.file_path);
+        let name = from
+            .file_name()
+            .ok_or_else(|| SandboxError::Internal("output file without a name".into()))?;
+        let to = self.zones().released().join(name);
+        tokio::fs::copy(&from, &to).await?;
+        let relative = to
+            .strip_prefix(self.zones().root())
+            .map_err(|_| SandboxError::Internal("released file outside the data directory".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let model = self.model_any(&output.model_id).await?;
+        let release_id = new_id("rel");
+        let checks = output
+            .check_report
+            .get("passed")
+            .or_else(|| output.check_report.get("checks"))
+            .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
+            .unwrap_or_default();
+        let entry = Release {
+            release_id: release_id.clone(),
+            job_id: output.job_id.clone(),
+            developer_org: output.org_id.clone(),
+            output_hash: Hash32::from_hex(&output.output_hash)
+                .map_err(|_| SandboxError::Internal("stored output hash".into()))?,
+            model_hash: Hash32::from_hex(&model.model_hash)
+                .map_err(|_| SandboxError::Internal("stored model hash".into()))?,
+            dataset_versions: self.run_versions(&output.job_id).await?,
+            checks,
+            reviewers,
+        };
+        let appended = self.ledger().append(&mut *tx, actor, &entry).await?;
+        let updated = sqlx::query(
+            "UPDATE outputs SET status = 'released', release_id = $1, release_seq = $2, \
+             file_path = $3, decided_ms = $4 WHERE id = $5 AND status = 'quarantined'",
+        )
+        .bind(release_id)
+        .bind(appended.seq as i64)
+        .bind(relative)
+        .bind(now_ms())
+        .bind(output.id.clone())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Err(SandboxError::Conflict(
+                "the output has already been decided".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The file of an output: its owner once released; reviewers (of other
+    /// organisations) while quarantined. Everyone else: not found.
+    pub async fn output_path(
+        &self,
+        id: &str,
+        org: &str,
+        view: OutputView,
+    ) -> Result<(Output, PathBuf)> {
+        let output = self.load_output(id).await?;
+        let allowed = match (view, output.status) {
+            (OutputView::Owner, OutputStatus::Released) => output.org_id == org,
+            (OutputView::Reviewer, OutputStatus::Quarantined) => output.org_id != org,
+            _ => false,
+        };
+        if !allowed {
+            return Err(SandboxError::NotFound("no such output".into()));
+        }
+        let path = self.zones().root().join(&output.file_path);
+        Ok((output, path))
+    }
+
+    /// The rows of an output, under the rule of [`Sandbox::output_path`].
+    pub async fn output_rows(
+        &self,
+        id: &str,
+        org: &str,
+        view: OutputView,
+    ) -> Result<(Output, DataFrame)> {
+        let (output, path) = self.output_path(id, org, view).await?;
+        let frame = tokio::task::spawn_blocking(move || read_parquet(&path))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("output task: {e}")))?
+            .map_err(|e| SandboxError::Internal(format!("reading an output: {e}")))?;
+        Ok((output, frame))
+    }
+
+    /// The Parquet file of a released output, for its owner (and the products crate).
+    pub async fn released_file(&self, id: &str, org: &str) -> Result<(Output, PathBuf)> {
+        let output = self.load_output(id).await?;
+        if output.status != OutputStatus::Released || output.org_id != org {
+            return Err(SandboxError::NotFound("no such output".into()));
+        }
+        let path = self.zones().root().join(&output.file_path);
+        Ok((output, path))
+    }
+}

@@ -1,0 +1,939 @@
+//! Model runs: a registered model against dataset versions, inside the limits.
+//!
+//! Data flow of [`Sandbox::start_run`], top-down:
+//! 1. **Admission** (synchronous, so a refusal is a 4xx and never a job): the model is
+//!    the caller's; each input dataset is either unconditionally open or covered by a
+//!    grant that is usable *now* ([`Sandbox::usable_grant`]: approved, in term, not
+//!    revoked, for this model kind and these columns); the organisation is under its
+//!    concurrency cap.
+//! 2. **Budget**, in one write transaction with the run row: every grant pays one query
+//!    and, for a DP model, the job's ε and δ, through a conditional update that cannot
+//!    overspend; each DP spend is a `PrivacySpend` ledger entry in the same
+//!    transaction. A job the budget cannot cover is refused before it runs. Spent
+//!    budget is not refunded when a job fails: the engine ran over the data.
+//! 3. **Execution** as a polled job: only the granted columns of the granted versions
+//!    are registered. SQL runs on DataFusion under a memory pool without spilling, a
+//!    timeout and output caps; on conditional data its output goes through automatic
+//!    disclosure control. DP runs on OpenDP over polars.
+//! 4. **Quarantine**: the output is written content-addressed into the quarantine zone
+//!    with its check report and a preview, and waits for review ([`crate::review`]).
+//!
+//! Errors from the engines are already sanitised by `pdx-algorithms`; anything else
+//! internal is logged with the job id and replaced by a generic detail.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use pdx_algorithms::deid::schema::DeidRule;
+use pdx_algorithms::deid::storage::{store_content_addressed, to_json_rows};
+use pdx_algorithms::disclosure::{DisclosureRules, check_and_run};
+use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run as dp_run};
+use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
+use pdx_ledger::Actor;
+use pdx_ledger::db::now_ms;
+use pdx_ledger::kinds::PrivacySpend;
+use polars::prelude::{DataFrame, LazyFrame, PlPath, ScanArgsParquet};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::catalog::{Dataset, Level, OpenAttribute};
+use crate::grants::{Grant, ModelKind, PrivacyCost};
+use crate::jobs::{Job, JobFailure};
+use crate::models::Model;
+use crate::{Result, Sandbox, SandboxError, new_id};
+
+/// Preview rows kept with a quarantined output for reviewers.
+pub const PREVIEW_ROWS: usize = 20;
+
+/// Per-dataset rules for what may leave, set by the provider.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutputPolicy {
+    /// Fewest records behind an output cell (threshold rule).
+    pub threshold: u64,
+    /// Contributors counted by the dominance rule.
+    pub dominance_n: u8,
+    /// Largest share, in percent, the top contributors may hold of a SUM cell.
+    pub dominance_p_percent: u8,
+    /// Round counts and sums to this base, if set.
+    pub rounding_base: Option<u32>,
+    /// Reviewers needed to release an output; default 2 at L3 and above, else 1.
+    pub reviewers_required: Option<u8>,
+    /// Release DP outputs within budget without a reviewer.
+    pub dp_auto_release: bool,
+    /// The column naming the person, for user-level DP (a person's records count as
+    /// one unit); record level when absent.
+    pub dp_identifier: Option<String>,
+    /// Most records one person may contribute under user-level DP (more are truncated).
+    pub dp_max_contributions: u32,
+}
+
+impl Default for OutputPolicy {
+    fn default() -> Self {
+        OutputPolicy {
+            threshold: 10,
+            dominance_n: 2,
+            dominance_p_percent: 85,
+            rounding_base: None,
+            reviewers_required: None,
+            dp_auto_release: false,
+            dp_identifier: None,
+            dp_max_contributions: 1,
+        }
+    }
+}
+
+impl OutputPolicy {
+    /// Checks the values a provider set.
+    pub fn validate(&self) -> Result<()> {
+        if self.threshold == 0 || self.threshold > 1_000_000 {
+            return Err(SandboxError::Invalid(
+                "`threshold` must be between 1 and 1000000".into(),
+            ));
+        }
+        if !(1..=5).contains(&self.dominance_n) || !(1..=100).contains(&self.dominance_p_percent) {
+            return Err(SandboxError::Invalid(
+                "`dominance_n` must be 1 to 5 and `dominance_p_percent` 1 to 100".into(),
+            ));
+        }
+        if self.rounding_base == Some(0) {
+            return Err(SandboxError::Invalid(
+                "`rounding_base` must be at least 1".into(),
+            ));
+        }
+        if !(1..=1000).contains(&self.dp_max_contributions) {
+            return Err(SandboxError::Invalid(
+                "`dp_max_contributions` must be 1 to 1000".into(),
+            ));
+        }
+        if self
+            .reviewers_required
+            .is_some_and(|r| !(1..=3).contains(&r))
+        {
+            return Err(SandboxError::Invalid(
+                "`reviewers_required` must be 1 to 3".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reviewers needed for an output over data of this level.
+    pub fn reviewers_for(&self, level: Level) -> u8 {
+        self.reviewers_required.unwrap_or(match level {
+            Level::L1 | Level::L2 => 1,
+            Level::L3 | Level::L4 => 2,
+        })
+    }
+
+    /// The disclosure rules for the engine.
+    pub fn disclosure_rules(&self, contributor_column: Option<String>) -> DisclosureRules {
+        DisclosureRules {
+            threshold: self.threshold,
+            dominance_n: self.dominance_n,
+            dominance_p_percent: self.dominance_p_percent,
+            rounding_base: self.rounding_base,
+            contributor_column,
+        }
+    }
+}
+
+/// One input of a run.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunInput {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// Version; the latest when absent.
+    pub version: Option<u64>,
+    /// Grant covering a conditional dataset.
+    pub grant_id: Option<String>,
+    /// Table name in the model's SQL (default `data` for a single input, else required).
+    pub table: Option<String>,
+}
+
+/// A request to run a model.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRequest {
+    /// The caller's model.
+    pub model_id: String,
+    /// The datasets it reads.
+    pub inputs: Vec<RunInput>,
+    /// ε for a DP model.
+    pub epsilon: Option<f64>,
+    /// δ for a DP model.
+    pub delta: Option<f64>,
+}
+
+/// A resolved input: dataset, version file, granted columns.
+#[derive(Clone, Debug)]
+pub(crate) struct ResolvedInput {
+    pub dataset: Dataset,
+    pub version: u64,
+    pub path: PathBuf,
+    pub rows: u64,
+    pub table: String,
+    pub columns: Vec<String>,
+    pub grant: Option<Grant>,
+}
+
+impl ResolvedInput {
+    /// `dataset_id@version`, as the ledger cites it.
+    pub fn cited(&self) -> String {
+        format!("{}@{}", self.dataset.id, self.version)
+    }
+}
+
+/// What a finished run left in quarantine.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RunResult {
+    /// The quarantined (or auto-released) output.
+    pub output_id: String,
+    /// Rows in it.
+    pub rows: u64,
+    /// Whether policy released it without review.
+    pub auto_released: bool,
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+impl Sandbox {
+    /// The output policy of a dataset.
+    pub async fn output_policy(&self, dataset_id: &str) -> Result<OutputPolicy> {
+        let row = sqlx::query("SELECT output_policy_json FROM datasets WHERE id = $1")
+            .bind(dataset_id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        let text: String = row.try_get("output_policy_json")?;
+        serde_json::from_str(&text)
+            .map_err(|e| SandboxError::Internal(format!("stored output policy: {e}")))
+    }
+
+    /// Sets a dataset's output policy; the caller has checked that it owns the dataset.
+    pub async fn set_output_policy(&self, dataset_id: &str, policy: &OutputPolicy) -> Result<()> {
+        policy.validate()?;
+        if let Some(identifier) = &policy.dp_identifier {
+            let dataset = self
+                .dataset(dataset_id)
+                .await?
+                .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            if !dataset.meta.schema.released_columns().contains(identifier) {
+                return Err(SandboxError::Invalid(
+                    "`dp_identifier` must name a released column of the dataset".into(),
+                ));
+            }
+        }
+        let text =
+            serde_json::to_string(policy).map_err(|e| SandboxError::Internal(e.to_string()))?;
+        sqlx::query("UPDATE datasets SET output_policy_json = $1, updated_ms = $2 WHERE id = $3")
+            .bind(text)
+            .bind(now_ms())
+            .bind(dataset_id.to_string())
+            .execute(self.db().pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Resolves and checks the inputs of a run for `org` (admission, step 1).
+    pub(crate) async fn resolve_inputs(
+        &self,
+        org: &str,
+        kind: ModelKind,
+        inputs: &[RunInput],
+    ) -> Result<Vec<ResolvedInput>> {
+        if inputs.is_empty() || inputs.len() > 8 {
+            return Err(SandboxError::Invalid("a run reads 1 to 8 datasets".into()));
+        }
+        if kind == ModelKind::Dp && inputs.len() != 1 {
+            return Err(SandboxError::Invalid(
+                "a DP model reads exactly one dataset".into(),
+            ));
+        }
+        let mut resolved: Vec<ResolvedInput> = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let dataset = self
+                .dataset(&input.dataset_id)
+                .await?
+                .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            let version = match input.version.or(dataset.latest_version) {
+                Some(v) => v,
+                None => {
+                    return Err(SandboxError::Conflict(
+                        "the dataset has no certified version yet".into(),
+                    ));
+                }
+            };
+            let (path, rows) = self.version_file_rows(&dataset.id, version).await?;
+            let table = match (&input.table, inputs.len()) {
+                (Some(t), _) => t.clone(),
+                (None, 1) => "data".to_string(),
+                (None, _) => {
+                    return Err(SandboxError::Invalid(
+                        "with several inputs, each needs a `table` name".into(),
+                    ));
+                }
+            };
+            if !is_identifier(&table) {
+                return Err(SandboxError::Invalid(
+                    "`table` must be a plain identifier (letters, digits, _)".into(),
+                ));
+            }
+            if resolved.iter().any(|r| r.table == table) {
+                return Err(SandboxError::Invalid(format!(
+                    "table name `{table}` is used twice"
+                )));
+            }
+            let released = dataset.meta.schema.released_columns();
+            let (columns, grant) = if dataset.meta.open_attribute == OpenAttribute::Unconditional {
+                (released, None)
+            } else {
+                let grant_id = input.grant_id.as_deref().ok_or_else(|| {
+                    SandboxError::Forbidden(
+                        "this dataset is conditionally open: the run needs a `grant_id`".into(),
+                    )
+                })?;
+                let grant = self
+                    .usable_grant(grant_id, org, &dataset.id, kind, &[])
+                    .await?;
+                let columns: Vec<String> = released
+                    .into_iter()
+                    .filter(|c| grant.columns.contains(c))
+                    .collect();
+                (columns, Some(grant))
+            };
+            resolved.push(ResolvedInput {
+                dataset,
+                version,
+                path,
+                rows,
+                table,
+                columns,
+                grant,
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// Admits a run and starts it as a job.
+    pub async fn start_run(&self, actor: &Actor, request: RunRequest) -> Result<Job> {
+        let model = self.model(&request.model_id, &actor.org).await?;
+        let inputs = self
+            .resolve_inputs(&actor.org, model.kind, &request.inputs)
+            .await?;
+        let cost = match model.kind {
+            ModelKind::Dp => {
+                let eps = request
+                    .epsilon
+                    .ok_or_else(|| SandboxError::Invalid("a DP run needs `epsilon`".into()))?;
+                if !(eps.is_finite() && eps > 0.0) {
+                    return Err(SandboxError::Invalid(
+                        "`epsilon` must be a number above 0".into(),
+                    ));
+                }
+                PrivacyCost::from_f64(eps, request.delta.unwrap_or(0.0))?
+            }
+            _ => {
+                if request.epsilon.is_some() || request.delta.is_some() {
+                    return Err(SandboxError::Invalid(
+                        "`epsilon` and `delta` apply to DP models only".into(),
+                    ));
+                }
+                PrivacyCost::default()
+            }
+        };
+        // Validate the model against the granted shape before spending anything.
+        if model.kind == ModelKind::Dp {
+            let input = &inputs[0];
+            let table = self.dp_table(input).await?;
+            dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
+                .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+        }
+
+        // The job row, the budget spends and their ledger entries commit together: a
+        // refused run leaves no job behind and spends nothing.
+        let job_id = new_id("job");
+        let cited: Vec<String> = inputs.iter().map(ResolvedInput::cited).collect();
+        let mut tx = self.db().begin_write().await?;
+        self.take_run_slot(&mut tx, &actor.org).await?;
+        for input in &inputs {
+            if let Some(grant) = &input.grant {
+                self.spend_budget(&mut tx, &grant.id, cost).await?;
+                if cost.epsilon_micro > 0 || cost.delta_pico > 0 {
+                    let spend = PrivacySpend {
+                        grant_id: grant.id.clone(),
+                        job_id: job_id.clone(),
+                        org: actor.org.clone(),
+                        epsilon: format!("{}", cost.epsilon()),
+                        delta: format!("{}", cost.delta()),
+                    };
+                    self.ledger().append(&mut tx, actor, &spend).await?;
+                }
+            }
+        }
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, created_ms, updated_ms) \
+             VALUES ($1, 'model_run', $2, $3, 'queued', 'queued', 0.0, $4, $4)",
+        )
+        .bind(job_id.clone())
+        .bind(actor.org.clone())
+        .bind(model.id.clone())
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO model_runs (job_id, model_id, org_id, grant_id, dataset_versions, \
+             epsilon_micro, delta_pico, status, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)",
+        )
+        .bind(job_id.clone())
+        .bind(model.id.clone())
+        .bind(actor.org.clone())
+        .bind(
+            inputs
+                .iter()
+                .find_map(|i| i.grant.as_ref().map(|g| g.id.clone())),
+        )
+        .bind(serde_json::to_string(&cited).map_err(internal)?)
+        .bind(cost.epsilon_micro)
+        .bind(cost.delta_pico)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let job = self
+            .jobs()
+            .get(&job_id)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("job vanished after insert".into()))?;
+
+        let sandbox = self.clone();
+        let actor = actor.clone();
+        let handle = tokio::spawn(async move {
+            let outcome = sandbox
+                .execute_run(&job_id, &actor, &model, &inputs, cost)
+                .await;
+            sandbox.finish_run(&job_id, outcome).await;
+        });
+        self.running().insert(&job.id, handle.abort_handle());
+        Ok(job)
+    }
+
+    /// Under the organisation's cap, or a 429-style refusal. The count and the insert
+    /// share the write transaction (SQLite serialises writers; PostgreSQL takes an
+    /// advisory lock per organisation), so concurrent starts cannot both pass.
+    async fn take_run_slot(&self, tx: &mut sqlx::AnyConnection, org: &str) -> Result<()> {
+        if self.db().backend() == pdx_ledger::db::Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(format!("pdx-runs:{org}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let running: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM model_runs WHERE org_id = $1 AND status = 'running'",
+        )
+        .bind(org.to_string())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if running >= i64::from(self.config().org_run_concurrency) {
+            return Err(SandboxError::Busy(format!(
+                "the organisation already has {running} model runs in progress; wait for one to finish"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn finish_run(&self, job_id: &str, outcome: Result<RunResult>) {
+        self.running().remove(job_id);
+        let (status, recorded) = match outcome {
+            Ok(result) => {
+                let value = serde_json::to_value(&result).unwrap_or_default();
+                ("finished", self.jobs().succeed(job_id, &value).await)
+            }
+            Err(err) => {
+                let failure = JobFailure::from_error(job_id, &err);
+                ("failed", self.jobs().fail(job_id, &failure).await)
+            }
+        };
+        if let Err(e) = recorded {
+            tracing::error!(%job_id, error = %e, "could not record the run outcome");
+        }
+        if let Err(e) = sqlx::query("UPDATE model_runs SET status = $1 WHERE job_id = $2")
+            .bind(status)
+            .bind(job_id.to_string())
+            .execute(self.db().pool())
+            .await
+        {
+            tracing::error!(%job_id, error = %e, "could not close the run");
+        }
+    }
+
+    /// Cancels the running jobs of an organisation (suspension); returns how many.
+    pub async fn cancel_runs_of(&self, org: &str) -> Result<u64> {
+        let rows =
+            sqlx::query("SELECT job_id FROM model_runs WHERE org_id = $1 AND status = 'running'")
+                .bind(org.to_string())
+                .fetch_all(self.db().pool())
+                .await?;
+        let mut cancelled = 0;
+        for row in rows {
+            let job_id: String = row.try_get("job_id")?;
+            if self.running().abort(&job_id) {
+                cancelled += 1;
+            }
+            let failure = JobFailure {
+                status: 409,
+                detail: "cancelled: the organisation was suspended".into(),
+            };
+            self.jobs().fail(&job_id, &failure).await?;
+            sqlx::query("UPDATE model_runs SET status = 'cancelled' WHERE job_id = $1")
+                .bind(job_id)
+                .execute(self.db().pool())
+                .await?;
+        }
+        Ok(cancelled)
+    }
+
+    async fn execute_run(
+        &self,
+        job_id: &str,
+        actor: &Actor,
+        model: &Model,
+        inputs: &[ResolvedInput],
+        cost: PrivacyCost,
+    ) -> Result<RunResult> {
+        self.jobs()
+            .progress(job_id, "running the model", 0.1)
+            .await?;
+        let conditional = inputs.iter().any(|i| i.grant.is_some());
+        let (frame, report) = match model.kind {
+            ModelKind::Sql => {
+                let tables: Vec<TableGrant> = inputs
+                    .iter()
+                    .map(|i| TableGrant {
+                        name: i.table.clone(),
+                        path: i.path.clone(),
+                        columns: i.columns.clone(),
+                    })
+                    .collect();
+                let engine = SqlSandbox::new(&tables, self.sql_limits())
+                    .await
+                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                if conditional {
+                    // The strictest policy of the conditional inputs applies.
+                    let mut policy = OutputPolicy::default();
+                    for input in inputs.iter().filter(|i| i.grant.is_some()) {
+                        let p = self.output_policy(&input.dataset.id).await?;
+                        policy.threshold = policy.threshold.max(p.threshold);
+                        policy.dominance_p_percent =
+                            policy.dominance_p_percent.min(p.dominance_p_percent);
+                        policy.dominance_n = policy.dominance_n.max(p.dominance_n);
+                        policy.rounding_base = policy.rounding_base.max(p.rounding_base);
+                    }
+                    let checked =
+                        check_and_run(&engine, &model.body, &policy.disclosure_rules(None))
+                            .await
+                            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    let frame = output_to_frame(&checked.output)?;
+                    (
+                        frame,
+                        serde_json::to_value(&checked.report).map_err(internal)?,
+                    )
+                } else {
+                    let out = engine
+                        .run(&model.body)
+                        .await
+                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    let frame = output_to_frame(&out)?;
+                    (
+                        frame,
+                        serde_json::json!({"checks": ["unconditional_open_source"]}),
+                    )
+                }
+            }
+            ModelKind::Dp => {
+                let input = &inputs[0];
+                let table = self.dp_table(input).await?;
+                let plan = dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
+                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                let path = input.path.clone();
+                let out = tokio::task::spawn_blocking(move || {
+                    let lf = scan_version(&path)?;
+                    dp_run(&plan, lf)
+                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))
+                })
+                .await
+                .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;
+                let report = serde_json::json!({
+                    "checks": ["differential_privacy", "budget_within_grant"],
+                    "epsilon": out.epsilon_spent,
+                    "delta": out.delta_spent,
+                    "accuracy": out.accuracy,
+                });
+                (out.frame, report)
+            }
+            ModelKind::Fhe => {
+                return Err(SandboxError::Invalid(
+                    "FHE lookups run through query templates".into(),
+                ));
+            }
+        };
+        self.jobs()
+            .progress(job_id, "quarantining the output", 0.8)
+            .await?;
+        self.quarantine(job_id, actor, model, inputs, frame, report)
+            .await
+    }
+
+    /// The DP description of an input: its granted columns with their catalog domains,
+    /// user-level when the dataset's policy names an identifier.
+    async fn dp_table(&self, input: &ResolvedInput) -> Result<DpTable> {
+        let specs: Vec<_> = input
+            .dataset
+            .meta
+            .schema
+            .columns
+            .iter()
+            .filter(|c| input.columns.contains(&c.name))
+            .cloned()
+            .collect();
+        // The row bound is public: the certified row count of the version.
+        let max_rows = u32::try_from(input.rows.max(1)).map_err(|_| {
+            SandboxError::Invalid("the dataset is too large for a DP query (over 2^32 rows)".into())
+        })?;
+        let mut table = DpTable::from_catalog(&input.table, &specs, max_rows);
+        // A generalised column's released values come from its declared hierarchy (any
+        // level), which is public: that set makes it a public GROUP BY key.
+        let schema = &input.dataset.meta.schema;
+        for column in &mut table.columns {
+            let hierarchy = specs.iter().find_map(|spec| match &spec.rule {
+                DeidRule::Hierarchy { name } if spec.name == column.name => {
+                    schema.hierarchies.get(name)
+                }
+                _ => None,
+            });
+            if let Some(hierarchy) = hierarchy {
+                let values: std::collections::BTreeSet<&String> =
+                    hierarchy.rows.iter().flatten().collect();
+                column.kind = ColumnKind::Text {
+                    categories: Some(values.into_iter().cloned().collect()),
+                };
+            }
+        }
+        let policy = self.output_policy(&input.dataset.id).await?;
+        Ok(match policy.dp_identifier {
+            Some(identifier) => table.user_level(identifier, policy.dp_max_contributions),
+            None => table,
+        })
+    }
+
+    fn sql_limits(&self) -> SqlLimits {
+        let c = self.config();
+        SqlLimits {
+            memory_bytes: c.run_memory_bytes,
+            timeout: c.run_timeout,
+            max_output_rows: c.max_output_rows,
+            max_output_bytes: c.max_output_bytes,
+            ..SqlLimits::default()
+        }
+    }
+
+    /// Writes an output into quarantine and records it for review; a DP output under a
+    /// policy that allows it is released at once.
+    async fn quarantine(
+        &self,
+        job_id: &str,
+        actor: &Actor,
+        model: &Model,
+        inputs: &[ResolvedInput],
+        mut frame: DataFrame,
+        report: serde_json::Value,
+    ) -> Result<RunResult> {
+        let dir = self.zones().quarantine();
+        let (path, stored, preview, rows) = tokio::task::spawn_blocking(move || {
+            let preview = to_json_rows(&frame, PREVIEW_ROWS);
+            let rows = frame.height() as u64;
+            store_content_addressed(&mut frame, &dir)
+                .map(|(p, s)| (p, s, preview, rows))
+                .map_err(|e| SandboxError::Internal(format!("storing an output: {e}")))
+        })
+        .await
+        .map_err(|e| SandboxError::Internal(format!("quarantine task: {e}")))??;
+        let relative = path
+            .strip_prefix(self.zones().root())
+            .map_err(|_| SandboxError::Internal("output outside the data directory".into()))?
+            .to_string_lossy()
+            .into_owned();
+        let mut reviewers = 1u8;
+        let mut auto_release = model.kind == ModelKind::Dp;
+        for input in inputs {
+            let policy = self.output_policy(&input.dataset.id).await?;
+            reviewers = reviewers.max(policy.reviewers_for(input.dataset.meta.level));
+            auto_release &= policy.dp_auto_release;
+        }
+        let providers: Vec<&str> = inputs
+            .iter()
+            .map(|i| i.dataset.provider_org.as_str())
+            .collect();
+        let id = new_id("out");
+        sqlx::query(
+            "INSERT INTO outputs (id, job_id, org_id, model_id, provider_org, file_path, output_hash, \
+             rows_count, bytes, check_report_json, preview_json, required_reviews, status, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'quarantined', $13)",
+        )
+        .bind(id.clone())
+        .bind(job_id.to_string())
+        .bind(actor.org.clone())
+        .bind(model.id.clone())
+        .bind(providers.join(","))
+        .bind(relative)
+        .bind(hex::encode(stored.content_hash))
+        .bind(rows as i64)
+        .bind(stored.bytes as i64)
+        .bind(report.to_string())
+        .bind(preview.to_string())
+        .bind(i64::from(reviewers))
+        .bind(now_ms())
+        .execute(self.db().pool())
+        .await?;
+        if auto_release {
+            self.release(&id, actor, Vec::new()).await?;
+        }
+        Ok(RunResult {
+            output_id: id,
+            rows,
+            auto_released: auto_release,
+        })
+    }
+}
+
+/// A dry run: a model text against a dataset's dummy data.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunRequest {
+    /// `sql` or `dp`.
+    pub kind: ModelKind,
+    /// The model text.
+    pub body: String,
+    /// The dataset whose shape to use.
+    pub dataset_id: String,
+    /// Dummy rows to generate (default 500).
+    pub rows: Option<usize>,
+    /// ε for a DP model (nothing is spent: the data is synthetic).
+    pub epsilon: Option<f64>,
+}
+
+/// What a dry run returns at once.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DryRunResult {
+    /// Output columns and their types.
+    pub columns: Vec<OutputColumn>,
+    /// The first rows of the output on dummy data.
+    #[schema(value_type = Object)]
+    pub sample: serde_json::Value,
+    /// The check report the real run would produce on this shape.
+    #[schema(value_type = Object)]
+    pub report: serde_json::Value,
+}
+
+/// One output column.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OutputColumn {
+    /// Name.
+    pub name: String,
+    /// Type, as polars names it.
+    #[serde(rename = "type")]
+    pub dtype: String,
+}
+
+impl Sandbox {
+    /// Runs a model text over synthetic rows drawn from the dataset's declared domains,
+    /// in the same engines and under the same rules as a real run, without a grant or a
+    /// budget: no real row is read.
+    pub async fn dry_run(&self, request: DryRunRequest) -> Result<DryRunResult> {
+        let dataset = self
+            .dataset(&request.dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        let rows = request.rows.unwrap_or(500);
+        let max = crate::access::MAX_DUMMY_ROWS;
+        if !(1..=max).contains(&rows) {
+            return Err(SandboxError::Invalid(format!(
+                "`rows` must be between 1 and {max}"
+            )));
+        }
+        let mut frame = self.dummy(&dataset, rows, 7).await?;
+        let scratch = self.zones().root().join("scratch").join(new_id("dry"));
+        std::fs::create_dir_all(&scratch)?;
+        let path = scratch.join("dummy.parquet");
+        let written = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || {
+                pdx_algorithms::deid::storage::write_parquet(&mut frame, &path)
+            })
+            .await
+        };
+        let result = match written {
+            Ok(Ok(_)) => self.dry_run_on(&request, &dataset, path, rows).await,
+            Ok(Err(e)) => Err(SandboxError::Internal(format!("writing dummy data: {e}"))),
+            Err(e) => Err(SandboxError::Internal(format!("dummy data task: {e}"))),
+        };
+        if let Err(e) = std::fs::remove_dir_all(&scratch) {
+            tracing::warn!(error = %e, "could not remove a dry-run scratch directory");
+        }
+        result
+    }
+
+    async fn dry_run_on(
+        &self,
+        request: &DryRunRequest,
+        dataset: &Dataset,
+        path: PathBuf,
+        rows: usize,
+    ) -> Result<DryRunResult> {
+        let input = ResolvedInput {
+            dataset: dataset.clone(),
+            version: 0,
+            path,
+            rows: rows as u64,
+            table: "data".into(),
+            columns: dataset.meta.schema.released_columns(),
+            grant: None,
+        };
+        let conditional = dataset.meta.open_attribute != OpenAttribute::Unconditional;
+        let (frame, report) = match request.kind {
+            ModelKind::Sql => {
+                let tables = [TableGrant {
+                    name: input.table.clone(),
+                    path: input.path.clone(),
+                    columns: input.columns.clone(),
+                }];
+                let engine = SqlSandbox::new(&tables, self.sql_limits())
+                    .await
+                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                if conditional {
+                    let policy = self.output_policy(&dataset.id).await?;
+                    let checked =
+                        check_and_run(&engine, &request.body, &policy.disclosure_rules(None))
+                            .await
+                            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    (
+                        output_to_frame(&checked.output)?,
+                        serde_json::to_value(&checked.report).map_err(internal)?,
+                    )
+                } else {
+                    let out = engine
+                        .run(&request.body)
+                        .await
+                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    (
+                        output_to_frame(&out)?,
+                        serde_json::json!({"checks": ["unconditional_open_source"]}),
+                    )
+                }
+            }
+            ModelKind::Dp => {
+                let eps = request.epsilon.unwrap_or(1.0);
+                let table = self.dp_table(&input).await?;
+                let plan = dp_plan(&request.body, &table, eps, 0.0)
+                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                let path = input.path.clone();
+                let out = tokio::task::spawn_blocking(move || {
+                    let lf = scan_version(&path)?;
+                    dp_run(&plan, lf)
+                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))
+                })
+                .await
+                .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;
+                let report =
+                    serde_json::json!({"epsilon": out.epsilon_spent, "accuracy": out.accuracy});
+                (out.frame, report)
+            }
+            ModelKind::Fhe => {
+                return Err(SandboxError::Invalid("FHE lookups have no dry run".into()));
+            }
+        };
+        let columns = frame
+            .get_columns()
+            .iter()
+            .map(|c| OutputColumn {
+                name: c.name().to_string(),
+                dtype: c.dtype().to_string(),
+            })
+            .collect();
+        Ok(DryRunResult {
+            columns,
+            sample: to_json_rows(&frame, PREVIEW_ROWS),
+            report,
+        })
+    }
+}
+
+fn scan_version(path: &std::path::Path) -> Result<LazyFrame> {
+    LazyFrame::scan_parquet(
+        PlPath::new(&path.to_string_lossy()),
+        ScanArgsParquet::default(),
+    )
+    .map_err(|e| SandboxError::Internal(format!("opening a version: {e}")))
+}
+
+/// An engine output as a polars frame (through Parquet, which both speak).
+fn output_to_frame(out: &pdx_algorithms::sql::SqlOutput) -> Result<DataFrame> {
+    let bytes = out
+        .to_parquet()
+        .map_err(|e| SandboxError::Internal(format!("encoding an output: {e}")))?;
+    use polars::prelude::SerReader;
+    polars::prelude::ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| SandboxError::Internal(format!("decoding an output: {e}")))
+}
+
+fn internal(e: impl std::fmt::Display) -> SandboxError {
+    SandboxError::Internal(e.to_string())
+}
+
+/// An engine error: shown to the client when it is theirs (engines sanitise those
+/// messages), logged and withheld otherwise.
+fn client_or_internal(client: bool, message: String) -> SandboxError {
+    if client {
+        SandboxError::Invalid(message)
+    } else {
+        SandboxError::Internal(message)
+    }
+}
+
+/// Abort handles of running jobs, so a suspension can cancel them.
+#[derive(Default)]
+pub(crate) struct Running {
+    handles: std::sync::Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
+}
+
+impl Running {
+    fn insert(&self, job_id: &str, handle: tokio::task::AbortHandle) {
+        if let Ok(mut h) = self.handles.lock() {
+            h.insert(job_id.to_string(), handle);
+        }
+    }
+
+    fn remove(&self, job_id: &str) {
+        if let Ok(mut h) = self.handles.lock() {
+            h.remove(job_id);
+        }
+    }
+
+    fn abort(&self, job_id: &str) -> bool {
+        match self.handles.lock() {
+            Ok(mut h) => h.remove(job_id).map(|a| a.abort()).is_some(),
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! `pdx bench sandbox`: sandboxed SQL jobs against raw DataFusion, and DP queries
+//! against plain polars, on the same generated Parquet file in one run.
+//!
+//! | row | pdx | baseline |
+//! |---|---|---|
+//! | each of five aggregate queries | `SqlSandbox` (granted columns only, memory pool without spilling, timeout, output caps) plus automatic disclosure control (shadow aggregates, threshold and dominance rules) | a default DataFusion `SessionContext` with the file registered, `sql(q).collect()` |
+//! | DP mean by group | restricted SQL → OpenDP `make_private_lazyframe` over polars, ε = 1 | the same group-by mean in plain polars |
+//!
+//! Runs alternate pdx and baseline so that machine noise hits both alike; the table
+//! shows medians and their ratio.
+
+use std::time::Instant;
+
+use pdx_algorithms::bench::{
+    GENERATED_QUERIES, REGIONS, generated_columns, plain_group_mean, raw_datafusion, scan_parquet,
+    write_generated,
+};
+use pdx_algorithms::disclosure::{DisclosureRules, check_and_run};
+use pdx_algorithms::dp::{DpTable, plan as dp_plan, run as dp_run};
+use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
+
+use super::bench::median;
+
+/// Runs the benchmark and prints a markdown table.
+pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("generated.parquet");
+    let bar = super::progress_bar(
+        1 + (GENERATED_QUERIES.len() * runs * 2 + runs * 2) as u64,
+        "sandbox",
+    );
+    {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || write_generated(rows, &path)).await??;
+    }
+    bar.inc(1);
+
+    let grant = TableGrant {
+        name: "data".into(),
+        path: path.clone(),
+        columns: ["region", "sector", "year", "amount", "units"]
+            .map(String::from)
+            .to_vec(),
+    };
+    let limits = SqlLimits {
+        memory_bytes: 2 << 30,
+        ..SqlLimits::default()
+    };
+    let rules = DisclosureRules {
+        threshold: 10,
+        dominance_n: 2,
+        dominance_p_percent: 85,
+        rounding_base: None,
+        contributor_column: None,
+    };
+
+    let mut table = Vec::new();
+    for sql in GENERATED_QUERIES {
+        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            let t = Instant::now();
+            let sandbox = SqlSandbox::new(std::slice::from_ref(&grant), limits.clone()).await?;
+            let checked = check_and_run(&sandbox, sql, &rules).await?;
+            ours.push(t.elapsed());
+            anyhow::ensure!(
+                checked.output.rows > 0,
+                "sandboxed query returned nothing: {sql}"
+            );
+            bar.inc(1);
+
+            let t = Instant::now();
+            let raw_rows = raw_datafusion(&path, "data", sql).await?;
+            base.push(t.elapsed());
+            anyhow::ensure!(raw_rows > 0, "raw query returned nothing: {sql}");
+            bar.inc(1);
+        }
+        table.push((sql, median(ours), median(base)));
+    }
+
+    // DP: mean amount by region at ε = 1 against polars' own group-by mean.
+    let dp_sql = "SELECT region, AVG(amount) AS mean_amount FROM data GROUP BY region";
+    let dp_table_desc = DpTable::from_catalog("data", &generated_columns(), u32::try_from(rows)?);
+    let (mut dp_ours, mut dp_base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let plan = dp_plan(dp_sql, &dp_table_desc, 1.0, 0.0)?;
+        let scan = scan_parquet(&path)?;
+        let t = Instant::now();
+        let out = tokio::task::block_in_place(|| dp_run(&plan, scan))?;
+        dp_ours.push(t.elapsed());
+        anyhow::ensure!(out.frame.height() > 0, "DP query returned nothing");
+        bar.inc(1);
+
+        let t = Instant::now();
+        let groups = tokio::task::block_in_place(|| plain_group_mean(&path, "region", "amount"))?;
+        dp_base.push(t.elapsed());
+        anyhow::ensure!(groups == REGIONS, "plain polars returned {groups} groups");
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    println!("{rows} rows, {runs} runs each, medians; pdx and baseline alternate in one process.");
+    println!();
+    println!("| query | pdx sandbox (checks included) | raw DataFusion | ratio |");
+    println!("|---|---|---|---|");
+    let (mut sum_ours, mut sum_base) = (0.0, 0.0);
+    for (sql, o, b) in &table {
+        sum_ours += o.as_secs_f64();
+        sum_base += b.as_secs_f64();
+        println!(
+            "| `{sql}` | {:.1} ms | {:.1} ms | {:.2}× |",
+            o.as_secs_f64() * 1e3,
+            b.as_secs_f64() * 1e3,
+            o.as_secs_f64() / b.as_secs_f64().max(1e-9)
+        );
+    }
+    println!(
+        "| **all five** | {:.1} ms | {:.1} ms | **{:.2}×** |",
+        sum_ours * 1e3,
+        sum_base * 1e3,
+        sum_ours / sum_base.max(1e-9)
+    );
+    println!();
+    let (o, b) = (median(dp_ours), median(dp_base));
+    println!("| DP query | pdx (OpenDP + polars, ε = 1) | plain polars | ratio |");
+    println!("|---|---|---|---|");
+    println!(
+        "| `{dp_sql}` | {:.1} ms | {:.1} ms | {:.2}× |",
+        o.as_secs_f64() * 1e3,
+        b.as_secs_f64() * 1e3,
+        o.as_secs_f64() / b.as_secs_f64().max(1e-9)
+    );
+    Ok(())
+}

@@ -1,0 +1,368 @@
+//! `pdx fhe keygen` and `pdx fhe query`: the bank's side of a private lookup.
+//!
+//! Both run on the client's machine. `keygen` writes a TFHE client key (the secret,
+//! mode 0600) and a compressed server key. `query`:
+//!
+//! 1. reads the approved template (key width, the dataset id that salts the key hash,
+//!    the public-bucket sizes);
+//! 2. hashes the enterprise's key locally (`pdx_algorithms::fhe::lookup_hash`) — the
+//!    clear key never leaves this process;
+//! 3. uploads the server key unless the organisation already has it (matched by hash);
+//! 4. with `--reveal-bucket`, shows how many keys share the bucket (the platform learns
+//!    the enterprise is one of them) before revealing it;
+//! 5. encrypts the hashed key, submits the query, follows the job's progress, fetches
+//!    the encrypted answer, checks it against the hashes the server recorded, and
+//!    decrypts it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use clap::Subcommand;
+use pdx_algorithms::fhe::{
+    Answer, ClientSecret, KeyWidth, ciphertext_hash, client, lookup_hash, server_key_hash,
+};
+use serde_json::Value;
+
+const CLIENT_FILE: &str = "client.key";
+const SERVER_FILE: &str = "server.key";
+
+/// Private lookups with TFHE, client side.
+#[derive(Debug, Subcommand)]
+pub enum FheCommand {
+    /// Generate a key pair: `client.key` (secret, 0600) and `server.key` (upload it).
+    Keygen {
+        /// Directory to write the keys to.
+        #[arg(long, default_value = "pdx-fhe-keys")]
+        out: PathBuf,
+        /// Replace existing keys.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Ask one encrypted question through an approved template.
+    Query {
+        /// Template id.
+        #[arg(long)]
+        template: String,
+        /// The key to look up, e.g. the enterprise's unified social credit code.
+        #[arg(long)]
+        key: String,
+        /// Grant covering the dataset (conditionally open data).
+        #[arg(long)]
+        grant: Option<String>,
+        /// Directory holding `client.key` and `server.key`.
+        #[arg(long, default_value = "pdx-fhe-keys")]
+        keys: PathBuf,
+        /// Server base URL.
+        #[arg(long, env = "PDX_URL", default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key (developer role).
+        #[arg(long, env = "PDX_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// Reveal the public bucket of the hashed key: only that bucket is scanned
+        /// (faster), and the platform learns the enterprise is one of its keys.
+        #[arg(long)]
+        reveal_bucket: bool,
+        /// Give up waiting after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+    },
+}
+
+/// Runs a subcommand.
+pub async fn run(cmd: FheCommand) -> anyhow::Result<()> {
+    match cmd {
+        FheCommand::Keygen { out, force } => keygen(&out, force).await,
+        FheCommand::Query {
+            template,
+            key,
+            grant,
+            keys,
+            url,
+            api_key,
+            reveal_bucket,
+            timeout_secs,
+        } => {
+            let client = Client {
+                http: reqwest::Client::new(),
+                base: url.trim_end_matches('/').to_string(),
+                api_key,
+            };
+            let ask = Ask {
+                template: &template,
+                key: &key,
+                grant: grant.as_deref(),
+                reveal_bucket,
+                timeout: Duration::from_secs(timeout_secs),
+            };
+            query(&client, &keys, ask).await
+        }
+    }
+}
+
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+async fn keygen(out: &Path, force: bool) -> anyhow::Result<()> {
+    let client_path = out.join(CLIENT_FILE);
+    let server_path = out.join(SERVER_FILE);
+    if !force && (client_path.exists() || server_path.exists()) {
+        bail!(
+            "{} already holds keys; pass --force to replace them",
+            out.display()
+        );
+    }
+    let bar = spinner("generating a TFHE key pair");
+    let pair = tokio::task::spawn_blocking(client::generate_keys).await??;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for p in [&client_path, &server_path] {
+        match std::fs::remove_file(p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", p.display())),
+        }
+    }
+    pdx_ledger::signing::write_secret_file(&client_path, &pair.client)
+        .with_context(|| format!("writing {}", client_path.display()))?;
+    std::fs::write(&server_path, &pair.server)
+        .with_context(|| format!("writing {}", server_path.display()))?;
+    eprintln!(
+        "wrote {} (secret: never upload it) and {} ({} bytes, hash {})",
+        client_path.display(),
+        server_path.display(),
+        pair.server.len(),
+        hex::encode(server_key_hash(&pair.server))
+    );
+    Ok(())
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    api_key: String,
+}
+
+impl Client {
+    async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<(u16, Value)> {
+        let resp = req
+            .bearer_auth(&self.api_key)
+            .send()
+            .await
+            .context("calling the server")?;
+        let status = resp.status().as_u16();
+        let text = resp.text().await.context("reading the response")?;
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Ok((status, body))
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, body) = self.send(self.http.get(format!("{}{path}", self.base))).await?;
+        ok(status, body, path)
+    }
+}
+
+fn ok(status: u16, body: Value, what: &str) -> anyhow::Result<Value> {
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        let detail = body["detail"].as_str().unwrap_or("no detail").to_string();
+        bail!("{what}: {status}: {detail}")
+    }
+}
+
+struct Ask<'a> {
+    template: &'a str,
+    key: &'a str,
+    grant: Option<&'a str>,
+    reveal_bucket: bool,
+    timeout: Duration,
+}
+
+fn parse_width(s: &str) -> anyhow::Result<KeyWidth> {
+    Ok(match s {
+        "u16" => KeyWidth::U16,
+        "u32" => KeyWidth::U32,
+        "u64" => KeyWidth::U64,
+        other => bail!("the template has an unknown key width {other}"),
+    })
+}
+
+async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()> {
+    let secret_bytes = std::fs::read(keys.join(CLIENT_FILE))
+        .with_context(|| format!("reading {}", keys.join(CLIENT_FILE).display()))?;
+    let secret = tokio::task::spawn_blocking(move || ClientSecret::from_bytes(&secret_bytes))
+        .await??;
+
+    // 1. The template: width, salt, buckets.
+    let t = client
+        .get(&format!("/v1/fhe/templates/{}", ask.template))
+        .await?;
+    if t["status"] != "approved" {
+        bail!("the template is {}, not approved", t["status"]);
+    }
+    let width = parse_width(t["spec"]["key_width"].as_str().unwrap_or("u32"))?;
+    let bucket_bits = t["spec"]["bucket_bits"].as_u64().unwrap_or(0) as u8;
+    let salt = t["dataset_id"]
+        .as_str()
+        .context("the template names no dataset")?;
+    let boolean = t["spec"]["output"]["kind"] == "bool";
+
+    // 2. The hashed key, computed here.
+    let hashed = width.truncate(lookup_hash(salt, ask.key));
+
+    // 3. The server key, uploaded once.
+    let server_bytes = std::fs::read(keys.join(SERVER_FILE))
+        .with_context(|| format!("reading {}", keys.join(SERVER_FILE).display()))?;
+    let key_hash = hex::encode(server_key_hash(&server_bytes));
+    let known = client.get("/v1/fhe/keys").await?;
+    let existing = known
+        .as_array()
+        .and_then(|a| a.iter().find(|k| k["key_hash"] == key_hash.as_str()))
+        .and_then(|k| k["id"].as_str().map(str::to_string));
+    let server_key_id = match existing {
+        Some(id) => id,
+        None => {
+            let bar = spinner(&format!(
+                "uploading the server key ({} MB)",
+                server_bytes.len() >> 20
+            ));
+            let (status, body) = client
+                .send(
+                    client
+                        .http
+                        .post(format!("{}/v1/fhe/keys", client.base))
+                        .header("content-type", "application/octet-stream")
+                        .body(server_bytes),
+                )
+                .await?;
+            bar.finish_and_clear();
+            let body = ok(status, body, "uploading the server key")?;
+            body["id"]
+                .as_str()
+                .context("the server returned no key id")?
+                .to_string()
+        }
+    };
+
+    // 4. The optional public bucket, with its size shown first.
+    let bucket = if ask.reveal_bucket {
+        if bucket_bits == 0 {
+            bail!("this template allows no public bucket");
+        }
+        let b = width.bucket_of(hashed, bucket_bits);
+        let sizes = &t["table"]["bucket_sizes"];
+        let size = sizes[b as usize].as_u64().unwrap_or(0);
+        let keys_total = t["table"]["keys"].as_u64().unwrap_or(0);
+        eprintln!(
+            "revealing bucket {b} of {}: only its {size} keys (of {keys_total}) are scanned, and the platform learns the enterprise is one of them or absent",
+            1u64 << bucket_bits
+        );
+        Some(b)
+    } else {
+        None
+    };
+
+    // 5. Encrypt, submit, follow, decrypt.
+    let ciphertext =
+        tokio::task::spawn_blocking(move || secret.encrypt_key(width, hashed).map(|c| (c, secret)))
+            .await??;
+    let (ciphertext, secret) = ciphertext;
+    let input_hash = hex::encode(ciphertext_hash(&ciphertext));
+    let body = serde_json::json!({
+        "template_id": ask.template,
+        "grant_id": ask.grant,
+        "server_key_id": server_key_id,
+        "bucket": bucket,
+        "ciphertext": STANDARD.encode(&ciphertext),
+    });
+    let (status, accepted) = client
+        .send(
+            client
+                .http
+                .post(format!("{}/v1/fhe/queries", client.base))
+                .json(&body),
+        )
+        .await?;
+    let accepted = ok(status, accepted, "submitting the query")?;
+    let query_id = accepted["query"]["id"]
+        .as_str()
+        .context("the server returned no query id")?
+        .to_string();
+    let job_id = accepted["job"]["id"]
+        .as_str()
+        .context("the server returned no job id")?
+        .to_string();
+    eprintln!(
+        "query {query_id}: {} rows to scan",
+        accepted["query"]["rows_scanned"]
+    );
+    follow(client, &job_id, ask.timeout).await?;
+
+    let q = client.get(&format!("/v1/fhe/queries/{query_id}")).await?;
+    let answer = Answer {
+        value: STANDARD
+            .decode(q["answer"]["value"].as_str().context("no answer value")?)
+            .context("the answer value is not base64")?,
+        found: STANDARD
+            .decode(q["answer"]["found"].as_str().context("no answer flag")?)
+            .context("the answer flag is not base64")?,
+    };
+    // The ledger names these ciphertexts by hash: check what we got is what it records.
+    if q["input_hash"] != input_hash.as_str()
+        || q["value_hash"] != hex::encode(answer.value_hash()).as_str()
+        || q["found_hash"] != hex::encode(answer.found_hash()).as_str()
+    {
+        bail!("the answer does not match the hashes the server recorded");
+    }
+    let (value, found) = tokio::task::spawn_blocking(move || secret.decrypt(&answer)).await??;
+    if !found {
+        println!("absent: the key is not in the dataset (or has no value for this template)");
+    } else if boolean {
+        println!("{}", value == 1);
+    } else {
+        println!("{value}");
+    }
+    eprintln!(
+        "ledger entry {} records the query (input {input_hash})",
+        q["ledger_seq"]
+    );
+    Ok(())
+}
+
+/// Polls a job with a progress bar until it ends.
+async fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<()> {
+    let bar = super::progress_bar(1000, "query");
+    let started = std::time::Instant::now();
+    loop {
+        let job = client.get(&format!("/v1/jobs/{job_id}")).await?;
+        let progress = job["progress"].as_f64().unwrap_or(0.0);
+        bar.set_position((progress * 1000.0) as u64);
+        bar.set_message(job["stage"].as_str().unwrap_or("").to_string());
+        match job["status"].as_str() {
+            Some("succeeded") => {
+                bar.finish_and_clear();
+                return Ok(());
+            }
+            Some("failed") => {
+                bar.finish_and_clear();
+                bail!(
+                    "the query failed: {}",
+                    job["error"]["detail"].as_str().unwrap_or("no detail")
+                );
+            }
+            _ => {}
+        }
+        if started.elapsed() > timeout {
+            bar.finish_and_clear();
+            bail!("gave up after {} s; job {job_id} is still running", timeout.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

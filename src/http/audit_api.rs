@@ -1,0 +1,251 @@
+//! Supervision over HTTP: ledger verification, reports, lineage, suspensions,
+//! objections and witness cosignatures.
+//!
+//! Who may do what (the role half is in [`super::policies`]):
+//! - supervisors start ledger verifications, read the compliance and budget reports,
+//!   trace a product's lineage, suspend and reinstate organisations, and submit witness
+//!   cosignatures (the revenue reconciliation, `GET /v1/reconciliation`, is the
+//!   products API's and open to supervisors too);
+//! - every authenticated caller reads the public list of suspensions, files objections
+//!   and reads the objections it filed or must answer;
+//! - a dataset's provider answers objections to it (others get 404).
+//!
+//! The domain logic is in `pdx_sandbox` (objections, reports, release lineage, the
+//! verification job) and [`crate::supervision`] (suspension, product lineage,
+//! cosignatures); this module only adapts it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pdx_sandbox::Job;
+use pdx_sandbox::compliance::{BudgetReport, ComplianceReport, report_instant};
+use pdx_sandbox::objections::{NewObjection, Objection, ObjectionReply, ObjectionView};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::App;
+use crate::auth::Role;
+use crate::http::Caller;
+use crate::http::json::{ApiJson, ApiPath, ApiQuery};
+use crate::http::problem::{ApiError, ApiResult, Problem};
+use crate::supervision::{
+    self, AcceptedCosignature, CosignatureSubmission, ProductLineage, SupervisionError,
+    SuspensionList, SuspensionOutcome, SuspensionRequest,
+};
+
+/// Routes of this area.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(start_verification))
+        .routes(routes!(compliance))
+        .routes(routes!(budgets))
+        .routes(routes!(product_lineage))
+        .routes(routes!(list_suspensions, set_suspension))
+        .routes(routes!(list_objections, file_objection))
+        .routes(routes!(get_objection))
+        .routes(routes!(answer_objection))
+        .routes(routes!(submit_cosignature))
+}
+
+impl From<SupervisionError> for ApiError {
+    fn from(e: SupervisionError) -> Self {
+        match e {
+            SupervisionError::Invalid(msg) => ApiError::unprocessable(msg),
+            SupervisionError::NotFound(msg) => ApiError::not_found(msg),
+            SupervisionError::Conflict(msg) => ApiError::conflict(msg),
+            SupervisionError::Sandbox(e) => e.into(),
+            SupervisionError::Products(e) => e.into(),
+            SupervisionError::Ledger(e) => e.into(),
+            SupervisionError::Accounts(e) => e.into(),
+            SupervisionError::Db(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// Run a full ledger verification as a job; poll `GET /v1/jobs/{id}`. The result holds
+/// the entries and checkpoints checked and the first bad seq, if any.
+#[utoipa::path(post, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
+    responses((status = 202, body = Job), (status = 403, body = Problem), (status = 429, body = Problem)))]
+async fn start_verification(State(app): State<App>, caller: Caller) -> ApiResult<Response> {
+    let job = app
+        .sandbox
+        .start_ledger_verification(&caller.principal.actor())
+        .await?;
+    let location = format!("/v1/jobs/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
+}
+
+/// The date a report is for.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AsOf {
+    /// `YYYY-MM-DD`: the report as of 00:00 UTC that day (default: now).
+    pub as_of: Option<String>,
+}
+
+/// Compliance: grant applications and objections past their working-day deadline,
+/// grants expiring within 30 days, certificates past their validity, and releases
+/// approved by fewer reviewers than required.
+#[utoipa::path(get, path = "/v1/audit/compliance", tag = "audit", security(("bearer" = [])),
+    params(AsOf),
+    responses((status = 200, body = ComplianceReport), (status = 400, body = Problem)))]
+async fn compliance(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiQuery(q): ApiQuery<AsOf>,
+) -> ApiResult<Json<ComplianceReport>> {
+    let as_of = match q.as_of.as_deref() {
+        None => None,
+        Some(text) => {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            Some(
+                time::Date::parse(text, format)
+                    .map_err(|_| ApiError::bad_request("`as_of` must be a YYYY-MM-DD date"))?,
+            )
+        }
+    };
+    Ok(Json(
+        app.sandbox.compliance_report(report_instant(as_of)).await?,
+    ))
+}
+
+/// Privacy budgets: ε and δ granted against spent and queries used, per grant, dataset
+/// and developer organisation, checked against the ledger's `PrivacySpend` entries.
+#[utoipa::path(get, path = "/v1/audit/budgets", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = BudgetReport)))]
+async fn budgets(State(app): State<App>, _caller: Caller) -> ApiResult<Json<BudgetReport>> {
+    Ok(Json(app.sandbox.budget_report().await?))
+}
+
+/// A product's lineage: releases, jobs, models and their hashes, dataset versions and
+/// certificates, providers and source departments; each ledger hop with its receipt.
+#[utoipa::path(get, path = "/v1/audit/lineage/product/{id}", tag = "audit", security(("bearer" = [])),
+    params(("id" = String, Path, description = "product id")),
+    responses((status = 200, body = ProductLineage), (status = 404, body = Problem)))]
+async fn product_lineage(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<ProductLineage>> {
+    Ok(Json(supervision::product_lineage(&app, &id).await?))
+}
+
+/// The public list of suspensions: who is suspended now, and every suspension and
+/// reinstatement with its reason and ledger seq.
+#[utoipa::path(get, path = "/v1/audit/suspensions", tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = SuspensionList)))]
+async fn list_suspensions(
+    State(app): State<App>,
+    _caller: Caller,
+) -> ApiResult<Json<SuspensionList>> {
+    Ok(Json(supervision::suspensions(&app).await?))
+}
+
+/// Suspend or reinstate an organisation, with a reason (supervisors). A suspension
+/// refuses the organisation's writes from its next request, cancels its running model
+/// runs and delists its products; it is a public `Suspension` ledger entry.
+#[utoipa::path(post, path = "/v1/audit/suspensions", tag = "audit", security(("bearer" = [])),
+    request_body = SuspensionRequest,
+    responses((status = 201, body = SuspensionOutcome), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn set_suspension(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<SuspensionRequest>,
+) -> ApiResult<(StatusCode, Json<SuspensionOutcome>)> {
+    let outcome = supervision::set_suspension(&app, &caller.principal, body).await?;
+    Ok((StatusCode::CREATED, Json(outcome)))
+}
+
+fn objection_view(caller: &Caller) -> ObjectionView {
+    if caller.principal.role == Role::Supervisor {
+        ObjectionView::All
+    } else {
+        ObjectionView::Org(caller.principal.org_id.clone())
+    }
+}
+
+/// Objections the caller's organisation filed or must answer (supervisors: all), each
+/// with its working-day deadline and whether it is overdue.
+#[utoipa::path(get, path = "/v1/objections", tag = "objections", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Objection>)))]
+async fn list_objections(
+    State(app): State<App>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<Objection>>> {
+    Ok(Json(
+        app.sandbox.objections(&objection_view(&caller)).await?,
+    ))
+}
+
+/// Object to a dataset version for an error or omission (any authenticated caller).
+/// The provider must answer within the configured working days; the objection is a
+/// ledger entry the provider can read.
+#[utoipa::path(post, path = "/v1/objections", tag = "objections", security(("bearer" = [])),
+    request_body = NewObjection,
+    responses((status = 201, body = Objection), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn file_objection(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewObjection>,
+) -> ApiResult<(StatusCode, Json<Objection>)> {
+    let objection = app
+        .sandbox
+        .file_objection(&caller.principal.actor(), body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(objection)))
+}
+
+/// One objection (its objector, the dataset's provider, or a supervisor).
+#[utoipa::path(get, path = "/v1/objections/{id}", tag = "objections", security(("bearer" = [])),
+    params(("id" = String, Path, description = "objection id")),
+    responses((status = 200, body = Objection), (status = 404, body = Problem)))]
+async fn get_objection(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Objection>> {
+    Ok(Json(
+        app.sandbox.objection(&id, &objection_view(&caller)).await?,
+    ))
+}
+
+/// Answer an objection to one of the provider's datasets (once): `accepted` or
+/// `rejected`, with the reply. A late answer is accepted and marked late.
+#[utoipa::path(post, path = "/v1/objections/{id}/answer", tag = "objections", security(("bearer" = [])),
+    params(("id" = String, Path, description = "objection id")),
+    request_body = ObjectionReply,
+    responses((status = 200, body = Objection), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn answer_objection(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ObjectionReply>,
+) -> ApiResult<Json<Objection>> {
+    Ok(Json(
+        app.sandbox
+            .answer_objection(&caller.principal.actor(), &id, body)
+            .await?,
+    ))
+}
+
+/// Submit a witness cosignature (C2SP tlog-cosignature/v1) of a checkpoint this log
+/// signed; it is served with that checkpoint from then on.
+#[utoipa::path(post, path = "/v1/ledger/cosignatures", tag = "ledger", security(("bearer" = [])),
+    request_body = CosignatureSubmission,
+    responses((status = 201, body = AcceptedCosignature), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn submit_cosignature(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiJson(body): ApiJson<CosignatureSubmission>,
+) -> ApiResult<(StatusCode, Json<AcceptedCosignature>)> {
+    let accepted = supervision::accept_cosignature(&app, body).await?;
+    Ok((StatusCode::CREATED, Json(accepted)))
+}

@@ -1,0 +1,378 @@
+//! The sandbox: grants, models, dry runs, model runs, outputs and their review.
+//!
+//! Who may do what (the role half is in [`super::policies`], the organisation half
+//! here and in `pdx_sandbox`):
+//! - developers apply for grants, register models, dry-run them on dummy data, start
+//!   runs and download their *released* outputs;
+//! - providers answer and revoke grants on their own datasets and set each dataset's
+//!   output policy;
+//! - reviewers see the quarantine queue (model text, check report, preview) and approve
+//!   or reject outputs of other organisations;
+//! - supervisors read grants and output metadata.
+//!
+//! Every other combination is refused with 403 (wrong role) or 404 (another
+//! organisation's resource), so ids cannot be probed.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
+use pdx_sandbox::Job;
+use pdx_sandbox::grants::{Grant, GrantAnswer, GrantApplication, GrantView};
+use pdx_sandbox::models::{Model, NewModel};
+use pdx_sandbox::review::{Output, OutputView, ReviewDecision, ReviewItem};
+use pdx_sandbox::runs::{DryRunRequest, DryRunResult, OutputPolicy, RunRequest};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::app::App;
+use crate::auth::Role;
+use crate::http::Caller;
+use crate::http::json::{ApiJson, ApiPath, ApiQuery};
+use crate::http::problem::{ApiError, ApiResult, Problem};
+
+/// Routes of this area.
+pub fn routes() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(list_grants, apply_for_grant))
+        .routes(routes!(get_grant))
+        .routes(routes!(decide_grant))
+        .routes(routes!(revoke_grant))
+        .routes(routes!(get_output_policy, set_output_policy))
+        .routes(routes!(list_models, register_model))
+        .routes(routes!(get_model))
+        .routes(routes!(dry_run))
+        .routes(routes!(start_run))
+        .routes(routes!(list_outputs))
+        .routes(routes!(get_output))
+        .routes(routes!(download_output))
+        .routes(routes!(review_queue))
+        .routes(routes!(review_output))
+}
+
+fn grant_view(caller: &Caller) -> GrantView {
+    match caller.principal.role {
+        Role::Provider => GrantView::Provider,
+        Role::Supervisor => GrantView::All,
+        _ => GrantView::Applicant,
+    }
+}
+
+/// Grants the caller may see: a developer's own, a provider's incoming, or all
+/// (supervisors). Each shows its working-day answer deadline and whether it is overdue.
+#[utoipa::path(get, path = "/v1/grants", tag = "sandbox", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Grant>)))]
+async fn list_grants(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Grant>>> {
+    Ok(Json(
+        app.sandbox
+            .grants(&caller.principal.org_id, grant_view(&caller))
+            .await?,
+    ))
+}
+
+/// Apply for a grant (open-use agreement) on a conditional dataset (developers).
+#[utoipa::path(post, path = "/v1/grants", tag = "sandbox", security(("bearer" = [])),
+    request_body = GrantApplication,
+    responses((status = 201, body = Grant), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn apply_for_grant(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<GrantApplication>,
+) -> ApiResult<(StatusCode, Json<Grant>)> {
+    let grant = app
+        .sandbox
+        .apply_for_grant(&caller.principal.actor(), body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(grant)))
+}
+
+/// One grant (its applicant, its provider, or a supervisor).
+#[utoipa::path(get, path = "/v1/grants/{id}", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "grant id")),
+    responses((status = 200, body = Grant), (status = 404, body = Problem)))]
+async fn get_grant(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Grant>> {
+    Ok(Json(
+        app.sandbox
+            .grant(&id, &caller.principal.org_id, grant_view(&caller))
+            .await?,
+    ))
+}
+
+/// Approve (possibly narrowing the terms) or refuse (with a reason) a grant on one of
+/// the provider's datasets. Writes a `GrantDecision` ledger entry.
+#[utoipa::path(post, path = "/v1/grants/{id}/decision", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "grant id")),
+    request_body = GrantAnswer,
+    responses((status = 200, body = Grant), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn decide_grant(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<GrantAnswer>,
+) -> ApiResult<Json<Grant>> {
+    Ok(Json(
+        app.sandbox
+            .decide_grant(&caller.principal.actor(), &id, body)
+            .await?,
+    ))
+}
+
+/// Body of a revocation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Revocation {
+    /// Why the grant is withdrawn.
+    reason: String,
+}
+
+/// Revoke an approved grant (its provider); jobs refuse it from the next start.
+#[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "grant id")),
+    request_body = Revocation,
+    responses((status = 200, body = Grant), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn revoke_grant(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Revocation>,
+) -> ApiResult<Json<Grant>> {
+    Ok(Json(
+        app.sandbox
+            .revoke_grant(&caller.principal.actor(), &id, &body.reason)
+            .await?,
+    ))
+}
+
+/// A dataset's output policy (its provider).
+#[utoipa::path(get, path = "/v1/datasets/{id}/output-policy", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id")),
+    responses((status = 200, body = OutputPolicy), (status = 404, body = Problem)))]
+async fn get_output_policy(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<OutputPolicy>> {
+    let dataset = app
+        .sandbox
+        .dataset(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such dataset"))?;
+    caller.owns(&dataset.provider_org)?;
+    Ok(Json(app.sandbox.output_policy(&id).await?))
+}
+
+/// Set a dataset's output policy: disclosure thresholds, reviewers, DP auto-release.
+#[utoipa::path(put, path = "/v1/datasets/{id}/output-policy", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "dataset id")),
+    request_body = OutputPolicy,
+    responses((status = 200, body = OutputPolicy), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn set_output_policy(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<OutputPolicy>,
+) -> ApiResult<Json<OutputPolicy>> {
+    let dataset = app
+        .sandbox
+        .dataset(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such dataset"))?;
+    caller.owns(&dataset.provider_org)?;
+    app.sandbox.set_output_policy(&id, &body).await?;
+    Ok(Json(app.sandbox.output_policy(&id).await?))
+}
+
+/// The caller's models.
+#[utoipa::path(get, path = "/v1/models", tag = "sandbox", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Model>)))]
+async fn list_models(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Model>>> {
+    Ok(Json(app.sandbox.models(&caller.principal.org_id).await?))
+}
+
+/// Register a model (SQL or DP); its hash goes on the ledger.
+#[utoipa::path(post, path = "/v1/models", tag = "sandbox", security(("bearer" = [])),
+    request_body = NewModel,
+    responses((status = 201, body = Model), (status = 422, body = Problem)))]
+async fn register_model(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<NewModel>,
+) -> ApiResult<(StatusCode, Json<Model>)> {
+    let model = app
+        .sandbox
+        .register_model(&caller.principal.actor(), body)
+        .await?;
+    Ok((StatusCode::CREATED, Json(model)))
+}
+
+/// One of the caller's models.
+#[utoipa::path(get, path = "/v1/models/{id}", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "model id")),
+    responses((status = 200, body = Model), (status = 404, body = Problem)))]
+async fn get_model(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Model>> {
+    Ok(Json(
+        app.sandbox.model(&id, &caller.principal.org_id).await?,
+    ))
+}
+
+/// Run a model text on the dataset's dummy data at once: output schema, a sample and
+/// the check report. No grant, no budget, no real row.
+#[utoipa::path(post, path = "/v1/dry-run", tag = "sandbox", security(("bearer" = [])),
+    request_body = DryRunRequest,
+    responses((status = 200, body = DryRunResult), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn dry_run(
+    State(app): State<App>,
+    _caller: Caller,
+    ApiJson(body): ApiJson<DryRunRequest>,
+) -> ApiResult<Json<DryRunResult>> {
+    Ok(Json(app.sandbox.dry_run(body).await?))
+}
+
+/// Start a model run as a job (202 with its location). Grants, budgets and the
+/// organisation's concurrency cap are checked first; a refusal starts nothing.
+#[utoipa::path(post, path = "/v1/runs", tag = "sandbox", security(("bearer" = [])),
+    request_body = RunRequest,
+    responses((status = 202, body = Job), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem), (status = 429, body = Problem)))]
+async fn start_run(
+    State(app): State<App>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RunRequest>,
+) -> ApiResult<Response> {
+    let job = app
+        .sandbox
+        .start_run(&caller.principal.actor(), body)
+        .await?;
+    tracing::info!(job = %job.id, org = %job.org_id, "started a model run");
+    let location = format!("/v1/jobs/{}", job.id);
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(job),
+    )
+        .into_response())
+}
+
+/// The caller's outputs (developers), newest first.
+#[utoipa::path(get, path = "/v1/outputs", tag = "sandbox", security(("bearer" = [])),
+    responses((status = 200, body = Vec<Output>)))]
+async fn list_outputs(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Output>>> {
+    Ok(Json(
+        app.sandbox.outputs_of(&caller.principal.org_id).await?,
+    ))
+}
+
+fn output_view(caller: &Caller) -> OutputView {
+    match caller.principal.role {
+        Role::Reviewer => OutputView::Reviewer,
+        Role::Supervisor => OutputView::Supervisor,
+        _ => OutputView::Owner,
+    }
+}
+
+/// One output's metadata and check report (its developer, reviewers, supervisors).
+#[utoipa::path(get, path = "/v1/outputs/{id}", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "output id")),
+    responses((status = 200, body = Output), (status = 404, body = Problem)))]
+async fn get_output(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Output>> {
+    Ok(Json(
+        app.sandbox
+            .output(&id, &caller.principal.org_id, output_view(&caller))
+            .await?,
+    ))
+}
+
+/// Download format.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct DownloadParams {
+    /// `parquet` (default), `csv` or `json`.
+    format: Option<String>,
+}
+
+/// Download an output: its developer once released; reviewers while quarantined.
+#[utoipa::path(get, path = "/v1/outputs/{id}/download", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "output id"), DownloadParams),
+    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn download_output(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(params): ApiQuery<DownloadParams>,
+) -> ApiResult<Response> {
+    let format = params.format.as_deref().unwrap_or("parquet");
+    if !matches!(format, "parquet" | "csv" | "json") {
+        return Err(ApiError::invalid_field(
+            "format",
+            "format is parquet, csv or json",
+        ));
+    }
+    let view = match caller.principal.role {
+        Role::Reviewer => OutputView::Reviewer,
+        Role::Developer => OutputView::Owner,
+        _ => return Err(ApiError::not_found("no such output")),
+    };
+    let org = &caller.principal.org_id;
+    if format == "parquet" {
+        // The stored bytes themselves, so their hash matches the release entry.
+        let (output, path) = app.sandbox.output_path(&id, org, view).await?;
+        let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+        tracing::info!(output = %output.id, key_id = %caller.principal.key_id, format, "output download");
+        return Ok((
+            [(header::CONTENT_TYPE, "application/vnd.apache.parquet")],
+            bytes,
+        )
+            .into_response());
+    }
+    let (output, mut frame) = app.sandbox.output_rows(&id, org, view).await?;
+    tracing::info!(output = %output.id, key_id = %caller.principal.key_id, format, "output download");
+    if format == "json" {
+        return Ok(Json(to_json_rows(&frame, usize::MAX)).into_response());
+    }
+    let bytes = to_csv_bytes(&mut frame).map_err(ApiError::internal)?;
+    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+}
+
+/// The review queue (reviewers): quarantined outputs of other organisations with the
+/// job, the model text, the check report and a preview.
+#[utoipa::path(get, path = "/v1/review", tag = "sandbox", security(("bearer" = [])),
+    responses((status = 200, body = Vec<ReviewItem>)))]
+async fn review_queue(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<ReviewItem>>> {
+    Ok(Json(
+        app.sandbox.review_queue(&caller.principal.org_id).await?,
+    ))
+}
+
+/// Approve or reject a quarantined output (reviewers). The last approval needed
+/// releases it and writes a `Release` ledger entry.
+#[utoipa::path(post, path = "/v1/review/{id}", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = String, Path, description = "output id")),
+    request_body = ReviewDecision,
+    responses((status = 200, body = Output), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn review_output(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ReviewDecision>,
+) -> ApiResult<Json<Output>> {
+    Ok(Json(
+        app.sandbox
+            .review_output(&caller.principal.actor(), &id, body)
+            .await?,
+    ))
+}

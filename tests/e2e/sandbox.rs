@@ -1,0 +1,886 @@
+//! The sandbox over HTTP: grants, models, runs, disclosure control, quarantine, review
+//! and release; the exfiltration suite; DP budget accounting on the ledger.
+//!
+//! The conditional dataset is the generated enterprise-electricity table with one
+//! planted dominant enterprise. Every attack must be refused (at admission or as a
+//! failed job) or suppressed, and nothing a developer sees may contain an individual
+//! value: no enterprise's consumption figure and no pseudonym.
+
+use std::collections::BTreeSet;
+
+use pdx::samples;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::catalog::{register, upload, wait_job};
+use crate::support::{TestServer, payload};
+
+const ROWS: usize = 2000;
+/// The planted enterprise (a smelter): far larger than the rest of its cell together.
+const DOMINANT_KWH: u64 = 4_987_654_321;
+
+/// Electricity CSV with one dominant enterprise in Yantian/software.
+fn electricity_csv() -> String {
+    let mut csv = samples::electricity_csv(ROWS, 42);
+    csv.push_str(&format!(
+        "{},Yantian,software,{DOMINANT_KWH}\n",
+        samples::credit_code(999_999)
+    ));
+    csv
+}
+
+/// Every individual consumption figure in the data: none may appear in any output.
+fn individual_values(csv: &str) -> BTreeSet<String> {
+    csv.lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// True if `text` quotes any individual value or anything shaped like a pseudonym.
+fn leaks(text: &str, values: &BTreeSet<String>) -> Option<String> {
+    let tokens = text.split(|c: char| !c.is_ascii_alphanumeric());
+    for token in tokens {
+        if values.contains(token) {
+            return Some(format!("value {token}"));
+        }
+        if token.len() >= 24 && token.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some(format!("pseudonym-like token {token}"));
+        }
+    }
+    None
+}
+
+struct World {
+    t: TestServer,
+    provider: String,
+    dev: String,
+    dev_org: String,
+    other_dev: String,
+    reviewer: String,
+    reviewer2: String,
+    dataset: String,
+    /// Grant on every released column, generous query budget, ε = 3.
+    grant: String,
+    /// Grant without `credit_code`.
+    narrow_grant: String,
+    values: BTreeSet<String>,
+}
+
+async fn apply(
+    t: &TestServer,
+    dev: &str,
+    dataset: &str,
+    columns: Value,
+    kinds: Value,
+    eps: f64,
+    queries: u64,
+) -> String {
+    let (s, g) = t
+        .call(
+            Some(dev),
+            Method::POST,
+            "/v1/grants",
+            Some(json!({
+                "dataset_id": dataset,
+                "purpose": "regional energy-efficiency product",
+                "columns": columns,
+                "model_kinds": kinds,
+                "term_days": 365,
+                "epsilon": eps,
+                "delta": 0.0,
+                "query_budget": queries
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{g}");
+    g["id"].as_str().unwrap().to_string()
+}
+
+async fn approve(t: &TestServer, provider: &str, grant: &str, narrowing: Value) -> Value {
+    let mut body = json!({"approve": true});
+    if let (Some(b), Some(n)) = (body.as_object_mut(), narrowing.as_object()) {
+        b.extend(n.clone());
+    }
+    let (s, g) = t
+        .call(
+            Some(provider),
+            Method::POST,
+            &format!("/v1/grants/{grant}/decision"),
+            Some(body),
+        )
+        .await;
+    assert_eq!(s, 200, "{g}");
+    g
+}
+
+async fn world(postgres: bool) -> Option<World> {
+    let t = TestServer::start(postgres).await?;
+    let (_, provider) = t.key_for("power-bureau", "provider").await;
+    let (dev_org, dev) = t.key_for("energy-analytics", "developer").await;
+    let (_, other_dev) = t.key_for("rival-analytics", "developer").await;
+    let (_, reviewer) = t.key_for("output-checkers-a", "reviewer").await;
+    let (_, reviewer2) = t.key_for("output-checkers-b", "reviewer").await;
+    let meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
+    let dataset = register(&t, &provider, &meta).await;
+    let csv = electricity_csv();
+    let (s, job) = upload(
+        &t,
+        &provider,
+        &dataset,
+        "?format=csv",
+        csv.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(s, 202, "{job}");
+    let job = wait_job(&t, &provider, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let all = json!(["credit_code", "district", "industry", "kwh_12m"]);
+    let grant = apply(&t, &dev, &dataset, all, json!(["sql", "dp"]), 3.0, 100).await;
+    approve(&t, &provider, &grant, json!({})).await;
+    let narrow_grant = apply(
+        &t,
+        &dev,
+        &dataset,
+        json!(["credit_code", "district", "industry", "kwh_12m"]),
+        json!(["sql"]),
+        0.0,
+        100,
+    )
+    .await;
+    let g = approve(
+        &t,
+        &provider,
+        &narrow_grant,
+        json!({"columns": ["district", "industry", "kwh_12m"]}),
+    )
+    .await;
+    assert_eq!(g["columns"], json!(["district", "industry", "kwh_12m"]));
+    Some(World {
+        values: individual_values(&csv),
+        t,
+        provider,
+        dev,
+        dev_org,
+        other_dev,
+        reviewer,
+        reviewer2,
+        dataset,
+        grant,
+        narrow_grant,
+    })
+}
+
+/// What happened to a model run, from the developer's side.
+#[derive(Debug)]
+enum Outcome {
+    /// Refused before a job existed.
+    Refused(u16, String),
+    /// The job failed (status as it would have been synchronously).
+    Failed(u16, String),
+    /// The job produced a quarantined output: its id and its rows (as a reviewer sees them).
+    Output(String, Value, Value),
+}
+
+impl World {
+    async fn model(&self, kind: &str, body: &str) -> String {
+        let (s, m) = self
+            .t
+            .call(
+                Some(&self.dev),
+                Method::POST,
+                "/v1/models",
+                Some(json!({"name": "m", "kind": kind, "body": body})),
+            )
+            .await;
+        assert_eq!(s, 201, "{m}");
+        m["id"].as_str().unwrap().to_string()
+    }
+
+    async fn run_with(&self, kind: &str, body: &str, grant: &str, eps: Option<f64>) -> Outcome {
+        let model = self.model(kind, body).await;
+        let mut req =
+            json!({"model_id": model, "inputs": [{"dataset_id": self.dataset, "grant_id": grant}]});
+        if let Some(e) = eps {
+            req["epsilon"] = json!(e);
+        }
+        let (s, job) = self
+            .t
+            .call(Some(&self.dev), Method::POST, "/v1/runs", Some(req))
+            .await;
+        if s != 202 {
+            return Outcome::Refused(s, job.to_string());
+        }
+        let job = wait_job(&self.t, &self.dev, job["id"].as_str().unwrap()).await;
+        if job["status"] == "failed" {
+            let status = job["error"]["status"].as_u64().unwrap_or(0) as u16;
+            return Outcome::Failed(status, job.to_string());
+        }
+        let output = job["result"]["output_id"].as_str().unwrap().to_string();
+        let (s, meta) = self
+            .t
+            .get(&self.dev, &format!("/v1/outputs/{output}"))
+            .await;
+        assert_eq!(s, 200, "{meta}");
+        let (s, rows) = self
+            .t
+            .get(
+                &self.reviewer,
+                &format!("/v1/outputs/{output}/download?format=json"),
+            )
+            .await;
+        assert_eq!(s, 200, "{rows}");
+        Outcome::Output(output, meta, rows)
+    }
+
+    async fn run(&self, body: &str) -> Outcome {
+        self.run_with("sql", body, &self.grant, None).await
+    }
+
+    /// Asserts the attack was refused (4xx) and that nothing leaked.
+    fn assert_refused(&self, what: &str, outcome: &Outcome) {
+        match outcome {
+            Outcome::Refused(s, text) | Outcome::Failed(s, text) => {
+                assert!(
+                    (400..500).contains(s),
+                    "{what}: expected a 4xx, got {s}: {text}"
+                );
+                assert_eq!(leaks(text, &self.values), None, "{what}: {text}");
+            }
+            Outcome::Output(_, meta, rows) => panic!("{what}: produced an output {meta} {rows}"),
+        }
+    }
+
+    /// Asserts every cell was suppressed (no rows out) and nothing leaked.
+    fn assert_suppressed(&self, what: &str, outcome: &Outcome) {
+        match outcome {
+            Outcome::Output(_, meta, rows) => {
+                let released = rows.as_array().map(|r| r.len()).unwrap_or(usize::MAX);
+                assert_eq!(released, 0, "{what}: {rows}");
+                assert!(
+                    meta["check_report"]["cells_suppressed"]
+                        .as_u64()
+                        .unwrap_or(0)
+                        > 0,
+                    "{what}: {meta}"
+                );
+                // The report (not the output's own hash) must not quote a value.
+                let report = meta["check_report"].to_string();
+                assert_eq!(leaks(&report, &self.values), None, "{what}: {report}");
+            }
+            other => self.assert_refused(what, other),
+        }
+    }
+}
+
+#[tokio::test]
+async fn exfiltration_attempts_are_refused_or_suppressed() {
+    let w = world(false).await.unwrap();
+    let refused = [
+        ("row-level select", "SELECT * FROM data"),
+        (
+            "row-level projection",
+            "SELECT credit_code, kwh_12m FROM data",
+        ),
+        (
+            "row-level with order and limit",
+            "SELECT kwh_12m FROM data ORDER BY kwh_12m DESC LIMIT 1",
+        ),
+        (
+            "min of a sensitive column",
+            "SELECT district, MIN(kwh_12m) FROM data GROUP BY district",
+        ),
+        ("max of a sensitive column", "SELECT MAX(kwh_12m) FROM data"),
+        (
+            "max hidden in a subquery",
+            "SELECT COUNT(*) FROM (SELECT MAX(kwh_12m) AS m FROM data) s",
+        ),
+        (
+            "string_agg",
+            "SELECT district, string_agg(credit_code, ',') FROM data GROUP BY district",
+        ),
+        (
+            "array_agg",
+            "SELECT district, array_agg(kwh_12m) FROM data GROUP BY district",
+        ),
+        (
+            "first_value",
+            "SELECT district, first_value(kwh_12m) FROM data GROUP BY district",
+        ),
+        (
+            "median",
+            "SELECT district, median(kwh_12m) FROM data GROUP BY district",
+        ),
+        (
+            "window function",
+            "SELECT kwh_12m, row_number() OVER () FROM data",
+        ),
+        (
+            "union with row-level rows",
+            "SELECT COUNT(*) FROM data UNION ALL SELECT kwh_12m FROM data",
+        ),
+        (
+            "cast error leak",
+            "SELECT CAST(credit_code AS BIGINT) AS c, COUNT(*) FROM data GROUP BY 1",
+        ),
+        (
+            "cast error leak in a filter",
+            "SELECT COUNT(*) FROM data WHERE CAST(district AS INT) > 0",
+        ),
+        ("reading a file path", "SELECT COUNT(*) FROM '/etc/passwd'"),
+        (
+            "create external table",
+            "CREATE EXTERNAL TABLE x (a VARCHAR) STORED AS CSV LOCATION '/etc/passwd'",
+        ),
+        (
+            "copy out",
+            "COPY (SELECT * FROM data) TO '/tmp/pdx-leak.csv'",
+        ),
+        ("insert", "INSERT INTO data VALUES ('a', 'b', 'c', 1)"),
+        (
+            "two statements",
+            "SELECT COUNT(*) FROM data; SELECT * FROM data",
+        ),
+        (
+            "recursive CTE",
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r) SELECT COUNT(*) FROM r",
+        ),
+        (
+            "generate_series CPU bomb",
+            "SELECT COUNT(*) FROM generate_series(1, 100000000000)",
+        ),
+        (
+            "cross-join memory bomb",
+            "SELECT a.district, COUNT(*) FROM data a, data b, data c, data d GROUP BY a.district",
+        ),
+        (
+            "information schema",
+            "SELECT COUNT(*) FROM information_schema.columns",
+        ),
+        ("ungranted table", "SELECT COUNT(*) FROM grants"),
+    ];
+    for (what, sql) in refused {
+        let outcome = w.run(sql).await;
+        w.assert_refused(what, &outcome);
+    }
+
+    // An ungranted column: the narrowed grant does not register credit_code.
+    let outcome = w
+        .run_with(
+            "sql",
+            "SELECT credit_code, COUNT(*) FROM data GROUP BY credit_code",
+            &w.narrow_grant,
+            None,
+        )
+        .await;
+    w.assert_refused("ungranted column", &outcome);
+
+    let suppressed = [
+        (
+            "group by a unique id",
+            "SELECT credit_code, COUNT(*) AS n, SUM(kwh_12m) AS s FROM data GROUP BY credit_code",
+        ),
+        (
+            "targeted where on one enterprise",
+            "SELECT COUNT(*) AS n, SUM(kwh_12m) AS s FROM data WHERE kwh_12m > 40000000",
+        ),
+        (
+            "having below threshold",
+            "SELECT district, industry, COUNT(*) AS n FROM data WHERE kwh_12m > 2009000 GROUP BY district, industry",
+        ),
+    ];
+    for (what, sql) in suppressed {
+        let outcome = w.run(sql).await;
+        w.assert_suppressed(what, &outcome);
+    }
+
+    // Dominance: Yantian/software holds the planted enterprise; its SUM is suppressed,
+    // the other cells are released.
+    let outcome = w
+        .run("SELECT district, industry, SUM(kwh_12m) AS total FROM data GROUP BY district, industry")
+        .await;
+    let Outcome::Output(_, meta, rows) = outcome else {
+        panic!("dominance query failed: {outcome:?}");
+    };
+    let rows = rows.as_array().unwrap();
+    assert!(rows.len() >= 20, "{rows:?}");
+    for row in rows {
+        let dominated = row["district"] == "Yantian" && row["industry"] == "software";
+        assert!(
+            !dominated || row["total"].is_null(),
+            "dominated cell released: {row}"
+        );
+    }
+    let hits = meta["check_report"]["hits"].to_string();
+    assert!(hits.contains("ominance"), "{meta}");
+    assert_eq!(leaks(&meta["check_report"].to_string(), &w.values), None);
+
+    // Differencing: the second half of a pair is refused once the query budget is spent.
+    let pair_grant = apply(
+        &w.t,
+        &w.dev,
+        &w.dataset,
+        json!(["district", "kwh_12m"]),
+        json!(["sql"]),
+        0.0,
+        1,
+    )
+    .await;
+    approve(&w.t, &w.provider, &pair_grant, json!({})).await;
+    let first = w
+        .run_with(
+            "sql",
+            "SELECT COUNT(*) AS n, SUM(kwh_12m) AS s FROM data",
+            &pair_grant,
+            None,
+        )
+        .await;
+    assert!(matches!(first, Outcome::Output(..)), "{first:?}");
+    let second = w
+        .run_with(
+            "sql",
+            "SELECT COUNT(*) AS n, SUM(kwh_12m) AS s FROM data WHERE district <> 'Yantian'",
+            &pair_grant,
+            None,
+        )
+        .await;
+    w.assert_refused("second query of a differencing pair", &second);
+
+    // A revoked grant and an expired grant are refused when the job starts.
+    let revoked = apply(
+        &w.t,
+        &w.dev,
+        &w.dataset,
+        json!(["district"]),
+        json!(["sql"]),
+        0.0,
+        5,
+    )
+    .await;
+    approve(&w.t, &w.provider, &revoked, json!({})).await;
+    let (s, g) =
+        w.t.call(
+            Some(&w.provider),
+            Method::POST,
+            &format!("/v1/grants/{revoked}/revoke"),
+            Some(json!({"reason": "purpose changed"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{g}");
+    let outcome = w
+        .run_with(
+            "sql",
+            "SELECT district, COUNT(*) FROM data GROUP BY district",
+            &revoked,
+            None,
+        )
+        .await;
+    w.assert_refused("revoked grant", &outcome);
+    let expired = apply(
+        &w.t,
+        &w.dev,
+        &w.dataset,
+        json!(["district"]),
+        json!(["sql"]),
+        0.0,
+        5,
+    )
+    .await;
+    approve(&w.t, &w.provider, &expired, json!({})).await;
+    sqlx::query("UPDATE grants SET expires_ms = 1 WHERE id = $1")
+        .bind(expired.clone())
+        .execute(w.t.app.db.pool())
+        .await
+        .unwrap();
+    let outcome = w
+        .run_with(
+            "sql",
+            "SELECT district, COUNT(*) FROM data GROUP BY district",
+            &expired,
+            None,
+        )
+        .await;
+    w.assert_refused("expired grant", &outcome);
+
+    // No grant at all, and someone else's grant.
+    let model = w
+        .model(
+            "sql",
+            "SELECT district, COUNT(*) FROM data GROUP BY district",
+        )
+        .await;
+    let (s, p) =
+        w.t.call(
+            Some(&w.dev),
+            Method::POST,
+            "/v1/runs",
+            Some(json!({"model_id": model, "inputs": [{"dataset_id": w.dataset}]})),
+        )
+        .await;
+    assert_eq!(s, 403, "{p}");
+    let (s, m) = w
+        .t
+        .call(
+            Some(&w.other_dev),
+            Method::POST,
+            "/v1/models",
+            Some(json!({"name": "x", "kind": "sql", "body": "SELECT district, COUNT(*) FROM data GROUP BY district"})),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (s, p) = w
+        .t
+        .call(
+            Some(&w.other_dev),
+            Method::POST,
+            "/v1/runs",
+            Some(json!({"model_id": m["id"], "inputs": [{"dataset_id": w.dataset, "grant_id": w.grant}]})),
+        )
+        .await;
+    assert_eq!(s, 404, "another organisation's grant: {p}");
+
+    // Another organisation's job and output; quarantine downloads by the developer.
+    let outcome = w
+        .run("SELECT district, COUNT(*) AS n FROM data GROUP BY district")
+        .await;
+    let Outcome::Output(output, meta, _) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let job_id = meta["job_id"].as_str().unwrap();
+    assert_eq!(
+        w.t.get(&w.other_dev, &format!("/v1/jobs/{job_id}")).await.0,
+        404
+    );
+    assert_eq!(
+        w.t.get(&w.other_dev, &format!("/v1/outputs/{output}"))
+            .await
+            .0,
+        404
+    );
+    for format in ["parquet", "csv", "json"] {
+        let path = format!("/v1/outputs/{output}/download?format={format}");
+        assert_eq!(w.t.get(&w.dev, &path).await.0, 404, "quarantined {format}");
+        assert_eq!(w.t.get(&w.other_dev, &path).await.0, 404);
+        assert_eq!(w.t.get(&w.provider, &path).await.0, 403);
+    }
+    assert_eq!(w.t.get(&w.dev, "/v1/review").await.0, 403);
+    let (s, _) =
+        w.t.call(
+            Some(&w.dev),
+            Method::POST,
+            &format!("/v1/review/{output}"),
+            Some(json!({"approve": true, "reason": "self-approval"})),
+        )
+        .await;
+    assert_eq!(s, 403, "developers cannot review");
+    let _ = (&w.dev_org, &w.reviewer2);
+    w.t.stop().await;
+}
+
+#[tokio::test]
+async fn a_conditional_dataset_goes_through_grant_model_job_checks_review_and_release() {
+    for postgres in [false, true] {
+        let Some(w) = world(postgres).await else {
+            continue;
+        };
+        let b = w.t.backend;
+        // Dry run on dummy data: schema and sample at once, no budget.
+        let sql = "SELECT district, COUNT(*) AS enterprises, AVG(kwh_12m) AS mean_kwh FROM data GROUP BY district";
+        let (s, dry) =
+            w.t.call(
+                Some(&w.dev),
+                Method::POST,
+                "/v1/dry-run",
+                Some(json!({"kind": "sql", "body": sql, "dataset_id": w.dataset, "rows": 300})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {dry}");
+        let names: Vec<&str> = dry["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["district", "enterprises", "mean_kwh"], "{b}");
+
+        let outcome = w.run(sql).await;
+        let Outcome::Output(output, meta, rows) = outcome else {
+            panic!("{b}: {outcome:?}");
+        };
+        assert_eq!(meta["status"], "quarantined");
+        assert_eq!(rows.as_array().unwrap().len(), 6, "{b}: {rows}");
+        let total: u64 = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["enterprises"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            total,
+            ROWS as u64 + 1,
+            "{b}: counts must add up to the rows"
+        );
+        assert_eq!(leaks(&rows.to_string(), &w.values), None);
+
+        // The queue shows the model text, the report and a preview.
+        let (s, queue) = w.t.get(&w.reviewer, "/v1/review").await;
+        assert_eq!(s, 200);
+        let item = queue
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["output"]["id"] == output.as_str())
+            .unwrap_or_else(|| panic!("{b}: not queued: {queue}"));
+        assert_eq!(item["model_text"], sql);
+        assert!(item["preview"].as_array().is_some_and(|p| !p.is_empty()));
+
+        // L2 data needs one approval; a rejection needs a reason.
+        let (s, _) =
+            w.t.call(
+                Some(&w.reviewer),
+                Method::POST,
+                &format!("/v1/review/{output}"),
+                Some(json!({"approve": true, "reason": " "})),
+            )
+            .await;
+        assert_eq!(s, 422, "{b}");
+        let (s, released) =
+            w.t.call(
+                Some(&w.reviewer),
+                Method::POST,
+                &format!("/v1/review/{output}"),
+                Some(json!({"approve": true, "reason": "aggregates over >= 10 enterprises"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {released}");
+        assert_eq!(released["status"], "released");
+        let seq = released["release_seq"].as_u64().unwrap();
+        let (s, entry) = w.t.get(&w.dev, &format!("/v1/ledger/entries/{seq}")).await;
+        assert_eq!(s, 200, "{b}: {entry}");
+        assert_eq!(entry["kind"], "release");
+        assert_eq!(payload(&entry)["output_hash"], released["output_hash"]);
+        assert_eq!(
+            payload(&entry)["dataset_versions"],
+            json!([format!("{}@1", w.dataset)])
+        );
+
+        // The developer now downloads it; the Parquet bytes hash to the release entry.
+        let resp =
+            w.t.http
+                .get(w.t.url(&format!("/v1/outputs/{output}/download")))
+                .bearer_auth(&w.dev)
+                .send()
+                .await
+                .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let bytes = resp.bytes().await.unwrap();
+        assert_eq!(
+            blake3::hash(&bytes).to_hex().to_string(),
+            released["output_hash"].as_str().unwrap()
+        );
+        let (s, csv) =
+            w.t.get(&w.dev, &format!("/v1/outputs/{output}/download?format=csv"))
+                .await;
+        assert_eq!(s, 200, "{csv}");
+        // Reviewers no longer reach it, nor does another developer.
+        assert_eq!(
+            w.t.get(&w.reviewer, &format!("/v1/outputs/{output}/download"))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            w.t.get(&w.other_dev, &format!("/v1/outputs/{output}/download"))
+                .await
+                .0,
+            404
+        );
+        w.t.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn dp_budget_is_spent_exactly_then_refused_and_each_spend_is_on_the_ledger() {
+    let w = world(false).await.unwrap();
+    let sql = "SELECT district, AVG(kwh_12m) AS mean_kwh FROM data GROUP BY district";
+    // ε = 3: three runs at 1.0 fit exactly; the fourth is refused before it runs.
+    for i in 0..3 {
+        let outcome = w.run_with("dp", sql, &w.grant, Some(1.0)).await;
+        assert!(
+            matches!(outcome, Outcome::Output(..)),
+            "run {i}: {outcome:?}"
+        );
+    }
+    let (_, grant) = w.t.get(&w.dev, &format!("/v1/grants/{}", w.grant)).await;
+    assert_eq!(grant["epsilon_spent"], json!(3.0), "{grant}");
+    let (jobs_before, _) = (
+        w.t.get(&w.dev, "/v1/jobs")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        (),
+    );
+    let outcome = w.run_with("dp", sql, &w.grant, Some(0.000001)).await;
+    w.assert_refused("overspend", &outcome);
+    let jobs_after =
+        w.t.get(&w.dev, "/v1/jobs")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len();
+    assert_eq!(
+        jobs_before, jobs_after,
+        "a refused run must not leave a job"
+    );
+    let (_, grant) = w.t.get(&w.dev, &format!("/v1/grants/{}", w.grant)).await;
+    assert_eq!(grant["epsilon_spent"], json!(3.0), "{grant}");
+
+    // The three spends are on the ledger, visible to the developer.
+    let (s, entries) =
+        w.t.get(&w.dev, "/v1/ledger/entries?kind=privacy_spend")
+            .await;
+    assert_eq!(s, 200, "{entries}");
+    let spends: Vec<&Value> = entries["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "privacy_spend" && payload(e)["grant_id"] == w.grant.as_str())
+        .collect();
+    assert_eq!(spends.len(), 3, "{entries}");
+    let total: f64 = spends
+        .iter()
+        .map(|e| {
+            payload(e)["epsilon"]
+                .as_str()
+                .unwrap()
+                .parse::<f64>()
+                .unwrap()
+        })
+        .sum();
+    assert_eq!(total, 3.0);
+    w.t.stop().await;
+}
+
+#[tokio::test]
+async fn grants_follow_their_rules() {
+    let w = world(false).await.unwrap();
+    let t = &w.t;
+    // Refusal needs a reason; a decided grant cannot be decided again.
+    let g = apply(
+        t,
+        &w.dev,
+        &w.dataset,
+        json!(["district"]),
+        json!(["sql"]),
+        0.0,
+        5,
+    )
+    .await;
+    let (s, _) = t
+        .call(
+            Some(&w.provider),
+            Method::POST,
+            &format!("/v1/grants/{g}/decision"),
+            Some(json!({"approve": false})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let (s, refused) = t
+        .call(
+            Some(&w.provider),
+            Method::POST,
+            &format!("/v1/grants/{g}/decision"),
+            Some(
+                json!({"approve": false, "reason": "purpose not covered by the share conditions"}),
+            ),
+        )
+        .await;
+    assert_eq!((s, refused["status"].as_str()), (200, Some("refused")));
+    let (s, _) = t
+        .call(
+            Some(&w.provider),
+            Method::POST,
+            &format!("/v1/grants/{g}/decision"),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(s, 409);
+    // The decision is on the ledger with its reason.
+    let seq = refused["decision_seq"].as_u64().unwrap();
+    let (_, entry) = t.get(&w.dev, &format!("/v1/ledger/entries/{seq}")).await;
+    assert_eq!(payload(&entry)["decision"], "refused");
+    // Terms: at most three years; narrowing may not widen.
+    let (s, _) = t
+        .call(
+            Some(&w.dev),
+            Method::POST,
+            "/v1/grants",
+            Some(json!({"dataset_id": w.dataset, "purpose": "p", "columns": ["district"], "model_kinds": ["sql"], "term_days": 1200, "query_budget": 1})),
+        )
+        .await;
+    assert_eq!(s, 422);
+    let g = apply(
+        t,
+        &w.dev,
+        &w.dataset,
+        json!(["district"]),
+        json!(["sql"]),
+        1.0,
+        5,
+    )
+    .await;
+    let (_, pending) = t.get(&w.dev, &format!("/v1/grants/{g}")).await;
+    assert!(
+        pending["answer_deadline"]
+            .as_str()
+            .is_some_and(|d| d.len() == 10),
+        "{pending}"
+    );
+    for widening in [
+        json!({"epsilon": 2.0}),
+        json!({"columns": ["district", "kwh_12m"]}),
+        json!({"query_budget": 6}),
+    ] {
+        let mut body = json!({"approve": true});
+        body.as_object_mut()
+            .unwrap()
+            .extend(widening.as_object().unwrap().clone());
+        let (s, p) = t
+            .call(
+                Some(&w.provider),
+                Method::POST,
+                &format!("/v1/grants/{g}/decision"),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, 422, "{widening}: {p}");
+    }
+    // Other roles and organisations cannot decide.
+    let (_, other_provider) = t.key_for("another-bureau", "provider").await;
+    let (s, _) = t
+        .call(
+            Some(&other_provider),
+            Method::POST,
+            &format!("/v1/grants/{g}/decision"),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(s, 404);
+    for key in [&w.dev, &w.reviewer] {
+        let (s, _) = t
+            .call(
+                Some(key),
+                Method::POST,
+                &format!("/v1/grants/{g}/decision"),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_eq!(s, 403);
+    }
+    assert_eq!(t.get(&w.other_dev, &format!("/v1/grants/{g}")).await.0, 404);
+    w.t.stop().await;
+}
