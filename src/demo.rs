@@ -4,16 +4,20 @@
 //! Each later area adds its steps here; the summary's JSON shape is what scripts and the
 //! notebooks rely on.
 
-use std::path::Path;
-use std::time::Instant;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use pdx_products::{Clock, Period};
+use pdx_sandbox::catalog::{Level, NewDataset, OpenAttribute, ShareType};
+use reqwest::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::auth::Role;
 use crate::config::{Config, ConfigArgs};
+use crate::samples;
 
 /// One role's demo identity.
 #[derive(Debug, Serialize)]
@@ -28,6 +32,90 @@ pub struct RoleSummary {
     pub key_id: String,
     /// `GET /v1/whoami` answered with this role.
     pub whoami_ok: bool,
+}
+
+/// Steps on the progress bar.
+const STEPS: u64 = 12;
+/// Rows of the generated electricity table.
+const ELECTRICITY_ROWS: usize = 1_500;
+/// Rows of the generated Adult stand-in, when `../shared/data/adult` is absent.
+const ADULT_STAND_IN_ROWS: usize = 1_000;
+/// The region every demo organisation sits in (the credit codes are Shenzhen's).
+const REGION: &str = "shenzhen";
+/// The product's price, in fen.
+const PRICE_MINOR: i64 = 98_000;
+
+/// A certified dataset.
+#[derive(Debug, Serialize)]
+pub struct DatasetSummary {
+    /// Title.
+    pub name: String,
+    /// Dataset id.
+    pub id: String,
+    /// Classification level.
+    pub level: String,
+    /// Where the rows came from.
+    pub source: String,
+    /// Rows uploaded.
+    pub rows_in: u64,
+    /// Rows in the certified version.
+    pub rows: u64,
+    /// Smallest equivalence class in the certified version.
+    pub k_achieved: u64,
+    /// Rows suppressed by de-identification.
+    pub suppressed: u64,
+    /// Certificate number.
+    pub certificate: String,
+    /// The certificate's content hash (BLAKE3 of the certified Parquet file).
+    pub content_hash: String,
+}
+
+/// A model run and what became of its output.
+#[derive(Debug, Serialize)]
+pub struct RunSummary {
+    /// `sql` or `dp`.
+    pub kind: String,
+    /// Dataset title.
+    pub dataset: String,
+    /// The model text.
+    pub body: String,
+    /// Output id.
+    pub output: String,
+    /// Rows in the output.
+    pub rows: u64,
+    /// Reviewer approvals it took.
+    pub approvals: u64,
+    /// Release id.
+    pub release_id: String,
+}
+
+/// The period's settlement.
+#[derive(Debug, Serialize)]
+pub struct SettlementSummary {
+    /// `YYYY-MM`.
+    pub period: String,
+    /// (payee, amount in fen).
+    pub remittances: Vec<(String, i64)>,
+}
+
+/// The books at the end of the demo.
+#[derive(Debug, Serialize)]
+pub struct ReconciliationSummary {
+    /// Paid − refunded = remitted + unsettled, to the fen.
+    pub exact: bool,
+    /// Paid, in fen.
+    pub paid_minor: i64,
+    /// Remitted, in fen.
+    pub remitted_minor: i64,
+}
+
+/// Private lookups.
+#[derive(Debug, Serialize)]
+pub struct FheSummary {
+    /// Lookups answered.
+    pub lookups: u64,
+    /// Why there were none, if none.
+    pub note: String,
 }
 
 /// Ledger state at the end of the demo.
@@ -56,6 +144,24 @@ pub struct Summary {
     pub roles: Vec<RoleSummary>,
     /// Requests that had to be refused, and were (method path as role → status).
     pub refusals: Vec<String>,
+    /// The certified datasets.
+    pub datasets: Vec<DatasetSummary>,
+    /// Grants approved.
+    pub grants: u64,
+    /// The model runs.
+    pub runs: Vec<RunSummary>,
+    /// Outputs released.
+    pub releases: u64,
+    /// Products listed.
+    pub products: u64,
+    /// Orders paid and downloaded.
+    pub orders: u64,
+    /// The settled period.
+    pub settlement: SettlementSummary,
+    /// The reconciliation.
+    pub reconciliation: ReconciliationSummary,
+    /// Private lookups.
+    pub fhe: FheSummary,
     /// The ledger.
     pub ledger: LedgerSummary,
     /// Wall time, seconds.
@@ -67,11 +173,19 @@ struct Client {
     base: String,
 }
 
+/// Reads a response as JSON, or as a string when it is not JSON.
+async fn read(resp: reqwest::Response) -> anyhow::Result<(u16, Value)> {
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, value))
+}
+
 impl Client {
     async fn call(
         &self,
         key: &str,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<(u16, Value)> {
@@ -86,16 +200,13 @@ impl Client {
             .send()
             .await
             .with_context(|| format!("calling {path}"))?;
-        let status = resp.status().as_u16();
-        let text = resp.text().await?;
-        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Ok((status, value))
+        read(resp).await
     }
 
     async fn expect(
         &self,
         key: &str,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<Value>,
         want: u16,
@@ -106,11 +217,1011 @@ impl Client {
         }
         Ok(value)
     }
+
+    async fn get(&self, key: &str, path: &str) -> anyhow::Result<Value> {
+        self.expect(key, Method::GET, path, None, 200).await
+    }
+
+    async fn post(&self, key: &str, path: &str, body: Value, want: u16) -> anyhow::Result<Value> {
+        self.expect(key, Method::POST, path, Some(body), want).await
+    }
+
+    /// Uploads a CSV as a new version and waits for de-identification and certification.
+    async fn upload(
+        &self,
+        key: &str,
+        dataset: &str,
+        query: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<Value> {
+        let path = format!("/v1/datasets/{dataset}/versions{query}");
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let (status, job) = read(resp).await?;
+        if status != 202 {
+            bail!("POST {path}: expected 202, got {status}: {job}");
+        }
+        self.wait_job(key, str_of(&job, "id")?).await
+    }
+
+    /// Polls a job until it succeeds (or fails, which is an error).
+    async fn wait_job(&self, key: &str, job: &str) -> anyhow::Result<Value> {
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            let value = self.get(key, &format!("/v1/jobs/{job}")).await?;
+            match value["status"].as_str() {
+                Some("succeeded") => return Ok(value),
+                Some("failed") => bail!("job {job} failed: {}", value["error"]),
+                _ if Instant::now() > deadline => bail!("job {job} did not finish in 10 min"),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// Places an order with an idempotency key.
+    async fn order(&self, key: &str, idempotency_key: &str, body: Value) -> anyhow::Result<Value> {
+        let resp = self
+            .http
+            .post(format!("{}/v1/orders", self.base))
+            .bearer_auth(key)
+            .header("Idempotency-Key", idempotency_key)
+            .json(&body)
+            .send()
+            .await
+            .context("calling /v1/orders")?;
+        let (status, order) = read(resp).await?;
+        if status != 201 && status != 200 {
+            bail!("POST /v1/orders: expected 201, got {status}: {order}");
+        }
+        Ok(order)
+    }
+
+    /// Downloads raw bytes.
+    async fn bytes(&self, key: &str, path: &str) -> anyhow::Result<Vec<u8>> {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .send()
+            .await
+            .with_context(|| format!("calling {path}"))?;
+        let status = resp.status().as_u16();
+        if status != 200 {
+            bail!(
+                "GET {path}: expected 200, got {status}: {}",
+                resp.text().await?
+            );
+        }
+        Ok(resp.bytes().await?.to_vec())
+    }
+}
+
+/// A string field of a response, or an error naming it.
+fn str_of<'a>(value: &'a Value, field: &str) -> anyhow::Result<&'a str> {
+    value[field]
+        .as_str()
+        .with_context(|| format!("no {field:?} in {value}"))
 }
 
 fn step(bar: &indicatif::ProgressBar, what: &str) {
     bar.set_message(what.to_string());
     bar.inc(1);
+}
+
+/// The keys the journey acts with.
+struct Keys {
+    provider: String,
+    developer: String,
+    reviewer: String,
+    reviewer2: String,
+    exchange: String,
+    buyer: String,
+    supervisor: String,
+}
+
+/// What the journey produced, for the summary.
+struct Journey {
+    keys: Keys,
+    roles: Vec<RoleSummary>,
+    refusals: Vec<String>,
+    datasets: Vec<DatasetSummary>,
+    grants: u64,
+    runs: Vec<RunSummary>,
+    releases: u64,
+    products: u64,
+    orders: u64,
+    settlement: SettlementSummary,
+    reconciliation: ReconciliationSummary,
+    fhe: FheSummary,
+}
+
+/// Creates an organisation and a key for it; returns (org id, key id, key).
+async fn org_key(
+    client: &Client,
+    admin: &str,
+    name: &str,
+    role: Role,
+) -> anyhow::Result<(String, String, String)> {
+    let org = client
+        .post(
+            admin,
+            "/v1/orgs",
+            json!({"name": name, "region": REGION}),
+            201,
+        )
+        .await?;
+    let org_id = str_of(&org, "id")?.to_string();
+    let key = client
+        .post(admin, "/v1/keys", json!({"org": org_id, "role": role}), 201)
+        .await?;
+    Ok((
+        org_id,
+        str_of(&key, "key_id")?.to_string(),
+        str_of(&key, "key")?.to_string(),
+    ))
+}
+
+/// The PUMS sample (1,000 Californians) as an unconditionally open L1 dataset: age is
+/// binned, sex and race are quasi-identifiers, income is the sensitive attribute.
+fn pums_dataset() -> NewDataset {
+    use pdx_algorithms::deid::schema::{
+        ColumnRole, ColumnSpec, ColumnType, DatasetSchema, DeidRule, Domain, Hierarchy,
+        PrivacyModel,
+    };
+    let codes = |lo: i64, hi: i64| -> Vec<String> { (lo..=hi).map(|v| v.to_string()).collect() };
+    let flat = |values: &[String]| Hierarchy {
+        rows: values.iter().map(|v| vec![v.clone(), "*".into()]).collect(),
+    };
+    let spec = |name: &str, column_type, role, rule, domain| ColumnSpec {
+        name: name.into(),
+        column_type,
+        role,
+        rule,
+        domain: Some(domain),
+        nullable: false,
+    };
+    let hierarchy = |name: &str| DeidRule::Hierarchy { name: name.into() };
+    let mut hierarchies = std::collections::BTreeMap::new();
+    hierarchies.insert("sex".to_string(), flat(&codes(0, 1)));
+    hierarchies.insert("race".to_string(), flat(&codes(1, 6)));
+    NewDataset {
+        title: "PUMS California sample".into(),
+        description: "US Census PUMS: age, sex, education, race, income, marital status".into(),
+        theme: "census".into(),
+        source_department: "Census Bureau".into(),
+        collecting_department: "Census Bureau".into(),
+        approving_department: "Data Management Bureau".into(),
+        providing_department: "Census Bureau".into(),
+        data_form: "table".into(),
+        update_frequency: "yearly".into(),
+        level: Level::L1,
+        share_type: ShareType::Unconditional,
+        share_conditions: String::new(),
+        legal_basis: "Statistics Law Art.9".into(),
+        open_attribute: OpenAttribute::Unconditional,
+        research_only: false,
+        schema: DatasetSchema {
+            columns: vec![
+                spec(
+                    "age",
+                    ColumnType::Integer,
+                    ColumnRole::QuasiIdentifier,
+                    DeidRule::Bin {
+                        width: 10.0,
+                        levels: 3,
+                    },
+                    Domain::Range {
+                        min: 0.0,
+                        max: 100.0,
+                    },
+                ),
+                spec(
+                    "sex",
+                    ColumnType::String,
+                    ColumnRole::QuasiIdentifier,
+                    hierarchy("sex"),
+                    Domain::Categories {
+                        values: codes(0, 1),
+                    },
+                ),
+                spec(
+                    "educ",
+                    ColumnType::String,
+                    ColumnRole::Other,
+                    DeidRule::Keep,
+                    Domain::Categories {
+                        values: codes(1, 16),
+                    },
+                ),
+                spec(
+                    "race",
+                    ColumnType::String,
+                    ColumnRole::QuasiIdentifier,
+                    hierarchy("race"),
+                    Domain::Categories {
+                        values: codes(1, 6),
+                    },
+                ),
+                spec(
+                    "income",
+                    ColumnType::Integer,
+                    ColumnRole::Sensitive,
+                    DeidRule::Keep,
+                    Domain::Range {
+                        min: 0.0,
+                        max: 500_000.0,
+                    },
+                ),
+                spec(
+                    "married",
+                    ColumnType::String,
+                    ColumnRole::Other,
+                    DeidRule::Keep,
+                    Domain::Categories {
+                        values: codes(0, 1),
+                    },
+                ),
+            ],
+            hierarchies,
+            privacy: PrivacyModel {
+                k: 5,
+                l: None,
+                max_suppression: 0.02,
+            },
+        },
+        elements: Vec::new(),
+    }
+}
+
+/// Where the Adult files come from: the shared folder, or a generated stand-in written
+/// to `scratch` (hierarchies and rows) when that folder is absent.
+fn adult_source(scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
+    let shared = samples::shared_data_dir().join("adult");
+    if shared.join("adult.csv").is_file() {
+        return Ok((shared.clone(), shared.display().to_string()));
+    }
+    let dir = scratch.join("adult-stand-in");
+    std::fs::create_dir_all(&dir)?;
+    let columns: [(&str, Vec<String>); 9] = [
+        ("sex", vec!["Male".into(), "Female".into()]),
+        ("age", (17..=90).map(|a: u32| a.to_string()).collect()),
+        (
+            "race",
+            ["White", "Black", "Asian-Pac-Islander", "Other"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "marital-status",
+            ["Married-civ-spouse", "Never-married", "Divorced", "Widowed"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "education",
+            [
+                "HS-grad",
+                "Some-college",
+                "Bachelors",
+                "Masters",
+                "Doctorate",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ),
+        (
+            "native-country",
+            ["United-States", "Mexico", "Philippines", "Germany"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "workclass",
+            ["Private", "Self-emp-not-inc", "Local-gov", "State-gov"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        (
+            "occupation",
+            ["Adm-clerical", "Exec-managerial", "Sales", "Craft-repair"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        ("salary-class", vec!["<=50K".into(), ">50K".into()]),
+    ];
+    for (name, values) in &columns {
+        let lines: Vec<String> = values
+            .iter()
+            .map(|v| match (*name, v.parse::<u32>()) {
+                ("age", Ok(a)) => {
+                    let lo = a / 10 * 10;
+                    format!("{v};{lo}-{};*", lo + 9)
+                }
+                _ => format!("{v};*"),
+            })
+            .collect();
+        std::fs::write(
+            dir.join(format!("adult_hierarchy_{name}.csv")),
+            lines.join("\n") + "\n",
+        )?;
+    }
+    let mut csv = columns
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(";")
+        + "\n";
+    let mut x: u64 = 0x5DEE_CE66_D1CE_4E5B;
+    for _ in 0..ADULT_STAND_IN_ROWS {
+        let row: Vec<&str> = columns
+            .iter()
+            .map(|(_, values)| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                values[((x >> 33) % values.len() as u64) as usize].as_str()
+            })
+            .collect();
+        csv.push_str(&row.join(";"));
+        csv.push('\n');
+    }
+    std::fs::write(dir.join("adult.csv"), csv)?;
+    Ok((dir, "generated stand-in".into()))
+}
+
+/// The PUMS file writes a few incomes in scientific notation (`1e+05`): rewrite every
+/// numeric cell as the integer it is, leaving anything else untouched.
+fn integer_codes(csv: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(csv);
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.lines().enumerate() {
+        if i > 0 {
+            let cells: Vec<String> = line
+                .split(',')
+                .map(|cell| match cell.trim().parse::<f64>() {
+                    Ok(v) if v.is_finite() && v.fract() == 0.0 => format!("{}", v as i64),
+                    _ => cell.to_string(),
+                })
+                .collect();
+            out.push_str(&cells.join(","));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out.into_bytes()
+}
+
+/// Registers a dataset, uploads its rows and returns the certified version's summary.
+async fn certify(
+    client: &Client,
+    keys: &Keys,
+    meta: &NewDataset,
+    source: &str,
+    query: &str,
+    csv: Vec<u8>,
+) -> anyhow::Result<DatasetSummary> {
+    let rows_in = csv
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        .saturating_sub(1) as u64;
+    let registered = client
+        .post(
+            &keys.provider,
+            "/v1/datasets",
+            serde_json::to_value(meta)?,
+            201,
+        )
+        .await?;
+    let id = str_of(&registered, "id")?.to_string();
+    client.upload(&keys.provider, &id, query, csv).await?;
+    let version = client
+        .get(&keys.developer, &format!("/v1/datasets/{id}/versions/1"))
+        .await?;
+    let cert = client
+        .get(
+            &keys.developer,
+            &format!("/v1/datasets/{id}/versions/1/certificate"),
+        )
+        .await?;
+    Ok(DatasetSummary {
+        name: meta.title.clone(),
+        id,
+        level: format!("{:?}", meta.level),
+        source: source.to_string(),
+        rows_in,
+        rows: version["rows"].as_u64().unwrap_or(0),
+        k_achieved: version["report"]["k_achieved"].as_u64().unwrap_or(0),
+        suppressed: version["report"]["suppressed"].as_u64().unwrap_or(0),
+        certificate: str_of(&version, "certificate_no")?.to_string(),
+        content_hash: cert["certificate"]["content_hash"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    })
+}
+
+/// Applies for a grant as the developer and has the provider approve it; returns its id.
+async fn grant(
+    client: &Client,
+    keys: &Keys,
+    dataset: &str,
+    columns: Value,
+    kinds: Value,
+    epsilon: f64,
+) -> anyhow::Result<String> {
+    let g = client
+        .post(
+            &keys.developer,
+            "/v1/grants",
+            json!({
+                "dataset_id": dataset,
+                "purpose": "demo: regional statistics product",
+                "columns": columns,
+                "model_kinds": kinds,
+                "term_days": 365,
+                "epsilon": epsilon,
+                "delta": 0.0,
+                "query_budget": 20
+            }),
+            201,
+        )
+        .await?;
+    let id = str_of(&g, "id")?.to_string();
+    client
+        .post(
+            &keys.provider,
+            &format!("/v1/grants/{id}/decision"),
+            json!({"approve": true}),
+            200,
+        )
+        .await?;
+    Ok(id)
+}
+
+/// Registers a model, runs it under a grant and waits; returns the quarantined output id.
+async fn run_model(
+    client: &Client,
+    keys: &Keys,
+    kind: &str,
+    body: &str,
+    dataset: &str,
+    grant: &str,
+    epsilon: Option<f64>,
+) -> anyhow::Result<String> {
+    let model = client
+        .post(
+            &keys.developer,
+            "/v1/models",
+            json!({"name": format!("demo {kind} model"), "kind": kind, "body": body}),
+            201,
+        )
+        .await?;
+    let mut req = json!({
+        "model_id": str_of(&model, "id")?,
+        "inputs": [{"dataset_id": dataset, "grant_id": grant}]
+    });
+    if let Some(e) = epsilon {
+        req["epsilon"] = json!(e);
+    }
+    let job = client.post(&keys.developer, "/v1/runs", req, 202).await?;
+    let job = client
+        .wait_job(&keys.developer, str_of(&job, "id")?)
+        .await?;
+    Ok(job["result"]["output_id"]
+        .as_str()
+        .with_context(|| format!("the run produced no output: {job}"))?
+        .to_string())
+}
+
+/// Reviews an output with as many reviewers as it needs; returns (approvals, release).
+async fn release(client: &Client, keys: &Keys, output: &str) -> anyhow::Result<(u64, Value)> {
+    let mut approvals = 0;
+    for reviewer in [&keys.reviewer, &keys.reviewer2] {
+        let reviewed = client
+            .post(
+                reviewer,
+                &format!("/v1/review/{output}"),
+                json!({"approve": true, "reason": "aggregates only; every cell passed the checks"}),
+                200,
+            )
+            .await?;
+        approvals += 1;
+        if reviewed["status"] == "released" {
+            return Ok((approvals, reviewed));
+        }
+    }
+    bail!("output {output} was not released after {approvals} approvals")
+}
+
+/// Public-bucket bits the demo's FHE template reveals (1,500 keys → ~12 per bucket).
+const FHE_BUCKET_BITS: u8 = 7;
+
+/// Step 9: a bank (a developer) asks whether one enterprise is in the top quartile of
+/// electricity use, naming it only under encryption; returns a line for the summary.
+async fn fhe_lookup(
+    client: &Client,
+    keys: &Keys,
+    dataset: &str,
+    csv: &str,
+) -> anyhow::Result<String> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use pdx_algorithms::fhe::{Answer, ClientSecret, KeyWidth, client as fhe_client, lookup_hash};
+
+    let all: Vec<(String, u64)> = csv
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((f.first()?.to_string(), f.get(3)?.parse().ok()?))
+        })
+        .collect();
+    let Some((code, kwh)) = all.first().cloned() else {
+        bail!("no enterprise to look up");
+    };
+    let below = all.iter().filter(|(_, k)| *k < kwh).count();
+    let clear = (4 * below) / all.len() >= 3;
+
+    let g = client
+        .post(
+            &keys.developer,
+            "/v1/grants",
+            json!({
+                "dataset_id": dataset,
+                "purpose": "credit decisions with the enterprise's authorisation",
+                "columns": ["credit_code", "kwh_12m"],
+                "model_kinds": ["fhe"],
+                "term_days": 365,
+                "query_budget": 2
+            }),
+            201,
+        )
+        .await?;
+    let grant = str_of(&g, "id")?.to_string();
+    client
+        .post(
+            &keys.provider,
+            &format!("/v1/grants/{grant}/decision"),
+            json!({"approve": true}),
+            200,
+        )
+        .await?;
+    let tpl = client
+        .post(
+            &keys.developer,
+            "/v1/fhe/templates",
+            json!({
+                "dataset_id": dataset,
+                "name": "top quartile of electricity use",
+                "purpose": "working-capital loans",
+                "spec": {
+                    "key_column": "credit_code",
+                    "value": {"rule": "quantile", "column": "kwh_12m", "buckets": 4, "at_least": 3},
+                    "output": {"kind": "bool"},
+                    "key_width": "u32",
+                    "bucket_bits": FHE_BUCKET_BITS
+                }
+            }),
+            201,
+        )
+        .await?;
+    let template = str_of(&tpl, "id")?.to_string();
+    client
+        .post(
+            &keys.provider,
+            &format!("/v1/fhe/templates/{template}/decision"),
+            json!({"approve": true, "reason": "one coarse bit per enterprise"}),
+            200,
+        )
+        .await?;
+
+    let pair = tokio::task::spawn_blocking(fhe_client::generate_keys)
+        .await
+        .context("generating FHE keys")??;
+    let secret = ClientSecret::from_bytes(&pair.client)?;
+    let resp = client
+        .http
+        .post(format!("{}/v1/fhe/keys", client.base))
+        .bearer_auth(&keys.developer)
+        .header("content-type", "application/octet-stream")
+        .body(pair.server.clone())
+        .send()
+        .await
+        .context("calling /v1/fhe/keys")?;
+    let (status, key) = read(resp).await?;
+    if status != 201 && status != 200 {
+        bail!("POST /v1/fhe/keys: expected 201, got {status}: {key}");
+    }
+    let server_key = str_of(&key, "id")?.to_string();
+
+    let hash = KeyWidth::U32.truncate(lookup_hash(dataset, &code));
+    let bucket = KeyWidth::U32.bucket_of(hash, FHE_BUCKET_BITS);
+    let ciphertext = secret.encrypt_key(KeyWidth::U32, hash)?;
+    let accepted = client
+        .post(
+            &keys.developer,
+            "/v1/fhe/queries",
+            json!({
+                "template_id": template,
+                "grant_id": grant,
+                "server_key_id": server_key,
+                "bucket": bucket,
+                "ciphertext": STANDARD.encode(&ciphertext),
+            }),
+            202,
+        )
+        .await?;
+    let job = accepted["job"]["id"]
+        .as_str()
+        .with_context(|| format!("no job in {accepted}"))?;
+    client.wait_job(&keys.developer, job).await?;
+    let query_id = accepted["query"]["id"]
+        .as_str()
+        .with_context(|| format!("no query in {accepted}"))?;
+    let q = client
+        .get(&keys.developer, &format!("/v1/fhe/queries/{query_id}"))
+        .await?;
+    let decode = |field: &str| -> anyhow::Result<Vec<u8>> {
+        let text = q["answer"][field]
+            .as_str()
+            .with_context(|| format!("no answer.{field} in the query"))?;
+        Ok(STANDARD.decode(text)?)
+    };
+    let answer = Answer {
+        value: decode("value")?,
+        found: decode("found")?,
+    };
+    let (value, found) = secret.decrypt(&answer)?;
+    if !found || (value == 1) != clear {
+        bail!(
+            "the decrypted answer (found {found}, top quartile {}) differs from the clear one ({clear})",
+            value == 1
+        );
+    }
+    Ok(format!(
+        "1 lookup over {} keys of bucket {bucket}: top quartile = {clear}, matches the clear answer",
+        q["rows_scanned"]
+    ))
+}
+
+/// The whole journey, step by step, as each role.
+async fn journey(
+    client: &Client,
+    admin: &str,
+    bar: &indicatif::ProgressBar,
+    clock: &Clock,
+) -> anyhow::Result<Journey> {
+    step(bar, "1/10 organisations and keys for every role");
+    let suffix = hex::encode(rand::random::<[u8; 3]>());
+    let mut roles = Vec::new();
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        let name = format!("demo-{role}-{suffix}");
+        let (org_id, key_id, key) = org_key(client, admin, &name, role).await?;
+        keys.push((role, key));
+        roles.push(RoleSummary {
+            role,
+            org: name,
+            org_id,
+            key_id,
+            whoami_ok: false,
+        });
+    }
+    for (summary, (_, key)) in roles.iter_mut().zip(&keys) {
+        let me = client.get(key, "/v1/whoami").await?;
+        summary.whoami_ok =
+            me["role"] == json!(summary.role) && me["org_id"] == json!(summary.org_id);
+    }
+    let mut refusals = Vec::new();
+    for (role, key) in &keys {
+        if *role == Role::Admin {
+            continue;
+        }
+        let (status, _) = client
+            .call(
+                key,
+                Method::POST,
+                "/v1/keys",
+                Some(json!({"org": "x", "role": "admin"})),
+            )
+            .await?;
+        if status != 403 {
+            bail!("a {role} key could issue keys (status {status})");
+        }
+        refusals.push(format!("POST /v1/keys as {role} -> {status}"));
+    }
+    let key_of = |want: Role| {
+        keys.iter()
+            .find(|(r, _)| *r == want)
+            .map(|(_, k)| k.clone())
+            .with_context(|| format!("no {want} key"))
+    };
+    // L3 outputs need two reviewers from different organisations.
+    let (_, _, reviewer2) = org_key(
+        client,
+        admin,
+        &format!("demo-reviewer-b-{suffix}"),
+        Role::Reviewer,
+    )
+    .await?;
+    let keys = Keys {
+        provider: key_of(Role::Provider)?,
+        developer: key_of(Role::Developer)?,
+        reviewer: key_of(Role::Reviewer)?,
+        reviewer2,
+        exchange: key_of(Role::Exchange)?,
+        buyer: key_of(Role::Buyer)?,
+        supervisor: key_of(Role::Supervisor)?,
+    };
+
+    step(
+        bar,
+        "2-3/10 registering, de-identifying and certifying Adult",
+    );
+    let scratch = tempfile::tempdir()?;
+    let (adult_dir, adult_from) = adult_source(scratch.path())?;
+    let adult_meta = samples::adult_dataset(&adult_dir, OpenAttribute::Conditional)?;
+    let adult_csv = std::fs::read(adult_dir.join("adult.csv"))
+        .with_context(|| format!("reading {}", adult_dir.join("adult.csv").display()))?;
+    let adult = certify(
+        client,
+        &keys,
+        &adult_meta,
+        &adult_from,
+        "?format=csv&delimiter=;",
+        adult_csv,
+    )
+    .await?;
+
+    step(
+        bar,
+        "2-3/10 registering, de-identifying and certifying PUMS",
+    );
+    let pums_path = samples::shared_data_dir().join("pums/PUMS.csv");
+    let pums_csv = std::fs::read(&pums_path).with_context(|| {
+        format!(
+            "reading {} (the PUMS sample ships in ../shared/data)",
+            pums_path.display()
+        )
+    })?;
+    let pums = certify(
+        client,
+        &keys,
+        &pums_dataset(),
+        &pums_path.display().to_string(),
+        "?format=csv",
+        integer_codes(&pums_csv),
+    )
+    .await?;
+
+    step(
+        bar,
+        "2-3/10 registering, de-identifying and certifying electricity",
+    );
+    let electricity_csv = samples::electricity_csv(ELECTRICITY_ROWS, 2026);
+    let electricity = certify(
+        client,
+        &keys,
+        &samples::electricity_dataset(),
+        &format!("generated, {ELECTRICITY_ROWS} enterprises"),
+        "?format=csv",
+        electricity_csv.clone().into_bytes(),
+    )
+    .await?;
+
+    step(bar, "4/10 grants");
+    let electricity_grant = grant(
+        client,
+        &keys,
+        &electricity.id,
+        json!(["credit_code", "district", "industry", "kwh_12m"]),
+        json!(["sql", "dp"]),
+        1.0,
+    )
+    .await?;
+    let adult_grant = grant(
+        client,
+        &keys,
+        &adult.id,
+        json!(["sex", "age", "education", "salary-class"]),
+        json!(["sql"]),
+        0.0,
+    )
+    .await?;
+
+    step(bar, "5/10 one SQL model and one DP model");
+    let plans = [
+        (
+            "sql",
+            "SELECT district, COUNT(*) AS enterprises, AVG(kwh_12m) AS mean_kwh FROM data GROUP BY district",
+            &electricity,
+            &electricity_grant,
+            None,
+        ),
+        (
+            "dp",
+            "SELECT industry, COUNT(*) AS enterprises FROM data GROUP BY industry",
+            &electricity,
+            &electricity_grant,
+            Some(0.5),
+        ),
+        (
+            "sql",
+            "SELECT sex, COUNT(*) AS people FROM data GROUP BY sex",
+            &adult,
+            &adult_grant,
+            None,
+        ),
+    ];
+    let mut outputs = Vec::new();
+    for (kind, body, dataset, grant, epsilon) in plans {
+        let output = run_model(client, &keys, kind, body, &dataset.id, grant, epsilon).await?;
+        outputs.push((kind, body, dataset.name.clone(), output));
+    }
+
+    step(bar, "6/10 output review and release");
+    let mut runs = Vec::new();
+    for (kind, body, dataset, output) in outputs {
+        let (approvals, released) = release(client, &keys, &output).await?;
+        let rows = client
+            .get(
+                &keys.developer,
+                &format!("/v1/outputs/{output}/download?format=json"),
+            )
+            .await?;
+        runs.push(RunSummary {
+            kind: kind.to_string(),
+            dataset,
+            body: body.to_string(),
+            output,
+            rows: rows.as_array().map(|r| r.len() as u64).unwrap_or(0),
+            approvals,
+            release_id: str_of(&released, "release_id")?.to_string(),
+        });
+    }
+
+    step(bar, "7/10 product: create, list, order, pay, download");
+    let electricity_releases: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.dataset == electricity.name)
+        .map(|r| r.release_id.as_str())
+        .collect();
+    let product = client
+        .post(
+            &keys.developer,
+            "/v1/products",
+            json!({
+                "title": "Enterprise electricity by district and industry",
+                "description": "Mean consumption per district and a DP count per industry",
+                "licence": {"kind": "commercial_internal", "term_days": 365},
+                "price_minor": PRICE_MINOR,
+                "split": {"public_finance_bp": 3_000, "platform_bp": 1_000, "developer_bp": 6_000},
+                "releases": electricity_releases
+            }),
+            201,
+        )
+        .await?;
+    let pid = str_of(&product, "id")?.to_string();
+    client
+        .expect(
+            &keys.exchange,
+            Method::POST,
+            &format!("/v1/products/{pid}/list"),
+            None,
+            200,
+        )
+        .await?;
+    let on_sale = client.get(&keys.buyer, "/v1/products").await?;
+    let products = on_sale.as_array().map(|p| p.len() as u64).unwrap_or(0);
+    let order = client
+        .order(
+            &keys.buyer,
+            &format!("demo-order-{suffix}"),
+            json!({"product_id": pid}),
+        )
+        .await?;
+    let oid = str_of(&order, "id")?.to_string();
+    client
+        .post(
+            &keys.buyer,
+            &format!("/v1/orders/{oid}/pay"),
+            json!({"payment_ref": format!("demo-bank-{suffix}")}),
+            200,
+        )
+        .await?;
+    let tar = client
+        .bytes(&keys.buyer, &format!("/v1/orders/{oid}/download"))
+        .await?;
+    if tar.is_empty() {
+        bail!("the order's download was empty");
+    }
+    let mine = client.get(&keys.buyer, "/v1/orders").await?;
+    let orders = mine.as_array().map(|o| o.len() as u64).unwrap_or(0);
+
+    step(bar, "8/10 settlement and reconciliation");
+    let period = Period::containing(clock.now_ms())?;
+    clock.set_ms(period.to_ms + 60_000);
+    let settled = client
+        .expect(
+            &keys.exchange,
+            Method::POST,
+            &format!("/v1/settlements/{}", period.label),
+            None,
+            201,
+        )
+        .await?;
+    let remittances = settled["remittances"]
+        .as_array()
+        .map(|lines| {
+            lines
+                .iter()
+                .map(|l| {
+                    (
+                        l["payee"].as_str().unwrap_or_default().to_string(),
+                        l["amount_minor"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let recon = client
+        .get(&keys.supervisor, "/v1/reconciliation?group_by=total")
+        .await?;
+
+    step(bar, "9/10 a private (FHE) lookup");
+    let fhe = match fhe_lookup(client, &keys, &electricity.id, &electricity_csv).await {
+        Ok(note) => FheSummary { lookups: 1, note },
+        Err(e) => {
+            eprintln!("warning: the FHE lookup did not run: {e:#}");
+            FheSummary {
+                lookups: 0,
+                note: format!("not run: {e:#}"),
+            }
+        }
+    };
+
+    step(bar, "10/10 checkpoint and ledger verification");
+    client
+        .expect(
+            &keys.supervisor,
+            Method::POST,
+            "/v1/ledger/checkpoint",
+            None,
+            201,
+        )
+        .await?;
+    step(bar, "done");
+    let releases = runs.len() as u64;
+    Ok(Journey {
+        keys,
+        roles,
+        refusals,
+        datasets: vec![adult, pums, electricity],
+        grants: 2,
+        runs,
+        releases,
+        products,
+        orders,
+        settlement: SettlementSummary {
+            period: period.label,
+            remittances,
+        },
+        reconciliation: ReconciliationSummary {
+            exact: recon["exact"] == json!(true),
+            paid_minor: recon["total"]["paid_minor"].as_i64().unwrap_or(0),
+            remitted_minor: recon["total"]["remitted_minor"].as_i64().unwrap_or(0),
+        },
+        fhe,
+    })
 }
 
 /// Runs the demo.
@@ -124,7 +1235,11 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     let mut args = args.clone();
     args.data_dir = Some(data_dir.clone());
     let config = Config::resolve(&args, Some("127.0.0.1:0"))?;
-    let app = App::open(config).await?;
+    let mut app = App::open(config).await?;
+    // The market reads a manual clock that starts now, so that the demo can close the
+    // month and settle it without waiting for the calendar.
+    let clock = Clock::manual(pdx_ledger::db::now_ms());
+    app.products = app.products.clone().with_clock(clock.clone());
     let admin = match app.bootstrap().await? {
         Some(k) => k.key,
         None => std::fs::read_to_string(app.config.admin_key_path())
@@ -139,88 +1254,21 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
         base: server.url(),
     };
 
-    let bar = crate::cli::progress_bar(4, "demo");
-    step(&bar, "organisations");
-    let suffix = hex::encode(rand::random::<[u8; 3]>());
-    let mut roles = Vec::new();
-    let mut keys = Vec::new();
-    for role in Role::ALL {
-        let name = format!("demo-{role}-{suffix}");
-        let org = client
-            .expect(
-                &admin,
-                reqwest::Method::POST,
-                "/v1/orgs",
-                Some(json!({"name": name})),
-                201,
-            )
-            .await?;
-        let org_id = org["id"].as_str().unwrap_or_default().to_string();
-        let key = client
-            .expect(
-                &admin,
-                reqwest::Method::POST,
-                "/v1/keys",
-                Some(json!({"org": org_id, "role": role})),
-                201,
-            )
-            .await?;
-        keys.push((role, key["key"].as_str().unwrap_or_default().to_string()));
-        roles.push(RoleSummary {
-            role,
-            org: name,
-            org_id,
-            key_id: key["key_id"].as_str().unwrap_or_default().to_string(),
-            whoami_ok: false,
-        });
-    }
-
-    step(&bar, "each role");
-    for (summary, (_, key)) in roles.iter_mut().zip(&keys) {
-        let me = client
-            .expect(key, reqwest::Method::GET, "/v1/whoami", None, 200)
-            .await?;
-        summary.whoami_ok =
-            me["role"] == json!(summary.role) && me["org_id"] == json!(summary.org_id);
-    }
-    let mut refusals = Vec::new();
-    for (role, key) in &keys {
-        if *role == Role::Admin {
-            continue;
+    let bar = crate::cli::progress_bar(STEPS, "demo");
+    let outcome = journey(&client, &admin, &bar, &clock).await;
+    bar.finish_and_clear();
+    let journey = match outcome {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = server.shutdown().await;
+            return Err(e.context("the demo stopped"));
         }
-        let (status, _) = client
-            .call(
-                key,
-                reqwest::Method::POST,
-                "/v1/keys",
-                Some(json!({"org": "x", "role": "admin"})),
-            )
-            .await?;
-        if status != 403 {
-            bail!("a {role} key could issue keys (status {status})");
-        }
-        refusals.push(format!("POST /v1/keys as {role} -> {status}"));
-    }
+    };
 
-    step(&bar, "ledger");
-    let supervisor = keys
-        .iter()
-        .find(|(r, _)| *r == Role::Supervisor)
-        .map(|(_, k)| k.clone())
-        .unwrap_or_default();
-    client
-        .expect(
-            &supervisor,
-            reqwest::Method::POST,
-            "/v1/ledger/checkpoint",
-            None,
-            201,
-        )
-        .await?;
     let (_, public_key) = client
         .call(
-            &supervisor,
-            reqwest::Method::GET,
+            &journey.keys.supervisor,
+            Method::GET,
             "/v1/ledger/public-key",
             None,
         )
@@ -228,9 +1276,6 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     let public_key = public_key.as_str().unwrap_or_default().trim().to_string();
     let key = pdx_ledger::note::NoteVerifier::parse(&public_key).context("server public key")?;
     let verified = app.ledger.verify_with(&key, |_, _| {}).await?;
-
-    step(&bar, "done");
-    bar.finish_and_clear();
     let (verified_ok, entries, checkpoints, root) = match &verified {
         Ok(r) => (true, r.entries, r.checkpoints, r.root.to_hex()),
         Err(f) => {
@@ -241,8 +1286,17 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     let summary = Summary {
         data_dir: data_dir.display().to_string(),
         server: server.url(),
-        roles,
-        refusals,
+        roles: journey.roles,
+        refusals: journey.refusals,
+        datasets: journey.datasets,
+        grants: journey.grants,
+        runs: journey.runs,
+        releases: journey.releases,
+        products: journey.products,
+        orders: journey.orders,
+        settlement: journey.settlement,
+        reconciliation: journey.reconciliation,
+        fhe: journey.fhe,
         ledger: LedgerSummary {
             entries,
             checkpoints,
@@ -258,7 +1312,12 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
         std::fs::write(path, serde_json::to_vec_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if !summary.ledger.verified || summary.roles.iter().any(|r| !r.whoami_ok) {
+    let k_ok = summary.datasets.iter().all(|d| d.k_achieved > 0);
+    if !summary.ledger.verified
+        || summary.roles.iter().any(|r| !r.whoami_ok)
+        || !summary.reconciliation.exact
+        || !k_ok
+    {
         bail!("the demo's checks failed; see the summary above");
     }
     Ok(())
@@ -282,6 +1341,49 @@ fn print_summary(s: &Summary) {
     }
     println!();
     println!("refused as expected: {}", s.refusals.len());
+    println!();
+    println!(
+        "{:<36} {:<4} {:>7} {:>7} {:>4} {:<24} source",
+        "dataset", "lvl", "rows in", "rows", "k", "certificate"
+    );
+    for d in &s.datasets {
+        println!(
+            "{:<36} {:<4} {:>7} {:>7} {:>4} {:<24} {}",
+            d.name, d.level, d.rows_in, d.rows, d.k_achieved, d.certificate, d.source
+        );
+    }
+    println!();
+    println!(
+        "{:<4} {:<36} {:>5} {:>9}  model",
+        "kind", "dataset", "rows", "approvals"
+    );
+    for r in &s.runs {
+        println!(
+            "{:<4} {:<36} {:>5} {:>9}  {}",
+            r.kind, r.dataset, r.rows, r.approvals, r.body
+        );
+    }
+    println!();
+    println!(
+        "grants: {}, releases: {}, products listed: {}, orders paid and downloaded: {}",
+        s.grants, s.releases, s.products, s.orders
+    );
+    println!("settlement {}:", s.settlement.period);
+    for (payee, amount) in &s.settlement.remittances {
+        println!(
+            "  {:<40} {:>10}.{:02} CNY",
+            payee,
+            amount / 100,
+            amount % 100
+        );
+    }
+    println!(
+        "reconciliation: paid {} fen, remitted {} fen, exact: {}",
+        s.reconciliation.paid_minor,
+        s.reconciliation.remitted_minor,
+        if s.reconciliation.exact { "yes" } else { "NO" }
+    );
+    println!("fhe lookups: {} ({})", s.fhe.lookups, s.fhe.note);
     println!(
         "ledger: {} entries, {} checkpoints, verified: {}",
         s.ledger.entries,

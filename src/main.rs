@@ -44,6 +44,9 @@ enum Command {
     /// Benchmarks that print a table.
     #[command(subcommand)]
     Bench(pdx::cli::bench::BenchCommand),
+    /// Private lookups (TFHE), client side: key generation and encrypted queries.
+    #[command(subcommand)]
+    Fhe(pdx::cli::fhe::FheCommand),
     /// Witness the ledger: check each new checkpoint's consistency with the last one
     /// seen, store it and cosign it. Exits 2 on a split view.
     Witness(pdx::cli::witness::WitnessArgs),
@@ -173,6 +176,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Bench(cmd) => {
             init_logging(LogFormat::Human, "warn");
             pdx::cli::bench::run(cmd).await
+        }
+        Command::Fhe(cmd) => {
+            init_logging(LogFormat::Human, "warn");
+            pdx::cli::fhe::run(cmd).await
         }
     }
 }

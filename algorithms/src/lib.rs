@@ -10,7 +10,7 @@
 //! - `sql`: DataFusion engine with a bounded memory pool and read-only SQL options;
 //! - `dp`: restricted DP SQL translated to OpenDP `make_private_lazyframe` plans;
 //! - `disclosure`: threshold, dominance and rounding rules over aggregate outputs;
-//! - `fhe`: TFHE-rs encrypted lookups.
+//! - `fhe`: TFHE-rs encrypted lookups (templates, client, server evaluator).
 //!
 //! Versions are pinned together in the workspace: `opendp 0.16` pins `polars =0.52.0`
 //! and `chrono =0.4.41`, which holds DataFusion at 50.x.
@@ -19,4 +19,5 @@ pub mod bench;
 pub mod deid;
 pub mod disclosure;
 pub mod dp;
+pub mod fhe;
 pub mod sql;

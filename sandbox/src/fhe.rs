@@ -518,9 +518,7 @@ impl Sandbox {
                 "the dataset is not open; only a de-identified derivative can be queried".into(),
             ));
         }
-        new.spec
-            .validate(&dataset.meta.schema)
-            .map_err(fhe_error)?;
+        new.spec.validate(&dataset.meta.schema).map_err(fhe_error)?;
         let (spec_json, hash) = spec_hash(&new.spec)?;
         let id = new_id("ft");
         sqlx::query(
@@ -555,7 +553,9 @@ impl Sandbox {
         match view {
             TemplateView::All => true,
             TemplateView::Provider => t.provider_org == org,
-            TemplateView::Developer => t.status == TemplateStatus::Approved || t.proposer_org == org,
+            TemplateView::Developer => {
+                t.status == TemplateStatus::Approved || t.proposer_org == org
+            }
         }
     }
 
@@ -572,8 +572,7 @@ impl Sandbox {
         let mut out = Vec::new();
         for row in &rows {
             let t = template_from_row(row)?;
-            if Self::template_visible(&t, org, view)
-                && dataset_id.is_none_or(|d| d == t.dataset_id)
+            if Self::template_visible(&t, org, view) && dataset_id.is_none_or(|d| d == t.dataset_id)
             {
                 out.push(t);
             }
@@ -663,9 +662,7 @@ impl Sandbox {
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
             // The schema may have moved on since the proposal.
-            t.spec
-                .validate(&dataset.meta.schema)
-                .map_err(fhe_error)?;
+            t.spec.validate(&dataset.meta.schema).map_err(fhe_error)?;
             if let Some(version) = dataset.latest_version {
                 self.fhe_table(&t.spec, &dataset, version).await?;
             }
@@ -798,9 +795,8 @@ impl Sandbox {
                 .map_err(|e| SandboxError::Internal(format!("reading a version: {e}")))?;
             let index = match &index_path {
                 Some(p) => {
-                    let raw = read_parquet(p).map_err(|e| {
-                        SandboxError::Internal(format!("reading a key index: {e}"))
-                    })?;
+                    let raw = read_parquet(p)
+                        .map_err(|e| SandboxError::Internal(format!("reading a key index: {e}")))?;
                     Some(read_key_index(&raw, &key_column).map_err(fhe_error)?)
                 }
                 None => None,
@@ -897,7 +893,9 @@ impl Sandbox {
             .bind(key_hash.to_string())
             .fetch_optional(self.db().pool())
             .await?;
-        row.as_ref().map(|r| key_from_row(r).map(|k| k.0)).transpose()
+        row.as_ref()
+            .map(|r| key_from_row(r).map(|k| k.0))
+            .transpose()
     }
 
     async fn server_key_row(&self, id: &str, org: &str) -> Result<(ServerKeyInfo, String)> {
@@ -946,7 +944,11 @@ impl Sandbox {
     }
 
     /// The decompressed key, from the cache or from its file (a few seconds).
-    async fn evaluation_key(&self, info: &ServerKeyInfo, path: &Path) -> Result<Arc<EvaluationKey>> {
+    async fn evaluation_key(
+        &self,
+        info: &ServerKeyInfo,
+        path: &Path,
+    ) -> Result<Arc<EvaluationKey>> {
         if let Ok(cache) = self.fhe_state().cache.lock()
             && let Some((_, k)) = cache.iter().find(|(h, _)| *h == info.key_hash)
         {
@@ -998,8 +1000,7 @@ impl Sandbox {
         let version = dataset.latest_version.ok_or_else(|| {
             SandboxError::Conflict("the dataset has no certified version yet".into())
         })?;
-        let grant: Option<Grant> = if dataset.meta.open_attribute == OpenAttribute::Unconditional
-        {
+        let grant: Option<Grant> = if dataset.meta.open_attribute == OpenAttribute::Unconditional {
             None
         } else {
             let grant_id = request.grant_id.as_deref().ok_or_else(|| {
@@ -1153,11 +1154,7 @@ impl Sandbox {
         Ok((query, job))
     }
 
-    async fn evaluate_fhe_query(
-        &self,
-        actor: &Actor,
-        q: &Admitted,
-    ) -> Result<serde_json::Value> {
+    async fn evaluate_fhe_query(&self, actor: &Actor, q: &Admitted) -> Result<serde_json::Value> {
         let jobs = self.jobs();
         jobs.progress(&q.job_id, "waiting for the evaluator", 0.02)
             .await?;

@@ -27,6 +27,7 @@
 pub mod access;
 pub mod catalog;
 pub mod compliance;
+pub mod fhe;
 pub mod grants;
 pub mod jobs;
 pub mod lineage;
@@ -77,6 +78,12 @@ pub struct SandboxConfig {
     pub max_output_rows: usize,
     /// Most bytes in one output.
     pub max_output_bytes: usize,
+    /// Largest accepted FHE server key, in bytes.
+    pub fhe_server_key_limit: u64,
+    /// Most table rows one FHE lookup may scan (beyond, the client must reveal a bucket).
+    pub fhe_max_rows: usize,
+    /// Threads of the FHE evaluator (0: every core).
+    pub fhe_threads: usize,
 }
 
 impl SandboxConfig {
@@ -96,6 +103,9 @@ impl SandboxConfig {
             run_timeout: std::time::Duration::from_secs(120),
             max_output_rows: 100_000,
             max_output_bytes: 64 << 20,
+            fhe_server_key_limit: pdx_algorithms::fhe::DEFAULT_SERVER_KEY_LIMIT,
+            fhe_max_rows: 4096,
+            fhe_threads: 0,
         }
     }
 }
@@ -186,6 +196,7 @@ struct Inner {
     zones: zones::Zones,
     jobs: Jobs,
     running: runs::Running,
+    fhe: fhe::FheState,
 }
 
 impl Sandbox {
@@ -196,6 +207,7 @@ impl Sandbox {
         let zones = zones::Zones::open(&config.data_dir)?;
         let jobs = Jobs::new(db.clone());
         let interrupted = jobs.fail_interrupted().await?;
+        fhe::fail_interrupted(&db).await?;
         // Their run rows would otherwise hold the organisations' concurrency slots.
         sqlx::query("UPDATE model_runs SET status = 'failed' WHERE status = 'running'")
             .execute(db.pool())
@@ -215,6 +227,7 @@ impl Sandbox {
                 zones,
                 jobs,
                 running: runs::Running::default(),
+                fhe: fhe::FheState::default(),
             }),
         })
     }

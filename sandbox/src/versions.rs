@@ -245,10 +245,15 @@ impl Sandbox {
         jobs.progress(job_id, "de-identifying", 0.1).await?;
         let key = self.zones().pseudonym_key(&dataset.id);
         let schema = dataset.meta.schema.clone();
-        let out = tokio::task::spawn_blocking(move || deidentify(frame, &schema, &key))
-            .await
-            .map_err(|e| SandboxError::Internal(format!("de-identification task: {e}")))?
-            .map_err(|e| SandboxError::Invalid(format!("de-identification: {e}")))?;
+        let salt = dataset.id.clone();
+        let (out, key_index) = tokio::task::spawn_blocking(move || {
+            // The FHE key index needs the clear identifiers, which exist only here.
+            let index = pdx_algorithms::fhe::template::key_index(&frame, &schema, &key, &salt);
+            (deidentify(frame, &schema, &key), index)
+        })
+        .await
+        .map_err(|e| SandboxError::Internal(format!("de-identification task: {e}")))?;
+        let out = out.map_err(|e| SandboxError::Invalid(format!("de-identification: {e}")))?;
         jobs.progress(job_id, "storing", 0.7).await?;
         let deid_dir = self.zones().deid();
         let mut frame = out.frame;
@@ -261,6 +266,8 @@ impl Sandbox {
         .map_err(|e| SandboxError::Internal(format!("storage task: {e}")))?
         .map_err(|e| SandboxError::Internal(format!("storing the de-identified version: {e}")))?;
         let (file, stored, schema_hash, rows) = stored;
+        self.store_fhe_key_index(&dataset.id, &stored.content_hash, key_index)
+            .await?;
         jobs.progress(job_id, "certifying", 0.9).await?;
         let report = serde_json::to_value(&out.report)
             .map_err(|e| SandboxError::Internal(format!("encoding the report: {e}")))?;

@@ -57,6 +57,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Encrypted lookups (TFHE) at several table sizes, the operations they are made
+    /// of, and Zama's published figures scaled to this machine.
+    Fhe {
+        /// Table sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "64,256,1024")]
+        rows: Vec<usize>,
+        /// Runs per single operation to take the median of.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Evaluator threads (0 = every core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
     /// Orders per second end to end over HTTP (place + pay), with p50 and p99 latency,
     /// on SQLite and, with `--postgres`, PostgreSQL; healthz and whoami as baselines.
     Orders {
@@ -162,6 +175,11 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             tokio::task::spawn_blocking(move || super::bench_deid::run(adult_runs, rows)).await?
         }
         BenchCommand::Sandbox { rows, runs } => super::bench_sandbox::run(rows, runs).await,
+        BenchCommand::Fhe {
+            rows,
+            runs,
+            threads,
+        } => super::bench_fhe::run(rows, runs, threads).await,
         BenchCommand::Orders {
             orders,
             clients,

@@ -123,7 +123,11 @@ fn run_blocking(rows: &[usize], runs: usize, threads: usize) -> anyhow::Result<(
     println!("|---|---|---|---|---|---|");
     let op_scale = scale(U32_BLOCKS, cores);
     for (name, here, zama) in [
-        ("u32 eq, encrypted == encrypted", ops.eq_encrypted, Some(ZAMA_EQ_MS)),
+        (
+            "u32 eq, encrypted == encrypted",
+            ops.eq_encrypted,
+            Some(ZAMA_EQ_MS),
+        ),
         (
             "u32 select, encrypted operands",
             ops.select_encrypted,

@@ -163,7 +163,9 @@ impl Client {
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let (status, body) = self.send(self.http.get(format!("{}{path}", self.base))).await?;
+        let (status, body) = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
         ok(status, body, path)
     }
 }
@@ -197,8 +199,8 @@ fn parse_width(s: &str) -> anyhow::Result<KeyWidth> {
 async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()> {
     let secret_bytes = std::fs::read(keys.join(CLIENT_FILE))
         .with_context(|| format!("reading {}", keys.join(CLIENT_FILE).display()))?;
-    let secret = tokio::task::spawn_blocking(move || ClientSecret::from_bytes(&secret_bytes))
-        .await??;
+    let secret =
+        tokio::task::spawn_blocking(move || ClientSecret::from_bytes(&secret_bytes)).await??;
 
     // 1. The template: width, salt, buckets.
     let t = client
@@ -361,7 +363,10 @@ async fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Res
         }
         if started.elapsed() > timeout {
             bar.finish_and_clear();
-            bail!("gave up after {} s; job {job_id} is still running", timeout.as_secs());
+            bail!(
+                "gave up after {} s; job {job_id} is still running",
+                timeout.as_secs()
+            );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

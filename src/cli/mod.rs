@@ -2,8 +2,10 @@
 
 pub mod bench;
 pub mod bench_deid;
+pub mod bench_fhe;
 pub mod bench_orders;
 pub mod bench_sandbox;
+pub mod fhe;
 pub mod ledger;
 pub mod reconcile;
 pub mod witness;

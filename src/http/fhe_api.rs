@@ -24,8 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
 use pdx_sandbox::Job;
 use pdx_sandbox::fhe::{
-    FheQuery, FheTemplate, NewTemplate, QueryRequest, ServerKeyInfo, TemplateDecision,
-    TemplateView,
+    FheQuery, FheTemplate, NewTemplate, QueryRequest, ServerKeyInfo, TemplateDecision, TemplateView,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -214,7 +213,9 @@ async fn get_key(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ServerKeyInfo>> {
     Ok(Json(
-        app.sandbox.server_key(&id, &caller.principal.org_id).await?,
+        app.sandbox
+            .server_key(&id, &caller.principal.org_id)
+            .await?,
     ))
 }
 
@@ -346,13 +347,9 @@ async fn get_query(
         }));
     }
     let query = app.sandbox.fhe_query(&id, org, false).await?;
-    let answer = app
-        .sandbox
-        .fhe_answer(&id, org)
-        .await?
-        .map(|a| AnswerBody {
-            value: STANDARD.encode(&a.value),
-            found: STANDARD.encode(&a.found),
-        });
+    let answer = app.sandbox.fhe_answer(&id, org).await?.map(|a| AnswerBody {
+        value: STANDARD.encode(&a.value),
+        found: STANDARD.encode(&a.found),
+    });
     Ok(Json(QueryView { query, answer }))
 }

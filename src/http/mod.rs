@@ -13,6 +13,7 @@
 
 pub mod audit_api;
 pub mod catalog;
+pub mod fhe_api;
 pub mod json;
 pub mod keys;
 pub mod ledger_api;
@@ -104,6 +105,7 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(catalog::routes())
         .merge(ledger_api::routes())
         .merge(sandbox_api::routes())
+        .merge(fhe_api::routes())
         .merge(audit_api::routes())
         .merge(products_api::routes())
 }

@@ -315,6 +315,52 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
         },
     ),
     ("POST", "/v1/review/{id}", REVIEWERS),
+    // private lookups: developers propose templates, upload server keys and query;
+    // providers decide on templates of their datasets; supervisors read metadata
+    (
+        "GET",
+        "/v1/fhe/templates",
+        Policy {
+            roles: &[Developer, Provider, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/fhe/templates", DEVELOPER_OWN),
+    (
+        "GET",
+        "/v1/fhe/templates/{id}",
+        Policy {
+            roles: &[Developer, Provider, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/fhe/templates/{id}/decision", PROVIDER_WRITES),
+    ("POST", "/v1/fhe/templates/{id}/retire", PROVIDER_WRITES),
+    (
+        "GET",
+        "/v1/fhe/keys",
+        Policy {
+            roles: &[Developer],
+            owner: Owner::OwnOrg,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/fhe/keys", DEVELOPER_OWN),
+    (
+        "GET",
+        "/v1/fhe/keys/{id}",
+        Policy {
+            roles: &[Developer],
+            owner: Owner::OwnOrg,
+            writes: false,
+        },
+    ),
+    ("DELETE", "/v1/fhe/keys/{id}", DEVELOPER_OWN),
+    ("GET", "/v1/fhe/queries", DEVELOPER_READS),
+    ("POST", "/v1/fhe/queries", DEVELOPER_OWN),
+    ("GET", "/v1/fhe/queries/{id}", DEVELOPER_READS),
     // products: developers package their own releases; every role reads listed
     // products (pending and rejected ones only their developer, the exchange and
     // supervisors, checked inside); the exchange reviews, lists and rejects; the

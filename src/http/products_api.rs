@@ -297,6 +297,15 @@ async fn list_product(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Product>> {
+    // A suspended developer's products are delisted and may not be listed again until
+    // the supervisor reinstates the organisation.
+    let pending = app.products.product(&id).await?;
+    let developer = app.accounts.org(&pending.developer_org).await?;
+    if developer.is_some_and(|org| org.suspended) {
+        return Err(ApiError::conflict(
+            "the product's developer organisation is suspended",
+        ));
+    }
     let product = app.products.list(&caller.principal.actor(), &id).await?;
     tracing::info!(product = %product.id, registration = ?product.registration_no, "listed a product");
     Ok(Json(product))

@@ -25,6 +25,14 @@ async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value
     t.call(Some(key), Method::POST, path, Some(body)).await
 }
 
+/// An entry's payload as JSON (entries carry it as canonical JSON text).
+fn payload(entry: &Value) -> Value {
+    match &entry["payload"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    }
+}
+
 /// Issues another key, with `role`, for an existing organisation.
 async fn key_in(t: &TestServer, org: &str, role: Role) -> String {
     let (s, key) = post(
@@ -72,6 +80,17 @@ async fn certified_dataset(t: &TestServer, provider: &str, rows: usize) -> Strin
 /// Creates and lists a product of `org` directly through the products crate, over a
 /// stand-in release (the products crate trusts the releases the binary gives it).
 async fn listed_product(t: &TestServer, org: &str) -> String {
+    let id = pending_product(t, org).await;
+    let exchange = Actor {
+        org: "org-exchange".into(),
+        key_id: "k-exchange".into(),
+    };
+    t.app.products.list(&exchange, &id).await.unwrap();
+    id
+}
+
+/// Creates a product of `org` awaiting the exchange's review, over a stand-in release.
+async fn pending_product(t: &TestServer, org: &str) -> String {
     let bytes = b"PAR1 stand-in release PAR1".to_vec();
     let path = t.dir.path().join("stand-in-release.parquet");
     std::fs::write(&path, &bytes).unwrap();
@@ -124,11 +143,6 @@ async fn listed_product(t: &TestServer, org: &str) -> String {
         )
         .await
         .unwrap();
-    let exchange = Actor {
-        org: "org-exchange".into(),
-        key_id: "k-exchange".into(),
-    };
-    t.app.products.list(&exchange, &product.id).await.unwrap();
     product.id
 }
 
@@ -182,6 +196,7 @@ async fn a_suspended_organisation_is_refused_on_every_write_route_from_its_next_
         assert_eq!(s, 201, "{b}: {model}");
         let job = running_run(&t, &org, model["id"].as_str().unwrap()).await;
         let product = listed_product(&t, &org).await;
+        let pending = pending_product(&t, &org).await;
 
         // Before: a write goes through.
         let (s, _) = t
@@ -265,8 +280,8 @@ async fn a_suspended_organisation_is_refused_on_every_write_route_from_its_next_
         let (s, entry) = t.get(&outsider, &format!("/v1/ledger/entries/{seq}")).await;
         assert_eq!(s, 200, "{b}: {entry}");
         assert_eq!(entry["kind"], "suspension");
-        assert_eq!(entry["payload"]["org"], org.as_str());
-        assert_eq!(entry["payload"]["action"], "suspended");
+        assert_eq!(payload(&entry)["org"], org.as_str());
+        assert_eq!(payload(&entry)["action"], "suspended");
         // Its running job was cancelled and its listing delisted.
         let (s, j) = t.get(&supervisor, &format!("/v1/jobs/{job}")).await;
         assert_eq!(s, 200, "{b}: {j}");
@@ -288,6 +303,21 @@ async fn a_suspended_organisation_is_refused_on_every_write_route_from_its_next_
             .unwrap()
             .unwrap();
         assert_eq!(delisting.kind, pdx_ledger::EntryKind::ProductDelisting);
+        // Nor can the exchange list its pending product while it is suspended.
+        let (_, exchange) = t.key_for("listing-exchange", "exchange").await;
+        let (s, p) = t
+            .call(
+                Some(&exchange),
+                Method::POST,
+                &format!("/v1/products/{pending}/list"),
+                None,
+            )
+            .await;
+        assert_eq!(s, 409, "{b}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap().contains("suspended"),
+            "{b}: {p}"
+        );
         // Suspending twice is a conflict; reinstating lets writes through again.
         let (s, _) = post(
             &t,
@@ -438,8 +468,8 @@ async fn objections_get_working_day_deadlines_answers_and_show_on_the_compliance
         let (s, entry) = t.get(&provider, &format!("/v1/ledger/entries/{seq}")).await;
         assert_eq!(s, 200, "{b}: {entry}");
         assert_eq!(entry["kind"], "objection");
-        assert_eq!(entry["payload"]["answer_deadline"], deadline.as_str());
-        assert_eq!(entry["payload"]["ground"], "omission");
+        assert_eq!(payload(&entry)["answer_deadline"], deadline.as_str());
+        assert_eq!(payload(&entry)["ground"], "omission");
         assert_eq!(
             t.get(&buyer, &format!("/v1/ledger/entries/{seq}")).await.0,
             404
@@ -526,8 +556,8 @@ async fn objections_get_working_day_deadlines_answers_and_show_on_the_compliance
             .await;
         assert_eq!(s, 200, "{b}: the objector reads the answer: {entry}");
         assert_eq!(entry["kind"], "objection_answer");
-        assert_eq!(entry["payload"]["late"], false);
-        assert_eq!(entry["payload"]["objection_seq"], seq);
+        assert_eq!(payload(&entry)["late"], false);
+        assert_eq!(payload(&entry)["objection_seq"], seq);
         // Answered in time: no longer on the report, whatever the date.
         let (_, past) = t
             .get(
@@ -571,7 +601,7 @@ async fn objections_get_working_day_deadlines_answers_and_show_on_the_compliance
                 &format!("/v1/ledger/entries/{}", late["answer_seq"]),
             )
             .await;
-        assert_eq!(entry["payload"]["late"], true, "{b}: {entry}");
+        assert_eq!(payload(&entry)["late"], true, "{b}: {entry}");
         let (_, now) = t.get(&supervisor, "/v1/audit/compliance").await;
         assert_eq!(
             late_ids(&now),

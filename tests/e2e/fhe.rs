@@ -95,6 +95,14 @@ async fn wait(t: &TestServer, key: &str, job: &str) -> Value {
     panic!("job {job} did not finish in 300 s");
 }
 
+/// An entry's payload (canonical JSON text) as a value.
+fn payload(entry: &Value) -> Value {
+    match &entry["payload"] {
+        Value::String(text) => serde_json::from_str(text).unwrap(),
+        other => other.clone(),
+    }
+}
+
 fn encrypt(key_hash: u64) -> Vec<u8> {
     material()
         .secret
@@ -154,7 +162,7 @@ async fn lookup(t: &TestServer, bank: &str, ask: &Ask<'_>, key_hash: u64) -> (bo
     let (s, entry) = t.get(bank, &format!("/v1/ledger/entries/{seq}")).await;
     assert_eq!(s, 200, "{entry}");
     assert_eq!(entry["kind"], "fhe_query");
-    let p = &entry["payload"];
+    let p = &payload(&entry);
     assert_eq!(p["event"], "query");
     assert_eq!(p["input_hash"], q["input_hash"]);
     assert_eq!(p["value_hash"], q["value_hash"]);
@@ -183,7 +191,14 @@ async fn fhe_private_lookups_over_http() {
         let meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
         let dataset = register(&t, &provider, &meta).await;
         let csv = samples::electricity_csv(ROWS, SEED);
-        let (s, job) = upload(&t, &provider, &dataset, "?format=csv", csv.clone().into_bytes()).await;
+        let (s, job) = upload(
+            &t,
+            &provider,
+            &dataset,
+            "?format=csv",
+            csv.clone().into_bytes(),
+        )
+        .await;
         assert_eq!(s, 202, "{b}: {job}");
         let job = wait(&t, &provider, job["id"].as_str().unwrap()).await;
         assert_eq!(job["status"], "succeeded", "{b}: {job}");
@@ -233,7 +248,12 @@ async fn fhe_private_lookups_over_http() {
         });
         for who in [&buyer, &provider] {
             let (s, _) = t
-                .call(Some(who), Method::POST, "/v1/fhe/templates", Some(proposal.clone()))
+                .call(
+                    Some(who),
+                    Method::POST,
+                    "/v1/fhe/templates",
+                    Some(proposal.clone()),
+                )
                 .await;
             assert_eq!(s, 403, "{b}");
         }
@@ -245,33 +265,50 @@ async fn fhe_private_lookups_over_http() {
             .await;
         assert_eq!(s, 422, "{b}: {e}");
         let (s, tpl) = t
-            .call(Some(&bank), Method::POST, "/v1/fhe/templates", Some(proposal))
+            .call(
+                Some(&bank),
+                Method::POST,
+                "/v1/fhe/templates",
+                Some(proposal),
+            )
             .await;
         assert_eq!(s, 201, "{b}: {tpl}");
         assert_eq!(tpl["status"], "pending");
         let template = tpl["id"].as_str().unwrap().to_string();
         let tpath = format!("/v1/fhe/templates/{template}");
-        assert_eq!(t.get(&rival, &tpath).await.0, 404, "{b}: pending is private");
+        assert_eq!(
+            t.get(&rival, &tpath).await.0,
+            404,
+            "{b}: pending is private"
+        );
         assert_eq!(t.get(&other_provider, &tpath).await.0, 404, "{b}");
         assert_eq!(t.get(&buyer, &tpath).await.0, 403, "{b}");
         let decision = format!("{tpath}/decision");
         let approve = Some(json!({"approve": true, "reason": "coarse, one bit"}));
         for (who, status) in [(&bank, 403), (&other_provider, 404)] {
-            let (s, _) = t.call(Some(who), Method::POST, &decision, approve.clone()).await;
+            let (s, _) = t
+                .call(Some(who), Method::POST, &decision, approve.clone())
+                .await;
             assert_eq!(s, status, "{b}");
         }
-        let (s, tpl) = t.call(Some(&provider), Method::POST, &decision, approve.clone()).await;
+        let (s, tpl) = t
+            .call(Some(&provider), Method::POST, &decision, approve.clone())
+            .await;
         assert_eq!(s, 200, "{b}: {tpl}");
         assert_eq!(tpl["status"], "approved");
-        let (s, again) = t.call(Some(&provider), Method::POST, &decision, approve).await;
+        let (s, again) = t
+            .call(Some(&provider), Method::POST, &decision, approve)
+            .await;
         assert_eq!(s, 409, "{b}: {again}");
         let seq = tpl["decision_seq"].as_u64().unwrap();
         let (s, entry) = t.get(&bank, &format!("/v1/ledger/entries/{seq}")).await;
         assert_eq!(s, 200, "{b}: {entry}");
         assert_eq!(entry["kind"], "fhe_query");
-        assert_eq!(entry["payload"]["event"], "template_decision");
-        assert_eq!(entry["payload"]["template_hash"], tpl["template_hash"]);
-        assert_eq!(entry["payload"]["template"]["key_width"], "u16");
+        let p = payload(&entry);
+        assert_eq!(p["event"], "template_decision");
+        assert_eq!(p["decision"], "approved");
+        assert_eq!(p["template_hash"], tpl["template_hash"]);
+        assert_eq!(p["template"]["key_width"], "u16");
 
         // The approved template shows every bucket's size; the rival now sees it too.
         let (s, tpl) = t.get(&rival, &tpath).await;
@@ -289,31 +326,77 @@ async fn fhe_private_lookups_over_http() {
 
         // Server keys: developers only; refused when malformed, foreign, oversized or
         // secret; the good one is stored once.
-        let (s, _) = raw(&t, &provider, Method::POST, "/v1/fhe/keys", m.pair.server.clone()).await;
+        let (s, _) = raw(
+            &t,
+            &provider,
+            Method::POST,
+            "/v1/fhe/keys",
+            m.pair.server.clone(),
+        )
+        .await;
         assert_eq!(s, 403, "{b}");
-        let (s, e) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", m.pair.client.clone()).await;
+        let (s, e) = raw(
+            &t,
+            &bank,
+            Method::POST,
+            "/v1/fhe/keys",
+            m.pair.client.clone(),
+        )
+        .await;
         assert_eq!(s, 422, "{b}: {e}");
         assert!(e["detail"].as_str().unwrap().contains("client key"), "{e}");
-        let (s, e) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", m.foreign_server_key.clone()).await;
+        let (s, e) = raw(
+            &t,
+            &bank,
+            Method::POST,
+            "/v1/fhe/keys",
+            m.foreign_server_key.clone(),
+        )
+        .await;
         assert_eq!(s, 422, "{b}: {e}");
         assert!(e["detail"].as_str().unwrap().contains("parameter"), "{e}");
         let half = m.pair.server[..m.pair.server.len() / 2].to_vec();
         let (s, e) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", half).await;
         assert_eq!(s, 422, "{b}: {e}");
-        let (s, e) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", vec![0u8; (64 << 20) + 1]).await;
+        let (s, e) = raw(
+            &t,
+            &bank,
+            Method::POST,
+            "/v1/fhe/keys",
+            vec![0u8; (64 << 20) + 1],
+        )
+        .await;
         assert_eq!(s, 413, "{b}: {e}");
         let (s, e) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", Vec::new()).await;
         assert_eq!(s, 422, "{b}: {e}");
-        let (s, key) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", m.pair.server.clone()).await;
+        let (s, key) = raw(
+            &t,
+            &bank,
+            Method::POST,
+            "/v1/fhe/keys",
+            m.pair.server.clone(),
+        )
+        .await;
         assert_eq!(s, 201, "{b}: {key}");
         let server_key = key["id"].as_str().unwrap().to_string();
-        let (s, same) = raw(&t, &bank, Method::POST, "/v1/fhe/keys", m.pair.server.clone()).await;
+        let (s, same) = raw(
+            &t,
+            &bank,
+            Method::POST,
+            "/v1/fhe/keys",
+            m.pair.server.clone(),
+        )
+        .await;
         assert_eq!((s, &same["id"]), (200, &key["id"]), "{b}");
         let (s, keys) = t.get(&bank, "/v1/fhe/keys").await;
         assert_eq!((s, keys.as_array().unwrap().len()), (200, 1), "{b}: {keys}");
         let kpath = format!("/v1/fhe/keys/{server_key}");
         assert_eq!(t.get(&rival, &kpath).await.0, 404, "{b}");
-        assert_eq!(t.call(Some(&rival), Method::DELETE, &kpath, None).await.0, 404, "{b}");
+        assert_eq!(
+            t.call(Some(&rival), Method::DELETE, &kpath, None).await.0,
+            404,
+            "{b}"
+        );
         assert_eq!(t.get(&buyer, "/v1/fhe/keys").await.0, 403, "{b}");
         let incoming = t.dir.path().join("zones/fhe/incoming");
         assert_eq!(
@@ -329,7 +412,10 @@ async fn fhe_private_lookups_over_http() {
         let top = all.iter().find(|(_, k)| top_quartile(&all, *k)).unwrap();
         let low = all.iter().find(|(_, k)| !top_quartile(&all, *k)).unwrap();
         let absent = samples::credit_code(999_999);
-        assert!(!present_hashes.contains(&h(&absent)), "{b}: absent key collides");
+        assert!(
+            !present_hashes.contains(&h(&absent)),
+            "{b}: absent key collides"
+        );
         let ask = Ask {
             template: &template,
             grant: &grant,
@@ -411,7 +497,11 @@ async fn fhe_private_lookups_over_http() {
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{b}: {stderr}");
-        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "true", "{b}: {stderr}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "true",
+            "{b}: {stderr}"
+        );
         assert!(!stderr.contains("uploading"), "{b}: {stderr}");
 
         // Budget used up: refused before any job exists.
@@ -427,7 +517,10 @@ async fn fhe_private_lookups_over_http() {
         assert_eq!(t.get(&provider, &qpath).await.0, 403, "{b}");
         let (s, sup) = t.get(&supervisor, &qpath).await;
         assert_eq!(s, 200, "{b}: {sup}");
-        assert!(sup.get("answer").is_none(), "{b}: supervisors see no ciphertexts");
+        assert!(
+            sup.get("answer").is_none(),
+            "{b}: supervisors see no ciphertexts"
+        );
         let (s, list) = t.get(&bank, "/v1/fhe/queries").await;
         assert_eq!((s, list.as_array().unwrap().len()), (200, 4), "{b}");
 
@@ -435,10 +528,19 @@ async fn fhe_private_lookups_over_http() {
         let secret = m.pair.client.clone();
         let secret_hash = hex::encode(pdx_algorithms::fhe::server_key_hash(&secret));
         for (method, path) in fhe_write_routes() {
-            let path = path
-                .replace("{id}", if path.contains("keys") { &server_key } else { &template });
+            let path = path.replace(
+                "{id}",
+                if path.contains("keys") {
+                    &server_key
+                } else {
+                    &template
+                },
+            );
             let (s, _) = raw(&t, &bank, method.clone(), &path, secret.clone()).await;
-            assert!((400..500).contains(&s), "{b}: {method} {path} took a client key: {s}");
+            assert!(
+                (400..500).contains(&s),
+                "{b}: {method} {path} took a client key: {s}"
+            );
         }
         let (_, keys) = t.get(&bank, "/v1/fhe/keys").await;
         assert!(
@@ -460,10 +562,18 @@ async fn fhe_private_lookups_over_http() {
         assert_eq!((s, &tpl["status"]), (200, &json!("retired")), "{b}: {tpl}");
         let (s, e) = submit(&t, &bank, &ask, &ct).await;
         assert_eq!(s, 409, "{b}: a retired template takes no queries: {e}");
-        assert_eq!(t.get(&rival, &tpath).await.0, 404, "{b}: nor is it listed to others");
+        assert_eq!(
+            t.get(&rival, &tpath).await.0,
+            404,
+            "{b}: nor is it listed to others"
+        );
 
         // Deleting the key.
-        assert_eq!(t.call(Some(&bank), Method::DELETE, &kpath, None).await.0, 204, "{b}");
+        assert_eq!(
+            t.call(Some(&bank), Method::DELETE, &kpath, None).await.0,
+            204,
+            "{b}"
+        );
         assert_eq!(t.get(&bank, &kpath).await.0, 404, "{b}");
         t.stop().await;
     }
@@ -511,9 +621,16 @@ fn fhe_no_server_code_can_read_a_client_key() {
             }
         }
     }
-    for file in ["src/app.rs", "src/server.rs", "algorithms/src/fhe/server.rs"] {
+    for file in [
+        "src/app.rs",
+        "src/server.rs",
+        "algorithms/src/fhe/server.rs",
+    ] {
         let text = std::fs::read_to_string(root.join(file)).unwrap();
-        assert!(!text.contains("ClientKey") && !text.contains("ClientSecret"), "{file}");
+        assert!(
+            !text.contains("ClientKey") && !text.contains("ClientSecret"),
+            "{file}"
+        );
         scanned += 1;
     }
     assert!(scanned > 10);

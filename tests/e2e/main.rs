@@ -1,6 +1,8 @@
 //! End-to-end tests of the pdx binary and HTTP API: one test binary, one module per area.
 mod audit;
 mod catalog;
+mod demo;
+mod fhe;
 mod foundation;
 mod ledger_http;
 mod products;

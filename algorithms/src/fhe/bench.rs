@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use tfhe::prelude::*;
 use tfhe::safe_serialization::safe_serialize;
-use tfhe::{
-    ClientKey, CompressedFheUint32, CompressedServerKey, FheBool, FheUint8, FheUint32,
-};
+use tfhe::{ClientKey, CompressedFheUint32, CompressedServerKey, FheBool, FheUint8, FheUint32};
 
 use super::server::{EvaluationKey, Evaluator, QueryKey, Strategy, chunk_rows};
 use super::{FheError, KeyWidth, platform_config};

@@ -223,7 +223,9 @@ pub enum FheError {
     )]
     SecretKeySent,
     /// The server key was generated with other parameters than the platform's.
-    #[error("the server key does not conform to the platform's parameter set ({PARAMETER_SET}) and configuration")]
+    #[error(
+        "the server key does not conform to the platform's parameter set ({PARAMETER_SET}) and configuration"
+    )]
     WrongParameters,
     /// Larger than the cap.
     #[error("the {what} is larger than {limit} bytes")]

@@ -38,8 +38,8 @@ use tfhe::{
 
 use super::{
     ANSWER_CIPHERTEXT_LIMIT, FheError, KeyWidth, PARAMETER_SET, QUERY_CIPHERTEXT_LIMIT,
-    SECRET_KEY_TYPE_NAME, block_parameters, ciphertext_hash, platform_config,
-    serialized_type_name, server_key_hash,
+    SECRET_KEY_TYPE_NAME, block_parameters, ciphertext_hash, platform_config, serialized_type_name,
+    server_key_hash,
 };
 
 /// How a lookup is evaluated.

@@ -271,8 +271,7 @@ impl TemplateSpec {
                         "`edges` must list 1 to {MAX_LISTED} numbers"
                     )));
                 }
-                if edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1])
-                {
+                if edges.iter().any(|e| !e.is_finite()) || edges.windows(2).any(|w| w[0] >= w[1]) {
                     return Err(invalid("`edges` must be finite and strictly increasing"));
                 }
             }
@@ -385,6 +384,11 @@ pub struct LookupTable {
     pub excluded_rows: u64,
 }
 
+/// A value column read as numbers (missing values as `None`).
+type Numbers = Vec<Option<f64>>;
+/// A value column read as text (missing values as `None`).
+type Texts = Vec<Option<String>>;
+
 /// One key's values while a table is built.
 struct Acc {
     original: String,
@@ -394,7 +398,9 @@ struct Acc {
 }
 
 fn frame_error(what: &str) -> FheError {
-    FheError::Template(format!("the version cannot be read as the template needs: {what}"))
+    FheError::Template(format!(
+        "the version cannot be read as the template needs: {what}"
+    ))
 }
 
 impl LookupTable {
@@ -417,7 +423,7 @@ impl LookupTable {
             .column(spec.value.column())
             .map_err(|_| frame_error("the value column is missing"))?;
         let counting = spec.aggregate == Some(Aggregate::Count);
-        let (numbers, texts): (Option<Vec<Option<f64>>>, Option<Vec<Option<String>>>) =
+        let (numbers, texts): (Option<Numbers>, Option<Texts>) =
             if spec.value.is_categorical() || counting {
                 let t = value_col
                     .cast(&DataType::String)
@@ -425,7 +431,10 @@ impl LookupTable {
                 let ca = t
                     .str()
                     .map_err(|_| frame_error("the value column is not text"))?;
-                (None, Some(ca.iter().map(|v| v.map(str::to_string)).collect()))
+                (
+                    None,
+                    Some(ca.iter().map(|v| v.map(str::to_string)).collect()),
+                )
             } else {
                 let n = value_col
                     .cast(&DataType::Float64)
@@ -496,9 +505,7 @@ impl LookupTable {
                         Some(Aggregate::Sum) | Some(Aggregate::Count) => v.iter().sum(),
                         Some(Aggregate::Mean) => v.iter().sum::<f64>() / v.len() as f64,
                         Some(Aggregate::Min) => v.iter().copied().fold(f64::INFINITY, f64::min),
-                        Some(Aggregate::Max) => {
-                            v.iter().copied().fold(f64::NEG_INFINITY, f64::max)
-                        }
+                        Some(Aggregate::Max) => v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                     })
                 };
                 (k, n, acc.text, acc.rows)
@@ -667,7 +674,11 @@ pub fn key_index(
 /// The pseudonym → lookup hash map of one column, from a stored key index.
 pub fn read_key_index(index: &DataFrame, column: &str) -> Result<HashMap<String, u64>, FheError> {
     let bad = |_| FheError::Internal("the stored key index is malformed".into());
-    let names = index.column(INDEX_COLUMN).map_err(bad)?.str().map_err(bad)?;
+    let names = index
+        .column(INDEX_COLUMN)
+        .map_err(bad)?
+        .str()
+        .map_err(bad)?;
     let pseudonyms = index
         .column(INDEX_PSEUDONYM)
         .map_err(bad)?
@@ -723,8 +734,7 @@ mod tests {
         assert_eq!(s.key_width, KeyWidth::U32);
         assert_eq!(s.bucket_bits, 0);
         assert_eq!(s.columns(), vec!["code".to_string(), "kwh".to_string()]);
-        let back: TemplateSpec =
-            serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        let back: TemplateSpec = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
         assert_eq!(back, s);
         assert!(serde_json::from_str::<TemplateSpec>(r#"{"key_column":"c","value":{"rule":"integer","column":"v"},"output":{"kind":"bool"},"extra":1}"#).is_err());
     }

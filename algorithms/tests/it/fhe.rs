@@ -53,7 +53,13 @@ fn code(i: usize) -> String {
 fn frame() -> DataFrame {
     let codes: Vec<String> = (0..12).map(code).collect();
     let kwh: Vec<Option<i64>> = (0..12)
-        .map(|i| if i == 5 { None } else { Some(1000 * (i as i64 + 1)) })
+        .map(|i| {
+            if i == 5 {
+                None
+            } else {
+                Some(1000 * (i as i64 + 1))
+            }
+        })
         .collect();
     let grades: Vec<&str> = (0..12).map(|i| ["A", "B", "C", "D"][i % 4]).collect();
     DataFrame::new(vec![
@@ -134,7 +140,11 @@ fn ask(rows: &[(u64, u8)], key: &str, strategy: Strategy, chunk: usize) -> (u8, 
     let answer = evaluator
         .lookup(&query, rows, strategy, chunk, &done)
         .unwrap();
-    assert_eq!(done.load(Ordering::Relaxed), rows.len(), "progress covers every row");
+    assert_eq!(
+        done.load(Ordering::Relaxed),
+        rows.len(),
+        "progress covers every row"
+    );
     k.secret.decrypt(&answer).unwrap()
 }
 
@@ -159,7 +169,11 @@ fn fhe_template_rules_compute_the_documented_values() {
     assert_eq!(clear(&q, &code(6)), (1, true));
     assert_eq!(clear(&q, &code(7)), (2, true));
     assert_eq!(clear(&q, &code(11)), (3, true));
-    assert_eq!(clear(&q, &code(5)), (0, false), "a missing value reads as absent");
+    assert_eq!(
+        clear(&q, &code(5)),
+        (0, false),
+        "a missing value reads as absent"
+    );
 
     let top = table(&spec(
         ValueRule::Quantile {
@@ -191,7 +205,11 @@ fn fhe_template_rules_compute_the_documented_values() {
         OutputDomain::Uint { bits: 2 },
     ));
     assert_eq!(clear(&bucket, &code(0)), (0, true));
-    assert_eq!(clear(&bucket, &code(1)), (1, true), "an edge belongs to the bucket above");
+    assert_eq!(
+        clear(&bucket, &code(1)),
+        (1, true),
+        "an edge belongs to the bucket above"
+    );
     assert_eq!(clear(&bucket, &code(11)), (3, true));
 
     let better_than_c = table(&spec(
@@ -214,7 +232,11 @@ fn fhe_template_rules_compute_the_documented_values() {
         OutputDomain::Uint { bits: 2 },
     ));
     assert_eq!(clear(&rank, &code(2)), (2, true));
-    assert_eq!(clear(&rank, &code(3)), (0, false), "an unranked grade reads as absent");
+    assert_eq!(
+        clear(&rank, &code(3)),
+        (0, false),
+        "an unranked grade reads as absent"
+    );
 
     let clamped = table(&spec(
         ValueRule::Integer {
@@ -248,7 +270,11 @@ fn fhe_aggregates_fold_repeated_keys_and_are_required_for_them() {
     assert_eq!(clear(&t, &code(1)), (30, true));
     s.aggregate = Some(Aggregate::Count);
     let t = LookupTable::build(&df, &s, &KeySource::Clear { salt: SALT }).unwrap();
-    assert_eq!(clear(&t, &code(1)), (2, true), "missing values are not counted");
+    assert_eq!(
+        clear(&t, &code(1)),
+        (2, true),
+        "missing values are not counted"
+    );
     s.aggregate = Some(Aggregate::Max);
     let t = LookupTable::build(&df, &s, &KeySource::Clear { salt: SALT }).unwrap();
     assert_eq!(clear(&t, &code(1)), (20, true));
@@ -264,7 +290,10 @@ fn fhe_templates_that_cannot_be_vetted_are_refused() {
         },
         OutputDomain::Uint { bits: 2 },
     );
-    assert!(too_many_buckets.validate(&keep).is_err(), "5 buckets need 3 bits");
+    assert!(
+        too_many_buckets.validate(&keep).is_err(),
+        "5 buckets need 3 bits"
+    );
     let unsorted = spec(
         ValueRule::Bucket {
             column: "kwh".into(),
@@ -284,7 +313,10 @@ fn fhe_templates_that_cannot_be_vetted_are_refused() {
     assert!(text_as_number.validate(&keep).is_err());
     let mut masked_key = quartiles();
     masked_key.key_column = "kwh".into();
-    assert!(masked_key.validate(&keep).is_err(), "key and value must differ");
+    assert!(
+        masked_key.validate(&keep).is_err(),
+        "key and value must differ"
+    );
     let masked = schema(DeidRule::Mask(
         pdx_algorithms::deid::schema::MaskFormat::CreditCode,
     ));
@@ -295,7 +327,11 @@ fn fhe_templates_that_cannot_be_vetted_are_refused() {
     let mut wide_bucket = quartiles();
     wide_bucket.bucket_bits = 11;
     assert!(wide_bucket.validate(&keep).is_err());
-    assert!(quartiles().validate(&schema(DeidRule::Pseudonymise)).is_ok());
+    assert!(
+        quartiles()
+            .validate(&schema(DeidRule::Pseudonymise))
+            .is_ok()
+    );
 }
 
 #[test]
@@ -414,7 +450,10 @@ fn fhe_server_keys_are_checked_before_use() {
     let k = keys();
     let ok = check_server_key(&k.pair.server, 64 << 20).unwrap();
     assert_eq!(ok.bytes, k.pair.server.len() as u64);
-    assert_eq!(ok.hash, pdx_algorithms::fhe::server_key_hash(&k.pair.server));
+    assert_eq!(
+        ok.hash,
+        pdx_algorithms::fhe::server_key_hash(&k.pair.server)
+    );
     // The platform's compressed key is ~30 MB: the default cap leaves room, not much.
     assert!(ok.bytes > 10 << 20 && ok.bytes < pdx_algorithms::fhe::DEFAULT_SERVER_KEY_LIMIT);
 

@@ -6,4 +6,5 @@ mod deid_identifiers;
 mod deid_pipeline;
 mod disclosure;
 mod dp;
+mod fhe;
 mod sql;

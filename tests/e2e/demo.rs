@@ -1,0 +1,60 @@
+//! `pdx demo` end to end: the binary drives the whole journey against its own
+//! in-process server and writes a summary that scripts and the notebooks rely on.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const PDX: &str = env!("CARGO_BIN_EXE_pdx");
+
+#[test]
+fn demo_runs_the_whole_journey_and_writes_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let summary_path = dir.path().join("summary.json");
+    let out = Command::new(PDX)
+        .args([
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "demo",
+            "--summary-json",
+            summary_path.to_str().unwrap(),
+        ])
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("verified: yes"), "{stdout}");
+    assert!(stdout.contains("exact: yes"), "{stdout}");
+
+    let s: Value = serde_json::from_slice(&std::fs::read(&summary_path).unwrap()).unwrap();
+    assert_eq!(s["ledger"]["verified"], true, "{s}");
+    assert!(s["ledger"]["entries"].as_u64().unwrap() > 0, "{s}");
+    let datasets = s["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 3, "{s}");
+    for d in datasets {
+        assert!(!d["name"].as_str().unwrap().is_empty(), "{d}");
+        assert!(d["k_achieved"].as_u64().unwrap() >= 1, "{d}");
+        assert!(
+            d["certificate"].as_str().unwrap().starts_with("PDX-CERT-"),
+            "{d}"
+        );
+    }
+    assert!(s["releases"].as_u64().unwrap() >= 2, "{s}");
+    assert!(s["products"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["orders"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(s["reconciliation"]["exact"], true, "{s}");
+    // Step 9: one private lookup whose decrypted answer matched the clear one.
+    assert_eq!(s["fhe"]["lookups"], 1, "{s}");
+    // The L3 Adult output needed two reviewers; the L2 outputs one.
+    let runs = s["runs"].as_array().unwrap();
+    assert!(runs.iter().any(|r| r["kind"] == "dp"), "{s}");
+    assert!(runs.iter().any(|r| r["kind"] == "sql"), "{s}");
+    assert!(runs.iter().any(|r| r["approvals"] == 2), "{s}");
+    // Paid = remitted once the period is settled.
+    assert_eq!(
+        s["reconciliation"]["paid_minor"], s["reconciliation"]["remitted_minor"],
+        "{s}"
+    );
+}
