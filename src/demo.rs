@@ -482,10 +482,9 @@ fn pums_dataset() -> NewDataset {
 
 /// Where the Adult files come from: the shared folder, or a generated stand-in written
 /// to `scratch` (hierarchies and rows) when that folder is absent.
-fn adult_source(scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
-    let shared = samples::shared_data_dir().join("adult");
+fn adult_source(shared: &Path, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
     if shared.join("adult.csv").is_file() {
-        return Ok((shared.clone(), shared.display().to_string()));
+        return Ok((shared.to_path_buf(), shared.display().to_string()));
     }
     let dir = scratch.join("adult-stand-in");
     std::fs::create_dir_all(&dir)?;
@@ -968,7 +967,8 @@ async fn journey(
         "2-3/10 registering, de-identifying and certifying Adult",
     );
     let scratch = tempfile::tempdir()?;
-    let (adult_dir, adult_from) = adult_source(scratch.path())?;
+    let (adult_dir, adult_from) =
+        adult_source(&samples::shared_data_dir().join("adult"), scratch.path())?;
     let adult_meta = samples::adult_dataset(&adult_dir, OpenAttribute::Conditional)?;
     let adult_csv = std::fs::read(adult_dir.join("adult.csv"))
         .with_context(|| format!("reading {}", adult_dir.join("adult.csv").display()))?;
@@ -1206,7 +1206,7 @@ async fn journey(
         roles,
         refusals,
         datasets: vec![adult, pums, electricity],
-        grants: 2,
+        grants: 2 + fhe.lookups.min(1),
         runs,
         releases,
         products,
@@ -1343,12 +1343,12 @@ fn print_summary(s: &Summary) {
     println!("refused as expected: {}", s.refusals.len());
     println!();
     println!(
-        "{:<36} {:<4} {:>7} {:>7} {:>4} {:<24} source",
+        "{:<36} {:<4} {:>7} {:>7} {:>4} {:<37} source",
         "dataset", "lvl", "rows in", "rows", "k", "certificate"
     );
     for d in &s.datasets {
         println!(
-            "{:<36} {:<4} {:>7} {:>7} {:>4} {:<24} {}",
+            "{:<36} {:<4} {:>7} {:>7} {:>4} {:<37} {}",
             d.name, d.level, d.rows_in, d.rows, d.k_achieved, d.certificate, d.source
         );
     }
@@ -1391,4 +1391,48 @@ fn print_summary(s: &Summary) {
         if s.ledger.verified { "yes" } else { "NO" }
     );
     println!("public key: {}", s.ledger.public_key);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_adult_stand_in_is_a_valid_registration_when_the_shared_folder_is_absent() {
+        let scratch = tempfile::tempdir().unwrap();
+        let absent = scratch.path().join("no-such-folder");
+        let (dir, source) = adult_source(&absent, scratch.path()).unwrap();
+        assert_eq!(source, "generated stand-in");
+        let meta = samples::adult_dataset(&dir, OpenAttribute::Conditional).unwrap();
+        assert_eq!(meta.level, Level::L3);
+        assert_eq!(meta.schema.columns.len(), 9);
+        let csv = std::fs::read_to_string(dir.join("adult.csv")).unwrap();
+        let mut lines = csv.lines();
+        let header = lines.next().unwrap();
+        let names: Vec<&str> = meta
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(header.split(';').collect::<Vec<_>>(), names);
+        assert_eq!(lines.clone().count(), ADULT_STAND_IN_ROWS);
+        // Every generated value is in its column's hierarchy.
+        for line in lines {
+            for (cell, name) in line.split(';').zip(&names) {
+                if let Some(h) = meta.schema.hierarchies.get(*name) {
+                    assert!(h.rows.iter().any(|r| r[0] == cell), "{name}: {cell}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pums_incomes_in_scientific_notation_become_integers() {
+        let out = integer_codes(b"age,income\n38,1e+05\n31,17000\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "age,income\n38,100000\n31,17000\n"
+        );
+    }
 }

@@ -65,7 +65,7 @@ use crate::grants::{Grant, ModelKind, PrivacyCost};
 use crate::jobs::{Job, JobFailure};
 use crate::{Result, Sandbox, SandboxError, new_id};
 
-/// Decompressed server keys kept in memory (about 130 MB each).
+/// Decompressed server keys kept in memory (about 120 MB each).
 const KEY_CACHE: usize = 2;
 
 /// Where a template is.

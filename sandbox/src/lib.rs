@@ -19,6 +19,8 @@
 //! - Supervision: [`objections`] (异议 with working-day deadlines), the [`compliance`]
 //!   and budget reports, release [`lineage`] with a receipt per hop, and the ledger
 //!   [`verification`] job.
+//! - [`fhe`]: private lookups — FHE query templates vetted by providers, uploaded
+//!   server keys, encrypted queries as jobs under a grant's query budget.
 //!
 //! This crate knows nothing about HTTP: the binary maps [`SandboxError`] to problem
 //! responses, and every error message here is written to be safe to show a client

@@ -69,6 +69,10 @@ pub enum BenchCommand {
         /// Evaluator threads (0 = every core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        /// Largest table on which all three strategies are timed (beyond it only the
+        /// served lookup is: the slower strategies take hours there on two cores).
+        #[arg(long, default_value_t = 256)]
+        compare_up_to: usize,
     },
     /// Orders per second end to end over HTTP (place + pay), with p50 and p99 latency,
     /// on SQLite and, with `--postgres`, PostgreSQL; healthz and whoami as baselines.
@@ -179,7 +183,8 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             rows,
             runs,
             threads,
-        } => super::bench_fhe::run(rows, runs, threads).await,
+            compare_up_to,
+        } => super::bench_fhe::run(rows, runs, threads, compare_up_to).await,
         BenchCommand::Orders {
             orders,
             clients,

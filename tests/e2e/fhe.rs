@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::catalog::{register, upload};
 use crate::support::TestServer;
 
-const ROWS: usize = 16;
+const ROWS: usize = 8;
 const SEED: u64 = 88;
 
 struct Material {
@@ -363,7 +363,7 @@ async fn fhe_private_lookups_over_http() {
             &bank,
             Method::POST,
             "/v1/fhe/keys",
-            vec![0u8; (64 << 20) + 1],
+            vec![0u8; (96 << 20) + 1],
         )
         .await;
         assert_eq!(s, 413, "{b}: {e}");
@@ -642,4 +642,44 @@ fn fhe_no_server_code_can_read_a_client_key() {
             "{manifest} depends on tfhe directly"
         );
     }
+}
+
+/// `pdx fhe keygen` writes a client key only its owner can read and a server key the
+/// platform accepts, and does not overwrite a key pair without `--force`.
+#[tokio::test]
+async fn fhe_cli_keygen_writes_a_private_client_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keys");
+    let keygen = || {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_pdx"));
+        c.args(["fhe", "keygen", "--out"]).arg(&out);
+        c
+    };
+    let first = keygen().output().await.unwrap();
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let client_key = std::fs::read(out.join("client.key")).unwrap();
+    let server_key = std::fs::read(out.join("server.key")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("client.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    ClientSecret::from_bytes(&client_key).unwrap();
+    pdx_algorithms::fhe::server::check_server_key(
+        &server_key,
+        pdx_algorithms::fhe::DEFAULT_SERVER_KEY_LIMIT,
+    )
+    .unwrap();
+    let again = keygen().output().await.unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read(out.join("client.key")).unwrap(), client_key);
 }

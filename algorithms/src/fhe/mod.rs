@@ -93,8 +93,8 @@ pub use template::{
     Aggregate, Comparison, KeySource, LookupTable, OutputDomain, TemplateSpec, ValueRule,
 };
 
-/// Largest accepted server key by default (the platform's compressed key is ~30 MB).
-pub const DEFAULT_SERVER_KEY_LIMIT: u64 = 64 << 20;
+/// Largest accepted server key by default (the platform's compressed key is 60.2 MB).
+pub const DEFAULT_SERVER_KEY_LIMIT: u64 = 96 << 20;
 /// Largest accepted query ciphertext (a compressed 64-bit key is well under 2 KiB).
 pub const QUERY_CIPHERTEXT_LIMIT: u64 = 64 << 10;
 /// Largest answer ciphertext the client accepts (two uncompressed ciphertexts).
