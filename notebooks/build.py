@@ -7,6 +7,8 @@ def notebook(cells):
     nb = nbf.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbf.v4.new_markdown_cell(c[3:]) if c.startswith("md:") else nbf.v4.new_code_cell(c.strip()) for c in cells]
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"  # stable ids keep regenerated notebooks diff-free
     return nb
 
 
@@ -119,6 +121,10 @@ for i, p in enumerate(on_sale):
 mine = pl.DataFrame(buyer.get("/v1/orders"))
 print(mine.select("id", "product_id", "price_minor", "status"))
 assert mine["status"].to_list() == ["delivered"] * len(orders)
+# The exchange's order book holds every buyer's orders (the demo's among them).
+book = pl.DataFrame(exchange.get("/v1/orders?limit=1000"))
+print(book.group_by("status").agg(pl.len().alias("orders"), pl.col("price_minor").sum()).sort("status"))
+assert set(orders) <= set(book["id"].to_list()) and book.height > len(orders)
 by_dev = pl.DataFrame(exchange.get("/v1/reconciliation?group_by=developer")["rows"])
 print(by_dev)
 fig, ax = plt.subplots()
@@ -140,7 +146,7 @@ assert t["paid_minor"] - t["refunded_minor"] == t["remitted_minor"] + t["unsettl
 ]
 
 SUPERVISOR = [
-    "md:# 03 — The supervisor's audit\n\nverification → ledger contents → privacy budget and revenue → an offline receipt check with `pdx ledger verify-receipt`.",
+    "md:# 03 — The supervisor's audit\n\nverification → ledger contents → privacy budget and revenue → a product's lineage graph → offline receipt checks with `pdx ledger verify-receipt`.",
     SETUP,
     "md:## A checkpoint and the published key",
     """
@@ -173,16 +179,72 @@ fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
 a.bar(grants["id"].to_list(), grants["epsilon_spent"].to_list()); a.set_title("ε spent per grant"); a.tick_params(axis="x", rotation=90)
 b.bar(["paid", "remitted"], [recon["total"]["paid_minor"] / 100, recon["total"]["remitted_minor"] / 100]); b.set_title("CNY")
 """,
-    "md:## An offline receipt: `pdx ledger verify-receipt`",
+    "md:## Lineage: a product traced to its certified sources\n\nproduct → released outputs → jobs and models → certified dataset versions → source departments. Every hop carries a ledger receipt, and the server lists any row that disagrees with its entry.",
     """
+listing = next(e for e in reversed(entries) if e["kind"] == "product_listing")
+product_id = json.loads(listing["payload"])["product_id"]
+lineage = sup.get(f"/v1/audit/lineage/product/{product_id}")
+assert lineage["complete"] is True and lineage["problems"] == [], lineage["problems"]
+assert lineage["listing"]["seq"] == listing["seq"]
+assert lineage["releases"] and all(v["certificate"] for r in lineage["releases"] for v in r["datasets"])
+
+nodes, edges = {}, []  # key -> (column, label)
+def node(key, column, label):
+    nodes.setdefault(key, (column, label))
+    return key
+top = node(("product", product_id), 0, "product\\n" + lineage["title"][:26])
+for r in lineage["releases"]:
+    rel = node(("release", r["release_id"]), 1, f"release\\nledger seq {r['release']['seq']}")
+    job = node(("job", r["job"]["job_id"]), 2, f"{r['model']['kind']} job\\nmodel {r['model']['model_hash'][:10]}")
+    edges += [(top, rel), (rel, job)]
+    for v in r["datasets"]:
+        version = node(("version", v["dataset_id"], v["version"]), 3, f"{v['title'][:24]} v{v['version']}\\n{v['certificate_no']}")
+        source = node(("source", v["provider_org"], v["source_department"]), 4, v["source_department"][:26])
+        edges += [(job, version), (version, source)]
+columns = {}
+for key, (column, _) in nodes.items():
+    columns.setdefault(column, []).append(key)
+pos = {k: (c, (len(ks) - 1) / 2 - i) for c, ks in columns.items() for i, k in enumerate(ks)}
+fig, ax = plt.subplots(figsize=(13, 1.5 + 1.2 * max(len(ks) for ks in columns.values())))
+for a, b in edges:
+    ax.annotate("", xy=pos[b], xytext=pos[a], arrowprops=dict(arrowstyle="->", color="grey", shrinkA=45, shrinkB=45))
+for key, (column, label) in nodes.items():
+    ax.text(*pos[key], label, ha="center", va="center", fontsize=8, bbox=dict(boxstyle="round", fc="#fff7d6", ec="#a08020"))
+ax.set_xlim(-0.6, 4.6); ax.set_ylim(min(y for _, y in pos.values()) - 0.8, max(y for _, y in pos.values()) + 0.8)
+ax.axis("off"); ax.set_title("Lineage of " + product_id)
+print(len(lineage["releases"]), "releases,", len({k for k in nodes if k[0] == "version"}), "certified dataset versions")
+""",
+    "md:## Offline receipts: `pdx ledger verify-receipt`\n\nEvery receipt on the lineage path is checked with nothing but the published key; a tampered copy must fail.",
+    """
+def receipts(value):
+    if isinstance(value, dict):
+        for field, child in value.items():
+            yield from ([child] if field == "receipt" else receipts(child))
+    elif isinstance(value, list):
+        for child in value:
+            yield from receipts(child)
+
 release = next(e for e in entries if e["kind"] == "release")
-receipt = sup.get(f"/v1/ledger/receipt/{release['seq']}")
+path_receipts = list(receipts(lineage)) + [sup.get(f"/v1/ledger/receipt/{release['seq']}")]
+assert len(path_receipts) >= 5
+def verify_receipt(receipt, d, name):
+    path = f"{d}/{name}.json"
+    with open(path, "w") as f:
+        json.dump(receipt, f)
+    return subprocess.run([PDX_BIN, "ledger", "verify-receipt", "--key", f"{d}/ledger.pub", path], capture_output=True, text=True)
 with tempfile.TemporaryDirectory() as d:
-    (path := f"{d}/receipt.json") and open(path, "w").write(json.dumps(receipt))
-    (keyfile := f"{d}/ledger.pub") and open(keyfile, "w").write(public_key + "\\n")
-    out = subprocess.run([PDX_BIN, "ledger", "verify-receipt", "--key", keyfile, path], capture_output=True, text=True)
-print(out.stdout, out.stderr)
-assert out.returncode == 0
+    with open(f"{d}/ledger.pub", "w") as f:
+        f.write(public_key + "\\n")
+    for i, receipt in enumerate(path_receipts):
+        out = verify_receipt(receipt, d, f"receipt-{i}")
+        assert out.returncode == 0, (receipt["entry"]["seq"], out.stdout, out.stderr)
+    print(out.stdout.strip())
+    tampered = json.loads(json.dumps(path_receipts[0]))
+    tampered["entry"]["payload"] += " "
+    out = verify_receipt(tampered, d, "tampered")
+    print(out.stdout.strip(), out.stderr.strip())
+    assert out.returncode != 0
+print(len(path_receipts), "receipts verified offline; the tampered copy was refused")
 """,
 ]
 

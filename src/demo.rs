@@ -118,6 +118,22 @@ pub struct FheSummary {
     pub note: String,
 }
 
+/// The sold product's lineage, as a supervisor sees it, with every receipt checked
+/// offline against the published key.
+#[derive(Debug, Serialize)]
+pub struct LineageSummary {
+    /// The product traced.
+    pub product: String,
+    /// Every hop is on the ledger and agrees with its row.
+    pub complete: bool,
+    /// What did not agree (empty when complete).
+    pub problems: Vec<String>,
+    /// Receipts on the path (listing, releases, grants, spends, models, certificates).
+    pub receipts: u64,
+    /// Receipts whose inclusion proof and signed checkpoint verified offline.
+    pub receipts_verified: u64,
+}
+
 /// Ledger state at the end of the demo.
 #[derive(Debug, Serialize)]
 pub struct LedgerSummary {
@@ -162,6 +178,8 @@ pub struct Summary {
     pub reconciliation: ReconciliationSummary,
     /// Private lookups.
     pub fhe: FheSummary,
+    /// The product's lineage and its receipts.
+    pub lineage: LineageSummary,
     /// The ledger.
     pub ledger: LedgerSummary,
     /// Wall time, seconds.
@@ -336,6 +354,7 @@ struct Journey {
     runs: Vec<RunSummary>,
     releases: u64,
     products: u64,
+    product_id: String,
     orders: u64,
     settlement: SettlementSummary,
     reconciliation: ReconciliationSummary,
@@ -1210,6 +1229,7 @@ async fn journey(
         runs,
         releases,
         products,
+        product_id: pid,
         orders,
         settlement: SettlementSummary {
             period: period.label,
@@ -1283,6 +1303,9 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
             (false, app.ledger.size().await?, 0, String::new())
         }
     };
+    let lineage = check_lineage(&client, &journey.keys.supervisor, &journey.product_id, &key)
+        .await
+        .context("tracing the product's lineage")?;
     let summary = Summary {
         data_dir: data_dir.display().to_string(),
         server: server.url(),
@@ -1297,6 +1320,7 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
         settlement: journey.settlement,
         reconciliation: journey.reconciliation,
         fhe: journey.fhe,
+        lineage,
         ledger: LedgerSummary {
             entries,
             checkpoints,
@@ -1316,11 +1340,74 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     if !summary.ledger.verified
         || summary.roles.iter().any(|r| !r.whoami_ok)
         || !summary.reconciliation.exact
+        || !summary.lineage.complete
+        || summary.lineage.receipts == 0
+        || summary.lineage.receipts_verified != summary.lineage.receipts
         || !k_ok
     {
         bail!("the demo's checks failed; see the summary above");
     }
     Ok(())
+}
+
+/// Every `receipt` object in a lineage document, wherever it sits.
+fn collect_receipts(value: &Value, out: &mut Vec<Value>) {
+    match value {
+        Value::Object(map) => {
+            for (field, child) in map {
+                if field == "receipt" {
+                    out.push(child.clone());
+                } else {
+                    collect_receipts(child, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|i| collect_receipts(i, out)),
+        _ => {}
+    }
+}
+
+/// Fetches the product's lineage as the supervisor and checks each receipt the way an
+/// outside auditor would: with nothing but the published key, not the server's word.
+async fn check_lineage(
+    client: &Client,
+    supervisor: &str,
+    product_id: &str,
+    key: &pdx_ledger::note::NoteVerifier,
+) -> anyhow::Result<LineageSummary> {
+    let lineage = client
+        .get(
+            supervisor,
+            &format!("/v1/audit/lineage/product/{product_id}"),
+        )
+        .await?;
+    let mut receipts = Vec::new();
+    collect_receipts(&lineage, &mut receipts);
+    let mut verified = 0u64;
+    let mut problems: Vec<String> = lineage["problems"]
+        .as_array()
+        .map(|p| {
+            p.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    for receipt in &receipts {
+        let checked = serde_json::from_value::<pdx_ledger::Receipt>(receipt.clone())
+            .map_err(anyhow::Error::from)
+            .and_then(|r| r.verify(key).map_err(anyhow::Error::from));
+        match checked {
+            Ok(_) => verified += 1,
+            Err(e) => problems.push(format!("receipt {}: {e}", receipt["entry"]["seq"])),
+        }
+    }
+    Ok(LineageSummary {
+        product: product_id.to_string(),
+        complete: lineage["complete"] == json!(true),
+        problems,
+        receipts: receipts.len() as u64,
+        receipts_verified: verified,
+    })
 }
 
 fn print_summary(s: &Summary) {
@@ -1384,6 +1471,16 @@ fn print_summary(s: &Summary) {
         if s.reconciliation.exact { "yes" } else { "NO" }
     );
     println!("fhe lookups: {} ({})", s.fhe.lookups, s.fhe.note);
+    println!(
+        "lineage of {}: complete: {}, receipts verified offline: {} of {}",
+        s.lineage.product,
+        if s.lineage.complete { "yes" } else { "NO" },
+        s.lineage.receipts_verified,
+        s.lineage.receipts
+    );
+    for p in &s.lineage.problems {
+        println!("  lineage problem: {p}");
+    }
     println!(
         "ledger: {} entries, {} checkpoints, verified: {}",
         s.ledger.entries,

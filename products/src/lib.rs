@@ -108,7 +108,7 @@ use pdx_ledger::db::{Db, MigrationSet};
 pub use clock::{Clock, Period};
 pub use error::{ProductsError, Result};
 pub use model::*;
-pub use orders::MAX_IDEMPOTENCY_KEY;
+pub use orders::{MAX_IDEMPOTENCY_KEY, OrderFilter};
 pub use split::{Allocation, PayeeKind, RevenueSplit, allocate, largest_remainder};
 
 /// The platform's payee account (the reserved platform organisation).

@@ -22,6 +22,17 @@ const ORDER_COLUMNS: &str = "id, buyer_org, idempotency_key, request_hash, produ
     payment_ref, paid_ms, licence_expires_ms, transaction_seq, delivered_ms, refunded_ms, \
     refund_reason, refund_seq";
 
+/// What a listing of orders is narrowed to; `None` fields do not narrow.
+#[derive(Clone, Debug, Default)]
+pub struct OrderFilter {
+    /// Only this buyer organisation's orders.
+    pub buyer_org: Option<String>,
+    /// Only orders of this product.
+    pub product_id: Option<String>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+}
+
 /// The longest idempotency key accepted (bytes).
 pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
@@ -497,12 +508,44 @@ impl Products {
 
     /// The buyer's orders, newest first (at most `limit`, capped at 1,000).
     pub async fn orders(&self, buyer: &Actor, limit: u32) -> Result<Vec<Order>> {
+        let mine = OrderFilter {
+            buyer_org: Some(buyer.org.clone()),
+            ..OrderFilter::default()
+        };
+        self.all_orders(&mine, limit).await
+    }
+
+    /// Orders of every buyer, narrowed by `filter`, newest first (at most `limit`,
+    /// capped at 1,000): the exchange's order book and the supervisors' view.
+    pub async fn all_orders(&self, filter: &OrderFilter, limit: u32) -> Result<Vec<Order>> {
+        let narrowing = [
+            ("buyer_org", filter.buyer_org.clone()),
+            ("product_id", filter.product_id.clone()),
+            ("status", filter.status.map(|s| s.as_str().to_string())),
+        ];
+        let mut clauses = Vec::new();
+        let mut values = Vec::new();
+        for (column, value) in narrowing {
+            if let Some(value) = value {
+                values.push(value);
+                clauses.push(format!("{column} = ${}", values.len()));
+            }
+        }
+        let condition = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
         let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_org = $1 \
-             ORDER BY created_ms DESC, id LIMIT $2"
+            "SELECT {ORDER_COLUMNS} FROM orders {condition} \
+             ORDER BY created_ms DESC, id LIMIT ${}",
+            values.len() + 1
         );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(buyer.org.clone())
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query
             .bind(i64::from(limit.clamp(1, 1000)))
             .fetch_all(self.db.pool())
             .await?;

@@ -381,12 +381,13 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
     ),
     // orders: buyers place, pay and download their own; the exchange refunds; the
     // exchange and supervisors read any order
+    // a buyer lists its own orders; the exchange and supervisors the whole book
     (
         "GET",
         "/v1/orders",
         Policy {
-            roles: &[Buyer],
-            owner: Owner::OwnOrg,
+            roles: &[Buyer, Exchange, Supervisor],
+            owner: Owner::Any,
             writes: false,
         },
     ),

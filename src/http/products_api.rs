@@ -26,9 +26,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pdx_ledger::Hash32;
 use pdx_products::{
-    CURRENCY, Licence, MAX_IDEMPOTENCY_KEY, NewOrder, NewProduct, Order, Product, ProductFilter,
-    ProductStatus, ReconGroupBy, Reconciliation, ReleasedSource, RevenueSplit, Settlement,
-    SourceDataset,
+    CURRENCY, Licence, MAX_IDEMPOTENCY_KEY, NewOrder, NewProduct, Order, OrderFilter, OrderStatus,
+    Product, ProductFilter, ProductStatus, ReconGroupBy, Reconciliation, ReleasedSource,
+    RevenueSplit, Settlement, SourceDataset,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -360,26 +360,50 @@ async fn delist_product(
     ))
 }
 
-/// Paging of the caller's orders.
+/// Which orders to list, and how many.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct OrdersQuery {
     /// At most this many, newest first (default 100, at most 1,000).
     pub limit: Option<u32>,
+    /// Only this buyer organisation's orders (the exchange and supervisors; a buyer
+    /// may only name its own).
+    pub buyer_org: Option<String>,
+    /// Only orders of this product.
+    pub product_id: Option<String>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
 }
 
-/// The buyer's own orders, newest first.
+/// Orders, newest first: a buyer sees its own; the exchange and supervisors see the
+/// whole order book, narrowed by buyer, product or status.
 #[utoipa::path(get, path = "/v1/orders", tag = "products", security(("bearer" = [])),
     params(OrdersQuery),
-    responses((status = 200, body = Vec<Order>)))]
+    responses((status = 200, body = Vec<Order>), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn list_orders(
     State(app): State<App>,
     caller: Caller,
     ApiQuery(q): ApiQuery<OrdersQuery>,
 ) -> ApiResult<Json<Vec<Order>>> {
+    let own = &caller.principal.org_id;
+    let buyer_org = if privileged(&caller) {
+        q.buyer_org
+    } else {
+        if q.buyer_org.as_ref().is_some_and(|org| org != own) {
+            return Err(ApiError::forbidden(
+                "a buyer lists only its own organisation's orders",
+            ));
+        }
+        Some(own.clone())
+    };
+    let filter = OrderFilter {
+        buyer_org,
+        product_id: q.product_id,
+        status: q.status,
+    };
     Ok(Json(
         app.products
-            .orders(&caller.principal.actor(), q.limit.unwrap_or(100))
+            .all_orders(&filter, q.limit.unwrap_or(100))
             .await?,
     ))
 }

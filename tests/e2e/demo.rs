@@ -52,6 +52,15 @@ fn demo_runs_the_whole_journey_and_writes_its_summary() {
     assert!(runs.iter().any(|r| r["kind"] == "dp"), "{s}");
     assert!(runs.iter().any(|r| r["kind"] == "sql"), "{s}");
     assert!(runs.iter().any(|r| r["approvals"] == 2), "{s}");
+    // The sold product traces back to its certificates, and every receipt on the way
+    // verified offline against the published key: at least the listing and, per
+    // release, the release, its model registration and its dataset's certificate.
+    assert!(stdout.contains("lineage of"), "{stdout}");
+    assert_eq!(s["lineage"]["complete"], true, "{s}");
+    assert_eq!(s["lineage"]["problems"], serde_json::json!([]), "{s}");
+    let receipts = s["lineage"]["receipts"].as_u64().unwrap();
+    assert!(receipts >= 4, "{s}");
+    assert_eq!(s["lineage"]["receipts_verified"], receipts, "{s}");
     // Paid = remitted once the period is settled.
     assert_eq!(
         s["reconciliation"]["paid_minor"], s["reconciliation"]["remitted_minor"],

@@ -5,6 +5,7 @@ mod demo;
 mod fhe;
 mod foundation;
 mod ledger_http;
+mod notebooks;
 mod products;
 mod sandbox;
 mod support;

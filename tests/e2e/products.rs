@@ -576,6 +576,25 @@ async fn a_product_goes_from_release_to_listing_order_download_settlement_and_re
         let (s, mine) = t.get(&m.buyer, "/v1/orders").await;
         assert_eq!(s, 200);
         assert_eq!(mine.as_array().unwrap().len(), 1, "{mine}");
+        // The exchange's order book: every buyer's orders, narrowed by status or buyer;
+        // a buyer naming another buyer is refused.
+        let (s, book) = t.get(&m.exchange, "/v1/orders?status=delivered").await;
+        assert_eq!(s, 200, "{b}: {book}");
+        assert_eq!(book[0]["id"], oid.as_str(), "{b}: {book}");
+        let (s, none) = t.get(&m.supervisor, "/v1/orders?status=refunded").await;
+        assert_eq!((s, none), (200, json!([])), "{b}");
+        let buyer_org = delivered["buyer_org"].as_str().unwrap();
+        let (s, theirs) = t
+            .get(&m.exchange, &format!("/v1/orders?buyer_org={buyer_org}"))
+            .await;
+        assert_eq!(s, 200);
+        assert_eq!(theirs.as_array().unwrap().len(), 1, "{b}: {theirs}");
+        let (s, problem) = t
+            .get(&m.buyer, "/v1/orders?buyer_org=org-someone-else")
+            .await;
+        assert_eq!(s, 403, "{b}: {problem}");
+        let (s, _) = t.get(&m.exchange, "/v1/orders?status=lost").await;
+        assert_eq!(s, 400, "{b}: an unknown status is the client's mistake");
 
         // Settlement: only once the month has ended; re-running changes nothing.
         let period = "2030-03";

@@ -3,7 +3,7 @@
 use pdx_ledger::kinds::{self, Transaction};
 use pdx_ledger::{EntryKind, Receipt};
 use pdx_products::archive::read_tar;
-use pdx_products::{NewOrder, OrderStatus, ProductsError};
+use pdx_products::{NewOrder, OrderFilter, OrderStatus, ProductsError};
 
 use crate::support::{Env, actor, exchange, parquet_bytes};
 
@@ -70,6 +70,80 @@ async fn idempotency_key_replays_the_same_order_and_refuses_another_body() {
             .unwrap_err();
         assert!(matches!(e, ProductsError::NotFound(_)), "{e}");
         assert_eq!(env.products.orders(&buyer, 100).await.unwrap().len(), 1);
+        env.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn the_order_book_narrows_by_buyer_product_and_status() {
+    for env in Env::all().await {
+        let p = env.listed("org-dev", "GD-SZ", 1_000).await;
+        let q = env.listed("org-dev", "GD-SZ", 2_000).await;
+        let (alice, bob) = (actor("org-alice"), actor("org-bob"));
+        let a1 = env
+            .products
+            .place_order(&alice, "a1", &order_for(&p.id))
+            .await
+            .unwrap();
+        env.products
+            .place_order(&alice, "a2", &order_for(&q.id))
+            .await
+            .unwrap();
+        let b1 = env
+            .products
+            .place_order(&bob, "b1", &order_for(&p.id))
+            .await
+            .unwrap();
+        env.products
+            .pay(&bob, &b1.order.id, "bank-b1")
+            .await
+            .unwrap();
+
+        let ids = |orders: Vec<pdx_products::Order>| -> Vec<String> {
+            let mut ids: Vec<String> = orders.into_iter().map(|o| o.id).collect();
+            ids.sort();
+            ids
+        };
+        let book = |filter: OrderFilter| {
+            let products = env.products.clone();
+            async move { ids(products.all_orders(&filter, 100).await.unwrap()) }
+        };
+        assert_eq!(book(OrderFilter::default()).await.len(), 3, "{}", env.name);
+        let of_p = book(OrderFilter {
+            product_id: Some(p.id.clone()),
+            ..OrderFilter::default()
+        })
+        .await;
+        let mut want = vec![a1.order.id.clone(), b1.order.id.clone()];
+        want.sort();
+        assert_eq!(of_p, want, "{}", env.name);
+        let paid = book(OrderFilter {
+            status: Some(OrderStatus::Paid),
+            ..OrderFilter::default()
+        })
+        .await;
+        assert_eq!(paid, vec![b1.order.id.clone()], "{}", env.name);
+        let alice_pending_p = book(OrderFilter {
+            buyer_org: Some("org-alice".into()),
+            product_id: Some(p.id.clone()),
+            status: Some(OrderStatus::Pending),
+        })
+        .await;
+        assert_eq!(alice_pending_p, vec![a1.order.id.clone()], "{}", env.name);
+        // A buyer's own listing is the book narrowed to that buyer.
+        assert_eq!(
+            ids(env.products.orders(&bob, 100).await.unwrap()),
+            vec![b1.order.id.clone()]
+        );
+        // The limit keeps the newest.
+        assert_eq!(
+            env.products
+                .all_orders(&OrderFilter::default(), 1)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
         env.cleanup().await;
     }
 }
