@@ -380,8 +380,7 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
         },
     ),
     // orders: buyers place, pay and download their own; the exchange refunds; the
-    // exchange and supervisors read any order
-    // a buyer lists its own orders; the exchange and supervisors the whole book
+    // exchange and supervisors read any order and list the whole book
     (
         "GET",
         "/v1/orders",
