@@ -93,61 +93,33 @@ fn run_blocking(
         })
         .sum::<u64>();
     let bar = super::progress_bar(steps, "fhe");
-    bar.set_message("keygen");
+    // A full run takes many minutes; when stderr is not a terminal the bar is hidden,
+    // so each step is also logged there and each table line is printed as soon as it
+    // is measured.
+    let step = |msg: String| {
+        if bar.is_hidden() {
+            eprintln!("fhe: {msg}");
+        }
+        bar.set_message(msg);
+    };
+    let out = |line: String| bar.suspend(|| println!("{line}"));
+    step("keygen".into());
     let bench = FheBench::new(cores)?;
     bar.inc(1);
-    bar.set_message("operations");
-    let ops = bench.op_latencies(runs)?;
-    bar.inc(1);
-
-    struct Line {
-        rows: usize,
-        served: Duration,
-        times: Option<Vec<Duration>>,
-        sum: Duration,
-        or: Duration,
-    }
-    let mut lines = Vec::new();
-    for (i, &n) in rows.iter().enumerate() {
-        let seed = 1000 + i as u64;
-        bar.set_message(format!("{n}: reduce"));
-        let (sum, or) = bench.reductions(n);
-        bar.inc(1);
-        bar.set_message(format!("{n}: served"));
-        let served = bench.lookup(n, Strategy::MatchValue, true, seed)?;
-        bar.inc(1);
-        let times = if compared(n) {
-            let mut times = Vec::new();
-            for s in strategies {
-                bar.set_message(format!("{n}: {}", s.as_str()));
-                times.push(bench.lookup(n, s, false, seed)?);
-                bar.inc(1);
-            }
-            Some(times)
-        } else {
-            None
-        };
-        lines.push(Line {
-            rows: n,
-            served,
-            times,
-            sum,
-            or,
-        });
-    }
-    bar.finish_and_clear();
-
-    println!(
+    out(format!(
         "TFHE-rs 1.8, {}, {} evaluator threads; keygen {}, compressed server key {:.1} MB, check + decompress {}",
         pdx_algorithms::fhe::PARAMETER_SET,
         bench.threads,
         show(bench.keygen),
         bench.server_key_bytes as f64 / 1e6,
         show(bench.load)
-    );
-    println!();
-    println!("| operation | here | Zama, 192 cores | scale | Zama scaled | here / scaled |");
-    println!("|---|---|---|---|---|---|");
+    ));
+    step("operations".into());
+    let ops = bench.op_latencies(runs)?;
+    bar.inc(1);
+    out(String::new());
+    out("| operation | here | Zama, 192 cores | scale | Zama scaled | here / scaled |".into());
+    out("|---|---|---|---|---|---|".into());
     let op_scale = scale(U32_BLOCKS, cores);
     for (name, here, zama) in [
         (
@@ -163,29 +135,45 @@ fn run_blocking(
         ("u32 eq, encrypted == clear (per row)", ops.eq_scalar, None),
         ("u8 select of clears (per row)", ops.select_scalar, None),
     ] {
-        match zama {
-            Some(z) => println!(
+        out(match zama {
+            Some(z) => format!(
                 "| {name} | {} | {z:.0} ms | ×{op_scale:.0} | {:.0} ms | {:.2} |",
                 show(here),
                 z * op_scale,
                 ms(here) / (z * op_scale)
             ),
-            None => println!("| {name} | {} | - | - | - | - |", show(here)),
-        }
+            None => format!("| {name} | {} | - | - | - | - |", show(here)),
+        });
     }
-    println!();
-    println!(
-        "| rows | served lookup (match_value, chunked) | match_value | KVStore | eq + select + sum | sum of ops (limit) | served / limit | Zama KVStore, 192 cores | Zama scaled | KVStore / scaled | served / scaled |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for l in &lines {
-        let n = l.rows as u32;
-        let limit = (ops.eq_scalar + ops.select_scalar) * n + l.sum + l.or;
-        let t = |i: usize| l.times.as_ref().map_or("-".to_string(), |t| show(t[i]));
+    out(String::new());
+    out("| rows | served lookup (match_value, chunked) | match_value | KVStore | eq + select + sum | sum of ops (limit) | served / limit | Zama KVStore, 192 cores | Zama scaled | KVStore / scaled | served / scaled |".into());
+    out("|---|---|---|---|---|---|---|---|---|---|---|".into());
+
+    for (i, &n) in rows.iter().enumerate() {
+        let seed = 1000 + i as u64;
+        step(format!("{n}: reduce"));
+        let (sum, or) = bench.reductions(n);
+        bar.inc(1);
+        step(format!("{n}: served"));
+        let served = bench.lookup(n, Strategy::MatchValue, true, seed)?;
+        bar.inc(1);
+        let times = if compared(n) {
+            let mut times = Vec::new();
+            for s in strategies {
+                step(format!("{n}: {}", s.as_str()));
+                times.push(bench.lookup(n, s, false, seed)?);
+                bar.inc(1);
+            }
+            Some(times)
+        } else {
+            None
+        };
+        let limit = (ops.eq_scalar + ops.select_scalar) * n as u32 + sum + or;
+        let t = |i: usize| times.as_ref().map_or("-".to_string(), |t| show(t[i]));
         let (zama, scaled, kv_ratio, served_ratio) =
-            match ZAMA_KVSTORE_MS.iter().find(|(r, _)| *r == l.rows) {
+            match ZAMA_KVSTORE_MS.iter().find(|(r, _)| *r == n) {
                 Some((_, z)) => {
-                    let factor = scale(l.rows * U32_BLOCKS, cores);
+                    let factor = scale(n * U32_BLOCKS, cores);
                     let scaled_ms = z * factor;
                     (
                         format!("{z:.0} ms"),
@@ -193,25 +181,25 @@ fn run_blocking(
                             "{} (×{factor:.0})",
                             show(Duration::from_secs_f64(scaled_ms / 1e3))
                         ),
-                        l.times
+                        times
                             .as_ref()
                             .map_or("-".to_string(), |t| format!("{:.1}", ms(t[1]) / scaled_ms)),
-                        format!("{:.1}", ms(l.served) / scaled_ms),
+                        format!("{:.1}", ms(served) / scaled_ms),
                     )
                 }
                 None => ("-".into(), "-".into(), "-".into(), "-".into()),
             };
-        println!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {zama} | {scaled} | {kv_ratio} | {served_ratio} |",
-            l.rows,
-            show(l.served),
+        out(format!(
+            "| {n} | {} | {} | {} | {} | {} | {:.2} | {zama} | {scaled} | {kv_ratio} | {served_ratio} |",
+            show(served),
             t(0),
             t(1),
             t(2),
             show(limit),
-            ms(l.served) / ms(limit).max(1e-9),
-        );
+            ms(served) / ms(limit).max(1e-9),
+        ));
     }
+    bar.finish_and_clear();
     println!();
     println!(
         "sum of ops = rows × (u32 eq with a clear + u8 select of clears) + sum of rows u8 values + OR of rows flags, each timed alone in this run."
