@@ -69,8 +69,8 @@ pub enum BenchCommand {
         /// Evaluator threads (0 = every core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
-        /// Largest table on which all three strategies are timed (beyond it only the
-        /// served lookup is: the slower strategies take hours there on two cores).
+        /// Largest table on which all three strategies are timed; beyond it only the
+        /// served lookup is, to keep the run short (on two cores, 1024 adds about 5 min).
         #[arg(long, default_value_t = 256)]
         compare_up_to: usize,
     },
