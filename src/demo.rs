@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use pdx_products::{Clock, Period};
 use pdx_sandbox::catalog::{Level, NewDataset, OpenAttribute, ShareType};
 use reqwest::Method;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::app::App;
@@ -1351,12 +1351,12 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
 }
 
 /// Every `receipt` object in a lineage document, wherever it sits.
-fn collect_receipts(value: &Value, out: &mut Vec<Value>) {
+fn collect_receipts<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     match value {
         Value::Object(map) => {
             for (field, child) in map {
                 if field == "receipt" {
-                    out.push(child.clone());
+                    out.push(child);
                 } else {
                     collect_receipts(child, out);
                 }
@@ -1393,7 +1393,7 @@ async fn check_lineage(
         })
         .unwrap_or_default();
     for receipt in &receipts {
-        let checked = serde_json::from_value::<pdx_ledger::Receipt>(receipt.clone())
+        let checked = pdx_ledger::Receipt::deserialize(*receipt)
             .map_err(anyhow::Error::from)
             .and_then(|r| r.verify(key).map_err(anyhow::Error::from));
         match checked {

@@ -506,17 +506,9 @@ impl Products {
         Ok(order_on(&mut conn, order_id, None).await?.order)
     }
 
-    /// The buyer's orders, newest first (at most `limit`, capped at 1,000).
-    pub async fn orders(&self, buyer: &Actor, limit: u32) -> Result<Vec<Order>> {
-        let mine = OrderFilter {
-            buyer_org: Some(buyer.org.clone()),
-            ..OrderFilter::default()
-        };
-        self.all_orders(&mine, limit).await
-    }
-
-    /// Orders of every buyer, narrowed by `filter`, newest first (at most `limit`,
-    /// capped at 1,000): the exchange's order book and the supervisors' view.
+    /// Orders, narrowed by `filter`, newest first (at most `limit`, capped at 1,000): a
+    /// buyer's own orders (`buyer_org` set), or the exchange's and supervisors' view of
+    /// the whole book.
     pub async fn all_orders(&self, filter: &OrderFilter, limit: u32) -> Result<Vec<Order>> {
         let narrowing = [
             ("buyer_org", filter.buyer_org.clone()),
