@@ -283,6 +283,17 @@ impl EntryKind {
         )
     }
 
+    /// Wire names of every kind this build knows, in declaration order (for messages
+    /// that list the accepted kinds).
+    pub fn known_names() -> Vec<&'static str> {
+        Self::KNOWN.iter().map(|(_, s)| *s).collect()
+    }
+
+    /// True for a kind this build knows (anything but [`EntryKind::Other`]).
+    pub fn is_known(&self) -> bool {
+        !matches!(self, EntryKind::Other(_))
+    }
+
     /// Wire names of the public kinds.
     pub fn public_names() -> Vec<&'static str> {
         Self::KNOWN
@@ -740,6 +751,12 @@ mod tests {
         assert_eq!(k, EntryKind::Release);
         for (kind, name) in EntryKind::KNOWN.iter() {
             assert_eq!(kind.as_str(), *name);
+        }
+        assert!(!EntryKind::Other("future_kind".into()).is_known());
+        let names = EntryKind::known_names();
+        assert_eq!(names.len(), EntryKind::KNOWN.len());
+        for name in names {
+            assert!(name.parse::<EntryKind>().unwrap().is_known(), "{name}");
         }
     }
 }

@@ -659,8 +659,48 @@ impl Ledger {
         limit: u32,
         who: &Visibility,
     ) -> Result<Vec<Entry>, LedgerError> {
-        let rows = match who {
-            Visibility::All => {
+        self.entries_filtered(from, limit, who, None).await
+    }
+
+    /// A page of entries from seq `from` on, at most `limit`, in seq order, as `who` may
+    /// see them, and only those of `kind` when one is given.
+    ///
+    /// The kind is part of the query rather than a filter on the page read, so a page
+    /// holds up to `limit` entries of that kind and the next page starts after the last
+    /// one returned: filtering afterwards would hand back short (even empty) pages in
+    /// the middle of the ledger, which callers would take for its end.
+    pub async fn entries_filtered(
+        &self,
+        from: u64,
+        limit: u32,
+        who: &Visibility,
+        kind: Option<&EntryKind>,
+    ) -> Result<Vec<Entry>, LedgerError> {
+        let rows = match (who, kind) {
+            // Supervisors see every entry, and everyone sees every entry of a public
+            // kind: the kind alone decides, as in `entries_of_kind`.
+            (Visibility::All, Some(kind)) => {
+                return self.entries_of_kind(kind, from, limit).await;
+            }
+            (Visibility::Org(_), Some(kind)) if kind.is_public() => {
+                return self.entries_of_kind(kind, from, limit).await;
+            }
+            (Visibility::Org(org), Some(kind)) => {
+                // A private kind: only what the organisation appended or is a party to.
+                let sql = format!(
+                    "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE kind = $1 AND seq >= $2 \
+                     AND (actor_org = $3 OR seq IN (SELECT seq FROM ledger_parties WHERE org = $3)) \
+                     ORDER BY seq LIMIT $4"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(kind.as_str().to_string())
+                    .bind(to_i64(from, "from")?)
+                    .bind(org.clone())
+                    .bind(i64::from(limit))
+                    .fetch_all(self.db.pool())
+                    .await?
+            }
+            (Visibility::All, None) => {
                 let sql = format!(
                     "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq >= $1 ORDER BY seq LIMIT $2"
                 );
@@ -670,7 +710,7 @@ impl Ledger {
                     .fetch_all(self.db.pool())
                     .await?
             }
-            Visibility::Org(org) => {
+            (Visibility::Org(org), None) => {
                 sqlx::query(sqlx::AssertSqlSafe(ORG_VISIBLE_SQL.as_str()))
                     .bind(to_i64(from, "from")?)
                     .bind(org.clone())

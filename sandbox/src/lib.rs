@@ -17,8 +17,8 @@
 //! - [`access`]: who may see which rows (dummy data for everyone, de-identified
 //!   downloads only for unconditionally open datasets).
 //! - Supervision: [`objections`] (异议 with working-day deadlines), the [`compliance`]
-//!   and budget reports, release [`lineage`] with a receipt per hop, and the ledger
-//!   [`verification`] job.
+//!   and budget reports, release [`lineage`] with a receipt per hop, what left each
+//!   dataset version ([`disclosure_audit`]), and the ledger [`verification`] job.
 //! - [`fhe`]: private lookups — FHE query templates vetted by providers, uploaded
 //!   server keys, encrypted queries as jobs under a grant's query budget.
 //!
@@ -29,6 +29,7 @@
 pub mod access;
 pub mod catalog;
 pub mod compliance;
+pub mod disclosure_audit;
 pub mod fhe;
 pub mod grants;
 pub mod jobs;

@@ -11,6 +11,15 @@
 //!
 //! Downloads: a released output goes to its developer organisation; a quarantined one
 //! only to reviewers. Everyone else gets "not found".
+//!
+//! **What the developer sees before release** ([`Output::for_owner`]) is only what does
+//! not depend on the data: the status, the rules applied and the plan-level checks the
+//! query passed. The cell-level report (which cells were withheld, how many there were),
+//! the row and byte counts and the output hash would each tell something about records
+//! that may never be released (the hash confirms a guessed output), so they are withheld
+//! until release; then the report keeps the hits of released rows only. A run on
+//! conditional data that failed after admission looks the same to its developer and can
+//! only be rejected. Reviewers and supervisors see everything.
 
 use std::path::PathBuf;
 
@@ -78,13 +87,14 @@ pub struct Output {
     pub org_id: String,
     /// The model.
     pub model_id: String,
-    /// BLAKE3 of the Parquet file, hex.
+    /// BLAKE3 of the Parquet file, hex (empty for its developer until release).
     pub output_hash: String,
-    /// Rows.
+    /// Rows (0 for its developer until release).
     pub rows: u64,
-    /// Bytes of the Parquet file.
+    /// Bytes of the Parquet file (0 for its developer until release).
     pub bytes: u64,
-    /// The disclosure check report.
+    /// The disclosure check report (for its developer: rules and plan-level checks
+    /// until release, then also the hits of released rows).
     #[schema(value_type = Object)]
     pub check_report: serde_json::Value,
     /// Approvals needed.
@@ -133,6 +143,110 @@ pub struct ReviewDecision {
     pub approve: bool,
     /// Why (required either way: output checkers record their reasoning).
     pub reason: String,
+}
+
+impl Output {
+    /// Whether this is the empty output of a conditional run that failed after admission.
+    pub fn is_failed_run(&self) -> bool {
+        self.check_report.get("run_failed") == Some(&serde_json::Value::Bool(true))
+    }
+
+    /// The view of the developer organisation that owns the output (see the module
+    /// documentation): nothing that depends on the data before release.
+    pub fn for_owner(mut self) -> Output {
+        let released = self.status == OutputStatus::Released;
+        self.check_report = owner_report(&self.check_report, released);
+        if !released {
+            self.output_hash = String::new();
+            self.rows = 0;
+            self.bytes = 0;
+        }
+        self
+    }
+}
+
+/// A disclosure-checked report as its developer may see it; other reports (DP,
+/// unconditional data) hold nothing that depends on the records and pass unchanged.
+fn owner_report(report: &serde_json::Value, released: bool) -> serde_json::Value {
+    let checked = report.get("hits").is_some() || report.get("run_failed").is_some();
+    if !checked {
+        return report.clone();
+    }
+    let plan_checks: Vec<&serde_json::Value> = report
+        .get("passed")
+        .and_then(serde_json::Value::as_array)
+        .map(|passed| {
+            passed
+                .iter()
+                .filter(|p| {
+                    p.as_str()
+                        .is_some_and(|p| pdx_algorithms::disclosure::PLAN_CHECKS.contains(&p))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut view = serde_json::json!({
+        "rules": report.get("rules").cloned().unwrap_or_default(),
+        "passed": plan_checks,
+        "cell_checks": if released {
+            "applied; the hits below concern released rows"
+        } else {
+            "applied; shown to reviewers, and to you once the output is released"
+        },
+    });
+    if released {
+        let hits: Vec<serde_json::Value> = report
+            .get("hits")
+            .and_then(serde_json::Value::as_array)
+            .map(|hits| {
+                // Only hits on released cells: a withheld aggregate that no column
+                // shows (one used by HAVING) would otherwise tell what HAVING saw.
+                hits.iter()
+                    .filter(|h| h.get("released_row").is_some_and(|r| !r.is_null()))
+                    .filter(|h| h.get("column").is_some_and(|c| !c.is_null()))
+                    .map(|h| {
+                        serde_json::json!({
+                            "released_row": h.get("released_row"),
+                            "column": h.get("column"),
+                            "rule": h.get("rule"),
+                            "detail": h.get("detail"),
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        view["hits"] = serde_json::Value::Array(hits);
+    }
+    view
+}
+
+/// The checks a `Release` entry names: the plan checks and the cell rules *applied*,
+/// never which of them held (the developer is a party to the entry, and whether a rule
+/// held depends on records that did not leave); a DP or unconditional report's own list.
+fn release_checks(report: &serde_json::Value) -> Vec<String> {
+    if report.get("hits").is_none() {
+        return report
+            .get("checks")
+            .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
+            .unwrap_or_default();
+    }
+    let mut checks: Vec<String> = pdx_algorithms::disclosure::PLAN_CHECKS
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect();
+    let rules = report.get("rules");
+    let number = |field: &str| rules.and_then(|r| r.get(field)).and_then(|v| v.as_u64());
+    if let Some(t) = number("threshold") {
+        checks.push(format!("threshold>={t}"));
+    }
+    if let (Some(n), Some(p)) = (number("dominance_n"), number("dominance_p_percent")) {
+        checks.push(format!("dominance(n={n},p={p}%)"));
+    }
+    checks.push("differencing_within_output".to_owned());
+    if let Some(base) = number("rounding_base") {
+        checks.push(format!("rounded(base={base})"));
+    }
+    checks
 }
 
 fn output_from_row(row: &AnyRow) -> Result<Output> {
@@ -207,14 +321,10 @@ impl Sandbox {
     /// An output, if the caller may see it.
     pub async fn output(&self, id: &str, org: &str, view: OutputView) -> Result<Output> {
         let output = self.load_output(id).await?;
-        let visible = match view {
-            OutputView::Owner => output.org_id == org,
-            OutputView::Reviewer | OutputView::Supervisor => true,
-        };
-        if visible {
-            Ok(output)
-        } else {
-            Err(SandboxError::NotFound("no such output".into()))
+        match view {
+            OutputView::Owner if output.org_id == org => Ok(output.for_owner()),
+            OutputView::Owner => Err(SandboxError::NotFound("no such output".into())),
+            OutputView::Reviewer | OutputView::Supervisor => Ok(output),
         }
     }
 
@@ -225,7 +335,9 @@ impl Sandbox {
                 .bind(org.to_string())
                 .fetch_all(self.db().pool())
                 .await?;
-        rows.iter().map(output_from_row).collect()
+        rows.iter()
+            .map(|row| output_from_row(row).map(Output::for_owner))
+            .collect()
     }
 
     /// The review queue: quarantined outputs of other organisations, oldest first.
@@ -298,6 +410,11 @@ impl Sandbox {
         if output.status != OutputStatus::Quarantined {
             return Err(SandboxError::Conflict(
                 "the output has already been decided".into(),
+            ));
+        }
+        if decision.approve && output.is_failed_run() {
+            return Err(SandboxError::Conflict(
+                "the run failed and its output holds nothing to release; reject it".into(),
             ));
         }
         if output
@@ -411,12 +528,7 @@ impl Sandbox {
             .into_owned();
         let model = self.model_any(&output.model_id).await?;
         let release_id = new_id("rel");
-        let checks = output
-            .check_report
-            .get("passed")
-            .or_else(|| output.check_report.get("checks"))
-            .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())
-            .unwrap_or_default();
+        let checks = release_checks(&output.check_report);
         let entry = Release {
             release_id: release_id.clone(),
             job_id: output.job_id.clone(),

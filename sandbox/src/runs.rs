@@ -18,6 +18,15 @@
 //! 4. **Quarantine**: the output is written content-addressed into the quarantine zone
 //!    with its check report and a preview, and waits for review ([`crate::review`]).
 //!
+//! **No outcome oracles on conditional data.** A SQL model's text is planned and
+//! checked when the run is submitted (step 1), so every refusal that does not depend
+//! on data is immediate and precise. What fails later can depend on the records (an
+//! overflow, a limit), so on conditional data such a failure is not reported to the
+//! developer at all: the job finishes as any other, with a quarantined output that
+//! holds no rows and a report, seen by reviewers only, that names the failure. The
+//! developer sees the same status and the same (redacted, see [`crate::review`]) view
+//! as for a successful run; the budget is spent either way.
+//!
 //! Errors from the engines are already sanitised by `pdx-algorithms`; anything else
 //! internal is logged with the job id and replaced by a generic detail.
 
@@ -26,7 +35,9 @@ use std::path::PathBuf;
 
 use pdx_algorithms::deid::schema::DeidRule;
 use pdx_algorithms::deid::storage::{store_content_addressed, to_json_rows};
-use pdx_algorithms::disclosure::{DisclosureRules, check_and_run};
+use pdx_algorithms::disclosure::{
+    DisclosureError, DisclosureRules, PLAN_CHECKS, check_and_run, check_query,
+};
 use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run as dp_run};
 use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
 use pdx_ledger::Actor;
@@ -133,6 +144,7 @@ impl OutputPolicy {
             dominance_p_percent: self.dominance_p_percent,
             rounding_base: self.rounding_base,
             contributor_column,
+            public_rows: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -189,8 +201,9 @@ impl ResolvedInput {
 pub struct RunResult {
     /// The quarantined (or auto-released) output.
     pub output_id: String,
-    /// Rows in it.
-    pub rows: u64,
+    /// Rows in it; withheld (`null`) while an output over conditional data waits for
+    /// review, since the number of cells that passed the checks depends on the data.
+    pub rows: Option<u64>,
     /// Whether policy released it without review.
     pub auto_released: bool,
 }
@@ -350,11 +363,30 @@ impl Sandbox {
             }
         };
         // Validate the model against the granted shape before spending anything.
-        if model.kind == ModelKind::Dp {
-            let input = &inputs[0];
-            let table = self.dp_table(input).await?;
-            dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
-                .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+        match model.kind {
+            ModelKind::Dp => {
+                let input = &inputs[0];
+                let table = self.dp_table(input).await?;
+                dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
+                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+            }
+            ModelKind::Sql => {
+                let engine = self.sql_engine(&inputs).await?;
+                match self.disclosure_rules_for(&inputs).await? {
+                    Some(rules) => {
+                        check_query(&engine, &model.body, &rules)
+                            .await
+                            .map_err(disclosure_error)?;
+                    }
+                    None => {
+                        engine
+                            .plan(&model.body)
+                            .await
+                            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    }
+                }
+            }
+            ModelKind::Fhe => {}
         }
 
         // The job row, the budget spends and their ledger entries commit together: a
@@ -514,40 +546,22 @@ impl Sandbox {
         self.jobs()
             .progress(job_id, "running the model", 0.1)
             .await?;
-        let conditional = inputs.iter().any(|i| i.grant.is_some());
         let (frame, report) = match model.kind {
             ModelKind::Sql => {
-                let tables: Vec<TableGrant> = inputs
-                    .iter()
-                    .map(|i| TableGrant {
-                        name: i.table.clone(),
-                        path: i.path.clone(),
-                        columns: i.columns.clone(),
-                    })
-                    .collect();
-                let engine = SqlSandbox::new(&tables, self.sql_limits())
-                    .await
-                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
-                if conditional {
-                    // The strictest policy of the conditional inputs applies.
-                    let mut policy = OutputPolicy::default();
-                    for input in inputs.iter().filter(|i| i.grant.is_some()) {
-                        let p = self.output_policy(&input.dataset.id).await?;
-                        policy.threshold = policy.threshold.max(p.threshold);
-                        policy.dominance_p_percent =
-                            policy.dominance_p_percent.min(p.dominance_p_percent);
-                        policy.dominance_n = policy.dominance_n.max(p.dominance_n);
-                        policy.rounding_base = policy.rounding_base.max(p.rounding_base);
+                let engine = self.sql_engine(inputs).await?;
+                if let Some(rules) = self.disclosure_rules_for(inputs).await? {
+                    match check_and_run(&engine, &model.body, &rules).await {
+                        Ok(checked) => (
+                            output_to_frame(&checked.output)?,
+                            serde_json::to_value(&checked.report).map_err(internal)?,
+                        ),
+                        Err(e) => {
+                            // Admission planned and checked this text already, so this
+                            // failure may depend on the records: reviewers only.
+                            tracing::warn!(%job_id, error = %e, "a run on conditional data failed after admission");
+                            (failed_run_frame()?, failed_run_report(&rules, &e))
+                        }
                     }
-                    let checked =
-                        check_and_run(&engine, &model.body, &policy.disclosure_rules(None))
-                            .await
-                            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
-                    let frame = output_to_frame(&checked.output)?;
-                    (
-                        frame,
-                        serde_json::to_value(&checked.report).map_err(internal)?,
-                    )
                 } else {
                     let out = engine
                         .run(&model.body)
@@ -636,6 +650,49 @@ impl Sandbox {
         })
     }
 
+    /// The SQL engine over the granted columns of `inputs`.
+    async fn sql_engine(&self, inputs: &[ResolvedInput]) -> Result<SqlSandbox> {
+        let tables: Vec<TableGrant> = inputs
+            .iter()
+            .map(|i| TableGrant {
+                name: i.table.clone(),
+                path: i.path.clone(),
+                columns: i.columns.clone(),
+            })
+            .collect();
+        SqlSandbox::new(&tables, self.sql_limits())
+            .await
+            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))
+    }
+
+    /// The disclosure rules of a run: the strictest policy of its conditional inputs
+    /// (never looser than the defaults); `None` when every input is unconditionally open.
+    async fn disclosure_rules_for(
+        &self,
+        inputs: &[ResolvedInput],
+    ) -> Result<Option<DisclosureRules>> {
+        let conditional: Vec<String> = inputs
+            .iter()
+            .filter(|i| i.grant.is_some())
+            .map(|i| i.dataset.id.clone())
+            .collect();
+        if conditional.is_empty() {
+            return Ok(None);
+        }
+        let mut policy = OutputPolicy::default();
+        for dataset_id in &conditional {
+            let p = self.output_policy(dataset_id).await?;
+            policy.threshold = policy.threshold.max(p.threshold);
+            policy.dominance_p_percent = policy.dominance_p_percent.min(p.dominance_p_percent);
+            policy.dominance_n = policy.dominance_n.max(p.dominance_n);
+            policy.rounding_base = policy.rounding_base.max(p.rounding_base);
+        }
+        let mut rules = policy.disclosure_rules(None);
+        // Certified row counts are public on the catalog.
+        rules.public_rows = inputs.iter().map(|i| (i.table.clone(), i.rows)).collect();
+        Ok(Some(rules))
+    }
+
     fn sql_limits(&self) -> SqlLimits {
         let c = self.config();
         SqlLimits {
@@ -708,9 +765,10 @@ impl Sandbox {
         if auto_release {
             self.release(&id, actor, Vec::new()).await?;
         }
+        let conditional = inputs.iter().any(|i| i.grant.is_some());
         Ok(RunResult {
             output_id: id,
-            rows,
+            rows: (auto_release || !conditional).then_some(rows),
             auto_released: auto_release,
         })
     }
@@ -743,6 +801,11 @@ pub struct DryRunResult {
     /// The check report the real run would produce on this shape.
     #[schema(value_type = Object)]
     pub report: serde_json::Value,
+    /// What each column holds in the latest certified version (a generalised
+    /// quasi-identifier holds bands or labels, so a filter on a raw value matches
+    /// nothing); the declared domains when nothing is certified yet.
+    #[schema(value_type = Vec<Object>)]
+    pub released_domains: Vec<pdx_algorithms::deid::released::ReleasedDomain>,
 }
 
 /// One output column.
@@ -822,10 +885,11 @@ impl Sandbox {
                     .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
                 if conditional {
                     let policy = self.output_policy(&dataset.id).await?;
-                    let checked =
-                        check_and_run(&engine, &request.body, &policy.disclosure_rules(None))
-                            .await
-                            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    let mut rules = policy.disclosure_rules(None);
+                    rules.public_rows.insert(input.table.clone(), input.rows);
+                    let checked = check_and_run(&engine, &request.body, &rules)
+                        .await
+                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
                     (
                         output_to_frame(&checked.output)?,
                         serde_json::to_value(&checked.report).map_err(internal)?,
@@ -870,10 +934,22 @@ impl Sandbox {
                 dtype: c.dtype().to_string(),
             })
             .collect();
+        let levels = match dataset.latest_version {
+            Some(latest) => self
+                .version(&dataset.id, latest)
+                .await?
+                .map(|v| crate::versions::report_levels(&v.report))
+                .unwrap_or_default(),
+            None => std::collections::BTreeMap::new(),
+        };
         Ok(DryRunResult {
             columns,
             sample: to_json_rows(&frame, PREVIEW_ROWS),
             report,
+            released_domains: pdx_algorithms::deid::released::released_domains(
+                &dataset.meta.schema,
+                &levels,
+            ),
         })
     }
 }
@@ -895,6 +971,38 @@ fn output_to_frame(out: &pdx_algorithms::sql::SqlOutput) -> Result<DataFrame> {
     polars::prelude::ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .map_err(|e| SandboxError::Internal(format!("decoding an output: {e}")))
+}
+
+/// The stored output of a conditional run that failed after admission: no rows.
+fn failed_run_frame() -> Result<DataFrame> {
+    DataFrame::new(vec![polars::prelude::Column::new(
+        "run_failed".into(),
+        Vec::<bool>::new(),
+    )])
+    .map_err(|e| SandboxError::Internal(format!("building an empty output: {e}")))
+}
+
+/// The report of such an output: the same plan-level shape as a checked output (so the
+/// developer's redacted view is identical), plus the failure for reviewers. The
+/// engines' messages are sanitised and carry no data value.
+fn failed_run_report(rules: &DisclosureRules, error: &DisclosureError) -> serde_json::Value {
+    serde_json::json!({
+        "rules": rules,
+        "passed": PLAN_CHECKS,
+        "run_failed": true,
+        "failure": error.to_string(),
+    })
+}
+
+/// A refusal at admission: the developer's query is at fault (4xx, precise), or an
+/// internal error that is logged and withheld.
+fn disclosure_error(e: DisclosureError) -> SandboxError {
+    if e.is_client_error() {
+        SandboxError::Invalid(e.to_string())
+    } else {
+        tracing::error!(error = %e, "the disclosure checks could not plan a query");
+        SandboxError::Internal(e.to_string())
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> SandboxError {

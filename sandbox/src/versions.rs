@@ -10,10 +10,12 @@
 //!    all of that commits or none of it does; a failed job leaves no version.
 //! 4. The raw file is deleted (and the deletion logged) unless retention is on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use pdx_algorithms::deid::ingest::{UploadFormat, read_upload};
 use pdx_algorithms::deid::pipeline::deidentify;
+use pdx_algorithms::deid::released::{ReleasedDomain, released_domains};
 use pdx_algorithms::deid::storage::{schema_hash, store_content_addressed};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::AssetCertificate;
@@ -133,6 +135,11 @@ pub struct Version {
     pub valid_until: String,
     /// Certified, ms since epoch.
     pub created_ms: i64,
+    /// What each released column holds in this version (generalised quasi-identifiers
+    /// hold bands or hierarchy labels, not raw values), from the schema and the levels
+    /// the search chose.
+    #[schema(value_type = Vec<Object>)]
+    pub released_domains: Vec<ReleasedDomain>,
 }
 
 /// A certificate with its offline receipt.
@@ -150,6 +157,14 @@ pub struct CertificateWithReceipt {
 const VERSION_COLUMNS: &str = "dataset_id, version, rows_count, bytes, content_hash, schema_hash, \
     file_path, report_json, certificate_no, certificate_seq, valid_from, valid_until, created_ms";
 
+/// The levels the search chose, as a version's report states them.
+pub(crate) fn report_levels(report: &serde_json::Value) -> BTreeMap<String, u8> {
+    report
+        .get("levels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default()
+}
+
 fn version_from_row(row: &AnyRow) -> Result<Version> {
     let report: String = row.try_get("report_json")?;
     Ok(Version {
@@ -166,6 +181,7 @@ fn version_from_row(row: &AnyRow) -> Result<Version> {
         valid_from: row.try_get("valid_from")?,
         valid_until: row.try_get("valid_until")?,
         created_ms: row.try_get("created_ms")?,
+        released_domains: Vec::new(),
     })
 }
 
@@ -425,7 +441,26 @@ impl Sandbox {
         .bind(version as i64)
         .fetch_optional(self.db().pool())
         .await?;
-        row.as_ref().map(version_from_row).transpose()
+        let Some(version) = row.as_ref().map(version_from_row).transpose()? else {
+            return Ok(None);
+        };
+        Ok(self.with_domains(vec![version]).await?.pop())
+    }
+
+    /// Fills in each version's released domains from its dataset's schema.
+    async fn with_domains(&self, mut versions: Vec<Version>) -> Result<Vec<Version>> {
+        let Some(first) = versions.first() else {
+            return Ok(versions);
+        };
+        let dataset = self
+            .dataset(&first.dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("a version without its dataset".into()))?;
+        for version in &mut versions {
+            version.released_domains =
+                released_domains(&dataset.meta.schema, &report_levels(&version.report));
+        }
+        Ok(versions)
     }
 
     /// Every version of a dataset, oldest first.
@@ -436,7 +471,11 @@ impl Sandbox {
         .bind(dataset_id.to_string())
         .fetch_all(self.db().pool())
         .await?;
-        rows.iter().map(version_from_row).collect()
+        let versions = rows
+            .iter()
+            .map(version_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        self.with_domains(versions).await
     }
 
     /// The certificate of a version, read back from the ledger, with its receipt.

@@ -20,6 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pdx_sandbox::Job;
 use pdx_sandbox::compliance::{BudgetReport, ComplianceReport, report_instant};
+use pdx_sandbox::disclosure_audit::DisclosureReport;
 use pdx_sandbox::objections::{NewObjection, Objection, ObjectionReply, ObjectionView};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -42,6 +43,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(start_verification))
         .routes(routes!(compliance))
         .routes(routes!(budgets))
+        .routes(routes!(disclosure))
         .routes(routes!(product_lineage))
         .routes(routes!(list_suspensions, set_suspension))
         .routes(routes!(list_objections, file_objection))
@@ -123,6 +125,32 @@ async fn compliance(
     responses((status = 200, body = BudgetReport)))]
 async fn budgets(State(app): State<App>, _caller: Caller) -> ApiResult<Json<BudgetReport>> {
     Ok(Json(app.sandbox.budget_report().await?))
+}
+
+/// Which dataset's disclosure record.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DisclosureQuery {
+    /// The dataset id.
+    pub dataset: String,
+}
+
+/// What left the sandbox from a dataset, per version and developer organisation:
+/// outputs by status, values released, values withheld by each rule, cells removed and
+/// DP budget spent (supervisors; a provider for its own datasets, others are 404).
+#[utoipa::path(get, path = "/v1/audit/disclosure", tag = "audit", security(("bearer" = [])),
+    params(DisclosureQuery),
+    responses((status = 200, body = DisclosureReport), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn disclosure(
+    State(app): State<App>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<DisclosureQuery>,
+) -> ApiResult<Json<DisclosureReport>> {
+    let provider =
+        (caller.principal.role != Role::Supervisor).then_some(caller.principal.org_id.as_str());
+    Ok(Json(
+        app.sandbox.disclosure_report(&q.dataset, provider).await?,
+    ))
 }
 
 /// A product's lineage: releases, jobs, models and their hashes, dataset versions and

@@ -15,7 +15,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use pdx_ledger::store::{StoredCheckpoint, Visibility};
-use pdx_ledger::{Entry, Hash32, Receipt};
+use pdx_ledger::{Entry, EntryKind, Hash32, Receipt};
 
 use crate::app::App;
 use crate::auth::Role;
@@ -71,6 +71,31 @@ pub struct Page {
     pub from: Option<u64>,
     /// Most entries to return (default 100, at most 1000).
     pub limit: Option<u32>,
+    /// Only entries of this kind (its wire name, e.g. `suspension`); an unknown kind is
+    /// a 400 that lists the accepted ones.
+    pub kind: Option<String>,
+}
+
+/// The kind asked for, if any: a name this build knows, or a 400 listing the known ones.
+///
+/// An unknown name is refused rather than answered with an empty page, so that a typo
+/// (`suspensions`) is not mistaken for "there are none". The name itself is not echoed.
+fn requested_kind(kind: Option<&str>) -> ApiResult<Option<EntryKind>> {
+    let Some(name) = kind else {
+        return Ok(None);
+    };
+    let kind: EntryKind = match name.parse() {
+        Ok(kind) => kind,
+        Err(never) => match never {},
+    };
+    if kind.is_known() {
+        Ok(Some(kind))
+    } else {
+        Err(ApiError::bad_request(format!(
+            "kind is not a known entry kind; accepted kinds: {}",
+            EntryKind::known_names().join(", ")
+        )))
+    }
 }
 
 /// A page of entries.
@@ -83,7 +108,7 @@ pub struct EntryPage {
     pub next_from: Option<u64>,
 }
 
-/// Entries visible to the caller, from a seq on.
+/// Entries visible to the caller, from a seq on, optionally of one kind.
 #[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", security(("bearer" = [])), params(Page),
     responses((status = 200, body = EntryPage), (status = 400, body = Problem)))]
 async fn list_entries(
@@ -97,9 +122,15 @@ async fn list_entries(
             "limit must be 1 to {MAX_PAGE}"
         )));
     }
+    let kind = requested_kind(page.kind.as_deref())?;
     let entries = app
         .ledger
-        .entries(page.from.unwrap_or(0), limit, &visibility(&caller))
+        .entries_filtered(
+            page.from.unwrap_or(0),
+            limit,
+            &visibility(&caller),
+            kind.as_ref(),
+        )
         .await?;
     let next_from = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.seq + 1))

@@ -413,6 +413,17 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
     ("POST", "/v1/audit/verify", SUPERVISOR_WRITES),
     ("GET", "/v1/audit/compliance", SUPERVISOR_READS),
     ("GET", "/v1/audit/budgets", SUPERVISOR_READS),
+    // what left each dataset version: supervisors, and the provider for its own
+    // datasets (checked inside: another provider's dataset is not found)
+    (
+        "GET",
+        "/v1/audit/disclosure",
+        Policy {
+            roles: &[Provider, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
     ("GET", "/v1/audit/lineage/product/{id}", SUPERVISOR_READS),
     ("GET", "/v1/audit/suspensions", READ_ALL),
     ("POST", "/v1/audit/suspensions", SUPERVISOR_WRITES),

@@ -207,6 +207,138 @@ async fn entries_proofs_and_receipts_respect_visibility_on_both_backends() {
     }
 }
 
+/// `GET /v1/ledger/entries?kind=` returns only entries of that kind, pages through
+/// them without short pages, still applies visibility, and refuses unknown kinds with a
+/// 400 that lists the accepted ones.
+#[tokio::test]
+async fn entries_filter_by_kind_page_and_respect_visibility_on_both_backends() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        let (dev_org, dev) = t.key_for("kind-dev", "developer").await;
+        let (buyer_org, buyer) = t.key_for("kind-buyer", "buyer").await;
+        let (_, stranger) = t.key_for("kind-other", "developer").await;
+        let (_, sup) = t.key_for("kind-regulator", "supervisor").await;
+        let actor = Actor {
+            org: dev_org.clone(),
+            key_id: "k".into(),
+        };
+        // Transactions interleaved with suspensions, so that a filter applied after
+        // reading a page (rather than in the query) would return the wrong entries.
+        let (mut want_tx, mut want_susp) = (Vec::new(), Vec::new());
+        for i in 0..7 {
+            let sale = Transaction {
+                order_id: format!("o{i}"),
+                product_id: "p1".into(),
+                buyer_org: buyer_org.clone(),
+                seller_org: dev_org.clone(),
+                amount_minor: 100 + i,
+                currency: "CNY".into(),
+                payment_ref: format!("pay-{i}"),
+            };
+            want_tx.push(t.app.ledger.append_now(&actor, &sale).await.unwrap().seq);
+            if i % 2 == 0 {
+                let susp = Suspension {
+                    org: format!("org-{i}"),
+                    action: "suspended".into(),
+                    reason: "test".into(),
+                };
+                let appended = t
+                    .app
+                    .ledger
+                    .append_now(&Actor::system(), &susp)
+                    .await
+                    .unwrap();
+                want_susp.push(appended.seq);
+            }
+        }
+        assert_eq!((want_tx.len(), want_susp.len()), (7, 4), "{b}");
+
+        let listed = |v: &serde_json::Value| -> Vec<(u64, String)> {
+            v["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e["seq"].as_u64().unwrap(),
+                        e["kind"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let only = |v: &serde_json::Value, kind: &str| -> Vec<u64> {
+            let got = listed(v);
+            assert!(
+                got.iter().all(|(_, k)| k == kind),
+                "{b}: asked for {kind}, got {got:?}"
+            );
+            got.into_iter().map(|(seq, _)| seq).collect()
+        };
+
+        // One kind, everything at once.
+        let (s, page) = t.get(&sup, "/v1/ledger/entries?kind=suspension").await;
+        assert_eq!(s, 200, "{b}: {page}");
+        assert_eq!(only(&page, "suspension"), want_susp, "{b}");
+        assert!(page["next_from"].is_null(), "{b}: {page}");
+        let (_, page) = t.get(&sup, "/v1/ledger/entries?kind=transaction").await;
+        assert_eq!(only(&page, "transaction"), want_tx, "{b}");
+
+        // Paged two at a time by following next_from: full pages, nothing skipped.
+        let mut paged: Vec<u64> = Vec::new();
+        let (mut from, mut pages) = (0u64, 0u32);
+        loop {
+            let path = format!("/v1/ledger/entries?kind=suspension&limit=2&from={from}");
+            let (s, page) = t.get(&sup, &path).await;
+            assert_eq!(s, 200, "{b}: {page}");
+            let seqs = only(&page, "suspension");
+            pages += 1;
+            assert!(pages <= 3, "{b}: paging does not end");
+            paged.extend(seqs.iter().copied());
+            match page["next_from"].as_u64() {
+                Some(next) => {
+                    assert_eq!(seqs.len(), 2, "{b}: a short page before the end");
+                    assert_eq!(Some(next), seqs.last().map(|seq| seq + 1), "{b}");
+                    from = next;
+                }
+                None => break,
+            }
+        }
+        assert_eq!(paged, want_susp, "{b}");
+        assert_eq!(pages, 3, "{b}: 4 entries in pages of 2, then an empty page");
+
+        // Visibility still applies: transactions are private to their parties.
+        let (_, page) = t.get(&buyer, "/v1/ledger/entries?kind=transaction").await;
+        assert_eq!(only(&page, "transaction"), want_tx, "{b}: buyer");
+        let (_, page) = t.get(&dev, "/v1/ledger/entries?kind=transaction").await;
+        assert_eq!(only(&page, "transaction"), want_tx, "{b}: seller");
+        let (s, page) = t
+            .get(&stranger, "/v1/ledger/entries?kind=transaction")
+            .await;
+        assert_eq!(s, 200, "{b}: {page}");
+        assert!(
+            listed(&page).is_empty(),
+            "{b}: transactions leaked to a stranger: {page}"
+        );
+        let (_, page) = t.get(&stranger, "/v1/ledger/entries?kind=suspension").await;
+        assert_eq!(only(&page, "suspension"), want_susp, "{b}: public kind");
+
+        // A known kind with no entries is an empty page; an unknown one is a 400 that
+        // lists the accepted kinds (without echoing the input).
+        let (s, page) = t.get(&sup, "/v1/ledger/entries?kind=refund").await;
+        assert_eq!(s, 200, "{b}: {page}");
+        assert!(listed(&page).is_empty(), "{b}: {page}");
+        let (s, problem) = t.get(&sup, "/v1/ledger/entries?kind=suspensionz").await;
+        assert_eq!(s, 400, "{b}: {problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("suspension") && detail.contains("transaction"),
+            "{b}: {detail}"
+        );
+        assert!(!detail.contains("suspensionz"), "{b}: {detail}");
+        t.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn cli_exports_and_verifies_the_ledger_offline() {
     let t = TestServer::start(false).await.unwrap();

@@ -52,6 +52,27 @@ fn leaks(text: &str, values: &BTreeSet<String>) -> Option<String> {
     None
 }
 
+/// A quarantined output as its developer sees it: no report detail, no counts, no hash.
+fn assert_redacted(mine: &Value) {
+    let report = &mine["check_report"];
+    for field in [
+        "cells_total",
+        "cells_suppressed",
+        "values_suppressed",
+        "hits",
+        "run_failed",
+        "failure",
+    ] {
+        assert!(
+            report.get(field).is_none(),
+            "{field} shown before release: {mine}"
+        );
+    }
+    assert_eq!(mine["rows"], 0, "{mine}");
+    assert_eq!(mine["bytes"], 0, "{mine}");
+    assert_eq!(mine["output_hash"], "", "{mine}");
+}
+
 struct World {
     t: TestServer,
     provider: String,
@@ -218,9 +239,20 @@ impl World {
             return Outcome::Failed(status, job.to_string());
         }
         let output = job["result"]["output_id"].as_str().unwrap().to_string();
-        let (s, meta) = self
+        // The developer's own view holds nothing that depends on the data until release.
+        let (s, mine) = self
             .t
             .get(&self.dev, &format!("/v1/outputs/{output}"))
+            .await;
+        assert_eq!(s, 200, "{mine}");
+        if mine["status"] == "quarantined" {
+            assert_redacted(&mine);
+            assert!(job["result"]["rows"].is_null(), "{job}");
+        }
+        // Reviewers see the whole report.
+        let (s, meta) = self
+            .t
+            .get(&self.reviewer, &format!("/v1/outputs/{output}"))
             .await;
         assert_eq!(s, 200, "{meta}");
         let (s, rows) = self
@@ -320,14 +352,6 @@ async fn exfiltration_attempts_are_refused_or_suppressed() {
             "union with row-level rows",
             "SELECT COUNT(*) FROM data UNION ALL SELECT kwh_12m FROM data",
         ),
-        (
-            "cast error leak",
-            "SELECT CAST(credit_code AS BIGINT) AS c, COUNT(*) FROM data GROUP BY 1",
-        ),
-        (
-            "cast error leak in a filter",
-            "SELECT COUNT(*) FROM data WHERE CAST(district AS INT) > 0",
-        ),
         ("reading a file path", "SELECT COUNT(*) FROM '/etc/passwd'"),
         (
             "create external table",
@@ -363,6 +387,28 @@ async fn exfiltration_attempts_are_refused_or_suppressed() {
     for (what, sql) in refused {
         let outcome = w.run(sql).await;
         w.assert_refused(what, &outcome);
+    }
+
+    // Casts that fail on some values would have made the job's status the answer; they
+    // now give NULL (TRY_CAST semantics) and the run reveals nothing.
+    for (what, sql) in [
+        (
+            "cast error leak",
+            "SELECT CAST(credit_code AS BIGINT) AS c, COUNT(*) AS n FROM data GROUP BY 1",
+        ),
+        (
+            "cast error leak in a filter",
+            "SELECT COUNT(*) AS n FROM data WHERE CAST(district AS INT) > 0",
+        ),
+    ] {
+        match w.run(sql).await {
+            Outcome::Output(_, meta, rows) => {
+                assert_eq!(leaks(&rows.to_string(), &w.values), None, "{what}: {rows}");
+                let report = meta["check_report"].to_string();
+                assert_eq!(leaks(&report, &w.values), None, "{what}: {report}");
+            }
+            other => w.assert_refused(what, &other),
+        }
     }
 
     // An ungranted column: the narrowed grant does not register credit_code.
@@ -695,6 +741,297 @@ async fn a_conditional_dataset_goes_through_grant_model_job_checks_review_and_re
                 .await
                 .0,
             404
+        );
+        w.t.stop().await;
+    }
+}
+
+/// Released values `a` and `b` of each row, where both came out.
+fn released_pairs(rows: &Value) -> Vec<(Value, Value)> {
+    rows.as_array()
+        .map(|rows| {
+            rows.iter()
+                .filter(|r| !r["a"].is_null() && !r["b"].is_null())
+                .map(|r| (r["a"].clone(), r["b"].clone()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The privacy boundary over HTTP, on both backends: combinations inside one run,
+/// selections hidden in a measure, outcome oracles and report metadata. For each, the
+/// inference the attacker needs (a difference, a status, a count) is not available.
+#[tokio::test]
+async fn privacy_boundary_attacks_reveal_nothing_on_both_backends() {
+    for postgres in [false, true] {
+        let Some(w) = world(postgres).await else {
+            continue;
+        };
+        let b = w.t.backend;
+        let smelter = "district = 'Yantian' AND industry = 'software' AND kwh_12m > 4000000000";
+
+        // What each column holds, on the version and with a dry run: the district
+        // labels a filter can match, at the level the search chose.
+        let (s, version) =
+            w.t.get(&w.dev, &format!("/v1/datasets/{}/versions/1", w.dataset))
+                .await;
+        assert_eq!(s, 200, "{b}: {version}");
+        let domains = version["released_domains"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let names: Vec<&str> = domains
+            .iter()
+            .filter_map(|d| d["column"].as_str())
+            .collect();
+        assert_eq!(
+            names,
+            ["credit_code", "district", "industry", "kwh_12m"],
+            "{b}"
+        );
+        assert!(
+            domains[1]["values"]
+                .as_array()
+                .is_some_and(|v| !v.is_empty()),
+            "{b}: {version}"
+        );
+        let (s, dry) =
+            w.t.call(
+                Some(&w.dev),
+                Method::POST,
+                "/v1/dry-run",
+                Some(json!({"kind": "sql", "body": "SELECT district, COUNT(*) AS n FROM data GROUP BY district", "dataset_id": w.dataset})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {dry}");
+        assert_eq!(dry["released_domains"], version["released_domains"], "{b}");
+
+        // (1) Two values of one run whose record sets differ by the smelter alone.
+        for sql in [
+            format!("SELECT COUNT(*) AS a, COUNT(*) FILTER (WHERE NOT ({smelter})) AS b FROM data"),
+            format!(
+                "SELECT district, SUM(kwh_12m) AS a, SUM(kwh_12m) FILTER (WHERE NOT ({smelter})) AS b \
+                 FROM data GROUP BY district"
+            ),
+            format!(
+                "SELECT district, COUNT(*) AS a, COUNT(CASE WHEN NOT ({smelter}) THEN 1 END) AS b \
+                 FROM data GROUP BY district"
+            ),
+        ] {
+            let Outcome::Output(_, meta, rows) = w.run(&sql).await else {
+                panic!("{b}: {sql} did not run");
+            };
+            for (a, bb) in released_pairs(&rows) {
+                assert_eq!(a, bb, "{b}: {sql}: a difference came out: {rows}");
+            }
+            assert!(
+                meta["check_report"]["hits"]
+                    .to_string()
+                    .contains("differencing"),
+                "{b}: {sql}: {meta}"
+            );
+            let report = meta["check_report"].to_string();
+            assert_eq!(leaks(&report, &w.values), None, "{b}: {report}");
+        }
+
+        // (2) A selection hidden in a measure is refused at submission: no job, and
+        // no budget spent (a grant with one query left still runs afterwards).
+        let one_query = apply(
+            &w.t,
+            &w.dev,
+            &w.dataset,
+            json!(["district", "industry", "kwh_12m"]),
+            json!(["sql"]),
+            0.0,
+            1,
+        )
+        .await;
+        approve(&w.t, &w.provider, &one_query, json!({})).await;
+        for sql in [
+            format!("SELECT SUM(CASE WHEN {smelter} THEN kwh_12m ELSE 1 END) AS s FROM data"),
+            format!("SELECT SUM(kwh_12m * CAST({smelter} AS BIGINT)) AS s FROM data"),
+            "SELECT COUNT(*) AS n FROM data WHERE regexp_like(district, industry)".to_string(),
+        ] {
+            let outcome = w.run_with("sql", &sql, &one_query, None).await;
+            let Outcome::Refused(status, text) = &outcome else {
+                panic!("{b}: {sql}: not refused at submission: {outcome:?}");
+            };
+            assert!((400..500).contains(status), "{b}: {text}");
+            assert_eq!(leaks(text, &w.values), None, "{b}: {text}");
+        }
+        let (_, grant) = w.t.get(&w.dev, &format!("/v1/grants/{one_query}")).await;
+        assert_eq!(grant["queries_used"], 0, "{b}: {grant}");
+        let fine = w
+            .run_with(
+                "sql",
+                "SELECT district, COUNT(*) AS n FROM data GROUP BY district",
+                &one_query,
+                None,
+            )
+            .await;
+        assert!(matches!(fine, Outcome::Output(..)), "{b}: {fine:?}");
+
+        // (3) Oracles. A zero divisor that only the smelter's row would hit: the run
+        // cannot fail on it.
+        let quiet = w
+            .run("SELECT COUNT(*) AS n FROM data WHERE kwh_12m / (kwh_12m - 4987654321) > 0")
+            .await;
+        let Outcome::Output(quiet_id, _, _) = &quiet else {
+            panic!("{b}: {quiet:?}");
+        };
+        // A run that does fail on the data (a conversion the planner cannot see) looks
+        // to its developer exactly like one that did not; reviewers see the failure and
+        // can only reject it.
+        let failing = w
+            .run("SELECT COUNT(*) AS n FROM data WHERE arrow_cast(district, 'Int64') > 0")
+            .await;
+        let Outcome::Output(failed_id, meta, rows) = &failing else {
+            panic!("{b}: a failure after admission must reach review: {failing:?}");
+        };
+        assert_eq!(meta["check_report"]["run_failed"], true, "{b}: {meta}");
+        assert_eq!(rows.as_array().map(Vec::len), Some(0), "{b}: {rows}");
+        let (_, quiet_view) = w.t.get(&w.dev, &format!("/v1/outputs/{quiet_id}")).await;
+        let (_, failed_view) = w.t.get(&w.dev, &format!("/v1/outputs/{failed_id}")).await;
+        let strip = |v: &Value| {
+            let mut v = v.clone();
+            for field in ["id", "job_id", "model_id", "created_ms"] {
+                v[field] = Value::Null;
+            }
+            v
+        };
+        assert_eq!(strip(&quiet_view), strip(&failed_view), "{b}");
+        let (s, p) =
+            w.t.call(
+                Some(&w.reviewer),
+                Method::POST,
+                &format!("/v1/review/{failed_id}"),
+                Some(json!({"approve": true, "reason": "looks fine"})),
+            )
+            .await;
+        assert_eq!(s, 409, "{b}: {p}");
+        let (s, p) =
+            w.t.call(
+                Some(&w.reviewer),
+                Method::POST,
+                &format!("/v1/review/{failed_id}"),
+                Some(json!({"approve": false, "reason": "the run failed"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {p}");
+
+        // (4) Report metadata: before release the developer sees no counts (checked in
+        // `run_with` for every output above); after release, only hits of released rows.
+        let Outcome::Output(output, _, _) = w
+            .run(&format!(
+                "SELECT district, COUNT(*) AS a, COUNT(*) FILTER (WHERE NOT ({smelter})) AS b \
+                 FROM data GROUP BY district"
+            ))
+            .await
+        else {
+            panic!("{b}: report run");
+        };
+        let (s, released) =
+            w.t.call(
+                Some(&w.reviewer),
+                Method::POST,
+                &format!("/v1/review/{output}"),
+                Some(json!({"approve": true, "reason": "checked"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {released}");
+        // The Release entries (the developer is a party to them) name the rules
+        // applied, not which held: an output whose only cell was removed for having too
+        // few records names the same checks as one where every count came out.
+        let (s, emptied) =
+            w.t.call(
+                Some(&w.reviewer),
+                Method::POST,
+                &format!("/v1/review/{quiet_id}"),
+                Some(json!({"approve": true, "reason": "nothing left; harmless"})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {emptied}");
+        let mut checks = Vec::new();
+        for release in [&released, &emptied] {
+            let seq = release["release_seq"].as_u64().unwrap();
+            let (_, entry) = w.t.get(&w.dev, &format!("/v1/ledger/entries/{seq}")).await;
+            checks.push(payload(&entry)["checks"].clone());
+        }
+        assert_eq!(checks[0], checks[1], "{b}");
+        assert!(
+            checks[0].to_string().contains("threshold>=10"),
+            "{b}: {checks:?}"
+        );
+        let (_, mine) = w.t.get(&w.dev, &format!("/v1/outputs/{output}")).await;
+        assert_eq!(mine["status"], "released", "{b}: {mine}");
+        assert!(
+            mine["check_report"].get("cells_total").is_none(),
+            "{b}: {mine}"
+        );
+        let hits = mine["check_report"]["hits"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(!hits.is_empty(), "{b}: {mine}");
+        assert!(
+            hits.iter().all(|h| !h["released_row"].is_null()),
+            "{b}: {mine}"
+        );
+        assert_eq!(mine["output_hash"], released["output_hash"], "{b}");
+
+        // One view of what left: supervisors, and the provider for its own dataset.
+        let (s, rows) =
+            w.t.get(
+                &w.dev,
+                &format!("/v1/outputs/{output}/download?format=json"),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {rows}");
+        let by_hand = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| [&r["a"], &r["b"]])
+            .filter(|v| !v.is_null())
+            .count() as u64;
+        let (_, supervisor) = w.t.key_for("regulator", "supervisor").await;
+        let path = format!("/v1/audit/disclosure?dataset={}", w.dataset);
+        let (s, seen) = w.t.get(&supervisor, &path).await;
+        assert_eq!(s, 200, "{b}: {seen}");
+        let versions = seen["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 1, "{b}: {seen}");
+        let mine = versions[0]["organisations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["org_id"] == w.dev_org.as_str())
+            .unwrap_or_else(|| panic!("{b}: {seen}"));
+        assert_eq!(mine["outputs_released"], 2, "{b}: {mine}");
+        assert!(by_hand >= 6, "{b}: the district counts come out: {rows}");
+        assert_eq!(mine["values_released"], by_hand, "{b}: {mine}");
+        assert_eq!(mine["runs_failed_after_admission"], 1, "{b}: {mine}");
+        assert!(
+            mine["outputs_rejected"].as_u64().unwrap() >= 1,
+            "{b}: {mine}"
+        );
+        // Three one-run pairs above and the released one each withheld a value.
+        assert!(
+            mine["values_withheld"]["differencing"].as_u64().unwrap() >= 4,
+            "{b}: {mine}"
+        );
+        assert_eq!(leaks(&seen.to_string(), &w.values), None, "{b}: {seen}");
+        let (s, own) = w.t.get(&w.provider, &path).await;
+        assert_eq!(s, 200, "{b}: {own}");
+        assert_eq!(own, seen, "{b}");
+        let (_, stranger) = w.t.key_for("water-bureau", "provider").await;
+        assert_eq!(w.t.get(&stranger, &path).await.0, 404, "{b}");
+        for key in [&w.dev, &w.reviewer] {
+            assert_eq!(w.t.get(key, &path).await.0, 403, "{b}");
+        }
+        assert_eq!(
+            w.t.get(&supervisor, "/v1/audit/disclosure").await.0,
+            400,
+            "{b}"
         );
         w.t.stop().await;
     }

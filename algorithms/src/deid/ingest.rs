@@ -28,10 +28,12 @@
 //!
 //! Cell parsing rules: cells of non-string columns are trimmed of ASCII whitespace; an
 //! empty cell is null (and an error in a non-nullable column); integers are decimal
-//! `i64`; floats must be finite; dates are strict `YYYY-MM-DD`; booleans are
-//! `true`/`false` (any case) or `1`/`0`. Domains are checked for `Categories`, `Range`
-//! and `DateRange`; `Identifier` domains are not enforced at ingest (the masking step
-//! handles invalid identifiers).
+//! `i64`, also written with a decimal point or exponent when the value is whole
+//! (`17000.0`, `1.7e4`, as spreadsheets export integer columns; `17000.5` is refused
+//! with a hint to declare the column `float`); floats must be finite; dates are
+//! strict `YYYY-MM-DD`; booleans are `true`/`false` (any case) or `1`/`0`. Domains are
+//! checked for `Categories`, `Range` and `DateRange`; `Identifier` domains are not
+//! enforced at ingest (the masking step handles invalid identifiers).
 //!
 //! The output frame has the declared columns in declared order with dtypes `String`,
 //! `Int64`, `Float64`, `Date` or `Boolean`.
@@ -102,8 +104,10 @@ impl Default for UploadFormat {
 /// What is wrong with one cell (never says what the cell contained).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueProblem {
-    /// Not a decimal 64-bit integer.
+    /// Not a whole number within the 64-bit integer range.
     NotInteger,
+    /// A number with a non-zero fractional part (e.g. `17000.5`) in an integer column.
+    NotIntegral,
     /// Not a number.
     NotFloat,
     /// A number, but NaN or infinite.
@@ -124,8 +128,19 @@ pub enum ValueProblem {
 
 impl fmt::Display for ValueProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        let text = match self {
             ValueProblem::NotInteger => "not a valid integer",
+            ValueProblem::NotIntegral => {
+                // Say how to fix it, with the type names the schema JSON uses (and never
+                // the value: see the module docs).
+                return write!(
+                    f,
+                    "has a fractional part, which an \"{}\" column cannot hold; declare \
+                     the column with \"type\": \"{}\" to keep fractions",
+                    ColumnType::Integer.as_str(),
+                    ColumnType::Float.as_str()
+                );
+            }
             ValueProblem::NotFloat => "not a valid number",
             ValueProblem::NotFinite => "not a finite number",
             ValueProblem::NotDate => "not a valid date (expected YYYY-MM-DD)",
@@ -134,7 +149,8 @@ impl fmt::Display for ValueProblem {
             ValueProblem::NotInCategories => "not one of the declared categories",
             ValueProblem::OutOfRange => "outside the declared range",
             ValueProblem::OutOfDateRange => "outside the declared date range",
-        })
+        };
+        f.write_str(text)
     }
 }
 
@@ -400,6 +416,95 @@ fn parse_i64(text: &[u8]) -> Option<i64> {
         };
     }
     Some(acc)
+}
+
+/// Parses an integer cell: a plain decimal `i64` (`17000`, `-3`), or a number written
+/// with a decimal point and/or exponent whose value is whole (`17000.0`, `-3.00`,
+/// `1.7e4`, `5.`), as spreadsheets and statistics packages often export integer
+/// columns.
+///
+/// The value is computed exactly from the digits, never through `f64`, which cannot
+/// hold every `i64` (it would round `9007199254740993.0`) and would turn a value beyond
+/// the range into a saturated one. A non-zero fractional part is
+/// [`ValueProblem::NotIntegral`]; anything else that is not a whole number within
+/// `i64` (including one too large or too small) is [`ValueProblem::NotInteger`].
+fn parse_int_cell(text: &[u8]) -> Result<i64, ValueProblem> {
+    // The common case, and the only form accepted before decimals were.
+    if let Some(v) = parse_i64(text) {
+        return Ok(v);
+    }
+    let (neg, rest) = match text.first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (mantissa, exponent) = match rest.iter().position(|b| matches!(b, b'e' | b'E')) {
+        Some(at) => (&rest[..at], Some(&rest[at + 1..])),
+        None => (rest, None),
+    };
+    let (whole, fraction) = match mantissa.iter().position(|&b| b == b'.') {
+        Some(at) => (&mantissa[..at], &mantissa[at + 1..]),
+        None => (mantissa, &mantissa[..0]),
+    };
+    let all_digits = |part: &[u8]| part.iter().all(u8::is_ascii_digit);
+    if (whole.is_empty() && fraction.is_empty()) || !all_digits(whole) || !all_digits(fraction) {
+        return Err(ValueProblem::NotInteger);
+    }
+    let exponent = match exponent {
+        None => 0,
+        Some(e) => parse_exponent(e).ok_or(ValueProblem::NotInteger)?,
+    };
+    // The value is `digits × 10^(exponent − fraction length)`, digits being `whole`
+    // then `fraction`. Trailing zero digits only move the scale; drop them.
+    let digits = || whole.iter().chain(fraction).map(|&b| b - b'0');
+    let Some(trailing_zeros) = digits().rev().position(|d| d != 0) else {
+        return Ok(0); // `0.000`, `-0.0e9`: every digit is zero.
+    };
+    let len = |n: usize| i64::try_from(n).map_err(|_| ValueProblem::NotInteger);
+    let significant = whole.len() + fraction.len() - trailing_zeros;
+    let scale = exponent
+        .saturating_sub(len(fraction.len())?)
+        .saturating_add(len(trailing_zeros)?);
+    if scale < 0 {
+        // The last significant digit, which is not zero, lies below the units.
+        return Err(ValueProblem::NotIntegral);
+    }
+    // Accumulate with the sign applied digit by digit (as `parse_i64` does), so that
+    // `i64::MIN` is reachable and anything beyond the range fails instead of wrapping.
+    let mut acc: i64 = 0;
+    for d in digits().take(significant) {
+        let shifted = acc.checked_mul(10).ok_or(ValueProblem::NotInteger)?;
+        let next = if neg {
+            shifted.checked_sub(i64::from(d))
+        } else {
+            shifted.checked_add(i64::from(d))
+        };
+        acc = next.ok_or(ValueProblem::NotInteger)?;
+    }
+    // `acc` is not zero (its last digit is not), so this overflows within 19 rounds
+    // however large `scale` is.
+    for _ in 0..scale {
+        acc = acc.checked_mul(10).ok_or(ValueProblem::NotInteger)?;
+    }
+    Ok(acc)
+}
+
+/// An exponent: optional sign, then decimal digits. Saturates at the `i64` bounds: no
+/// cell has enough digits to offset an exponent that large, so its exact value does
+/// not change the outcome.
+fn parse_exponent(text: &[u8]) -> Option<i64> {
+    let (neg, digits) = match text.first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().fold(0i64, |acc, &b| {
+        acc.saturating_mul(10).saturating_add(i64::from(b - b'0'))
+    });
+    Some(if neg { -magnitude } else { magnitude })
 }
 
 fn parse_f64(text: &[u8]) -> Result<f64, ValueProblem> {
@@ -831,10 +936,9 @@ impl<'a> ColumnBuilder<'a> {
         }
         let parsed = match &mut self.data {
             TypedBuilder::Str(_) => Ok(()),
-            TypedBuilder::Int(b) => match parse_i64(trimmed) {
-                Some(v) => self.check.int(v).map(|()| b.append_value(v)),
-                None => Err(ValueProblem::NotInteger),
-            },
+            TypedBuilder::Int(b) => {
+                parse_int_cell(trimmed).and_then(|v| self.check.int(v).map(|()| b.append_value(v)))
+            }
             TypedBuilder::Float(b) => {
                 parse_f64(trimmed).and_then(|v| self.check.float(v).map(|()| b.append_value(v)))
             }
@@ -1595,6 +1699,47 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn integer_cells_accept_whole_decimals_exactly() {
+        for (text, want) in [
+            ("17000.0", 17_000),
+            ("5.", 5),
+            (".0", 0),
+            ("-0.0e99999999999999999999", 0),
+            ("1.5e1", 15),
+            ("100e-2", 1),
+            ("0001.000", 1),
+            ("9.223372036854775807e18", i64::MAX),
+            ("-9223372036854775808.0", i64::MIN),
+        ] {
+            assert_eq!(parse_int_cell(text.as_bytes()), Ok(want), "{text}");
+        }
+        for text in ["0.5", "100e-3", "1.23e1", "1e-99999999999999999999999"] {
+            assert_eq!(
+                parse_int_cell(text.as_bytes()),
+                Err(ValueProblem::NotIntegral),
+                "{text}"
+            );
+        }
+        for text in [
+            "9223372036854775808.0",
+            "1e19",
+            "1e99999999999999999999",
+            ".",
+            "e5",
+            "1e+",
+            "1.0.0",
+            "--1.0",
+            "1.0e1.0",
+        ] {
+            assert_eq!(
+                parse_int_cell(text.as_bytes()),
+                Err(ValueProblem::NotInteger),
+                "{text}"
+            );
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //! 4. [`risk`] measures re-identification risk and information loss of the result.
 //! 5. [`storage`] writes the result as Parquet and content-addresses it by BLAKE3.
 //!
+//! [`released`] says what each column of a certified version holds (bands, labels),
+//! from the schema and the chosen levels, so filters can be written that match.
 //! [`dummy`] draws synthetic rows from the declared domains and hierarchies, never
 //! from real rows, so developers can write models against the real shape.
 
@@ -24,6 +26,7 @@ pub mod lattice;
 pub mod mask;
 pub mod pipeline;
 pub mod pseudonym;
+pub mod released;
 pub mod risk;
 pub mod schema;
 pub mod storage;

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeSet;
 
+use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::functions_aggregate::average::Avg;
 use datafusion::functions_aggregate::count::Count;
 use datafusion::functions_aggregate::sum::Sum;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan};
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, Operator};
 use serde::{Deserialize, Serialize};
 
 use super::{DisclosureError, SHADOW_PREFIX};
@@ -132,6 +133,7 @@ pub(crate) fn analyse(plan: &LogicalPlan) -> Result<Analysis<'_>, DisclosureErro
         ));
     }
     check_below(&top.input)?;
+    check_all_measures(plan)?;
 
     let mut aggregates = Vec::with_capacity(top.aggr_expr.len());
     for expr in &top.aggr_expr {
@@ -200,6 +202,118 @@ fn check_aggregate_node(aggregate: &Aggregate) -> Result<(), DisclosureError> {
         allowed_aggregate(expr)?;
     }
     Ok(())
+}
+
+/// Rule 7 on every aggregate node, after the structural rules (so a join or a subquery
+/// is refused as such, not as the measure it feeds).
+fn check_all_measures(plan: &LogicalPlan) -> Result<(), DisclosureError> {
+    let mut refusal = None;
+    let walked = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::Aggregate(aggregate) = node
+            && let Err(e) = check_measures(aggregate)
+        {
+            refusal = Some(e);
+            return Ok(TreeNodeRecursion::Stop);
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    if walked.is_err() {
+        return Err(DisclosureError::Internal("the plan could not be inspected"));
+    }
+    refusal.map_or(Ok(()), Err)
+}
+
+/// Plan rule 7 (see the module documentation): `SUM`, `AVG` and `COUNT(DISTINCT …)`
+/// read their argument's *values*, so the argument must be a plain measure. A
+/// conditional inside it (`SUM(CASE WHEN id = 7 THEN income ELSE 1000 END)`) would hide
+/// a record selection in the value, where no record-set check sees it; the same
+/// selection written as `FILTER (WHERE …)` or `WHERE` is seen and checked. Plain
+/// `COUNT(x)` only reads whether `x` is NULL, which is exactly its record set, so its
+/// argument is free.
+fn check_measures(aggregate: &Aggregate) -> Result<(), DisclosureError> {
+    for expr in &aggregate.aggr_expr {
+        let (function, kind) = allowed_aggregate(expr)?;
+        if kind == AggregateKind::Count && !function.params.distinct {
+            continue;
+        }
+        for arg in &function.params.args {
+            if !is_plain_measure(arg, &aggregate.input)? {
+                let name = function.func.name().to_ascii_uppercase();
+                return Err(DisclosureError::Measure(if function.params.distinct {
+                    format!("{name}(DISTINCT …)")
+                } else {
+                    format!("{name}(…)")
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A plain measure: a column that is, all the way down to the table, a column (or a
+/// `VALUES` literal), optionally cast, negated, or combined with one constant by
+/// `+ - * /`. Nothing else: no `CASE`, `COALESCE`, `NULLIF`, comparison, function call
+/// or second column, any of which can turn a condition on other columns into a value.
+pub(crate) fn is_plain_measure(expr: &Expr, input: &LogicalPlan) -> Result<bool, DisclosureError> {
+    Ok(match expr {
+        Expr::Alias(alias) => is_plain_measure(&alias.expr, input)?,
+        Expr::Column(column) => is_plain_column(column, input)?,
+        Expr::Cast(cast) => is_plain_measure(&cast.expr, input)?,
+        Expr::TryCast(cast) => is_plain_measure(&cast.expr, input)?,
+        Expr::Negative(inner) => is_plain_measure(inner, input)?,
+        Expr::Literal(..) => true,
+        Expr::BinaryExpr(binary)
+            if matches!(
+                binary.op,
+                Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
+            ) =>
+        {
+            match (binary.left.as_ref(), binary.right.as_ref()) {
+                (Expr::Literal(..), other) | (other, Expr::Literal(..)) => {
+                    is_plain_measure(other, input)?
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    })
+}
+
+/// Whether `column` of `plan`'s output is a plain measure (see [`is_plain_measure`]).
+fn is_plain_column(column: &Column, plan: &LogicalPlan) -> Result<bool, DisclosureError> {
+    let index = plan
+        .schema()
+        .index_of_column(column)
+        .map_err(|_| DisclosureError::Internal("a measure column could not be resolved"))?;
+    match plan {
+        LogicalPlan::TableScan(_) | LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+            Ok(true)
+        }
+        LogicalPlan::Projection(projection) => match projection.expr.get(index) {
+            Some(expr) => is_plain_measure(expr, &projection.input),
+            None => Err(DisclosureError::Internal(
+                "a projected measure could not be resolved",
+            )),
+        },
+        // These keep their input's schema, qualifiers included.
+        LogicalPlan::Filter(filter) => is_plain_column(column, &filter.input),
+        LogicalPlan::Sort(sort) => is_plain_column(column, &sort.input),
+        LogicalPlan::Limit(limit) => is_plain_column(column, &limit.input),
+        LogicalPlan::Distinct(Distinct::All(input)) => is_plain_column(column, input),
+        // An alias renames the qualifier of the field at the same position.
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (qualifier, field) = alias.input.schema().qualified_field(index);
+            is_plain_column(&Column::from((qualifier, field)), &alias.input)
+        }
+        // A group key of an inner aggregate is as plain as its expression; an inner
+        // aggregate's value is not a measure of records (`SUM(n)` over per-group
+        // `COUNT(CASE …)` values would carry the condition out).
+        LogicalPlan::Aggregate(inner) => match inner.group_expr.get(index) {
+            Some(key) => is_plain_measure(key, &inner.input),
+            None => Ok(false),
+        },
+        _ => Ok(false),
+    }
 }
 
 /// The aggregate function of an `aggr_expr` entry, if it is allowed.

@@ -34,6 +34,21 @@
 //!    `DISTINCT`, `VALUES` and inner (allowed) aggregates, whose groups then count as
 //!    the outer aggregate's records (at most as many as the records, so conservative).
 //! 6. Column names starting with `__pdx_` are reserved for the rewrite.
+//! 7. **Plain measures.** `SUM`, `AVG` and `COUNT(DISTINCT …)` read their argument's
+//!    values, so the argument must be a column (traced down through projections,
+//!    aliases and filters to the table), optionally cast, negated or combined with one
+//!    constant by `+ - * /`. `SUM(CASE WHEN id = 7 THEN income ELSE 1000 END)` reads
+//!    every record (so it passes the threshold) while its value is one person's income
+//!    plus a known constant; `SUM(1 - abs(sign(id - 7)))` is a count of one. Both are
+//!    refused; the same selections written as `WHERE` or `FILTER (WHERE …)` are record
+//!    sets, which the cell rules below see and check. Plain `COUNT(x)` reads only
+//!    whether `x` is NULL, which is exactly its record set, so its argument is free. A
+//!    value computed by an inner aggregate is not a plain measure.
+//! 8. **Semantics that cannot fail on data** (`safe.rs`). `CAST` becomes `TRY_CAST`
+//!    and division or modulo by a value that can be zero gives NULL, so a job cannot
+//!    fail only when some record meets a condition (its status would be the answer).
+//! 9. **Constant patterns.** Regular expressions and `LIKE` patterns must be constant
+//!    strings, and a regular expression must compile (checked here, before any row).
 //!
 //! # Cell rules (computed by the engine, per group)
 //!
@@ -55,6 +70,40 @@
 //!   `Σ|x|` (absolute values, so negative entries cannot hide a dominant one). With a
 //!   contributor column, contributions are first summed per contributor. A dominated
 //!   value is **set to NULL**; the group and its other values stay.
+//! * **Differencing within the output.** Every aggregate reads a record set: the
+//!   group's records that pass its `FILTER` and have its argument not NULL (rule 7 makes
+//!   this the whole of what it reads). Any linear combination of a group's values is a
+//!   combination of the sums over the *regions* of the Venn diagram of those sets
+//!   (records in sets 1 and 3 but not 2, …), so every non-empty region must hold at
+//!   least `threshold` records (contributors). Pairs are not enough: `SUM(x) FILTER
+//!   (WHERE id BETWEEN 100 AND 119) + SUM(x) FILTER (WHERE id BETWEEN 120 AND 139 OR id =
+//!   7) - SUM(x) FILTER (WHERE id BETWEEN 100 AND 139)` differs pairwise by 20 or more
+//!   and is person 7's value. Each region is counted exactly in the same pass
+//!   (`COUNT(…) FILTER (WHERE in_1 AND NOT in_2 AND in_3)`); when one holds 1 to
+//!   `threshold − 1` records, only the value over the largest set (the earliest on a
+//!   tie) is released and the others are **set to NULL**, in the guard, so `HAVING`
+//!   and `ORDER BY` see only NULL. A query may compare at most five differently
+//!   selected sets (31 regions). Values of different groups read disjoint sets.
+//!   Equal sets are not enough when two values were *selected differently*: if their
+//!   crafted conditions differ (a `FILTER`, or a `COUNT` argument that is not a plain
+//!   column down to the table), `COUNT(*)` next to `COUNT(*) FILTER (WHERE NOT (id = 7
+//!   AND income > 50000))` would answer the yes/no question by whether the second is
+//!   withheld; so such sets must differ by at least `threshold` records, and equal sets
+//!   count as too close. Values that differ only in which plain column must not be
+//!   NULL (`COUNT(*)` next to `AVG(x)`) may read the same set.
+//! * **`COUNT(DISTINCT x)`** counts distinct values, so the value itself must reach the
+//!   threshold too: `COUNT(DISTINCT income / 30001) … WHERE income <= 30000 OR id = 7`
+//!   is 1 or 2 and says which.
+//! * **Differencing against the public total.** The catalog publishes each version's
+//!   row count ([`DisclosureRules::public_rows`]). A value whose records are *restricted*
+//!   (a `WHERE`, `LIMIT`, `GROUP BY`, nested query or crafted condition) but number more
+//!   than `total − threshold` is the total minus fewer than `threshold` records (`WHERE
+//!   NOT (id = 7 AND …)`), and is **set to NULL**; so is a group holding all but a few
+//!   records. Groups add up, so for a selection (`WHERE`, `FILTER`…) the sum of a set's
+//!   sizes over all groups is checked the same way (a window over the aggregate, before
+//!   the guard): `… WHERE NOT (id = 7 AND …) GROUP BY sex` gives counts that add up to
+//!   the total or the total minus one. An unrestricted value over the whole table is
+//!   released.
 //! * **Rounding** ([`DisclosureRules::rounding_base`], default none). Every `COUNT` and
 //!   `SUM` value that is released is rounded to the nearest multiple of the base; an
 //!   `AVG` value is recomputed as rounded sum / rounded count, so `AVG × COUNT` cannot
@@ -95,9 +144,27 @@
 //! the rule and its parameters, never a value of the data: a count below the threshold
 //! is "fewer than 10", not the number. `passed` lists the checks that held.
 //!
-//! Differencing across queries (e.g. `WHERE id <> 7` against the whole table) is not
-//! stopped here; the sandbox limits it with a per-grant query budget. Rounding and the
-//! threshold make small differences noisy, not impossible.
+//! # What these rules do not stop (use DP where it matters)
+//!
+//! * **Differencing across outputs** (`WHERE id <> 7` in one run against the whole
+//!   table in another) is not checked here: this module sees one query. The sandbox
+//!   limits it with a per-grant query budget; rounding and the threshold make small
+//!   differences noisy, not impossible.
+//! * **Boundary oracles: suppression decisions are data.** Whether a value is
+//!   withheld depends on the records (that is what the rules are for). A query that
+//!   pads a selection with exactly `threshold − 1` other records (`FILTER (WHERE id
+//!   BETWEEN 50 AND 58 OR (id = 7 AND income % 2 = 1))`) learns a bit about person 7
+//!   from whether the value is released, and with several such values or groups in one
+//!   query, several bits per run. It needs exact record counts of the padding, which a
+//!   sequential or otherwise known identifier, or earlier released counts, provide.
+//!   These rules do not stop it; noise does (a perturbation of released counts keyed
+//!   to the cell, as in the ABS cell-key method, or DP).
+//! * **Runs that fail on data** are hidden from the developer (the sandbox routes them
+//!   through review), but a reviewer's rejection and the run's duration remain visible.
+//! * **Time.** How long a run takes depends on the data it reads.
+//!
+//! Differentially private models (`dp`) bound what any combination of outputs can
+//! reveal about one record; for data where these limits matter, grant DP only.
 //!
 //! The dominance aggregate is passed in the plan, not registered by name, so a plan
 //! shipped to another engine (Ballista) must register it there.
@@ -105,14 +172,29 @@
 mod analyse;
 mod dominance;
 mod rewrite;
+mod safe;
 mod suppress;
 
 pub use analyse::{AggregateCell, AggregateKind, PlanShape, analyse_plan};
+
+use std::collections::BTreeMap;
 
 use datafusion::logical_expr::LogicalPlan;
 use serde::{Deserialize, Serialize};
 
 use crate::sql::{SqlError, SqlOutput, SqlSandbox};
+
+/// The checks every accepted plan has passed before it reads a row; they depend on
+/// the query alone, so they can be shown to its author before release.
+pub const PLAN_CHECKS: &[&str] = &[
+    "aggregate_only",
+    "allowed_aggregates",
+    "no_grouping_sets",
+    "no_subquery_expressions",
+    "no_row_repeating",
+    "plain_measures",
+    "safe_semantics",
+];
 
 /// Prefix of the column names the rewrite adds (reserved in queries).
 pub const SHADOW_PREFIX: &str = "__pdx_";
@@ -131,6 +213,11 @@ pub struct DisclosureRules {
     pub rounding_base: Option<u32>,
     /// Column identifying the contributing entity (person, firm); `None`: each record.
     pub contributor_column: Option<String>,
+    /// Rows of each table (by its name in SQL) that are public anyway, e.g. the certified
+    /// row count the catalog shows: a value over all but a few of them is a difference
+    /// against that public total (see the module documentation).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub public_rows: BTreeMap<String, u64>,
 }
 
 impl Default for DisclosureRules {
@@ -141,6 +228,7 @@ impl Default for DisclosureRules {
             dominance_p_percent: 85,
             rounding_base: None,
             contributor_column: None,
+            public_rows: BTreeMap::new(),
         }
     }
 }
@@ -186,6 +274,8 @@ pub enum Rule {
     Dominance,
     /// The value was rounded (or computed from rounded counts and sums).
     Rounded,
+    /// Two values read record sets that differ by fewer than `threshold` records.
+    Differencing,
 }
 
 /// One rule applied to one cell.
@@ -212,8 +302,10 @@ pub struct CheckReport {
     pub cells_total: usize,
     /// Cells (groups) removed by the threshold rule.
     pub cells_suppressed: usize,
-    /// Values set to NULL in released rows (threshold per value, dominance).
+    /// Values set to NULL in released rows (threshold per value, dominance, differencing).
     pub values_suppressed: usize,
+    /// Values computed from aggregates that left the checks with a value (not NULL).
+    pub values_released: usize,
     /// Every rule hit, by row and column.
     pub hits: Vec<RuleHit>,
     /// The checks that held, e.g. `aggregate_only`, `allowed_aggregates`, `threshold>=10`.
@@ -228,6 +320,7 @@ impl CheckReport {
             cells_total: 0,
             cells_suppressed: 0,
             values_suppressed: 0,
+            values_released: 0,
             hits: Vec::new(),
             passed: Vec::new(),
         }
@@ -235,18 +328,12 @@ impl CheckReport {
 
     /// Fills `passed` once the hits are known.
     fn finish(&mut self, shape: &PlanShape) {
-        let mut passed: Vec<String> = [
-            "aggregate_only",
-            "allowed_aggregates",
-            "no_grouping_sets",
-            "no_subquery_expressions",
-            "no_row_repeating",
-        ]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+        let mut passed: Vec<String> = PLAN_CHECKS.iter().map(|c| (*c).to_owned()).collect();
         if !self.hits.iter().any(|h| h.rule == Rule::Threshold) {
             passed.push(format!("threshold>={}", self.rules.threshold));
+        }
+        if !self.hits.iter().any(|h| h.rule == Rule::Differencing) {
+            passed.push("differencing_within_output".to_owned());
         }
         let magnitudes = shape.aggregates.iter().any(|a| a.kind.is_magnitude());
         if magnitudes && !self.hits.iter().any(|h| h.rule == Rule::Dominance) {
@@ -296,6 +383,21 @@ pub enum DisclosureError {
     /// An operator that repeats records or spreads values between them.
     #[error("{0} is not allowed in a query on conditional data")]
     Operator(&'static str),
+    /// A SUM, AVG or COUNT(DISTINCT) over something other than a plain measure.
+    #[error(
+        "{0} must read a plain column (optionally cast, negated or combined with one constant); \
+         put conditions in WHERE or in FILTER (WHERE …), where the disclosure checks can see them"
+    )]
+    Measure(String),
+    /// More differently selected values than the differencing check compares.
+    #[error(
+        "a query may compare at most {0} differently selected record sets (FILTER clauses, \
+         COUNT arguments, non-NULL columns); split it into several queries"
+    )]
+    TooManySelections(usize),
+    /// A regular expression or LIKE pattern that is not a valid constant.
+    #[error("{0}")]
+    Pattern(&'static str),
     /// A column name that the rewrite reserves.
     #[error("column name {0} is reserved (prefix __pdx_)")]
     ReservedName(String),
@@ -326,6 +428,9 @@ impl DisclosureError {
             | DisclosureError::GroupingSets
             | DisclosureError::Subquery
             | DisclosureError::Operator(_)
+            | DisclosureError::Measure(_)
+            | DisclosureError::TooManySelections(_)
+            | DisclosureError::Pattern(_)
             | DisclosureError::ReservedName(_)
             | DisclosureError::ContributorColumn(_) => true,
             DisclosureError::Sql(e) => e.is_client_error(),
@@ -355,8 +460,9 @@ pub async fn check_and_run_plan(
     rules: &DisclosureRules,
 ) -> Result<CheckedOutput, DisclosureError> {
     rules.validate()?;
-    let analysis = analyse::analyse(plan)?;
-    let shadowed = rewrite::shadow(plan, &analysis, rules)?;
+    let plan = safe::make_safe(plan.clone())?;
+    let analysis = analyse::analyse(&plan)?;
+    let shadowed = rewrite::shadow(&plan, &analysis, rules)?;
     let out = sandbox.run_plan(shadowed.plan.clone()).await?;
     let (output, report) = suppress::suppress(out, &analysis, &shadowed, rules)?;
     Ok(CheckedOutput {
@@ -373,6 +479,23 @@ pub fn shadow_plan(
     rules: &DisclosureRules,
 ) -> Result<LogicalPlan, DisclosureError> {
     rules.validate()?;
-    let analysis = analyse::analyse(plan)?;
-    Ok(rewrite::shadow(plan, &analysis, rules)?.plan)
+    let plan = safe::make_safe(plan.clone())?;
+    let analysis = analyse::analyse(&plan)?;
+    Ok(rewrite::shadow(&plan, &analysis, rules)?.plan)
+}
+
+/// Everything [`check_and_run`] checks before it reads a row: parsing, planning, the
+/// plan rules, the safe rewrite and the shadow rewrite. The sandbox calls it when a run
+/// is submitted, so a refused shape is an immediate refusal that spends no budget.
+pub async fn check_query(
+    sandbox: &SqlSandbox,
+    sql: &str,
+    rules: &DisclosureRules,
+) -> Result<PlanShape, DisclosureError> {
+    rules.validate()?;
+    let plan = sandbox.plan(sql).await?;
+    let plan = safe::make_safe(plan)?;
+    let analysis = analyse::analyse(&plan)?;
+    rewrite::shadow(&plan, &analysis, rules)?;
+    Ok(analysis.shape)
 }

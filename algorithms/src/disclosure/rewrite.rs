@@ -1,22 +1,27 @@
 //! The shadow rewrite: shadow aggregates on the top aggregate, an in-plan guard that
 //! nulls unsafe cells, and flag columns carried up to the output.
 
+use std::ops::Not;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{Column, DFSchema, DataFusionError};
 use datafusion::functions::math::round;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
-use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::{
     Aggregate, AggregateUDF, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias,
-    cast, lit, when,
+    Window, cast, lit, when,
 };
 
-use super::analyse::{AggregateKind, Analysis, allowed_aggregate};
+use super::analyse::{AggregateKind, Analysis, allowed_aggregate, is_plain_measure};
 use super::dominance::DominanceOk;
 use super::{DisclosureError, DisclosureRules, SHADOW_PREFIX};
+
+/// Most differently selected record sets one query may compare (2^n Venn regions each).
+pub(crate) const MAX_SELECTIONS: usize = 5;
 
 /// Flag column: the group is backed by at least `threshold` records (or contributors).
 pub(crate) const KEEP: &str = "__pdx_keep";
@@ -34,6 +39,9 @@ pub(crate) struct CellPlan {
     pub threshold_flag: usize,
     /// Index (into the flags) of its dominance flag (SUM and AVG only).
     pub dominance_flag: Option<usize>,
+    /// Index (into the flags) of its differencing flag, when another value of the
+    /// query reads a different record set.
+    pub differencing_flag: Option<usize>,
 }
 
 /// The rewritten plan and how to read its extra columns.
@@ -176,10 +184,18 @@ impl Rewriter<'_> {
         /// What the guard needs per aggregate before the augmented schema exists.
         struct Pending {
             threshold: Expr,
+            distinct_count: bool,
             dominance: Option<Expr>,
+            differencing: Option<Expr>,
             avg_parts: Option<(String, String)>,
         }
         let mut pending = Vec::with_capacity(top.aggr_expr.len());
+        // The record set of each aggregate within its group, as the condition a record
+        // must meet to be read (`None`: every record of the group).
+        let mut record_sets: Vec<Option<Expr>> = Vec::with_capacity(top.aggr_expr.len());
+        // The part of it the query chose (FILTER, a computed COUNT argument), as opposed
+        // to the nullness of a plain column.
+        let mut crafted: Vec<Option<Expr>> = Vec::with_capacity(top.aggr_expr.len());
         for expr in &top.aggr_expr {
             let (function, kind) = allowed_aggregate(expr)?;
             let filter = function.params.filter.as_deref().cloned();
@@ -190,10 +206,21 @@ impl Rewriter<'_> {
                 .filter(|a| !matches!(a, Expr::Literal(..)))
                 .map(|a| a.clone().is_not_null())
                 .collect();
+            let chosen: Vec<Expr> = function
+                .params
+                .args
+                .iter()
+                .filter(|a| kind == AggregateKind::Count && !matches!(a, Expr::Literal(..)))
+                .filter(|a| !is_plain_measure(a, &top.input).unwrap_or(false))
+                .map(|a| a.clone().is_not_null())
+                .chain(filter.clone())
+                .collect();
+            crafted.push(chosen.into_iter().reduce(Expr::and));
             conditions.extend(filter.clone());
+            let condition = conditions.into_iter().reduce(Expr::and);
             let threshold_check =
-                shadow_column(&shadows.add(backing(conditions.into_iter().reduce(Expr::and))))
-                    .gt_eq(threshold.clone());
+                shadow_column(&shadows.add(backing(condition.clone()))).gt_eq(threshold.clone());
+            record_sets.push(condition);
             let mut dominance = None;
             let mut avg_parts = None;
             if kind.is_magnitude() {
@@ -230,12 +257,142 @@ impl Rewriter<'_> {
                 rounded: base.is_some(),
                 threshold_flag: 0,
                 dominance_flag: None,
+                differencing_flag: None,
             });
             pending.push(Pending {
                 threshold: threshold_check,
+                distinct_count: kind == AggregateKind::Count && function.params.distinct,
                 dominance,
+                differencing: None,
                 avg_parts,
             });
+        }
+
+        // Differencing within the output (see the module documentation): the Venn
+        // regions of the values' record sets, pairs selected differently, and the
+        // public total, per group and over all groups.
+        let mut distinct_sets: Vec<Option<Expr>> = Vec::new();
+        let mut crafted_of_set: Vec<Option<Expr>> = Vec::new();
+        let set_of: Vec<usize> = record_sets
+            .iter()
+            .zip(&crafted)
+            .map(|(set, chosen)| {
+                match distinct_sets
+                    .iter()
+                    .zip(&crafted_of_set)
+                    .position(|(s, c)| s == set && c == chosen)
+                {
+                    Some(index) => index,
+                    None => {
+                        distinct_sets.push(set.clone());
+                        crafted_of_set.push(chosen.clone());
+                        distinct_sets.len() - 1
+                    }
+                }
+            })
+            .collect();
+        let count = distinct_sets.len();
+        if count > MAX_SELECTIONS {
+            return Err(DisclosureError::TooManySelections(MAX_SELECTIONS));
+        }
+        let sizes: Vec<Expr> = distinct_sets
+            .iter()
+            .map(|set| shadow_column(&shadows.add(backing(set.clone()))))
+            .collect();
+        let member = |set: &Option<Expr>| match set {
+            None => lit(true),
+            Some(condition) => condition.clone().is_true(),
+        };
+        // `a` wins against `b`: the larger set, the earlier one on a tie.
+        let wins = |a: usize, b: usize| {
+            if a < b {
+                sizes[a].clone().gt_eq(sizes[b].clone())
+            } else {
+                sizes[a].clone().gt(sizes[b].clone())
+            }
+        };
+        let mut loses: Vec<Vec<Expr>> = vec![Vec::new(); count];
+        if count > 1 {
+            // Every non-empty region of the Venn diagram must hold 0 or at least
+            // `threshold` records, or some combination of the values isolates it; when
+            // one does not, only the value over the largest set is released.
+            let mut regions_ok = Vec::new();
+            for mask in 1u32..(1u32 << count) {
+                // A set of every record of the group cannot be left out of a region.
+                let impossible =
+                    (0..count).any(|i| mask & (1 << i) == 0 && distinct_sets[i].is_none());
+                if impossible {
+                    continue;
+                }
+                // Inside a set: its condition (a FILTER drops NULL); outside: the
+                // condition is not true. A set of the whole group adds nothing.
+                let region = (0..count)
+                    .filter_map(|i| match (&distinct_sets[i], mask & (1 << i) != 0) {
+                        (None, _) => None,
+                        (Some(condition), true) => Some(condition.clone()),
+                        (Some(condition), false) => Some(condition.clone().is_not_true()),
+                    })
+                    .reduce(Expr::and);
+                let size = shadow_column(&shadows.add(backing(region)));
+                regions_ok.push(size.clone().eq(lit(0i64)).or(size.gt_eq(threshold.clone())));
+            }
+            if let Some(all_ok) = regions_ok.into_iter().reduce(Expr::and) {
+                for (a, terms) in loses.iter_mut().enumerate() {
+                    let largest = (0..count)
+                        .filter(|b| *b != a)
+                        .map(|b| wins(a, b))
+                        .reduce(Expr::and)
+                        .unwrap_or(lit(true));
+                    terms.push(all_ok.clone().not().and(largest.not()));
+                }
+            }
+        }
+        // Sets selected differently must differ by at least `threshold`: if they may
+        // coincide, whether they do is the answer to the selection.
+        let pairs = (0..count).flat_map(|a| (a + 1..count).map(move |b| (a, b)));
+        for (a, b) in pairs {
+            if crafted_of_set[a] == crafted_of_set[b] {
+                continue;
+            }
+            let apart = member(&distinct_sets[a]).not_eq(member(&distinct_sets[b]));
+            let difference = shadow_column(&shadows.add(backing(Some(apart))));
+            let too_close = difference.lt(threshold.clone());
+            loses[a].push(too_close.clone().and(wins(a, b).not()));
+            loses[b].push(too_close.and(wins(b, a).not()));
+        }
+        // Against the public total: a restricted set within `threshold` of all rows,
+        // in one group, or summed over all groups (window below).
+        let total = match &rules.contributor_column {
+            None => scanned_table(&top.input).and_then(|t| rules.public_rows.get(&t).copied()),
+            Some(_) => None,
+        };
+        let mut window_exprs = Vec::new();
+        if let Some(total) = total {
+            let ceiling = lit(i64::try_from(total)
+                .unwrap_or(i64::MAX)
+                .saturating_sub(i64::try_from(rules.threshold).unwrap_or(i64::MAX)));
+            let narrowed = narrows_records(&top.input);
+            let grouped = !top.group_expr.is_empty();
+            for (set, terms) in loses.iter_mut().enumerate() {
+                let selected = narrowed || crafted_of_set[set].is_some();
+                if selected || grouped {
+                    terms.push(sizes[set].clone().gt(ceiling.clone()));
+                }
+                if selected && grouped {
+                    let name = format!("{SHADOW_PREFIX}w{set}");
+                    window_exprs.push(
+                        Expr::from(WindowFunction::new(sum_udaf(), vec![sizes[set].clone()]))
+                            .alias(&name),
+                    );
+                    terms.push(shadow_column(&name).gt(ceiling.clone()));
+                }
+            }
+        }
+        for (cell, set) in pending.iter_mut().zip(&set_of) {
+            cell.differencing = loses
+                .get(*set)
+                .and_then(|terms| terms.iter().cloned().reduce(Expr::or))
+                .map(|lost| !lost);
         }
 
         let mut aggr_expr = top.aggr_expr.clone();
@@ -244,6 +401,12 @@ impl Rewriter<'_> {
             Aggregate::try_new(Arc::clone(&top.input), top.group_expr.clone(), aggr_expr)
                 .map_err(rewrite_error)?;
         let schema = Arc::clone(&augmented.schema);
+        let mut below_guard = LogicalPlan::Aggregate(augmented);
+        if !window_exprs.is_empty() {
+            below_guard = LogicalPlan::Window(
+                Window::try_new(window_exprs, Arc::new(below_guard)).map_err(rewrite_error)?,
+            );
+        }
         let keys = top.group_expr.len();
 
         let mut exprs = Vec::with_capacity(keys + 3 * pending.len() + 1);
@@ -253,9 +416,17 @@ impl Rewriter<'_> {
             let guarded = when(keep.clone(), value).end().map_err(rewrite_error)?;
             exprs.push(guarded.alias_qualified(qualifier.cloned(), field.name()));
         }
-        for (j, cell) in pending.iter().enumerate() {
+        for (j, cell) in pending.iter_mut().enumerate() {
             let (qualifier, field) = schema.qualified_field(keys + j);
             let column = Expr::Column(Column::from((qualifier, field)));
+            if cell.distinct_count {
+                // Its units are the distinct values: fewer than `threshold` of them is
+                // a small count whatever the records behind them.
+                cell.threshold = cell
+                    .threshold
+                    .clone()
+                    .and(column.clone().gt_eq(threshold.clone()));
+            }
             let kind = self
                 .cells
                 .get(j)
@@ -279,6 +450,9 @@ impl Rewriter<'_> {
             if let Some(dominance) = &cell.dominance {
                 ok = ok.and(dominance.clone());
             }
+            if let Some(differencing) = &cell.differencing {
+                ok = ok.and(differencing.clone());
+            }
             let guarded = when(ok, value).end().map_err(rewrite_error)?;
             exprs.push(guarded.alias_qualified(qualifier.cloned(), field.name()));
         }
@@ -297,14 +471,21 @@ impl Rewriter<'_> {
                 dominance_flag = Some(self.flags.len());
                 self.flags.push(name);
             }
+            let mut differencing_flag = None;
+            if let Some(differencing) = cell.differencing {
+                let name = format!("{SHADOW_PREFIX}differencing_{j}");
+                exprs.push(differencing.alias(&name));
+                differencing_flag = Some(self.flags.len());
+                self.flags.push(name);
+            }
             if let Some(plan) = self.cells.get_mut(j) {
                 plan.threshold_flag = threshold_flag;
                 plan.dominance_flag = dominance_flag;
+                plan.differencing_flag = differencing_flag;
             }
         }
 
-        let guard = Projection::try_new(exprs, Arc::new(LogicalPlan::Aggregate(augmented)))
-            .map_err(rewrite_error)?;
+        let guard = Projection::try_new(exprs, Arc::new(below_guard)).map_err(rewrite_error)?;
         Ok(LogicalPlan::Sort(Sort {
             expr: vec![shadow_column(KEEP).sort(false, false)],
             input: Arc::new(LogicalPlan::Projection(guard)),
@@ -347,6 +528,38 @@ fn aggregate(
         vec![],
         None,
     ))
+}
+
+/// The one table the aggregate's input reads, if it reads exactly one.
+fn scanned_table(input: &LogicalPlan) -> Option<String> {
+    let mut tables = std::collections::BTreeSet::new();
+    let walked = input.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            tables.insert(scan.table_name.table().to_owned());
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    match (walked, tables.len()) {
+        (Ok(_), 1) => tables.pop_first(),
+        _ => None,
+    }
+}
+
+/// Whether the aggregate's input can hold fewer records than its table: a filter, a
+/// limit, a de-duplication or a nested aggregate (anything but projections, aliases
+/// and sorts over the scan).
+fn narrows_records(input: &LogicalPlan) -> bool {
+    input
+        .exists(|node| {
+            Ok(!matches!(
+                node,
+                LogicalPlan::Projection(_)
+                    | LogicalPlan::SubqueryAlias(_)
+                    | LogicalPlan::Sort(_)
+                    | LogicalPlan::TableScan(_)
+            ))
+        })
+        .unwrap_or(true)
 }
 
 /// An unqualified reference to a shadow or flag column.

@@ -120,6 +120,10 @@ pub(crate) fn suppress(
                     Some(index) => is_true(flag(index)?, r),
                     None => true,
                 };
+                let differencing_ok = match cell.differencing_flag {
+                    Some(index) => is_true(flag(index)?, r),
+                    None => true,
+                };
                 let mut failed = Vec::new();
                 if !threshold_ok {
                     failed.push((
@@ -133,6 +137,17 @@ pub(crate) fn suppress(
                         format!(
                             "in {} the {} largest {unit} exceed {}% of the cell total",
                             cell.name, rules.dominance_n, rules.dominance_p_percent
+                        ),
+                    ));
+                }
+                if !differencing_ok {
+                    failed.push((
+                        Rule::Differencing,
+                        format!(
+                            "{} reads records too close to another value's in this cell, or to \
+                             the table's public row count (fewer than {threshold} {unit} apart, or \
+                             the same records selected differently); withheld",
+                            cell.name
                         ),
                     ));
                 }
@@ -161,6 +176,13 @@ pub(crate) fn suppress(
                             mask[r] = true;
                         }
                     }
+                }
+            }
+            for c in 0..width {
+                let computed = analysis.lineage.get(c).is_some_and(|from| !from.is_empty());
+                let nulled = null_masks.get(c).is_some_and(|m| m[r]);
+                if computed && !nulled && batch.column(c).is_valid(r) {
+                    report.values_released += 1;
                 }
             }
             if let Some(base) = rules.rounding_base.filter(|b| *b > 1) {

@@ -3,8 +3,10 @@
 mod deid_adult;
 mod deid_common;
 mod deid_identifiers;
+mod deid_ingest;
 mod deid_pipeline;
 mod disclosure;
+mod disclosure_attacks;
 mod dp;
 mod fhe;
 mod sql;

@@ -410,3 +410,73 @@ async fn entries_of_kind_pages_one_kind_in_seq_order() {
         t.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn entries_filtered_by_kind_page_and_keep_visibility() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 0);
+        let (mut txs, mut susps) = (Vec::new(), Vec::new());
+        for i in 0..6 {
+            let a = ledger
+                .append_now(&actor("org-dev"), &tx(i, "org-buyer"))
+                .await
+                .unwrap();
+            txs.push(a.seq);
+            if i % 2 == 1 {
+                let s = Suspension {
+                    org: format!("org-{i}"),
+                    action: "suspended".into(),
+                    reason: "test".into(),
+                };
+                susps.push(ledger.append_now(&actor("org-sup"), &s).await.unwrap().seq);
+            }
+        }
+        let seqs = |v: &[pdx_ledger::Entry], kind: &EntryKind| {
+            assert!(v.iter().all(|e| &e.kind == kind), "{}: {v:?}", t.name);
+            v.iter().map(|e| e.seq).collect::<Vec<_>>()
+        };
+        let see = |org: &str| Visibility::Org(org.into());
+        let (tk, sk) = (EntryKind::Transaction, EntryKind::Suspension);
+        let all = ledger
+            .entries_filtered(0, 100, &Visibility::All, Some(&sk))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&all, &sk), susps, "{}", t.name);
+        // A page of two starting mid-ledger holds the next two of that kind.
+        let page = ledger
+            .entries_filtered(susps[0] + 1, 2, &Visibility::All, Some(&sk))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&page, &sk), susps[1..3].to_vec(), "{}", t.name);
+        // A private kind: parties see it, strangers do not; a public kind: everyone.
+        for org in ["org-buyer", "org-dev"] {
+            let got = ledger
+                .entries_filtered(0, 100, &see(org), Some(&tk))
+                .await
+                .unwrap();
+            assert_eq!(seqs(&got, &tk), txs, "{} {org}", t.name);
+        }
+        let page = ledger
+            .entries_filtered(txs[2], 2, &see("org-buyer"), Some(&tk))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&page, &tk), txs[2..4].to_vec(), "{}", t.name);
+        let hidden = ledger
+            .entries_filtered(0, 100, &see("org-stranger"), Some(&tk))
+            .await
+            .unwrap();
+        assert!(hidden.is_empty(), "{}: {hidden:?}", t.name);
+        let public = ledger
+            .entries_filtered(0, 100, &see("org-stranger"), Some(&sk))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&public, &sk), susps, "{}", t.name);
+        // No kind: the same as `entries`.
+        let unfiltered = ledger
+            .entries_filtered(0, 100, &Visibility::All, None)
+            .await
+            .unwrap();
+        assert_eq!(unfiltered.len(), txs.len() + susps.len(), "{}", t.name);
+        t.cleanup().await;
+    }
+}
