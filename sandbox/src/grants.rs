@@ -27,7 +27,8 @@ use crate::catalog::OpenAttribute;
 use crate::workdays::iso_date;
 use crate::{Result, Sandbox, SandboxError, new_id};
 
-/// Longest grant term: three years (SD22 Art.14), counted generously as 1,096 days.
+/// Longest grant term: three years (GY ch.6, authorised operation), counted generously
+/// as 1,096 days.
 pub const MAX_TERM_DAYS: u32 = 1096;
 /// Micro-units per ε.
 pub const EPSILON_UNIT: f64 = 1e6;

@@ -1,4 +1,6 @@
-//! Output review: quarantine → reviewers → released zone.
+//! Output review: quarantine → reviewers → released zone. Only vetted results of
+//! algorithm models leave (SD22 Art.11), and each release is a traceable ledger record
+//! of an export (XT Art.34(4); GD21 Art.38).
 //!
 //! Every model output waits in quarantine. Reviewers (output checkers) see the queue
 //! with, for each output, the job, the model text, the disclosure check report and a

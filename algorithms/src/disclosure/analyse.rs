@@ -360,26 +360,32 @@ pub(crate) fn unalias(mut expr: &Expr) -> &Expr {
 
 /// No subquery expressions, outer references, window functions or `UNNEST` anywhere.
 fn check_expressions(plan: &LogicalPlan) -> Result<(), DisclosureError> {
+    refuse_first(plan, |e| match e {
+        Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
+            Some(DisclosureError::Subquery)
+        }
+        Expr::OuterReferenceColumn(..) => Some(DisclosureError::Subquery),
+        Expr::WindowFunction(_) => Some(DisclosureError::Operator("a window function")),
+        Expr::Unnest(_) => Some(DisclosureError::Operator("UNNEST")),
+        _ => None,
+    })
+}
+
+/// Visits every expression of `plan` (subqueries included, sub-expressions too) and
+/// returns the first refusal `check` gives.
+pub(crate) fn refuse_first(
+    plan: &LogicalPlan,
+    mut check: impl FnMut(&Expr) -> Option<DisclosureError>,
+) -> Result<(), DisclosureError> {
     let mut refusal = None;
     let walked = plan.apply_with_subqueries(|node| {
         node.apply_expressions(|expr| {
-            expr.apply(|e| {
-                let problem = match e {
-                    Expr::ScalarSubquery(_) | Expr::Exists(_) | Expr::InSubquery(_) => {
-                        Some(DisclosureError::Subquery)
-                    }
-                    Expr::OuterReferenceColumn(..) => Some(DisclosureError::Subquery),
-                    Expr::WindowFunction(_) => Some(DisclosureError::Operator("a window function")),
-                    Expr::Unnest(_) => Some(DisclosureError::Operator("UNNEST")),
-                    _ => None,
-                };
-                match problem {
-                    Some(p) => {
-                        refusal = Some(p);
-                        Ok(TreeNodeRecursion::Stop)
-                    }
-                    None => Ok(TreeNodeRecursion::Continue),
+            expr.apply(|e| match check(e) {
+                Some(problem) => {
+                    refusal = Some(problem);
+                    Ok(TreeNodeRecursion::Stop)
                 }
+                None => Ok(TreeNodeRecursion::Continue),
             })
         })
     });

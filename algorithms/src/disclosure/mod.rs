@@ -1,4 +1,7 @@
-//! Automatic disclosure control for SQL outputs on conditional data.
+//! Automatic disclosure control for SQL outputs on conditional data: the check that
+//! "results data produced by algorithm models" (SD22 Art.11) leave the sandbox only as
+//! de-identified aggregates (SD22 Art.13), one of the privacy-computing measures XT
+//! Art.35–36 require.
 //!
 //! [`check_and_run`] plans a developer's query in the [`SqlSandbox`], refuses shapes
 //! that can release row-level data, rewrites the plan so that the engine computes the
@@ -463,7 +466,8 @@ pub async fn check_and_run_plan(
     let plan = safe::make_safe(plan.clone())?;
     let analysis = analyse::analyse(&plan)?;
     let shadowed = rewrite::shadow(&plan, &analysis, rules)?;
-    let out = sandbox.run_plan(shadowed.plan.clone()).await?;
+    let runnable = safe::try_casts(sandbox.optimize(&shadowed.plan)?)?;
+    let out = sandbox.run_plan(runnable).await?;
     let (output, report) = suppress::suppress(out, &analysis, &shadowed, rules)?;
     Ok(CheckedOutput {
         output,

@@ -18,18 +18,22 @@
 //!   pattern that is not a constant, and a constant regular expression that does not
 //!   compile (it would fail only once a row reaches it).
 //!
+//! The checked plan is then optimised and [`try_casts`] turns the casts DataFusion's
+//! own passes added (type coercion, `arrow_cast`) into `TRY_CAST` too, before it runs.
+//!
 //! Names are preserved (an expression that changes keeps its old name as an alias), so
 //! the operators above still find the columns they refer to. What can still fail at run
 //! time (arithmetic overflow, a function's own argument checks, memory and time
 //! limits) is reported by the sandbox as one generic failure through review.
 
 use datafusion::common::ScalarValue;
-use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::logical_expr::expr::{Cast, TryCast};
 use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator, lit, when};
 
 use super::DisclosureError;
+use super::analyse::refuse_first;
 
 /// Scalar functions whose arguments after the first (pattern, flags, replacement,
 /// start) must be constants.
@@ -44,11 +48,34 @@ const REGEX_FUNCTIONS: &[&str] = &[
 /// Checks the patterns of `plan` and rewrites it to the semantics above.
 pub(crate) fn make_safe(plan: LogicalPlan) -> Result<LogicalPlan, DisclosureError> {
     check_patterns(&plan)?;
+    rewrite_expressions(plan, safe_expr)
+}
+
+/// Turns every `CAST` of an *optimised* plan into `TRY_CAST`. DataFusion's own passes
+/// add casts after [`make_safe`] has run: type coercion (`text_column > DATE '…'`
+/// casts the column) and the simplifier (`arrow_cast(x, 'Int64')` becomes a cast), and
+/// each of those could fail on some rows only.
+pub(crate) fn try_casts(plan: LogicalPlan) -> Result<LogicalPlan, DisclosureError> {
+    rewrite_expressions(plan, |expr| {
+        Ok(match expr {
+            Expr::Cast(cast) => Transformed::yes(try_cast(cast)),
+            other => Transformed::no(other),
+        })
+    })
+}
+
+/// Applies `rewrite` bottom-up to every expression of every node of `plan`, keeping
+/// each changed expression's name (as an alias) and recomputing the changed nodes'
+/// schemas.
+fn rewrite_expressions(
+    plan: LogicalPlan,
+    rewrite: fn(Expr) -> datafusion::error::Result<Transformed<Expr>>,
+) -> Result<LogicalPlan, DisclosureError> {
     let rewritten = plan.transform_up(|node| {
         let preserver = NamePreserver::new(&node);
         let node = node.map_expressions(|expr| {
             let saved = preserver.save(&expr);
-            let out = expr.transform_up(safe_expr)?;
+            let out = expr.transform_up(rewrite)?;
             Ok(if out.transformed {
                 Transformed::yes(saved.restore(out.data))
             } else {
@@ -66,12 +93,15 @@ pub(crate) fn make_safe(plan: LogicalPlan) -> Result<LogicalPlan, DisclosureErro
     })
 }
 
+/// `CAST(x AS t)` as `TRY_CAST(x AS t)`.
+fn try_cast(Cast { expr, data_type }: Cast) -> Expr {
+    Expr::TryCast(TryCast::new(expr, data_type))
+}
+
 /// One expression in its failure-free form (applied bottom-up).
 fn safe_expr(expr: Expr) -> datafusion::error::Result<Transformed<Expr>> {
     Ok(match expr {
-        Expr::Cast(Cast { expr, data_type }) => {
-            Transformed::yes(Expr::TryCast(TryCast::new(expr, data_type)))
-        }
+        Expr::Cast(cast) => Transformed::yes(try_cast(cast)),
         Expr::BinaryExpr(BinaryExpr { left, op, right })
             if matches!(op, Operator::Divide | Operator::Modulo)
                 && !is_nonzero_constant(&right) =>
@@ -119,67 +149,40 @@ fn check_regex(pattern: &Expr) -> Result<(), DisclosureError> {
 
 /// Refuses patterns that could fail on some rows only.
 fn check_patterns(plan: &LogicalPlan) -> Result<(), DisclosureError> {
-    let mut refusal = None;
-    let walked = plan.apply(|node| {
-        node.apply_expressions(|expr| {
-            expr.apply(|e| {
-                let problem = match e {
-                    Expr::Like(like) => constant_text(&like.pattern).is_none().then_some(
-                        DisclosureError::Pattern(
-                            "a LIKE pattern must be a constant string, not computed from data",
-                        ),
-                    ),
-                    Expr::SimilarTo(like) => check_regex(&like.pattern).err(),
-                    Expr::BinaryExpr(binary) => match binary.op {
-                        Operator::RegexMatch
-                        | Operator::RegexIMatch
-                        | Operator::RegexNotMatch
-                        | Operator::RegexNotIMatch => check_regex(&binary.right).err(),
-                        Operator::LikeMatch
-                        | Operator::ILikeMatch
-                        | Operator::NotLikeMatch
-                        | Operator::NotILikeMatch => {
-                            constant_text(&binary.right).is_none().then_some(
-                                DisclosureError::Pattern(
-                                    "a LIKE pattern must be a constant string, not computed from data",
-                                ),
-                            )
-                        }
-                        _ => None,
-                    },
-                    Expr::ScalarFunction(call) if REGEX_FUNCTIONS.contains(&call.name()) => {
-                        let mut problem = None;
-                        for (i, arg) in call.args.iter().enumerate().skip(1) {
-                            let checked = if i == 1 {
-                                check_regex(arg)
-                            } else if matches!(arg, Expr::Literal(..)) {
-                                Ok(())
-                            } else {
-                                Err(DisclosureError::Pattern(
-                                    "the flags and other arguments of a regexp function must be constants",
-                                ))
-                            };
-                            if let Err(e) = checked {
-                                problem = Some(e);
-                                break;
-                            }
-                        }
-                        problem
-                    }
-                    _ => None,
-                };
-                match problem {
-                    Some(p) => {
-                        refusal = Some(p);
-                        Ok(TreeNodeRecursion::Stop)
-                    }
-                    None => Ok(TreeNodeRecursion::Continue),
+    const NOT_CONSTANT_LIKE: DisclosureError = DisclosureError::Pattern(
+        "a LIKE pattern must be a constant string, not computed from data",
+    );
+    refuse_first(plan, |e| match e {
+        Expr::Like(like) => constant_text(&like.pattern)
+            .is_none()
+            .then_some(NOT_CONSTANT_LIKE),
+        Expr::SimilarTo(like) => check_regex(&like.pattern).err(),
+        Expr::BinaryExpr(binary) => match binary.op {
+            Operator::RegexMatch
+            | Operator::RegexIMatch
+            | Operator::RegexNotMatch
+            | Operator::RegexNotIMatch => check_regex(&binary.right).err(),
+            Operator::LikeMatch
+            | Operator::ILikeMatch
+            | Operator::NotLikeMatch
+            | Operator::NotILikeMatch => constant_text(&binary.right)
+                .is_none()
+                .then_some(NOT_CONSTANT_LIKE),
+            _ => None,
+        },
+        Expr::ScalarFunction(call) if REGEX_FUNCTIONS.contains(&call.name()) => {
+            call.args.iter().enumerate().skip(1).find_map(|(i, arg)| {
+                if i == 1 {
+                    check_regex(arg).err()
+                } else if matches!(arg, Expr::Literal(..)) {
+                    None
+                } else {
+                    Some(DisclosureError::Pattern(
+                        "the flags and other arguments of a regexp function must be constants",
+                    ))
                 }
             })
-        })
-    });
-    if walked.is_err() {
-        return Err(DisclosureError::Internal("the plan could not be inspected"));
-    }
-    refusal.map_or(Ok(()), Err)
+        }
+        _ => None,
+    })
 }
