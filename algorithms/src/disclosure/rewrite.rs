@@ -316,26 +316,16 @@ impl Rewriter<'_> {
             // Every non-empty region of the Venn diagram must hold 0 or at least
             // `threshold` records, or some combination of the values isolates it; when
             // one does not, only the value over the largest set is released.
-            let mut regions_ok = Vec::new();
-            for mask in 1u32..(1u32 << count) {
-                // A set of every record of the group cannot be left out of a region.
-                let impossible =
-                    (0..count).any(|i| mask & (1 << i) == 0 && distinct_sets[i].is_none());
-                if impossible {
-                    continue;
-                }
-                // Inside a set: its condition (a FILTER drops NULL); outside: the
-                // condition is not true. A set of the whole group adds nothing.
-                let region = (0..count)
-                    .filter_map(|i| match (&distinct_sets[i], mask & (1 << i) != 0) {
-                        (None, _) => None,
-                        (Some(condition), true) => Some(condition.clone()),
-                        (Some(condition), false) => Some(condition.clone().is_not_true()),
-                    })
-                    .reduce(Expr::and);
-                let size = shadow_column(&shadows.add(backing(region)));
-                regions_ok.push(size.clone().eq(lit(0i64)).or(size.gt_eq(threshold.clone())));
-            }
+            let regions = if by_entity {
+                // Distinct contributors do not add up over regions: count each region.
+                direct_regions(&distinct_sets, &mut shadows, &backing)
+            } else {
+                derived_regions(&distinct_sets, &mut shadows, &backing)
+            };
+            let regions_ok: Vec<Expr> = regions
+                .into_iter()
+                .map(|size| size.clone().eq(lit(0i64)).or(size.gt_eq(threshold.clone())))
+                .collect();
             if let Some(all_ok) = regions_ok.into_iter().reduce(Expr::and) {
                 for (a, terms) in loses.iter_mut().enumerate() {
                     let largest = (0..count)
@@ -492,6 +482,81 @@ impl Rewriter<'_> {
             fetch: None,
         }))
     }
+}
+
+/// The size of every Venn region of `sets` that a value can read, each counted by its
+/// own shadow aggregate (what contributor counts need).
+fn direct_regions(
+    sets: &[Option<Expr>],
+    shadows: &mut Shadows,
+    backing: &dyn Fn(Option<Expr>) -> Expr,
+) -> Vec<Expr> {
+    let count = sets.len();
+    let mut regions = Vec::new();
+    for mask in 1u32..(1u32 << count) {
+        // A set of every record of the group cannot be left out of a region.
+        if (0..count).any(|i| mask & (1 << i) == 0 && sets[i].is_none()) {
+            continue;
+        }
+        // Inside a set: its condition (a FILTER drops NULL); outside: the condition is
+        // not true. A set of the whole group adds nothing.
+        let region = (0..count)
+            .filter_map(|i| match (&sets[i], mask & (1 << i) != 0) {
+                (None, _) => None,
+                (Some(condition), true) => Some(condition.clone()),
+                (Some(condition), false) => Some(condition.clone().is_not_true()),
+            })
+            .reduce(Expr::and);
+        regions.push(shadow_column(&shadows.add(backing(region))));
+    }
+    regions
+}
+
+/// The same sizes, for record counts, from the sizes of the sets' intersections by
+/// inclusion–exclusion: `|A ∖ B| = |A| − |A ∩ B|`, and so on. Only intersections of two
+/// or more selective sets cost a shadow count per record (none for `COUNT(*)` next to
+/// one FILTER or one nullable column); the regions are arithmetic on one row per group.
+fn derived_regions(
+    sets: &[Option<Expr>],
+    shadows: &mut Shadows,
+    backing: &dyn Fn(Option<Expr>) -> Expr,
+) -> Vec<Expr> {
+    // The selective sets; a set of the whole group is the universe of every region.
+    let selective: Vec<&Expr> = sets.iter().flatten().collect();
+    let whole_group = sets.iter().any(Option::is_none);
+    let k = selective.len();
+    // The size of the intersection of the sets in `subset` (the group for none of them).
+    let mut intersection = vec![shadow_column(&shadows.add(backing(None)))];
+    for subset in 1u32..(1u32 << k) {
+        let condition = (0..k)
+            .filter(|i| subset & (1 << i) != 0)
+            .map(|i| selective[i].clone())
+            .reduce(Expr::and);
+        intersection.push(shadow_column(&shadows.add(backing(condition))));
+    }
+    // Region `inside` (records in exactly those selective sets): the alternating sum of
+    // the intersections of its supersets. Outside every selective set is a region only
+    // when a value reads the whole group.
+    let first = if whole_group { 0 } else { 1 };
+    (first..(1u32 << k))
+        .map(|inside| {
+            let mut size: Option<Expr> = None;
+            for superset in inside..(1u32 << k) {
+                if superset & inside != inside {
+                    continue;
+                }
+                let term = intersection[superset as usize].clone();
+                let negative = (superset ^ inside).count_ones() % 2 == 1;
+                size = Some(match (size, negative) {
+                    (None, false) => term,
+                    (None, true) => lit(0i64) - term,
+                    (Some(acc), false) => acc + term,
+                    (Some(acc), true) => acc - term,
+                });
+            }
+            size.unwrap_or_else(|| lit(0i64))
+        })
+        .collect()
 }
 
 /// Shadow aggregates of the augmented aggregate, de-duplicated, named `__pdx_s{i}`.
