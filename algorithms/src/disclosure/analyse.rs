@@ -2,13 +2,14 @@
 
 use std::collections::BTreeSet;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::functions_aggregate::average::Avg;
 use datafusion::functions_aggregate::count::Count;
 use datafusion::functions_aggregate::sum::Sum;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, Operator};
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan};
 use serde::{Deserialize, Serialize};
 
 use super::{DisclosureError, SHADOW_PREFIX};
@@ -251,32 +252,28 @@ fn check_measures(aggregate: &Aggregate) -> Result<(), DisclosureError> {
 }
 
 /// A plain measure: a column that is, all the way down to the table, a column (or a
-/// `VALUES` literal), optionally cast, negated, or combined with one constant by
-/// `+ - * /`. Nothing else: no `CASE`, `COALESCE`, `NULLIF`, comparison, function call
-/// or second column, any of which can turn a condition on other columns into a value.
+/// `VALUES` literal), optionally negated or cast to a floating-point type. Nothing
+/// else: a `CASE`, `COALESCE`, `NULLIF`, comparison, function call or second column can
+/// turn a condition on other columns into a value; integer division or a cast that
+/// truncates is a step function that does the same (`SUM((id + 158) / 200)` counts the
+/// records from id 42 on); an added constant hides the values from the dominance rule
+/// (`SUM(income + 1e9)`); a constant factor undoes rounding (`SUM(income * 5)` rounded
+/// to base 5). Scale or shift the aggregate instead: `SUM(x) * 5`, `AVG(x) / 100`.
 pub(crate) fn is_plain_measure(expr: &Expr, input: &LogicalPlan) -> Result<bool, DisclosureError> {
     Ok(match expr {
         Expr::Alias(alias) => is_plain_measure(&alias.expr, input)?,
         Expr::Column(column) => is_plain_column(column, input)?,
-        Expr::Cast(cast) => is_plain_measure(&cast.expr, input)?,
-        Expr::TryCast(cast) => is_plain_measure(&cast.expr, input)?,
+        Expr::Cast(cast) => widens(&cast.data_type) && is_plain_measure(&cast.expr, input)?,
+        Expr::TryCast(cast) => widens(&cast.data_type) && is_plain_measure(&cast.expr, input)?,
         Expr::Negative(inner) => is_plain_measure(inner, input)?,
-        Expr::Literal(..) => true,
-        Expr::BinaryExpr(binary)
-            if matches!(
-                binary.op,
-                Operator::Plus | Operator::Minus | Operator::Multiply | Operator::Divide
-            ) =>
-        {
-            match (binary.left.as_ref(), binary.right.as_ref()) {
-                (Expr::Literal(..), other) | (other, Expr::Literal(..)) => {
-                    is_plain_measure(other, input)?
-                }
-                _ => false,
-            }
-        }
         _ => false,
     })
+}
+
+/// Casts a measure may take: to floating point, which keeps every integer of a column
+/// up to 2^53 distinct (and every float as it is).
+fn widens(to: &DataType) -> bool {
+    matches!(to, DataType::Float64 | DataType::Float32)
 }
 
 /// Whether `column` of `plan`'s output is a plain measure (see [`is_plain_measure`]).
@@ -305,6 +302,7 @@ fn is_plain_column(column: &Column, plan: &LogicalPlan) -> Result<bool, Disclosu
             let (qualifier, field) = alias.input.schema().qualified_field(index);
             is_plain_column(&Column::from((qualifier, field)), &alias.input)
         }
+        // A `VALUES` literal or an empty relation holds no records' values.
         // A group key of an inner aggregate is as plain as its expression; an inner
         // aggregate's value is not a measure of records (`SUM(n)` over per-group
         // `COUNT(CASE …)` values would carry the condition out).

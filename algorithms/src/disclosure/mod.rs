@@ -39,14 +39,17 @@
 //! 6. Column names starting with `__pdx_` are reserved for the rewrite.
 //! 7. **Plain measures.** `SUM`, `AVG` and `COUNT(DISTINCT …)` read their argument's
 //!    values, so the argument must be a column (traced down through projections,
-//!    aliases and filters to the table), optionally cast, negated or combined with one
-//!    constant by `+ - * /`. `SUM(CASE WHEN id = 7 THEN income ELSE 1000 END)` reads
-//!    every record (so it passes the threshold) while its value is one person's income
-//!    plus a known constant; `SUM(1 - abs(sign(id - 7)))` is a count of one. Both are
-//!    refused; the same selections written as `WHERE` or `FILTER (WHERE …)` are record
-//!    sets, which the cell rules below see and check. Plain `COUNT(x)` reads only
-//!    whether `x` is NULL, which is exactly its record set, so its argument is free. A
-//!    value computed by an inner aggregate is not a plain measure.
+//!    aliases and filters to the table), optionally negated or cast to floating point.
+//!    `SUM(CASE WHEN id = 7 THEN income ELSE 1000 END)` reads every record (so it passes
+//!    the threshold) while its value is one person's income plus a known constant;
+//!    `SUM(1 - abs(signum(id - 7)))` is a count of one, and so is the step function
+//!    `SUM((id + 158) / 200) - SUM((id + 157) / 200)`; `SUM(income + 1e9)` hides a
+//!    dominant contributor from the dominance rule; `SUM(income * 5)` undoes rounding to
+//!    base 5. All are refused: scale or shift the aggregate instead (`SUM(x) * 5`), and
+//!    write selections as `WHERE` or `FILTER (WHERE …)`, which are record sets the cell
+//!    rules below see and check. Plain `COUNT(x)` reads only whether `x` is NULL, which
+//!    is exactly its record set, so its argument is free. A value computed by an inner
+//!    aggregate is not a plain measure.
 //! 8. **Semantics that cannot fail on data** (`safe.rs`). `CAST` becomes `TRY_CAST`
 //!    and division or modulo by a value that can be zero gives NULL, so a job cannot
 //!    fail only when some record meets a condition (its status would be the answer).
@@ -388,8 +391,9 @@ pub enum DisclosureError {
     Operator(&'static str),
     /// A SUM, AVG or COUNT(DISTINCT) over something other than a plain measure.
     #[error(
-        "{0} must read a plain column (optionally cast, negated or combined with one constant); \
-         put conditions in WHERE or in FILTER (WHERE …), where the disclosure checks can see them"
+        "{0} must read a plain column (optionally negated or cast to DOUBLE); scale the \
+         aggregate instead (SUM(x) * 100), and put conditions in WHERE or in FILTER (WHERE …), \
+         where the disclosure checks can see them"
     )]
     Measure(String),
     /// More differently selected values than the differencing check compares.
