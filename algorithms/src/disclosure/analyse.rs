@@ -205,13 +205,84 @@ fn check_aggregate_node(aggregate: &Aggregate) -> Result<(), DisclosureError> {
     Ok(())
 }
 
+/// Plan rule 10: a group key may read one column of the data at most (traced down
+/// through derived tables). A key that combines columns selects records the way a
+/// `WHERE` does, but invisibly: `GROUP BY sex, (id = 7 AND income > 50000)` puts person
+/// 7 alone in a group that the threshold then removes, and the released counts add up
+/// to the public total minus one exactly when the condition holds. With one column per
+/// key such a group is the same whatever the other columns hold.
+fn check_group_keys(aggregate: &Aggregate) -> Result<(), DisclosureError> {
+    for key in &aggregate.group_expr {
+        let mut sources = BTreeSet::new();
+        source_columns(key, &aggregate.input, &mut sources)?;
+        if sources.len() > 1 {
+            return Err(DisclosureError::GroupKey(key.schema_name().to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Adds to `sources` the table columns (or inner aggregate values) `expr` reads.
+fn source_columns(
+    expr: &Expr,
+    input: &LogicalPlan,
+    sources: &mut BTreeSet<String>,
+) -> Result<(), DisclosureError> {
+    for column in expr.column_refs() {
+        source_of_column(column, input, sources)?;
+    }
+    Ok(())
+}
+
+/// The sources of `column` of `plan`'s output.
+fn source_of_column(
+    column: &Column,
+    plan: &LogicalPlan,
+    sources: &mut BTreeSet<String>,
+) -> Result<(), DisclosureError> {
+    let index = plan
+        .schema()
+        .index_of_column(column)
+        .map_err(|_| DisclosureError::Internal("a group key column could not be resolved"))?;
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            sources.insert(format!("{}.{}", scan.table_name, column.name));
+            Ok(())
+        }
+        LogicalPlan::Projection(projection) => match projection.expr.get(index) {
+            Some(expr) => source_columns(expr, &projection.input, sources),
+            None => Err(DisclosureError::Internal(
+                "a projected group key could not be resolved",
+            )),
+        },
+        LogicalPlan::Filter(filter) => source_of_column(column, &filter.input, sources),
+        LogicalPlan::Sort(sort) => source_of_column(column, &sort.input, sources),
+        LogicalPlan::Limit(limit) => source_of_column(column, &limit.input, sources),
+        LogicalPlan::Distinct(Distinct::All(input)) => source_of_column(column, input, sources),
+        LogicalPlan::SubqueryAlias(alias) => {
+            let (qualifier, field) = alias.input.schema().qualified_field(index);
+            source_of_column(&Column::from((qualifier, field)), &alias.input, sources)
+        }
+        LogicalPlan::Aggregate(inner) => match inner.group_expr.get(index) {
+            Some(key) => source_columns(key, &inner.input, sources),
+            None => {
+                // An inner aggregate's value is a source of its own.
+                sources.insert(format!("aggregate:{}", column.name));
+                Ok(())
+            }
+        },
+        // `VALUES` and empty relations read no data.
+        _ => Ok(()),
+    }
+}
+
 /// Rule 7 on every aggregate node, after the structural rules (so a join or a subquery
 /// is refused as such, not as the measure it feeds).
 fn check_all_measures(plan: &LogicalPlan) -> Result<(), DisclosureError> {
     let mut refusal = None;
     let walked = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::Aggregate(aggregate) = node
-            && let Err(e) = check_measures(aggregate)
+            && let Err(e) = check_measures(aggregate).and_then(|()| check_group_keys(aggregate))
         {
             refusal = Some(e);
             return Ok(TreeNodeRecursion::Stop);

@@ -55,6 +55,11 @@
 //!    fail only when some record meets a condition (its status would be the answer).
 //! 9. **Constant patterns.** Regular expressions and `LIKE` patterns must be constant
 //!    strings, and a regular expression must compile (checked here, before any row).
+//! 10. **One column per group key** (traced through derived tables). A key combining
+//!     columns selects records invisibly: `GROUP BY sex, (id = 7 AND income > 50000)`
+//!     isolates person 7 in a group the threshold removes, and the released counts
+//!     then add up to the public total minus one exactly when the condition holds.
+//!     `GROUP BY age / 10` and `GROUP BY region, sex` are fine.
 //!
 //! # Cell rules (computed by the engine, per group)
 //!
@@ -109,7 +114,12 @@
 //!   sizes over all groups is checked the same way (a window over the aggregate, before
 //!   the guard): `… WHERE NOT (id = 7 AND …) GROUP BY sex` gives counts that add up to
 //!   the total or the total minus one. An unrestricted value over the whole table is
-//!   released.
+//!   released. When nothing selects (no `WHERE`, `LIMIT` or nesting), groups removed by
+//!   the threshold are what the released groups miss of the total: their records must
+//!   number 0 or at least `threshold`, or every value is withheld (a blanket secondary
+//!   suppression: `GROUP BY region` with a 3-person region removed would otherwise give
+//!   its count as the total minus the rest). With a selection, whether a group was
+//!   removed can depend on it, so that case is left to the checks above.
 //! * **Rounding** ([`DisclosureRules::rounding_base`], default none). Every `COUNT` and
 //!   `SUM` value that is released is rounded to the nearest multiple of the base; an
 //!   `AVG` value is recomputed as rounded sum / rounded count, so `AVG × COUNT` cannot
@@ -396,6 +406,12 @@ pub enum DisclosureError {
          where the disclosure checks can see them"
     )]
     Measure(String),
+    /// A group key that reads more than one column.
+    #[error(
+        "group key {0} reads more than one column; group by each column separately \
+         (GROUP BY a, b) and put conditions in WHERE"
+    )]
+    GroupKey(String),
     /// More differently selected values than the differencing check compares.
     #[error(
         "a query may compare at most {0} differently selected record sets (FILTER clauses, \
@@ -437,6 +453,7 @@ impl DisclosureError {
             | DisclosureError::Operator(_)
             | DisclosureError::Measure(_)
             | DisclosureError::TooManySelections(_)
+            | DisclosureError::GroupKey(_)
             | DisclosureError::Pattern(_)
             | DisclosureError::ReservedName(_)
             | DisclosureError::ContributorColumn(_) => true,

@@ -363,6 +363,26 @@ impl Rewriter<'_> {
                 .saturating_sub(i64::try_from(rules.threshold).unwrap_or(i64::MAX)));
             let narrowed = narrows_records(&top.input);
             let grouped = !top.group_expr.is_empty();
+            if grouped && !narrowed {
+                // Records of the groups the threshold removes (secondary suppression
+                // against the public total; see the module documentation).
+                let group_size = shadow_column(&shadows.add(backing(None)));
+                let removed_records = when(group_size.clone().gt_eq(threshold.clone()), lit(0i64))
+                    .otherwise(group_size)
+                    .map_err(rewrite_error)?;
+                let name = format!("{SHADOW_PREFIX}removed");
+                window_exprs.push(
+                    Expr::from(WindowFunction::new(sum_udaf(), vec![removed_records])).alias(&name),
+                );
+                let removed = shadow_column(&name);
+                let exposed = removed
+                    .clone()
+                    .gt(lit(0i64))
+                    .and(removed.lt(threshold.clone()));
+                for terms in &mut loses {
+                    terms.push(exposed.clone());
+                }
+            }
             for (set, terms) in loses.iter_mut().enumerate() {
                 let selected = narrowed || crafted_of_set[set].is_some();
                 if selected || grouped {
