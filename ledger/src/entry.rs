@@ -192,11 +192,13 @@ impl Actor {
 pub enum EntryKind {
     /// A data asset certificate for one dataset version.
     AssetCertificate,
-    /// A change to a dataset's open attribute, with its approver.
+    /// A change to a dataset's open attribute, with its approver (reserved: pdx does
+    /// not write it yet; the governance issue will).
     OpenAttributeChange,
-    /// A provider's approval or refusal of a grant application.
+    /// A provider's approval, refusal or revocation of a grant.
     GrantDecision,
-    /// A grant revoked before its term.
+    /// A grant revoked before its term (reserved: revocations are written as a
+    /// [`EntryKind::GrantDecision`] with decision `revoked`).
     GrantRevocation,
     /// A model and its hash.
     ModelRegistration,

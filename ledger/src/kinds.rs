@@ -72,11 +72,12 @@ pub struct GrantDecision {
     pub applicant_org: String,
     /// Datasets covered.
     pub dataset_ids: Vec<String>,
-    /// `approved` or `refused`.
+    /// `approved`, `refused` or `revoked` (a revocation is written as a decision).
     pub decision: String,
     /// Reason (required for a refusal).
     pub reason: Option<String>,
-    /// Approved terms (purpose, columns, kinds, expiry, budget), absent on refusal.
+    /// Approved terms (columns, model kinds, term and expiry, ε, δ, query budget; not
+    /// yet the purpose, which is on the grant row), absent on refusal and revocation.
     pub terms: Option<serde_json::Value>,
 }
 impl LedgerPayload for GrantDecision {
