@@ -362,19 +362,22 @@ impl Sandbox {
                 PrivacyCost::default()
             }
         };
-        // Validate the model against the granted shape before spending anything.
-        match model.kind {
+        // Validate the model against the granted shape before spending anything. A SQL
+        // model's engine and rules, once checked, are the ones the job runs with.
+        let sql = match model.kind {
             ModelKind::Dp => {
                 let input = &inputs[0];
                 let table = self.dp_table(input).await?;
                 dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
                     .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                None
             }
             ModelKind::Sql => {
                 let engine = self.sql_engine(&inputs).await?;
-                match self.disclosure_rules_for(&inputs).await? {
+                let rules = self.disclosure_rules_for(&inputs).await?;
+                match &rules {
                     Some(rules) => {
-                        check_query(&engine, &model.body, &rules)
+                        check_query(&engine, &model.body, rules)
                             .await
                             .map_err(disclosure_error)?;
                     }
@@ -385,9 +388,10 @@ impl Sandbox {
                             .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
                     }
                 }
+                Some(AdmittedSql { engine, rules })
             }
-            ModelKind::Fhe => {}
-        }
+            ModelKind::Fhe => None,
+        };
 
         // The job row, the budget spends and their ledger entries commit together: a
         // refused run leaves no job behind and spends nothing.
@@ -451,7 +455,7 @@ impl Sandbox {
         let actor = actor.clone();
         let handle = tokio::spawn(async move {
             let outcome = sandbox
-                .execute_run(&job_id, &actor, &model, &inputs, cost)
+                .execute_run(&job_id, &actor, &model, &inputs, cost, sql)
                 .await;
             sandbox.finish_run(&job_id, outcome).await;
         });
@@ -542,14 +546,17 @@ impl Sandbox {
         model: &Model,
         inputs: &[ResolvedInput],
         cost: PrivacyCost,
+        sql: Option<AdmittedSql>,
     ) -> Result<RunResult> {
         self.jobs()
             .progress(job_id, "running the model", 0.1)
             .await?;
         let (frame, report) = match model.kind {
             ModelKind::Sql => {
-                let engine = self.sql_engine(inputs).await?;
-                if let Some(rules) = self.disclosure_rules_for(inputs).await? {
+                let AdmittedSql { engine, rules } = sql.ok_or_else(|| {
+                    SandboxError::Internal("a SQL run without its admitted engine".into())
+                })?;
+                if let Some(rules) = rules {
                     match check_and_run(&engine, &model.body, &rules).await {
                         Ok(checked) => (
                             output_to_frame(&checked.output)?,
@@ -772,6 +779,13 @@ impl Sandbox {
             auto_released: auto_release,
         })
     }
+}
+
+/// A SQL model as admitted: the engine over the granted columns and, for conditional
+/// inputs, the disclosure rules it was checked under.
+struct AdmittedSql {
+    engine: SqlSandbox,
+    rules: Option<DisclosureRules>,
 }
 
 /// A dry run: a model text against a dataset's dummy data.
