@@ -22,6 +22,9 @@ pub enum Role {
     Exchange,
     /// Enterprise buying products.
     Buyer,
+    /// Enterprise that banks look up privately (data subject, GD21 Art.41): registers
+    /// consent keys and signs authorisations.
+    Subject,
     /// Regulator or auditor.
     Supervisor,
     /// Platform operator: organisations and keys.
@@ -30,12 +33,13 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 7] = [
+    pub const ALL: [Role; 8] = [
         Role::Provider,
         Role::Developer,
         Role::Reviewer,
         Role::Exchange,
         Role::Buyer,
+        Role::Subject,
         Role::Supervisor,
         Role::Admin,
     ];
@@ -48,6 +52,7 @@ impl Role {
             Role::Reviewer => "reviewer",
             Role::Exchange => "exchange",
             Role::Buyer => "buyer",
+            Role::Subject => "subject",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
         }

@@ -341,6 +341,7 @@ struct Keys {
     reviewer2: String,
     exchange: String,
     buyer: String,
+    subject: String,
     supervisor: String,
 }
 
@@ -763,16 +764,30 @@ async fn release(client: &Client, keys: &Keys, output: &str) -> anyhow::Result<(
 /// Public-bucket bits the demo's FHE template reveals (1,500 keys → ~12 per bucket).
 const FHE_BUCKET_BITS: u8 = 7;
 
+/// The organisation id of the journey's organisation with `role`.
+fn org_id_of(roles: &[RoleSummary], role: Role) -> anyhow::Result<String> {
+    roles
+        .iter()
+        .find(|r| r.role == role)
+        .map(|r| r.org_id.clone())
+        .with_context(|| format!("no {role} organisation"))
+}
+
 /// Step 9: a bank (a developer) asks whether one enterprise is in the top quartile of
-/// electricity use, naming it only under encryption; returns a line for the summary.
+/// electricity use, naming it only under encryption and carrying a commitment to the
+/// enterprise's signed authorisation; a supervisor then has the bank open it, and pdx
+/// verifies it (GD21 Art.41). Returns a line for the summary.
 async fn fhe_lookup(
     client: &Client,
     keys: &Keys,
+    roles: &[RoleSummary],
     dataset: &str,
     csv: &str,
 ) -> anyhow::Result<String> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
+    use ed25519_dalek::{Signer, SigningKey};
+    use pdx_algorithms::fhe::consent::{ConsentAuthorisation, ConsentOpening};
     use pdx_algorithms::fhe::{Answer, ClientSecret, KeyWidth, client as fhe_client, lookup_hash};
 
     let all: Vec<(String, u64)> = csv
@@ -861,6 +876,34 @@ async fn fhe_lookup(
     }
     let server_key = str_of(&key, "id")?.to_string();
 
+    // The enterprise registers its consent key and signs an authorisation for this
+    // bank, template and period; the bank keeps it and commits to it with a fresh nonce.
+    let consent_key = SigningKey::generate(&mut rand::rngs::OsRng);
+    client
+        .expect(
+            &keys.subject,
+            Method::PUT,
+            "/v1/consent/keys",
+            Some(json!({"public_key": hex::encode(consent_key.verifying_key().to_bytes())})),
+            201,
+        )
+        .await?;
+    let now = pdx_ledger::db::now_ms();
+    let authorisation = ConsentAuthorisation {
+        subject_org: org_id_of(roles, Role::Subject)?,
+        bank_org: org_id_of(roles, Role::Developer)?,
+        template_id: template.clone(),
+        valid_from_ms: now - 60_000,
+        valid_until_ms: now + 30 * 86_400_000,
+        purpose: "working-capital loan application".into(),
+    };
+    let signature = consent_key.sign(&authorisation.signing_bytes()).to_bytes();
+    let opening = ConsentOpening {
+        authorisation,
+        signature,
+        nonce: rand::random(),
+    };
+
     let hash = KeyWidth::U32.truncate(lookup_hash(dataset, &code));
     let bucket = KeyWidth::U32.bucket_of(hash, FHE_BUCKET_BITS);
     let ciphertext = secret.encrypt_key(KeyWidth::U32, hash)?;
@@ -874,6 +917,7 @@ async fn fhe_lookup(
                 "server_key_id": server_key,
                 "bucket": bucket,
                 "ciphertext": STANDARD.encode(&ciphertext),
+                "consent_commitment": hex::encode(opening.commitment()),
             }),
             202,
         )
@@ -905,8 +949,30 @@ async fn fhe_lookup(
             value == 1
         );
     }
+
+    // A supervisor has the bank open the commitment; pdx checks it against the query.
+    let consent = format!("/v1/fhe/queries/{query_id}/consent");
+    client
+        .post(
+            &keys.supervisor,
+            &format!("{consent}/request"),
+            json!({"reason": "routine audit of private lookups"}),
+            201,
+        )
+        .await?;
+    let opened = client
+        .post(
+            &keys.developer,
+            &format!("{consent}/open"),
+            serde_json::to_value(opening.to_text())?,
+            200,
+        )
+        .await?;
+    if opened["status"] != "verified" {
+        bail!("the bank's consent opening did not verify: {opened}");
+    }
     Ok(format!(
-        "1 lookup over {} keys of bucket {bucket}: top quartile = {clear}, matches the clear answer",
+        "1 lookup over {} keys of bucket {bucket}: top quartile = {clear}, matches the clear answer; consent opened and verified",
         q["rows_scanned"]
     ))
 }
@@ -978,6 +1044,7 @@ async fn journey(
         reviewer2,
         exchange: key_of(Role::Exchange)?,
         buyer: key_of(Role::Buyer)?,
+        subject: key_of(Role::Subject)?,
         supervisor: key_of(Role::Supervisor)?,
     };
 
@@ -1197,7 +1264,7 @@ async fn journey(
         .await?;
 
     step(bar, "9/10 a private (FHE) lookup");
-    let fhe = match fhe_lookup(client, &keys, &electricity.id, &electricity_csv).await {
+    let fhe = match fhe_lookup(client, &keys, &roles, &electricity.id, &electricity_csv).await {
         Ok(note) => FheSummary { lookups: 1, note },
         Err(e) => {
             eprintln!("warning: the FHE lookup did not run: {e:#}");

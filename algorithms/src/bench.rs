@@ -8,6 +8,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use polars::prelude::*;
 
 use crate::deid::schema::{ColumnRole, ColumnSpec, ColumnType, DeidRule, Domain};
+use crate::disclosure::{RecordSet, TrackedSet};
 
 /// Regions in the generated table (`R00`…).
 pub const REGIONS: usize = 30;
@@ -37,15 +38,23 @@ pub enum BenchError {
     Io(#[from] std::io::Error),
 }
 
-/// Writes `rows` deterministic rows (region, sector, year, amount, units) as Parquet.
-pub fn write_generated(rows: usize, path: &Path) -> Result<(), BenchError> {
+/// The generator behind the table: one xorshift draw per row.
+fn generator() -> impl FnMut() -> u64 {
     let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    let mut next = || {
+    move || {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         x
-    };
+    }
+}
+
+/// Years in the generated table (2015…).
+const YEARS: u64 = 10;
+
+/// Writes `rows` deterministic rows (region, sector, year, amount, units) as Parquet.
+pub fn write_generated(rows: usize, path: &Path) -> Result<(), BenchError> {
+    let mut next = generator();
     let mut region = Vec::with_capacity(rows);
     let mut sector = Vec::with_capacity(rows);
     let mut year = Vec::with_capacity(rows);
@@ -57,7 +66,7 @@ pub fn write_generated(rows: usize, path: &Path) -> Result<(), BenchError> {
         let r = next();
         region.push(region_names[(r % REGIONS as u64) as usize].as_str());
         sector.push(sector_names[((r >> 8) % SECTORS as u64) as usize].as_str());
-        year.push(2015 + ((r >> 16) % 10) as i64);
+        year.push(2015 + ((r >> 16) % YEARS) as i64);
         amount.push(((r >> 24) % 100_000) as f64 / 100.0);
         units.push(((r >> 44) % 1000) as i64);
     }
@@ -71,6 +80,48 @@ pub fn write_generated(rows: usize, path: &Path) -> Result<(), BenchError> {
     let file = std::fs::File::create(path)?;
     ParquetWriter::new(file).finish(&mut frame)?;
     Ok(())
+}
+
+/// Record sets of `outputs` earlier outputs on the generated table of `rows` rows, as
+/// narrow selections a developer might have run: each output is one set, the rows of
+/// one year, one to three sectors and one to ten regions (chosen by a fixed generator),
+/// so sizes vary from about 1/6,000 to 1/200 of the table and rows are scattered.
+pub fn generated_record_sets(rows: usize, outputs: usize) -> Vec<TrackedSet> {
+    let cells = REGIONS * SECTORS * YEARS as usize;
+    let mut ordinals: Vec<Vec<u32>> = vec![Vec::new(); cells];
+    let mut next = generator();
+    for ordinal in 0..rows {
+        let r = next();
+        let region = (r % REGIONS as u64) as usize;
+        let sector = ((r >> 8) % SECTORS as u64) as usize;
+        let year = ((r >> 16) % YEARS) as usize;
+        let cell = (year * SECTORS + sector) * REGIONS + region;
+        ordinals[cell].push(u32::try_from(ordinal).unwrap_or(u32::MAX));
+    }
+    let mut choose = generator();
+    (0..outputs)
+        .map(|_| {
+            let pick = choose();
+            let year = (pick % YEARS) as usize;
+            let sectors = 1 + ((pick >> 8) % 3) as usize;
+            let regions = 1 + ((pick >> 16) % 10) as usize;
+            let first_sector = ((pick >> 24) % SECTORS as u64) as usize;
+            let first_region = ((pick >> 32) % REGIONS as u64) as usize;
+            let mut set = RecordSet::default();
+            for s in 0..sectors {
+                for g in 0..regions {
+                    let sector = (first_sector + s) % SECTORS;
+                    let region = (first_region + g) % REGIONS;
+                    let cell = (year * SECTORS + sector) * REGIONS + region;
+                    set.union_with(&RecordSet::from_ordinals(ordinals[cell].iter().copied()));
+                }
+            }
+            TrackedSet {
+                set,
+                selection: format!("earlier output {pick:x}"),
+            }
+        })
+        .collect()
 }
 
 /// The catalog description of the generated table (domains drive DP clipping).

@@ -377,6 +377,78 @@ pub struct FheLookup {
     pub bucket_bits: Option<u8>,
     /// The revealed bucket.
     pub bucket: Option<u64>,
+    /// The commitment to the subject's signed authorisation (GD21 Art.41):
+    /// `BLAKE3("pdx consent commitment v1" || 0x00 || authorisation bytes || signature
+    /// || nonce)`. Absent on lookups of unconditionally open data without one, and on
+    /// entries written before consent commitments existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_commitment: Option<Hash32>,
+}
+
+/// A subject organisation's consent key (event `consent_key`): from this entry on,
+/// authorisations it signs are checked under this Ed25519 key; its previous key still
+/// checks the queries made before.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FheConsentKey {
+    /// The subject organisation (the actor).
+    pub subject_org: String,
+    /// Registration id.
+    pub key_id: String,
+    /// The Ed25519 public key, 64 hex digits.
+    pub public_key: String,
+    /// The key it replaces, if any.
+    pub replaces: Option<String>,
+}
+
+/// A supervisor asks the bank to open a query's consent commitment (event
+/// `consent_request`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FheConsentRequest {
+    /// Request id.
+    pub request_id: String,
+    /// The query.
+    pub query_id: String,
+    /// The bank that made the query and must answer.
+    pub bank_org: String,
+    /// The commitment to open.
+    pub consent_commitment: Hash32,
+    /// Why the supervisor asks.
+    pub reason: String,
+    /// Answer deadline, `YYYY-MM-DD`, counted in working days.
+    pub answer_deadline: String,
+}
+
+/// The bank's answer to a consent request (event `consent_answer`): an opening that
+/// verified, an opening that did not (with the first check it failed), or a refusal.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FheConsentAnswer {
+    /// Request id.
+    pub request_id: String,
+    /// The query.
+    pub query_id: String,
+    /// The bank (the actor).
+    pub bank_org: String,
+    /// The supervisor organisation that asked.
+    pub requester_org: String,
+    /// The commitment the query carried.
+    pub consent_commitment: Hash32,
+    /// `verified`, `invalid` or `refused`.
+    pub outcome: String,
+    /// For `invalid`: the first check that failed (`commitment`, `well_formed`,
+    /// `subject_key`, `signature`, `bank`, `template` or `period`).
+    pub failed_check: Option<String>,
+    /// The subject organisation the opened authorisation names, when the opening
+    /// matched the commitment and that organisation has registered a consent key.
+    pub subject_org: Option<String>,
+    /// The subject's consent key the signature was checked under, hex.
+    pub subject_key: Option<String>,
+    /// The opening as sent (authorisation, signature and nonce), so that anyone who
+    /// may read this entry can check it again offline; absent for a refusal.
+    pub opening: Option<serde_json::Value>,
+    /// The bank's reason, for a refusal.
+    pub refusal: Option<String>,
+    /// True if the answer came after the deadline.
+    pub late: bool,
 }
 
 /// An FHE ledger entry (kind `fhe_query`): a template decision or an evaluated lookup,
@@ -388,6 +460,12 @@ pub enum FheRecord {
     TemplateDecision(FheTemplateDecision),
     /// A lookup evaluated.
     Query(FheLookup),
+    /// A subject organisation registered a consent key.
+    ConsentKey(FheConsentKey),
+    /// A supervisor asked a bank to open a query's consent commitment.
+    ConsentRequest(FheConsentRequest),
+    /// The bank opened the commitment or refused to.
+    ConsentAnswer(FheConsentAnswer),
 }
 impl LedgerPayload for FheRecord {
     const KIND: EntryKind = EntryKind::FheQuery;
@@ -395,6 +473,13 @@ impl LedgerPayload for FheRecord {
         match self {
             FheRecord::TemplateDecision(d) => vec![d.proposer_org.clone()],
             FheRecord::Query(q) => vec![q.org.clone()],
+            FheRecord::ConsentKey(k) => vec![k.subject_org.clone()],
+            FheRecord::ConsentRequest(r) => vec![r.bank_org.clone()],
+            FheRecord::ConsentAnswer(a) => {
+                let mut parties = vec![a.bank_org.clone(), a.requester_org.clone()];
+                parties.extend(a.subject_org.clone());
+                parties
+            }
         }
     }
 }
@@ -434,11 +519,49 @@ mod tests {
             rows_scanned: 16,
             bucket_bits: None,
             bucket: None,
+            consent_commitment: None,
         });
         let v = serde_json::to_value(&q).unwrap();
         assert_eq!(v["event"], "query");
+        assert!(
+            v.get("consent_commitment").is_none(),
+            "an absent commitment is not written, so older entries hash the same"
+        );
         let e = Entry::build(0, 0, FheRecord::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
         assert_eq!(decode::<FheRecord>(&e), Some(q.clone()));
         assert_eq!(q.parties(), vec!["bank".to_string()]);
+
+        let FheRecord::Query(mut lookup) = q else {
+            unreachable!()
+        };
+        lookup.consent_commitment = Some(Hash32([6; 32]));
+        let q = FheRecord::Query(lookup);
+        let v = serde_json::to_value(&q).unwrap();
+        assert_eq!(v["consent_commitment"], Hash32([6; 32]).to_hex());
+        let e = Entry::build(0, 0, FheRecord::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(decode::<FheRecord>(&e), Some(q));
+    }
+
+    #[test]
+    fn consent_answers_are_readable_by_the_bank_the_supervisor_and_the_subject() {
+        let answer = FheRecord::ConsentAnswer(FheConsentAnswer {
+            request_id: "cr_1".into(),
+            query_id: "fq_1".into(),
+            bank_org: "bank".into(),
+            requester_org: "regulator".into(),
+            consent_commitment: Hash32([1; 32]),
+            outcome: "verified".into(),
+            failed_check: None,
+            subject_org: Some("widgets".into()),
+            subject_key: Some("ab".repeat(32)),
+            opening: Some(serde_json::json!({"nonce": "00"})),
+            refusal: None,
+            late: false,
+        });
+        let v = serde_json::to_value(&answer).unwrap();
+        assert_eq!(v["event"], "consent_answer");
+        let e = Entry::build(0, 0, FheRecord::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(decode::<FheRecord>(&e), Some(answer.clone()));
+        assert_eq!(answer.parties(), ["bank", "regulator", "widgets"]);
     }
 }

@@ -10,7 +10,7 @@
 //!   failed on the data after admission (their empty outputs are rejected in review);
 //! - values released (non-NULL aggregate values of released SQL outputs, and the cells
 //!   of released DP outputs), and values withheld by each rule (`threshold`,
-//!   `dominance`, `differencing`) plus cells removed whole by the threshold, over every
+//!   `dominance`, `differencing`, `secondary`) plus cells removed whole by the threshold, over every
 //!   output (a value withheld before release never leaves);
 //! - the ε and δ spent by DP runs.
 //!
@@ -59,7 +59,7 @@ pub struct OrgDisclosure {
     /// Values that left: non-NULL aggregate values of released SQL outputs and cells of
     /// released DP outputs.
     pub values_released: u64,
-    /// Values set to NULL, by rule (`threshold`, `dominance`, `differencing`), over
+    /// Values set to NULL, by rule (`threshold`, `dominance`, `differencing`, `secondary`), over
     /// every output.
     pub values_withheld: BTreeMap<String, u64>,
     /// Cells (groups) removed whole because too few records backed them.
@@ -106,7 +106,7 @@ impl Tally {
                     .is_none_or(serde_json::Value::is_null);
                 match rule {
                     Some("threshold") if removed_row => self.view.cells_removed += 1,
-                    Some(rule @ ("threshold" | "dominance" | "differencing")) => {
+                    Some(rule @ ("threshold" | "dominance" | "differencing" | "secondary")) => {
                         *self
                             .view
                             .values_withheld

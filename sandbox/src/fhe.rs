@@ -20,20 +20,23 @@
 //! 3. **Queries** ([`Sandbox::start_fhe_query`]). Admission is synchronous, so every
 //!    refusal is a 4xx and never a job: the template is approved, the dataset is
 //!    unconditionally open or the caller holds a usable grant allowing `fhe` models on
-//!    the template's two columns, the server key is the caller's, the ciphertext
-//!    conforms (right type, width and parameters), the scan is within
-//!    `fhe_max_rows` (otherwise the client must reveal a public bucket), and the
-//!    organisation is under its concurrency cap. Then, in one write transaction, the grant
-//!    pays one query (`spend_budget`, a conditional update that cannot overspend — the
-//!    grant's query budget is what caps FHE queries), and the job and query rows are
-//!    inserted.
+//!    the template's two columns, a conditionally open dataset's query carries a
+//!    `consent_commitment` to the enterprise's signed authorisation (GD21 Art.41; a
+//!    lookup without one is refused with 403, see [`crate::fhe_consent`]), the server
+//!    key is the caller's, the ciphertext conforms (right type, width and parameters),
+//!    the scan is within `fhe_max_rows` (otherwise the client must reveal a public
+//!    bucket), and the organisation is under its concurrency cap. Then, in one write
+//!    transaction, the commitment is checked unused, the grant pays one query
+//!    (`spend_budget`, a conditional update that cannot overspend — the grant's query
+//!    budget is what caps FHE queries), and the job and query rows are inserted.
 //! 4. **Evaluation** runs as a job that clients poll: it waits for the evaluator (one
 //!    lookup at a time: a lookup uses every core), loads the decompressed server key
 //!    (cached for the two most recent keys), scans the table in chunks and reports the
 //!    rows done as job progress. The answer ciphertexts are stored for the caller, and an
 //!    `fhe_query` ledger entry (event `query`) records the hashes of the input and output
-//!    ciphertexts, the template hash, the dataset version, the rows scanned and any
-//!    revealed bucket — never the key, the ciphertexts or the answer.
+//!    ciphertexts, the template hash, the dataset version, the rows scanned, any
+//!    revealed bucket and the consent commitment — never the key, the ciphertexts, the
+//!    answer or the authorisation.
 //!
 //! Spent queries are not refunded when a job fails after admission: the evaluation
 //! touched the data. A restart marks queued and running queries failed, like jobs.
@@ -225,6 +228,9 @@ pub struct QueryRequest {
     /// A public bucket to scan instead of the whole table (the top `bucket_bits` of the
     /// hashed key): faster, but the platform learns the enterprise is in that bucket.
     pub bucket: Option<u64>,
+    /// Commitment to the enterprise's signed authorisation, 64 hex digits (required on
+    /// conditionally open data; see `pdx_algorithms::fhe::consent`).
+    pub consent_commitment: Option<String>,
 }
 
 /// Where a query is.
@@ -296,6 +302,8 @@ pub struct FheQuery {
     pub created_ms: i64,
     /// Finished, ms since epoch.
     pub finished_ms: Option<i64>,
+    /// The commitment to the enterprise's signed authorisation, hex (GD21 Art.41).
+    pub consent_commitment: Option<String>,
 }
 
 /// In-memory state: decompressed keys and the evaluator slot.
@@ -441,6 +449,7 @@ fn query_from_row(row: &AnyRow) -> Result<FheQuery> {
         ledger_seq: opt_u64(row, "ledger_seq")?,
         created_ms: row.try_get("created_ms")?,
         finished_ms: row.try_get("finished_ms")?,
+        consent_commitment: row.try_get("consent_commitment")?,
     })
 }
 
@@ -462,6 +471,7 @@ struct Admitted {
     rows: Vec<(u64, u8)>,
     bucket_bits: Option<u8>,
     bucket: Option<u64>,
+    consent_commitment: Option<[u8; 32]>,
 }
 
 impl Sandbox {
@@ -984,6 +994,11 @@ impl Sandbox {
         request: QueryRequest,
         ciphertext: Vec<u8>,
     ) -> Result<(FheQuery, Job)> {
+        let consent_commitment = request
+            .consent_commitment
+            .as_deref()
+            .map(crate::fhe_consent::parse_commitment)
+            .transpose()?;
         let template = self
             .visible_template(&request.template_id, &actor.org, TemplateView::Developer)
             .await?;
@@ -1008,16 +1023,24 @@ impl Sandbox {
                     "this dataset is conditionally open: the query needs a `grant_id`".into(),
                 )
             })?;
-            Some(
-                self.usable_grant(
+            let grant = self
+                .usable_grant(
                     grant_id,
                     &actor.org,
                     &dataset.id,
                     ModelKind::Fhe,
                     &template.spec.columns(),
                 )
-                .await?,
-            )
+                .await?;
+            // GD21 Art.41: no lookup of an enterprise on conditional data without a
+            // commitment to its authorisation (checked before anything is spent).
+            if consent_commitment.is_none() {
+                return Err(SandboxError::Forbidden(
+                    "this dataset is conditionally open: the lookup needs a `consent_commitment` to the enterprise's signed authorisation (GD21 Art.41)"
+                        .into(),
+                ));
+            }
+            Some(grant)
         };
         let (key, key_file) = self
             .server_key_row(&request.server_key_id, &actor.org)
@@ -1088,6 +1111,18 @@ impl Sandbox {
                 "the organisation already has {in_flight} FHE queries in progress; wait for one to finish"
             )));
         }
+        if let Some(c) = &consent_commitment {
+            let used = sqlx::query("SELECT id FROM fhe_queries WHERE consent_commitment = $1")
+                .bind(hex::encode(c))
+                .fetch_optional(&mut *tx)
+                .await?;
+            if used.is_some() {
+                return Err(SandboxError::Conflict(
+                    "this consent commitment was already used: draw a fresh nonce for every query"
+                        .into(),
+                ));
+            }
+        }
         if let Some(g) = &grant {
             self.spend_budget(&mut tx, &g.id, PrivacyCost::default())
                 .await?;
@@ -1104,8 +1139,9 @@ impl Sandbox {
         .await?;
         sqlx::query(
             "INSERT INTO fhe_queries (id, job_id, org_id, template_id, grant_id, server_key_id, \
-             dataset_id, version, input_hash, bucket_bits, bucket, rows_scanned, status, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13)",
+             dataset_id, version, input_hash, bucket_bits, bucket, rows_scanned, status, created_ms, \
+             consent_commitment) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14)",
         )
         .bind(query_id.clone())
         .bind(job_id.clone())
@@ -1120,6 +1156,7 @@ impl Sandbox {
         .bind(request.bucket.map(|b| b as i64))
         .bind(rows.len() as i64)
         .bind(now)
+        .bind(consent_commitment.map(hex::encode))
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1144,6 +1181,7 @@ impl Sandbox {
             bucket_bits,
             bucket: request.bucket,
             template,
+            consent_commitment,
         };
         let sandbox = self.clone();
         let actor = actor.clone();
@@ -1229,6 +1267,7 @@ impl Sandbox {
             rows_scanned: q.rows.len() as u64,
             bucket_bits: q.bucket_bits,
             bucket: q.bucket,
+            consent_commitment: q.consent_commitment.map(Hash32),
         });
         let mut tx = self.db().begin_write().await?;
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;

@@ -31,12 +31,14 @@ pub mod catalog;
 pub mod compliance;
 pub mod disclosure_audit;
 pub mod fhe;
+pub mod fhe_consent;
 pub mod grants;
 pub mod jobs;
 pub mod lineage;
 pub mod models;
 pub mod objections;
 pub mod provenance;
+pub mod record_sets;
 pub mod review;
 pub mod runs;
 pub mod verification;
@@ -200,6 +202,7 @@ struct Inner {
     jobs: Jobs,
     running: runs::Running,
     fhe: fhe::FheState,
+    record_locks: record_sets::Locks,
 }
 
 impl Sandbox {
@@ -231,6 +234,7 @@ impl Sandbox {
                 jobs,
                 running: runs::Running::default(),
                 fhe: fhe::FheState::default(),
+                record_locks: record_sets::Locks::default(),
             }),
         })
     }
@@ -266,6 +270,10 @@ impl Sandbox {
 
     fn running(&self) -> &runs::Running {
         &self.inner.running
+    }
+
+    fn record_locks(&self) -> &record_sets::Locks {
+        &self.inner.record_locks
     }
 }
 

@@ -36,7 +36,8 @@ use std::path::PathBuf;
 use pdx_algorithms::deid::schema::DeidRule;
 use pdx_algorithms::deid::storage::{store_content_addressed, to_json_rows};
 use pdx_algorithms::disclosure::{
-    DisclosureError, DisclosureRules, PLAN_CHECKS, check_and_run, check_query,
+    DisclosureError, DisclosureRules, PLAN_CHECKS, ReleasedSets, check_and_run,
+    check_and_run_after, check_query,
 };
 use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run as dp_run};
 use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
@@ -51,6 +52,7 @@ use crate::catalog::{Dataset, Level, OpenAttribute};
 use crate::grants::{Grant, ModelKind, PrivacyCost};
 use crate::jobs::{Job, JobFailure};
 use crate::models::Model;
+use crate::record_sets::{self, PriorSets};
 use crate::{Result, Sandbox, SandboxError, new_id};
 
 /// Preview rows kept with a quarantined output for reviewers.
@@ -551,17 +553,38 @@ impl Sandbox {
         self.jobs()
             .progress(job_id, "running the model", 0.1)
             .await?;
+        // Held until the output and its record sets are stored (see `record_sets`).
+        let mut _record_locks = Vec::new();
+        let mut released_sets: Option<(String, ReleasedSets)> = None;
         let (frame, report) = match model.kind {
             ModelKind::Sql => {
                 let AdmittedSql { engine, rules } = sql.ok_or_else(|| {
                     SandboxError::Internal("a SQL run without its admitted engine".into())
                 })?;
                 if let Some(rules) = rules {
-                    match check_and_run(&engine, &model.body, &rules).await {
-                        Ok(checked) => (
-                            output_to_frame(&checked.output)?,
-                            serde_json::to_value(&checked.report).map_err(internal)?,
-                        ),
+                    let conditional: Vec<(String, String)> = inputs
+                        .iter()
+                        .filter(|i| i.grant.is_some())
+                        .map(|i| (i.table.clone(), i.cited()))
+                        .collect();
+                    let versions: Vec<String> =
+                        conditional.iter().map(|(_, v)| v.clone()).collect();
+                    _record_locks = self.record_locks().lock(&actor.org, &versions).await;
+                    let priors = PriorSets::new(self.db().clone(), &actor.org, conditional);
+                    match check_and_run_after(&engine, &model.body, &rules, &priors).await {
+                        Ok(checked) => {
+                            released_sets = checked.record_sets.and_then(|released| {
+                                let version = inputs
+                                    .iter()
+                                    .find(|i| i.grant.is_some() && i.table == released.table)?
+                                    .cited();
+                                Some((version, released))
+                            });
+                            (
+                                output_to_frame(&checked.output)?,
+                                serde_json::to_value(&checked.report).map_err(internal)?,
+                            )
+                        }
                         Err(e) => {
                             // Admission planned and checked this text already, so this
                             // failure may depend on the records: reviewers only.
@@ -611,7 +634,7 @@ impl Sandbox {
         self.jobs()
             .progress(job_id, "quarantining the output", 0.8)
             .await?;
-        self.quarantine(job_id, actor, model, inputs, frame, report)
+        self.quarantine(job_id, actor, model, inputs, frame, report, released_sets)
             .await
     }
 
@@ -711,8 +734,10 @@ impl Sandbox {
         }
     }
 
-    /// Writes an output into quarantine and records it for review; a DP output under a
-    /// policy that allows it is released at once.
+    /// Writes an output into quarantine and records it for review, with the record sets
+    /// of its values (`(dataset_version, sets)`); a DP output under a policy that
+    /// allows it is released at once.
+    #[allow(clippy::too_many_arguments)]
     async fn quarantine(
         &self,
         job_id: &str,
@@ -721,6 +746,7 @@ impl Sandbox {
         inputs: &[ResolvedInput],
         mut frame: DataFrame,
         report: serde_json::Value,
+        released_sets: Option<(String, ReleasedSets)>,
     ) -> Result<RunResult> {
         let dir = self.zones().quarantine();
         let (path, stored, preview, rows) = tokio::task::spawn_blocking(move || {
@@ -749,6 +775,7 @@ impl Sandbox {
             .map(|i| i.dataset.provider_org.as_str())
             .collect();
         let id = new_id("out");
+        let mut tx = self.db().begin_write().await?;
         sqlx::query(
             "INSERT INTO outputs (id, job_id, org_id, model_id, provider_org, file_path, output_hash, \
              rows_count, bytes, check_report_json, preview_json, required_reviews, status, created_ms) \
@@ -767,8 +794,12 @@ impl Sandbox {
         .bind(preview.to_string())
         .bind(i64::from(reviewers))
         .bind(now_ms())
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?;
+        if let Some((version, released)) = &released_sets {
+            record_sets::save(&mut tx, &id, &actor.org, version, released).await?;
+        }
+        tx.commit().await?;
         if auto_release {
             self.release(&id, actor, Vec::new()).await?;
         }

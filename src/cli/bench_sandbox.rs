@@ -3,36 +3,49 @@
 //!
 //! | row | pdx | baseline |
 //! |---|---|---|
-//! | each of five aggregate queries | `SqlSandbox` (granted columns only, memory pool without spilling, timeout, output caps) plus automatic disclosure control (shadow aggregates, threshold and dominance rules) | a default DataFusion `SessionContext` with the file registered, `sql(q).collect()` |
+//! | each of five aggregate queries | `SqlSandbox` (granted columns only, memory pool without spilling, timeout, output caps) plus automatic disclosure control (shadow aggregates, threshold and dominance rules, two stages), with record sets checked against 1,000 earlier outputs | the same without record sets (`check_and_run_untracked`), and a default DataFusion `SessionContext` with the file registered, `sql(q).collect()` |
 //! | DP mean by group | restricted SQL → OpenDP `make_private_lazyframe` over polars, ε = 1 | the same group-by mean in plain polars |
 //!
-//! Runs alternate pdx and baseline so that machine noise hits both alike; the table
-//! shows medians and their ratio.
+//! The earlier outputs are narrow selections of the same table
+//! (`generated_record_sets`), held in memory: the bench measures the checks, not the
+//! database. Runs alternate pdx and baselines so that machine noise hits all alike;
+//! the table shows medians and their ratios, and the bytes of record sets an output
+//! of each query stores (bitmaps and summaries).
 
 use std::time::Instant;
 
 use pdx_algorithms::bench::{
-    GENERATED_QUERIES, REGIONS, generated_columns, plain_group_mean, raw_datafusion, scan_parquet,
-    write_generated,
+    GENERATED_QUERIES, REGIONS, generated_columns, generated_record_sets, plain_group_mean,
+    raw_datafusion, scan_parquet, write_generated,
 };
-use pdx_algorithms::disclosure::{DisclosureRules, check_and_run};
+use pdx_algorithms::disclosure::{
+    DisclosureRules, PriorsInMemory, check_and_run_after, check_and_run_untracked,
+};
 use pdx_algorithms::dp::{DpTable, plan as dp_plan, run as dp_run};
 use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
 
 use super::bench::median;
+
+/// Earlier outputs on the version whose record sets each query is checked against.
+const EARLIER_OUTPUTS: usize = 1_000;
 
 /// Runs the benchmark and prints a markdown table.
 pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("generated.parquet");
     let bar = super::progress_bar(
-        1 + (GENERATED_QUERIES.len() * runs * 2 + runs * 2) as u64,
+        2 + (GENERATED_QUERIES.len() * runs * 3 + runs * 2) as u64,
         "sandbox",
     );
     {
         let path = path.clone();
         tokio::task::spawn_blocking(move || write_generated(rows, &path)).await??;
     }
+    bar.inc(1);
+    let priors = tokio::task::spawn_blocking(move || {
+        PriorsInMemory::with_nestings(generated_record_sets(rows, EARLIER_OUTPUTS))
+    })
+    .await?;
     bar.inc(1);
 
     let grant = TableGrant {
@@ -58,12 +71,29 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
 
     let mut table = Vec::new();
     for sql in GENERATED_QUERIES {
-        let (mut ours, mut base) = (Vec::new(), Vec::new());
+        let (mut ours, mut untracked, mut base) = (Vec::new(), Vec::new(), Vec::new());
+        let mut set_bytes = 0usize;
         for _ in 0..runs {
             let t = Instant::now();
             let sandbox = SqlSandbox::new(std::slice::from_ref(&grant), limits.clone()).await?;
-            let checked = check_and_run(&sandbox, sql, &rules).await?;
+            let checked = check_and_run_after(&sandbox, sql, &rules, &priors).await?;
             ours.push(t.elapsed());
+            anyhow::ensure!(
+                checked.output.rows > 0,
+                "sandboxed query returned nothing: {sql}"
+            );
+            set_bytes = checked
+                .record_sets
+                .iter()
+                .flat_map(|r| &r.sets)
+                .map(|t| t.set.to_bytes().len() + t.set.summary().to_bytes().len())
+                .sum();
+            bar.inc(1);
+
+            let t = Instant::now();
+            let sandbox = SqlSandbox::new(std::slice::from_ref(&grant), limits.clone()).await?;
+            let checked = check_and_run_untracked(&sandbox, sql, &rules).await?;
+            untracked.push(t.elapsed());
             anyhow::ensure!(
                 checked.output.rows > 0,
                 "sandboxed query returned nothing: {sql}"
@@ -76,7 +106,13 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
             anyhow::ensure!(raw_rows > 0, "raw query returned nothing: {sql}");
             bar.inc(1);
         }
-        table.push((sql, median(ours), median(base)));
+        table.push((
+            sql,
+            median(ours),
+            median(untracked),
+            median(base),
+            set_bytes,
+        ));
     }
 
     // DP: mean amount by region at ε = 1 against polars' own group-by mean.
@@ -100,26 +136,41 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
     }
     bar.finish_and_clear();
 
-    println!("{rows} rows, {runs} runs each, medians; pdx and baseline alternate in one process.");
+    println!(
+        "{rows} rows, {runs} runs each, medians; pdx and baselines alternate in one process; \
+         {} earlier record sets.",
+        priors.len()
+    );
     println!();
-    println!("| query | pdx sandbox (checks included) | raw DataFusion | ratio |");
-    println!("|---|---|---|---|");
-    let (mut sum_ours, mut sum_base) = (0.0, 0.0);
-    for (sql, o, b) in &table {
-        sum_ours += o.as_secs_f64();
-        sum_base += b.as_secs_f64();
+    println!(
+        "| query | pdx (checks, record sets vs earlier outputs) | pdx without record sets | \
+         record-set ratio | record sets stored | raw DataFusion | ratio to raw |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let ratio = |a: f64, b: f64| a / b.max(1e-9);
+    let (mut sum_ours, mut sum_untracked, mut sum_base) = (0.0, 0.0, 0.0);
+    for (sql, o, u, b, bytes) in &table {
+        let (o, u, b) = (o.as_secs_f64(), u.as_secs_f64(), b.as_secs_f64());
+        sum_ours += o;
+        sum_untracked += u;
+        sum_base += b;
         println!(
-            "| `{sql}` | {:.1} ms | {:.1} ms | {:.2}× |",
-            o.as_secs_f64() * 1e3,
-            b.as_secs_f64() * 1e3,
-            o.as_secs_f64() / b.as_secs_f64().max(1e-9)
+            "| `{sql}` | {:.1} ms | {:.1} ms | {:.2}× | {:.1} KiB | {:.1} ms | {:.2}× |",
+            o * 1e3,
+            u * 1e3,
+            ratio(o, u),
+            *bytes as f64 / 1024.0,
+            b * 1e3,
+            ratio(o, b)
         );
     }
     println!(
-        "| **all five** | {:.1} ms | {:.1} ms | **{:.2}×** |",
+        "| **all five** | {:.1} ms | {:.1} ms | **{:.2}×** | | {:.1} ms | **{:.2}×** |",
         sum_ours * 1e3,
+        sum_untracked * 1e3,
+        ratio(sum_ours, sum_untracked),
         sum_base * 1e3,
-        sum_ours / sum_base.max(1e-9)
+        ratio(sum_ours, sum_base)
     );
     println!();
     let (o, b) = (median(dp_ours), median(dp_base));

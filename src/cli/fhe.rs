@@ -1,7 +1,12 @@
-//! `pdx fhe keygen` and `pdx fhe query`: the bank's side of a private lookup.
+//! `pdx fhe keygen` and `pdx fhe query`: the bank's side of a private lookup;
+//! `pdx fhe consent-keygen` and `pdx fhe consent-sign`: the enterprise's side of its
+//! authorisation (GD21 Art.41, see `pdx_algorithms::fhe::consent`).
 //!
-//! Both run on the client's machine. `keygen` writes a TFHE client key (the secret,
-//! mode 0600) and a compressed server key. `query`:
+//! All run on the client's machine. `keygen` writes a TFHE client key (the secret,
+//! mode 0600) and a compressed server key. `consent-keygen` writes an Ed25519 consent
+//! key (mode 0600) and prints the public key the enterprise registers with
+//! `PUT /v1/consent/keys`; `consent-sign` signs an authorisation for one bank, template
+//! and period, and writes the file the bank passes to `query --consent`. `query`:
 //!
 //! 1. reads the approved template (key width, the dataset id that salts the key hash,
 //!    the public-bucket sizes);
@@ -10,7 +15,10 @@
 //! 3. uploads the server key unless the organisation already has it (matched by hash);
 //! 4. with `--reveal-bucket`, shows how many keys share the bucket (the platform learns
 //!    the enterprise is one of them) before revealing it;
-//! 5. encrypts the hashed key, submits the query, follows the job's progress, fetches
+//! 5. with `--consent`, draws a fresh nonce, writes the opening (authorisation,
+//!    signature, nonce) beside the consent file as `opening-<commitment>.json` before
+//!    anything is sent, and sends only the commitment;
+//! 6. encrypts the hashed key, submits the query, follows the job's progress, fetches
 //!    the encrypted answer, checks it against the hashes the server recorded, and
 //!    decrypts it.
 
@@ -21,6 +29,10 @@ use anyhow::{Context, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use clap::Subcommand;
+use ed25519_dalek::{Signer, SigningKey};
+use pdx_algorithms::fhe::consent::{
+    self, ConsentAuthorisation, ConsentOpening, SIGNATURE_LEN, SignedConsent,
+};
 use pdx_algorithms::fhe::{
     Answer, ClientSecret, KeyWidth, ciphertext_hash, client, lookup_hash, server_key_hash,
 };
@@ -28,6 +40,7 @@ use serde_json::Value;
 
 const CLIENT_FILE: &str = "client.key";
 const SERVER_FILE: &str = "server.key";
+const CONSENT_KEY_FILE: &str = "consent.key";
 
 /// Private lookups with TFHE, client side.
 #[derive(Debug, Subcommand)]
@@ -65,9 +78,47 @@ pub enum FheCommand {
         /// (faster), and the platform learns the enterprise is one of its keys.
         #[arg(long)]
         reveal_bucket: bool,
+        /// The enterprise's signed authorisation (JSON with `authorisation` and
+        /// `signature`, as `consent-sign` writes it); required on conditionally open
+        /// data. Only a fresh commitment to it is sent; the opening a supervisor may
+        /// ask for is kept beside it as `opening-<commitment>.json` (0600).
+        #[arg(long)]
+        consent: Option<PathBuf>,
         /// Give up waiting after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
+    },
+    /// Generate an Ed25519 consent key (subject organisations): `consent.key` (secret,
+    /// 0600); prints the public key to register with `PUT /v1/consent/keys`.
+    ConsentKeygen {
+        /// Directory to write the key to.
+        #[arg(long, default_value = "pdx-consent-key")]
+        out: PathBuf,
+    },
+    /// Sign an authorisation for one bank, template and period (subject
+    /// organisations); writes the file the bank passes to `query --consent`.
+    ConsentSign {
+        /// The consent key written by `consent-keygen`.
+        #[arg(long, default_value = "pdx-consent-key/consent.key")]
+        key: PathBuf,
+        /// Your organisation id (the subject).
+        #[arg(long)]
+        subject: String,
+        /// The bank's organisation id.
+        #[arg(long)]
+        bank: String,
+        /// The FHE template the bank may use.
+        #[arg(long)]
+        template: String,
+        /// Days the authorisation covers, from now.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// What the lookup is for.
+        #[arg(long)]
+        purpose: String,
+        /// File to write (it must not exist).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -83,6 +134,7 @@ pub async fn run(cmd: FheCommand) -> anyhow::Result<()> {
             url,
             api_key,
             reveal_bucket,
+            consent,
             timeout_secs,
         } => {
             let client = Client {
@@ -95,11 +147,93 @@ pub async fn run(cmd: FheCommand) -> anyhow::Result<()> {
                 key: &key,
                 grant: grant.as_deref(),
                 reveal_bucket,
+                consent: consent.as_deref(),
                 timeout: Duration::from_secs(timeout_secs),
             };
             query(&client, &keys, ask).await
         }
+        FheCommand::ConsentKeygen { out } => consent_keygen(&out),
+        FheCommand::ConsentSign {
+            key,
+            subject,
+            bank,
+            template,
+            days,
+            purpose,
+            out,
+        } => {
+            let now = i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)?
+                    .as_millis(),
+            )?;
+            let authorisation = ConsentAuthorisation {
+                subject_org: subject,
+                bank_org: bank,
+                template_id: template,
+                valid_from_ms: now,
+                valid_until_ms: now + i64::from(days) * 86_400_000,
+                purpose,
+            };
+            consent_sign(&key, authorisation, &out)
+        }
     }
+}
+
+fn consent_keygen(out: &Path) -> anyhow::Result<()> {
+    let path = out.join(CONSENT_KEY_FILE);
+    let key = SigningKey::generate(&mut rand::rngs::OsRng);
+    pdx_ledger::signing::write_secret_file(&path, hex::encode(key.to_bytes()).as_bytes())
+        .with_context(|| format!("writing {} (it must not exist yet)", path.display()))?;
+    eprintln!(
+        "wrote {} (secret); register the public key with PUT /v1/consent/keys:",
+        path.display()
+    );
+    println!("{}", hex::encode(key.verifying_key().to_bytes()));
+    Ok(())
+}
+
+fn consent_sign(key: &Path, authorisation: ConsentAuthorisation, out: &Path) -> anyhow::Result<()> {
+    authorisation.check_well_formed()?;
+    let text =
+        std::fs::read_to_string(key).with_context(|| format!("reading {}", key.display()))?;
+    let seed = consent::decode_hex::<32>("consent key", &text)?;
+    let key = SigningKey::from_bytes(&seed);
+    let signature = key.sign(&authorisation.signing_bytes()).to_bytes();
+    let signed = SignedConsent {
+        authorisation,
+        signature: hex::encode(signature),
+    };
+    let json = serde_json::to_vec_pretty(&signed)?;
+    pdx_ledger::signing::write_secret_file(out, &json)
+        .with_context(|| format!("writing {} (it must not exist yet)", out.display()))?;
+    eprintln!("wrote {}: give it to the bank", out.display());
+    Ok(())
+}
+
+/// Draws a fresh nonce for a signed authorisation, keeps the opening beside the file
+/// (before anything is sent, so a commitment is never left without its opening), and
+/// returns the commitment to send, hex.
+fn commit_consent(path: &Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let signed: SignedConsent = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a signed authorisation", path.display()))?;
+    let signature = consent::decode_hex::<SIGNATURE_LEN>("signature", &signed.signature)?;
+    let opening = ConsentOpening {
+        authorisation: signed.authorisation,
+        signature,
+        nonce: rand::random(),
+    };
+    let commitment = hex::encode(opening.commitment());
+    let kept = path.with_file_name(format!("opening-{commitment}.json"));
+    pdx_ledger::signing::write_secret_file(&kept, &serde_json::to_vec_pretty(&opening.to_text())?)
+        .with_context(|| format!("writing {}", kept.display()))?;
+    eprintln!(
+        "consent commitment {commitment}: keep {} to open it if a supervisor asks",
+        kept.display()
+    );
+    Ok(commitment)
 }
 
 fn spinner(message: &str) -> indicatif::ProgressBar {
@@ -184,6 +318,7 @@ struct Ask<'a> {
     key: &'a str,
     grant: Option<&'a str>,
     reveal_bucket: bool,
+    consent: Option<&'a Path>,
     timeout: Duration,
 }
 
@@ -271,7 +406,10 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
         None
     };
 
-    // 5. Encrypt, submit, follow, decrypt.
+    // 5. The consent commitment, its opening kept first.
+    let consent_commitment = ask.consent.map(commit_consent).transpose()?;
+
+    // 6. Encrypt, submit, follow, decrypt.
     let ciphertext =
         tokio::task::spawn_blocking(move || secret.encrypt_key(width, hashed).map(|c| (c, secret)))
             .await??;
@@ -283,6 +421,7 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
         "server_key_id": server_key_id,
         "bucket": bucket,
         "ciphertext": STANDARD.encode(&ciphertext),
+        "consent_commitment": consent_commitment,
     });
     let (status, accepted) = client
         .send(

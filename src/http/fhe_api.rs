@@ -6,8 +6,9 @@
 //!   submit encrypted queries under their grants, then poll the job and fetch the
 //!   encrypted answer;
 //! - providers approve, refuse and retire templates on their own datasets;
-//! - supervisors read templates and query metadata (hashes, sizes, buckets), never the
-//!   answer ciphertexts.
+//! - supervisors read templates and query metadata (hashes, sizes, buckets, consent
+//!   commitments), never the answer ciphertexts; opening a commitment is
+//!   [`super::consent_api`].
 //!
 //! No endpoint accepts a client (secret) key: the server-key upload and the query
 //! ciphertext are read by `pdx_algorithms::fhe::server`, which refuses one by its
@@ -251,6 +252,11 @@ struct QueryBody {
     /// `CompressedFheUint16`, `CompressedFheUint32` or `CompressedFheUint64` (the
     /// template's key width) encrypting the hashed key.
     ciphertext: String,
+    /// Commitment to the enterprise's signed authorisation, 64 hex digits (GD21
+    /// Art.41): `BLAKE3("pdx consent commitment v1" || 0x00 || authorisation bytes ||
+    /// signature || nonce)` with a fresh random nonce. Required on conditionally open
+    /// data; see `pdx_algorithms::fhe::consent`.
+    consent_commitment: Option<String>,
 }
 
 /// What a submitted query returns at once.
@@ -263,8 +269,9 @@ struct QueryAccepted {
 }
 
 /// Submit an encrypted lookup as a job (202 with its location). The template, the
-/// grant (and its query budget), the server key and the ciphertext are all checked
-/// first; a refusal starts and spends nothing.
+/// grant (and its query budget), the consent commitment (required on conditionally
+/// open data: 403 without one; 409 if already used), the server key and the ciphertext
+/// are all checked first; a refusal starts and spends nothing.
 #[utoipa::path(post, path = "/v1/fhe/queries", tag = "fhe", security(("bearer" = [])),
     request_body = QueryBody,
     responses((status = 202, body = QueryAccepted), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -282,6 +289,7 @@ async fn submit_query(
         grant_id: body.grant_id,
         server_key_id: body.server_key_id,
         bucket: body.bucket,
+        consent_commitment: body.consent_commitment,
     };
     let (query, job) = app
         .sandbox

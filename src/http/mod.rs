@@ -13,6 +13,7 @@
 
 pub mod audit_api;
 pub mod catalog;
+pub mod consent_api;
 pub mod fhe_api;
 pub mod json;
 pub mod keys;
@@ -106,6 +107,7 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(ledger_api::routes())
         .merge(sandbox_api::routes())
         .merge(fhe_api::routes())
+        .merge(consent_api::routes())
         .merge(audit_api::routes())
         .merge(products_api::routes())
 }

@@ -361,6 +361,36 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
     ("GET", "/v1/fhe/queries", DEVELOPER_READS),
     ("POST", "/v1/fhe/queries", DEVELOPER_OWN),
     ("GET", "/v1/fhe/queries/{id}", DEVELOPER_READS),
+    // consent for private lookups (GD21 Art.41): subjects register their consent keys
+    // (supervisors read them all); supervisors ask the bank to open a query's
+    // commitment; the bank that made the query (checked inside: another organisation's
+    // query is not found) opens or refuses; the bank and supervisors read the status
+    (
+        "GET",
+        "/v1/consent/keys",
+        Policy {
+            roles: &[Subject, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    (
+        "PUT",
+        "/v1/consent/keys",
+        Policy {
+            roles: &[Subject],
+            owner: Owner::OwnOrg,
+            writes: true,
+        },
+    ),
+    ("GET", "/v1/fhe/queries/{id}/consent", DEVELOPER_READS),
+    (
+        "POST",
+        "/v1/fhe/queries/{id}/consent/request",
+        SUPERVISOR_WRITES,
+    ),
+    ("POST", "/v1/fhe/queries/{id}/consent/open", DEVELOPER_OWN),
+    ("POST", "/v1/fhe/queries/{id}/consent/refuse", DEVELOPER_OWN),
     // products: developers package their own releases; every role reads listed
     // products (pending and rejected ones only their developer, the exchange and
     // supervisors, checked inside); the exchange reviews, lists and rejects; the

@@ -6,7 +6,10 @@
 //! the queries; every
 //! query's ledger entry holds ciphertext hashes and never the key. Wrong parameters,
 //! oversized keys, malformed ciphertexts and client keys are refused with a 4xx, and
-//! other roles and organisations get 403 / 404.
+//! other roles and organisations get 403 / 404. On this conditionally open data every
+//! query carries a commitment to the enterprise's signed authorisation (GD21 Art.41):
+//! one without it is refused before any budget is spent, and a supervisor can have the
+//! bank open any commitment, which pdx verifies (a forgery and a refusal are recorded).
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
@@ -14,7 +17,9 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use ed25519_dalek::{Signer, SigningKey};
 use pdx::samples;
+use pdx_algorithms::fhe::consent::{ConsentAuthorisation, ConsentOpening, SignedConsent};
 use pdx_algorithms::fhe::{
     Answer, ClientSecret, KeyPair, KeyWidth, ciphertext_hash, client, lookup_hash, testing,
 };
@@ -110,14 +115,90 @@ fn encrypt(key_hash: u64) -> Vec<u8> {
         .unwrap()
 }
 
+/// An enterprise's signed authorisation, as the bank keeps it.
+#[derive(Clone)]
+struct Consent {
+    authorisation: ConsentAuthorisation,
+    signature: [u8; 64],
+}
+
+impl Consent {
+    fn sign(key: &SigningKey, authorisation: ConsentAuthorisation) -> Consent {
+        let signature = key.sign(&authorisation.signing_bytes()).to_bytes();
+        Consent {
+            authorisation,
+            signature,
+        }
+    }
+
+    /// The authorisation for `bank_org` and `template`, valid from a minute ago for a day.
+    fn for_query(key: &SigningKey, subject_org: &str, bank_org: &str, template: &str) -> Consent {
+        let now = pdx_ledger::db::now_ms();
+        Consent::sign(
+            key,
+            ConsentAuthorisation {
+                subject_org: subject_org.into(),
+                bank_org: bank_org.into(),
+                template_id: template.into(),
+                valid_from_ms: now - 60_000,
+                valid_until_ms: now + 86_400_000,
+                purpose: "working-capital loan application".into(),
+            },
+        )
+    }
+
+    /// A fresh opening (a new random nonce) for one query.
+    fn fresh(&self) -> ConsentOpening {
+        ConsentOpening {
+            authorisation: self.authorisation.clone(),
+            signature: self.signature,
+            nonce: rand::random(),
+        }
+    }
+}
+
+async fn put_consent_key(t: &TestServer, key: &str, public_key: &str) -> (u16, Value) {
+    t.call(
+        Some(key),
+        Method::PUT,
+        "/v1/consent/keys",
+        Some(json!({"public_key": public_key})),
+    )
+    .await
+}
+
+/// A subject organisation with a registered consent key: (org id, API key, signing key).
+async fn subject(t: &TestServer, name: &str, seed: u8) -> (String, String, SigningKey) {
+    let (org, key) = t.key_for(name, "subject").await;
+    let signing = SigningKey::from_bytes(&[seed; 32]);
+    let public = hex::encode(signing.verifying_key().to_bytes());
+    let (s, k) = put_consent_key(t, &key, &public).await;
+    assert_eq!(s, 201, "{k}");
+    (org, key, signing)
+}
+
 struct Ask<'a> {
     template: &'a str,
     grant: &'a str,
     server_key: &'a str,
     bucket: Option<u64>,
+    /// The authorisation each submission commits to afresh.
+    consent: Option<&'a Consent>,
 }
 
+/// Submits with a fresh commitment to `ask.consent`, if any.
 async fn submit(t: &TestServer, key: &str, ask: &Ask<'_>, ciphertext: &[u8]) -> (u16, Value) {
+    let commitment = ask.consent.map(|c| hex::encode(c.fresh().commitment()));
+    submit_with(t, key, ask, ciphertext, commitment.as_deref()).await
+}
+
+async fn submit_with(
+    t: &TestServer,
+    key: &str,
+    ask: &Ask<'_>,
+    ciphertext: &[u8],
+    commitment: Option<&str>,
+) -> (u16, Value) {
     t.call(
         Some(key),
         Method::POST,
@@ -128,6 +209,7 @@ async fn submit(t: &TestServer, key: &str, ask: &Ask<'_>, ciphertext: &[u8]) -> 
             "server_key_id": ask.server_key,
             "bucket": ask.bucket,
             "ciphertext": STANDARD.encode(ciphertext),
+            "consent_commitment": commitment,
         })),
     )
     .await
@@ -168,6 +250,7 @@ async fn lookup(t: &TestServer, bank: &str, ask: &Ask<'_>, key_hash: u64) -> (bo
     assert_eq!(p["value_hash"], q["value_hash"]);
     assert_eq!(p["found_hash"], q["found_hash"]);
     assert_eq!(p["rows_scanned"], q["rows_scanned"]);
+    assert_eq!(p["consent_commitment"], q["consent_commitment"]);
     let text = p.to_string();
     assert!(!text.contains(&key_hash.to_string()) && !text.contains(&format!("{key_hash:x}")));
 
@@ -182,10 +265,11 @@ async fn fhe_private_lookups_over_http() {
         let b = t.backend;
         let (_, provider) = t.key_for("power-bureau", "provider").await;
         let (_, other_provider) = t.key_for("water-bureau", "provider").await;
-        let (_, bank) = t.key_for("bank-of-shenzhen", "developer").await;
+        let (bank_org, bank) = t.key_for("bank-of-shenzhen", "developer").await;
         let (_, rival) = t.key_for("rival-bank", "developer").await;
         let (_, buyer) = t.key_for("buyer-co", "buyer").await;
         let (_, supervisor) = t.key_for("regulator", "supervisor").await;
+        let (subject_org, _, subject_key) = subject(&t, "shenzhen-widgets", 21).await;
 
         // The conditional electricity dataset, credit codes pseudonymised.
         let meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
@@ -416,11 +500,13 @@ async fn fhe_private_lookups_over_http() {
             !present_hashes.contains(&h(&absent)),
             "{b}: absent key collides"
         );
+        let consent = Consent::for_query(&subject_key, &subject_org, &bank_org, &template);
         let ask = Ask {
             template: &template,
             grant: &grant,
             server_key: &server_key,
             bucket: None,
+            consent: Some(&consent),
         };
 
         // Refused at admission, spending nothing.
@@ -486,10 +572,18 @@ async fn fhe_private_lookups_over_http() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("client.key"), &m.pair.client).unwrap();
         std::fs::write(dir.path().join("server.key"), &m.pair.server).unwrap();
+        let signed = SignedConsent {
+            authorisation: consent.authorisation.clone(),
+            signature: hex::encode(consent.signature),
+        };
+        let consent_file = dir.path().join("consent.json");
+        std::fs::write(&consent_file, serde_json::to_vec(&signed).unwrap()).unwrap();
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pdx"))
             .args(["fhe", "query", "--template", &template, "--grant", &grant])
             .args(["--key", &top.0, "--keys"])
             .arg(dir.path())
+            .arg("--consent")
+            .arg(&consent_file)
             .env("PDX_URL", t.url(""))
             .env("PDX_API_KEY", &bank)
             .output()
@@ -503,6 +597,16 @@ async fn fhe_private_lookups_over_http() {
             "{b}: {stderr}"
         );
         assert!(!stderr.contains("uploading"), "{b}: {stderr}");
+        // The CLI kept the opening of the commitment it sent, named by the commitment.
+        let kept: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("opening-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{b}: {kept:?}");
+        let (_, list) = t.get(&bank, "/v1/fhe/queries").await;
+        let newest = list[0]["consent_commitment"].as_str().unwrap();
+        assert_eq!(kept[0], format!("opening-{newest}.json"), "{b}");
 
         // Budget used up: refused before any job exists.
         let (s, e) = submit(&t, &bank, &ask, &ct).await;
@@ -575,6 +679,538 @@ async fn fhe_private_lookups_over_http() {
             "{b}"
         );
         assert_eq!(t.get(&bank, &kpath).await.0, 404, "{b}");
+        t.stop().await;
+    }
+}
+
+/// The conditional electricity dataset, an FHE grant of `budget` queries for the bank,
+/// an approved template and the bank's server key.
+struct Fixture {
+    grant: String,
+    template: String,
+    server_key: String,
+}
+
+async fn fhe_fixture(t: &TestServer, provider: &str, bank: &str, budget: u32) -> Fixture {
+    let b = t.backend;
+    let meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
+    let dataset = register(t, provider, &meta).await;
+    let csv = samples::electricity_csv(ROWS, SEED);
+    let (s, job) = upload(t, provider, &dataset, "?format=csv", csv.into_bytes()).await;
+    assert_eq!(s, 202, "{b}: {job}");
+    let job = wait(t, provider, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{b}: {job}");
+    let (s, g) = t
+        .call(
+            Some(bank),
+            Method::POST,
+            "/v1/grants",
+            Some(json!({
+                "dataset_id": dataset,
+                "purpose": "credit decisions with the enterprise's authorisation",
+                "columns": ["credit_code", "kwh_12m"],
+                "model_kinds": ["fhe"],
+                "term_days": 365,
+                "query_budget": budget
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}: {g}");
+    let grant = g["id"].as_str().unwrap().to_string();
+    let (s, g) = t
+        .call(
+            Some(provider),
+            Method::POST,
+            &format!("/v1/grants/{grant}/decision"),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}: {g}");
+    let (s, tpl) = t
+        .call(
+            Some(bank),
+            Method::POST,
+            "/v1/fhe/templates",
+            Some(json!({
+                "dataset_id": dataset,
+                "name": "top quartile of electricity use",
+                "purpose": "working-capital loans",
+                "spec": {
+                    "key_column": "credit_code",
+                    "value": {"rule": "quantile", "column": "kwh_12m", "buckets": 4, "at_least": 3},
+                    "output": {"kind": "bool"},
+                    "key_width": "u16",
+                    "bucket_bits": 2
+                }
+            })),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}: {tpl}");
+    let template = tpl["id"].as_str().unwrap().to_string();
+    let (s, tpl) = t
+        .call(
+            Some(provider),
+            Method::POST,
+            &format!("/v1/fhe/templates/{template}/decision"),
+            Some(json!({"approve": true})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}: {tpl}");
+    let (s, key) = raw(
+        t,
+        bank,
+        Method::POST,
+        "/v1/fhe/keys",
+        material().pair.server.clone(),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}: {key}");
+    Fixture {
+        grant,
+        template,
+        server_key: key["id"].as_str().unwrap().to_string(),
+    }
+}
+
+/// Submits a query committed to `opening`, waits for it, and returns the query.
+async fn committed_lookup(
+    t: &TestServer,
+    bank: &str,
+    ask: &Ask<'_>,
+    opening: &ConsentOpening,
+) -> Value {
+    let commitment = hex::encode(opening.commitment());
+    let (s, accepted) = submit_with(t, bank, ask, &encrypt(12345), Some(&commitment)).await;
+    assert_eq!(s, 202, "{}: {accepted}", t.backend);
+    let job = wait(t, bank, accepted["job"]["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{}: {job}", t.backend);
+    let id = accepted["query"]["id"].as_str().unwrap();
+    let (s, q) = t.get(bank, &format!("/v1/fhe/queries/{id}")).await;
+    assert_eq!(s, 200, "{q}");
+    assert_eq!(q["consent_commitment"], commitment.as_str());
+    q
+}
+
+/// The body of `POST /v1/fhe/queries/{id}/consent/open`.
+fn open_body(opening: &ConsentOpening) -> Value {
+    serde_json::to_value(opening.to_text()).unwrap()
+}
+
+/// GD21 Art.41. A subject organisation registers a consent key; a bank's lookup on
+/// conditional data without a commitment is refused before any budget is spent; with
+/// one, the ledger entry carries the commitment and nothing of the authorisation. A
+/// supervisor then asks the bank to open commitments: a genuine authorisation verifies,
+/// a wrong opening and a forged authorisation (signed by another key) are recorded as
+/// invalid with the check they failed, and a refusal is recorded as refused. Other
+/// roles get 403 and other organisations 404 on every consent route.
+#[tokio::test]
+async fn fhe_consent_is_committed_on_conditional_lookups_and_opened_on_a_supervisors_request() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        let (_, provider) = t.key_for("power-bureau", "provider").await;
+        let (bank_org, bank) = t.key_for("bank-of-shenzhen", "developer").await;
+        let (_, rival) = t.key_for("rival-bank", "developer").await;
+        let (_, buyer) = t.key_for("buyer-co", "buyer").await;
+        let (_, supervisor) = t.key_for("regulator", "supervisor").await;
+        let (subject_org, subject_api, subject_key) = subject(&t, "shenzhen-widgets", 31).await;
+        let (_, other_subject) = t.key_for("other-widgets", "subject").await;
+        let f = fhe_fixture(&t, &provider, &bank, 4).await;
+
+        // Consent keys: the subject's own; the same key again is no change; another
+        // organisation cannot claim it; malformed and weak keys are refused; only
+        // subjects register, only subjects and supervisors read.
+        let public = hex::encode(subject_key.verifying_key().to_bytes());
+        let (s, keys) = t.get(&subject_api, "/v1/consent/keys").await;
+        assert_eq!(s, 200, "{b}: {keys}");
+        assert_eq!(keys.as_array().unwrap().len(), 1, "{b}: {keys}");
+        assert_eq!(keys[0]["public_key"], public.as_str());
+        assert!(keys[0]["superseded_ms"].is_null());
+        let (s, same) = put_consent_key(&t, &subject_api, &public).await;
+        assert_eq!((s, &same["id"]), (200, &keys[0]["id"]), "{b}: {same}");
+        let (s, e) = put_consent_key(&t, &other_subject, &public).await;
+        assert_eq!(s, 409, "{b}: {e}");
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        for bad in ["abc".to_string(), hex::encode(identity), "zz".repeat(32)] {
+            let (s, e) = put_consent_key(&t, &other_subject, &bad).await;
+            assert_eq!(s, 422, "{b}: {bad}: {e}");
+        }
+        assert_eq!(put_consent_key(&t, &bank, &public).await.0, 403, "{b}");
+        assert_eq!(t.get(&buyer, "/v1/consent/keys").await.0, 403, "{b}");
+        let (s, all) = t
+            .get(
+                &supervisor,
+                &format!("/v1/consent/keys?org_id={subject_org}"),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {all}");
+        assert_eq!(all.as_array().unwrap().len(), 1, "{b}: {all}");
+        let seq = keys[0]["ledger_seq"].as_u64().unwrap();
+        let (s, entry) = t
+            .get(&supervisor, &format!("/v1/ledger/entries/{seq}"))
+            .await;
+        assert_eq!(s, 200, "{b}: {entry}");
+        assert_eq!(payload(&entry)["event"], "consent_key");
+        assert_eq!(payload(&entry)["public_key"], public.as_str());
+
+        // A lookup without consent ("lookup without consent"): refused at admission,
+        // nothing spent, nothing queued; a malformed commitment is a 422.
+        let ask = Ask {
+            template: &f.template,
+            grant: &f.grant,
+            server_key: &f.server_key,
+            bucket: None,
+            consent: None,
+        };
+        let ct = encrypt(12345);
+        let (s, e) = submit(&t, &bank, &ask, &ct).await;
+        assert_eq!(s, 403, "{b}: {e}");
+        assert!(
+            e["detail"].as_str().unwrap().contains("consent_commitment"),
+            "{b}: {e}"
+        );
+        let (s, e) = submit_with(&t, &bank, &ask, &ct, Some("abc")).await;
+        assert_eq!(s, 422, "{b}: {e}");
+        let (_, g) = t.get(&bank, &format!("/v1/grants/{}", f.grant)).await;
+        assert_eq!(g["queries_used"], 0, "{b}: {g}");
+        let (_, list) = t.get(&bank, "/v1/fhe/queries").await;
+        assert_eq!(list, json!([]), "{b}");
+
+        // Three committed lookups: a genuine authorisation, a forged one (signed by
+        // another key, which pdx cannot tell at query time) and a genuine one the bank
+        // will refuse to open.
+        let consent = Consent::for_query(&subject_key, &subject_org, &bank_org, &f.template);
+        let forger = SigningKey::from_bytes(&[99u8; 32]);
+        let forged = Consent::for_query(&forger, &subject_org, &bank_org, &f.template);
+        let genuine = consent.fresh();
+        let q1 = committed_lookup(&t, &bank, &ask, &genuine).await;
+        let forgery = forged.fresh();
+        let q2 = committed_lookup(&t, &bank, &ask, &forgery).await;
+        let refused = consent.fresh();
+        let q3 = committed_lookup(&t, &bank, &ask, &refused).await;
+        // A commitment is used once.
+        let (s, e) = submit_with(
+            &t,
+            &bank,
+            &ask,
+            &ct,
+            Some(&hex::encode(genuine.commitment())),
+        )
+        .await;
+        assert_eq!(s, 409, "{b}: {e}");
+        let (_, g) = t.get(&bank, &format!("/v1/grants/{}", f.grant)).await;
+        assert_eq!(g["queries_used"], 3, "{b}: {g}");
+
+        // The query's ledger entry carries the commitment and nothing of the
+        // authorisation, its signature or its nonce.
+        let seq = q1["ledger_seq"].as_u64().unwrap();
+        let (s, entry) = t.get(&bank, &format!("/v1/ledger/entries/{seq}")).await;
+        assert_eq!(s, 200, "{b}: {entry}");
+        let p = payload(&entry);
+        assert_eq!(p["event"], "query");
+        assert_eq!(
+            p["consent_commitment"],
+            hex::encode(genuine.commitment()).as_str()
+        );
+        let text = p.to_string();
+        for secret in [
+            subject_org.clone(),
+            genuine.authorisation.purpose.clone(),
+            hex::encode(genuine.signature),
+            hex::encode(genuine.nonce),
+        ] {
+            assert!(!text.contains(&secret), "{b}: the entry holds {secret}");
+        }
+
+        // Who may touch the consent routes: the bank and supervisors read; only
+        // supervisors ask; only the bank answers; everyone else 403, other banks 404.
+        let path = |q: &Value, tail: &str| {
+            format!(
+                "/v1/fhe/queries/{}/consent{tail}",
+                q["id"].as_str().unwrap()
+            )
+        };
+        let reason = json!({"reason": "routine audit of private lookups"});
+        let (s, view) = t.get(&bank, &path(&q1, "")).await;
+        assert_eq!(s, 200, "{b}: {view}");
+        assert!(
+            view["status"].is_null() && view["requests"] == json!([]),
+            "{b}: {view}"
+        );
+        for key in [&buyer, &provider, &subject_api] {
+            assert_eq!(t.get(key, &path(&q1, "")).await.0, 403, "{b}");
+            for tail in ["/request", "/open", "/refuse"] {
+                let (s, _) = t
+                    .call(
+                        Some(key),
+                        Method::POST,
+                        &path(&q1, tail),
+                        Some(reason.clone()),
+                    )
+                    .await;
+                assert_eq!(s, 403, "{b}: {tail}");
+            }
+        }
+        assert_eq!(t.get(&rival, &path(&q1, "")).await.0, 404, "{b}");
+        let (s, _) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q1, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 403, "{b}: the bank cannot ask itself");
+        let (s, e) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q1, "/open"),
+                Some(open_body(&genuine)),
+            )
+            .await;
+        assert_eq!(
+            s, 409,
+            "{b}: nothing to answer before a supervisor asks: {e}"
+        );
+        let (s, e) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q1, "/request"),
+                Some(json!({"reason": "  "})),
+            )
+            .await;
+        assert_eq!(s, 422, "{b}: {e}");
+
+        // 1. The supervisor asks; the bank opens a genuine authorisation: verified.
+        let (s, view) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q1, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}: {view}");
+        assert_eq!(view["status"], "open", "{b}: {view}");
+        assert!(view["requests"][0]["answer_deadline"].is_string());
+        let (s, e) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q1, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 409, "{b}: one open request at a time: {e}");
+        let seq = view["requests"][0]["request_seq"].as_u64().unwrap();
+        let (s, entry) = t.get(&bank, &format!("/v1/ledger/entries/{seq}")).await;
+        assert_eq!(s, 200, "{b}: the bank is a party: {entry}");
+        assert_eq!(payload(&entry)["event"], "consent_request");
+        for who in [&rival, &buyer] {
+            let (s, _) = t
+                .call(
+                    Some(who),
+                    Method::POST,
+                    &path(&q1, "/open"),
+                    Some(open_body(&genuine)),
+                )
+                .await;
+            assert!(s == 404 || s == 403, "{b}: {s}");
+        }
+        let mut unreadable = open_body(&genuine);
+        unreadable["nonce"] = json!("00");
+        let (s, e) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q1, "/open"),
+                Some(unreadable),
+            )
+            .await;
+        assert_eq!(s, 422, "{b}: {e}");
+        let (s, view) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q1, "/open"),
+                Some(open_body(&genuine)),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {view}");
+        assert_eq!(view["status"], "verified", "{b}: {view}");
+        let answer = &view["requests"][0];
+        assert!(answer["failed_check"].is_null(), "{b}: {view}");
+        assert_eq!(answer["subject_org"], subject_org.as_str());
+        assert_eq!(answer["subject_key"], public.as_str());
+        assert_eq!(
+            answer["opening"]["nonce"],
+            hex::encode(genuine.nonce).as_str()
+        );
+        let seq = answer["answer_seq"].as_u64().unwrap();
+        let (s, entry) = t
+            .get(&supervisor, &format!("/v1/ledger/entries/{seq}"))
+            .await;
+        assert_eq!(s, 200, "{b}: {entry}");
+        let p = payload(&entry);
+        assert_eq!(p["event"], "consent_answer");
+        assert_eq!(p["outcome"], "verified");
+        assert_eq!(p["consent_commitment"], q1["consent_commitment"]);
+        assert_eq!(
+            p["opening"]["authorisation"]["subject_org"],
+            subject_org.as_str()
+        );
+        // The subject named by a matching opening may read it; a bystander may not.
+        assert_eq!(
+            t.get(&subject_api, &format!("/v1/ledger/entries/{seq}"))
+                .await
+                .0,
+            200,
+            "{b}"
+        );
+        assert_eq!(
+            t.get(&buyer, &format!("/v1/ledger/entries/{seq}")).await.0,
+            404,
+            "{b}"
+        );
+        let (s, e) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q1, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 409, "{b}: already verified: {e}");
+        let (s, view) = t.get(&supervisor, &path(&q1, "")).await;
+        assert_eq!(
+            (s, &view["status"]),
+            (200, &json!("verified")),
+            "{b}: {view}"
+        );
+
+        // 2. The forged authorisation: an opening of another commitment is invalid
+        // (`commitment`); asked again, the forgery itself is invalid (`signature`).
+        // Both are recorded.
+        let (s, _) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q2, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, view) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q2, "/open"),
+                Some(open_body(&genuine)),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {view}");
+        assert_eq!(view["status"], "invalid", "{b}: {view}");
+        assert_eq!(
+            view["requests"][0]["failed_check"], "commitment",
+            "{b}: {view}"
+        );
+        assert!(view["requests"][0]["subject_org"].is_null(), "{b}: {view}");
+        let (s, _) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q2, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}: asked again after an invalid answer");
+        let (s, view) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q2, "/open"),
+                Some(open_body(&forgery)),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {view}");
+        assert_eq!(view["status"], "invalid", "{b}: {view}");
+        let requests = view["requests"].as_array().unwrap();
+        assert_eq!(requests.len(), 2, "{b}: {view}");
+        assert_eq!(requests[0]["failed_check"], "signature", "{b}: {view}");
+        assert_eq!(requests[1]["failed_check"], "commitment", "{b}: {view}");
+        let seq = requests[0]["answer_seq"].as_u64().unwrap();
+        let (_, entry) = t
+            .get(&supervisor, &format!("/v1/ledger/entries/{seq}"))
+            .await;
+        let p = payload(&entry);
+        assert_eq!(
+            (&p["outcome"], &p["failed_check"]),
+            (&json!("invalid"), &json!("signature")),
+            "{b}: {p}"
+        );
+        // The subject it claims to come from sees the forgery attempt.
+        assert_eq!(
+            t.get(&subject_api, &format!("/v1/ledger/entries/{seq}"))
+                .await
+                .0,
+            200,
+            "{b}"
+        );
+
+        // 3. A refusal, with a reason, is recorded; there is nothing left to answer.
+        let (s, _) = t
+            .call(
+                Some(&supervisor),
+                Method::POST,
+                &path(&q3, "/request"),
+                Some(reason.clone()),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (s, e) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q3, "/refuse"),
+                Some(json!({"reason": ""})),
+            )
+            .await;
+        assert_eq!(s, 422, "{b}: {e}");
+        let refusal = json!({"reason": "the customer file is under litigation hold"});
+        let (s, view) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q3, "/refuse"),
+                Some(refusal.clone()),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {view}");
+        assert_eq!(view["status"], "refused", "{b}: {view}");
+        assert_eq!(view["requests"][0]["refusal"], refusal["reason"]);
+        assert!(view["requests"][0]["opening"].is_null(), "{b}: {view}");
+        let seq = view["requests"][0]["answer_seq"].as_u64().unwrap();
+        let (_, entry) = t
+            .get(&supervisor, &format!("/v1/ledger/entries/{seq}"))
+            .await;
+        assert_eq!(payload(&entry)["outcome"], "refused", "{b}: {entry}");
+        let (s, _) = t
+            .call(
+                Some(&bank),
+                Method::POST,
+                &path(&q3, "/refuse"),
+                Some(refusal),
+            )
+            .await;
+        assert_eq!(s, 409, "{b}: already answered");
+        let (s, view) = t.get(&bank, &path(&q3, "")).await;
+        assert_eq!(
+            (s, &view["status"]),
+            (200, &json!("refused")),
+            "{b}: {view}"
+        );
         t.stop().await;
     }
 }

@@ -921,7 +921,7 @@ async fn privacy_boundary_attacks_reveal_nothing_on_both_backends() {
 
         // (4) Report metadata: before release the developer sees no counts (checked in
         // `run_with` for every output above); after release, only hits of released rows.
-        let Outcome::Output(output, _, _) = w
+        let Outcome::Output(output, report_meta, _) = w
             .run(&format!(
                 "SELECT district, COUNT(*) AS a, COUNT(*) FILTER (WHERE NOT ({smelter})) AS b \
                  FROM data GROUP BY district"
@@ -1007,7 +1007,19 @@ async fn privacy_boundary_attacks_reveal_nothing_on_both_backends() {
             .find(|o| o["org_id"] == w.dev_org.as_str())
             .unwrap_or_else(|| panic!("{b}: {seen}"));
         assert_eq!(mine["outputs_released"], 2, "{b}: {mine}");
-        assert!(by_hand >= 6, "{b}: the district counts come out: {rows}");
+        // Five district counts come out. Yantian's is withheld: an earlier run released
+        // the other districts' sums (Yantian's was dominated) and their total, and the
+        // public row count minus that total is exactly Yantian's records.
+        assert!(
+            by_hand >= 5,
+            "{b}: the district counts come out: {rows} {report_meta}"
+        );
+        assert!(
+            report_meta["check_report"]["hits"]
+                .to_string()
+                .contains("as the rest of the table"),
+            "{b}: {report_meta}"
+        );
         assert_eq!(mine["values_released"], by_hand, "{b}: {mine}");
         assert_eq!(mine["runs_failed_after_admission"], 1, "{b}: {mine}");
         assert!(
@@ -1033,6 +1045,116 @@ async fn privacy_boundary_attacks_reveal_nothing_on_both_backends() {
             400,
             "{b}"
         );
+        w.t.stop().await;
+    }
+}
+
+/// The first value of column `name` in rows as a reviewer downloads them.
+fn first_value(rows: &Value, name: &str) -> Value {
+    rows.as_array()
+        .and_then(|r| r.first())
+        .map(|r| r[name].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn differencing_across_runs_grants_and_models_is_withheld_on_both_backends() {
+    for postgres in [false, true] {
+        let Some(w) = world(postgres).await else {
+            continue;
+        };
+        let b = w.t.backend;
+        let smelter = "district = 'Yantian' AND industry = 'software' AND kwh_12m > 4000000000";
+        // (1) A total, then the same total without the smelter through another grant
+        // and another model: the second value is withheld, while the first is still in
+        // review (outputs in review count: they may be released later).
+        let Outcome::Output(first, _, rows) = w
+            .run("SELECT COUNT(*) AS n, SUM(kwh_12m) AS v FROM data WHERE industry = 'software'")
+            .await
+        else {
+            panic!("{b}: first run");
+        };
+        assert!(!first_value(&rows, "n").is_null(), "{b}: {rows}");
+        let second = format!(
+            "SELECT COUNT(*) AS n, SUM(kwh_12m) AS v FROM data \
+             WHERE industry = 'software' AND NOT ({smelter})"
+        );
+        let Outcome::Output(_, meta, rows) =
+            w.run_with("sql", &second, &w.narrow_grant, None).await
+        else {
+            panic!("{b}: second run");
+        };
+        assert!(first_value(&rows, "n").is_null(), "{b}: {rows}");
+        assert!(first_value(&rows, "v").is_null(), "{b}: {rows}");
+        let report = meta["check_report"].to_string();
+        assert!(report.contains("already received"), "{b}: {report}");
+        assert_eq!(leaks(&report, &w.values), None, "{b}: {report}");
+
+        // (2) Counts over complements and a yes/no question: whether the smelter uses
+        // more than x, for x on both sides of its figure, looks the same.
+        let mut seen = Vec::new();
+        for x in [DOMINANT_KWH - 1, DOMINANT_KWH] {
+            let probe = format!(
+                "SELECT COUNT(*) AS n FROM data WHERE industry = 'software' \
+                 AND NOT (district = 'Yantian' AND kwh_12m > {x})"
+            );
+            let Outcome::Output(_, _, rows) = w.run(&probe).await else {
+                panic!("{b}: probe");
+            };
+            seen.push(first_value(&rows, "n"));
+        }
+        assert_eq!(seen[0], seen[1], "{b}: the answer came out");
+        assert!(seen[0].is_null(), "{b}: {seen:?}");
+
+        // (3) A breakdown whose cells add up to the first total minus the smelter: the
+        // column is withheld as a whole.
+        let Outcome::Output(_, meta, rows) = w
+            .run(&format!(
+                "SELECT district, COUNT(*) AS n FROM data \
+                 WHERE industry = 'software' AND NOT ({smelter}) GROUP BY district"
+            ))
+            .await
+        else {
+            panic!("{b}: breakdown");
+        };
+        let counts: Vec<&Value> = rows
+            .as_array()
+            .map(|r| r.iter().map(|row| &row["n"]).collect())
+            .unwrap_or_default();
+        assert!(!counts.is_empty(), "{b}: {rows}");
+        assert!(counts.iter().all(|n| n.is_null()), "{b}: {rows}");
+        assert!(
+            meta["check_report"].to_string().contains("column total"),
+            "{b}: {meta}"
+        );
+
+        // (4) The same query run again is released again.
+        let Outcome::Output(again, _, rows) = w
+            .run("SELECT COUNT(*) AS n, SUM(kwh_12m) AS v FROM data WHERE industry = 'software'")
+            .await
+        else {
+            panic!("{b}: again");
+        };
+        assert!(!first_value(&rows, "n").is_null(), "{b}: {rows}");
+
+        // (5) Once the reviewers reject both, they no longer count: the second query
+        // is released (nothing of the first left the sandbox).
+        for id in [&first, &again] {
+            let (s, p) =
+                w.t.call(
+                    Some(&w.reviewer),
+                    Method::POST,
+                    &format!("/v1/review/{id}"),
+                    Some(json!({"approve": false, "reason": "not needed"})),
+                )
+                .await;
+            assert_eq!(s, 200, "{b}: {p}");
+        }
+        let Outcome::Output(_, _, rows) = w.run_with("sql", &second, &w.narrow_grant, None).await
+        else {
+            panic!("{b}: second again");
+        };
+        assert!(!first_value(&rows, "n").is_null(), "{b}: {rows}");
         w.t.stop().await;
     }
 }

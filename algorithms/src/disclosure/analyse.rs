@@ -53,6 +53,9 @@ pub struct PlanShape {
     pub above: Vec<String>,
     /// The `GROUP BY` expressions of the top aggregate; empty for a global aggregate.
     pub group_keys: Vec<String>,
+    /// Whether they form a `ROLLUP`, `CUBE` or `GROUPING SETS` (cells and totals).
+    #[serde(default)]
+    pub grouping_sets: bool,
     /// The aggregates of the top aggregate, in plan order.
     pub aggregates: Vec<AggregateCell>,
     /// How many other aggregate nodes (below the top one) the plan has.
@@ -75,7 +78,8 @@ pub(crate) struct Analysis<'p> {
 /// Checks `plan` without running it: it must end in an aggregate whose output only
 /// passes through `Projection`, `Sort`, `Limit`, `Filter` (HAVING) or `SubqueryAlias`;
 /// every aggregate anywhere (subqueries included) must be `COUNT`, `SUM` or `AVG`
-/// (`DISTINCT` only for `COUNT`); no grouping sets, no subquery expressions, and below
+/// (`DISTINCT` only for `COUNT`); grouping sets only at the top, no subquery
+/// expressions, and below
 /// the top aggregate only scans, filters, projections, aliases, sorts, limits, plain
 /// `DISTINCT`, `VALUES` and inner aggregates.
 pub fn analyse_plan(plan: &LogicalPlan) -> Result<PlanShape, DisclosureError> {
@@ -84,7 +88,7 @@ pub fn analyse_plan(plan: &LogicalPlan) -> Result<PlanShape, DisclosureError> {
 
 /// [`analyse_plan`] keeping the references the rewrite needs.
 pub(crate) fn analyse(plan: &LogicalPlan) -> Result<Analysis<'_>, DisclosureError> {
-    let aggregate_nodes = check_all_aggregates(plan)?;
+    let aggregate_nodes = check_all_aggregates(plan, find_top(plan))?;
     check_expressions(plan)?;
 
     // Walk down from the root to the top aggregate.
@@ -135,6 +139,7 @@ pub(crate) fn analyse(plan: &LogicalPlan) -> Result<Analysis<'_>, DisclosureErro
     }
     check_below(&top.input)?;
     check_all_measures(plan)?;
+    check_not_nested(&top.input)?;
 
     let mut aggregates = Vec::with_capacity(top.aggr_expr.len());
     for expr in &top.aggr_expr {
@@ -149,11 +154,11 @@ pub(crate) fn analyse(plan: &LogicalPlan) -> Result<Analysis<'_>, DisclosureErro
     let lineage = lineage(plan)?;
     let shape = PlanShape {
         above,
-        group_keys: top
-            .group_expr
+        group_keys: group_columns(top)
             .iter()
             .map(|g| g.schema_name().to_string())
             .collect(),
+        grouping_sets: is_grouping_set(top),
         aggregates,
         inner_aggregates: aggregate_nodes.saturating_sub(1),
         output_columns: plan
@@ -170,14 +175,49 @@ pub(crate) fn analyse(plan: &LogicalPlan) -> Result<Analysis<'_>, DisclosureErro
     })
 }
 
-/// Checks every aggregate node of the plan, subqueries included; returns how many there are.
-fn check_all_aggregates(plan: &LogicalPlan) -> Result<usize, DisclosureError> {
+/// Most columns of a `ROLLUP`, `CUBE` or `GROUPING SETS` clause (dimensions of the
+/// table with totals that secondary suppression protects).
+pub(crate) const MAX_DIMENSIONS: usize = 6;
+
+/// The aggregate the plan ends in, if it does (through the operators allowed above it).
+fn find_top(plan: &LogicalPlan) -> Option<&Aggregate> {
+    match plan {
+        LogicalPlan::Aggregate(aggregate) => Some(aggregate),
+        LogicalPlan::Projection(p) => find_top(&p.input),
+        LogicalPlan::Sort(s) => find_top(&s.input),
+        LogicalPlan::Limit(l) => find_top(&l.input),
+        LogicalPlan::Filter(f) => find_top(&f.input),
+        LogicalPlan::SubqueryAlias(a) => find_top(&a.input),
+        _ => None,
+    }
+}
+
+/// Whether the aggregate groups by one `ROLLUP`, `CUBE` or `GROUPING SETS` clause.
+pub(crate) fn is_grouping_set(aggregate: &Aggregate) -> bool {
+    matches!(aggregate.group_expr.as_slice(), [Expr::GroupingSet(_)])
+}
+
+/// The aggregate's group columns: its keys, or the distinct columns of its grouping set.
+pub(crate) fn group_columns(aggregate: &Aggregate) -> Vec<&Expr> {
+    match aggregate.group_expr.as_slice() {
+        [Expr::GroupingSet(set)] => set.distinct_expr(),
+        keys => keys.iter().collect(),
+    }
+}
+
+/// Checks every aggregate node of the plan, subqueries included; returns how many there
+/// are. Only `top`, the aggregate the output comes from, may have grouping sets.
+fn check_all_aggregates(
+    plan: &LogicalPlan,
+    top: Option<&Aggregate>,
+) -> Result<usize, DisclosureError> {
     let mut count = 0usize;
     let mut refusal = None;
     let walked = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::Aggregate(aggregate) = node {
             count += 1;
-            if let Err(e) = check_aggregate_node(aggregate) {
+            let is_top = top.is_some_and(|t| std::ptr::eq(t, aggregate));
+            if let Err(e) = check_aggregate_node(aggregate, is_top) {
                 refusal = Some(e);
                 return Ok(TreeNodeRecursion::Stop);
             }
@@ -190,12 +230,17 @@ fn check_all_aggregates(plan: &LogicalPlan) -> Result<usize, DisclosureError> {
     refusal.map_or(Ok(count), Err)
 }
 
-/// One aggregate node: no grouping sets, only allowed aggregates.
-fn check_aggregate_node(aggregate: &Aggregate) -> Result<(), DisclosureError> {
-    if aggregate
+/// One aggregate node: grouping sets only in the outermost aggregate, as its one
+/// grouping clause of at most [`MAX_DIMENSIONS`] columns; only allowed aggregates.
+fn check_aggregate_node(aggregate: &Aggregate, is_top: bool) -> Result<(), DisclosureError> {
+    let has_sets = aggregate
         .group_expr
         .iter()
-        .any(|g| matches!(g, Expr::GroupingSet(_)))
+        .any(|g| matches!(g, Expr::GroupingSet(_)));
+    if has_sets
+        && !(is_top
+            && is_grouping_set(aggregate)
+            && group_columns(aggregate).len() <= MAX_DIMENSIONS)
     {
         return Err(DisclosureError::GroupingSets);
     }
@@ -212,7 +257,7 @@ fn check_aggregate_node(aggregate: &Aggregate) -> Result<(), DisclosureError> {
 /// to the public total minus one exactly when the condition holds. With one column per
 /// key such a group is the same whatever the other columns hold.
 fn check_group_keys(aggregate: &Aggregate) -> Result<(), DisclosureError> {
-    for key in &aggregate.group_expr {
+    for key in group_columns(aggregate) {
         let mut sources = BTreeSet::new();
         source_columns(key, &aggregate.input, &mut sources)?;
         if sources.len() > 1 {
@@ -496,6 +541,27 @@ fn check_below(input: &LogicalPlan) -> Result<(), DisclosureError> {
     refusal.map_or(Ok(()), Err)
 }
 
+/// Plan rule 11: no aggregate over grouped or de-duplicated rows. Its values count or
+/// add up groups or distinct values, not records, so record sets cannot bound what
+/// they reveal: `COUNT(*)` over `SELECT DISTINCT diagnosis … WHERE … OR id = 42` is one
+/// higher exactly when person 42's diagnosis is new, however many records differ.
+fn check_not_nested(input: &LogicalPlan) -> Result<(), DisclosureError> {
+    let nested = input
+        .exists(|node| {
+            Ok(matches!(
+                node,
+                LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_)
+            ))
+        })
+        .unwrap_or(true);
+    if nested {
+        return Err(DisclosureError::Operator(
+            "an aggregate over the result of GROUP BY or DISTINCT",
+        ));
+    }
+    Ok(())
+}
+
 /// Column names starting with the shadow prefix are reserved for the rewrite.
 fn check_reserved_names(node: &LogicalPlan) -> Result<(), DisclosureError> {
     match node
@@ -549,7 +615,10 @@ fn operator_name(plan: &LogicalPlan) -> &'static str {
 fn lineage(node: &LogicalPlan) -> Result<Vec<BTreeSet<usize>>, DisclosureError> {
     match node {
         LogicalPlan::Aggregate(aggregate) => {
-            let keys = aggregate.group_expr.len();
+            // Group columns (and the grouping id of a grouping set) come first.
+            let keys = aggregate
+                .group_expr_len()
+                .map_err(|_| DisclosureError::Internal("the group keys could not be counted"))?;
             Ok((0..aggregate.schema.fields().len())
                 .map(|i| {
                     if i < keys {

@@ -24,9 +24,13 @@
 //!    by the rules below), and every other or unknown aggregate UDF.
 //!    `DISTINCT` is allowed only in `COUNT`: `SUM(DISTINCT x)` can isolate one value among
 //!    many equal ones, which the dominance rule (over records) would not see.
-//! 3. **No grouping sets** (`ROLLUP`, `CUBE`, `GROUPING SETS`): a total next to its
-//!    released cells gives away a suppressed cell by subtraction, and secondary
-//!    suppression is not implemented.
+//! 3. **Grouping sets only at the top** (`ROLLUP`, `CUBE`, `GROUPING SETS`, at most six
+//!    columns, as the one `GROUP BY` clause of the outermost aggregate). A total next to
+//!    its released cells gives away a withheld cell by subtraction, so the first stage
+//!    withholds complementary cells (`cube.rs`, `secondary.rs`: a line rule in the
+//!    spirit of τ-ARGUS's hypercube method, then an exact linear-algebra check that no
+//!    withheld cell is determined by the released ones), reported as rule `secondary`.
+//!    In a nested aggregate a grouping set would feed totals into the outer one.
 //! 4. **No subquery expressions** (scalar, `IN`, `EXISTS`): a scalar subquery can copy
 //!    one person's value into every row (`SUM((SELECT income … WHERE id = 7))` over 200
 //!    rows passes both rules and reveals the income). Derived tables in `FROM` are fine.
@@ -34,8 +38,7 @@
 //!    joins, unions, `UNNEST`, window functions, `DISTINCT ON`, extension nodes. A join
 //!    with a 10-row table, or a union of one record with itself, would make one record
 //!    look like ten. Allowed below: scans, filters, projections, aliases, sorts, limits,
-//!    `DISTINCT`, `VALUES` and inner (allowed) aggregates, whose groups then count as
-//!    the outer aggregate's records (at most as many as the records, so conservative).
+//!    and `VALUES` (rule 11 refuses `DISTINCT` and inner aggregates).
 //! 6. Column names starting with `__pdx_` are reserved for the rewrite.
 //! 7. **Plain measures.** `SUM`, `AVG` and `COUNT(DISTINCT …)` read their argument's
 //!    values, so the argument must be a column (traced down through projections,
@@ -60,6 +63,12 @@
 //!     isolates person 7 in a group the threshold removes, and the released counts
 //!     then add up to the public total minus one exactly when the condition holds.
 //!     `GROUP BY age / 10` and `GROUP BY region, sex` are fine.
+//! 11. **No nested aggregation.** An aggregate over the result of `GROUP BY` or
+//!     `DISTINCT` counts groups or distinct values, not records, and `COUNT(DISTINCT x)`
+//!     is only allowed on the contributor column ([`DisclosureRules::contributor_column`]):
+//!     such values are not sums over records, so record sets cannot bound them (`COUNT(
+//!     DISTINCT diagnosis)` over two selections 10 records apart differs by one exactly
+//!     when person 42's diagnosis is new).
 //!
 //! # Cell rules (computed by the engine, per group)
 //!
@@ -120,6 +129,17 @@
 //!   suppression: `GROUP BY region` with a 3-person region removed would otherwise give
 //!   its count as the total minus the rest). With a selection, whether a group was
 //!   removed can depend on it, so that case is left to the checks above.
+//! * **Differencing across outputs** (`record_sets.rs`, `stages.rs`). The engine also
+//!   computes, in the same pass, the *record set* of every value: a bitmap of the row
+//!   ordinals it reads in the certified file. Before anything above the aggregate runs,
+//!   each value is compared with every set the organisation already holds or has in
+//!   review on the same version (the caller supplies them, [`PriorRecordSets`]): when
+//!   the two differ, in either direction, by 1 to `threshold − 1` records, or are the
+//!   same records selected differently, the new value is **set to NULL**. After the
+//!   query's own operators ran, the union of each value's released cells (what the
+//!   column total gives away) is compared the same way, and a column too close to an
+//!   earlier value is withheld whole. The sets of what is released are returned
+//!   ([`CheckedOutput::record_sets`]) for the caller to keep.
 //! * **Rounding** ([`DisclosureRules::rounding_base`], default none). Every `COUNT` and
 //!   `SUM` value that is released is rounded to the nearest multiple of the base; an
 //!   `AVG` value is recomputed as rounded sum / rounded count, so `AVG × COUNT` cannot
@@ -144,8 +164,12 @@
 //! from a failed aggregate are set to NULL (lineage through the projections), and the
 //! flags are dropped.
 //!
-//! **HAVING, ORDER BY and LIMIT** run after the guard, in the plan. They see a suppressed
-//! value only as NULL, so they cannot probe it (`HAVING SUM(x) > 1000` on a dominated
+//! The run has two stages (`stages.rs`): first the plan up to the guard, whose result
+//! (one row per group, with the record sets) is checked against earlier outputs and
+//! edited; then the query's operators above its aggregate, over that result.
+//!
+//! **HAVING, ORDER BY and LIMIT** run after the guard and the checks across outputs.
+//! They see a suppressed value only as NULL, so they cannot probe it (`HAVING SUM(x) > 1000` on a dominated
 //! cell is `NULL`, i.e. the row is dropped; ordering by it learns nothing). A group
 //! below the threshold has all keys and values NULL and sorts after every kept group,
 //! so `ORDER BY … LIMIT n` is filled with kept groups first; a bare `LIMIT` may still
@@ -162,12 +186,22 @@
 //!
 //! # What these rules do not stop (use DP where it matters)
 //!
-//! * **Differencing across outputs** (`WHERE id <> 7` in one run against the whole
-//!   table in another) is not checked here: this module sees one query. The sandbox
-//!   limits it with a per-grant query budget; rounding and the threshold make small
-//!   differences noisy, not impossible.
+//! * **Combinations of three or more outputs.** The check across outputs compares
+//!   pairs (and column totals): `A − B + C` with every pair at least `threshold`
+//!   apart can still isolate a record (`id 30–69`, `id 30–49`, then `id 50–69 or id =
+//!   42`), as can a value against the difference of two earlier nested ones. The
+//!   complete test (every Venn region of every combination) grows exponentially with
+//!   the outputs; these cases need DP.
+//! * **Across versions and organisations.** Sets are ordinals of one certified file;
+//!   a new version renumbers rows, and two organisations' outputs are not compared
+//!   (they would have to collude). With a contributor column, sets are rows, so
+//!   "`threshold` rows apart" may be fewer contributors.
+//! * **Same records, selected differently, are withheld** even when harmless (a
+//!   breakdown first, then `WHERE` one of its groups): telling a harmless re-selection
+//!   from `… AND NOT (id = 42 AND income > x)` is the yes/no question itself.
 //! * **Boundary oracles: suppression decisions are data.** Whether a value is
-//!   withheld depends on the records (that is what the rules are for). A query that
+//!   withheld depends on the records (that is what the rules are for), within one
+//!   output and across outputs alike. A query that
 //!   pads a selection with exactly `threshold − 1` other records (`FILTER (WHERE id
 //!   BETWEEN 50 AND 58 OR (id = 7 AND income % 2 = 1))`) learns a bit about person 7
 //!   from whether the value is released, and with several such values or groups in one
@@ -185,13 +219,21 @@
 //! The dominance aggregate is passed in the plan, not registered by name, so a plan
 //! shipped to another engine (Ballista) must register it there.
 
+mod across;
 mod analyse;
+mod cube;
 mod dominance;
+mod record_sets;
 mod rewrite;
 mod safe;
+mod secondary;
+mod stages;
 mod suppress;
 
+pub use across::{Nesting, NoPriors, PriorRecordSets, PriorSummary, PriorsInMemory, SetId};
 pub use analyse::{AggregateCell, AggregateKind, PlanShape, analyse_plan};
+pub use record_sets::{RecordSet, SetSummary, TrackedSet, hash_bytes, selection_fingerprint};
+pub use stages::ReleasedSets;
 
 use std::collections::BTreeMap;
 
@@ -205,7 +247,7 @@ use crate::sql::{SqlError, SqlOutput, SqlSandbox};
 pub const PLAN_CHECKS: &[&str] = &[
     "aggregate_only",
     "allowed_aggregates",
-    "no_grouping_sets",
+    "grouping_sets_outermost_only",
     "no_subquery_expressions",
     "no_row_repeating",
     "plain_measures",
@@ -292,6 +334,9 @@ pub enum Rule {
     Rounded,
     /// Two values read record sets that differ by fewer than `threshold` records.
     Differencing,
+    /// Withheld as a complement, so a withheld cell of a table with totals cannot be
+    /// recomputed (`ROLLUP`, `CUBE`, `GROUPING SETS`).
+    Secondary,
 }
 
 /// One rule applied to one cell.
@@ -348,8 +393,15 @@ impl CheckReport {
         if !self.hits.iter().any(|h| h.rule == Rule::Threshold) {
             passed.push(format!("threshold>={}", self.rules.threshold));
         }
-        if !self.hits.iter().any(|h| h.rule == Rule::Differencing) {
+        if !self
+            .hits
+            .iter()
+            .any(|h| h.rule == Rule::Differencing && !h.detail.contains("already received"))
+        {
             passed.push("differencing_within_output".to_owned());
+        }
+        if shape.grouping_sets && !self.hits.iter().any(|h| h.rule == Rule::Secondary) {
+            passed.push("complementary_suppression".to_owned());
         }
         let magnitudes = shape.aggregates.iter().any(|a| a.kind.is_magnitude());
         if magnitudes && !self.hits.iter().any(|h| h.rule == Rule::Dominance) {
@@ -371,6 +423,9 @@ pub struct CheckedOutput {
     pub report: CheckReport,
     /// The accepted plan shape.
     pub shape: PlanShape,
+    /// The record sets of the released values, for the checks of later outputs
+    /// (`None` when the table has no row ordinals).
+    pub record_sets: Option<ReleasedSets>,
 }
 
 /// Why a query was refused or could not be checked. Messages never contain data values.
@@ -386,9 +441,11 @@ pub enum DisclosureError {
     /// `DISTINCT` in an aggregate other than COUNT.
     #[error("{0}(DISTINCT …) is not allowed; DISTINCT is only allowed in COUNT")]
     DistinctMagnitude(String),
-    /// `GROUPING SETS`, `ROLLUP` or `CUBE`.
+    /// `GROUPING SETS`, `ROLLUP` or `CUBE` other than as the outermost aggregate's one
+    /// grouping clause of at most six columns.
     #[error(
-        "GROUPING SETS, ROLLUP and CUBE are not allowed: totals next to their cells would reveal suppressed ones"
+        "GROUPING SETS, ROLLUP and CUBE are only allowed as the one GROUP BY clause of the \
+         outermost aggregate, over at most 6 columns"
     )]
     GroupingSets,
     /// A scalar, IN or EXISTS subquery.
@@ -412,6 +469,12 @@ pub enum DisclosureError {
          (GROUP BY a, b) and put conditions in WHERE"
     )]
     GroupKey(String),
+    /// `COUNT(DISTINCT …)` of something other than the contributor column.
+    #[error(
+        "COUNT(DISTINCT {0}) is not allowed on conditional data: distinct values are not \
+         records; count DISTINCT only the contributor column the provider declared"
+    )]
+    DistinctCount(String),
     /// More differently selected values than the differencing check compares.
     #[error(
         "a query may compare at most {0} differently selected record sets (FILTER clauses, \
@@ -453,6 +516,7 @@ impl DisclosureError {
             | DisclosureError::Operator(_)
             | DisclosureError::Measure(_)
             | DisclosureError::TooManySelections(_)
+            | DisclosureError::DistinctCount(_)
             | DisclosureError::GroupKey(_)
             | DisclosureError::Pattern(_)
             | DisclosureError::ReservedName(_)
@@ -466,39 +530,78 @@ impl DisclosureError {
 }
 
 /// Plans `sql` in the sandbox, checks it, runs it with shadow aggregates and returns the
-/// suppressed, rounded output with its report.
+/// suppressed, rounded output with its report (no earlier outputs to compare with).
 pub async fn check_and_run(
+    sandbox: &SqlSandbox,
+    sql: &str,
+    rules: &DisclosureRules,
+) -> Result<CheckedOutput, DisclosureError> {
+    check_and_run_after(sandbox, sql, rules, &NoPriors).await
+}
+
+/// [`check_and_run`], also withholding values too close to the earlier record sets
+/// `priors` (differencing across outputs; see `record_sets.rs`).
+pub async fn check_and_run_after<P: PriorRecordSets>(
+    sandbox: &SqlSandbox,
+    sql: &str,
+    rules: &DisclosureRules,
+    priors: &P,
+) -> Result<CheckedOutput, DisclosureError> {
+    rules.validate()?;
+    let plan = sandbox.plan(sql).await?;
+    check_and_run_plan(sandbox, &plan, rules, priors).await
+}
+
+/// [`check_and_run`] without record sets: no row ordinals, no check across outputs.
+/// Only the baseline that `pdx bench sandbox` measures their cost against; the
+/// sandbox never releases through it.
+pub async fn check_and_run_untracked(
     sandbox: &SqlSandbox,
     sql: &str,
     rules: &DisclosureRules,
 ) -> Result<CheckedOutput, DisclosureError> {
     rules.validate()?;
     let plan = sandbox.plan(sql).await?;
-    check_and_run_plan(sandbox, &plan, rules).await
+    run_checked(sandbox, &plan, rules, &NoPriors, false).await
 }
 
-/// [`check_and_run`] for a plan already made by [`SqlSandbox::plan`] (not optimised).
-pub async fn check_and_run_plan(
+/// [`check_and_run_after`] for a plan already made by [`SqlSandbox::plan`] (not
+/// optimised).
+pub async fn check_and_run_plan<P: PriorRecordSets>(
     sandbox: &SqlSandbox,
     plan: &LogicalPlan,
     rules: &DisclosureRules,
+    priors: &P,
+) -> Result<CheckedOutput, DisclosureError> {
+    run_checked(sandbox, plan, rules, priors, true).await
+}
+
+/// The checks and the two-stage run, with or without record sets.
+async fn run_checked<P: PriorRecordSets>(
+    sandbox: &SqlSandbox,
+    plan: &LogicalPlan,
+    rules: &DisclosureRules,
+    priors: &P,
+    record_sets: bool,
 ) -> Result<CheckedOutput, DisclosureError> {
     rules.validate()?;
     let plan = safe::make_safe(plan.clone())?;
     let analysis = analyse::analyse(&plan)?;
-    let shadowed = rewrite::shadow(&plan, &analysis, rules)?;
-    let runnable = safe::try_casts(sandbox.optimize(&shadowed.plan)?)?;
-    let out = sandbox.run_plan(runnable).await?;
-    let (output, report) = suppress::suppress(out, &analysis, &shadowed, rules)?;
+    let lookup = |table: &str| sandbox.ordinal_table(table);
+    let ordinals = record_sets.then_some(&lookup as rewrite::OrdinalLookup<'_>);
+    let shadowed = rewrite::shadow(&plan, &analysis, rules, ordinals)?;
+    let staged = stages::run(sandbox, &plan, &analysis, &shadowed, rules, priors).await?;
     Ok(CheckedOutput {
-        output,
-        report,
+        output: staged.suppressed.output,
+        report: staged.suppressed.report,
         shape: analysis.shape,
+        record_sets: staged.released,
     })
 }
 
-/// The plan [`check_and_run_plan`] would run (for inspection and tests): the original
-/// output columns followed by the `__pdx_` flag columns.
+/// The checks as one plan, for inspection and tests: the original output columns, the
+/// `__pdx_` flag columns and the cell column (NULL here). [`check_and_run_plan`] runs the
+/// same in two stages, with record sets and the checks across outputs in between.
 pub fn shadow_plan(
     plan: &LogicalPlan,
     rules: &DisclosureRules,
@@ -506,7 +609,7 @@ pub fn shadow_plan(
     rules.validate()?;
     let plan = safe::make_safe(plan.clone())?;
     let analysis = analyse::analyse(&plan)?;
-    Ok(rewrite::shadow(&plan, &analysis, rules)?.plan)
+    Ok(rewrite::shadow(&plan, &analysis, rules, None)?.plan)
 }
 
 /// Everything [`check_and_run`] checks before it reads a row: parsing, planning, the
@@ -521,6 +624,6 @@ pub async fn check_query(
     let plan = sandbox.plan(sql).await?;
     let plan = safe::make_safe(plan)?;
     let analysis = analyse::analyse(&plan)?;
-    rewrite::shadow(&plan, &analysis, rules)?;
+    rewrite::shadow(&plan, &analysis, rules, None)?;
     Ok(analysis.shape)
 }

@@ -5,26 +5,92 @@ use std::ops::Not;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNode;
-use datafusion::common::{Column, DFSchema, DataFusionError};
+use datafusion::common::{Column, DFSchema, DataFusionError, ScalarValue};
+use datafusion::datasource::provider_as_source;
 use datafusion::functions::math::round;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::{
-    Aggregate, AggregateUDF, Expr, Filter, Limit, LogicalPlan, Projection, Sort, SubqueryAlias,
-    Window, cast, lit, when,
+    Aggregate, AggregateUDF, Distinct, Expr, ExprFunctionExt, Filter, Limit, LogicalPlan,
+    Projection, Sort, SubqueryAlias, TableScan, Window, cast, lit, when,
 };
 
-use super::analyse::{AggregateKind, Analysis, allowed_aggregate, is_plain_measure};
+use super::analyse::{
+    AggregateKind, Analysis, allowed_aggregate, is_grouping_set, is_plain_measure, unalias,
+};
 use super::dominance::DominanceOk;
+use super::record_sets::{RecordSetAgg, selection_fingerprint};
 use super::{DisclosureError, DisclosureRules, SHADOW_PREFIX};
+use crate::sql::ORDINAL_COLUMN;
 
 /// Most differently selected record sets one query may compare (2^n Venn regions each).
 pub(crate) const MAX_SELECTIONS: usize = 5;
 
 /// Flag column: the group is backed by at least `threshold` records (or contributors).
 pub(crate) const KEEP: &str = "__pdx_keep";
+
+/// Carried column: the cell's row in the first stage's result (NULL in one-pass plans).
+pub(crate) const CELL: &str = "__pdx_cell";
+
+/// Where to find each table's twin with row ordinals (none: no record sets). `Sync`, so
+/// a future holding one stays `Send`.
+pub(crate) type OrdinalLookup<'a> = &'a (dyn Fn(&str) -> Option<Arc<dyn TableProvider>> + Sync);
+
+/// How one record set is read from the first stage's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SetSource {
+    /// The record-set column holding the base set; `None`: every row of the table.
+    pub base: Option<usize>,
+    /// A record-set column of rows to take out of the base (NULLs of a plain column).
+    pub minus: Option<usize>,
+}
+
+/// The first stage (everything up to the guard) and how to read its result.
+#[derive(Debug)]
+pub(crate) struct Stage {
+    /// The plan up to and including the guard (and its sort).
+    pub guard: LogicalPlan,
+    /// Group keys, then one value column per aggregate, at the start of the result.
+    pub keys: usize,
+    /// Index of the first flag column ([`KEEP`]) in the guard's result.
+    pub flags_at: usize,
+    /// Index of the [`CELL`] column in the guard's result.
+    pub cell_at: usize,
+    /// Index of the first record-set column (the rest of the result).
+    pub sets_at: usize,
+    /// Per aggregate, the record set it reads (an index into `sources`).
+    pub set_of: Vec<usize>,
+    /// Per distinct record set, where it is; empty without ordinals.
+    pub sources: Vec<SetSource>,
+    /// Per distinct record set, the fingerprint of its selection.
+    pub selections: Vec<String>,
+    /// The table the aggregate reads, and its public row count if known.
+    pub table: Option<(String, Option<u64>)>,
+    /// For a grouping set, where the first stage's result holds what complementary
+    /// suppression needs.
+    pub cube: Option<CubeLayout>,
+}
+
+/// Columns of the first stage's result for complementary suppression of a grouping set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CubeLayout {
+    /// Dimensions (distinct group columns).
+    pub dims: usize,
+    /// Index of the first raw group column.
+    pub keys_at: usize,
+    /// Index of the raw grouping id (bit `dims − 1 − d` set: dimension `d` is a total).
+    pub gid_at: usize,
+    /// Index of the group's record (or contributor) count.
+    pub size_at: usize,
+    /// Index of the first of the per-aggregate counts of the records each value reads.
+    pub counts_at: usize,
+    /// The public row count, when the query reads the whole table (the grand total of
+    /// a count is then known even if not in the output).
+    pub public_total: Option<u64>,
+}
 
 /// How one aggregate of the top aggregate is checked.
 #[derive(Debug, Clone)]
@@ -42,42 +108,77 @@ pub(crate) struct CellPlan {
     /// Index (into the flags) of its differencing flag, when another value of the
     /// query reads a different record set.
     pub differencing_flag: Option<usize>,
+    /// Index (into the flags) of its flag for differencing against earlier outputs
+    /// (true in the plan; the first stage clears it).
+    pub across_flag: usize,
+    /// Index (into the flags) of its flag for complementary suppression in a table with
+    /// totals (true in the plan; the first stage clears it).
+    pub secondary_flag: usize,
 }
 
 /// The rewritten plan and how to read its extra columns.
 #[derive(Debug)]
 pub(crate) struct Shadowed {
-    /// The plan to run: the original output columns, then the flag columns.
+    /// The one-pass plan: the original output columns, the flag columns, [`CELL`].
     pub plan: LogicalPlan,
     /// Names of the flag columns, in output order; the first is [`KEEP`].
     pub flags: Vec<String>,
     /// One entry per aggregate of the top aggregate.
     pub cells: Vec<CellPlan>,
+    /// The first stage of a two-stage run.
+    pub stage: Stage,
 }
 
-/// Rewrites an analysed plan (see the module documentation for the shape).
+/// Rewrites an analysed plan (see the module documentation for the shape). With
+/// `ordinals`, the guard also outputs the record set of every value.
 pub(crate) fn shadow(
     plan: &LogicalPlan,
     analysis: &Analysis<'_>,
     rules: &DisclosureRules,
+    ordinals: Option<OrdinalLookup<'_>>,
 ) -> Result<Shadowed, DisclosureError> {
     let mut rewriter = Rewriter {
         rules,
         top: analysis.top,
+        ordinals,
         flags: Vec::new(),
         cells: Vec::new(),
+        bottom: None,
+        stage: None,
     };
     let plan = rewriter.rebuild(plan)?;
-    if rewriter.flags.is_empty() {
+    let Some(stage) = rewriter.stage.take() else {
         return Err(DisclosureError::Internal(
             "the top aggregate was not rewritten",
         ));
-    }
+    };
     Ok(Shadowed {
         plan,
         flags: rewriter.flags,
         cells: rewriter.cells,
+        stage,
     })
+}
+
+/// The second stage: `plan`'s operators above the top aggregate over `bottom`, a plan
+/// with the guard's columns (without record sets), carrying the same flags.
+pub(crate) fn above(
+    plan: &LogicalPlan,
+    analysis: &Analysis<'_>,
+    rules: &DisclosureRules,
+    shadowed: &Shadowed,
+    bottom: LogicalPlan,
+) -> Result<LogicalPlan, DisclosureError> {
+    let mut rewriter = Rewriter {
+        rules,
+        top: analysis.top,
+        ordinals: None,
+        flags: shadowed.flags.clone(),
+        cells: Vec::new(),
+        bottom: Some(bottom),
+        stage: None,
+    };
+    rewriter.rebuild(plan)
 }
 
 /// State of one rewrite.
@@ -86,10 +187,16 @@ struct Rewriter<'r> {
     rules: &'r DisclosureRules,
     /// The analysed top aggregate.
     top: &'r Aggregate,
+    /// Tables with row ordinals, for record sets.
+    ordinals: Option<OrdinalLookup<'r>>,
     /// Flag columns produced by the guard.
     flags: Vec<String>,
     /// Per-aggregate plans.
     cells: Vec<CellPlan>,
+    /// What replaces the guard (second stage); `None`: build the guard.
+    bottom: Option<LogicalPlan>,
+    /// The first stage, once the guard is built.
+    stage: Option<Stage>,
 }
 
 /// Plan-building errors name expressions of the query, never data.
@@ -102,12 +209,19 @@ impl Rewriter<'_> {
     fn rebuild(&mut self, node: &LogicalPlan) -> Result<LogicalPlan, DisclosureError> {
         let plan = match node {
             LogicalPlan::Aggregate(aggregate) if std::ptr::eq(aggregate, self.top) => {
-                return self.guard();
+                if let Some(bottom) = &self.bottom {
+                    return Ok(bottom.clone());
+                }
+                let guard = self.guard()?;
+                if let Some(stage) = &mut self.stage {
+                    stage.guard = guard.clone();
+                }
+                return Ok(guard);
             }
             LogicalPlan::Projection(p) => {
                 let input = self.rebuild(&p.input)?;
                 let mut exprs = p.expr.clone();
-                for flag in &self.flags {
+                for flag in self.flags.iter().map(String::as_str).chain([CELL]) {
                     exprs.push(flag_column(input.schema(), flag)?);
                 }
                 LogicalPlan::Projection(
@@ -183,6 +297,7 @@ impl Rewriter<'_> {
 
         /// What the guard needs per aggregate before the augmented schema exists.
         struct Pending {
+            count: String,
             threshold: Expr,
             distinct_count: bool,
             dominance: Option<Expr>,
@@ -198,6 +313,26 @@ impl Rewriter<'_> {
         let mut crafted: Vec<Option<Expr>> = Vec::with_capacity(top.aggr_expr.len());
         for expr in &top.aggr_expr {
             let (function, kind) = allowed_aggregate(expr)?;
+            if kind == AggregateKind::Count && function.params.distinct {
+                // Rule 11: distinct values are not records; only distinct contributors are.
+                let on_contributor =
+                    match (&rules.contributor_column, function.params.args.as_slice()) {
+                        (Some(name), [arg]) => {
+                            matches!(unalias(arg), Expr::Column(c) if &c.name == name)
+                                && is_plain_measure(arg, &top.input).unwrap_or(false)
+                        }
+                        _ => false,
+                    };
+                if !on_contributor {
+                    let args: Vec<String> = function
+                        .params
+                        .args
+                        .iter()
+                        .map(|a| a.schema_name().to_string())
+                        .collect();
+                    return Err(DisclosureError::DistinctCount(args.join(", ")));
+                }
+            }
             let filter = function.params.filter.as_deref().cloned();
             let mut conditions: Vec<Expr> = function
                 .params
@@ -218,8 +353,8 @@ impl Rewriter<'_> {
             crafted.push(chosen.into_iter().reduce(Expr::and));
             conditions.extend(filter.clone());
             let condition = conditions.into_iter().reduce(Expr::and);
-            let threshold_check =
-                shadow_column(&shadows.add(backing(condition.clone()))).gt_eq(threshold.clone());
+            let backing_count = shadows.add(backing(condition.clone()));
+            let threshold_check = shadow_column(&backing_count).gt_eq(threshold.clone());
             record_sets.push(condition);
             let mut dominance = None;
             let mut avg_parts = None;
@@ -258,8 +393,11 @@ impl Rewriter<'_> {
                 threshold_flag: 0,
                 dominance_flag: None,
                 differencing_flag: None,
+                across_flag: 0,
+                secondary_flag: 0,
             });
             pending.push(Pending {
+                count: backing_count,
                 threshold: threshold_check,
                 distinct_count: kind == AggregateKind::Count && function.params.distinct,
                 dominance,
@@ -352,18 +490,28 @@ impl Rewriter<'_> {
         }
         // Against the public total: a restricted set within `threshold` of all rows,
         // in one group, or summed over all groups (window below).
+        let table = scanned_table(&top.input);
+        let table_rows = table
+            .as_ref()
+            .and_then(|t| rules.public_rows.get(t).copied());
+        let grouped = !top.group_expr.is_empty();
+        let narrowed = narrows_records(&top.input);
+        let grouping = is_grouping_set(top);
+        // Sums over "all groups" are per grouping set: each set partitions the records.
+        let per_set = grouping.then(|| shadow_column(Aggregate::INTERNAL_GROUPING_ID));
         let total = match &rules.contributor_column {
-            None => scanned_table(&top.input).and_then(|t| rules.public_rows.get(&t).copied()),
+            None => table_rows,
             Some(_) => None,
         };
         let mut window_exprs = Vec::new();
         if let Some(total) = total {
+            let all_rows = lit(i64::try_from(total).unwrap_or(i64::MAX));
             let ceiling = lit(i64::try_from(total)
                 .unwrap_or(i64::MAX)
                 .saturating_sub(i64::try_from(rules.threshold).unwrap_or(i64::MAX)));
-            let narrowed = narrows_records(&top.input);
-            let grouped = !top.group_expr.is_empty();
-            if grouped && !narrowed {
+            // With grouping sets, complementary suppression over the whole table (its
+            // totals and the public row count) protects removed groups instead.
+            if grouped && !narrowed && !grouping {
                 // Records of the groups the threshold removes (secondary suppression
                 // against the public total; see the module documentation).
                 let group_size = shadow_column(&shadows.add(backing(None)));
@@ -371,9 +519,7 @@ impl Rewriter<'_> {
                     .otherwise(group_size)
                     .map_err(rewrite_error)?;
                 let name = format!("{SHADOW_PREFIX}removed");
-                window_exprs.push(
-                    Expr::from(WindowFunction::new(sum_udaf(), vec![removed_records])).alias(&name),
-                );
+                window_exprs.push(window_sum(removed_records, per_set.as_ref())?.alias(&name));
                 let removed = shadow_column(&name);
                 let exposed = removed
                     .clone()
@@ -385,15 +531,22 @@ impl Rewriter<'_> {
             }
             for (set, terms) in loses.iter_mut().enumerate() {
                 let selected = narrowed || crafted_of_set[set].is_some();
-                if selected || grouped {
+                if selected {
                     terms.push(sizes[set].clone().gt(ceiling.clone()));
+                } else if grouped {
+                    // A group of all but a few records; a group of all of them (a
+                    // grand total) is the public total itself.
+                    terms.push(
+                        sizes[set]
+                            .clone()
+                            .gt(ceiling.clone())
+                            .and(sizes[set].clone().lt(all_rows.clone())),
+                    );
                 }
                 if selected && grouped {
                     let name = format!("{SHADOW_PREFIX}w{set}");
-                    window_exprs.push(
-                        Expr::from(WindowFunction::new(sum_udaf(), vec![sizes[set].clone()]))
-                            .alias(&name),
-                    );
+                    window_exprs
+                        .push(window_sum(sizes[set].clone(), per_set.as_ref())?.alias(&name));
                     terms.push(shadow_column(&name).gt(ceiling.clone()));
                 }
             }
@@ -405,10 +558,81 @@ impl Rewriter<'_> {
                 .map(|lost| !lost);
         }
 
+        // Record sets (differencing across outputs; see `record_sets.rs`): the input
+        // with row ordinals, and per distinct set the shadows that make it up. A set
+        // that only requires plain columns not to be NULL is the group's set minus the
+        // (usually no) rows where one is NULL, which costs almost nothing to collect.
+        let ordinal_input = match self.ordinals {
+            Some(lookup) => with_ordinals(&top.input, lookup)?,
+            None => None,
+        };
+        let mut set_columns: Vec<String> = Vec::new();
+        let mut sources: Vec<SetSource> = Vec::new();
+        // How each set was selected: the plan below the aggregate and the value's own
+        // crafted condition. Not the group keys (a total and its breakdown select the
+        // same records the same way) and not which plain column must not be NULL.
+        // `Debug` quotes literals unambiguously (the display form does not escape them,
+        // so two different conditions could print alike).
+        let below = format!("{:?}", top.input);
+        let selections: Vec<String> = crafted_of_set
+            .iter()
+            .map(|chosen| {
+                selection_fingerprint(&[
+                    below.clone(),
+                    chosen
+                        .as_ref()
+                        .map(|c| format!("{c:?}"))
+                        .unwrap_or_default(),
+                ])
+            })
+            .collect();
+        if let Some(input) = &ordinal_input {
+            let ordinal = ordinal_column(input.schema())?;
+            let mut record_set = |condition: Option<Expr>| {
+                let name = shadows.add(aggregate(
+                    RecordSetAgg::udaf(),
+                    vec![ordinal.clone()],
+                    false,
+                    condition,
+                ));
+                match set_columns.iter().position(|c| *c == name) {
+                    Some(index) => index,
+                    None => {
+                        set_columns.push(name);
+                        set_columns.len() - 1
+                    }
+                }
+            };
+            let whole_table = !grouped && !narrowed && table_rows.is_some();
+            for (set, chosen) in distinct_sets.iter().zip(&crafted_of_set) {
+                let source = match (set, chosen) {
+                    (Some(condition), Some(_)) => SetSource {
+                        base: Some(record_set(Some(condition.clone()))),
+                        minus: None,
+                    },
+                    (set, None) => SetSource {
+                        base: (!whole_table).then(|| record_set(None)),
+                        minus: set
+                            .as_ref()
+                            .map(|condition| record_set(Some(condition.clone().is_not_true()))),
+                    },
+                    (None, Some(_)) => {
+                        return Err(DisclosureError::Internal(
+                            "a crafted selection without a condition",
+                        ));
+                    }
+                };
+                sources.push(source);
+            }
+        }
+
+        // The records of each group, for complementary suppression (first stage only).
+        let group_size = shadows.add(backing(None));
         let mut aggr_expr = top.aggr_expr.clone();
         aggr_expr.extend(shadows.exprs.iter().map(|(name, e)| e.clone().alias(name)));
+        let aggregate_input = ordinal_input.unwrap_or_else(|| top.input.as_ref().clone());
         let augmented =
-            Aggregate::try_new(Arc::clone(&top.input), top.group_expr.clone(), aggr_expr)
+            Aggregate::try_new(Arc::new(aggregate_input), top.group_expr.clone(), aggr_expr)
                 .map_err(rewrite_error)?;
         let schema = Arc::clone(&augmented.schema);
         let mut below_guard = LogicalPlan::Aggregate(augmented);
@@ -417,7 +641,8 @@ impl Rewriter<'_> {
                 Window::try_new(window_exprs, Arc::new(below_guard)).map_err(rewrite_error)?,
             );
         }
-        let keys = top.group_expr.len();
+        // Group columns, and the grouping id of a grouping set.
+        let keys = top.group_expr_len().map_err(rewrite_error)?;
 
         let mut exprs = Vec::with_capacity(keys + 3 * pending.len() + 1);
         for i in 0..keys {
@@ -469,6 +694,8 @@ impl Rewriter<'_> {
 
         self.flags.push(KEEP.to_owned());
         exprs.push(keep.alias(KEEP));
+        let pending_len = pending.len();
+        let counts: Vec<String> = pending.iter().map(|p| p.count.clone()).collect();
         for (j, cell) in pending.into_iter().enumerate() {
             let name = format!("{SHADOW_PREFIX}threshold_{j}");
             exprs.push(cell.threshold.alias(&name));
@@ -488,12 +715,72 @@ impl Rewriter<'_> {
                 differencing_flag = Some(self.flags.len());
                 self.flags.push(name);
             }
+            let name = format!("{SHADOW_PREFIX}across_{j}");
+            exprs.push(lit(true).alias(&name));
+            let across_flag = self.flags.len();
+            self.flags.push(name);
+            let name = format!("{SHADOW_PREFIX}secondary_{j}");
+            exprs.push(lit(true).alias(&name));
+            let secondary_flag = self.flags.len();
+            self.flags.push(name);
             if let Some(plan) = self.cells.get_mut(j) {
                 plan.threshold_flag = threshold_flag;
                 plan.dominance_flag = dominance_flag;
                 plan.differencing_flag = differencing_flag;
+                plan.across_flag = across_flag;
+                plan.secondary_flag = secondary_flag;
             }
         }
+        let cell_at = exprs.len();
+        exprs.push(lit(ScalarValue::UInt64(None)).alias(CELL));
+        let sets_at = exprs.len();
+        for (i, name) in set_columns.iter().enumerate() {
+            exprs.push(shadow_column(name).alias(format!("{SHADOW_PREFIX}rows_{i}")));
+        }
+        // First-stage columns for complementary suppression: the raw keys (the guard
+        // nulls them in removed groups), the grouping id and the group's records.
+        let cube = if grouping {
+            let dims = keys - 1;
+            let keys_at = exprs.len();
+            for i in 0..keys {
+                let (qualifier, field) = schema.qualified_field(i);
+                exprs.push(
+                    Expr::Column(Column::from((qualifier, field)))
+                        .alias(format!("{SHADOW_PREFIX}key_{i}")),
+                );
+            }
+            let size_at = exprs.len();
+            exprs.push(shadow_column(&group_size).alias(format!("{SHADOW_PREFIX}size")));
+            let counts_at = exprs.len();
+            for (j, count) in counts.iter().enumerate() {
+                exprs.push(shadow_column(count).alias(format!("{SHADOW_PREFIX}n_{j}")));
+            }
+            Some(CubeLayout {
+                dims,
+                keys_at,
+                gid_at: keys_at + dims,
+                size_at,
+                counts_at,
+                public_total: total.filter(|_| !narrowed),
+            })
+        } else {
+            None
+        };
+        self.stage = Some(Stage {
+            guard: LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                produce_one_row: false,
+                schema: Arc::new(DFSchema::empty()),
+            }),
+            keys,
+            flags_at: keys + pending_len,
+            cell_at,
+            sets_at,
+            set_of,
+            sources,
+            selections,
+            table: table.map(|t| (t, table_rows)),
+            cube,
+        });
 
         let guard = Projection::try_new(exprs, Arc::new(below_guard)).map_err(rewrite_error)?;
         Ok(LogicalPlan::Sort(Sort {
@@ -501,6 +788,18 @@ impl Rewriter<'_> {
             input: Arc::new(LogicalPlan::Projection(guard)),
             fetch: None,
         }))
+    }
+}
+
+/// `SUM(value) OVER ()`, or over each grouping set (`PARTITION BY` the grouping id).
+fn window_sum(value: Expr, partition: Option<&Expr>) -> Result<Expr, DisclosureError> {
+    let window = Expr::from(WindowFunction::new(sum_udaf(), vec![value]));
+    match partition {
+        None => Ok(window),
+        Some(by) => window
+            .partition_by(vec![by.clone()])
+            .build()
+            .map_err(rewrite_error),
     }
 }
 
@@ -577,6 +876,149 @@ fn derived_regions(
             size.unwrap_or_else(|| lit(0i64))
         })
         .collect()
+}
+
+/// `input` reading the ordinal twin of every table, with [`ORDINAL_COLUMN`] carried up
+/// to its output: a row ordinal below aggregates, and above a nested aggregate or
+/// `DISTINCT` (made an aggregate) the union of its groups' ordinals. `None` when a
+/// table has no twin or an operator cannot carry the column.
+fn with_ordinals(
+    node: &LogicalPlan,
+    lookup: OrdinalLookup<'_>,
+) -> Result<Option<LogicalPlan>, DisclosureError> {
+    let carried = |input: &LogicalPlan| with_ordinals(input, lookup);
+    let plan = match node {
+        LogicalPlan::TableScan(scan) => {
+            let Some(provider) = lookup(scan.table_name.table()) else {
+                return Ok(None);
+            };
+            let ordinal = provider.schema().fields().len().saturating_sub(1);
+            let projection = scan.projection.as_ref().map(|p| {
+                let mut p = p.clone();
+                p.push(ordinal);
+                p
+            });
+            LogicalPlan::TableScan(
+                TableScan::try_new(
+                    scan.table_name.clone(),
+                    provider_as_source(provider),
+                    projection,
+                    scan.filters.clone(),
+                    scan.fetch,
+                )
+                .map_err(rewrite_error)?,
+            )
+        }
+        LogicalPlan::Projection(p) => {
+            let Some(input) = carried(&p.input)? else {
+                return Ok(None);
+            };
+            let mut exprs = p.expr.clone();
+            exprs.push(ordinal_column(input.schema())?);
+            LogicalPlan::Projection(
+                Projection::try_new(exprs, Arc::new(input)).map_err(rewrite_error)?,
+            )
+        }
+        LogicalPlan::Filter(f) => {
+            let Some(input) = carried(&f.input)? else {
+                return Ok(None);
+            };
+            LogicalPlan::Filter(
+                Filter::try_new(f.predicate.clone(), Arc::new(input)).map_err(rewrite_error)?,
+            )
+        }
+        LogicalPlan::Sort(sort) => {
+            let Some(input) = carried(&sort.input)? else {
+                return Ok(None);
+            };
+            LogicalPlan::Sort(Sort {
+                expr: sort.expr.clone(),
+                input: Arc::new(input),
+                fetch: sort.fetch,
+            })
+        }
+        LogicalPlan::Limit(l) => {
+            let Some(input) = carried(&l.input)? else {
+                return Ok(None);
+            };
+            LogicalPlan::Limit(Limit {
+                skip: l.skip.clone(),
+                fetch: l.fetch.clone(),
+                input: Arc::new(input),
+            })
+        }
+        LogicalPlan::SubqueryAlias(a) => {
+            let Some(input) = carried(&a.input)? else {
+                return Ok(None);
+            };
+            LogicalPlan::SubqueryAlias(
+                SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(rewrite_error)?,
+            )
+        }
+        LogicalPlan::Aggregate(inner) => {
+            let Some(input) = carried(&inner.input)? else {
+                return Ok(None);
+            };
+            let mut aggr_expr = inner.aggr_expr.clone();
+            aggr_expr.push(union_of_ordinals(input.schema())?);
+            LogicalPlan::Aggregate(
+                Aggregate::try_new(Arc::new(input), inner.group_expr.clone(), aggr_expr)
+                    .map_err(rewrite_error)?,
+            )
+        }
+        LogicalPlan::Distinct(Distinct::All(inner)) => {
+            // DISTINCT is an aggregate grouped by every column, which can carry the set.
+            let Some(input) = carried(inner)? else {
+                return Ok(None);
+            };
+            let group_expr: Vec<Expr> = input
+                .schema()
+                .columns()
+                .into_iter()
+                .filter(|c| c.name != ORDINAL_COLUMN)
+                .map(Expr::Column)
+                .collect();
+            let aggr_expr = vec![union_of_ordinals(input.schema())?];
+            LogicalPlan::Aggregate(
+                Aggregate::try_new(Arc::new(input), group_expr, aggr_expr)
+                    .map_err(rewrite_error)?,
+            )
+        }
+        LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
+            // Literal rows are no records of the table.
+            let mut exprs: Vec<Expr> = node
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            exprs.push(lit(ScalarValue::UInt32(None)).alias(ORDINAL_COLUMN));
+            LogicalPlan::Projection(
+                Projection::try_new(exprs, Arc::new(node.clone())).map_err(rewrite_error)?,
+            )
+        }
+        _ => return Ok(None),
+    };
+    Ok(Some(plan))
+}
+
+/// The ordinal column as `schema` qualifies it.
+fn ordinal_column(schema: &DFSchema) -> Result<Expr, DisclosureError> {
+    let (qualifier, field) = schema
+        .qualified_field_with_unqualified_name(ORDINAL_COLUMN)
+        .map_err(|_| DisclosureError::Internal("the row ordinals were lost below the aggregate"))?;
+    Ok(Expr::Column(Column::from((qualifier, field))))
+}
+
+/// `pdx_record_set(ordinal)` named as the ordinal column, for a nested aggregate.
+fn union_of_ordinals(schema: &DFSchema) -> Result<Expr, DisclosureError> {
+    Ok(aggregate(
+        RecordSetAgg::udaf(),
+        vec![ordinal_column(schema)?],
+        false,
+        None,
+    )
+    .alias(ORDINAL_COLUMN))
 }
 
 /// Shadow aggregates of the augmented aggregate, de-duplicated, named `__pdx_s{i}`.

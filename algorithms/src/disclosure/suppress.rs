@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use datafusion::arrow::compute::{filter_record_batch, nullif};
-use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::datatypes::{Field, Schema, UInt64Type};
 use datafusion::arrow::record_batch::RecordBatch;
 
 use super::analyse::Analysis;
@@ -17,19 +17,35 @@ fn arrow_error(_: datafusion::arrow::error::ArrowError) -> DisclosureError {
     DisclosureError::Internal("the checked result could not be assembled")
 }
 
+/// The checked output, its report, and per released row the first stage's row it
+/// came from (`None` in a one-pass run).
+pub(crate) struct Suppressed {
+    /// The output with flags stripped, rows removed and values nulled.
+    pub output: SqlOutput,
+    /// What the checks did.
+    pub report: CheckReport,
+    /// Per released row, its cell (row of the first stage's result).
+    pub cells: Vec<Option<usize>>,
+    /// Per released row, its row in the engine's result (as [`RuleHit::row`]).
+    pub engine_rows: Vec<usize>,
+}
+
 /// Applies the flags of `shadowed`'s result `out` and strips them.
 pub(crate) fn suppress(
     out: SqlOutput,
     analysis: &Analysis<'_>,
     shadowed: &Shadowed,
     rules: &DisclosureRules,
-) -> Result<(SqlOutput, CheckReport), DisclosureError> {
+) -> Result<Suppressed, DisclosureError> {
     let width = analysis.shape.output_columns.len();
-    if out.schema.fields().len() != width + shadowed.flags.len() {
+    if out.schema.fields().len() != width + shadowed.flags.len() + 1 {
         return Err(DisclosureError::Internal(
             "the shadowed result has an unexpected width",
         ));
     }
+    let cell_column = width + shadowed.flags.len();
+    let mut cells = Vec::new();
+    let mut engine_rows = Vec::new();
     // Output columns computed from each aggregate.
     let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); shadowed.cells.len()];
     for (column, from) in analysis.lineage.iter().enumerate() {
@@ -95,6 +111,10 @@ pub(crate) fn suppress(
                 .ok_or(DisclosureError::Internal("a flag column is missing"))
         };
         let keep = flag(0)?;
+        let cell_of = batch
+            .column(cell_column)
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or(DisclosureError::Internal("the cell column is not UInt64"))?;
         let mut keep_mask = Vec::with_capacity(rows);
         let mut null_masks = vec![vec![false; rows]; width];
         for r in 0..rows {
@@ -124,6 +144,8 @@ pub(crate) fn suppress(
                     Some(index) => is_true(flag(index)?, r),
                     None => true,
                 };
+                let across_ok = is_true(flag(cell.across_flag)?, r);
+                let secondary_ok = is_true(flag(cell.secondary_flag)?, r);
                 let mut failed = Vec::new();
                 if !threshold_ok {
                     failed.push((
@@ -147,6 +169,22 @@ pub(crate) fn suppress(
                             "{} reads records too close to another value's in this cell, or to \
                              the table's public row count (fewer than {threshold} {unit} apart, or \
                              the same records selected differently); withheld",
+                            cell.name
+                        ),
+                    ));
+                }
+                if !across_ok {
+                    failed.push((
+                        Rule::Differencing,
+                        across_detail(&cell.name, threshold, unit),
+                    ));
+                }
+                if !secondary_ok {
+                    failed.push((
+                        Rule::Secondary,
+                        format!(
+                            "{} withheld so that a withheld cell of the table cannot be \
+                             recomputed from its totals (complementary suppression)",
                             cell.name
                         ),
                     ));
@@ -202,6 +240,12 @@ pub(crate) fn suppress(
                     }
                 }
             }
+            cells.push(
+                cell_of
+                    .is_valid(r)
+                    .then(|| usize::try_from(cell_of.value(r)).unwrap_or(usize::MAX)),
+            );
+            engine_rows.push(row);
             released += 1;
         }
         row_base += rows;
@@ -232,15 +276,72 @@ pub(crate) fn suppress(
     report.finish(&analysis.shape);
 
     let bytes = batches.iter().map(batch_bytes).sum();
-    Ok((
-        SqlOutput {
+    Ok(Suppressed {
+        output: SqlOutput {
             schema,
             batches,
             rows: released,
             bytes,
         },
         report,
-    ))
+        cells,
+        engine_rows,
+    })
+}
+
+/// The report's words for a value too close to one released earlier.
+pub(crate) fn across_detail(name: &str, threshold: u64, unit: &str) -> String {
+    format!(
+        "{name} reads records too close to values this organisation already received or has \
+         in review on this dataset version (inside or around one of them with fewer than \
+         {threshold} {unit} between, or the same records as one, as a difference of two or as \
+         the rest of the table, selected differently); withheld"
+    )
+}
+
+/// Sets the output `columns` to NULL in every row (a column total too close to an
+/// earlier value), with one hit per released value withheld.
+pub(crate) fn withhold_columns(
+    output: &mut SqlOutput,
+    report: &mut CheckReport,
+    engine_rows: &[usize],
+    columns: &[usize],
+    detail: &str,
+) -> Result<(), DisclosureError> {
+    let mut row_base = 0usize;
+    let mut batches = Vec::with_capacity(output.batches.len());
+    for batch in &output.batches {
+        let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
+        for &c in columns {
+            let Some(column) = arrays.get(c) else {
+                return Err(DisclosureError::Internal("a withheld column is missing"));
+            };
+            for r in 0..batch.num_rows() {
+                if column.is_valid(r) {
+                    report.values_released = report.values_released.saturating_sub(1);
+                    report.values_suppressed += 1;
+                    report.hits.push(RuleHit {
+                        row: engine_rows
+                            .get(row_base + r)
+                            .copied()
+                            .unwrap_or(row_base + r),
+                        released_row: Some(row_base + r),
+                        column: output.schema.fields().get(c).map(|f| f.name().clone()),
+                        rule: Rule::Differencing,
+                        detail: format!("{detail}; value set to NULL"),
+                    });
+                }
+            }
+            arrays[c] = datafusion::arrow::array::new_null_array(column.data_type(), column.len());
+        }
+        row_base += batch.num_rows();
+        batches
+            .push(RecordBatch::try_new(Arc::clone(&output.schema), arrays).map_err(arrow_error)?);
+    }
+    output.batches = batches;
+    output.bytes = output.batches.iter().map(batch_bytes).sum();
+    report.passed.retain(|p| p != "differencing_across_outputs");
+    Ok(())
 }
 
 /// Column `index` of `batch` as a boolean flag column.

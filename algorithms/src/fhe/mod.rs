@@ -46,9 +46,12 @@
 //! - **The bank** learns the template's output for the key it asked about, including
 //!   whether the key is in the table (an enterprise suppressed by de-identification, or
 //!   with a missing value, reads as absent). The platform cannot check that the bank
-//!   holds the enterprise's authorisation without learning the enterprise; what bounds
-//!   misuse is the grant's query budget, the coarse template output and the ledger,
-//!   which records every query (with the hashes of its ciphertexts, never the key).
+//!   holds the enterprise's authorisation without learning the enterprise, so on
+//!   conditionally open data every query carries a hiding, binding commitment to the
+//!   enterprise's signed authorisation, which a supervisor can later have the bank open
+//!   and pdx verify ([`consent`], GD21 Art.41). What also bounds misuse is the grant's
+//!   query budget, the coarse template output and the ledger, which records every
+//!   query (with the hashes of its ciphertexts and its commitment, never the key).
 //! - **Circuit privacy.** The output ciphertexts come out of programmable bootstraps,
 //!   whose noise does not carry the other rows' values in any usable way, but TFHE-rs
 //!   makes no formal circuit-privacy claim for them; the template's coarse output
@@ -82,6 +85,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod consent;
 pub mod server;
 pub mod template;
 

@@ -38,6 +38,7 @@
 
 mod error;
 mod guard;
+mod ordinals;
 mod output;
 mod session;
 
@@ -51,6 +52,7 @@ use datafusion::prelude::SessionContext;
 use futures_util::StreamExt;
 
 pub use error::SqlError;
+pub use ordinals::{ORDINAL_COLUMN, OrdinalTable};
 pub use output::{SqlOutput, batch_bytes};
 pub use session::{DENIED_SCALAR_FUNCTIONS, SqlLimits, TableGrant};
 
@@ -68,8 +70,11 @@ pub struct SqlSandbox {
     ctx: SessionContext,
     /// The limits every run obeys.
     limits: SqlLimits,
-    /// The granted providers, for plan verification by identity.
+    /// The granted providers, for plan verification by identity (with their ordinal
+    /// twins, which only the disclosure rewrite puts in a plan).
     providers: Vec<Arc<dyn TableProvider>>,
+    /// Per granted table name, the same table with row ordinals.
+    ordinals: Vec<(String, Arc<dyn TableProvider>)>,
     /// Error sanitiser knowing the granted identifiers and hiding the file paths.
     sanitiser: Arc<Sanitiser>,
 }
@@ -78,7 +83,7 @@ impl std::fmt::Debug for SqlSandbox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlSandbox")
             .field("limits", &self.limits)
-            .field("tables", &self.providers.len())
+            .field("tables", &self.ordinals.len())
             .finish_non_exhaustive()
     }
 }
@@ -90,6 +95,7 @@ impl SqlSandbox {
         let mut providers = Vec::with_capacity(tables.len());
         let mut known: Vec<String> = vec!["datafusion".to_owned(), "public".to_owned()];
         let mut hidden = Vec::new();
+        let mut ordinals = Vec::with_capacity(tables.len());
         for grant in tables {
             if tables.iter().filter(|g| g.name == grant.name).count() > 1 {
                 return Err(SqlError::Grant(format!(
@@ -97,11 +103,20 @@ impl SqlSandbox {
                     grant.name
                 )));
             }
-            let (provider, path) = session::register_grant(&ctx, grant).await?;
+            let registered = session::register_grant(&ctx, grant).await?;
             known.push(grant.name.clone());
-            known.extend(provider.schema().fields().iter().map(|f| f.name().clone()));
-            hidden.extend(session::hidden_strings(&path, &grant.path));
-            providers.push(provider);
+            known.extend(
+                registered
+                    .provider
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone()),
+            );
+            hidden.extend(session::hidden_strings(&registered.path, &grant.path));
+            providers.push(registered.provider);
+            providers.push(Arc::clone(&registered.ordinals));
+            ordinals.push((grant.name.clone(), registered.ordinals));
         }
         let state = ctx.state();
         known.extend(state.scalar_functions().keys().cloned());
@@ -112,8 +127,18 @@ impl SqlSandbox {
             ctx,
             limits,
             providers,
+            ordinals,
             sanitiser,
         })
+    }
+
+    /// The granted table `name` with its row ordinals ([`ORDINAL_COLUMN`]), for the
+    /// disclosure rewrite; it is not registered, so SQL cannot name it.
+    pub fn ordinal_table(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
+        self.ordinals
+            .iter()
+            .find(|(table, _)| table == name)
+            .map(|(_, provider)| Arc::clone(provider))
     }
 
     /// The underlying session, for inspection. Queries must go through [`Self::plan`]
@@ -157,13 +182,48 @@ impl SqlSandbox {
     /// Executes a plan under the limits. The plan is verified again, so a plan built
     /// or rewritten elsewhere still can only read the grants.
     pub async fn run_plan(&self, plan: LogicalPlan) -> Result<SqlOutput, SqlError> {
-        self.execute(plan, None).await
+        self.execute(plan, None, &[], self.limits.clone()).await
+    }
+
+    /// [`Self::optimize`] for a plan that may also read `extra` (an intermediate
+    /// result the caller computed in this sandbox, e.g. the disclosure checks' stages).
+    pub(crate) fn optimize_with(
+        &self,
+        plan: &LogicalPlan,
+        extra: &[Arc<dyn TableProvider>],
+    ) -> Result<LogicalPlan, SqlError> {
+        let allowed = self.allowed(extra);
+        guard::verify_plan(plan, &allowed)?;
+        let optimized = self
+            .ctx
+            .state()
+            .optimize(plan)
+            .map_err(|e| self.sanitiser.classify(&e, Stage::Plan, None))?;
+        guard::verify_plan(&optimized, &allowed)?;
+        Ok(optimized)
+    }
+
+    /// [`Self::run_plan`] for a plan that may also read `extra`, under `limits` (the
+    /// memory pool and timeout stay the session's).
+    pub(crate) async fn run_plan_with(
+        &self,
+        plan: LogicalPlan,
+        extra: &[Arc<dyn TableProvider>],
+        limits: SqlLimits,
+    ) -> Result<SqlOutput, SqlError> {
+        self.execute(plan, None, extra, limits).await
+    }
+
+    /// The granted providers and `extra`.
+    fn allowed(&self, extra: &[Arc<dyn TableProvider>]) -> Vec<Arc<dyn TableProvider>> {
+        self.providers.iter().chain(extra).cloned().collect()
     }
 
     /// Plans and executes one read-only query under the limits.
     pub async fn run(&self, sql: &str) -> Result<SqlOutput, SqlError> {
         let plan = self.plan(sql).await?;
-        self.execute(plan, Some(Arc::from(sql))).await
+        self.execute(plan, Some(Arc::from(sql)), &[], self.limits.clone())
+            .await
     }
 
     /// Sanitises a planning error of the query `sql`.
@@ -176,10 +236,11 @@ impl SqlSandbox {
         &self,
         plan: LogicalPlan,
         sql: Option<Arc<str>>,
+        extra: &[Arc<dyn TableProvider>],
+        limits: SqlLimits,
     ) -> Result<SqlOutput, SqlError> {
-        guard::verify_plan(&plan, &self.providers)?;
-        let fetch = self
-            .limits
+        guard::verify_plan(&plan, &self.allowed(extra))?;
+        let fetch = limits
             .max_output_rows
             .saturating_add(1)
             .min(i64::MAX as usize);
@@ -192,7 +253,7 @@ impl SqlSandbox {
             .map_err(|_| SqlError::Internal("no Tokio runtime is running"))?;
         let job = Job {
             state: self.ctx.state(),
-            limits: self.limits.clone(),
+            limits,
             sanitiser: Arc::clone(&self.sanitiser),
             sql,
         };

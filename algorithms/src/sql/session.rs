@@ -20,6 +20,7 @@ use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use super::SqlError;
+use super::ordinals::OrdinalTable;
 
 /// Hard limits of one sandbox session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,14 +129,25 @@ pub(crate) fn build_context(limits: &SqlLimits) -> Result<SessionContext, SqlErr
     Ok(SessionContext::new_with_state(state))
 }
 
-/// Validates `grant`, registers its projected table in `ctx` and returns the provider.
+/// What registering a grant made: the provider SQL sees, the same table with row
+/// ordinals (not registered), and the canonical file path.
+pub(crate) struct Registered {
+    /// The granted table as registered.
+    pub provider: Arc<dyn TableProvider>,
+    /// The same columns plus [`super::ORDINAL_COLUMN`], for the disclosure rewrite.
+    pub ordinals: Arc<dyn TableProvider>,
+    /// The canonical path of the file.
+    pub path: PathBuf,
+}
+
+/// Validates `grant`, registers its projected table in `ctx` and returns the providers.
 ///
 /// The table's schema holds only the granted columns (in file order, without schema
 /// or field metadata), so the planner never learns the other columns exist.
 pub(crate) async fn register_grant(
     ctx: &SessionContext,
     grant: &TableGrant,
-) -> Result<(Arc<dyn TableProvider>, PathBuf), SqlError> {
+) -> Result<Registered, SqlError> {
     let name = grant.name.as_str();
     validate_table_name(name)?;
     let bad = |why: &str| SqlError::Grant(format!("table {name}: {why}"));
@@ -189,6 +201,8 @@ pub(crate) async fn register_grant(
         .collect();
     let schema = Arc::new(Schema::new(fields));
 
+    let ordinals =
+        OrdinalTable::try_new(path.clone(), Arc::clone(&file_schema), &schema).map_err(bad)?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
@@ -200,7 +214,11 @@ pub(crate) async fn register_grant(
     if previous.is_some() {
         return Err(bad("the name is granted twice"));
     }
-    Ok((provider, path))
+    Ok(Registered {
+        provider,
+        ordinals: Arc::new(ordinals),
+        path,
+    })
 }
 
 /// Table names are plain lower-case identifiers, so SQL can name them unquoted.

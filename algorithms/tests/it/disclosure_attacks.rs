@@ -438,17 +438,40 @@ async fn a_distinct_count_must_itself_reach_the_threshold() {
     let f = fixture().await;
     let rules = DisclosureRules::default();
     // 1 or 2 distinct values: whether the target is a woman, or lives outside the north.
+    // Distinct values are not records (rule 11): refused on anything but the
+    // contributor column.
     for sql in [
         "SELECT count(DISTINCT sex) AS d FROM people WHERE sex = 'M' OR id = 42",
         "SELECT count(DISTINCT region) AS d FROM people WHERE region = 'north' OR id = 42",
+        "SELECT count(DISTINCT id) AS d FROM people",
+        "SELECT count(*) AS d FROM (SELECT DISTINCT region FROM people WHERE region = 'north' OR id = 42) t",
+        "SELECT count(*) AS d FROM (SELECT region FROM people WHERE region = 'north' OR id = 42 GROUP BY region) t",
     ] {
-        let out = f.run(sql, &rules).await;
-        assert_eq!(ints(&out, "d"), [None], "{sql}");
+        let e = f.refuse(sql).await;
+        assert!(
+            matches!(
+                e,
+                DisclosureError::DistinctCount(_) | DisclosureError::Operator(_)
+            ),
+            "{sql}: {e:?}"
+        );
     }
+    let by_person = DisclosureRules {
+        contributor_column: Some("id".to_owned()),
+        ..rules
+    };
     let out = f
-        .run("SELECT count(DISTINCT id) AS d FROM people", &rules)
+        .run("SELECT count(DISTINCT id) AS d FROM people", &by_person)
         .await;
     assert_eq!(ints(&out, "d"), [Some(200)]);
+    // With a contributor column, a distinct count below the threshold is withheld.
+    let out = f
+        .run(
+            "SELECT count(DISTINCT id) AS d FROM people WHERE id < 5",
+            &by_person,
+        )
+        .await;
+    assert!(ints(&out, "d").is_empty());
 }
 
 #[tokio::test]

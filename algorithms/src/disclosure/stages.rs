@@ -1,0 +1,399 @@
+//! Running a shadowed plan in two stages, so that checks needing the whole result or
+//! earlier outputs happen before `HAVING`, `ORDER BY` and `LIMIT` see any value.
+//!
+//! 1. **Up to the guard.** The augmented aggregate and the guard run as one plan; the
+//!    result has a row per group: keys, guarded values, flags and the record sets of
+//!    the values (`record_sets.rs`).
+//! 2. **Across outputs.** Each value still released is checked against the earlier
+//!    record sets of the organisation on the version; a value too close to one is set
+//!    to NULL and its `__pdx_across_j` flag cleared, in the intermediate result.
+//! 3. **Above the guard.** The operators of the query above its aggregate run over the
+//!    intermediate result (an in-memory table only this sandbox can scan), carrying
+//!    the flags and each row's cell number.
+//! 4. **Suppression and column totals.** The flags are applied (`suppress.rs`); then,
+//!    for each record set, the union over the released cells (what a column total of
+//!    the output gives away) is checked the same way, and a column too close to an
+//!    earlier value is withheld whole.
+//!
+//! The sets of what is finally released (per value and per column union) are returned
+//! for the caller to keep.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt64Array};
+use datafusion::arrow::compute::{concat_batches, nullif};
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::common::Column;
+use datafusion::datasource::{MemTable, provider_as_source};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Projection};
+
+use super::across::{Nesting, PriorRecordSets, SetId, check_against_priors, nestings_within};
+use super::analyse::Analysis;
+use super::cube;
+use super::record_sets::{RecordSet, TrackedSet, set_at};
+use super::rewrite::{self, SetSource, Shadowed};
+use super::suppress::{self, Suppressed, across_detail, withhold_columns};
+use super::{DisclosureError, DisclosureRules, safe};
+use crate::sql::{SqlLimits, SqlSandbox};
+
+/// Name of the intermediate table in the second stage's plan.
+const STAGE_TABLE: &str = "__pdx_stage";
+
+/// Most groups the first stage may produce (the final output keeps its own cap).
+const STAGE_ROWS: usize = 1_000_000;
+
+/// Most bytes the first stage may produce, record sets included.
+const STAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The record sets of the values an output released, for the caller to keep.
+#[derive(Debug, Clone, Default)]
+pub struct ReleasedSets {
+    /// The SQL table (of the run's grants) the sets are ordinals of.
+    pub table: String,
+    /// Distinct sets with their selections: per released value, and per column with
+    /// several cells.
+    pub sets: Vec<TrackedSet>,
+    /// Nestings between these sets and earlier ones (for the checks of later outputs).
+    pub nestings: Vec<Nesting>,
+}
+
+/// The checked output and the record sets of what it released.
+pub(crate) struct Staged {
+    /// Output, report and cells.
+    pub suppressed: Suppressed,
+    /// `None` when no record sets were computed (no row ordinals, or no table).
+    pub released: Option<ReleasedSets>,
+}
+
+/// Arrow errors here concern our own arrays, never data values.
+fn arrow_error(_: datafusion::arrow::error::ArrowError) -> DisclosureError {
+    DisclosureError::Internal("the intermediate result could not be assembled")
+}
+
+/// Runs `plan` (made safe and analysed, shadowed into `shadowed`) in two stages.
+pub(crate) async fn run<P: PriorRecordSets>(
+    sandbox: &SqlSandbox,
+    plan: &LogicalPlan,
+    analysis: &Analysis<'_>,
+    shadowed: &Shadowed,
+    rules: &DisclosureRules,
+    priors: &P,
+) -> Result<Staged, DisclosureError> {
+    let stage = &shadowed.stage;
+    let first = safe::try_casts(sandbox.optimize(&stage.guard)?)?;
+    let out = sandbox
+        .run_plan_with(first, &[], stage_limits(sandbox.limits()))
+        .await?;
+    let batch = concat_batches(&out.schema, &out.batches).map_err(arrow_error)?;
+    let rows = batch.num_rows();
+    let keep = batch
+        .column(stage.flags_at)
+        .as_boolean_opt()
+        .ok_or(DisclosureError::Internal("the keep flag is not boolean"))?;
+
+    // Record sets of the kept rows, per distinct set.
+    let tracked_table = stage.table.as_ref().filter(|_| !stage.sources.is_empty());
+    let mut sets: Vec<Vec<Option<RecordSet>>> = vec![Vec::new(); rows];
+    if let Some((_, table_rows)) = tracked_table {
+        let whole = u32::try_from(table_rows.unwrap_or(0)).unwrap_or(u32::MAX);
+        for (r, row_sets) in sets.iter_mut().enumerate() {
+            if !(keep.is_valid(r) && keep.value(r)) {
+                continue;
+            }
+            for source in &stage.sources {
+                row_sets.push(Some(read_set(&batch, stage.sets_at, *source, r, whole)?));
+            }
+        }
+    }
+
+    // Values still released in the guard's result: (row, aggregate).
+    let value_released =
+        |batch: &RecordBatch, r: usize, j: usize| batch.column(stage.keys + j).is_valid(r);
+    let tracked = |set: &RecordSet, s: usize| TrackedSet {
+        set: set.clone(),
+        selection: stage.selections.get(s).cloned().unwrap_or_default(),
+    };
+    let mut withheld = vec![vec![false; stage.set_of.len()]; rows];
+    let mut any_across = false;
+    let mut nestings: Vec<Nesting> = Vec::new();
+    if let Some((table, table_rows)) = tracked_table {
+        let mut candidates = Vec::new();
+        let mut at = Vec::new();
+        for (r, row_sets) in sets.iter().enumerate() {
+            for (s, set) in row_sets.iter().enumerate() {
+                let read = (0..stage.set_of.len())
+                    .any(|j| stage.set_of[j] == s && value_released(&batch, r, j));
+                if let (true, Some(set)) = (read, set) {
+                    candidates.push(tracked(set, s));
+                    at.push((r, s));
+                }
+            }
+        }
+        let verdicts =
+            check_against_priors(&candidates, priors, table, *table_rows, rules.threshold).await?;
+        nestings.extend(verdicts.nestings);
+        for ((r, s), close) in at.into_iter().zip(verdicts.close) {
+            if close {
+                any_across = true;
+                for (j, set) in stage.set_of.iter().enumerate() {
+                    if *set == s {
+                        withheld[r][j] = true;
+                    }
+                }
+            }
+        }
+    }
+    // Tables with totals: complementary cells, so no withheld cell can be recomputed.
+    let secondary = cube::secondary_withheld(&batch, stage, keep, &withheld, rules.threshold)?;
+    let intermediate = intermediate_batch(&batch, shadowed, &withheld, &secondary)?;
+
+    // Above the guard, over the intermediate result.
+    let provider: Arc<dyn TableProvider> = Arc::new(
+        MemTable::try_new(intermediate.schema(), vec![vec![intermediate.clone()]])
+            .map_err(|_| DisclosureError::Internal("the intermediate table could not be built"))?,
+    );
+    let bridge = bridge_plan(Arc::clone(&provider), &stage.guard, stage.sets_at)?;
+    let upper = rewrite::above(plan, analysis, rules, shadowed, bridge)?;
+    let second = safe::try_casts(sandbox.optimize_with(&upper, &[Arc::clone(&provider)])?)?;
+    let out = sandbox
+        .run_plan_with(second, &[provider], sandbox.limits().clone())
+        .await?;
+    let mut suppressed = suppress::suppress(out, analysis, shadowed, rules)?;
+
+    let Some((table, table_rows)) = tracked_table else {
+        return Ok(Staged {
+            suppressed,
+            released: None,
+        });
+    };
+    // Per record set, the released cells holding a value over it.
+    let released_cells: Vec<usize> = suppressed.cells.iter().flatten().copied().collect();
+    let sources = stage.sources.len();
+    let mut per_set: Vec<Vec<usize>> = vec![Vec::new(); sources];
+    for &cell in &released_cells {
+        for (s, cells) in per_set.iter_mut().enumerate() {
+            let read = (0..stage.set_of.len())
+                .any(|j| stage.set_of[j] == s && value_released(&intermediate, cell, j));
+            if read
+                && sets
+                    .get(cell)
+                    .and_then(|row| row.get(s))
+                    .is_some_and(Option::is_some)
+            {
+                cells.push(cell);
+            }
+        }
+    }
+    // Column totals: the union of a set's released cells.
+    let mut unions: Vec<TrackedSet> = Vec::new();
+    let mut union_of: Vec<usize> = Vec::new();
+    for (s, cells) in per_set.iter().enumerate() {
+        if cells.len() < 2 {
+            continue;
+        }
+        let mut union = RecordSet::default();
+        for &cell in cells {
+            if let Some(Some(set)) = sets.get(cell).and_then(|row| row.get(s)) {
+                union.union_with(set);
+            }
+        }
+        unions.push(tracked(&union, s));
+        union_of.push(s);
+    }
+    let verdicts =
+        check_against_priors(&unions, priors, table, *table_rows, rules.threshold).await?;
+    nestings.extend(verdicts.nestings);
+    let unit = if rules.contributor_column.is_some() {
+        "contributors"
+    } else {
+        "records"
+    };
+    let mut kept_sets: Vec<TrackedSet> = Vec::new();
+    for ((union, s), close) in unions.into_iter().zip(&union_of).zip(verdicts.close) {
+        if !close {
+            kept_sets.push(union);
+            continue;
+        }
+        any_across = true;
+        per_set[*s].clear();
+        let aggregates: Vec<usize> = (0..stage.set_of.len())
+            .filter(|j| stage.set_of[*j] == *s)
+            .collect();
+        let columns: Vec<usize> = analysis
+            .lineage
+            .iter()
+            .enumerate()
+            .filter(|(_, from)| from.iter().any(|j| aggregates.contains(j)))
+            .map(|(c, _)| c)
+            .collect();
+        let name = aggregates
+            .first()
+            .and_then(|j| shadowed.cells.get(*j))
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        let detail = format!(
+            "{} (its column total)",
+            across_detail(&name, rules.threshold, unit)
+        );
+        let Suppressed {
+            output,
+            report,
+            engine_rows,
+            ..
+        } = &mut suppressed;
+        withhold_columns(output, report, engine_rows, &columns, &detail)?;
+    }
+    for (s, cells) in per_set.iter().enumerate() {
+        for &cell in cells {
+            if let Some(Some(set)) = sets.get(cell).and_then(|row| row.get(s)) {
+                kept_sets.push(tracked(set, s));
+            }
+        }
+    }
+    if !any_across {
+        suppressed
+            .report
+            .passed
+            .push("differencing_across_outputs".to_owned());
+    }
+    // One copy of each set, and the nestings of the sets kept.
+    let mut seen = std::collections::HashSet::new();
+    kept_sets.retain(|t| seen.insert(SetId::of(t)));
+    nestings.retain(|n| seen.contains(&n.outer) || seen.contains(&n.inner));
+    nestings.extend(nestings_within(&kept_sets));
+    nestings.sort();
+    nestings.dedup();
+    Ok(Staged {
+        suppressed,
+        released: Some(ReleasedSets {
+            table: table.clone(),
+            sets: kept_sets,
+            nestings,
+        }),
+    })
+}
+
+/// The first stage's limits: more rows than an output may have (groups the threshold
+/// removes, or `LIMIT` drops, are still rows here), and room for the record sets.
+fn stage_limits(limits: &SqlLimits) -> SqlLimits {
+    SqlLimits {
+        max_output_rows: limits.max_output_rows.max(STAGE_ROWS),
+        max_output_bytes: limits.max_output_bytes.max(STAGE_BYTES),
+        ..limits.clone()
+    }
+}
+
+/// The record set `source` of row `r`.
+fn read_set(
+    batch: &RecordBatch,
+    sets_at: usize,
+    source: SetSource,
+    r: usize,
+    whole: u32,
+) -> Result<RecordSet, DisclosureError> {
+    let column = |c: usize| {
+        if sets_at + c < batch.num_columns() {
+            Ok(batch.column(sets_at + c))
+        } else {
+            Err(DisclosureError::Internal("a record-set column is missing"))
+        }
+    };
+    let mut set = match source.base {
+        Some(c) => set_at(column(c)?.as_ref(), r)?.unwrap_or_default(),
+        None => RecordSet::all(whole),
+    };
+    if let Some(c) = source.minus
+        && let Some(minus) = set_at(column(c)?.as_ref(), r)?
+    {
+        set.difference_with(&minus);
+    }
+    Ok(set)
+}
+
+/// The guard's result without record sets, with withheld values set to NULL, their
+/// across flags cleared and the cell column numbered; columns renamed `c0, c1, …`.
+fn intermediate_batch(
+    batch: &RecordBatch,
+    shadowed: &Shadowed,
+    withheld: &[Vec<bool>],
+    secondary: &[Vec<bool>],
+) -> Result<RecordBatch, DisclosureError> {
+    let stage = &shadowed.stage;
+    let rows = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(stage.sets_at);
+    for c in 0..stage.sets_at {
+        let column = Arc::clone(batch.column(c));
+        let value_of = c
+            .checked_sub(stage.keys)
+            .filter(|j| *j < stage.set_of.len());
+        let across_of = shadowed
+            .cells
+            .iter()
+            .position(|cell| stage.flags_at + cell.across_flag == c);
+        let secondary_of = shadowed
+            .cells
+            .iter()
+            .position(|cell| stage.flags_at + cell.secondary_flag == c);
+        let flag = |matrix: &[Vec<bool>], j: usize| -> ArrayRef {
+            Arc::new(
+                matrix
+                    .iter()
+                    .map(|row| Some(!row.get(j).copied().unwrap_or(false)))
+                    .collect::<BooleanArray>(),
+            )
+        };
+        let array: ArrayRef = if c == stage.cell_at {
+            Arc::new(UInt64Array::from_iter_values(0..rows as u64))
+        } else if let Some(j) = value_of {
+            let mask: BooleanArray = withheld
+                .iter()
+                .zip(secondary)
+                .map(|(a, b)| Some(a[j] || b[j]))
+                .collect();
+            if mask.true_count() > 0 {
+                nullif(column.as_ref(), &mask).map_err(arrow_error)?
+            } else {
+                column
+            }
+        } else if let Some(j) = across_of {
+            flag(withheld, j)
+        } else if let Some(j) = secondary_of {
+            flag(secondary, j)
+        } else {
+            column
+        };
+        columns.push(array);
+    }
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Field::new(format!("c{i}"), a.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(arrow_error)
+}
+
+/// A scan of the intermediate table that puts back the guard's column names and
+/// qualifiers, so the operators above the aggregate resolve their columns unchanged.
+fn bridge_plan(
+    provider: Arc<dyn TableProvider>,
+    guard: &LogicalPlan,
+    width: usize,
+) -> Result<LogicalPlan, DisclosureError> {
+    let plan_error = |_| DisclosureError::Internal("the second stage could not be planned");
+    let scan = LogicalPlanBuilder::scan(STAGE_TABLE, provider_as_source(provider), None)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(plan_error)?;
+    let schema = guard.schema();
+    let exprs: Vec<Expr> = (0..width)
+        .map(|i| {
+            let (qualifier, field) = schema.qualified_field(i);
+            Expr::Column(Column::new(Some(STAGE_TABLE), format!("c{i}")))
+                .alias_qualified(qualifier.cloned(), field.name())
+        })
+        .collect();
+    Projection::try_new(exprs, Arc::new(scan))
+        .map(LogicalPlan::Projection)
+        .map_err(plan_error)
+}

@@ -1,0 +1,304 @@
+//! Record sets of released values: the memory behind the differencing check across
+//! outputs (issue #18; SD22 Art.13, only de-identified aggregates leave).
+//!
+//! The check itself is `pdx_algorithms::disclosure` (module `record_sets`): a value is
+//! withheld when the records it reads differ by 1 to `threshold − 1` from the records
+//! of a value the same organisation already holds, or has in review, on the same
+//! dataset version. This module owns the tables `record_sets` (each distinct set once
+//! per organisation and version: hash, size, block summary, bitmap) and
+//! `output_record_sets` (which output holds which set), and hands earlier sets to the
+//! check through [`PriorSets`].
+//!
+//! * **What counts as earlier:** every output of the organisation on the version that
+//!   a reviewer has not rejected (quarantined or released), whatever grant or model
+//!   made it. Outputs in review count because they may be released later.
+//! * **Serialisation:** runs of one organisation on one version check and store under
+//!   a lock ([`Locks`]), so two concurrent runs cannot both pass against the sets
+//!   before either stored its own. The lock is per process: servers sharing one
+//!   PostgreSQL database must not run the same organisation's runs on the same version
+//!   at once (scale-out takes this on).
+//! * **Cost:** only summaries (about 4 bytes per 65,536 rows of the set's span) are
+//!   read for every earlier set; bitmaps are read for the few pairs the summaries
+//!   cannot settle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pdx_algorithms::disclosure::{
+    DisclosureError, Nesting, PriorRecordSets, PriorSummary, RecordSet, ReleasedSets, SetSummary,
+    TrackedSet, hash_bytes,
+};
+use sqlx::Row;
+
+use crate::Result;
+
+/// Per-process locks, one per `organisation / dataset version`.
+#[derive(Default)]
+pub(crate) struct Locks {
+    /// The lock of each key ever used (a few bytes each).
+    map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Locks {
+    /// Takes the locks of `org` on every version in `versions` (sorted, so two runs
+    /// over the same versions cannot deadlock).
+    pub(crate) async fn lock(
+        &self,
+        org: &str,
+        versions: &[String],
+    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        let mut keys: Vec<String> = versions.iter().map(|v| format!("{org}/{v}")).collect();
+        keys.sort();
+        keys.dedup();
+        let mut guards = Vec::with_capacity(keys.len());
+        for key in keys {
+            let lock = {
+                let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+                Arc::clone(map.entry(key).or_default())
+            };
+            guards.push(lock.lock_owned().await);
+        }
+        guards
+    }
+}
+
+/// The earlier sets of one organisation, for the tables of one run.
+pub(crate) struct PriorSets {
+    /// The database.
+    db: pdx_ledger::db::Db,
+    /// The organisation.
+    org: String,
+    /// SQL table name → `dataset_id@version`.
+    versions: Vec<(String, String)>,
+    /// `(hash, selection)` behind the last summaries handed out, per table (for `load`
+    /// and `nestings`).
+    hashes: Mutex<HashMap<String, Vec<(String, String)>>>,
+}
+
+impl PriorSets {
+    /// Earlier sets of `org` on the versions behind `tables` (`(table, version)`).
+    pub(crate) fn new(db: pdx_ledger::db::Db, org: &str, tables: Vec<(String, String)>) -> Self {
+        Self {
+            db,
+            org: org.to_owned(),
+            versions: tables,
+            hashes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The version behind `table`.
+    fn version_of(&self, table: &str) -> Option<&str> {
+        self.versions
+            .iter()
+            .find(|(t, _)| t == table)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Database failures are logged here and reach the check as an internal error.
+fn read_failed(e: sqlx::Error) -> DisclosureError {
+    tracing::error!(error = %e, "reading earlier record sets");
+    DisclosureError::Internal("the earlier record sets could not be read")
+}
+
+impl PriorRecordSets for PriorSets {
+    async fn summaries(&self, table: &str) -> Result<Vec<PriorSummary>, DisclosureError> {
+        let Some(version) = self.version_of(table) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT s.set_hash, s.selection, s.records, s.summary FROM record_sets s \
+             WHERE s.org_id = $1 AND s.dataset_version = $2 AND EXISTS ( \
+               SELECT 1 FROM output_record_sets o JOIN outputs u ON u.id = o.output_id \
+               WHERE o.org_id = s.org_id AND o.dataset_version = s.dataset_version \
+                 AND o.set_hash = s.set_hash AND o.selection = s.selection \
+                 AND u.status <> 'rejected') \
+             ORDER BY s.set_hash, s.selection",
+        )
+        .bind(self.org.clone())
+        .bind(version.to_owned())
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(read_failed)?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        let mut summaries = Vec::with_capacity(rows.len());
+        for row in rows {
+            let hash: String = row.try_get("set_hash").map_err(read_failed)?;
+            let selection: String = row.try_get("selection").map_err(read_failed)?;
+            let records: i64 = row.try_get("records").map_err(read_failed)?;
+            let summary: Vec<u8> = row.try_get("summary").map_err(read_failed)?;
+            summaries.push(PriorSummary {
+                summary: SetSummary::from_bytes(u64::try_from(records).unwrap_or(0), &summary)?,
+                selection: selection.clone(),
+                hash: hash.clone(),
+            });
+            hashes.push((hash, selection));
+        }
+        self.hashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(table.to_owned(), hashes);
+        Ok(summaries)
+    }
+
+    async fn nestings(&self, table: &str) -> Result<Vec<(usize, usize)>, DisclosureError> {
+        let Some(version) = self.version_of(table) else {
+            return Ok(Vec::new());
+        };
+        let rows = sqlx::query(
+            "SELECT outer_hash, outer_selection, inner_hash, inner_selection \
+             FROM record_set_nestings WHERE org_id = $1 AND dataset_version = $2",
+        )
+        .bind(self.org.clone())
+        .bind(version.to_owned())
+        .fetch_all(self.db.pool())
+        .await
+        .map_err(read_failed)?;
+        let positions: HashMap<(String, String), usize> = {
+            let hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+            hashes
+                .get(table)
+                .map(|known| {
+                    known
+                        .iter()
+                        .enumerate()
+                        .map(|(i, id)| (id.clone(), i))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let mut pairs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = |hash: &str, selection: &str| -> Result<(String, String), DisclosureError> {
+                Ok((
+                    row.try_get::<String, _>(hash).map_err(read_failed)?,
+                    row.try_get::<String, _>(selection).map_err(read_failed)?,
+                ))
+            };
+            let outer = id("outer_hash", "outer_selection")?;
+            let inner = id("inner_hash", "inner_selection")?;
+            // Both must still count (not only in rejected outputs).
+            if let (Some(o), Some(i)) = (positions.get(&outer), positions.get(&inner)) {
+                pairs.push((*o, *i));
+            }
+        }
+        Ok(pairs)
+    }
+
+    async fn load(
+        &self,
+        table: &str,
+        indices: &[usize],
+    ) -> Result<Vec<RecordSet>, DisclosureError> {
+        let Some(version) = self.version_of(table) else {
+            return Err(DisclosureError::Internal("no version for an earlier set"));
+        };
+        let wanted: Vec<String> = {
+            let hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(known) = hashes.get(table) else {
+                return Err(DisclosureError::Internal(
+                    "earlier sets loaded before summaries",
+                ));
+            };
+            indices
+                .iter()
+                .map(|i| {
+                    known
+                        .get(*i)
+                        .map(|(hash, _)| hash.clone())
+                        .ok_or(DisclosureError::Internal("no such earlier record set"))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut sets = Vec::with_capacity(wanted.len());
+        for hash in wanted {
+            let bytes: Vec<u8> = sqlx::query(
+                "SELECT bitmap FROM record_sets \
+                 WHERE org_id = $1 AND dataset_version = $2 AND set_hash = $3 LIMIT 1",
+            )
+            .bind(self.org.clone())
+            .bind(version.to_owned())
+            .bind(hash)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(read_failed)?
+            .try_get("bitmap")
+            .map_err(read_failed)?;
+            sets.push(RecordSet::from_bytes(&bytes)?);
+        }
+        Ok(sets)
+    }
+}
+
+/// Records that output `output_id` of `org` holds `released` on `dataset_version`
+/// (sets and nestings), in the caller's transaction (the one inserting the output).
+pub(crate) async fn save(
+    tx: &mut sqlx::AnyConnection,
+    output_id: &str,
+    org: &str,
+    dataset_version: &str,
+    released: &ReleasedSets,
+) -> Result<()> {
+    for Nesting { outer, inner } in &released.nestings {
+        sqlx::query(
+            "INSERT INTO record_set_nestings (org_id, dataset_version, outer_hash, \
+             outer_selection, inner_hash, inner_selection, output_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(org.to_owned())
+        .bind(dataset_version.to_owned())
+        .bind(outer.hash.clone())
+        .bind(outer.selection.clone())
+        .bind(inner.hash.clone())
+        .bind(inner.selection.clone())
+        .bind(output_id.to_owned())
+        .execute(&mut *tx)
+        .await?;
+    }
+    for TrackedSet { set, selection } in &released.sets {
+        let bytes = set.to_bytes();
+        let hash = hash_bytes(&bytes);
+        sqlx::query(
+            "INSERT INTO record_sets \
+             (org_id, dataset_version, set_hash, selection, records, summary, bitmap) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+        )
+        .bind(org.to_owned())
+        .bind(dataset_version.to_owned())
+        .bind(hash.clone())
+        .bind(selection.clone())
+        .bind(i64::try_from(set.len()).unwrap_or(i64::MAX))
+        .bind(set.summary().to_bytes())
+        .bind(bytes)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO output_record_sets (output_id, org_id, dataset_version, set_hash, selection) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(output_id.to_owned())
+        .bind(org.to_owned())
+        .bind(dataset_version.to_owned())
+        .bind(hash)
+        .bind(selection.clone())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Bytes of record sets stored for `output_id` (bitmaps and summaries).
+pub async fn stored_bytes(db: &pdx_ledger::db::Db, output_id: &str) -> Result<u64> {
+    let row = sqlx::query(
+        "SELECT COALESCE(SUM(LENGTH(s.bitmap) + LENGTH(s.summary)), 0) AS n \
+         FROM output_record_sets o JOIN record_sets s ON s.org_id = o.org_id \
+           AND s.dataset_version = o.dataset_version AND s.set_hash = o.set_hash \
+           AND s.selection = o.selection \
+         WHERE o.output_id = $1",
+    )
+    .bind(output_id.to_owned())
+    .fetch_one(db.pool())
+    .await?;
+    let n: i64 = row.try_get("n")?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
