@@ -116,6 +116,7 @@ pub fn generated_record_sets(rows: usize, outputs: usize) -> Vec<TrackedSet> {
                     set.union_with(&RecordSet::from_ordinals(ordinals[cell].iter().copied()));
                 }
             }
+            set.optimize();
             TrackedSet {
                 set,
                 selection: format!("earlier output {pick:x}"),

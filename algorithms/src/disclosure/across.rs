@@ -359,6 +359,7 @@ async fn load_into<P: PriorRecordSets>(
 /// when the row count is known): which are too close, and the nestings to record.
 pub(crate) async fn check_against_priors<P: PriorRecordSets>(
     candidates: &[TrackedSet],
+    ids: &[SetId],
     priors: &P,
     table: &str,
     table_rows: Option<u64>,
@@ -388,12 +389,17 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
     let mut targets: Vec<Vec<Target>> = vec![Vec::new(); candidates.len()];
     let mut nest_checks: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
     let mut settled = vec![false; candidates.len()];
+    let mut samples: Vec<Vec<u32>> = vec![Vec::new(); candidates.len()];
     let mut needed: BTreeSet<usize> = BTreeSet::new();
     for (c, candidate) in candidates.iter().enumerate() {
         let new = &candidate.set;
         let n = new.len();
         let summary = new.summary();
-        let hash = new.hash();
+        samples[c] = summary.sample.clone();
+        let hash = ids
+            .get(c)
+            .map(|id| id.hash.clone())
+            .unwrap_or_else(|| new.hash());
         // The same records as an earlier set: fine if selected the same way (that set
         // passed every check against what came before and after it), otherwise not.
         for prior in summaries.iter().filter(|p| p.hash == hash) {
@@ -455,7 +461,11 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
     // Exact intersections with the bitmaps the summaries could not replace.
     let mut cache: HashMap<usize, RecordSet> = HashMap::new();
     load_into(priors, table, needed, &mut cache).await?;
-    let mut common = |c: usize, p: usize| -> u64 {
+    let common = |c: usize,
+                  p: usize,
+                  commons: &mut HashMap<(usize, usize), u64>,
+                  cache: &HashMap<usize, RecordSet>|
+     -> u64 {
         if let Some(known) = commons.get(&(c, p)) {
             return *known;
         }
@@ -478,19 +488,24 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
             let close = match *target {
                 Target::Prior(p) => {
                     let prior = &summaries[p];
-                    let shared = common(c, p);
+                    let shared = common(c, p, &mut commons, &cache);
                     let same = prior.selection == candidate.selection;
                     too_close(n, prior.summary.records, shared, same, threshold)
                 }
                 Target::Complement(p) => {
                     let rows = table_rows.unwrap_or(0);
                     let size = rows.saturating_sub(records(p));
-                    let shared = n.saturating_sub(common(c, p));
+                    let shared = n.saturating_sub(common(c, p, &mut commons, &cache));
                     too_close(n, size, shared, false, threshold)
                 }
                 Target::Difference(outer, inner) => {
                     let size = records(outer).saturating_sub(records(inner));
-                    let shared = common(c, outer).saturating_sub(common(c, inner));
+                    let shared = common(c, outer, &mut commons, &cache).saturating_sub(common(
+                        c,
+                        inner,
+                        &mut commons,
+                        &cache,
+                    ));
                     too_close(n, size, shared, false, threshold)
                 }
             };
@@ -498,10 +513,20 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
                 verdicts.close[c] = true;
             }
         }
-        let id = SetId::of(candidate);
+        let id = ids.get(c).cloned().unwrap_or_else(|| SetId::of(candidate));
         for &p in &nest_checks[c] {
             let prior = &summaries[p];
-            let shared = common(c, p);
+            // Inside a larger earlier set only if every sampled ordinal is in it: most
+            // pairs end at the first lookup, without an intersection.
+            let known = commons.contains_key(&(c, p));
+            if !known
+                && n < prior.summary.records
+                && let Some(loaded) = cache.get(&p)
+                && !samples[c].iter().all(|o| loaded.holds(*o))
+            {
+                continue;
+            }
+            let shared = common(c, p, &mut commons, &cache);
             let prior_id = SetId {
                 hash: prior.hash.clone(),
                 selection: prior.selection.clone(),
@@ -558,6 +583,7 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
                     covered.union_with(set);
                 }
             }
+            covered.optimize();
             let left = n.saturating_sub(candidate.set.common(&covered));
             if left < threshold {
                 verdicts.close[c] = true;
@@ -587,30 +613,6 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
         }
     }
     Ok(verdicts)
-}
-
-/// Nestings among the sets of one output (a column total around its cells, one value's
-/// set inside another's in the same cell), for the checks of later outputs.
-pub(crate) fn nestings_within(sets: &[TrackedSet]) -> Vec<Nesting> {
-    let summaries: Vec<SetSummary> = sets.iter().map(|t| t.set.summary()).collect();
-    let mut out = Vec::new();
-    for (o, outer) in sets.iter().enumerate() {
-        for (i, inner) in sets.iter().enumerate() {
-            let (n, p) = (outer.set.len(), inner.set.len());
-            if i == o || p >= n || !may_nest(&outer.set, &summaries[o], &summaries[i]) {
-                continue;
-            }
-            let shared = common_from_summary(&outer.set, &summaries[o], &summaries[i])
-                .unwrap_or_else(|| outer.set.common(&inner.set));
-            if shared == p {
-                out.push(Nesting {
-                    outer: SetId::of(outer),
-                    inner: SetId::of(inner),
-                });
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -650,9 +652,17 @@ mod tests {
         // Stored one after the other, as the sandbox does, so the nesting of `low` in
         // `wide` is found and recorded.
         for set in [wide.clone(), low.clone(), scattered.clone()] {
-            let verdicts = check_against_priors(&[set.clone()], &priors, "t", Some(1000), 10)
-                .await
-                .unwrap();
+            let ids = [SetId::of(&set)];
+            let verdicts = check_against_priors(
+                std::slice::from_ref(&set),
+                &ids,
+                &priors,
+                "t",
+                Some(1000),
+                10,
+            )
+            .await
+            .unwrap();
             assert_eq!(verdicts.close, [false]);
             priors.add_released(&crate::disclosure::ReleasedSets {
                 table: "t".into(),
@@ -684,11 +694,12 @@ mod tests {
             // differently by construction).
             tracked(RecordSet::from_ordinals(50..70), "e"),
         ];
-        let verdicts = check_against_priors(&candidates, &priors, "t", Some(1000), 10)
+        let ids: Vec<SetId> = candidates.iter().map(SetId::of).collect();
+        let verdicts = check_against_priors(&candidates, &ids, &priors, "t", Some(1000), 10)
             .await
             .unwrap();
         assert_eq!(verdicts.close, [true, true, true, false, false, true, true]);
-        let none = check_against_priors(&candidates, &NoPriors, "t", Some(1000), 10)
+        let none = check_against_priors(&candidates, &ids, &NoPriors, "t", Some(1000), 10)
             .await
             .unwrap();
         assert_eq!(none.close, vec![false; candidates.len()]);

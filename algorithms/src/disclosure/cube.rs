@@ -236,8 +236,7 @@ pub(crate) fn secondary_withheld(
         let value = batch.column(stage.keys + j);
         let mut primary: Vec<bool> = (0..rows)
             .map(|r| {
-                !(keep.is_valid(r) && keep.value(r))
-                    || !value.is_valid(r)
+                !(keep.is_valid(r) && keep.value(r) && value.is_valid(r))
                     || withheld
                         .get(r)
                         .and_then(|w| w.get(j))

@@ -54,14 +54,15 @@ impl RecordSet {
     pub fn all(rows: u32) -> Self {
         let mut bitmap = RoaringBitmap::new();
         bitmap.insert_range(0..rows);
+        bitmap.optimize();
         Self { bitmap }
     }
 
     /// A set from ordinals (for tests and tools).
     pub fn from_ordinals(ordinals: impl IntoIterator<Item = u32>) -> Self {
-        Self {
-            bitmap: ordinals.into_iter().collect(),
-        }
+        let mut bitmap: RoaringBitmap = ordinals.into_iter().collect();
+        bitmap.optimize();
+        Self { bitmap }
     }
 
     /// How many records.
@@ -85,13 +86,20 @@ impl RecordSet {
     }
 
     /// The stored encoding (see the module documentation).
+    ///
+    /// Sets are kept run-length optimised (constructors and [`Self::optimize`]), so equal
+    /// sets serialise to equal bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bitmap = self.bitmap.clone();
-        bitmap.optimize();
-        let mut bytes = Vec::with_capacity(bitmap.serialized_size());
+        let mut bytes = Vec::with_capacity(self.bitmap.serialized_size());
         // Writing into a Vec cannot fail.
-        let _ = bitmap.serialize_into(&mut bytes);
+        let _ = self.bitmap.serialize_into(&mut bytes);
         bytes
+    }
+
+    /// Brings the set back to its canonical (run-length optimised) form after
+    /// [`Self::union_with`] or [`Self::difference_with`].
+    pub fn optimize(&mut self) {
+        self.bitmap.optimize();
     }
 
     /// Reads the stored encoding.
@@ -375,7 +383,8 @@ fn merge_bytes(bitmap: &mut RoaringBitmap, bytes: &[u8]) -> Result<()> {
 }
 
 /// Serialises a bitmap for the result or the state.
-fn bitmap_bytes(bitmap: RoaringBitmap) -> Vec<u8> {
+fn bitmap_bytes(mut bitmap: RoaringBitmap) -> Vec<u8> {
+    bitmap.optimize();
     RecordSet { bitmap }.to_bytes()
 }
 

@@ -18,6 +18,7 @@
 //! The sets of what is finally released (per value and per column union) are returned
 //! for the caller to keep.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, BooleanArray, UInt64Array};
@@ -29,7 +30,7 @@ use datafusion::common::Column;
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Projection};
 
-use super::across::{Nesting, PriorRecordSets, SetId, check_against_priors, nestings_within};
+use super::across::{Nesting, PriorRecordSets, SetId, check_against_priors};
 use super::analyse::Analysis;
 use super::cube;
 use super::record_sets::{RecordSet, TrackedSet, set_at};
@@ -93,17 +94,22 @@ pub(crate) async fn run<P: PriorRecordSets>(
         .as_boolean_opt()
         .ok_or(DisclosureError::Internal("the keep flag is not boolean"))?;
 
-    // Record sets of the kept rows, per distinct set.
+    // Record sets of the kept rows, per distinct set, each held once (equal sets
+    // selected the same way, e.g. `COUNT(*)` next to `SUM(x)` of a non-NULL column,
+    // are one).
     let tracked_table = stage.table.as_ref().filter(|_| !stage.sources.is_empty());
-    let mut sets: Vec<Vec<Option<RecordSet>>> = vec![Vec::new(); rows];
+    let selection_of = |s: usize| stage.selections.get(s).cloned().unwrap_or_default();
+    let mut pool = Pool::default();
+    let mut at: Vec<Vec<Option<usize>>> = vec![Vec::new(); rows];
     if let Some((_, table_rows)) = tracked_table {
         let whole = u32::try_from(table_rows.unwrap_or(0)).unwrap_or(u32::MAX);
-        for (r, row_sets) in sets.iter_mut().enumerate() {
+        for (r, row_sets) in at.iter_mut().enumerate() {
             if !(keep.is_valid(r) && keep.value(r)) {
                 continue;
             }
-            for source in &stage.sources {
-                row_sets.push(Some(read_set(&batch, stage.sets_at, *source, r, whole)?));
+            for (s, source) in stage.sources.iter().enumerate() {
+                let set = read_set(&batch, stage.sets_at, *source, r, whole)?;
+                row_sets.push(Some(pool.add(set, selection_of(s))));
             }
         }
     }
@@ -111,35 +117,47 @@ pub(crate) async fn run<P: PriorRecordSets>(
     // Values still released in the guard's result: (row, aggregate).
     let value_released =
         |batch: &RecordBatch, r: usize, j: usize| batch.column(stage.keys + j).is_valid(r);
-    let tracked = |set: &RecordSet, s: usize| TrackedSet {
-        set: set.clone(),
-        selection: stage.selections.get(s).cloned().unwrap_or_default(),
+    let reads = |batch: &RecordBatch, r: usize, s: usize| {
+        (0..stage.set_of.len()).any(|j| stage.set_of[j] == s && value_released(batch, r, j))
     };
     let mut withheld = vec![vec![false; stage.set_of.len()]; rows];
     let mut any_across = false;
     let mut nestings: Vec<Nesting> = Vec::new();
     if let Some((table, table_rows)) = tracked_table {
-        let mut candidates = Vec::new();
-        let mut at = Vec::new();
-        for (r, row_sets) in sets.iter().enumerate() {
-            for (s, set) in row_sets.iter().enumerate() {
-                let read = (0..stage.set_of.len())
-                    .any(|j| stage.set_of[j] == s && value_released(&batch, r, j));
-                if let (true, Some(set)) = (read, set) {
-                    candidates.push(tracked(set, s));
-                    at.push((r, s));
+        let mut wanted = BTreeSet::new();
+        for (r, row_sets) in at.iter().enumerate() {
+            for (s, index) in row_sets.iter().enumerate() {
+                if let (true, Some(index)) = (reads(&batch, r, s), index) {
+                    wanted.insert(*index);
                 }
             }
         }
-        let verdicts =
-            check_against_priors(&candidates, priors, table, *table_rows, rules.threshold).await?;
+        let wanted: Vec<usize> = wanted.into_iter().collect();
+        let (candidates, ids) = pool.select(&wanted);
+        let verdicts = check_against_priors(
+            &candidates,
+            &ids,
+            priors,
+            table,
+            *table_rows,
+            rules.threshold,
+        )
+        .await?;
         nestings.extend(verdicts.nestings);
-        for ((r, s), close) in at.into_iter().zip(verdicts.close) {
-            if close {
-                any_across = true;
-                for (j, set) in stage.set_of.iter().enumerate() {
-                    if *set == s {
-                        withheld[r][j] = true;
+        let close: BTreeSet<usize> = wanted
+            .iter()
+            .zip(&verdicts.close)
+            .filter(|(_, close)| **close)
+            .map(|(index, _)| *index)
+            .collect();
+        for (r, row_sets) in at.iter().enumerate() {
+            for (s, index) in row_sets.iter().enumerate() {
+                if index.is_some_and(|i| close.contains(&i)) {
+                    any_across = true;
+                    for (j, set) in stage.set_of.iter().enumerate() {
+                        if *set == s {
+                            withheld[r][j] = true;
+                        }
                     }
                 }
             }
@@ -174,52 +192,71 @@ pub(crate) async fn run<P: PriorRecordSets>(
     let mut per_set: Vec<Vec<usize>> = vec![Vec::new(); sources];
     for &cell in &released_cells {
         for (s, cells) in per_set.iter_mut().enumerate() {
-            let read = (0..stage.set_of.len())
-                .any(|j| stage.set_of[j] == s && value_released(&intermediate, cell, j));
-            if read
-                && sets
-                    .get(cell)
-                    .and_then(|row| row.get(s))
-                    .is_some_and(Option::is_some)
-            {
+            let held = at
+                .get(cell)
+                .and_then(|row| row.get(s))
+                .is_some_and(Option::is_some);
+            if held && reads(&intermediate, cell, s) {
                 cells.push(cell);
             }
         }
     }
-    // Column totals: the union of a set's released cells.
-    let mut unions: Vec<TrackedSet> = Vec::new();
-    let mut union_of: Vec<usize> = Vec::new();
+    // Column totals: the union of a set's released cells (each distinct union once).
+    let mut union_of: Vec<Option<usize>> = vec![None; sources];
     for (s, cells) in per_set.iter().enumerate() {
         if cells.len() < 2 {
             continue;
         }
         let mut union = RecordSet::default();
         for &cell in cells {
-            if let Some(Some(set)) = sets.get(cell).and_then(|row| row.get(s)) {
-                union.union_with(set);
+            if let Some(index) = at.get(cell).and_then(|row| row.get(s)).copied().flatten() {
+                union.union_with(pool.set(index));
             }
         }
-        unions.push(tracked(&union, s));
-        union_of.push(s);
+        union.optimize();
+        union_of[s] = Some(pool.add(union, selection_of(s)));
     }
-    let verdicts =
-        check_against_priors(&unions, priors, table, *table_rows, rules.threshold).await?;
+    let unions: Vec<usize> = union_of
+        .iter()
+        .flatten()
+        .copied()
+        .collect::<BTreeSet<usize>>()
+        .into_iter()
+        .collect();
+    let (candidates, ids) = pool.select(&unions);
+    let verdicts = check_against_priors(
+        &candidates,
+        &ids,
+        priors,
+        table,
+        *table_rows,
+        rules.threshold,
+    )
+    .await?;
     nestings.extend(verdicts.nestings);
     let unit = if rules.contributor_column.is_some() {
         "contributors"
     } else {
         "records"
     };
-    let mut kept_sets: Vec<TrackedSet> = Vec::new();
-    for ((union, s), close) in unions.into_iter().zip(&union_of).zip(verdicts.close) {
-        if !close {
-            kept_sets.push(union);
+    let close_unions: BTreeSet<usize> = unions
+        .iter()
+        .zip(&verdicts.close)
+        .filter(|(_, close)| **close)
+        .map(|(index, _)| *index)
+        .collect();
+    for s in 0..sources {
+        let Some(union) = union_of[s] else {
+            continue;
+        };
+        if !close_unions.contains(&union) {
             continue;
         }
         any_across = true;
-        per_set[*s].clear();
+        per_set[s].clear();
+        union_of[s] = None;
         let aggregates: Vec<usize> = (0..stage.set_of.len())
-            .filter(|j| stage.set_of[*j] == *s)
+            .filter(|j| stage.set_of[*j] == s)
             .collect();
         let columns: Vec<usize> = analysis
             .lineage
@@ -245,10 +282,48 @@ pub(crate) async fn run<P: PriorRecordSets>(
         } = &mut suppressed;
         withhold_columns(output, report, engine_rows, &columns, &detail)?;
     }
+    // What is released: the sets of released values and their column totals, with the
+    // nestings among them (a total around its cells, two sets of one cell).
+    let mut kept: BTreeSet<usize> = BTreeSet::new();
     for (s, cells) in per_set.iter().enumerate() {
         for &cell in cells {
-            if let Some(Some(set)) = sets.get(cell).and_then(|row| row.get(s)) {
-                kept_sets.push(tracked(set, s));
+            if let Some(index) = at.get(cell).and_then(|row| row.get(s)).copied().flatten() {
+                kept.insert(index);
+                if let Some(union) = union_of[s]
+                    && union != index
+                {
+                    nestings.push(Nesting {
+                        outer: pool.id(union).clone(),
+                        inner: pool.id(index).clone(),
+                    });
+                }
+            }
+        }
+        if let Some(union) = union_of[s] {
+            kept.insert(union);
+        }
+    }
+    for &cell in &released_cells {
+        let mut in_cell: Vec<usize> = at
+            .get(cell)
+            .map(|row| {
+                (0..sources)
+                    .filter(|s| per_set[*s].contains(&cell))
+                    .filter_map(|s| row.get(s).copied().flatten())
+                    .collect()
+            })
+            .unwrap_or_default();
+        in_cell.sort_unstable();
+        in_cell.dedup();
+        for &outer in &in_cell {
+            for &inner in &in_cell {
+                let (o, i) = (pool.set(outer), pool.set(inner));
+                if outer != inner && i.len() < o.len() && o.common(i) == i.len() {
+                    nestings.push(Nesting {
+                        outer: pool.id(outer).clone(),
+                        inner: pool.id(inner).clone(),
+                    });
+                }
             }
         }
     }
@@ -258,21 +333,68 @@ pub(crate) async fn run<P: PriorRecordSets>(
             .passed
             .push("differencing_across_outputs".to_owned());
     }
-    // One copy of each set, and the nestings of the sets kept.
-    let mut seen = std::collections::HashSet::new();
-    kept_sets.retain(|t| seen.insert(SetId::of(t)));
-    nestings.retain(|n| seen.contains(&n.outer) || seen.contains(&n.inner));
-    nestings.extend(nestings_within(&kept_sets));
+    let kept_ids: BTreeSet<&SetId> = kept.iter().map(|i| pool.id(*i)).collect();
+    nestings.retain(|n| kept_ids.contains(&n.outer) || kept_ids.contains(&n.inner));
     nestings.sort();
     nestings.dedup();
+    let sets = kept.iter().map(|i| pool.tracked(*i)).collect();
     Ok(Staged {
         suppressed,
         released: Some(ReleasedSets {
             table: table.clone(),
-            sets: kept_sets,
+            sets,
             nestings,
         }),
     })
+}
+
+/// Record sets of one run, each distinct `(set, selection)` held once with its identity.
+#[derive(Default)]
+struct Pool {
+    /// The sets.
+    sets: Vec<TrackedSet>,
+    /// Their identities (hash and selection), computed once.
+    ids: Vec<SetId>,
+    /// Position of each identity.
+    index: HashMap<SetId, usize>,
+}
+
+impl Pool {
+    /// Adds `set` selected as `selection` (kept canonical); returns its position.
+    fn add(&mut self, set: RecordSet, selection: String) -> usize {
+        let tracked = TrackedSet { set, selection };
+        let id = SetId::of(&tracked);
+        if let Some(at) = self.index.get(&id) {
+            return *at;
+        }
+        self.index.insert(id.clone(), self.sets.len());
+        self.ids.push(id);
+        self.sets.push(tracked);
+        self.sets.len() - 1
+    }
+
+    /// The set at `index`.
+    fn set(&self, index: usize) -> &RecordSet {
+        &self.sets[index].set
+    }
+
+    /// The identity at `index`.
+    fn id(&self, index: usize) -> &SetId {
+        &self.ids[index]
+    }
+
+    /// The tracked set at `index`.
+    fn tracked(&self, index: usize) -> TrackedSet {
+        self.sets[index].clone()
+    }
+
+    /// The sets and identities at `indices`, for a check.
+    fn select(&self, indices: &[usize]) -> (Vec<TrackedSet>, Vec<SetId>) {
+        indices
+            .iter()
+            .map(|i| (self.sets[*i].clone(), self.ids[*i].clone()))
+            .unzip()
+    }
 }
 
 /// The first stage's limits: more rows than an output may have (groups the threshold
@@ -306,8 +428,10 @@ fn read_set(
     };
     if let Some(c) = source.minus
         && let Some(minus) = set_at(column(c)?.as_ref(), r)?
+        && !minus.is_empty()
     {
         set.difference_with(&minus);
+        set.optimize();
     }
     Ok(set)
 }

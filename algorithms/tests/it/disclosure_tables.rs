@@ -66,13 +66,15 @@ fn rank(mut rows: Vec<Vec<f64>>) -> usize {
             continue;
         }
         rows.swap(rank, pivot);
-        for r in 0..rows.len() {
-            if r != rank {
-                let factor = rows[r][column] / rows[rank][column];
-                if factor != 0.0 {
-                    for c in 0..width {
-                        rows[r][c] -= factor * rows[rank][c];
-                    }
+        let pivot_row = rows[rank].clone();
+        for (r, row) in rows.iter_mut().enumerate() {
+            if r == rank {
+                continue;
+            }
+            let factor = row[column] / pivot_row[column];
+            if factor != 0.0 {
+                for (cell, p) in row.iter_mut().zip(&pivot_row) {
+                    *cell -= factor * p;
                 }
             }
         }
