@@ -318,6 +318,19 @@ impl Sandbox {
                 let grant = self
                     .usable_grant(grant_id, org, &dataset.id, kind, &[])
                     .await?;
+                // Two versions differ by the records added or removed between them, and
+                // rows have no identity across versions, so one sum over each would give
+                // those records away: conditional data is read at its latest version.
+                if dataset
+                    .latest_version
+                    .is_some_and(|latest| latest != version)
+                {
+                    return Err(SandboxError::Conflict(format!(
+                        "runs on conditionally open data read the latest certified version \
+                         ({}); totals over two versions would reveal the records between them",
+                        dataset.latest_version.unwrap_or(version)
+                    )));
+                }
                 let columns: Vec<String> = released
                     .into_iter()
                     .filter(|c| grant.columns.contains(c))

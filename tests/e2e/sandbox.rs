@@ -1155,6 +1155,37 @@ async fn differencing_across_runs_grants_and_models_is_withheld_on_both_backends
             panic!("{b}: second again");
         };
         assert!(!first_value(&rows, "n").is_null(), "{b}: {rows}");
+
+        // (6) A second version differs from the first by records that one total over
+        // each would give away: runs read the latest version only.
+        let mut csv = samples::electricity_csv(ROWS, 43);
+        csv.push_str(&format!(
+            "{},Yantian,software,{DOMINANT_KWH}\n",
+            samples::credit_code(999_999)
+        ));
+        let (s, job) = upload(
+            &w.t,
+            &w.provider,
+            &w.dataset,
+            "?format=csv",
+            csv.into_bytes(),
+        )
+        .await;
+        assert_eq!(s, 202, "{b}: {job}");
+        let job = wait_job(&w.t, &w.provider, job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{b}: {job}");
+        let model = w.model("sql", "SELECT COUNT(*) AS n FROM data").await;
+        for (version, expected) in [(1, 409), (2, 202)] {
+            let req = json!({"model_id": model, "inputs": [
+                {"dataset_id": w.dataset, "grant_id": w.grant, "version": version}]});
+            let (s, body) =
+                w.t.call(Some(&w.dev), Method::POST, "/v1/runs", Some(req))
+                    .await;
+            assert_eq!(s, expected, "{b}: version {version}: {body}");
+            if expected == 409 {
+                assert_eq!(leaks(&body.to_string(), &w.values), None, "{b}: {body}");
+            }
+        }
         w.t.stop().await;
     }
 }
