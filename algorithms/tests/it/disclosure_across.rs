@@ -266,3 +266,21 @@ async fn triples_and_complements_are_caught_across_models() {
         .await;
     assert!(ints(&other, "n")[0].is_some());
 }
+
+#[tokio::test]
+async fn nested_values_of_one_output_count_as_a_difference_later() {
+    // One run releases A (ids 30–69) and B (ids 30–49) side by side; the next asks for
+    // A − B plus person 42.
+    let mut a = Attacker::new().await;
+    let both = a
+        .run(
+            "SELECT sum(income) AS a, sum(income) FILTER (WHERE id BETWEEN 30 AND 49) AS b \
+             FROM people WHERE id BETWEEN 30 AND 69",
+        )
+        .await;
+    assert!(floats(&both, "a")[0].is_some() && floats(&both, "b")[0].is_some());
+    let c = a
+        .run("SELECT sum(income) AS v FROM people WHERE id BETWEEN 50 AND 69 OR id = 42")
+        .await;
+    assert_eq!(floats(&c, "v"), [None], "{:?}", c.report.hits);
+}

@@ -301,3 +301,30 @@ async fn grouping_sets_are_refused_below_the_top_and_beyond_six_columns() {
         .await;
     assert!(matches!(e, DisclosureError::GroupingSets), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_filtered_total_cannot_isolate_a_record_through_known_zero_cells() {
+    let f = fixture().await;
+    let rules = DisclosureRules::default();
+    // Person 42 lives in the east. The filter leaves east with one record and west and
+    // isle with none (known zeros to the attacker), so total − north − south would be
+    // 42's income.
+    let sql = "SELECT region, sum(income) FILTER (WHERE id = 42 OR region IN ('north', 'south')) AS s \
+               FROM people GROUP BY ROLLUP(region)";
+    let out = f.run(sql, &rules).await;
+    let regions = strings(&out, "region");
+    let sums = ints(&out, "s");
+    let value = |name: Option<&str>| {
+        regions
+            .iter()
+            .zip(&sums)
+            .find(|(r, _)| r.as_deref() == name)
+            .and_then(|(_, s)| *s)
+    };
+    let (total, north, south) = (value(None), value(Some("north")), value(Some("south")));
+    assert!(
+        total.is_none() || north.is_none() || south.is_none(),
+        "{sql}: total {total:?}, north {north:?}, south {south:?} give person 42 away"
+    );
+    assert_eq!(value(Some("east")), None);
+}
