@@ -577,9 +577,12 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
         let n = candidate.set.len();
         let inside_total: u64 = inside[c].iter().map(|p| records(*p)).sum();
         if inside[c].len() >= 2 && inside_total + threshold > n {
+            // Only disjoint earlier sets add up to the sum over their union.
             let mut covered = RecordSet::default();
             for p in &inside[c] {
-                if let Some(set) = cache.get(p) {
+                if let Some(set) = cache.get(p)
+                    && covered.common(set) == 0
+                {
                     covered.union_with(set);
                 }
             }
@@ -599,9 +602,13 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
             let Some(outer) = cache.get(&p) else {
                 continue;
             };
+            // The candidate and the earlier parts of P disjoint from it and from each
+            // other: P's value minus theirs is the sum over the rest of P.
             let mut known = candidate.set.clone();
             for q in parts {
-                if let Some(set) = cache.get(q) {
+                if let Some(set) = cache.get(q)
+                    && known.common(set) == 0
+                {
                     known.union_with(set);
                 }
             }

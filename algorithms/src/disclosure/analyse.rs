@@ -9,7 +9,7 @@ use datafusion::functions_aggregate::average::Avg;
 use datafusion::functions_aggregate::count::Count;
 use datafusion::functions_aggregate::sum::Sum;
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan};
+use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, Volatility};
 use serde::{Deserialize, Serialize};
 
 use super::{DisclosureError, SHADOW_PREFIX};
@@ -481,6 +481,13 @@ fn check_expressions(plan: &LogicalPlan) -> Result<(), DisclosureError> {
         Expr::OuterReferenceColumn(..) => Some(DisclosureError::Subquery),
         Expr::WindowFunction(_) => Some(DisclosureError::Operator("a window function")),
         Expr::Unnest(_) => Some(DisclosureError::Operator("UNNEST")),
+        // `now()`, `random()`, `uuid()`: the same text would select differently from run
+        // to run, so a repeat would no longer be a repeat (a yes/no question over time).
+        Expr::ScalarFunction(f) if f.func.signature().volatility != Volatility::Immutable => {
+            Some(DisclosureError::Operator(
+                "a function whose result changes between runs (now, random, uuid)",
+            ))
+        }
         _ => None,
     })
 }

@@ -9,16 +9,18 @@
 //! * **Primary cells** of an aggregate: removed groups (below the threshold) and values
 //!   already withheld (threshold, dominance, differencing, earlier outputs). A cell's
 //!   weight is the records *its value* reads (a `FILTER` can leave a large group with
-//!   one record), and a value over no record is a known zero, not a secret: `SUM(x)
-//!   FILTER (WHERE id = 42 OR region IN ('north', 'south'))` by `ROLLUP(region)` must
-//!   not give person 42 away as the total minus two regions.
+//!   one record). A value over no record is as withheld as one over a few: the line
+//!   rule below treats the withheld cells of a line as one cell, so `SUM(x) FILTER
+//!   (WHERE id = 42 OR region IN ('north', 'south'))` by `ROLLUP(region)` cannot give
+//!   person 42 away as the total minus two regions (the other regions hold nobody and
+//!   the attacker knows it), and 0 and 1 records look alike.
 //! * **The public row count.** When the query reads the whole table and its result has
 //!   no grand total, the catalog's row count is one anyway: it is added as a released
 //!   cell. If the method would withhold it (it cannot), the aggregate is withheld whole.
 //! * **Sums of primaries.** A line (cells sharing all coordinates but one, with its
-//!   released total) gives away the sum of its withheld cells; when that sum covers 1
-//!   to `threshold − 1` records, the line's smallest released cell becomes primary too,
-//!   and the method runs again.
+//!   released total) gives away the sum of its withheld cells; when that sum covers
+//!   fewer than `threshold` records (none included), the line's smallest released cell
+//!   becomes primary too, and the method runs again.
 //! * **Failure is withholding.** A table too large for the exact check, or a result
 //!   the check still finds recomputable, withholds the aggregate whole.
 
@@ -141,7 +143,7 @@ impl Table {
             if let Some(n) = records.get(r) {
                 cell.records = *n;
             }
-            cell.primary = *p && cell.records > 0;
+            cell.primary = *p;
         }
         let everything = |primary: &[bool]| primary.iter().map(|p| !p).collect::<Vec<bool>>();
         let interior = cells.iter().any(|c| c.key.iter().all(Option::is_some));
@@ -166,9 +168,9 @@ impl Table {
         Ok(everything(primary))
     }
 
-    /// A released cell to make primary because some line's withheld cells add up to 1
-    /// to `threshold − 1` records (the line's total minus its released cells gives
-    /// their sum): the smallest released cell of the first such line.
+    /// A released cell to make primary because some line's withheld cells add up to
+    /// fewer than `threshold` records (the line's total minus its released cells gives
+    /// their sum): the smallest released cell of the first such line, or its total.
     fn small_line_sum(
         &self,
         cells: &[CubeCell],
@@ -202,12 +204,19 @@ impl Table {
                     .filter(|m| withheld[**m])
                     .map(|m| cells[*m].records)
                     .sum();
-                if hidden > 0 && hidden < threshold {
-                    return members
-                        .iter()
-                        .filter(|m| !withheld[**m])
-                        .min_by_key(|m| (cells[**m].records, **m))
-                        .copied();
+                // Zero counts too: withheld cells over no record must look like
+                // withheld cells over one (else the pattern answers which it is).
+                let any_withheld = members.iter().any(|m| withheld[*m]);
+                if any_withheld && hidden < threshold {
+                    // The smallest released member, or the total if none is left.
+                    return Some(
+                        members
+                            .iter()
+                            .filter(|m| !withheld[**m])
+                            .min_by_key(|m| (cells[**m].records, **m))
+                            .copied()
+                            .unwrap_or(t),
+                    );
                 }
             }
         }

@@ -45,6 +45,10 @@ const STAGE_TABLE: &str = "__pdx_stage";
 /// Most groups the first stage may produce (the final output keeps its own cap).
 const STAGE_ROWS: usize = 1_000_000;
 
+/// Most released cells of one column of a table with totals whose nestings (a total
+/// around its cells) are recorded; beyond, only the column total's are.
+const MAX_CUBE_CELLS: usize = 2_000;
+
 /// Most bytes the first stage may produce, record sets included.
 const STAGE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -323,6 +327,31 @@ pub(crate) async fn run<P: PriorRecordSets>(
                         outer: pool.id(outer).clone(),
                         inner: pool.id(inner).clone(),
                     });
+                }
+            }
+        }
+    }
+    // In a table with totals, each total lies around the cells it adds up.
+    if stage.cube.is_some() {
+        for (s, cells) in per_set.iter().enumerate() {
+            let members: Vec<usize> = cells
+                .iter()
+                .filter_map(|c| at.get(*c).and_then(|row| row.get(s)).copied().flatten())
+                .collect::<BTreeSet<usize>>()
+                .into_iter()
+                .collect();
+            if members.len() > MAX_CUBE_CELLS {
+                continue;
+            }
+            for &outer in &members {
+                for &inner in &members {
+                    let (o, i) = (pool.set(outer), pool.set(inner));
+                    if outer != inner && i.len() < o.len() && o.common(i) == i.len() {
+                        nestings.push(Nesting {
+                            outer: pool.id(outer).clone(),
+                            inner: pool.id(inner).clone(),
+                        });
+                    }
                 }
             }
         }

@@ -284,3 +284,51 @@ async fn nested_values_of_one_output_count_as_a_difference_later() {
         .await;
     assert_eq!(floats(&c, "v"), [None], "{:?}", c.report.hits);
 }
+
+#[tokio::test]
+async fn other_breakdowns_and_drill_downs_after_a_full_breakdown_are_released() {
+    let mut a = Attacker::new().await;
+    // The small region is left out: its three people would otherwise be the difference
+    // between the region total and any other breakdown's total (and are: see below).
+    let regions = a
+        .run(
+            "SELECT region, count(*) AS n, sum(income) AS s FROM people \
+             WHERE region <> 'isle' GROUP BY region",
+        )
+        .await;
+    assert_eq!(ints(&regions, "n").iter().flatten().count(), 4);
+    // Every sex cell lies inside the earlier column total and overlaps every region:
+    // nothing adds up to a small difference.
+    let sexes = a
+        .run("SELECT sex, count(*) AS n FROM people WHERE region <> 'isle' GROUP BY sex")
+        .await;
+    let n = ints(&sexes, "n");
+    assert_eq!(n.iter().flatten().count(), 2, "{:?}", sexes.report.hits);
+    let both = a
+        .run(
+            "SELECT region, sex, count(*) AS n FROM people WHERE region <> 'isle' \
+             GROUP BY region, sex",
+        )
+        .await;
+    assert_eq!(
+        ints(&both, "n").iter().flatten().count(),
+        8,
+        "{:?}",
+        both.report.hits
+    );
+    // The same records as an earlier cell, selected differently: withheld.
+    let part = a
+        .run("SELECT count(*) AS n FROM people WHERE region = 'north' AND sex = 'F'")
+        .await;
+    assert_eq!(ints(&part, "n"), [None]);
+    // Everyone by sex: the total is the region total plus the three islanders.
+    let everyone = a
+        .run("SELECT sex, count(*) AS n FROM people GROUP BY sex")
+        .await;
+    assert_eq!(
+        ints(&everyone, "n"),
+        [None, None],
+        "{:?}",
+        everyone.report.hits
+    );
+}
