@@ -270,6 +270,9 @@ pub(crate) struct Verdicts {
     pub close: Vec<bool>,
     /// Nestings between candidates and earlier sets, for the next checks.
     pub nestings: Vec<Nesting>,
+    /// Per candidate, the positions (in the priors' summaries) of earlier sets strictly
+    /// around it.
+    pub around: Vec<Vec<usize>>,
 }
 
 /// What a candidate is compared with.
@@ -368,6 +371,7 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
     let mut verdicts = Verdicts {
         close: vec![false; candidates.len()],
         nestings: Vec::new(),
+        around: vec![Vec::new(); candidates.len()],
     };
     if candidates.is_empty() {
         return Ok(verdicts);
@@ -570,6 +574,7 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
         }
     }
     load_into(priors, table, wanted, &mut cache).await?;
+    verdicts.around = around.clone();
     for (c, candidate) in candidates.iter().enumerate() {
         if settled[c] || verdicts.close[c] {
             continue;
@@ -622,6 +627,95 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
     Ok(verdicts)
 }
 
+/// Whether one column of an output, with its released cells `released` (disjoint) and
+/// the cells it withholds `withheld`, gives away withheld or uncovered records together
+/// with the earlier sets on `table`:
+///
+/// * an earlier `P` with `released ⊊ P ⊆ released ∪ withheld`: `Σ_P` minus the released
+///   cells is the sum of withheld cells (a value withheld by the dominance rule, or as
+///   a complement in a table with totals);
+/// * an earlier `P` strictly around one of the released cells (`around`, positions from
+///   [`check_against_priors`]) that the released cells meeting it cover but for fewer
+///   than `threshold` records: `east + north − P` after `P = east ∪ north ∖ {42}`.
+///   (Cells that each stick out of `P` by a few records, none inside it, are not found.)
+pub(crate) async fn column_gives_away<P: PriorRecordSets>(
+    priors: &P,
+    table: &str,
+    threshold: u64,
+    released: &[&RecordSet],
+    withheld: &[&RecordSet],
+    around: &BTreeSet<usize>,
+    selection: &str,
+) -> Result<bool, DisclosureError> {
+    if released.is_empty() {
+        return Ok(false);
+    }
+    let summaries = priors.summaries(table).await?;
+    if summaries.is_empty() {
+        return Ok(false);
+    }
+    let mut union = RecordSet::default();
+    for cell in released {
+        union.union_with(cell);
+    }
+    union.optimize();
+    let mut full = union.clone();
+    for cell in withheld {
+        full.union_with(cell);
+    }
+    full.optimize();
+    let (n_union, n_full) = (union.len(), full.len());
+    let full_summary = full.summary();
+
+    let mut wanted: BTreeSet<usize> = around.clone();
+    if n_full > n_union {
+        for (p, prior) in summaries.iter().enumerate() {
+            let size = prior.summary.records;
+            if size > n_union
+                && size <= n_full
+                && full_summary.min <= prior.summary.min
+                && prior.summary.max <= full_summary.max
+                && prior.summary.sample.iter().all(|o| full.holds(*o))
+                && prior.summary.fits_within(&full_summary)
+            {
+                wanted.insert(p);
+            }
+        }
+    }
+    let mut cache: HashMap<usize, RecordSet> = HashMap::new();
+    load_into(priors, table, wanted.iter().copied(), &mut cache).await?;
+    for (p, prior) in &cache {
+        let size = prior.len();
+        let summary = &summaries[*p];
+        // Withheld cells recomputable as an earlier set minus the released ones.
+        if size > n_union
+            && size <= n_full
+            && full.common(prior) == size
+            && union.common(prior) == n_union
+        {
+            return Ok(true);
+        }
+        // Released cells meeting an earlier set around one of them.
+        if around.contains(p) {
+            let mut meeting = RecordSet::default();
+            for cell in released {
+                if cell.common(prior) > 0 {
+                    meeting.union_with(cell);
+                }
+            }
+            meeting.optimize();
+            if meeting.common(prior) == size {
+                let left = meeting.len() - size;
+                let same = left == 0 && summary.selection == selection;
+                if left < threshold && !same {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -631,6 +725,46 @@ mod tests {
             set,
             selection: selection.to_owned(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_column_gives_away_withheld_cells_or_a_few_uncovered_records() {
+        let tracked_priors = |sets: Vec<RecordSet>| {
+            PriorsInMemory::new(sets.into_iter().map(|s| tracked(s, "earlier")).collect())
+        };
+        let low = RecordSet::from_ordinals(0..50);
+        let high = RecordSet::from_ordinals(50..100);
+        // An earlier total over both cells, one of which is withheld now.
+        let priors = tracked_priors(vec![RecordSet::from_ordinals(0..100)]);
+        let none = BTreeSet::new();
+        assert!(
+            column_gives_away(&priors, "t", 10, &[&low], &[&high], &none, "now")
+                .await
+                .unwrap()
+        );
+        // Both released: nothing withheld to give away.
+        assert!(
+            !column_gives_away(&priors, "t", 10, &[&low, &high], &[], &none, "now")
+                .await
+                .unwrap()
+        );
+        // An earlier total over both cells but one record, around one of them.
+        let minus_one = RecordSet::from_ordinals((0..100).filter(|o| *o != 42));
+        let priors = tracked_priors(vec![minus_one]);
+        let around = BTreeSet::from([0]);
+        assert!(
+            column_gives_away(&priors, "t", 10, &[&low, &high], &[], &around, "now")
+                .await
+                .unwrap()
+        );
+        // Ten records short of the cells: fine.
+        let minus_ten = RecordSet::from_ordinals(10..100);
+        let priors = tracked_priors(vec![minus_ten]);
+        assert!(
+            !column_gives_away(&priors, "t", 10, &[&low, &high], &[], &around, "now")
+                .await
+                .unwrap()
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use datafusion::common::Column;
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Projection};
 
-use super::across::{Nesting, PriorRecordSets, SetId, check_against_priors};
+use super::across::{Nesting, PriorRecordSets, SetId, check_against_priors, column_gives_away};
 use super::analyse::Analysis;
 use super::cube;
 use super::record_sets::{RecordSet, TrackedSet, set_at};
@@ -127,6 +127,7 @@ pub(crate) async fn run<P: PriorRecordSets>(
     let mut withheld = vec![vec![false; stage.set_of.len()]; rows];
     let mut any_across = false;
     let mut nestings: Vec<Nesting> = Vec::new();
+    let mut around_of: HashMap<usize, Vec<usize>> = HashMap::new();
     if let Some((table, table_rows)) = tracked_table {
         let mut wanted = BTreeSet::new();
         for (r, row_sets) in at.iter().enumerate() {
@@ -148,6 +149,9 @@ pub(crate) async fn run<P: PriorRecordSets>(
         )
         .await?;
         nestings.extend(verdicts.nestings);
+        for (index, priors_around) in wanted.iter().zip(verdicts.around) {
+            around_of.insert(*index, priors_around);
+        }
         let close: BTreeSet<usize> = wanted
             .iter()
             .zip(&verdicts.close)
@@ -249,11 +253,48 @@ pub(crate) async fn run<P: PriorRecordSets>(
         .filter(|(_, close)| **close)
         .map(|(index, _)| *index)
         .collect();
+    // Columns whose total is too close to an earlier value, or whose released cells and
+    // an earlier value give away withheld cells or a few uncovered records.
+    let mut leaky: BTreeSet<usize> = BTreeSet::new();
     for s in 0..sources {
-        let Some(union) = union_of[s] else {
+        if union_of[s].is_some_and(|union| close_unions.contains(&union)) {
+            leaky.insert(s);
             continue;
-        };
-        if !close_unions.contains(&union) {
+        }
+        let held = |r: usize| at.get(r).and_then(|row| row.get(s)).copied().flatten();
+        let released: Vec<&RecordSet> = per_set[s]
+            .iter()
+            .filter_map(|c| held(*c))
+            .map(|i| pool.set(i))
+            .collect();
+        let withheld_cells: Vec<&RecordSet> = (0..rows)
+            .filter(|r| !reads(&intermediate, *r, s))
+            .filter_map(held)
+            .map(|i| pool.set(i))
+            .collect();
+        let around: BTreeSet<usize> = per_set[s]
+            .iter()
+            .filter_map(|c| held(*c))
+            .filter_map(|i| around_of.get(&i))
+            .flatten()
+            .copied()
+            .collect();
+        if column_gives_away(
+            priors,
+            table,
+            rules.threshold,
+            &released,
+            &withheld_cells,
+            &around,
+            &selection_of(s),
+        )
+        .await?
+        {
+            leaky.insert(s);
+        }
+    }
+    for s in 0..sources {
+        if !leaky.contains(&s) {
             continue;
         }
         any_across = true;
