@@ -137,8 +137,10 @@
 //!   the two differ, in either direction, by 1 to `threshold − 1` records, or are the
 //!   same records selected differently, the new value is **set to NULL**. After the
 //!   query's own operators ran, the union of each value's released cells (what the
-//!   column total gives away) is compared the same way, and a column too close to an
-//!   earlier value is withheld whole. The sets of what is released are returned
+//!   column total gives away) is compared the same way, and so is whether the column's
+//!   released cells and an earlier value give away its withheld cells; such a column is
+//!   withheld whole and the query's operators above the aggregate run again, so they
+//!   never see its values. The sets of what is released are returned
 //!   ([`CheckedOutput::record_sets`]) for the caller to keep.
 //! * **Rounding** ([`DisclosureRules::rounding_base`], default none). Every `COUNT` and
 //!   `SUM` value that is released is rounded to the nearest multiple of the base; an

@@ -36,7 +36,7 @@ use super::cube;
 use super::record_sets::{RecordSet, TrackedSet, set_at};
 use super::rewrite::{self, SetSource, Shadowed};
 use super::suppress::{self, Suppressed, across_detail, withhold_columns};
-use super::{DisclosureError, DisclosureRules, safe};
+use super::{DisclosureError, DisclosureRules, Rule, safe};
 use crate::sql::{SqlLimits, SqlSandbox};
 
 /// Name of the intermediate table in the second stage's plan.
@@ -173,126 +173,185 @@ pub(crate) async fn run<P: PriorRecordSets>(
     }
     // Tables with totals: complementary cells, so no withheld cell can be recomputed.
     let secondary = cube::secondary_withheld(&batch, stage, keep, &withheld, rules.threshold)?;
-    let intermediate = intermediate_batch(&batch, shadowed, &withheld, &secondary)?;
-
-    // Above the guard, over the intermediate result.
-    let provider: Arc<dyn TableProvider> = Arc::new(
-        MemTable::try_new(intermediate.schema(), vec![vec![intermediate.clone()]])
-            .map_err(|_| DisclosureError::Internal("the intermediate table could not be built"))?,
-    );
-    let bridge = bridge_plan(Arc::clone(&provider), &stage.guard, stage.sets_at)?;
-    let upper = rewrite::above(plan, analysis, rules, shadowed, bridge)?;
-    let second = safe::try_casts(sandbox.optimize_with(&upper, &[Arc::clone(&provider)])?)?;
-    let out = sandbox
-        .run_plan_with(second, &[provider], sandbox.limits().clone())
-        .await?;
-    let mut suppressed = suppress::suppress(out, analysis, shadowed, rules)?;
-
-    let Some((table, table_rows)) = tracked_table else {
-        return Ok(Staged {
-            suppressed,
-            released: None,
-        });
-    };
-    // Per record set, the released cells holding a value over it.
-    let released_cells: Vec<usize> = suppressed.cells.iter().flatten().copied().collect();
-    let sources = stage.sources.len();
-    let mut per_set: Vec<Vec<usize>> = vec![Vec::new(); sources];
-    for &cell in &released_cells {
-        for (s, cells) in per_set.iter_mut().enumerate() {
-            let held = at
-                .get(cell)
-                .and_then(|row| row.get(s))
-                .is_some_and(Option::is_some);
-            if held && reads(&intermediate, cell, s) {
-                cells.push(cell);
-            }
-        }
-    }
-    // Column totals: the union of a set's released cells (each distinct union once).
-    let mut union_of: Vec<Option<usize>> = vec![None; sources];
-    for (s, cells) in per_set.iter().enumerate() {
-        if cells.len() < 2 {
-            continue;
-        }
-        let mut union = RecordSet::default();
-        for &cell in cells {
-            if let Some(index) = at.get(cell).and_then(|row| row.get(s)).copied().flatten() {
-                union.union_with(pool.set(index));
-            }
-        }
-        union.optimize();
-        union_of[s] = Some(pool.add(union, selection_of(s)));
-    }
-    let unions: Vec<usize> = union_of
-        .iter()
-        .flatten()
-        .copied()
-        .collect::<BTreeSet<usize>>()
-        .into_iter()
-        .collect();
-    let (candidates, ids) = pool.select(&unions);
-    let verdicts = check_against_priors(
-        &candidates,
-        &ids,
-        priors,
-        table,
-        *table_rows,
-        rules.threshold,
-    )
-    .await?;
-    nestings.extend(verdicts.nestings);
     let unit = if rules.contributor_column.is_some() {
         "contributors"
     } else {
         "records"
     };
-    let close_unions: BTreeSet<usize> = unions
-        .iter()
-        .zip(&verdicts.close)
-        .filter(|(_, close)| **close)
-        .map(|(index, _)| *index)
-        .collect();
-    // Columns whose total is too close to an earlier value, or whose released cells and
-    // an earlier value give away withheld cells or a few uncovered records.
-    let mut leaky: BTreeSet<usize> = BTreeSet::new();
-    for s in 0..sources {
-        if union_of[s].is_some_and(|union| close_unions.contains(&union)) {
-            leaky.insert(s);
-            continue;
+    // Stage 2 and the column checks; a column that gives something away is withheld
+    // and stage 2 runs once more, so HAVING, ORDER BY and LIMIT never see its values.
+    let mut second_pass = false;
+    let mut column_withheld: BTreeSet<usize> = BTreeSet::new();
+    let sources = stage.sources.len();
+    let (mut suppressed, mut per_set, mut union_of, leaky) = loop {
+        let intermediate = intermediate_batch(&batch, shadowed, &withheld, &secondary)?;
+
+        // Above the guard, over the intermediate result.
+        let provider: Arc<dyn TableProvider> = Arc::new(
+            MemTable::try_new(intermediate.schema(), vec![vec![intermediate.clone()]]).map_err(
+                |_| DisclosureError::Internal("the intermediate table could not be built"),
+            )?,
+        );
+        let bridge = bridge_plan(Arc::clone(&provider), &stage.guard, stage.sets_at)?;
+        let upper = rewrite::above(plan, analysis, rules, shadowed, bridge)?;
+        let second = safe::try_casts(sandbox.optimize_with(&upper, &[Arc::clone(&provider)])?)?;
+        let out = sandbox
+            .run_plan_with(second, &[provider], sandbox.limits().clone())
+            .await?;
+        let suppressed = suppress::suppress(out, analysis, shadowed, rules)?;
+
+        let Some((table, table_rows)) = tracked_table else {
+            return Ok(Staged {
+                suppressed,
+                released: None,
+            });
+        };
+        // Per record set, the released cells holding a value over it.
+        let released_cells: Vec<usize> = suppressed.cells.iter().flatten().copied().collect();
+        let mut per_set: Vec<Vec<usize>> = vec![Vec::new(); sources];
+        for &cell in &released_cells {
+            for (s, cells) in per_set.iter_mut().enumerate() {
+                let held = at
+                    .get(cell)
+                    .and_then(|row| row.get(s))
+                    .is_some_and(Option::is_some);
+                if held && reads(&intermediate, cell, s) {
+                    cells.push(cell);
+                }
+            }
         }
-        let held = |r: usize| at.get(r).and_then(|row| row.get(s)).copied().flatten();
-        let released: Vec<&RecordSet> = per_set[s]
+        // Column totals: the union of a set's released cells (each distinct union once).
+        let mut union_of: Vec<Option<usize>> = vec![None; sources];
+        for (s, cells) in per_set.iter().enumerate() {
+            if cells.len() < 2 {
+                continue;
+            }
+            let mut union = RecordSet::default();
+            for &cell in cells {
+                if let Some(index) = at.get(cell).and_then(|row| row.get(s)).copied().flatten() {
+                    union.union_with(pool.set(index));
+                }
+            }
+            union.optimize();
+            union_of[s] = Some(pool.add(union, selection_of(s)));
+        }
+        let unions: Vec<usize> = union_of
             .iter()
-            .filter_map(|c| held(*c))
-            .map(|i| pool.set(i))
-            .collect();
-        let withheld_cells: Vec<&RecordSet> = (0..rows)
-            .filter(|r| !reads(&intermediate, *r, s))
-            .filter_map(held)
-            .map(|i| pool.set(i))
-            .collect();
-        let around: BTreeSet<usize> = per_set[s]
-            .iter()
-            .filter_map(|c| held(*c))
-            .filter_map(|i| around_of.get(&i))
             .flatten()
             .copied()
+            .collect::<BTreeSet<usize>>()
+            .into_iter()
             .collect();
-        if column_gives_away(
+        let (candidates, ids) = pool.select(&unions);
+        let verdicts = check_against_priors(
+            &candidates,
+            &ids,
             priors,
             table,
+            *table_rows,
             rules.threshold,
-            &released,
-            &withheld_cells,
-            &around,
-            &selection_of(s),
         )
-        .await?
-        {
-            leaky.insert(s);
+        .await?;
+        nestings.extend(verdicts.nestings);
+        let close_unions: BTreeSet<usize> = unions
+            .iter()
+            .zip(&verdicts.close)
+            .filter(|(_, close)| **close)
+            .map(|(index, _)| *index)
+            .collect();
+        // Columns whose total is too close to an earlier value, or whose released cells and
+        // an earlier value give away withheld cells or a few uncovered records.
+        let mut leaky: BTreeSet<usize> = BTreeSet::new();
+        for s in 0..sources {
+            if union_of[s].is_some_and(|union| close_unions.contains(&union)) {
+                leaky.insert(s);
+                continue;
+            }
+            let held = |r: usize| at.get(r).and_then(|row| row.get(s)).copied().flatten();
+            let released: Vec<&RecordSet> = per_set[s]
+                .iter()
+                .filter_map(|c| held(*c))
+                .map(|i| pool.set(i))
+                .collect();
+            let withheld_cells: Vec<&RecordSet> = (0..rows)
+                .filter(|r| !reads(&intermediate, *r, s))
+                .filter_map(held)
+                .map(|i| pool.set(i))
+                .collect();
+            let around: BTreeSet<usize> = per_set[s]
+                .iter()
+                .filter_map(|c| held(*c))
+                .filter_map(|i| around_of.get(&i))
+                .flatten()
+                .copied()
+                .collect();
+            if column_gives_away(
+                priors,
+                table,
+                rules.threshold,
+                &released,
+                &withheld_cells,
+                &around,
+                &selection_of(s),
+            )
+            .await?
+            {
+                leaky.insert(s);
+            }
+        }
+        if leaky.is_empty() || second_pass {
+            break (suppressed, per_set, union_of, leaky);
+        }
+        for row in withheld.iter_mut() {
+            for (j, set) in stage.set_of.iter().enumerate() {
+                if leaky.contains(set) {
+                    row[j] = true;
+                }
+            }
+        }
+        column_withheld.extend(leaky.iter().copied());
+        any_across = true;
+        second_pass = true;
+    };
+    // Say which values went with their column.
+    if !column_withheld.is_empty() {
+        let names: BTreeSet<String> = analysis
+            .lineage
+            .iter()
+            .enumerate()
+            .filter(|(_, from)| {
+                from.iter().any(|j| {
+                    stage
+                        .set_of
+                        .get(*j)
+                        .is_some_and(|s| column_withheld.contains(s))
+                })
+            })
+            .filter_map(|(c, _)| {
+                suppressed
+                    .output
+                    .schema
+                    .fields()
+                    .get(c)
+                    .map(|f| f.name().clone())
+            })
+            .collect();
+        for hit in &mut suppressed.report.hits {
+            if hit.rule == Rule::Differencing
+                && hit.detail.contains("already received")
+                && hit.column.as_ref().is_some_and(|c| names.contains(c))
+            {
+                hit.detail = hit.detail.replacen(
+                    "); withheld",
+                    "); withheld with the rest of its column (its column total)",
+                    1,
+                );
+            }
         }
     }
+    let table = tracked_table
+        .map(|(table, _)| table.clone())
+        .unwrap_or_default();
     for s in 0..sources {
         if !leaky.contains(&s) {
             continue;
@@ -348,6 +407,7 @@ pub(crate) async fn run<P: PriorRecordSets>(
             kept.insert(union);
         }
     }
+    let released_cells: Vec<usize> = suppressed.cells.iter().flatten().copied().collect();
     for &cell in &released_cells {
         let mut in_cell: Vec<usize> = at
             .get(cell)
@@ -411,7 +471,7 @@ pub(crate) async fn run<P: PriorRecordSets>(
     Ok(Staged {
         suppressed,
         released: Some(ReleasedSets {
-            table: table.clone(),
+            table,
             sets,
             nestings,
         }),

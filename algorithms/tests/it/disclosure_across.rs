@@ -360,3 +360,20 @@ async fn a_breakdown_cannot_recompute_a_value_withheld_or_an_earlier_total_minus
         split.report.hits
     );
 }
+
+#[tokio::test]
+async fn having_never_sees_a_column_withheld_for_its_total() {
+    let mut a = Attacker::new().await;
+    a.run("SELECT sum(income) AS s FROM people WHERE region IN ('east', 'north')")
+        .await;
+    // The groups add up to the earlier total minus person 42, so the column is withheld;
+    // HAVING runs again over the withheld values and keeps no group (had it seen the
+    // sums, both groups would be there).
+    let probe = a
+        .run(
+            "SELECT region, sum(income) AS s FROM people \
+             WHERE region IN ('east', 'north') AND id <> 42 GROUP BY region HAVING sum(income) > 0",
+        )
+        .await;
+    assert_eq!(probe.output.rows, 0, "{:?}", probe.report.hits);
+}
