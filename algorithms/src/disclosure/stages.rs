@@ -49,6 +49,10 @@ const STAGE_ROWS: usize = 1_000_000;
 /// around its cells) are recorded; beyond, only the column total's are.
 const MAX_CUBE_CELLS: usize = 2_000;
 
+/// Most groups of one output whose record sets are checked against earlier outputs;
+/// beyond, the run fails instead (the default output row cap is the same).
+const MAX_TRACKED_CELLS: usize = 100_000;
+
 /// Most bytes the first stage may produce, record sets included.
 const STAGE_BYTES: usize = 256 * 1024 * 1024;
 
@@ -106,6 +110,16 @@ pub(crate) async fn run<P: PriorRecordSets>(
     let mut pool = Pool::default();
     let mut at: Vec<Vec<Option<usize>>> = vec![Vec::new(); rows];
     if let Some((_, table_rows)) = tracked_table {
+        let kept_rows = (0..rows)
+            .filter(|r| keep.is_valid(*r) && keep.value(*r))
+            .count();
+        if kept_rows > MAX_TRACKED_CELLS {
+            // Checking more against every earlier output would hold the organisation's
+            // runs for too long; the run fails (reviewers see it) rather than skip them.
+            return Err(DisclosureError::Internal(
+                "too many groups to check against earlier outputs",
+            ));
+        }
         let whole = u32::try_from(table_rows.unwrap_or(0)).unwrap_or(u32::MAX);
         for (r, row_sets) in at.iter_mut().enumerate() {
             if !(keep.is_valid(r) && keep.value(r)) {
