@@ -286,19 +286,3 @@ pub(crate) async fn save(
     }
     Ok(())
 }
-
-/// Bytes of record sets stored for `output_id` (bitmaps and summaries).
-pub async fn stored_bytes(db: &pdx_ledger::db::Db, output_id: &str) -> Result<u64> {
-    let row = sqlx::query(
-        "SELECT COALESCE(SUM(LENGTH(s.bitmap) + LENGTH(s.summary)), 0) AS n \
-         FROM output_record_sets o JOIN record_sets s ON s.org_id = o.org_id \
-           AND s.dataset_version = o.dataset_version AND s.set_hash = o.set_hash \
-           AND s.selection = o.selection \
-         WHERE o.output_id = $1",
-    )
-    .bind(output_id.to_owned())
-    .fetch_one(db.pool())
-    .await?;
-    let n: i64 = row.try_get("n")?;
-    Ok(u64::try_from(n).unwrap_or(0))
-}

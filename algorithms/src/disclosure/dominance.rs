@@ -306,7 +306,7 @@ impl RecordSharesGroups {
 }
 
 /// True when row `i` passes the optional FILTER.
-fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
+pub(super) fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
     filter.is_none_or(|f| f.is_valid(i) && f.value(i))
 }
 

@@ -38,6 +38,7 @@ use datafusion::logical_expr::{
 use roaring::RoaringBitmap;
 
 use super::DisclosureError;
+use super::dominance::selected;
 
 /// Domain separation of [`RecordSet::hash`].
 const HASH_DOMAIN: &[u8] = b"pdx record set v1";
@@ -296,9 +297,8 @@ impl SetSummary {
 }
 
 /// `pdx_record_set(ordinal)`: the roaring bitmap of the ordinals a group reads, as
-/// bytes. Its argument is a row ordinal (`UInt32`) or, above a nested aggregate or
-/// `DISTINCT`, the bitmaps of the inner groups (`Binary`), which it unions. Never
-/// offered to the developer's SQL.
+/// bytes. Its argument is a row ordinal (`UInt32`); partial states (`Binary`, the
+/// bitmaps of partial aggregation) are unioned. Never offered to the developer's SQL.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct RecordSetAgg {
     /// One argument: `UInt32` or `Binary`.
@@ -386,11 +386,6 @@ fn merge_bytes(bitmap: &mut RoaringBitmap, bytes: &[u8]) -> Result<()> {
 fn bitmap_bytes(mut bitmap: RoaringBitmap) -> Vec<u8> {
     bitmap.optimize();
     RecordSet { bitmap }.to_bytes()
-}
-
-/// True when row `i` passes the optional FILTER.
-fn selected(filter: Option<&BooleanArray>, i: usize) -> bool {
-    filter.is_none_or(|f| f.is_valid(i) && f.value(i))
 }
 
 /// One group's set (aggregates without GROUP BY).

@@ -14,8 +14,8 @@ use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
 use datafusion::logical_expr::expr::{AggregateFunction, WindowFunction};
 use datafusion::logical_expr::{
-    Aggregate, AggregateUDF, Distinct, Expr, ExprFunctionExt, Filter, Limit, LogicalPlan,
-    Projection, Sort, SubqueryAlias, TableScan, Window, cast, lit, when,
+    Aggregate, AggregateUDF, Expr, ExprFunctionExt, Filter, Limit, LogicalPlan, Projection, Sort,
+    SubqueryAlias, TableScan, Window, cast, lit, when,
 };
 
 use super::analyse::{
@@ -879,9 +879,8 @@ fn derived_regions(
 }
 
 /// `input` reading the ordinal twin of every table, with [`ORDINAL_COLUMN`] carried up
-/// to its output: a row ordinal below aggregates, and above a nested aggregate or
-/// `DISTINCT` (made an aggregate) the union of its groups' ordinals. `None` when a
-/// table has no twin or an operator cannot carry the column.
+/// to its output. `None` when a table has no twin or an operator cannot carry the
+/// column (nested aggregates and `DISTINCT` never get here: rule 11 refuses them).
 fn with_ordinals(
     node: &LogicalPlan,
     lookup: OrdinalLookup<'_>,
@@ -955,35 +954,6 @@ fn with_ordinals(
                 SubqueryAlias::try_new(Arc::new(input), a.alias.clone()).map_err(rewrite_error)?,
             )
         }
-        LogicalPlan::Aggregate(inner) => {
-            let Some(input) = carried(&inner.input)? else {
-                return Ok(None);
-            };
-            let mut aggr_expr = inner.aggr_expr.clone();
-            aggr_expr.push(union_of_ordinals(input.schema())?);
-            LogicalPlan::Aggregate(
-                Aggregate::try_new(Arc::new(input), inner.group_expr.clone(), aggr_expr)
-                    .map_err(rewrite_error)?,
-            )
-        }
-        LogicalPlan::Distinct(Distinct::All(inner)) => {
-            // DISTINCT is an aggregate grouped by every column, which can carry the set.
-            let Some(input) = carried(inner)? else {
-                return Ok(None);
-            };
-            let group_expr: Vec<Expr> = input
-                .schema()
-                .columns()
-                .into_iter()
-                .filter(|c| c.name != ORDINAL_COLUMN)
-                .map(Expr::Column)
-                .collect();
-            let aggr_expr = vec![union_of_ordinals(input.schema())?];
-            LogicalPlan::Aggregate(
-                Aggregate::try_new(Arc::new(input), group_expr, aggr_expr)
-                    .map_err(rewrite_error)?,
-            )
-        }
         LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => {
             // Literal rows are no records of the table.
             let mut exprs: Vec<Expr> = node
@@ -1008,17 +978,6 @@ fn ordinal_column(schema: &DFSchema) -> Result<Expr, DisclosureError> {
         .qualified_field_with_unqualified_name(ORDINAL_COLUMN)
         .map_err(|_| DisclosureError::Internal("the row ordinals were lost below the aggregate"))?;
     Ok(Expr::Column(Column::from((qualifier, field))))
-}
-
-/// `pdx_record_set(ordinal)` named as the ordinal column, for a nested aggregate.
-fn union_of_ordinals(schema: &DFSchema) -> Result<Expr, DisclosureError> {
-    Ok(aggregate(
-        RecordSetAgg::udaf(),
-        vec![ordinal_column(schema)?],
-        false,
-        None,
-    )
-    .alias(ORDINAL_COLUMN))
 }
 
 /// Shadow aggregates of the augmented aggregate, de-duplicated, named `__pdx_s{i}`.

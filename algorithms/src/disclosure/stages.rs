@@ -152,26 +152,12 @@ pub(crate) async fn run<P: PriorRecordSets>(
             }
         }
         let wanted: Vec<usize> = wanted.into_iter().collect();
-        let (candidates, ids) = pool.select(&wanted);
-        let verdicts = check_against_priors(
-            &candidates,
-            &ids,
-            priors,
-            table,
-            *table_rows,
-            rules.threshold,
-        )
-        .await?;
-        nestings.extend(verdicts.nestings);
-        for (index, priors_around) in wanted.iter().zip(verdicts.around) {
-            around_of.insert(*index, priors_around);
-        }
-        let close: BTreeSet<usize> = wanted
-            .iter()
-            .zip(&verdicts.close)
-            .filter(|(_, close)| **close)
-            .map(|(index, _)| *index)
-            .collect();
+        let checked = pool
+            .check(&wanted, priors, table, *table_rows, rules.threshold)
+            .await?;
+        nestings.extend(checked.nestings);
+        around_of.extend(checked.around);
+        let close = checked.close;
         for (r, row_sets) in at.iter().enumerate() {
             for (s, index) in row_sets.iter().enumerate() {
                 if index.is_some_and(|i| close.contains(&i)) {
@@ -256,23 +242,11 @@ pub(crate) async fn run<P: PriorRecordSets>(
             .collect::<BTreeSet<usize>>()
             .into_iter()
             .collect();
-        let (candidates, ids) = pool.select(&unions);
-        let verdicts = check_against_priors(
-            &candidates,
-            &ids,
-            priors,
-            table,
-            *table_rows,
-            rules.threshold,
-        )
-        .await?;
-        nestings.extend(verdicts.nestings);
-        let close_unions: BTreeSet<usize> = unions
-            .iter()
-            .zip(&verdicts.close)
-            .filter(|(_, close)| **close)
-            .map(|(index, _)| *index)
-            .collect();
+        let checked = pool
+            .check(&unions, priors, table, *table_rows, rules.threshold)
+            .await?;
+        nestings.extend(checked.nestings);
+        let close_unions = checked.close;
         // Columns whose total is too close to an earlier value, or whose released cells and
         // an earlier value give away withheld cells or a few uncovered records.
         let mut leaky: BTreeSet<usize> = BTreeSet::new();
@@ -532,13 +506,44 @@ impl Pool {
         self.sets[index].clone()
     }
 
-    /// The sets and identities at `indices`, for a check.
-    fn select(&self, indices: &[usize]) -> (Vec<TrackedSet>, Vec<SetId>) {
-        indices
+    /// Checks the sets at `indices` against the earlier sets on `table`.
+    async fn check<P: PriorRecordSets>(
+        &self,
+        indices: &[usize],
+        priors: &P,
+        table: &str,
+        table_rows: Option<u64>,
+        threshold: u64,
+    ) -> Result<Checked, DisclosureError> {
+        let (candidates, ids): (Vec<TrackedSet>, Vec<SetId>) = indices
             .iter()
             .map(|i| (self.sets[*i].clone(), self.ids[*i].clone()))
-            .unzip()
+            .unzip();
+        let verdicts =
+            check_against_priors(&candidates, &ids, priors, table, table_rows, threshold).await?;
+        let close = indices
+            .iter()
+            .zip(&verdicts.close)
+            .filter(|(_, close)| **close)
+            .map(|(index, _)| *index)
+            .collect();
+        let around = indices.iter().copied().zip(verdicts.around).collect();
+        Ok(Checked {
+            close,
+            around,
+            nestings: verdicts.nestings,
+        })
     }
+}
+
+/// What [`Pool::check`] found, by position in the pool.
+struct Checked {
+    /// Sets too close to an earlier one.
+    close: BTreeSet<usize>,
+    /// Per set, the earlier sets (positions in the priors' summaries) around it.
+    around: HashMap<usize, Vec<usize>>,
+    /// Nestings to record.
+    nestings: Vec<Nesting>,
 }
 
 /// The first stage's limits: more rows than an output may have (groups the threshold
