@@ -1,6 +1,7 @@
 //! The running instance: configuration, database, accounts and ledger, opened once and
 //! shared by the server, the demo and the CLI.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use pdx_sandbox::Sandbox;
 
 use crate::accounts::{Accounts, IssuedKey};
 use crate::auth::Role;
+use crate::bridges::SandboxReleases;
 use crate::config::Config;
 use crate::http::metrics::Metrics;
 
@@ -26,16 +28,21 @@ pub struct App {
     pub accounts: Accounts,
     /// The ledger.
     pub ledger: Ledger,
-    /// Catalog, zones, jobs and (later) the model sandbox.
+    /// The sandbox: catalog, zones, durable jobs, grants, runs, review, FHE lookups.
     pub sandbox: Sandbox,
     /// Data products, orders, settlement and reconciliation.
     pub products: Products,
+    /// The products crate's view of the sandbox's released outputs and of the
+    /// organisations (passed to the `Products` calls that need it).
+    pub released_outputs: SandboxReleases,
     /// HTTP metrics.
     pub metrics: Arc<Metrics>,
 }
 
 impl App {
-    /// Opens (and migrates) the database and loads or creates the ledger key.
+    /// Opens (and migrates) the database and loads or creates the ledger key. Jobs a
+    /// restart cut off are resumed by the server ([`App::resume_jobs`]), not by every
+    /// command that opens the data directory.
     pub async fn open(config: Config) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -49,6 +56,7 @@ impl App {
         let signer = signing::load_or_create(&config.ledger_key_path(), &config.ledger_origin)
             .context("loading the ledger signing key")?;
         let ledger = Ledger::new(db.clone(), signer, config.ledger.clone());
+        let accounts = Accounts::new(db.clone());
         let sandbox = Sandbox::open(db.clone(), ledger.clone(), config.sandbox.clone())
             .await
             .context("opening the sandbox")?;
@@ -56,14 +64,34 @@ impl App {
             .await
             .context("opening products")?;
         Ok(App {
+            released_outputs: SandboxReleases::new(sandbox.clone(), accounts.clone()),
             sandbox,
             products,
-            accounts: Accounts::new(db.clone()),
+            accounts,
             ledger,
             db,
             metrics: Arc::new(Metrics::default()),
             config: Arc::new(config),
         })
+    }
+
+    /// Resumes the sandbox's jobs that a restart cut off; a suspended organisation's
+    /// model runs are cancelled instead, as its suspension cancels them. Called once by
+    /// `pdx serve` before it listens.
+    pub async fn resume_jobs(&self) -> anyhow::Result<()> {
+        let suspended: BTreeSet<String> = self
+            .accounts
+            .orgs()
+            .await
+            .context("reading the organisations")?
+            .into_iter()
+            .filter(|org| org.suspended)
+            .map(|org| org.id)
+            .collect();
+        self.sandbox
+            .resume_jobs(&suspended)
+            .await
+            .context("resuming interrupted jobs")
     }
 
     /// On first start (no organisations), creates the platform organisation and an admin

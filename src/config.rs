@@ -34,6 +34,10 @@ pub struct ConfigArgs {
     /// Log format.
     #[arg(long, env = "PDX_LOG_FORMAT", global = true, value_enum)]
     pub log_format: Option<LogFormat>,
+    /// For crash tests: every job waits this long after it starts, so that a test can
+    /// kill the server while jobs are certainly running (default 0).
+    #[arg(long, env = "PDX_JOB_START_PAUSE_MS", global = true, hide = true)]
+    pub job_start_pause_ms: Option<u64>,
 }
 
 /// The TOML file's keys (all optional).
@@ -181,6 +185,7 @@ impl Config {
         if let Some(bytes) = file.max_output_bytes {
             sandbox.max_output_bytes = bytes;
         }
+        sandbox.job_start_pause = Duration::from_millis(args.job_start_pause_ms.unwrap_or(0));
         Ok(Config {
             sandbox,
             addr: addr

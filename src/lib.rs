@@ -12,11 +12,15 @@
 //! ```
 //!
 //! Business logic lives in the crates (`pdx-ledger`, `pdx-sandbox`, `pdx-products`,
-//! `pdx-algorithms`); this package only adapts it to HTTP and the CLI.
+//! `pdx-algorithms`); this package only adapts it to HTTP and the CLI. Where one crate
+//! needs something from another it does not depend on, it declares a trait, and
+//! [`bridges`] implements it once (the products crate's view of the sandbox's released
+//! outputs is [`bridges::SandboxReleases`], held by [`app::App`]).
 
 pub mod accounts;
 pub mod app;
 pub mod auth;
+pub mod bridges;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -93,6 +93,7 @@ fn spawn_checkpoint_timer(
 /// `pdx serve`.
 pub async fn serve(app: App) -> anyhow::Result<()> {
     bootstrap_and_announce(&app).await?;
+    app.resume_jobs().await?;
     let listener = TcpListener::bind(app.config.addr)
         .await
         .with_context(|| format!("binding {}", app.config.addr))?;

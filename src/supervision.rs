@@ -1,7 +1,7 @@
-//! Supervision that spans the crates: suspending organisations, product lineage, and
-//! witness cosignatures. The HTTP side is [`crate::http::audit_api`]; the reports,
-//! objections and release lineage live in `pdx_sandbox` (its `compliance`,
-//! `objections` and `lineage` modules).
+//! Supervision that spans the crates: suspending organisations and product lineage.
+//! The HTTP side is [`crate::http::audit_api`]; the reports, objections and release
+//! lineage live in `pdx_sandbox` (its `compliance`, `objections` and `lineage`
+//! modules), and witness cosignatures in `pdx_ledger` ([`pdx_ledger::witness`]).
 //!
 //! # Suspension
 //!
@@ -23,23 +23,9 @@
 //! ledger entries themselves (a public kind), which is how XT Art.33 and SD22 Art.19's
 //! "publicised on the platform" is met. It stays behind authentication because the
 //! whole `/v1` API does; the ledger export carries the same entries for anyone else.
-//!
-//! # Witness cosignatures
-//!
-//! A witness (`pdx witness`) checks each new checkpoint for consistency with the last
-//! one it saw and cosigns it (C2SP tlog-cosignature/v1). [`accept_cosignature`] takes
-//! the cosigned note and the witness's verifier key, and stores the cosignature line
-//! only if the note is signed by this log's key, names a checkpoint this server signed
-//! (same size, same root), and the cosignature verifies. [`with_cosignatures`] appends
-//! the stored lines to a checkpoint when it is served, so clients see which witnesses
-//! vouched for it.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use pdx_ledger::db::{DbError, now_ms};
 use pdx_ledger::kinds::{ProductDelisting, ProductListing, Suspension};
-use pdx_ledger::note::{Checkpoint, KeyType, NoteVerifier, SignedNote};
-use pdx_ledger::store::StoredCheckpoint;
 use pdx_ledger::{Hash32, LedgerError};
 use pdx_products::{ProductStatus, ProductsError};
 use pdx_sandbox::SandboxError;
@@ -56,7 +42,7 @@ pub enum SupervisionError {
     /// The request is well-formed but invalid.
     #[error("{0}")]
     Invalid(String),
-    /// No such organisation, product or checkpoint.
+    /// No such organisation or product.
     #[error("{0}")]
     NotFound(String),
     /// The request conflicts with the current state.
@@ -288,7 +274,7 @@ pub async fn finish_suspension(
     seq: u64,
 ) -> Vec<String> {
     let mut incomplete = Vec::new();
-    let runs = match app.sandbox.cancel_runs_of(org_id).await {
+    let runs = match app.sandbox.runs().cancel_runs_of(org_id).await {
         Ok(n) => n,
         Err(e) => {
             tracing::error!(org = %org_id, error = %e, "cancelling the runs of a suspended organisation");
@@ -438,7 +424,12 @@ pub async fn product_lineage(app: &App, product_id: &str) -> Result<ProductLinea
     };
     let mut releases = Vec::with_capacity(product.manifest.sources.len());
     for source in &product.manifest.sources {
-        let lineage = match app.sandbox.release_lineage(&source.release_id).await {
+        let lineage = match app
+            .sandbox
+            .lineage()
+            .release_lineage(&source.release_id)
+            .await
+        {
             Ok(l) => l,
             Err(SandboxError::NotFound(_)) => {
                 problems.push(format!(
@@ -513,127 +504,6 @@ pub async fn product_lineage(app: &App, product_id: &str) -> Result<ProductLinea
         problems,
         complete,
     })
-}
-
-/// A witness's cosignature, as sent.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CosignatureSubmission {
-    /// The witness's verifier key (`name+keyid+base64(0x04 || key)`).
-    pub witness_key: String,
-    /// The checkpoint note with the witness's cosignature line added.
-    pub checkpoint: String,
-}
-
-/// A stored cosignature.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct AcceptedCosignature {
-    /// Tree size cosigned.
-    pub size: u64,
-    /// Witness key name.
-    pub witness: String,
-    /// The cosignature's timestamp, seconds since epoch.
-    pub timestamp: u64,
-}
-
-/// Largest accepted cosigned note, in bytes (a checkpoint plus a few signatures).
-const MAX_NOTE_BYTES: usize = 16 * 1024;
-
-/// Checks and stores a witness's cosignature of a checkpoint this server signed.
-pub async fn accept_cosignature(
-    app: &App,
-    submission: CosignatureSubmission,
-) -> Result<AcceptedCosignature> {
-    if submission.checkpoint.len() > MAX_NOTE_BYTES {
-        return Err(SupervisionError::Invalid(
-            "the checkpoint note is too long".into(),
-        ));
-    }
-    let witness = NoteVerifier::parse(submission.witness_key.trim())
-        .map_err(|e| SupervisionError::Invalid(format!("`witness_key`: {e}")))?;
-    if witness.key_type() != KeyType::CosignatureV1 {
-        return Err(SupervisionError::Invalid(
-            "`witness_key` must be a cosignature/v1 (type 0x04) key".into(),
-        ));
-    }
-    let note = SignedNote::parse(&submission.checkpoint)
-        .map_err(|e| SupervisionError::Invalid(format!("`checkpoint`: {e}")))?;
-    note.verify(&app.ledger.verifier()).map_err(|_| {
-        SupervisionError::Invalid("`checkpoint` is not signed by this log's key".into())
-    })?;
-    let checkpoint = Checkpoint::parse_body(&note.body)
-        .map_err(|e| SupervisionError::Invalid(format!("`checkpoint`: {e}")))?;
-    let timestamp = note
-        .verified_timestamp_cosig(&witness)
-        .map_err(|e| SupervisionError::Invalid(format!("cosignature: {e}")))?;
-    let stored = sqlx::query("SELECT root FROM ledger_checkpoints WHERE size = $1")
-        .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
-        .fetch_optional(app.db.pool())
-        .await?;
-    let Some(stored) = stored else {
-        return Err(SupervisionError::NotFound(
-            "this server signed no checkpoint of that size".into(),
-        ));
-    };
-    let root: Vec<u8> = stored.try_get("root")?;
-    if root.as_slice() != checkpoint.root.as_slice() {
-        // Signed by our key, but not what we signed: evidence of a fork. Refuse it loudly.
-        tracing::error!(
-            size = checkpoint.size,
-            "a cosigned checkpoint has a root this server never signed"
-        );
-        return Err(SupervisionError::Conflict(
-            "the checkpoint's root differs from the one this server signed at that size".into(),
-        ));
-    }
-    // The line of the cosignature that carries the verified timestamp.
-    let line = note
-        .signatures
-        .iter()
-        .filter(|s| s.name == witness.name() && s.key_id == witness.key_id())
-        .find(|s| {
-            s.signature
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .is_some_and(|b| u64::from_be_bytes(b) == timestamp)
-        })
-        .map(|s| {
-            let mut raw = s.key_id.to_vec();
-            raw.extend_from_slice(&s.signature);
-            format!("\u{2014} {} {}\n", s.name, STANDARD.encode(raw))
-        })
-        .ok_or_else(|| SupervisionError::Invalid("cosignature line not found".into()))?;
-    sqlx::query(
-        "INSERT INTO ledger_cosignatures (size, witness_key, line, cosigned_s, received_ms) \
-         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (size, witness_key) DO UPDATE SET \
-         line = excluded.line, cosigned_s = excluded.cosigned_s, received_ms = excluded.received_ms",
-    )
-    .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
-    .bind(witness.to_vkey())
-    .bind(line)
-    .bind(i64::try_from(timestamp).unwrap_or(i64::MAX))
-    .bind(now_ms())
-    .execute(app.db.pool())
-    .await?;
-    Ok(AcceptedCosignature {
-        size: checkpoint.size,
-        witness: witness.name().to_string(),
-        timestamp,
-    })
-}
-
-/// The checkpoint's note with every stored witness cosignature appended.
-pub async fn with_cosignatures(app: &App, checkpoint: &StoredCheckpoint) -> Result<String> {
-    let rows =
-        sqlx::query("SELECT line FROM ledger_cosignatures WHERE size = $1 ORDER BY witness_key")
-            .bind(i64::try_from(checkpoint.size).unwrap_or(i64::MAX))
-            .fetch_all(app.db.pool())
-            .await?;
-    let mut note = checkpoint.note.clone();
-    for row in rows {
-        note.push_str(&row.try_get::<String, _>("line")?);
-    }
-    Ok(note)
 }
 
 #[cfg(test)]

@@ -3,14 +3,20 @@
 //! Pure compute, no database and no HTTP. This crate owns every heavy dependency of pdx
 //! (polars, OpenDP, DataFusion, TFHE-rs) so that the rest of the workspace builds fast.
 //!
-//! Planned layout (filled by the catalog, sandbox and FHE issues):
-//! - `deid`: de-identification as polars `LazyFrame` transforms (drop, keyed BLAKE3
-//!   pseudonyms, masking of Chinese identifiers, hierarchy generalisation) and a
-//!   k-anonymity lattice search with risk metrics;
-//! - `sql`: DataFusion engine with a bounded memory pool and read-only SQL options;
-//! - `dp`: restricted DP SQL translated to OpenDP `make_private_lazyframe` plans;
-//! - `disclosure`: threshold, dominance and rounding rules over aggregate outputs;
-//! - `fhe`: TFHE-rs encrypted lookups (templates, client, server evaluator).
+//! Layout:
+//! - [`deid`]: upload parsing and validation, de-identification as polars `LazyFrame`
+//!   transforms (drop, keyed BLAKE3 pseudonyms, masking of Chinese identifiers,
+//!   hierarchy generalisation), a k-anonymity lattice search with risk metrics,
+//!   content-addressed Parquet storage and dummy data;
+//! - [`sql`]: the DataFusion engine over granted columns, with a bounded memory pool,
+//!   read-only SQL options, sanitised errors and row ordinals for record sets;
+//! - [`disclosure`]: automatic disclosure control of aggregate SQL (threshold,
+//!   dominance, rounding, secondary suppression of tables with totals, differencing
+//!   within and across outputs through record sets, no outcome oracles);
+//! - [`dp`]: restricted DP SQL translated to OpenDP `make_private_lazyframe` plans;
+//! - [`fhe`]: TFHE-rs encrypted lookups (templates, client, server evaluator) and
+//!   signed consent to them;
+//! - [`bench`]: generated data and baselines for `pdx bench`.
 //!
 //! Versions are pinned together in the workspace: `opendp 0.16` pins `polars =0.52.0`
 //! and `chrono =0.4.41`, which holds DataFusion at 50.x.

@@ -11,7 +11,8 @@
 //!    runs in production. Storage keeps every complete subtree, so a proof costs
 //!    O(log n) reads and never rebuilds the tree.
 //! 3. **Signed checkpoints.** The tree head is published as a C2SP signed note
-//!    ([`note`]) with Ed25519; witnesses may cosign it.
+//!    ([`note`]) with Ed25519; witnesses may cosign it, and [`witness`] checks and
+//!    keeps their cosignatures and serves them with the checkpoint.
 //! 4. **Receipts.** Entry + inclusion proof + signed checkpoint in one JSON file
 //!    ([`receipt`]) that verifies offline, with nothing but the public key.
 //! 5. **Verifier.** [`verify`] walks a whole ledger (from the database or an export
@@ -39,7 +40,9 @@ pub mod signing;
 mod sqlite_scan;
 pub mod store;
 pub mod verify;
+pub mod witness;
 
 pub use entry::{Actor, Entry, EntryKind, Hash32};
 pub use receipt::Receipt;
 pub use store::{Appended, Ledger, LedgerConfig, LedgerError};
+pub use witness::{Cosignature, WitnessError};

@@ -527,6 +527,24 @@ pub struct NoteSignature {
     pub signature: Vec<u8>,
 }
 
+impl NoteSignature {
+    /// The line as the signed-note rule writes it: `"— " name " " base64(key_id ||
+    /// signature) "\n"`.
+    pub fn to_line(&self) -> String {
+        let mut payload = Vec::with_capacity(KEY_ID_LEN + self.signature.len());
+        payload.extend_from_slice(&self.key_id);
+        payload.extend_from_slice(&self.signature);
+        signature_line(&self.name, &payload)
+    }
+
+    /// The timestamp a cosignature/v1 line carries (its first eight bytes, big endian),
+    /// not verified; `None` if the signature is shorter than that.
+    pub fn cosignature_timestamp(&self) -> Option<u64> {
+        let bytes: [u8; TIMESTAMP_LEN] = self.signature.get(..TIMESTAMP_LEN)?.try_into().ok()?;
+        Some(u64::from_be_bytes(bytes))
+    }
+}
+
 /// A parsed note: its text and its signature lines.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SignedNote {
@@ -597,10 +615,7 @@ impl SignedNote {
         let mut text = self.body.clone();
         text.push('\n');
         for sig in &self.signatures {
-            let mut payload = Vec::with_capacity(KEY_ID_LEN + sig.signature.len());
-            payload.extend_from_slice(&sig.key_id);
-            payload.extend_from_slice(&sig.signature);
-            text.push_str(&signature_line(&sig.name, &payload));
+            text.push_str(&sig.to_line());
         }
         text
     }

@@ -18,7 +18,7 @@ use crate::rows::{get_opt_u64, get_u64, line_field, new_id, text_field, to_i64};
 use crate::split::RevenueSplit;
 
 /// Most released outputs in one product.
-const MAX_SOURCES: usize = 64;
+pub(crate) const MAX_SOURCES: usize = 64;
 
 const PRODUCT_COLUMNS: &str = "id, developer_org, title, description, licence_kind, \
     licence_term_days, permitted_use, price_minor, currency, public_finance_bp, developer_bp, \

@@ -22,6 +22,13 @@ pub enum ProductsError {
     /// source under a commercial licence, listing twice, paying a refunded order).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The product's developer organisation is suspended, so the product may not be
+    /// listed until the organisation is reinstated.
+    #[error("the product's developer organisation is suspended")]
+    DeveloperSuspended {
+        /// The developer organisation.
+        org: String,
+    },
     /// The idempotency key was already used by this buyer for a different request.
     #[error("Idempotency-Key {key:?} was already used with a different request body")]
     IdempotencyMismatch {
@@ -75,6 +82,7 @@ impl ProductsError {
             ProductsError::NotFound(_) => 404,
             ProductsError::Forbidden(_) => 403,
             ProductsError::Conflict(_) => 409,
+            ProductsError::DeveloperSuspended { .. } => 409,
             ProductsError::IdempotencyMismatch { .. } => 422,
             ProductsError::NotPaid(_) => 402,
             ProductsError::LicenceRevoked(_) => 403,
@@ -98,6 +106,7 @@ impl ProductsError {
             ProductsError::NotFound(_) => "not-found",
             ProductsError::Forbidden(_) => "forbidden",
             ProductsError::Conflict(_) => "conflict",
+            ProductsError::DeveloperSuspended { .. } => "conflict",
             ProductsError::IdempotencyMismatch { .. } => "idempotency-key-reused",
             ProductsError::NotPaid(_) => "not-paid",
             ProductsError::LicenceRevoked(_) => "licence-revoked",

@@ -10,8 +10,8 @@
 //!
 //! | step | who | rows | ledger |
 //! |---|---|---|---|
-//! | [`Products::create_product`] | developer | `products`, `product_sources`, `product_regions` | — |
-//! | [`Products::list`] / [`Products::reject`] | exchange | status, registration no. | `ProductListing` |
+//! | [`Products::create_product`] (or [`Products::package_releases`]) | developer | `products`, `product_sources`, `product_regions` | — |
+//! | [`Products::list`] (or [`Products::list_unless_suspended`]) / [`Products::reject`] | exchange | status, registration no. | `ProductListing` |
 //! | [`Products::delist`] | exchange or developer | status | `ProductDelisting` |
 //! | [`Products::place_order`] | buyer | `orders` (price snapshot, idempotency key) | — |
 //! | [`Products::pay`] | buyer | status, `revenue_lines` (the split) | `Transaction` |
@@ -27,9 +27,11 @@
 //! ## Provenance and licences
 //!
 //! [`Products::create_product`] generates the provenance manifest (SD22 Art.15) from the
-//! [`ReleasedSource`]s the binary supplies: per release, the output and model hashes and
-//! the reviewers; per source dataset, the title, source department, certificate number,
-//! version content hash and acquisition date. It is stored as RFC 8785 canonical JSON;
+//! [`ReleasedSource`]s the binary supplies, directly or through [`ReleasedOutputs`], the
+//! trait it implements once (see [`outputs`]; this crate does not depend on the
+//! sandbox): per release, the output and model hashes and the reviewers; per source
+//! dataset, the title, source department, certificate number, version content hash and
+//! acquisition date. It is stored as RFC 8785 canonical JSON;
 //! those exact bytes are `manifest.json` in every download, and their BLAKE3 is
 //! `ProductListing.manifest_hash`. A product with any research-only source (a
 //! research-only grant or dataset) may only carry the `research_only` licence: anything
@@ -98,6 +100,7 @@ pub mod clock;
 pub mod error;
 pub mod model;
 mod orders;
+pub mod outputs;
 mod rows;
 mod settlement;
 pub mod split;
@@ -109,6 +112,7 @@ pub use clock::{Clock, Period};
 pub use error::{ProductsError, Result};
 pub use model::*;
 pub use orders::{MAX_IDEMPOTENCY_KEY, OrderFilter};
+pub use outputs::{OutputsError, ReleasedOutputs};
 pub use split::{Allocation, PayeeKind, RevenueSplit, allocate, largest_remainder};
 
 /// The platform's payee account (the reserved platform organisation).

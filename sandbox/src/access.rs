@@ -18,12 +18,17 @@ use pdx_algorithms::deid::storage::read_parquet;
 use polars::prelude::DataFrame;
 
 use crate::catalog::{Dataset, OpenAttribute};
-use crate::{Result, Sandbox, SandboxError};
+use crate::{Result, SandboxError};
+
+crate::service! {
+    /// Who may see which rows: dummy data and de-identified downloads.
+    Access
+}
 
 /// The most dummy rows one request may ask for.
 pub const MAX_DUMMY_ROWS: usize = 10_000;
 
-impl Sandbox {
+impl Access {
     /// Synthetic rows for a dataset, in the shape of its latest version (or of the
     /// declared schema at level 0 before any version exists).
     pub async fn dummy(&self, dataset: &Dataset, rows: usize, seed: u64) -> Result<DataFrame> {
@@ -34,6 +39,7 @@ impl Sandbox {
         }
         let levels: Option<BTreeMap<String, u8>> = match dataset.latest_version {
             Some(v) => self
+                .versions()
                 .version(&dataset.id, v)
                 .await?
                 .and_then(|v| v.report.get("levels").cloned())
@@ -55,7 +61,7 @@ impl Sandbox {
                     .into(),
             ));
         }
-        self.version_file(&dataset.id, version).await
+        self.versions().version_file(&dataset.id, version).await
     }
 
     /// The de-identified rows of a version, for unconditionally open datasets only.

@@ -15,7 +15,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::store;
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Datasets, the data-element registry and catalog search.
+    Catalog
+}
 
 /// Classification level (分级), L1 (lowest) to L4.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -331,7 +337,7 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
-impl Sandbox {
+impl Catalog {
     /// Registers a dataset for the provider `actor.org`, claiming its data elements.
     pub async fn register_dataset(&self, actor: &Actor, new: NewDataset) -> Result<Dataset> {
         new.validate()?;
@@ -341,37 +347,35 @@ impl Sandbox {
             .map_err(|e| SandboxError::Internal(format!("encoding schema: {e}")))?;
         let elements = serde_json::to_string(&new.elements)
             .map_err(|e| SandboxError::Internal(format!("encoding elements: {e}")))?;
+        let level = new.level.as_str();
+        let share_type = new.share_type.as_str();
+        let open_attribute = new.open_attribute.as_str();
+        let search_text = new.search_text();
+        let row = store::catalog::NewDatasetRow {
+            id: &id,
+            provider_org: &actor.org,
+            title: &new.title,
+            description: &new.description,
+            theme: &new.theme,
+            source_department: &new.source_department,
+            collecting_department: &new.collecting_department,
+            approving_department: &new.approving_department,
+            providing_department: &new.providing_department,
+            data_form: &new.data_form,
+            update_frequency: &new.update_frequency,
+            level: &level,
+            share_type: &share_type,
+            share_conditions: &new.share_conditions,
+            legal_basis: &new.legal_basis,
+            open_attribute: &open_attribute,
+            schema_json: &schema,
+            elements_json: &elements,
+            search_text: &search_text,
+            research_only: i64::from(new.research_only),
+            created_ms: now,
+        };
         let mut tx = self.db().begin_write().await?;
-        sqlx::query(
-            "INSERT INTO datasets (id, provider_org, title, description, theme, source_department, \
-             collecting_department, approving_department, providing_department, data_form, \
-             update_frequency, level, share_type, share_conditions, legal_basis, open_attribute, \
-             schema_json, elements_json, search_text, research_only, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21)",
-        )
-        .bind(id.clone())
-        .bind(actor.org.clone())
-        .bind(new.title.clone())
-        .bind(new.description.clone())
-        .bind(new.theme.clone())
-        .bind(new.source_department.clone())
-        .bind(new.collecting_department.clone())
-        .bind(new.approving_department.clone())
-        .bind(new.providing_department.clone())
-        .bind(new.data_form.clone())
-        .bind(new.update_frequency.clone())
-        .bind(new.level.as_str())
-        .bind(new.share_type.as_str())
-        .bind(new.share_conditions.clone())
-        .bind(new.legal_basis.clone())
-        .bind(new.open_attribute.as_str())
-        .bind(schema)
-        .bind(elements)
-        .bind(new.search_text())
-        .bind(i64::from(new.research_only))
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        store::catalog::insert_dataset(&mut *tx, &row).await?;
         for code in &new.elements {
             claim_element(
                 &mut tx,
@@ -541,22 +545,18 @@ async fn claim_element(
         Some(dept) if dept == department => Ok(()),
         Some(_) => Err(conflict()),
         None => {
-            let inserted = sqlx::query(
-                "INSERT INTO data_elements (code, source_department, description, org_id, dataset_id, created_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(code.to_string())
-            .bind(department.to_string())
-            .bind(description.to_string())
-            .bind(org.to_string())
-            .bind(dataset_id.map(str::to_string))
-            .bind(now_ms())
-            .execute(&mut *conn)
-            .await;
-            match inserted {
-                Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(conflict()),
-                Err(e) => Err(e.into()),
+            let row = store::catalog::NewDataElement {
+                code,
+                source_department: department,
+                description,
+                org_id: org,
+                dataset_id,
+                created_ms: now_ms(),
+            };
+            match store::catalog::insert_data_element(&mut *conn, &row).await {
+                Ok(()) => Ok(()),
+                Err(SandboxError::Db(e)) if is_unique_violation(&e) => Err(conflict()),
+                Err(e) => Err(e),
             }
         }
     }

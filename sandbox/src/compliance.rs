@@ -4,7 +4,7 @@
 //! Both are computed from the sandbox's own tables at the moment they are asked for;
 //! nothing is cached, so a report is never staler than the rows behind it.
 //!
-//! **Compliance** ([`Sandbox::compliance_report`]) lists, as of an instant:
+//! **Compliance** ([`Compliance::compliance_report`]) lists, as of an instant:
 //! - grant applications and objections past their working-day answer deadline: still
 //!   unanswered (`pending`) or answered after it (`answered_late`);
 //! - approved grants expiring within 30 days;
@@ -19,7 +19,7 @@
 //! after it. The instant defaults to now; a supervisor may ask "as of" a date (its
 //! 00:00 UTC) to see what will be overdue by then.
 //!
-//! **Budgets** ([`Sandbox::budget_report`]) gives, for every grant ever approved, ε and
+//! **Budgets** ([`Compliance::budget_report`]) gives, for every grant ever approved, ε and
 //! δ granted against spent and the query budget used, with totals per dataset and per
 //! developer organisation. Budgets are integers (µε and 1e-12 δ, see
 //! [`crate::grants`]); the report also sums the `PrivacySpend` ledger entries per grant
@@ -37,7 +37,12 @@ use time::{Date, OffsetDateTime};
 
 use crate::grants::{DELTA_UNIT, EPSILON_UNIT};
 use crate::objections::iso_day_of_ms;
-use crate::{Result, Sandbox, SandboxError};
+use crate::{Result, SandboxError};
+
+crate::service! {
+    /// The compliance and budget reports.
+    Compliance
+}
 
 /// Grants expiring within this many days are listed.
 pub const EXPIRY_WINDOW_DAYS: i64 = 30;
@@ -314,7 +319,7 @@ fn rfc3339_of_ms(ms: i64) -> Result<String> {
         .ok_or_else(|| SandboxError::Invalid("the report date is out of range".into()))
 }
 
-impl Sandbox {
+impl Compliance {
     /// The compliance report as of `at_ms` (ms since epoch; see [`report_instant`]).
     pub async fn compliance_report(&self, at_ms: i64) -> Result<ComplianceReport> {
         let as_of = rfc3339_of_ms(at_ms)?;

@@ -21,7 +21,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::{Result, Sandbox, SandboxError};
+use crate::{Result, SandboxError};
+
+crate::service! {
+    /// What left each dataset version, by rule and organisation.
+    DisclosureAudit
+}
 
 /// The disclosure record of one dataset.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -146,7 +151,7 @@ struct RunRow {
     report: serde_json::Value,
 }
 
-impl Sandbox {
+impl DisclosureAudit {
     /// The disclosure record of a dataset (see the module documentation). The caller
     /// has checked the role; `provider_org` is `Some` for a provider, who sees only its
     /// own datasets (another's is "not found").
@@ -156,6 +161,7 @@ impl Sandbox {
         provider_org: Option<&str>,
     ) -> Result<DisclosureReport> {
         let dataset = self
+            .catalog()
             .dataset(dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;

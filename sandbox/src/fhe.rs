@@ -5,19 +5,19 @@
 //! is the workflow around it. Read top-down:
 //!
 //! 1. **Templates.** A developer proposes a [`TemplateSpec`] for a dataset
-//!    ([`Sandbox::propose_fhe_template`]); the dataset's provider approves or refuses it
-//!    ([`Sandbox::decide_fhe_template`]) and may later retire it. The answers are
+//!    ([`Fhe::propose_fhe_template`]); the dataset's provider approves or refuses it
+//!    ([`Fhe::decide_fhe_template`]) and may later retire it. The answers are
 //!    encrypted, so nobody can vet them one by one: the *template* is what is vetted,
 //!    and each decision is an `fhe_query` ledger entry (event `template_decision`)
 //!    holding the template and its hash, written with the row. Approval builds the
 //!    table of the latest version once, so a template that cannot run (a key hash
 //!    collision, a repeated key without an aggregate) is refused at approval.
 //! 2. **Server keys.** A developer uploads a `CompressedServerKey` once per key pair
-//!    ([`Sandbox::register_server_key`]). It streams to a file under a size cap, is
+//!    ([`Fhe::register_server_key`]). It streams to a file under a size cap, is
 //!    checked with `safe_deserialize_conformant` against the platform's parameters, and
 //!    is stored per organisation under its hash (a second upload of the same key returns
 //!    the stored one). Nothing here can read a client key: it is refused by type name.
-//! 3. **Queries** ([`Sandbox::start_fhe_query`]). Admission is synchronous, so every
+//! 3. **Queries** ([`Fhe::start_fhe_query`]). Admission is synchronous, so every
 //!    refusal is a 4xx and never a job: the template is approved, the dataset is
 //!    unconditionally open or the caller holds a usable grant allowing `fhe` models on
 //!    the template's two columns, a conditionally open dataset's query carries a
@@ -39,7 +39,10 @@
 //!    answer or the authorisation.
 //!
 //! Spent queries are not refunded when a job fails after admission: the evaluation
-//! touched the data. A restart marks queued and running queries failed, like jobs.
+//! touched the data. A query cut off by a restart is resumed like every job (see
+//! [`crate::jobs`]): its ciphertext is kept beside the query until it ends, and the
+//! answer's ledger entry commits with the `done` row, so a resumed query either
+//! finishes with its recorded answer or is evaluated again, never charged twice.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -65,8 +68,14 @@ use tokio::io::AsyncWriteExt;
 
 use crate::catalog::{Dataset, OpenAttribute};
 use crate::grants::{Grant, ModelKind, PrivacyCost};
-use crate::jobs::{Job, JobFailure};
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::jobs::{self, Job, JobInputs};
+use crate::store;
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Private lookups: FHE templates, server keys and encrypted queries.
+    Fhe
+}
 
 /// Decompressed server keys kept in memory (about 120 MB each).
 const KEY_CACHE: usize = 2;
@@ -322,7 +331,7 @@ impl Default for FheState {
 }
 
 /// A server key streaming into the incoming area. Dropped before
-/// [`Sandbox::register_server_key`], its file is removed.
+/// [`Fhe::register_server_key`], its file is removed.
 pub struct KeyUpload {
     file: Option<tokio::fs::File>,
     path: PathBuf,
@@ -474,7 +483,7 @@ struct Admitted {
     consent_commitment: Option<[u8; 32]>,
 }
 
-impl Sandbox {
+impl Fhe {
     fn fhe_dir(&self) -> PathBuf {
         self.zones().root().join("fhe")
     }
@@ -520,6 +529,7 @@ impl Sandbox {
         validate_text("name", &new.name, 200)?;
         validate_text("purpose", &new.purpose, 4000)?;
         let dataset = self
+            .catalog()
             .dataset(&new.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -531,21 +541,20 @@ impl Sandbox {
         new.spec.validate(&dataset.meta.schema).map_err(fhe_error)?;
         let (spec_json, hash) = spec_hash(&new.spec)?;
         let id = new_id("ft");
-        sqlx::query(
-            "INSERT INTO fhe_templates (id, dataset_id, provider_org, proposer_org, name, purpose, \
-             spec_json, template_hash, status, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
+        store::fhe::insert_template(
+            self.db().pool(),
+            &store::fhe::NewFheTemplate {
+                id: &id,
+                dataset_id: &dataset.id,
+                provider_org: &dataset.provider_org,
+                proposer_org: &actor.org,
+                name: new.name.trim(),
+                purpose: new.purpose.trim(),
+                spec_json: &spec_json,
+                template_hash: &hex::encode(hash),
+                created_ms: now_ms(),
+            },
         )
-        .bind(id.clone())
-        .bind(dataset.id.clone())
-        .bind(dataset.provider_org.clone())
-        .bind(actor.org.clone())
-        .bind(new.name.trim().to_string())
-        .bind(new.purpose.trim().to_string())
-        .bind(spec_json)
-        .bind(hex::encode(hash))
-        .bind(now_ms())
-        .execute(self.db().pool())
         .await?;
         self.load_template(&id).await
     }
@@ -601,6 +610,7 @@ impl Sandbox {
         let mut t = self.visible_template(id, org, view).await?;
         if t.status == TemplateStatus::Approved {
             let dataset = self
+                .catalog()
                 .dataset(&t.dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -668,6 +678,7 @@ impl Sandbox {
         }
         let status = if decision.approve {
             let dataset = self
+                .catalog()
                 .dataset(&t.dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -723,18 +734,10 @@ impl Sandbox {
         };
         let now = now_ms();
         let mut tx = self.db().begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE fhe_templates SET status = $1, reason = $2, decided_ms = $3 \
-             WHERE id = $4 AND status = $5",
-        )
-        .bind(status.as_str())
-        .bind(reason.map(str::to_string))
-        .bind(now)
-        .bind(t.id.clone())
-        .bind(expected)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
+        let updated =
+            store::fhe::decide_template(&mut *tx, &t.id, expected, status.as_str(), reason, now)
+                .await?;
+        if updated != 1 {
             return Err(SandboxError::Conflict(
                 "the template changed concurrently".into(),
             ));
@@ -751,11 +754,7 @@ impl Sandbox {
             template: serde_json::to_value(&t.spec).map_err(internal)?,
         });
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query("UPDATE fhe_templates SET decision_seq = $1 WHERE id = $2")
-            .bind(appended.seq as i64)
-            .bind(t.id.clone())
-            .execute(&mut *tx)
-            .await?;
+        store::fhe::set_template_decision_seq(&mut *tx, &t.id, appended.seq as i64).await?;
         tx.commit().await?;
         self.load_template(&t.id).await
     }
@@ -872,18 +871,19 @@ impl Sandbox {
         }
         tokio::fs::rename(&upload.path, &target).await?;
         let id = new_id("fk");
-        let inserted = sqlx::query(
-            "INSERT INTO fhe_server_keys (id, org_id, key_hash, bytes, parameters, file_path, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let file_path = relative.to_string_lossy().into_owned();
+        let inserted = store::fhe::insert_server_key(
+            self.db().pool(),
+            &store::fhe::NewServerKey {
+                id: &id,
+                org_id: &actor.org,
+                key_hash: &key_hash,
+                bytes: checked.bytes as i64,
+                parameters: PARAMETER_SET,
+                file_path: &file_path,
+                created_ms: now_ms(),
+            },
         )
-        .bind(id.clone())
-        .bind(actor.org.clone())
-        .bind(key_hash.clone())
-        .bind(checked.bytes as i64)
-        .bind(PARAMETER_SET)
-        .bind(relative.to_string_lossy().into_owned())
-        .bind(now_ms())
-        .execute(self.db().pool())
         .await;
         if let Err(e) = inserted {
             // A concurrent upload of the same key won the race: keep its row and file.
@@ -891,7 +891,7 @@ impl Sandbox {
                 return Ok((existing, false));
             }
             let _ = tokio::fs::remove_file(&target).await;
-            return Err(e.into());
+            return Err(e);
         }
         tracing::info!(key = %id, org = %actor.org, bytes = checked.bytes, "accepted an FHE server key");
         Ok((self.server_key(&id, &actor.org).await?, true))
@@ -938,11 +938,7 @@ impl Sandbox {
     /// its hash on the ledger).
     pub async fn delete_server_key(&self, actor: &Actor, id: &str) -> Result<()> {
         let (info, relative) = self.server_key_row(id, &actor.org).await?;
-        sqlx::query("DELETE FROM fhe_server_keys WHERE id = $1 AND org_id = $2")
-            .bind(id.to_string())
-            .bind(actor.org.clone())
-            .execute(self.db().pool())
-            .await?;
+        store::fhe::delete_server_key(self.db().pool(), id, &actor.org).await?;
         if let Err(e) = tokio::fs::remove_file(self.zones().root().join(relative)).await {
             tracing::warn!(key = %id, error = %e, "could not remove a server key file");
         }
@@ -1009,6 +1005,7 @@ impl Sandbox {
             )));
         }
         let dataset = self
+            .catalog()
             .dataset(&template.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -1024,6 +1021,7 @@ impl Sandbox {
                 )
             })?;
             let grant = self
+                .grants()
                 .usable_grant(
                     grant_id,
                     &actor.org,
@@ -1047,47 +1045,16 @@ impl Sandbox {
             .await?;
         let width = template.spec.key_width;
         let input_hash = ciphertext_hash(&ciphertext);
-        let query_key = tokio::task::spawn_blocking(move || QueryKey::parse(&ciphertext, width))
-            .await
-            .map_err(task_error)?
-            .map_err(fhe_error)?;
+        let (query_key, ciphertext) = tokio::task::spawn_blocking(move || {
+            QueryKey::parse(&ciphertext, width).map(|key| (key, ciphertext))
+        })
+        .await
+        .map_err(task_error)?
+        .map_err(fhe_error)?;
 
-        let table = self.fhe_table(&template.spec, &dataset, version).await?;
-        let max_rows = self.config().fhe_max_rows;
-        let (bucket_bits, rows) = match request.bucket {
-            None => {
-                if table.len() > max_rows {
-                    return Err(SandboxError::Invalid(format!(
-                        "the table has {} keys and a full scan is limited to {max_rows}: reveal a `bucket` (the template allows {} bits)",
-                        table.len(),
-                        template.spec.bucket_bits
-                    )));
-                }
-                (None, table.entries().to_vec())
-            }
-            Some(b) => {
-                let bits = template.spec.bucket_bits;
-                if bits == 0 {
-                    return Err(SandboxError::Invalid(
-                        "the template allows no public bucket".into(),
-                    ));
-                }
-                if b >= 1u64 << bits {
-                    return Err(SandboxError::Invalid(format!(
-                        "`bucket` must be below {} (the template reveals {bits} bits)",
-                        1u64 << bits
-                    )));
-                }
-                let rows = table.bucket(bits, b).to_vec();
-                if rows.len() > max_rows {
-                    return Err(SandboxError::Invalid(format!(
-                        "the bucket has {} keys and a scan is limited to {max_rows}",
-                        rows.len()
-                    )));
-                }
-                (Some(bits), rows)
-            }
-        };
+        let (bucket_bits, rows) = self
+            .lookup_rows(&template, &dataset, version, request.bucket)
+            .await?;
 
         let query_id = new_id("fq");
         let job_id = new_id("job");
@@ -1124,42 +1091,54 @@ impl Sandbox {
             }
         }
         if let Some(g) = &grant {
-            self.spend_budget(&mut tx, &g.id, PrivacyCost::default())
+            self.grants()
+                .spend_budget(&mut tx, &g.id, PrivacyCost::default())
                 .await?;
         }
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, created_ms, updated_ms) \
-             VALUES ($1, 'fhe_query', $2, $3, 'queued', 'queued', 0.0, $4, $4)",
+        let resume = JobInputs::FheQuery {
+            actor: actor.clone(),
+            query_id: query_id.clone(),
+        };
+        jobs::insert(
+            &mut tx,
+            &job_id,
+            FHE_JOB_KIND,
+            &actor.org,
+            &query_id,
+            &resume,
         )
-        .bind(job_id.clone())
-        .bind(actor.org.clone())
-        .bind(query_id.clone())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO fhe_queries (id, job_id, org_id, template_id, grant_id, server_key_id, \
-             dataset_id, version, input_hash, bucket_bits, bucket, rows_scanned, status, created_ms, \
-             consent_commitment) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14)",
+        let commitment_hex = consent_commitment.map(hex::encode);
+        store::fhe::insert_query(
+            &mut *tx,
+            &store::fhe::NewFheQuery {
+                id: &query_id,
+                job_id: &job_id,
+                org_id: &actor.org,
+                template_id: &template.id,
+                grant_id: grant.as_ref().map(|g| g.id.as_str()),
+                server_key_id: &key.id,
+                dataset_id: &dataset.id,
+                version: version as i64,
+                input_hash: &hex::encode(input_hash),
+                bucket_bits: bucket_bits.map(i64::from),
+                bucket: request.bucket.map(|b| b as i64),
+                rows_scanned: rows.len() as i64,
+                created_ms: now,
+                consent_commitment: commitment_hex.as_deref(),
+            },
         )
-        .bind(query_id.clone())
-        .bind(job_id.clone())
-        .bind(actor.org.clone())
-        .bind(template.id.clone())
-        .bind(grant.as_ref().map(|g| g.id.clone()))
-        .bind(key.id.clone())
-        .bind(dataset.id.clone())
-        .bind(version as i64)
-        .bind(hex::encode(input_hash))
-        .bind(bucket_bits.map(i64::from))
-        .bind(request.bucket.map(|b| b as i64))
-        .bind(rows.len() as i64)
-        .bind(now)
-        .bind(consent_commitment.map(hex::encode))
-        .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        // The ciphertext is kept until the query ends, so a restart can run it again.
+        let kept = self.query_input_path(&query_id);
+        if let Some(dir) = kept.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        tokio::fs::write(&kept, ciphertext).await?;
+        if let Err(e) = tx.commit().await {
+            let _ = tokio::fs::remove_file(&kept).await;
+            return Err(e.into());
+        }
 
         let job = self
             .jobs()
@@ -1183,13 +1162,163 @@ impl Sandbox {
             template,
             consent_commitment,
         };
-        let sandbox = self.clone();
-        let actor = actor.clone();
-        tokio::spawn(async move {
-            let outcome = sandbox.evaluate_fhe_query(&actor, &admitted).await;
-            sandbox.finish_fhe_query(&admitted, outcome).await;
-        });
+        self.spawn_fhe_query(actor.clone(), admitted);
         Ok((query, job))
+    }
+
+    /// The rows a lookup scans: the whole table, or the public bucket the client
+    /// revealed, within the configured limit.
+    async fn lookup_rows(
+        &self,
+        template: &FheTemplate,
+        dataset: &Dataset,
+        version: u64,
+        bucket: Option<u64>,
+    ) -> Result<(Option<u8>, Vec<(u64, u8)>)> {
+        let table = self.fhe_table(&template.spec, dataset, version).await?;
+        let max_rows = self.config().fhe_max_rows;
+        Ok(match bucket {
+            None => {
+                if table.len() > max_rows {
+                    return Err(SandboxError::Invalid(format!(
+                        "the table has {} keys and a full scan is limited to {max_rows}: reveal a `bucket` (the template allows {} bits)",
+                        table.len(),
+                        template.spec.bucket_bits
+                    )));
+                }
+                (None, table.entries().to_vec())
+            }
+            Some(b) => {
+                let bits = template.spec.bucket_bits;
+                if bits == 0 {
+                    return Err(SandboxError::Invalid(
+                        "the template allows no public bucket".into(),
+                    ));
+                }
+                if b >= 1u64 << bits {
+                    return Err(SandboxError::Invalid(format!(
+                        "`bucket` must be below {} (the template reveals {bits} bits)",
+                        1u64 << bits
+                    )));
+                }
+                let rows = table.bucket(bits, b).to_vec();
+                if rows.len() > max_rows {
+                    return Err(SandboxError::Invalid(format!(
+                        "the bucket has {} keys and a scan is limited to {max_rows}",
+                        rows.len()
+                    )));
+                }
+                (Some(bits), rows)
+            }
+        })
+    }
+
+    /// Evaluates an admitted lookup as its job; the kept ciphertext goes when it ends.
+    fn spawn_fhe_query(&self, actor: Actor, admitted: Admitted) {
+        let sandbox = self.clone();
+        let job_id = admitted.job_id.clone();
+        self.runner().spawn(&job_id, async move {
+            let outcome = sandbox.evaluate_fhe_query(&actor, &admitted).await;
+            if outcome.is_err() {
+                sandbox.close_failed_query(&admitted.query_id).await;
+            }
+            sandbox.discard_query_input(&admitted.query_id).await;
+            outcome
+        });
+    }
+
+    /// Where an admitted query's ciphertext is kept until it ends.
+    fn query_input_path(&self, query_id: &str) -> PathBuf {
+        self.fhe_dir()
+            .join("queries")
+            .join(format!("{query_id}.query"))
+    }
+
+    /// Removes a finished query's kept ciphertext.
+    async fn discard_query_input(&self, query_id: &str) {
+        match tokio::fs::remove_file(self.query_input_path(query_id)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(query = %query_id, error = %e, "could not remove a query's ciphertext")
+            }
+        }
+    }
+
+    /// Resumes a lookup a restart cut off: finishes with its answer if the answer was
+    /// already recorded (the `fhe_query` ledger entry and the `done` row commit
+    /// together), fails if its evaluation had failed, or evaluates the kept ciphertext
+    /// again. Nothing is spent again: the query was charged at admission.
+    pub(crate) async fn resume_fhe_query(
+        &self,
+        job_id: &str,
+        actor: Actor,
+        query_id: &str,
+    ) -> Result<()> {
+        let q = self.fhe_query(query_id, &actor.org, false).await?;
+        match q.status {
+            QueryStatus::Done => {
+                self.discard_query_input(query_id).await;
+                self.jobs().succeed(job_id, &query_result(&q)).await?;
+                return Ok(());
+            }
+            // The evaluation failed before the crash (the job was not marked yet).
+            QueryStatus::Failed => {
+                self.discard_query_input(query_id).await;
+                return Err(SandboxError::Conflict(
+                    "the lookup failed before the server restarted; send it again".into(),
+                ));
+            }
+            QueryStatus::Queued | QueryStatus::Running => {}
+        }
+        let ciphertext = tokio::fs::read(self.query_input_path(query_id))
+            .await
+            .map_err(|_| {
+                SandboxError::Conflict(
+                    "the server restarted before the query was kept; send it again".into(),
+                )
+            })?;
+        let template = self.load_template(&q.template_id).await?;
+        let dataset = self
+            .catalog()
+            .dataset(&q.dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        let (key, key_file) = self.server_key_row(&q.server_key_id, &actor.org).await?;
+        let width = template.spec.key_width;
+        let query_key = tokio::task::spawn_blocking(move || QueryKey::parse(&ciphertext, width))
+            .await
+            .map_err(task_error)?
+            .map_err(fhe_error)?;
+        let (bucket_bits, rows) = self
+            .lookup_rows(&template, &dataset, q.version, q.bucket)
+            .await?;
+        let parse_hash = |hex_text: &str| -> Result<[u8; 32]> {
+            Hash32::from_hex(hex_text)
+                .map(|h| h.0)
+                .map_err(|_| SandboxError::Internal("a stored query hash is invalid".into()))
+        };
+        let admitted = Admitted {
+            query_id: q.id.clone(),
+            job_id: job_id.to_string(),
+            dataset_version: format!("{}@{}", q.dataset_id, q.version),
+            grant_id: q.grant_id.clone(),
+            key_path: self.zones().root().join(key_file),
+            key,
+            query_key,
+            input_hash: parse_hash(&q.input_hash)?,
+            rows,
+            bucket_bits,
+            bucket: q.bucket,
+            template,
+            consent_commitment: q
+                .consent_commitment
+                .as_deref()
+                .map(parse_hash)
+                .transpose()?,
+        };
+        self.spawn_fhe_query(actor, admitted);
+        Ok(())
     }
 
     async fn evaluate_fhe_query(&self, actor: &Actor, q: &Admitted) -> Result<serde_json::Value> {
@@ -1202,10 +1331,7 @@ impl Sandbox {
             .acquire()
             .await
             .map_err(|_| SandboxError::Internal("the evaluator is closed".into()))?;
-        sqlx::query("UPDATE fhe_queries SET status = 'running' WHERE id = $1")
-            .bind(q.query_id.clone())
-            .execute(self.db().pool())
-            .await?;
+        store::fhe::mark_query_running(self.db().pool(), &q.query_id).await?;
         jobs.progress(&q.job_id, "loading the server key", 0.05)
             .await?;
         let key = self.evaluation_key(&q.key, &q.key_path).await?;
@@ -1271,47 +1397,29 @@ impl Sandbox {
         });
         let mut tx = self.db().begin_write().await?;
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query(
-            "UPDATE fhe_queries SET status = 'done', value_hash = $1, found_hash = $2, \
-             ledger_seq = $3, finished_ms = $4 WHERE id = $5",
+        let finished = store::fhe::finish_query(
+            &mut *tx,
+            &q.query_id,
+            &hex::encode(value_hash),
+            &hex::encode(found_hash),
+            appended.seq as i64,
+            now_ms(),
         )
-        .bind(hex::encode(value_hash))
-        .bind(hex::encode(found_hash))
-        .bind(appended.seq as i64)
-        .bind(now_ms())
-        .bind(q.query_id.clone())
-        .execute(&mut *tx)
         .await?;
+        if finished != 1 {
+            // Dropping the transaction drops the entry too: one entry per query.
+            return Err(SandboxError::Conflict("the query had already ended".into()));
+        }
         tx.commit().await?;
-        Ok(serde_json::json!({
-            "query_id": q.query_id,
-            "rows_scanned": q.rows.len(),
-            "value_hash": hex::encode(value_hash),
-            "found_hash": hex::encode(found_hash),
-            "ledger_seq": appended.seq,
-        }))
+        Ok(query_result(
+            &self.fhe_query(&q.query_id, &actor.org, false).await?,
+        ))
     }
 
-    async fn finish_fhe_query(&self, q: &Admitted, outcome: Result<serde_json::Value>) {
-        let recorded = match outcome {
-            Ok(result) => self.jobs().succeed(&q.job_id, &result).await,
-            Err(err) => {
-                let failure = JobFailure::from_error(&q.job_id, &err);
-                if let Err(e) = sqlx::query(
-                    "UPDATE fhe_queries SET status = 'failed', finished_ms = $1 WHERE id = $2",
-                )
-                .bind(now_ms())
-                .bind(q.query_id.clone())
-                .execute(self.db().pool())
-                .await
-                {
-                    tracing::error!(query = %q.query_id, error = %e, "could not close a failed query");
-                }
-                self.jobs().fail(&q.job_id, &failure).await
-            }
-        };
-        if let Err(e) = recorded {
-            tracing::error!(job = %q.job_id, error = %e, "could not record the query outcome");
+    /// Marks a query whose evaluation failed.
+    async fn close_failed_query(&self, query_id: &str) {
+        if let Err(e) = store::fhe::fail_query(self.db().pool(), query_id, now_ms()).await {
+            tracing::error!(query = %query_id, error = %e, "could not close a failed query");
         }
     }
 
@@ -1374,14 +1482,21 @@ fn spec_hash(spec: &TemplateSpec) -> Result<(String, [u8; 32])> {
     Ok((canonical, hash))
 }
 
-/// Marks queries cut off by a restart as failed (their jobs are failed by
-/// [`crate::Jobs::fail_interrupted`]).
-pub(crate) async fn fail_interrupted(db: &pdx_ledger::db::Db) -> Result<u64> {
-    let done = sqlx::query(
-        "UPDATE fhe_queries SET status = 'failed', finished_ms = $1 WHERE status IN ('queued', 'running')",
-    )
-    .bind(now_ms())
-    .execute(db.pool())
-    .await?;
-    Ok(done.rows_affected())
+/// What a finished lookup job reports.
+fn query_result(q: &FheQuery) -> serde_json::Value {
+    serde_json::json!({
+        "query_id": q.id,
+        "rows_scanned": q.rows_scanned,
+        "value_hash": q.value_hash,
+        "found_hash": q.found_hash,
+        "ledger_seq": q.ledger_seq,
+    })
+}
+
+/// The job kind of an FHE lookup.
+pub const FHE_JOB_KIND: &str = "fhe_query";
+
+/// Marks queries whose jobs ended at a start without being resumed as failed.
+pub(crate) async fn fail_unresumed(db: &pdx_ledger::db::Db) -> Result<u64> {
+    store::fhe::fail_unresumed(db.pool(), now_ms()).await
 }

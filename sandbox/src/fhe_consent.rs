@@ -5,28 +5,29 @@
 //! `pdx_algorithms::fhe::consent`; this module is the workflow around it. Read
 //! top-down:
 //!
-//! 1. **Consent keys** ([`Sandbox::register_consent_key`]). A `subject` organisation
+//! 1. **Consent keys** ([`FheConsent::register_consent_key`]). A `subject` organisation
 //!    (the enterprise a bank looks up) registers an Ed25519 public key. A new key
 //!    supersedes the current one from its registration on; old keys are kept, because
 //!    each query is checked under the key that was current when it was made. Every
 //!    registration is an `fhe_query` ledger entry (event `consent_key`), so the order of
 //!    keys and queries is on the hash chain, not only in a table.
-//! 2. **Commitments** ([`Sandbox::start_fhe_query`]). A query on conditionally open data
-//!    must carry a `consent_commitment`; without one it is refused with 403 before
-//!    anything is spent. The commitment is stored with the query and written on its
-//!    `query` ledger entry; a commitment already used by a query is refused (409).
-//!    pdx does not, and cannot, check it at query time: it is hiding.
-//! 3. **Requests** ([`Sandbox::request_fhe_consent`]). A supervisor asks the bank to open
-//!    one query's commitment, with a reason; the bank has
+//! 2. **Commitments** ([`crate::fhe::Fhe::start_fhe_query`]). A query on
+//!    conditionally open data must carry a `consent_commitment`; without one it is
+//!    refused with 403 before anything is spent. The commitment is stored with the
+//!    query and written on its `query` ledger entry; a commitment already used by a
+//!    query is refused (409). pdx does not, and cannot, check it at query time: it is
+//!    hiding.
+//! 3. **Requests** ([`FheConsent::request_fhe_consent`]). A supervisor asks the bank to
+//!    open one query's commitment, with a reason; the bank has
 //!    [`CONSENT_ANSWER_WORKING_DAYS`] working days. One request per query is open at a
 //!    time; after an invalid or refused answer the supervisor may ask again; after a
 //!    verified one there is nothing left to ask.
-//! 4. **Answers.** The bank opens the commitment ([`Sandbox::open_fhe_consent`]) with the
-//!    authorisation, the signature and the nonce, or refuses
-//!    ([`Sandbox::refuse_fhe_consent`]) with a reason. pdx checks an opening against the
-//!    query as recorded: the commitment, the authorisation's shape, the subject's key at
-//!    the query's time, the signature, the bank, the template and the period, in that
-//!    order.
+//! 4. **Answers.** The bank opens the commitment ([`FheConsent::open_fhe_consent`])
+//!    with the authorisation, the signature and the nonce, or refuses
+//!    ([`FheConsent::refuse_fhe_consent`]) with a reason. pdx checks an opening against
+//!    the query as recorded: the commitment, the authorisation's shape, the subject's
+//!    key at the query's time, the signature, the bank, the template and the period, in
+//!    that order.
 //!
 //! **Why an invalid opening is a 200, not a 4xx.** An opening that fails a check is
 //! evidence: it is stored, written to the ledger (event `consent_answer`, outcome
@@ -55,8 +56,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::objections::today_iso;
+use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Consent to private lookups: subjects' keys, authorisations and their opening.
+    FheConsent
+}
 
 /// Working days a bank has to answer a supervisor's request to open a commitment.
 pub const CONSENT_ANSWER_WORKING_DAYS: u32 = 5;
@@ -264,7 +271,7 @@ struct BankAnswer {
     refusal: Option<String>,
 }
 
-impl Sandbox {
+impl FheConsent {
     /// Registers `public_key` (Ed25519, 64 hex digits) as the caller's current consent
     /// key (subject organisations). Returns the key and whether it is new: the current
     /// key sent again is returned as it is.
@@ -308,11 +315,7 @@ impl Sandbox {
         let id = new_id("ck");
         let now = now_ms();
         if let Some(c) = &current {
-            sqlx::query("UPDATE consent_keys SET superseded_ms = $1 WHERE id = $2")
-                .bind(now)
-                .bind(c.id.clone())
-                .execute(&mut *tx)
-                .await?;
+            store::consent::supersede_key(&mut *tx, &c.id, now).await?;
         }
         let entry = FheRecord::ConsentKey(FheConsentKey {
             subject_org: actor.org.clone(),
@@ -321,16 +324,16 @@ impl Sandbox {
             replaces: current.as_ref().map(|c| c.id.clone()),
         });
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query(
-            "INSERT INTO consent_keys (id, org_id, public_key, registered_ms, ledger_seq) \
-             VALUES ($1, $2, $3, $4, $5)",
+        store::consent::insert_key(
+            &mut *tx,
+            &store::consent::NewConsentKey {
+                id: &id,
+                org_id: &actor.org,
+                public_key: &public_key,
+                registered_ms: now,
+                ledger_seq: appended.seq as i64,
+            },
         )
-        .bind(id.clone())
-        .bind(actor.org.clone())
-        .bind(public_key.clone())
-        .bind(now)
-        .bind(appended.seq as i64)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         tracing::info!(key = %id, org = %actor.org, "registered a consent key");
@@ -398,7 +401,7 @@ impl Sandbox {
 
     /// A query's consent: the query's organisation, or anyone when `all` (supervisors).
     pub async fn fhe_consent(&self, query_id: &str, org: &str, all: bool) -> Result<ConsentView> {
-        let q = self.fhe_query(query_id, org, all).await?;
+        let q = self.fhe().fhe_query(query_id, org, all).await?;
         let rows = sqlx::query(
             "SELECT * FROM fhe_consent_requests WHERE query_id = $1 ORDER BY request_seq DESC",
         )
@@ -479,21 +482,20 @@ impl Sandbox {
             ));
         }
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query(
-            "INSERT INTO fhe_consent_requests (id, query_id, bank_org, requester_org, requester_key, \
-             reason, status, requested_ms, answer_deadline, request_seq) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9)",
+        store::consent::insert_request(
+            &mut *tx,
+            &store::consent::NewConsentRequest {
+                id: &id,
+                query_id: &view.query_id,
+                bank_org: &view.bank_org,
+                requester_org: &actor.org,
+                requester_key: &actor.key_id,
+                reason,
+                requested_ms: now,
+                answer_deadline: &deadline,
+                request_seq: appended.seq as i64,
+            },
         )
-        .bind(id.clone())
-        .bind(view.query_id.clone())
-        .bind(view.bank_org.clone())
-        .bind(actor.org.clone())
-        .bind(actor.key_id.clone())
-        .bind(reason.to_string())
-        .bind(now)
-        .bind(deadline)
-        .bind(appended.seq as i64)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         tracing::info!(request = %id, query = %view.query_id, "asked a bank to open a consent commitment");
@@ -509,7 +511,7 @@ impl Sandbox {
         query_id: &str,
         text: OpeningText,
     ) -> Result<ConsentView> {
-        let q = self.fhe_query(query_id, &actor.org, false).await?;
+        let q = self.fhe().fhe_query(query_id, &actor.org, false).await?;
         let stored = q.consent_commitment.as_deref().ok_or_else(|| {
             SandboxError::Conflict("the query carries no consent commitment".into())
         })?;
@@ -562,7 +564,7 @@ impl Sandbox {
         reason: &str,
     ) -> Result<ConsentView> {
         let reason = checked_reason("reason", reason)?;
-        self.fhe_query(query_id, &actor.org, false).await?;
+        self.fhe().fhe_query(query_id, &actor.org, false).await?;
         let answer = BankAnswer {
             status: ConsentStatus::Refused,
             failed_check: None,
@@ -624,33 +626,28 @@ impl Sandbox {
             late,
         });
         let mut tx = self.db().begin_write().await?;
-        let claimed = sqlx::query(
-            "UPDATE fhe_consent_requests SET status = $1, answered_ms = $2, answered_late = $3, \
-             failed_check = $4, refusal = $5, subject_org = $6, subject_key = $7, opening_json = $8 \
-             WHERE id = $9 AND status = 'open'",
+        let claimed = store::consent::answer_open_request(
+            &mut *tx,
+            &store::consent::ConsentAnswerRow {
+                id: &request.id,
+                status: status.as_str(),
+                answered_ms: now,
+                answered_late: i64::from(late),
+                failed_check: failed_check.as_deref(),
+                refusal: refusal.as_deref(),
+                subject_org: subject_org.as_deref(),
+                subject_key: subject_key.as_deref(),
+                opening_json: opening_json.as_deref(),
+            },
         )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(i64::from(late))
-        .bind(failed_check.clone())
-        .bind(refusal)
-        .bind(subject_org)
-        .bind(subject_key)
-        .bind(opening_json)
-        .bind(request.id.clone())
-        .execute(&mut *tx)
         .await?;
-        if claimed.rows_affected() != 1 {
+        if claimed != 1 {
             return Err(SandboxError::Conflict(
                 "the request was answered concurrently".into(),
             ));
         }
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query("UPDATE fhe_consent_requests SET answer_seq = $1 WHERE id = $2")
-            .bind(appended.seq as i64)
-            .bind(request.id.clone())
-            .execute(&mut *tx)
-            .await?;
+        store::consent::set_answer_seq(&mut *tx, &request.id, appended.seq as i64).await?;
         tx.commit().await?;
         tracing::info!(
             request = %request.id,

@@ -12,7 +12,7 @@
 //! the database settles concurrent jobs, and a grant is never overspent, not even by
 //! one unit.
 //!
-//! A grant is checked when each job *starts* ([`Sandbox::usable_grant`]): approved, not
+//! A grant is checked when each job *starts* ([`Grants::usable_grant`]): approved, not
 //! expired, not revoked or suspended, held by the caller, for this dataset, and covering
 //! the model kind and every column the model reads.
 
@@ -24,8 +24,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::catalog::OpenAttribute;
+use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Grants (open-use agreements) and their budgets.
+    Grants
+}
 
 /// Longest grant term: three years (GY ch.6, authorised operation), counted generously
 /// as 1,096 days.
@@ -350,11 +356,12 @@ pub enum GrantView {
     All,
 }
 
-impl Sandbox {
+impl Grants {
     /// Files an application for a conditional dataset.
     pub async fn apply_for_grant(&self, actor: &Actor, app: GrantApplication) -> Result<Grant> {
         validate_text("purpose", &app.purpose, 4000)?;
         let dataset = self
+            .catalog()
             .dataset(&app.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -412,27 +419,25 @@ impl Sandbox {
             .map_err(|e| SandboxError::Internal(e.to_string()))?;
         let kinds = serde_json::to_string(&dedup_sorted(&app.model_kinds))
             .map_err(|e| SandboxError::Internal(e.to_string()))?;
-        sqlx::query(
-            "INSERT INTO grants (id, dataset_id, applicant_org, provider_org, purpose, columns_json, \
-             model_kinds_json, term_days, epsilon_micro, delta_pico, query_budget, status, \
-             answer_deadline, applied_ms, research_only) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)",
+        store::grants::insert_grant(
+            self.db().pool(),
+            &store::grants::NewGrant {
+                id: &id,
+                dataset_id: &dataset.id,
+                applicant_org: &actor.org,
+                provider_org: &dataset.provider_org,
+                purpose: &app.purpose,
+                columns_json: &columns,
+                model_kinds_json: &kinds,
+                term_days: i64::from(app.term_days),
+                epsilon_micro: budget.epsilon_micro,
+                delta_pico: budget.delta_pico,
+                query_budget: app.query_budget as i64,
+                answer_deadline: &deadline,
+                applied_ms: now,
+                research_only: i64::from(app.research_only || dataset.meta.research_only),
+            },
         )
-        .bind(id.clone())
-        .bind(dataset.id.clone())
-        .bind(actor.org.clone())
-        .bind(dataset.provider_org.clone())
-        .bind(app.purpose.clone())
-        .bind(columns)
-        .bind(kinds)
-        .bind(i64::from(app.term_days))
-        .bind(budget.epsilon_micro)
-        .bind(budget.delta_pico)
-        .bind(app.query_budget as i64)
-        .bind(deadline)
-        .bind(now)
-        .bind(i64::from(app.research_only || dataset.meta.research_only))
-        .execute(self.db().pool())
         .await?;
         self.load_grant(&id).await
     }
@@ -547,25 +552,25 @@ impl Sandbox {
                 "starts_ms": now,
                 "expires_ms": expires,
             });
-            let updated = sqlx::query(
-                "UPDATE grants SET status = 'approved', reason = $1, columns_json = $2, \
-                 model_kinds_json = $3, term_days = $4, epsilon_micro = $5, delta_pico = $6, \
-                 query_budget = $7, decided_ms = $8, starts_ms = $8, expires_ms = $9 \
-                 WHERE id = $10 AND status = 'pending'",
+            let columns_json = json_text(&columns)?;
+            let kinds_json = json_text(&kinds)?;
+            let updated = store::grants::approve_pending(
+                &mut *tx,
+                &store::grants::GrantApproval {
+                    id,
+                    reason,
+                    columns_json: &columns_json,
+                    model_kinds_json: &kinds_json,
+                    term_days: i64::from(term_days),
+                    epsilon_micro: eps,
+                    delta_pico: delta,
+                    query_budget: query_budget as i64,
+                    decided_ms: now,
+                    expires_ms: expires,
+                },
             )
-            .bind(reason.map(str::to_string))
-            .bind(json_text(&columns)?)
-            .bind(json_text(&kinds)?)
-            .bind(i64::from(term_days))
-            .bind(eps)
-            .bind(delta)
-            .bind(query_budget as i64)
-            .bind(now)
-            .bind(expires)
-            .bind(id.to_string())
-            .execute(&mut *tx)
             .await?;
-            if updated.rows_affected() != 1 {
+            if updated != 1 {
                 return Err(SandboxError::Conflict(
                     "the grant was decided concurrently".into(),
                 ));
@@ -577,16 +582,8 @@ impl Sandbox {
                     "a refusal must give a `reason`".into(),
                 ));
             };
-            let updated = sqlx::query(
-                "UPDATE grants SET status = 'refused', reason = $1, decided_ms = $2 \
-                 WHERE id = $3 AND status = 'pending'",
-            )
-            .bind(reason.to_string())
-            .bind(now)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
+            let updated = store::grants::refuse_pending(&mut *tx, id, reason, now).await?;
+            if updated != 1 {
                 return Err(SandboxError::Conflict(
                     "the grant was decided concurrently".into(),
                 ));
@@ -602,11 +599,7 @@ impl Sandbox {
             terms,
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query("UPDATE grants SET decision_seq = $1 WHERE id = $2")
-            .bind(appended.seq as i64)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        store::grants::set_decision_seq(&mut *tx, id, appended.seq as i64).await?;
         tx.commit().await?;
         self.load_grant(id).await
     }
@@ -622,16 +615,8 @@ impl Sandbox {
             )));
         }
         let mut tx = self.db().begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE grants SET status = 'revoked', reason = $1, decided_ms = $2 \
-             WHERE id = $3 AND status = 'approved'",
-        )
-        .bind(reason.trim().to_string())
-        .bind(now_ms())
-        .bind(id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
+        let updated = store::grants::revoke_approved(&mut *tx, id, reason.trim(), now_ms()).await?;
+        if updated != 1 {
             return Err(SandboxError::Conflict(
                 "the grant changed concurrently".into(),
             ));
@@ -702,19 +687,11 @@ impl Sandbox {
         grant_id: &str,
         cost: PrivacyCost,
     ) -> Result<()> {
-        let updated = sqlx::query(
-            "UPDATE grants SET queries_used = queries_used + 1, \
-             epsilon_spent_micro = epsilon_spent_micro + $1, \
-             delta_spent_pico = delta_spent_pico + $2 \
-             WHERE id = $3 AND status = 'approved' AND queries_used + 1 <= query_budget \
-             AND epsilon_spent_micro + $1 <= epsilon_micro AND delta_spent_pico + $2 <= delta_pico",
-        )
-        .bind(cost.epsilon_micro)
-        .bind(cost.delta_pico)
-        .bind(grant_id.to_string())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 1 {
+        // One conditional update: the database settles concurrent jobs, and a grant is
+        // never overspent.
+        let updated =
+            store::grants::spend(&mut *tx, grant_id, cost.epsilon_micro, cost.delta_pico).await?;
+        if updated == 1 {
             return Ok(());
         }
         let grant = self.load_grant(grant_id).await?;

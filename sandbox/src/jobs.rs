@@ -1,17 +1,35 @@
-//! Long work runs as a job that clients poll: ingest now, model runs and FHE lookups
-//! later. A job row is written before the work starts and updated as it moves through
-//! `queued → running → succeeded | failed`, so a restart can tell what was cut off.
+//! Long work runs as a job that clients poll: ingests, model runs, FHE lookups and
+//! ledger verifications. A job row is written before the work starts and updated as it
+//! moves through `queued → running → succeeded | failed`.
 //!
-//! A failure stores a client-safe problem (status and detail). Internal causes are
-//! logged with the job id and replaced by a generic detail, because an engine error
-//! can carry a row's value.
+//! * **One runner.** [`JobRunner::spawn`] is the only code that starts a job's work,
+//!   keeps its abort handle (a suspension cancels runs) and records the work's outcome
+//!   (a resume that finds the result already stored records it without running).
+//! * **Durable.** Each job row keeps its [`JobInputs`]: what the work needs to run
+//!   again. When the server starts, every job left `queued` or `running` by the last
+//!   process is resumed from them (`Sandbox::resume_jobs`); each kind's resume first
+//!   checks whether its result was already stored, so nothing runs twice into two
+//!   results and nothing spent at admission is spent again. The first outcome recorded
+//!   stands: a finished job is never marked again.
+//! * **Safe failures.** A failure stores a client-safe problem (status and detail).
+//!   Internal causes are logged with the job id and replaced by a generic detail,
+//!   because an engine error can carry a row's value.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pdx_algorithms::deid::ingest::UploadFormat;
+use pdx_ledger::Actor;
 use pdx_ledger::db::{Db, now_ms};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Result, SandboxError, new_id};
+use crate::runs::RunRequest;
+use crate::store;
+use crate::{ErrorClass, Result, SandboxError};
 
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -55,17 +73,10 @@ pub struct JobFailure {
 impl JobFailure {
     /// The client-safe failure for an error (internal causes are logged, not kept).
     pub fn from_error(job_id: &str, err: &SandboxError) -> JobFailure {
-        if err.is_client_error() {
-            let status = match err {
-                SandboxError::NotFound(_) => 404,
-                SandboxError::Conflict(_) => 409,
-                SandboxError::Forbidden(_) => 403,
-                SandboxError::TooLarge { .. } => 413,
-                SandboxError::Busy(_) => 429,
-                _ => 422,
-            };
+        let class = err.class();
+        if class != ErrorClass::Internal {
             JobFailure {
-                status,
+                status: class.status(),
                 detail: err.to_string(),
             }
         } else {
@@ -105,6 +116,39 @@ pub struct Job {
     pub created_ms: i64,
     /// Last change, ms since epoch.
     pub updated_ms: i64,
+}
+
+/// What a job needs to run again after a restart, kept as JSON in its row.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub(crate) enum JobInputs {
+    /// De-identify and certify a validated upload, kept in the raw zone as `raw_file`.
+    Ingest {
+        /// Who uploaded it.
+        actor: Actor,
+        /// The dataset.
+        dataset_id: String,
+        /// How the upload is encoded.
+        format: UploadFormat,
+        /// The upload's file name in the raw zone.
+        raw_file: String,
+    },
+    /// A model run as requested (budget and slot were taken at admission).
+    ModelRun {
+        /// Who started it.
+        actor: Actor,
+        /// The request.
+        request: RunRequest,
+    },
+    /// An admitted FHE lookup (its ciphertext is kept beside the query).
+    FheQuery {
+        /// Who sent it.
+        actor: Actor,
+        /// The query.
+        query_id: String,
+    },
+    /// A verification of the whole ledger.
+    LedgerVerification,
 }
 
 const COLUMNS: &str = "id, kind, org_id, subject, status, stage, progress, result_json, error_json, created_ms, updated_ms";
@@ -151,68 +195,51 @@ impl Jobs {
         Jobs { db }
     }
 
-    /// Records a new queued job.
-    pub async fn create(&self, kind: &str, org_id: &str, subject: &str) -> Result<Job> {
-        let id = new_id("job");
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, created_ms, updated_ms) \
-             VALUES ($1, $2, $3, $4, 'queued', 'queued', 0.0, $5, $5)",
-        )
-        .bind(id.clone())
-        .bind(kind.to_string())
-        .bind(org_id.to_string())
-        .bind(subject.to_string())
-        .bind(now)
-        .execute(self.db.pool())
-        .await?;
-        self.get(&id)
+    /// Records a new queued job with what it needs to resume.
+    pub(crate) async fn create(
+        &self,
+        id: &str,
+        kind: &str,
+        org_id: &str,
+        subject: &str,
+        inputs: &JobInputs,
+    ) -> Result<Job> {
+        let mut conn = self.db.pool().acquire().await?;
+        insert(&mut conn, id, kind, org_id, subject, inputs).await?;
+        drop(conn);
+        self.created(id).await
+    }
+
+    /// A job just inserted (by [`insert`] inside a caller's transaction).
+    pub(crate) async fn created(&self, id: &str) -> Result<Job> {
+        self.get(id)
             .await?
             .ok_or_else(|| SandboxError::Internal("job vanished after insert".into()))
     }
 
     /// Moves a job to `running` at a stage and progress.
     pub async fn progress(&self, id: &str, stage: &str, progress: f64) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'running', stage = $1, progress = $2, updated_ms = $3 \
-             WHERE id = $4 AND status IN ('queued', 'running')",
+        store::jobs::mark_running(
+            self.db.pool(),
+            id,
+            stage,
+            progress.clamp(0.0, 1.0),
+            now_ms(),
         )
-        .bind(stage.to_string())
-        .bind(progress.clamp(0.0, 1.0))
-        .bind(now_ms())
-        .bind(id.to_string())
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
+        .await
     }
 
-    /// Marks a job succeeded with its result.
+    /// Marks an unfinished job succeeded with its result (a finished one stays as it is:
+    /// the first outcome recorded stands).
     pub async fn succeed(&self, id: &str, result: &serde_json::Value) -> Result<()> {
-        sqlx::query(
-            "UPDATE jobs SET status = 'succeeded', stage = 'done', progress = 1.0, result_json = $1, updated_ms = $2 \
-             WHERE id = $3",
-        )
-        .bind(result.to_string())
-        .bind(now_ms())
-        .bind(id.to_string())
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
+        store::jobs::mark_succeeded(self.db.pool(), id, result.to_string(), now_ms()).await
     }
 
-    /// Marks a job failed.
+    /// Marks an unfinished job failed (a finished one stays as it is).
     pub async fn fail(&self, id: &str, failure: &JobFailure) -> Result<()> {
         let json = serde_json::to_string(failure)
             .map_err(|e| SandboxError::Internal(format!("encoding a job failure: {e}")))?;
-        sqlx::query(
-            "UPDATE jobs SET status = 'failed', stage = 'failed', error_json = $1, updated_ms = $2 WHERE id = $3",
-        )
-        .bind(json)
-        .bind(now_ms())
-        .bind(id.to_string())
-        .execute(self.db.pool())
-        .await?;
-        Ok(())
+        store::jobs::mark_failed(self.db.pool(), id, json, now_ms()).await
     }
 
     /// One job.
@@ -238,23 +265,129 @@ impl Jobs {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Marks every queued or running job failed; called on start, since no worker
-    /// survives a restart. Returns how many were marked.
-    pub async fn fail_interrupted(&self) -> Result<u64> {
-        let failure = JobFailure {
-            status: 503,
-            detail: "the server restarted while this job ran; submit it again".into(),
+    /// Records a job's outcome (logging, not failing, when that cannot be written).
+    pub async fn finish(&self, id: &str, outcome: Result<serde_json::Value>) {
+        let recorded = match outcome {
+            Ok(value) => self.succeed(id, &value).await,
+            Err(err) => self.fail(id, &JobFailure::from_error(id, &err)).await,
         };
-        let json = serde_json::to_string(&failure)
-            .map_err(|e| SandboxError::Internal(format!("encoding a job failure: {e}")))?;
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'failed', stage = 'failed', error_json = $1, updated_ms = $2 \
-             WHERE status IN ('queued', 'running')",
-        )
-        .bind(json)
-        .bind(now_ms())
-        .execute(self.db.pool())
-        .await?;
-        Ok(done.rows_affected())
+        if let Err(e) = recorded {
+            tracing::error!(job_id = %id, error = %e, "could not record a job's outcome");
+        }
+    }
+
+    /// Jobs the last process left queued or running, oldest first, with their inputs
+    /// (`None` for jobs from before inputs were kept).
+    pub(crate) async fn unfinished(&self) -> Result<Vec<(Job, Option<JobInputs>)>> {
+        let sql = format!(
+            "SELECT {COLUMNS}, inputs_json FROM jobs WHERE status IN ('queued', 'running') \
+             ORDER BY created_ms, id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.db.pool())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let inputs: Option<String> = row.try_get("inputs_json")?;
+                let inputs =
+                    match inputs {
+                        Some(json) => Some(serde_json::from_str(&json).map_err(|e| {
+                            SandboxError::Internal(format!("stored job inputs: {e}"))
+                        })?),
+                        None => None,
+                    };
+                Ok((job_from_row(row)?, inputs))
+            })
+            .collect()
+    }
+}
+
+/// Inserts a queued job, on a caller's connection so that it can share a transaction
+/// with what admitted it (budget spends, run rows).
+pub(crate) async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    kind: &str,
+    org_id: &str,
+    subject: &str,
+    inputs: &JobInputs,
+) -> Result<()> {
+    let inputs = serde_json::to_string(inputs)
+        .map_err(|e| SandboxError::Internal(format!("encoding job inputs: {e}")))?;
+    let row = store::jobs::NewJob {
+        id,
+        kind,
+        org_id,
+        subject,
+        inputs_json: &inputs,
+        created_ms: now_ms(),
+    };
+    store::jobs::insert_job(&mut *conn, &row).await
+}
+
+/// Starts jobs' work in the background and records how it ended; keeps the abort
+/// handles of running jobs so they can be cancelled. Cheap to clone.
+#[derive(Clone)]
+pub struct JobRunner {
+    /// The job table.
+    jobs: Jobs,
+    /// Abort handles of jobs in progress, by job id.
+    running: Arc<Mutex<BTreeMap<String, tokio::task::AbortHandle>>>,
+    /// Held after a job is marked started and before its work (see
+    /// `SandboxConfig::job_start_pause`).
+    start_pause: Duration,
+}
+
+impl JobRunner {
+    /// A runner over the job table.
+    pub(crate) fn new(jobs: Jobs, start_pause: Duration) -> JobRunner {
+        JobRunner {
+            jobs,
+            running: Arc::default(),
+            start_pause,
+        }
+    }
+
+    /// Runs `work` for the job `job_id` in the background: marks the job started, runs
+    /// the work and records its result or failure.
+    pub(crate) fn spawn<F>(&self, job_id: &str, work: F)
+    where
+        F: Future<Output = Result<serde_json::Value>> + Send + 'static,
+    {
+        let runner = self.clone();
+        let id = job_id.to_string();
+        // The map stays locked until the handle is in it, so a job that finishes at
+        // once cannot remove its handle before it was inserted.
+        let Ok(mut running) = self.running.lock() else {
+            tracing::error!(%job_id, "the job registry is poisoned");
+            return;
+        };
+        let task = tokio::spawn(async move {
+            let outcome = async {
+                runner.jobs.progress(&id, "started", 0.0).await?;
+                if !runner.start_pause.is_zero() {
+                    tokio::time::sleep(runner.start_pause).await;
+                }
+                work.await
+            }
+            .await;
+            if let Ok(mut running) = runner.running.lock() {
+                running.remove(&id);
+            }
+            runner.jobs.finish(&id, outcome).await;
+        });
+        running.insert(job_id.to_string(), task.abort_handle());
+    }
+
+    /// Stops a job in progress and records it failed with `failure` (unless it already
+    /// ended); false when it was not running in this process.
+    pub(crate) async fn cancel(&self, job_id: &str, failure: &JobFailure) -> Result<bool> {
+        let handle = match self.running.lock() {
+            Ok(mut running) => running.remove(job_id),
+            Err(_) => None,
+        };
+        let aborted = handle.map(|h| h.abort()).is_some();
+        self.jobs.fail(job_id, failure).await?;
+        Ok(aborted)
     }
 }

@@ -7,8 +7,16 @@
 //! to the ledger inside the same transaction as its own rows, so a row and its ledger
 //! entry exist together or not at all.
 //!
+//! [`Sandbox`] is a thin handle (an `Arc`, cheap to clone) over what every concern
+//! shares: the database, the ledger, the configuration, the zones and the [`jobs`]
+//! runner. Each concern is a *sub-service* declared in its own file and reached through
+//! a getter (`sandbox.runs()`, `sandbox.catalog()`, …); it dereferences to the handle
+//! for the shared parts and for the other sub-services.
+//!
 //! Read top-down:
-//! - [`Sandbox::open`] migrates, prepares the [`zones`] and recovers interrupted jobs.
+//! - [`Sandbox::open`] migrates and prepares the [`zones`]; [`Sandbox::resume_jobs`]
+//!   then resumes the [`jobs`] a restart cut off (durable: each keeps the inputs it
+//!   needs to run again; one runner starts every job and records its outcome).
 //! - [`catalog`]: dataset metadata, the data-element registry (one data, one source)
 //!   and catalog search.
 //! - [`versions`]: an upload streams into the raw zone, is validated synchronously
@@ -16,12 +24,18 @@
 //!   Parquet content-addressed in the de-identified zone and certifies it on the ledger.
 //! - [`access`]: who may see which rows (dummy data for everyone, de-identified
 //!   downloads only for unconditionally open datasets).
+//! - [`grants`] (open-use agreements and their budgets), [`models`] (registered
+//!   algorithm models), [`runs`] (admission → budget → engine → quarantine, with the
+//!   disclosure checks and [`record_sets`] for conditional data) and [`review`] (the
+//!   vetting workflow and releases, with their [`provenance`]).
 //! - Supervision: [`objections`] (异议 with working-day deadlines), the [`compliance`]
 //!   and budget reports, release [`lineage`] with a receipt per hop, what left each
 //!   dataset version ([`disclosure_audit`]), and the ledger [`verification`] job.
 //! - [`fhe`]: private lookups — FHE query templates vetted by providers, uploaded
-//!   server keys, encrypted queries as jobs under a grant's query budget.
+//!   server keys, encrypted queries as jobs under a grant's query budget, each with a
+//!   commitment to the subject's consent ([`fhe_consent`]).
 //!
+//! Errors carry a class ([`ErrorClass`]) that decides their HTTP status in one place.
 //! This crate knows nothing about HTTP: the binary maps [`SandboxError`] to problem
 //! responses, and every error message here is written to be safe to show a client
 //! (no cell values, no paths, no SQL).
@@ -29,7 +43,10 @@
 pub mod access;
 pub mod catalog;
 pub mod compliance;
+pub mod config;
 pub mod disclosure_audit;
+pub(crate) mod engines;
+pub mod error;
 pub mod fhe;
 pub mod fhe_consent;
 pub mod grants;
@@ -41,143 +58,23 @@ pub mod provenance;
 pub mod record_sets;
 pub mod review;
 pub mod runs;
+pub(crate) mod store;
 pub mod verification;
 pub mod versions;
 pub mod workdays;
 pub mod zones;
 
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use pdx_ledger::Ledger;
 use pdx_ledger::db::{Db, MigrationSet};
 
 pub use catalog::{Dataset, DatasetPage, DatasetQuery, NewDataset};
+pub use config::SandboxConfig;
+pub use error::{ErrorClass, Result, SandboxError};
 pub use jobs::{Job, JobStatus, Jobs};
 pub use versions::{RawUpload, Version};
-
-/// Settings of the sandbox.
-#[derive(Clone, Debug)]
-pub struct SandboxConfig {
-    /// Root of the zones (usually the pdx data directory).
-    pub data_dir: PathBuf,
-    /// Largest accepted upload, in bytes.
-    pub upload_limit: u64,
-    /// Keep raw uploads after de-identification (default: delete them).
-    pub retain_raw: bool,
-    /// Validity of a data asset certificate, in days.
-    pub certificate_validity_days: u32,
-    /// Working days a provider has to answer a grant application.
-    pub grant_answer_working_days: u32,
-    /// Working days a provider has to answer an objection (异议) to a dataset version.
-    pub objection_answer_working_days: u32,
-    /// Public holidays skipped when counting working days.
-    pub holidays: Vec<time::Date>,
-    /// Model runs one organisation may have in progress.
-    pub org_run_concurrency: u32,
-    /// Memory pool of one SQL run, in bytes (no spilling).
-    pub run_memory_bytes: usize,
-    /// Wall-clock limit of one run.
-    pub run_timeout: std::time::Duration,
-    /// Most rows in one output.
-    pub max_output_rows: usize,
-    /// Most bytes in one output.
-    pub max_output_bytes: usize,
-    /// Largest accepted FHE server key, in bytes.
-    pub fhe_server_key_limit: u64,
-    /// Most table rows one FHE lookup may scan (beyond, the client must reveal a bucket).
-    pub fhe_max_rows: usize,
-    /// Threads of the FHE evaluator (0: every core).
-    pub fhe_threads: usize,
-}
-
-impl SandboxConfig {
-    /// Defaults for a data directory: 1 GiB uploads, raw files deleted, one-year
-    /// certificates.
-    pub fn new(data_dir: impl Into<PathBuf>) -> SandboxConfig {
-        SandboxConfig {
-            data_dir: data_dir.into(),
-            upload_limit: 1 << 30,
-            retain_raw: false,
-            certificate_validity_days: 365,
-            grant_answer_working_days: 5,
-            objection_answer_working_days: 5,
-            holidays: Vec::new(),
-            org_run_concurrency: 2,
-            run_memory_bytes: 512 << 20,
-            run_timeout: std::time::Duration::from_secs(120),
-            max_output_rows: 100_000,
-            max_output_bytes: 64 << 20,
-            fhe_server_key_limit: pdx_algorithms::fhe::DEFAULT_SERVER_KEY_LIMIT,
-            fhe_max_rows: 4096,
-            fhe_threads: 0,
-        }
-    }
-}
-
-/// Everything that can go wrong, each variant safe to show to the client that caused
-/// it except the internal ones, whose detail is logged instead.
-#[derive(Debug, thiserror::Error)]
-pub enum SandboxError {
-    /// The request is well-formed but invalid.
-    #[error("{0}")]
-    Invalid(String),
-    /// The request conflicts with existing state.
-    #[error("{0}")]
-    Conflict(String),
-    /// No such resource (or not visible to the caller).
-    #[error("{0}")]
-    NotFound(String),
-    /// The caller may not do this to this resource.
-    #[error("{0}")]
-    Forbidden(String),
-    /// Too much at once (the organisation's concurrency cap); retry later.
-    #[error("{0}")]
-    Busy(String),
-    /// An upload went over the configured limit.
-    #[error("the upload exceeds the limit of {limit} bytes")]
-    TooLarge {
-        /// The limit.
-        limit: u64,
-    },
-    /// The upload does not match the declared schema.
-    #[error("{0}")]
-    Upload(#[from] pdx_algorithms::deid::ingest::IngestError),
-    /// Database failure.
-    #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
-    /// Database layer failure.
-    #[error("database: {0}")]
-    DbLayer(#[from] pdx_ledger::db::DbError),
-    /// Ledger failure.
-    #[error("ledger: {0}")]
-    Ledger(#[from] pdx_ledger::LedgerError),
-    /// File-system failure.
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    /// Anything else internal.
-    #[error("internal: {0}")]
-    Internal(String),
-}
-
-impl SandboxError {
-    /// True when the caller is at fault (a 4xx); false for server faults.
-    pub fn is_client_error(&self) -> bool {
-        match self {
-            SandboxError::Invalid(_)
-            | SandboxError::Conflict(_)
-            | SandboxError::NotFound(_)
-            | SandboxError::Forbidden(_)
-            | SandboxError::Busy(_)
-            | SandboxError::TooLarge { .. } => true,
-            SandboxError::Upload(e) => e.is_client_error(),
-            _ => false,
-        }
-    }
-}
-
-/// Result alias.
-pub type Result<T, E = SandboxError> = std::result::Result<T, E>;
 
 /// The sandbox's migrations, tracked in their own table.
 pub fn migrations() -> MigrationSet {
@@ -200,31 +97,21 @@ struct Inner {
     config: SandboxConfig,
     zones: zones::Zones,
     jobs: Jobs,
-    running: runs::Running,
+    runner: jobs::JobRunner,
     fhe: fhe::FheState,
     record_locks: record_sets::Locks,
 }
 
 impl Sandbox {
-    /// Migrates the database, creates the zones, loads (or creates) the pseudonym
-    /// master key and marks jobs interrupted by a restart as failed.
+    /// Migrates the database, creates the zones and loads (or creates) the pseudonym
+    /// master key. The jobs a restart cut off, and partial uploads, stay as they are
+    /// until the server calls [`Sandbox::resume_jobs`] (other commands that open the
+    /// data directory leave a running server's work alone).
     pub async fn open(db: Db, ledger: Ledger, config: SandboxConfig) -> Result<Sandbox> {
         db.migrate(migrations()).await?;
         let zones = zones::Zones::open(&config.data_dir)?;
         let jobs = Jobs::new(db.clone());
-        let interrupted = jobs.fail_interrupted().await?;
-        fhe::fail_interrupted(&db).await?;
-        // Their run rows would otherwise hold the organisations' concurrency slots.
-        sqlx::query("UPDATE model_runs SET status = 'failed' WHERE status = 'running'")
-            .execute(db.pool())
-            .await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                interrupted,
-                "jobs interrupted by a restart were marked failed"
-            );
-        }
-        zones.discard_partial_uploads()?;
+        let runner = jobs::JobRunner::new(jobs.clone(), config.job_start_pause);
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 db,
@@ -232,11 +119,143 @@ impl Sandbox {
                 config,
                 zones,
                 jobs,
-                running: runs::Running::default(),
+                runner,
                 fhe: fhe::FheState::default(),
                 record_locks: record_sets::Locks::default(),
             }),
         })
+    }
+
+    /// Resumes every job the last process left queued or running, each from its stored
+    /// inputs (see [`jobs`]); a job that cannot be resumed is recorded failed with the
+    /// reason. The model runs of `suspended_orgs` are cancelled instead, as their
+    /// suspension cancels them ([`runs::Runs::cancel_runs_of`]): a crash between a
+    /// suspension and that clean-up must not let them finish. Call it once, at start,
+    /// before any request.
+    pub async fn resume_jobs(&self, suspended_orgs: &BTreeSet<String>) -> Result<()> {
+        // Uploads cut off mid-stream were never acknowledged (validated ones are kept
+        // under another name for their ingest jobs).
+        self.zones().discard_partial_uploads()?;
+        let unfinished = self.jobs().unfinished().await?;
+        if !unfinished.is_empty() {
+            tracing::warn!(
+                jobs = unfinished.len(),
+                "resuming jobs interrupted by a restart"
+            );
+        }
+        for (job, inputs) in unfinished {
+            use jobs::JobInputs;
+            let resumed = match inputs {
+                Some(JobInputs::Ingest {
+                    actor,
+                    dataset_id,
+                    format,
+                    raw_file,
+                }) => {
+                    self.versions()
+                        .resume_ingest(&job.id, actor, &dataset_id, format, &raw_file)
+                        .await
+                }
+                Some(JobInputs::ModelRun { actor, .. }) if suspended_orgs.contains(&actor.org) => {
+                    self.runs().cancel_unresumed_run(&job.id).await
+                }
+                Some(JobInputs::ModelRun { actor, request }) => {
+                    self.runs().resume_run(&job.id, actor, request).await
+                }
+                Some(JobInputs::FheQuery { actor, query_id }) => {
+                    self.fhe().resume_fhe_query(&job.id, actor, &query_id).await
+                }
+                Some(JobInputs::LedgerVerification) => {
+                    self.verification().resume_ledger_verification(&job.id);
+                    Ok(())
+                }
+                None => Err(SandboxError::Conflict(
+                    "the server restarted while this job ran; submit it again".into(),
+                )),
+            };
+            if let Err(e) = resumed {
+                tracing::warn!(job_id = %job.id, error = %e, "an interrupted job could not be resumed");
+                self.jobs().finish(&job.id, Err(e)).await;
+            }
+        }
+        runs::close_unresumed(self.db()).await?;
+        fhe::fail_unresumed(self.db()).await?;
+        Ok(())
+    }
+
+    /// Who may see which rows: dummy data and de-identified downloads.
+    pub fn access(&self) -> access::Access {
+        access::Access::new(self.clone())
+    }
+
+    /// Datasets, the data-element registry and catalog search.
+    pub fn catalog(&self) -> catalog::Catalog {
+        catalog::Catalog::new(self.clone())
+    }
+
+    /// The compliance and budget reports.
+    pub fn compliance(&self) -> compliance::Compliance {
+        compliance::Compliance::new(self.clone())
+    }
+
+    /// What left each dataset version, by rule and organisation.
+    pub fn disclosure_audit(&self) -> disclosure_audit::DisclosureAudit {
+        disclosure_audit::DisclosureAudit::new(self.clone())
+    }
+
+    /// Private lookups: FHE templates, server keys and encrypted queries.
+    pub fn fhe(&self) -> fhe::Fhe {
+        fhe::Fhe::new(self.clone())
+    }
+
+    /// Consent to private lookups: subjects' keys, authorisations and their opening.
+    pub fn fhe_consent(&self) -> fhe_consent::FheConsent {
+        fhe_consent::FheConsent::new(self.clone())
+    }
+
+    /// Grants (open-use agreements) and their budgets.
+    pub fn grants(&self) -> grants::Grants {
+        grants::Grants::new(self.clone())
+    }
+
+    /// Release lineage with a receipt per hop.
+    pub fn lineage(&self) -> lineage::Lineage {
+        lineage::Lineage::new(self.clone())
+    }
+
+    /// Registered algorithm models.
+    pub fn models(&self) -> models::Models {
+        models::Models::new(self.clone())
+    }
+
+    /// Objections to dataset versions and their working-day deadlines.
+    pub fn objections(&self) -> objections::Objections {
+        objections::Objections::new(self.clone())
+    }
+
+    /// Where a released output came from.
+    pub fn provenance(&self) -> provenance::Provenance {
+        provenance::Provenance::new(self.clone())
+    }
+
+    /// The vetting workflow: outputs in quarantine, reviews and releases.
+    pub fn reviews(&self) -> review::Reviews {
+        review::Reviews::new(self.clone())
+    }
+
+    /// Model runs: admission, budget, engine, quarantine; dry runs.
+    pub fn runs(&self) -> runs::Runs {
+        runs::Runs::new(self.clone())
+    }
+
+    /// The ledger verification job.
+    pub fn verification(&self) -> verification::Verification {
+        verification::Verification::new(self.clone())
+    }
+
+    /// Uploads, de-identification and certified versions.
+    pub fn versions(&self) -> versions::Versions {
+        versions::Versions::new(self.clone())
     }
 
     /// The database.
@@ -268,14 +287,44 @@ impl Sandbox {
         &self.inner.zones
     }
 
-    fn running(&self) -> &runs::Running {
-        &self.inner.running
+    fn runner(&self) -> &jobs::JobRunner {
+        &self.inner.runner
     }
 
     fn record_locks(&self) -> &record_sets::Locks {
         &self.inner.record_locks
     }
 }
+
+/// Declares a sub-service: a view of the [`Sandbox`] handle that owns one concern's
+/// methods, declared in that concern's file. Making one costs an `Arc` clone; it
+/// dereferences to the handle for what every concern shares (database, ledger,
+/// configuration, jobs) and for reaching the other sub-services.
+macro_rules! service {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone)]
+        pub struct $name {
+            sandbox: $crate::Sandbox,
+        }
+
+        impl $name {
+            /// The sub-service of a sandbox.
+            pub(crate) fn new(sandbox: $crate::Sandbox) -> Self {
+                Self { sandbox }
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = $crate::Sandbox;
+
+            fn deref(&self) -> &$crate::Sandbox {
+                &self.sandbox
+            }
+        }
+    };
+}
+pub(crate) use service;
 
 /// A new random id with a readable prefix, e.g. `ds_3f9a…`.
 pub(crate) fn new_id(prefix: &str) -> String {

@@ -21,7 +21,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::{Result, Sandbox, SandboxError};
+use crate::{Result, SandboxError};
+
+crate::service! {
+    /// Release lineage with a receipt per hop.
+    Lineage
+}
 
 /// One ledger entry on the path, with its receipt.
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -158,7 +163,7 @@ pub async fn ledger_hop<T: LedgerPayload + DeserializeOwned>(
     Ok(Some((hop, payload)))
 }
 
-impl Sandbox {
+impl Lineage {
     /// The lineage of a release, by release id.
     pub async fn release_lineage(&self, release_id: &str) -> Result<ReleaseLineage> {
         let row = sqlx::query(
@@ -199,7 +204,7 @@ impl Sandbox {
         let cited: Vec<String> =
             serde_json::from_str(&run.try_get::<String, _>("dataset_versions")?)
                 .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))?;
-        let model = self.model_any(&model_id).await?;
+        let model = self.models().model_any(&model_id).await?;
 
         // The release.
         let release = match opt_seq(&row, "release_seq")? {
@@ -298,8 +303,8 @@ impl Sandbox {
                 continue;
             };
             let (Some(dataset), Some(v)) = (
-                self.dataset(&dataset_id).await?,
-                self.version(&dataset_id, version).await?,
+                self.catalog().dataset(&dataset_id).await?,
+                self.versions().version(&dataset_id, version).await?,
             ) else {
                 problems.push(format!("dataset version {c} is not in the catalog"));
                 continue;

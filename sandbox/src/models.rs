@@ -19,7 +19,13 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::grants::ModelKind;
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::store;
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Registered algorithm models.
+    Models
+}
 
 /// Largest model text accepted.
 pub const MAX_MODEL_BYTES: usize = 64 * 1024;
@@ -82,7 +88,7 @@ fn model_from_row(row: &AnyRow) -> Result<Model> {
     })
 }
 
-impl Sandbox {
+impl Models {
     /// Registers a model for `actor.org` and records it on the ledger.
     pub async fn register_model(&self, actor: &Actor, new: NewModel) -> Result<Model> {
         if new.name.trim().is_empty() || new.name.chars().count() > 200 {
@@ -115,20 +121,18 @@ impl Sandbox {
             model_hash: hash,
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query(
-            "INSERT INTO models (id, org_id, kind, name, body, params_json, model_hash, \
-             registration_seq, created_ms) VALUES ($1, $2, $3, $4, $5, '{}', $6, $7, $8)",
-        )
-        .bind(id.clone())
-        .bind(actor.org.clone())
-        .bind(new.kind.as_str())
-        .bind(new.name.trim().to_string())
-        .bind(new.body.clone())
-        .bind(hash.to_hex())
-        .bind(appended.seq as i64)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        let hash_hex = hash.to_hex();
+        let row = store::models::NewModelRow {
+            id: &id,
+            org_id: &actor.org,
+            kind: new.kind.as_str(),
+            name: new.name.trim(),
+            body: &new.body,
+            model_hash: &hash_hex,
+            registration_seq: appended.seq as i64,
+            created_ms: now,
+        };
+        store::models::insert_model(&mut *tx, &row).await?;
         tx.commit().await?;
         self.model(&id, &actor.org).await
     }

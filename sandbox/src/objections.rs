@@ -23,8 +23,14 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Objections to dataset versions and their working-day deadlines.
+    Objections
+}
 
 /// Longest objection detail or answer, in characters.
 pub const MAX_TEXT_CHARS: usize = 4000;
@@ -243,15 +249,21 @@ fn checked_text<'a>(field: &str, text: &'a str) -> Result<&'a str> {
     Ok(text)
 }
 
-impl Sandbox {
+impl Objections {
     /// Files an objection to a certified dataset version on `actor`'s behalf.
     pub async fn file_objection(&self, actor: &Actor, new: NewObjection) -> Result<Objection> {
         let detail = checked_text("detail", &new.detail)?;
         let dataset = self
+            .catalog()
             .dataset(&new.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-        if self.version(&dataset.id, new.version).await?.is_none() {
+        if self
+            .versions()
+            .version(&dataset.id, new.version)
+            .await?
+            .is_none()
+        {
             return Err(SandboxError::NotFound("no such version".into()));
         }
         let id = new_id("obj");
@@ -272,23 +284,22 @@ impl Sandbox {
         };
         let mut tx = self.db().begin_write().await?;
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query(
-            "INSERT INTO objections (id, dataset_id, version, provider_org, objector_org, \
-             objector_key, ground, detail, status, answer_deadline, filed_ms, objection_seq) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11)",
+        store::objections::insert_objection(
+            &mut *tx,
+            &store::objections::NewObjectionRow {
+                id: &id,
+                dataset_id: &dataset.id,
+                version: new.version as i64,
+                provider_org: &dataset.provider_org,
+                objector_org: &actor.org,
+                objector_key: &actor.key_id,
+                ground: new.ground.as_str(),
+                detail,
+                answer_deadline: &deadline,
+                filed_ms: now,
+                objection_seq: appended.seq as i64,
+            },
         )
-        .bind(id.clone())
-        .bind(dataset.id.clone())
-        .bind(new.version as i64)
-        .bind(dataset.provider_org.clone())
-        .bind(actor.org.clone())
-        .bind(actor.key_id.clone())
-        .bind(new.ground.as_str())
-        .bind(detail.to_string())
-        .bind(deadline)
-        .bind(now)
-        .bind(appended.seq as i64)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         self.load_objection(&id).await
@@ -356,18 +367,16 @@ impl Sandbox {
         let now = now_ms();
         let late = iso_day_of_ms(now) > objection.answer_deadline;
         let mut tx = self.db().begin_write().await?;
-        let updated = sqlx::query(
-            "UPDATE objections SET status = 'answered', outcome = $1, answer = $2, \
-             answered_ms = $3, answered_late = $4 WHERE id = $5 AND status = 'open'",
+        let updated = store::objections::answer_open(
+            &mut *tx,
+            id,
+            reply.outcome.as_str(),
+            answer,
+            now,
+            i64::from(late),
         )
-        .bind(reply.outcome.as_str())
-        .bind(answer.to_string())
-        .bind(now)
-        .bind(i64::from(late))
-        .bind(id.to_string())
-        .execute(&mut *tx)
         .await?;
-        if updated.rows_affected() != 1 {
+        if updated != 1 {
             return Err(SandboxError::Conflict(
                 "the objection was answered concurrently".into(),
             ));
@@ -381,11 +390,7 @@ impl Sandbox {
             late,
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        sqlx::query("UPDATE objections SET answer_seq = $1 WHERE id = $2")
-            .bind(appended.seq as i64)
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        store::objections::set_answer_seq(&mut *tx, id, appended.seq as i64).await?;
         tx.commit().await?;
         self.load_objection(id).await
     }

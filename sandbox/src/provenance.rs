@@ -7,7 +7,7 @@
 //! propagate too: a release whose grant or any source dataset is research-only may only
 //! be sold under a research-only licence.
 //!
-//! [`Sandbox::release_provenance`] reads all of that from the sandbox's own tables.
+//! [`Provenance::release_provenance`] reads all of that from the sandbox's own tables.
 //! This crate does not depend on `pdx-products`; the binary converts the plain
 //! [`ReleaseProvenance`] into the products crate's type.
 
@@ -17,7 +17,12 @@ use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
 
-use crate::{Result, Sandbox, SandboxError};
+use crate::{Result, SandboxError};
+
+crate::service! {
+    /// Where a released output came from.
+    Provenance
+}
 
 /// One certified dataset version a released output was computed from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -89,7 +94,7 @@ fn parse_cited(cited: &str) -> Result<(String, u64)> {
     Ok((id.to_string(), version))
 }
 
-impl Sandbox {
+impl Provenance {
     /// The provenance of a released output, named by its release id or its output id,
     /// for the developer organisation packaging it.
     ///

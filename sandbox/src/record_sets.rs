@@ -31,6 +31,7 @@ use pdx_algorithms::disclosure::{
 use sqlx::Row;
 
 use crate::Result;
+use crate::store;
 
 /// Per-process locks, one per `organisation / dataset version`.
 #[derive(Default)]
@@ -240,49 +241,39 @@ pub(crate) async fn save(
     released: &ReleasedSets,
 ) -> Result<()> {
     for Nesting { outer, inner } in &released.nestings {
-        sqlx::query(
-            "INSERT INTO record_set_nestings (org_id, dataset_version, outer_hash, \
-             outer_selection, inner_hash, inner_selection, output_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(org.to_owned())
-        .bind(dataset_version.to_owned())
-        .bind(outer.hash.clone())
-        .bind(outer.selection.clone())
-        .bind(inner.hash.clone())
-        .bind(inner.selection.clone())
-        .bind(output_id.to_owned())
-        .execute(&mut *tx)
-        .await?;
+        let nesting = store::record_sets::NewNesting {
+            org_id: org,
+            dataset_version,
+            outer_hash: &outer.hash,
+            outer_selection: &outer.selection,
+            inner_hash: &inner.hash,
+            inner_selection: &inner.selection,
+            output_id,
+        };
+        store::record_sets::insert_nesting(&mut *tx, &nesting).await?;
     }
     for TrackedSet { set, selection } in &released.sets {
         let bytes = set.to_bytes();
         let hash = hash_bytes(&bytes);
-        sqlx::query(
-            "INSERT INTO record_sets \
-             (org_id, dataset_version, set_hash, selection, records, summary, bitmap) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        )
-        .bind(org.to_owned())
-        .bind(dataset_version.to_owned())
-        .bind(hash.clone())
-        .bind(selection.clone())
-        .bind(i64::try_from(set.len()).unwrap_or(i64::MAX))
-        .bind(set.summary().to_bytes())
-        .bind(bytes)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO output_record_sets (output_id, org_id, dataset_version, set_hash, selection) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        )
-        .bind(output_id.to_owned())
-        .bind(org.to_owned())
-        .bind(dataset_version.to_owned())
-        .bind(hash)
-        .bind(selection.clone())
-        .execute(&mut *tx)
-        .await?;
+        let summary = set.summary().to_bytes();
+        let record_set = store::record_sets::NewRecordSet {
+            org_id: org,
+            dataset_version,
+            set_hash: &hash,
+            selection,
+            records: i64::try_from(set.len()).unwrap_or(i64::MAX),
+            summary: &summary,
+            bitmap: &bytes,
+        };
+        store::record_sets::insert_record_set(&mut *tx, &record_set).await?;
+        let held = store::record_sets::NewOutputRecordSet {
+            output_id,
+            org_id: org,
+            dataset_version,
+            set_hash: &hash,
+            selection,
+        };
+        store::record_sets::insert_output_record_set(&mut *tx, &held).await?;
     }
     Ok(())
 }

@@ -34,7 +34,13 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::store;
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// The vetting workflow: outputs in quarantine, reviews and releases.
+    Reviews
+}
 
 /// Where an output is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -288,7 +294,7 @@ pub enum OutputView {
     Supervisor,
 }
 
-impl Sandbox {
+impl Reviews {
     async fn load_output(&self, id: &str) -> Result<Output> {
         let row = sqlx::query("SELECT * FROM outputs WHERE id = $1")
             .bind(id.to_string())
@@ -361,7 +367,7 @@ impl Sandbox {
     }
 
     async fn review_item(&self, output: Output) -> Result<ReviewItem> {
-        let model = self.model_any(&output.model_id).await?;
+        let model = self.models().model_any(&output.model_id).await?;
         let versions = self.run_versions(&output.job_id).await?;
         Ok(ReviewItem {
             model_text: model.body,
@@ -429,37 +435,30 @@ impl Sandbox {
             ));
         }
         let mut tx = self.db().begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO output_reviews (output_id, reviewer_org, reviewer_key, decision, reason, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id.to_string())
-        .bind(actor.org.clone())
-        .bind(actor.key_id.clone())
-        .bind(if decision.approve { "approve" } else { "reject" })
-        .bind(reason.to_string())
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await;
+        let review = store::outputs::NewOutputReview {
+            output_id: id,
+            reviewer_org: &actor.org,
+            reviewer_key: &actor.key_id,
+            decision: if decision.approve {
+                "approve"
+            } else {
+                "reject"
+            },
+            reason,
+            created_ms: now_ms(),
+        };
+        let inserted = store::outputs::insert_review(&mut *tx, &review).await;
         if let Err(e) = inserted {
-            if matches!(&e, sqlx::Error::Database(d) if d.is_unique_violation()) {
+            if matches!(&e, SandboxError::Db(sqlx::Error::Database(d)) if d.is_unique_violation()) {
                 return Err(SandboxError::Conflict(
                     "this key has already reviewed the output".into(),
                 ));
             }
-            return Err(e.into());
+            return Err(e);
         }
         if !decision.approve {
-            let updated = sqlx::query(
-                "UPDATE outputs SET status = 'rejected', reason = $1, decided_ms = $2 \
-                 WHERE id = $3 AND status = 'quarantined'",
-            )
-            .bind(reason.to_string())
-            .bind(now_ms())
-            .bind(id.to_string())
-            .execute(&mut *tx)
-            .await?;
-            if updated.rows_affected() != 1 {
+            let updated = store::outputs::reject_output(&mut *tx, id, reason, now_ms()).await?;
+            if updated != 1 {
                 return Err(SandboxError::Conflict(
                     "the output has already been decided".into(),
                 ));
@@ -528,7 +527,7 @@ impl Sandbox {
             .map_err(|_| SandboxError::Internal("released file outside the data directory".into()))?
             .to_string_lossy()
             .into_owned();
-        let model = self.model_any(&output.model_id).await?;
+        let model = self.models().model_any(&output.model_id).await?;
         let release_id = new_id("rel");
         let checks = release_checks(&output.check_report);
         let entry = Release {
@@ -544,18 +543,15 @@ impl Sandbox {
             reviewers,
         };
         let appended = self.ledger().append(&mut *tx, actor, &entry).await?;
-        let updated = sqlx::query(
-            "UPDATE outputs SET status = 'released', release_id = $1, release_seq = $2, \
-             file_path = $3, decided_ms = $4 WHERE id = $5 AND status = 'quarantined'",
-        )
-        .bind(release_id)
-        .bind(appended.seq as i64)
-        .bind(relative)
-        .bind(now_ms())
-        .bind(output.id.clone())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() != 1 {
+        let release = store::outputs::OutputRelease {
+            id: &output.id,
+            release_id: &release_id,
+            release_seq: appended.seq as i64,
+            file_path: &relative,
+            decided_ms: now_ms(),
+        };
+        let updated = store::outputs::release_output(&mut *tx, &release).await?;
+        if updated != 1 {
             return Err(SandboxError::Conflict(
                 "the output has already been decided".into(),
             ));
@@ -584,7 +580,7 @@ impl Sandbox {
         Ok((output, path))
     }
 
-    /// The rows of an output, under the rule of [`Sandbox::output_path`].
+    /// The rows of an output, under the rule of [`Reviews::output_path`].
     pub async fn output_rows(
         &self,
         id: &str,

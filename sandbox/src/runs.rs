@@ -1,20 +1,22 @@
 //! Model runs: a registered model against dataset versions, inside the limits.
 //!
-//! Data flow of [`Sandbox::start_run`], top-down:
+//! Data flow of [`Runs::start_run`], top-down:
 //! 1. **Admission** (synchronous, so a refusal is a 4xx and never a job): the model is
 //!    the caller's; each input dataset is either unconditionally open or covered by a
-//!    grant that is usable *now* ([`Sandbox::usable_grant`]: approved, in term, not
-//!    revoked, for this model kind and these columns); the organisation is under its
-//!    concurrency cap.
+//!    grant that is usable *now* ([`crate::grants::Grants::usable_grant`]: approved, in
+//!    term, not revoked, for this model kind and these columns); the organisation is
+//!    under its concurrency cap.
 //! 2. **Budget**, in one write transaction with the run row: every grant pays one query
 //!    and, for a DP model, the job's ε and δ, through a conditional update that cannot
 //!    overspend; each DP spend is a `PrivacySpend` ledger entry in the same
 //!    transaction. A job the budget cannot cover is refused before it runs. Spent
 //!    budget is not refunded when a job fails: the engine ran over the data.
-//! 3. **Execution** as a polled job: only the granted columns of the granted versions
-//!    are registered. SQL runs on DataFusion under a memory pool without spilling, a
-//!    timeout and output caps; on conditional data its output goes through automatic
-//!    disclosure control. DP runs on OpenDP over polars.
+//! 3. **Execution** as a polled, durable job by the model kind's engine
+//!    ([`crate::engines`], which also checked the model at admission): only the
+//!    granted columns of the granted versions are registered. SQL runs on DataFusion
+//!    under a memory pool without spilling, a timeout and output caps; on conditional
+//!    data its output goes through automatic disclosure control. DP runs on OpenDP over
+//!    polars.
 //! 4. **Quarantine**: the output is written content-addressed into the quarantine zone
 //!    with its check report and a preview, and waits for review ([`crate::review`]).
 //!
@@ -30,15 +32,11 @@
 //! Errors from the engines are already sanitised by `pdx-algorithms`; anything else
 //! internal is logged with the job id and replaced by a generic detail.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use pdx_algorithms::deid::schema::DeidRule;
 use pdx_algorithms::deid::storage::{store_content_addressed, to_json_rows};
-use pdx_algorithms::disclosure::{
-    DisclosureError, DisclosureRules, PLAN_CHECKS, ReleasedSets, check_and_run,
-    check_and_run_after, check_query,
-};
+use pdx_algorithms::disclosure::{DisclosureError, DisclosureRules, PLAN_CHECKS, check_and_run};
 use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run as dp_run};
 use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
 use pdx_ledger::Actor;
@@ -49,11 +47,18 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::catalog::{Dataset, Level, OpenAttribute};
+use crate::engines::{AdmittedModel, EngineOutput, RunContext, engine_for};
 use crate::grants::{Grant, ModelKind, PrivacyCost};
-use crate::jobs::{Job, JobFailure};
+use crate::jobs::{self, Job, JobFailure, JobInputs};
 use crate::models::Model;
-use crate::record_sets::{self, PriorSets};
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::record_sets;
+use crate::store;
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Model runs: admission, budget, engine, quarantine; dry runs.
+    Runs
+}
 
 /// Preview rows kept with a quarantined output for reviewers.
 pub const PREVIEW_ROWS: usize = 20;
@@ -219,7 +224,7 @@ fn is_identifier(name: &str) -> bool {
         && name.len() <= 63
 }
 
-impl Sandbox {
+impl Runs {
     /// The output policy of a dataset.
     pub async fn output_policy(&self, dataset_id: &str) -> Result<OutputPolicy> {
         let row = sqlx::query("SELECT output_policy_json FROM datasets WHERE id = $1")
@@ -237,6 +242,7 @@ impl Sandbox {
         policy.validate()?;
         if let Some(identifier) = &policy.dp_identifier {
             let dataset = self
+                .catalog()
                 .dataset(dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -248,13 +254,7 @@ impl Sandbox {
         }
         let text =
             serde_json::to_string(policy).map_err(|e| SandboxError::Internal(e.to_string()))?;
-        sqlx::query("UPDATE datasets SET output_policy_json = $1, updated_ms = $2 WHERE id = $3")
-            .bind(text)
-            .bind(now_ms())
-            .bind(dataset_id.to_string())
-            .execute(self.db().pool())
-            .await?;
-        Ok(())
+        store::catalog::set_output_policy(self.db().pool(), dataset_id, text, now_ms()).await
     }
 
     /// Resolves and checks the inputs of a run for `org` (admission, step 1).
@@ -275,6 +275,7 @@ impl Sandbox {
         let mut resolved: Vec<ResolvedInput> = Vec::with_capacity(inputs.len());
         for input in inputs {
             let dataset = self
+                .catalog()
                 .dataset(&input.dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -286,7 +287,10 @@ impl Sandbox {
                     ));
                 }
             };
-            let (path, rows) = self.version_file_rows(&dataset.id, version).await?;
+            let (path, rows) = self
+                .versions()
+                .version_file_rows(&dataset.id, version)
+                .await?;
             let table = match (&input.table, inputs.len()) {
                 (Some(t), _) => t.clone(),
                 (None, 1) => "data".to_string(),
@@ -316,6 +320,7 @@ impl Sandbox {
                     )
                 })?;
                 let grant = self
+                    .grants()
                     .usable_grant(grant_id, org, &dataset.id, kind, &[])
                     .await?;
                 // Two versions differ by the records added or removed between them, and
@@ -352,61 +357,20 @@ impl Sandbox {
 
     /// Admits a run and starts it as a job.
     pub async fn start_run(&self, actor: &Actor, request: RunRequest) -> Result<Job> {
-        let model = self.model(&request.model_id, &actor.org).await?;
+        let model = self.models().model(&request.model_id, &actor.org).await?;
         let inputs = self
             .resolve_inputs(&actor.org, model.kind, &request.inputs)
             .await?;
-        let cost = match model.kind {
-            ModelKind::Dp => {
-                let eps = request
-                    .epsilon
-                    .ok_or_else(|| SandboxError::Invalid("a DP run needs `epsilon`".into()))?;
-                if !(eps.is_finite() && eps > 0.0) {
-                    return Err(SandboxError::Invalid(
-                        "`epsilon` must be a number above 0".into(),
-                    ));
-                }
-                PrivacyCost::from_f64(eps, request.delta.unwrap_or(0.0))?
-            }
-            _ => {
-                if request.epsilon.is_some() || request.delta.is_some() {
-                    return Err(SandboxError::Invalid(
-                        "`epsilon` and `delta` apply to DP models only".into(),
-                    ));
-                }
-                PrivacyCost::default()
-            }
-        };
-        // Validate the model against the granted shape before spending anything. A SQL
-        // model's engine and rules, once checked, are the ones the job runs with.
-        let sql = match model.kind {
-            ModelKind::Dp => {
-                let input = &inputs[0];
-                let table = self.dp_table(input).await?;
-                dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
-                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
-                None
-            }
-            ModelKind::Sql => {
-                let engine = self.sql_engine(&inputs).await?;
-                let rules = self.disclosure_rules_for(&inputs).await?;
-                match &rules {
-                    Some(rules) => {
-                        check_query(&engine, &model.body, rules)
-                            .await
-                            .map_err(disclosure_error)?;
-                    }
-                    None => {
-                        engine
-                            .plan(&model.body)
-                            .await
-                            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
-                    }
-                }
-                Some(AdmittedSql { engine, rules })
-            }
-            ModelKind::Fhe => None,
-        };
+        let cost = run_cost(model.kind, &request)?;
+        // Checked before anything is spent: a refused shape costs no budget.
+        let admitted = engine_for(model.kind)
+            .admit(self, &model, &inputs, cost)
+            .await?;
+        // A resumed run reads the versions this one was admitted on.
+        let mut request = request;
+        for (input, resolved) in request.inputs.iter_mut().zip(&inputs) {
+            input.version = Some(resolved.version);
+        }
 
         // The job row, the budget spends and their ledger entries commit together: a
         // refused run leaves no job behind and spends nothing.
@@ -416,7 +380,7 @@ impl Sandbox {
         self.take_run_slot(&mut tx, &actor.org).await?;
         for input in &inputs {
             if let Some(grant) = &input.grant {
-                self.spend_budget(&mut tx, &grant.id, cost).await?;
+                self.grants().spend_budget(&mut tx, &grant.id, cost).await?;
                 if cost.epsilon_micro > 0 || cost.delta_pico > 0 {
                     let spend = PrivacySpend {
                         grant_id: grant.id.clone(),
@@ -429,53 +393,152 @@ impl Sandbox {
                 }
             }
         }
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, created_ms, updated_ms) \
-             VALUES ($1, 'model_run', $2, $3, 'queued', 'queued', 0.0, $4, $4)",
+        let resume = JobInputs::ModelRun {
+            actor: actor.clone(),
+            request,
+        };
+        jobs::insert(
+            &mut tx,
+            &job_id,
+            RUN_JOB_KIND,
+            &actor.org,
+            &model.id,
+            &resume,
         )
-        .bind(job_id.clone())
-        .bind(actor.org.clone())
-        .bind(model.id.clone())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO model_runs (job_id, model_id, org_id, grant_id, dataset_versions, \
-             epsilon_micro, delta_pico, status, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)",
-        )
-        .bind(job_id.clone())
-        .bind(model.id.clone())
-        .bind(actor.org.clone())
-        .bind(
-            inputs
+        let dataset_versions = serde_json::to_string(&cited).map_err(internal)?;
+        let run = store::runs::NewModelRun {
+            job_id: &job_id,
+            model_id: &model.id,
+            org_id: &actor.org,
+            grant_id: inputs
                 .iter()
                 .find_map(|i| i.grant.as_ref().map(|g| g.id.clone())),
-        )
-        .bind(serde_json::to_string(&cited).map_err(internal)?)
-        .bind(cost.epsilon_micro)
-        .bind(cost.delta_pico)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+            dataset_versions_json: &dataset_versions,
+            epsilon_micro: cost.epsilon_micro,
+            delta_pico: cost.delta_pico,
+            created_ms: now_ms(),
+        };
+        store::runs::insert_model_run(&mut *tx, &run).await?;
         tx.commit().await?;
-        let job = self
-            .jobs()
-            .get(&job_id)
-            .await?
-            .ok_or_else(|| SandboxError::Internal("job vanished after insert".into()))?;
-
-        let sandbox = self.clone();
-        let actor = actor.clone();
-        let handle = tokio::spawn(async move {
-            let outcome = sandbox
-                .execute_run(&job_id, &actor, &model, &inputs, cost, sql)
-                .await;
-            sandbox.finish_run(&job_id, outcome).await;
-        });
-        self.running().insert(&job.id, handle.abort_handle());
+        let job = self.jobs().created(&job_id).await?;
+        self.spawn_run(&job_id, actor.clone(), model, inputs, admitted);
         Ok(job)
+    }
+
+    /// Runs an admitted model as the job `job_id` and closes its run row.
+    fn spawn_run(
+        &self,
+        job_id: &str,
+        actor: Actor,
+        model: Model,
+        inputs: Vec<ResolvedInput>,
+        admitted: Box<dyn AdmittedModel>,
+    ) {
+        let sandbox = self.clone();
+        let id = job_id.to_string();
+        self.runner().spawn(job_id, async move {
+            let outcome = sandbox
+                .execute_run(&id, &actor, &model, &inputs, admitted)
+                .await;
+            let status = if outcome.is_ok() {
+                "finished"
+            } else {
+                "failed"
+            };
+            sandbox.close_run(&id, status).await;
+            serde_json::to_value(outcome?).map_err(internal)
+        });
+    }
+
+    /// Resumes a run a restart cut off. Its budget and slot were taken at admission and
+    /// stay taken (nothing is spent again). If its output was stored before the crash,
+    /// the job just finishes with it; otherwise the model runs again from its inputs,
+    /// so a DP run draws its noise again, but only the new draw is ever stored (an
+    /// output is stored once per job: `outputs.job_id` is unique).
+    pub(crate) async fn resume_run(
+        &self,
+        job_id: &str,
+        actor: Actor,
+        request: RunRequest,
+    ) -> Result<()> {
+        if let Some(result) = self.stored_run_result(job_id, &actor).await? {
+            self.close_run(job_id, "finished").await;
+            self.jobs()
+                .succeed(job_id, &serde_json::to_value(result).map_err(internal)?)
+                .await?;
+            return Ok(());
+        }
+        let model = self.models().model(&request.model_id, &actor.org).await?;
+        let inputs = self
+            .resolve_inputs(&actor.org, model.kind, &request.inputs)
+            .await?;
+        let cost = self.admitted_cost(job_id).await?;
+        let admitted = engine_for(model.kind)
+            .admit(self, &model, &inputs, cost)
+            .await?;
+        self.spawn_run(job_id, actor, model, inputs, admitted);
+        Ok(())
+    }
+
+    /// The privacy cost a run was admitted with (and charged).
+    async fn admitted_cost(&self, job_id: &str) -> Result<PrivacyCost> {
+        let row = sqlx::query("SELECT epsilon_micro, delta_pico FROM model_runs WHERE job_id = $1")
+            .bind(job_id.to_string())
+            .fetch_optional(self.db().pool())
+            .await?
+            .ok_or_else(|| SandboxError::Internal("a resumed run has no run row".into()))?;
+        Ok(PrivacyCost {
+            epsilon_micro: row.try_get("epsilon_micro")?,
+            delta_pico: row.try_get("delta_pico")?,
+        })
+    }
+
+    /// The result of a run whose output is already stored (releasing it first when a
+    /// DP policy releases at once and the crash came between the two).
+    async fn stored_run_result(&self, job_id: &str, actor: &Actor) -> Result<Option<RunResult>> {
+        let Some(row) = sqlx::query(
+            "SELECT o.id, o.rows_count, o.status, m.kind, r.dataset_versions \
+             FROM outputs o JOIN models m ON m.id = o.model_id \
+             JOIN model_runs r ON r.job_id = o.job_id WHERE o.job_id = $1",
+        )
+        .bind(job_id.to_string())
+        .fetch_optional(self.db().pool())
+        .await?
+        else {
+            return Ok(None);
+        };
+        let output_id: String = row.try_get("id")?;
+        let rows = row.try_get::<i64, _>("rows_count")? as u64;
+        let mut status: String = row.try_get("status")?;
+        let kind: String = row.try_get("kind")?;
+        let cited: Vec<String> =
+            serde_json::from_str(&row.try_get::<String, _>("dataset_versions")?)
+                .map_err(internal)?;
+        let mut conditional = false;
+        let mut auto_release = kind == "dp";
+        for version in &cited {
+            let dataset_id = version.split('@').next().unwrap_or_default();
+            let dataset = self
+                .catalog()
+                .dataset(dataset_id)
+                .await?
+                .ok_or_else(|| SandboxError::Internal("a run's dataset is gone".into()))?;
+            conditional |= dataset.meta.open_attribute != OpenAttribute::Unconditional;
+            auto_release &= self.output_policy(dataset_id).await?.dp_auto_release;
+        }
+        if auto_release && status == "quarantined" {
+            self.reviews()
+                .release(&output_id, actor, Vec::new())
+                .await?;
+            status = "released".into();
+        }
+        let released = status == "released";
+        Ok(Some(RunResult {
+            output_id,
+            rows: (released || !conditional).then_some(rows),
+            auto_released: auto_release && released,
+        }))
     }
 
     /// Under the organisation's cap, or a 429-style refusal. The count and the insert
@@ -503,27 +566,10 @@ impl Sandbox {
         Ok(())
     }
 
-    async fn finish_run(&self, job_id: &str, outcome: Result<RunResult>) {
-        self.running().remove(job_id);
-        let (status, recorded) = match outcome {
-            Ok(result) => {
-                let value = serde_json::to_value(&result).unwrap_or_default();
-                ("finished", self.jobs().succeed(job_id, &value).await)
-            }
-            Err(err) => {
-                let failure = JobFailure::from_error(job_id, &err);
-                ("failed", self.jobs().fail(job_id, &failure).await)
-            }
-        };
-        if let Err(e) = recorded {
-            tracing::error!(%job_id, error = %e, "could not record the run outcome");
-        }
-        if let Err(e) = sqlx::query("UPDATE model_runs SET status = $1 WHERE job_id = $2")
-            .bind(status)
-            .bind(job_id.to_string())
-            .execute(self.db().pool())
-            .await
-        {
+    /// Closes a run row (`finished`, `failed`, `cancelled`), freeing its slot; a
+    /// failure to write is logged (the row is closed at the next start).
+    async fn close_run(&self, job_id: &str, status: &str) {
+        if let Err(e) = store::runs::set_status(self.db().pool(), job_id, status).await {
             tracing::error!(%job_id, error = %e, "could not close the run");
         }
     }
@@ -535,125 +581,55 @@ impl Sandbox {
                 .bind(org.to_string())
                 .fetch_all(self.db().pool())
                 .await?;
+        let failure = suspended_failure();
         let mut cancelled = 0;
         for row in rows {
             let job_id: String = row.try_get("job_id")?;
-            if self.running().abort(&job_id) {
+            if self.runner().cancel(&job_id, &failure).await? {
                 cancelled += 1;
             }
-            let failure = JobFailure {
-                status: 409,
-                detail: "cancelled: the organisation was suspended".into(),
-            };
-            self.jobs().fail(&job_id, &failure).await?;
-            sqlx::query("UPDATE model_runs SET status = 'cancelled' WHERE job_id = $1")
-                .bind(job_id)
-                .execute(self.db().pool())
-                .await?;
+            self.close_run(&job_id, "cancelled").await;
         }
         Ok(cancelled)
     }
 
+    /// Cancels, at a start, a run a restart cut off whose organisation is suspended:
+    /// its job fails as [`Runs::cancel_runs_of`] fails it, and its row is closed.
+    pub(crate) async fn cancel_unresumed_run(&self, job_id: &str) -> Result<()> {
+        self.jobs().fail(job_id, &suspended_failure()).await?;
+        self.close_run(job_id, "cancelled").await;
+        Ok(())
+    }
+
+    /// The run's job: the engine, then quarantine.
     async fn execute_run(
         &self,
         job_id: &str,
         actor: &Actor,
         model: &Model,
         inputs: &[ResolvedInput],
-        cost: PrivacyCost,
-        sql: Option<AdmittedSql>,
+        admitted: Box<dyn AdmittedModel>,
     ) -> Result<RunResult> {
         self.jobs()
             .progress(job_id, "running the model", 0.1)
             .await?;
-        // Held until the output and its record sets are stored (see `record_sets`).
-        let mut _record_locks = Vec::new();
-        let mut released_sets: Option<(String, ReleasedSets)> = None;
-        let (frame, report) = match model.kind {
-            ModelKind::Sql => {
-                let AdmittedSql { engine, rules } = sql.ok_or_else(|| {
-                    SandboxError::Internal("a SQL run without its admitted engine".into())
-                })?;
-                if let Some(rules) = rules {
-                    let conditional: Vec<(String, String)> = inputs
-                        .iter()
-                        .filter(|i| i.grant.is_some())
-                        .map(|i| (i.table.clone(), i.cited()))
-                        .collect();
-                    let versions: Vec<String> =
-                        conditional.iter().map(|(_, v)| v.clone()).collect();
-                    _record_locks = self.record_locks().lock(&actor.org, &versions).await;
-                    let priors = PriorSets::new(self.db().clone(), &actor.org, conditional);
-                    match check_and_run_after(&engine, &model.body, &rules, &priors).await {
-                        Ok(checked) => {
-                            released_sets = checked.record_sets.and_then(|released| {
-                                let version = inputs
-                                    .iter()
-                                    .find(|i| i.grant.is_some() && i.table == released.table)?
-                                    .cited();
-                                Some((version, released))
-                            });
-                            (
-                                output_to_frame(&checked.output)?,
-                                serde_json::to_value(&checked.report).map_err(internal)?,
-                            )
-                        }
-                        Err(e) => {
-                            // Admission planned and checked this text already, so this
-                            // failure may depend on the records: reviewers only.
-                            tracing::warn!(%job_id, error = %e, "a run on conditional data failed after admission");
-                            (failed_run_frame()?, failed_run_report(&rules, &e))
-                        }
-                    }
-                } else {
-                    let out = engine
-                        .run(&model.body)
-                        .await
-                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
-                    let frame = output_to_frame(&out)?;
-                    (
-                        frame,
-                        serde_json::json!({"checks": ["unconditional_open_source"]}),
-                    )
-                }
-            }
-            ModelKind::Dp => {
-                let input = &inputs[0];
-                let table = self.dp_table(input).await?;
-                let plan = dp_plan(&model.body, &table, cost.epsilon(), cost.delta())
-                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
-                let path = input.path.clone();
-                let out = tokio::task::spawn_blocking(move || {
-                    let lf = scan_version(&path)?;
-                    dp_run(&plan, lf)
-                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))
-                })
-                .await
-                .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;
-                let report = serde_json::json!({
-                    "checks": ["differential_privacy", "budget_within_grant"],
-                    "epsilon": out.epsilon_spent,
-                    "delta": out.delta_spent,
-                    "accuracy": out.accuracy,
-                });
-                (out.frame, report)
-            }
-            ModelKind::Fhe => {
-                return Err(SandboxError::Invalid(
-                    "FHE lookups run through query templates".into(),
-                ));
-            }
+        let run = RunContext {
+            job_id,
+            actor,
+            model,
+            inputs,
         };
+        // The output keeps the record-set locks until it is stored.
+        let output = admitted.run(self, &run).await?;
         self.jobs()
             .progress(job_id, "quarantining the output", 0.8)
             .await?;
-        self.quarantine(job_id, actor, model, inputs, frame, report, released_sets)
-            .await
+        self.quarantine(job_id, actor, model, inputs, output).await
     }
 
     /// The DP description of an input: its granted columns with their catalog domains,
     /// user-level when the dataset's policy names an identifier.
-    async fn dp_table(&self, input: &ResolvedInput) -> Result<DpTable> {
+    pub(crate) async fn dp_table(&self, input: &ResolvedInput) -> Result<DpTable> {
         let specs: Vec<_> = input
             .dataset
             .meta
@@ -694,7 +670,7 @@ impl Sandbox {
     }
 
     /// The SQL engine over the granted columns of `inputs`.
-    async fn sql_engine(&self, inputs: &[ResolvedInput]) -> Result<SqlSandbox> {
+    pub(crate) async fn sql_engine(&self, inputs: &[ResolvedInput]) -> Result<SqlSandbox> {
         let tables: Vec<TableGrant> = inputs
             .iter()
             .map(|i| TableGrant {
@@ -705,12 +681,12 @@ impl Sandbox {
             .collect();
         SqlSandbox::new(&tables, self.sql_limits())
             .await
-            .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))
+            .map_err(SandboxError::from)
     }
 
     /// The disclosure rules of a run: the strictest policy of its conditional inputs
     /// (never looser than the defaults); `None` when every input is unconditionally open.
-    async fn disclosure_rules_for(
+    pub(crate) async fn disclosure_rules_for(
         &self,
         inputs: &[ResolvedInput],
     ) -> Result<Option<DisclosureRules>> {
@@ -748,19 +724,21 @@ impl Sandbox {
     }
 
     /// Writes an output into quarantine and records it for review, with the record sets
-    /// of its values (`(dataset_version, sets)`); a DP output under a policy that
-    /// allows it is released at once.
-    #[allow(clippy::too_many_arguments)]
+    /// of its values; a DP output under a policy that allows it is released at once.
     async fn quarantine(
         &self,
         job_id: &str,
         actor: &Actor,
         model: &Model,
         inputs: &[ResolvedInput],
-        mut frame: DataFrame,
-        report: serde_json::Value,
-        released_sets: Option<(String, ReleasedSets)>,
+        output: EngineOutput,
     ) -> Result<RunResult> {
+        let EngineOutput {
+            mut frame,
+            report,
+            released_sets,
+            record_locks,
+        } = output;
         let dir = self.zones().quarantine();
         let (path, stored, preview, rows) = tokio::task::spawn_blocking(move || {
             let preview = to_json_rows(&frame, PREVIEW_ROWS);
@@ -788,33 +766,35 @@ impl Sandbox {
             .map(|i| i.dataset.provider_org.as_str())
             .collect();
         let id = new_id("out");
+        let provider_org = providers.join(",");
+        let output_hash = hex::encode(stored.content_hash);
+        let check_report = report.to_string();
+        let preview = preview.to_string();
+        let row = store::outputs::NewOutput {
+            id: &id,
+            job_id,
+            org_id: &actor.org,
+            model_id: &model.id,
+            provider_org: &provider_org,
+            file_path: &relative,
+            output_hash: &output_hash,
+            rows_count: rows as i64,
+            bytes: stored.bytes as i64,
+            check_report_json: &check_report,
+            preview_json: &preview,
+            required_reviews: i64::from(reviewers),
+            created_ms: now_ms(),
+        };
         let mut tx = self.db().begin_write().await?;
-        sqlx::query(
-            "INSERT INTO outputs (id, job_id, org_id, model_id, provider_org, file_path, output_hash, \
-             rows_count, bytes, check_report_json, preview_json, required_reviews, status, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'quarantined', $13)",
-        )
-        .bind(id.clone())
-        .bind(job_id.to_string())
-        .bind(actor.org.clone())
-        .bind(model.id.clone())
-        .bind(providers.join(","))
-        .bind(relative)
-        .bind(hex::encode(stored.content_hash))
-        .bind(rows as i64)
-        .bind(stored.bytes as i64)
-        .bind(report.to_string())
-        .bind(preview.to_string())
-        .bind(i64::from(reviewers))
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        store::outputs::insert_output(&mut *tx, &row).await?;
         if let Some((version, released)) = &released_sets {
             record_sets::save(&mut tx, &id, &actor.org, version, released).await?;
         }
         tx.commit().await?;
+        // Stored with its record sets: the next run of the organisation may check now.
+        drop(record_locks);
         if auto_release {
-            self.release(&id, actor, Vec::new()).await?;
+            self.reviews().release(&id, actor, Vec::new()).await?;
         }
         let conditional = inputs.iter().any(|i| i.grant.is_some());
         Ok(RunResult {
@@ -825,11 +805,15 @@ impl Sandbox {
     }
 }
 
-/// A SQL model as admitted: the engine over the granted columns and, for conditional
-/// inputs, the disclosure rules it was checked under.
-struct AdmittedSql {
-    engine: SqlSandbox,
-    rules: Option<DisclosureRules>,
+/// The job kind of a model run.
+pub const RUN_JOB_KIND: &str = "model_run";
+
+/// How a run cancelled by its organisation's suspension fails.
+fn suspended_failure() -> JobFailure {
+    JobFailure {
+        status: 409,
+        detail: "cancelled: the organisation was suspended".into(),
+    }
 }
 
 /// A dry run: a model text against a dataset's dummy data.
@@ -876,12 +860,13 @@ pub struct OutputColumn {
     pub dtype: String,
 }
 
-impl Sandbox {
+impl Runs {
     /// Runs a model text over synthetic rows drawn from the dataset's declared domains,
     /// in the same engines and under the same rules as a real run, without a grant or a
     /// budget: no real row is read.
     pub async fn dry_run(&self, request: DryRunRequest) -> Result<DryRunResult> {
         let dataset = self
+            .catalog()
             .dataset(&request.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -892,7 +877,7 @@ impl Sandbox {
                 "`rows` must be between 1 and {max}"
             )));
         }
-        let mut frame = self.dummy(&dataset, rows, 7).await?;
+        let mut frame = self.access().dummy(&dataset, rows, 7).await?;
         let scratch = self.zones().root().join("scratch").join(new_id("dry"));
         std::fs::create_dir_all(&scratch)?;
         let path = scratch.join("dummy.parquet");
@@ -940,14 +925,14 @@ impl Sandbox {
                 }];
                 let engine = SqlSandbox::new(&tables, self.sql_limits())
                     .await
-                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                    .map_err(SandboxError::from)?;
                 if conditional {
                     let policy = self.output_policy(&dataset.id).await?;
                     let mut rules = policy.disclosure_rules(None);
                     rules.public_rows.insert(input.table.clone(), input.rows);
                     let checked = check_and_run(&engine, &request.body, &rules)
                         .await
-                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                        .map_err(SandboxError::from)?;
                     (
                         output_to_frame(&checked.output)?,
                         serde_json::to_value(&checked.report).map_err(internal)?,
@@ -956,7 +941,7 @@ impl Sandbox {
                     let out = engine
                         .run(&request.body)
                         .await
-                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                        .map_err(SandboxError::from)?;
                     (
                         output_to_frame(&out)?,
                         serde_json::json!({"checks": ["unconditional_open_source"]}),
@@ -966,13 +951,11 @@ impl Sandbox {
             ModelKind::Dp => {
                 let eps = request.epsilon.unwrap_or(1.0);
                 let table = self.dp_table(&input).await?;
-                let plan = dp_plan(&request.body, &table, eps, 0.0)
-                    .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))?;
+                let plan = dp_plan(&request.body, &table, eps, 0.0).map_err(SandboxError::from)?;
                 let path = input.path.clone();
                 let out = tokio::task::spawn_blocking(move || {
                     let lf = scan_version(&path)?;
-                    dp_run(&plan, lf)
-                        .map_err(|e| client_or_internal(e.is_client_error(), e.to_string()))
+                    dp_run(&plan, lf).map_err(SandboxError::from)
                 })
                 .await
                 .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;
@@ -994,6 +977,7 @@ impl Sandbox {
             .collect();
         let levels = match dataset.latest_version {
             Some(latest) => self
+                .versions()
                 .version(&dataset.id, latest)
                 .await?
                 .map(|v| crate::versions::report_levels(&v.report))
@@ -1012,7 +996,7 @@ impl Sandbox {
     }
 }
 
-fn scan_version(path: &std::path::Path) -> Result<LazyFrame> {
+pub(crate) fn scan_version(path: &std::path::Path) -> Result<LazyFrame> {
     LazyFrame::scan_parquet(
         PlPath::new(&path.to_string_lossy()),
         ScanArgsParquet::default(),
@@ -1021,7 +1005,7 @@ fn scan_version(path: &std::path::Path) -> Result<LazyFrame> {
 }
 
 /// An engine output as a polars frame (through Parquet, which both speak).
-fn output_to_frame(out: &pdx_algorithms::sql::SqlOutput) -> Result<DataFrame> {
+pub(crate) fn output_to_frame(out: &pdx_algorithms::sql::SqlOutput) -> Result<DataFrame> {
     let bytes = out
         .to_parquet()
         .map_err(|e| SandboxError::Internal(format!("encoding an output: {e}")))?;
@@ -1032,7 +1016,7 @@ fn output_to_frame(out: &pdx_algorithms::sql::SqlOutput) -> Result<DataFrame> {
 }
 
 /// The stored output of a conditional run that failed after admission: no rows.
-fn failed_run_frame() -> Result<DataFrame> {
+pub(crate) fn failed_run_frame() -> Result<DataFrame> {
     DataFrame::new(vec![polars::prelude::Column::new(
         "run_failed".into(),
         Vec::<bool>::new(),
@@ -1043,7 +1027,10 @@ fn failed_run_frame() -> Result<DataFrame> {
 /// The report of such an output: the same plan-level shape as a checked output (so the
 /// developer's redacted view is identical), plus the failure for reviewers. The
 /// engines' messages are sanitised and carry no data value.
-fn failed_run_report(rules: &DisclosureRules, error: &DisclosureError) -> serde_json::Value {
+pub(crate) fn failed_run_report(
+    rules: &DisclosureRules,
+    error: &DisclosureError,
+) -> serde_json::Value {
     serde_json::json!({
         "rules": rules,
         "passed": PLAN_CHECKS,
@@ -1052,54 +1039,38 @@ fn failed_run_report(rules: &DisclosureRules, error: &DisclosureError) -> serde_
     })
 }
 
-/// A refusal at admission: the developer's query is at fault (4xx, precise), or an
-/// internal error that is logged and withheld.
-fn disclosure_error(e: DisclosureError) -> SandboxError {
-    if e.is_client_error() {
-        SandboxError::Invalid(e.to_string())
-    } else {
-        tracing::error!(error = %e, "the disclosure checks could not plan a query");
-        SandboxError::Internal(e.to_string())
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> SandboxError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Internal(e.to_string())
 }
 
-/// An engine error: shown to the client when it is theirs (engines sanitise those
-/// messages), logged and withheld otherwise.
-fn client_or_internal(client: bool, message: String) -> SandboxError {
-    if client {
-        SandboxError::Invalid(message)
-    } else {
-        SandboxError::Internal(message)
-    }
+/// Closes, at a start, the run rows of jobs that ended (without being resumed, or
+/// before their row could be closed), which would otherwise hold their organisations'
+/// concurrency slots.
+pub(crate) async fn close_unresumed(db: &pdx_ledger::db::Db) -> Result<()> {
+    store::runs::close_unresumed(db.pool()).await
 }
 
-/// Abort handles of running jobs, so a suspension can cancel them.
-#[derive(Default)]
-pub(crate) struct Running {
-    handles: std::sync::Mutex<BTreeMap<String, tokio::task::AbortHandle>>,
-}
-
-impl Running {
-    fn insert(&self, job_id: &str, handle: tokio::task::AbortHandle) {
-        if let Ok(mut h) = self.handles.lock() {
-            h.insert(job_id.to_string(), handle);
+/// The privacy cost a request asks for: ε (and δ) for a DP model, nothing otherwise.
+fn run_cost(kind: ModelKind, request: &RunRequest) -> Result<PrivacyCost> {
+    match kind {
+        ModelKind::Dp => {
+            let eps = request
+                .epsilon
+                .ok_or_else(|| SandboxError::Invalid("a DP run needs `epsilon`".into()))?;
+            if !(eps.is_finite() && eps > 0.0) {
+                return Err(SandboxError::Invalid(
+                    "`epsilon` must be a number above 0".into(),
+                ));
+            }
+            PrivacyCost::from_f64(eps, request.delta.unwrap_or(0.0))
         }
-    }
-
-    fn remove(&self, job_id: &str) {
-        if let Ok(mut h) = self.handles.lock() {
-            h.remove(job_id);
-        }
-    }
-
-    fn abort(&self, job_id: &str) -> bool {
-        match self.handles.lock() {
-            Ok(mut h) => h.remove(job_id).map(|a| a.abort()).is_some(),
-            Err(_) => false,
+        _ => {
+            if request.epsilon.is_some() || request.delta.is_some() {
+                return Err(SandboxError::Invalid(
+                    "`epsilon` and `delta` apply to DP models only".into(),
+                ));
+            }
+            Ok(PrivacyCost::default())
         }
     }
 }

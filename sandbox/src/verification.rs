@@ -24,8 +24,13 @@ use pdx_ledger::Actor;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use crate::jobs::{Job, JobFailure};
-use crate::{Result, Sandbox, SandboxError};
+use crate::jobs::{Job, JobInputs};
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// The ledger verification job.
+    Verification
+}
 
 /// The job kind of a ledger verification.
 pub const VERIFY_JOB_KIND: &str = "ledger_verification";
@@ -50,7 +55,7 @@ pub struct VerificationResult {
     pub public_key: String,
 }
 
-impl Sandbox {
+impl Verification {
     /// Starts a ledger verification job for `actor`'s organisation. One at a time per
     /// organisation: a second while one is in progress is refused as busy.
     pub async fn start_ledger_verification(&self, actor: &Actor) -> Result<Job> {
@@ -70,30 +75,28 @@ impl Sandbox {
         }
         let job = self
             .jobs()
-            .create(VERIFY_JOB_KIND, &actor.org, self.ledger().origin())
+            .create(
+                &new_id("job"),
+                VERIFY_JOB_KIND,
+                &actor.org,
+                self.ledger().origin(),
+                &JobInputs::LedgerVerification,
+            )
             .await?;
-        let sandbox = self.clone();
-        let job_id = job.id.clone();
-        tokio::spawn(async move {
-            let recorded = match sandbox.run_verification(&job_id).await {
-                Ok(result) => match serde_json::to_value(&result) {
-                    Ok(value) => sandbox.jobs().succeed(&job_id, &value).await,
-                    Err(e) => {
-                        let err = SandboxError::Internal(format!("encoding a result: {e}"));
-                        let failure = JobFailure::from_error(&job_id, &err);
-                        sandbox.jobs().fail(&job_id, &failure).await
-                    }
-                },
-                Err(err) => {
-                    let failure = JobFailure::from_error(&job_id, &err);
-                    sandbox.jobs().fail(&job_id, &failure).await
-                }
-            };
-            if let Err(e) = recorded {
-                tracing::error!(%job_id, error = %e, "could not record the verification outcome");
-            }
-        });
+        self.resume_ledger_verification(&job.id);
         Ok(job)
+    }
+
+    /// Runs (or, after a restart, runs again) the verification job `job_id`: it only
+    /// reads, so running it twice is harmless.
+    pub(crate) fn resume_ledger_verification(&self, job_id: &str) {
+        let sandbox = self.clone();
+        let id = job_id.to_string();
+        self.runner().spawn(job_id, async move {
+            let result = sandbox.run_verification(&id).await?;
+            serde_json::to_value(&result)
+                .map_err(|e| SandboxError::Internal(format!("encoding a result: {e}")))
+        });
     }
 
     async fn run_verification(&self, job_id: &str) -> Result<VerificationResult> {

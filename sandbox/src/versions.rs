@@ -1,14 +1,19 @@
 //! Dataset versions: upload → validate → de-identify → store → certify.
 //!
-//! 1. [`Sandbox::start_upload`] opens a file in the raw zone; the caller streams the
+//! 1. [`Versions::start_upload`] opens a file in the raw zone; the caller streams the
 //!    body into it through [`RawUpload::write`], which enforces the size limit.
-//! 2. [`Sandbox::submit_version`] parses and validates the whole file against the
+//! 2. [`Versions::submit_version`] parses and validates the whole file against the
 //!    declared schema *before* answering, so a bad upload is a 4xx and never a job.
 //! 3. A job then de-identifies the frame, writes the Parquet content-addressed into the
 //!    de-identified zone, and in one write transaction takes the next version number,
 //!    appends the `AssetCertificate` ledger entry and inserts the version row. Either
 //!    all of that commits or none of it does; a failed job leaves no version.
 //! 4. The raw file is deleted (and the deletion logged) unless retention is on.
+//!
+//! The job is durable (see [`crate::jobs`]): the validated upload is renamed out of
+//! the partial-upload namespace, and the version row names the ingest job that
+//! certified it, so an ingest resumed after a crash either finishes with the version
+//! it already certified or de-identifies the kept upload again; never two versions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,8 +33,14 @@ use time::format_description::well_known::Rfc3339;
 use tokio::io::AsyncWriteExt;
 
 use crate::catalog::Dataset;
-use crate::jobs::{Job, JobFailure};
-use crate::{Result, Sandbox, SandboxError, new_id};
+use crate::jobs::{Job, JobInputs};
+use crate::store;
+use crate::{Result, SandboxError, new_id};
+
+crate::service! {
+    /// Uploads, de-identification and certified versions.
+    Versions
+}
 
 /// An upload being streamed into the raw zone. Dropped before [`RawUpload::finish`],
 /// its file is removed, so an aborted or oversized upload leaves nothing behind.
@@ -82,6 +93,38 @@ impl RawFile {
     /// Size in bytes.
     pub fn bytes(&self) -> u64 {
         self.bytes
+    }
+
+    /// Renames a validated upload to `name` so that it outlives a restart (partial
+    /// uploads are discarded at start).
+    fn make_durable(&mut self, name: &str) -> Result<()> {
+        let target = self.path.with_file_name(name);
+        std::fs::rename(&self.path, &target)?;
+        self.path = target;
+        Ok(())
+    }
+
+    /// The durable upload of an interrupted ingest, if it is still there.
+    fn durable(raw_dir: &Path, name: &str) -> Result<RawFile> {
+        // The name comes from our own job row; refuse anything that is not a plain name.
+        if name.contains(['/', '\\']) || name.starts_with('.') {
+            return Err(SandboxError::Internal(
+                "a stored upload name is invalid".into(),
+            ));
+        }
+        let path = raw_dir.join(name);
+        let bytes = std::fs::metadata(&path)
+            .map_err(|_| {
+                SandboxError::Conflict(
+                    "the server restarted before the upload was kept; upload it again".into(),
+                )
+            })?
+            .len();
+        Ok(RawFile {
+            path,
+            bytes,
+            keep: false,
+        })
     }
 
     /// Keeps the file under a name that says which version it became.
@@ -185,12 +228,45 @@ fn version_from_row(row: &AnyRow) -> Result<Version> {
     })
 }
 
+/// Reads and checks a whole upload against the dataset's schema.
+async fn validate(raw: &RawFile, format: &UploadFormat, dataset: &Dataset) -> Result<DataFrame> {
+    let (path, format, schema) = (
+        raw.path.clone(),
+        format.clone(),
+        dataset.meta.schema.clone(),
+    );
+    let frame = tokio::task::spawn_blocking(move || read_upload(&path, &format, &schema))
+        .await
+        .map_err(|e| SandboxError::Internal(format!("validation task: {e}")))??;
+    if frame.height() == 0 {
+        return Err(SandboxError::Invalid("the upload has no data rows".into()));
+    }
+    Ok(frame)
+}
+
+/// The job kind of an ingest.
+pub const INGEST_JOB_KIND: &str = "ingest";
+
+/// What a finished ingest job reports.
+fn ingest_result(version: &Version, raw_retained: bool) -> serde_json::Value {
+    serde_json::json!({
+        "dataset_id": version.dataset_id,
+        "version": version.version,
+        "certificate_no": version.certificate_no,
+        "certificate_seq": version.certificate_seq,
+        "rows": version.rows,
+        "content_hash": version.content_hash,
+        "raw_retained": raw_retained,
+        "report": version.report,
+    })
+}
+
 fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
     t.format(&Rfc3339)
         .map_err(|e| SandboxError::Internal(format!("formatting a date: {e}")))
 }
 
-impl Sandbox {
+impl Versions {
     /// Opens a new upload in the raw zone.
     pub async fn start_upload(&self) -> Result<RawUpload> {
         let path = self.zones().raw().join(format!("{}.upload", new_id("raw")));
@@ -218,34 +294,119 @@ impl Sandbox {
         if raw.bytes == 0 {
             return Err(SandboxError::Invalid("the upload is empty".into()));
         }
-        let schema = dataset.meta.schema.clone();
-        let path = raw.path.clone();
-        let frame = tokio::task::spawn_blocking(move || read_upload(&path, &format, &schema))
-            .await
-            .map_err(|e| SandboxError::Internal(format!("validation task: {e}")))??;
-        if frame.height() == 0 {
-            return Err(SandboxError::Invalid("the upload has no data rows".into()));
-        }
+        let frame = validate(&raw, &format, dataset).await?;
+        let job_id = new_id("job");
+        let raw_file = format!("{job_id}.pending");
+        let inputs = JobInputs::Ingest {
+            actor: actor.clone(),
+            dataset_id: dataset.id.clone(),
+            format,
+            raw_file: raw_file.clone(),
+        };
         let job = self
             .jobs()
-            .create("ingest", &actor.org, &dataset.id)
+            .create(&job_id, INGEST_JOB_KIND, &actor.org, &dataset.id, &inputs)
             .await?;
-        let sandbox = self.clone();
-        let (job_id, actor, dataset) = (job.id.clone(), actor.clone(), dataset.clone());
-        tokio::spawn(async move {
-            let outcome = sandbox.ingest(&job_id, &actor, &dataset, frame, raw).await;
-            let recorded = match outcome {
-                Ok(result) => sandbox.jobs().succeed(&job_id, &result).await,
-                Err(err) => {
-                    let failure = JobFailure::from_error(&job_id, &err);
-                    sandbox.jobs().fail(&job_id, &failure).await
-                }
-            };
-            if let Err(e) = recorded {
-                tracing::error!(%job_id, error = %e, "could not record the job outcome");
-            }
-        });
+        // Renamed after the row exists: a crash in between leaves a job whose resume
+        // asks for the upload again, never a raw file that nothing points at.
+        let mut raw = raw;
+        if let Err(e) = raw.make_durable(&raw_file) {
+            let cause = SandboxError::Internal(format!("keeping the upload: {e}"));
+            self.jobs().finish(&job.id, Err(cause)).await;
+            return Err(e);
+        }
+        self.spawn_ingest(&job.id, actor.clone(), dataset.clone(), frame, raw);
         Ok(job)
+    }
+
+    /// Runs the ingest job `job_id` over a validated frame.
+    fn spawn_ingest(
+        &self,
+        job_id: &str,
+        actor: Actor,
+        dataset: Dataset,
+        frame: DataFrame,
+        raw: RawFile,
+    ) {
+        let sandbox = self.clone();
+        let id = job_id.to_string();
+        self.runner().spawn(job_id, async move {
+            sandbox.ingest(&id, &actor, &dataset, frame, raw).await
+        });
+    }
+
+    /// Resumes an ingest a restart cut off: finishes with the version it already
+    /// certified, if any (the version row names its ingest job), or de-identifies the
+    /// kept upload again.
+    pub(crate) async fn resume_ingest(
+        &self,
+        job_id: &str,
+        actor: Actor,
+        dataset_id: &str,
+        format: UploadFormat,
+        raw_file: &str,
+    ) -> Result<()> {
+        let raw = RawFile::durable(&self.zones().raw(), raw_file);
+        if let Some(version) = self.version_of_ingest(job_id).await? {
+            // Still there: the crash came before it was disposed of. Gone: it was.
+            let retained = match raw {
+                Ok(raw) => self.dispose_raw(raw, &version),
+                Err(_) => self.config().retain_raw,
+            };
+            self.jobs()
+                .succeed(job_id, &ingest_result(&version, retained))
+                .await?;
+            return Ok(());
+        }
+        let raw = raw?;
+        let dataset = self
+            .catalog()
+            .dataset(dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        let frame = validate(&raw, &format, &dataset).await?;
+        self.spawn_ingest(job_id, actor, dataset, frame, raw);
+        Ok(())
+    }
+
+    /// The version an ingest job certified, if it got that far.
+    async fn version_of_ingest(&self, job_id: &str) -> Result<Option<Version>> {
+        let row = sqlx::query(
+            "SELECT dataset_id, version FROM dataset_versions WHERE ingest_job_id = $1",
+        )
+        .bind(job_id.to_string())
+        .fetch_optional(self.db().pool())
+        .await?;
+        match row {
+            Some(row) => {
+                let dataset_id: String = row.try_get("dataset_id")?;
+                let version: i64 = row.try_get("version")?;
+                self.version(&dataset_id, version as u64).await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Keeps the raw upload of a certified version (when configured) or deletes it;
+    /// returns whether it was kept. The version is certified either way, so a failure
+    /// to keep it is logged (and the file deleted), not the job's failure.
+    fn dispose_raw(&self, raw: RawFile, version: &Version) -> bool {
+        if !self.config().retain_raw {
+            drop(raw);
+            tracing::info!(dataset = %version.dataset_id, version = version.version, "raw upload deleted after certification");
+            return false;
+        }
+        // Not `.upload`: those are partial uploads, discarded at start.
+        match raw.retain_as(&format!("{}-v{}.raw", version.dataset_id, version.version)) {
+            Ok(kept) => {
+                tracing::info!(dataset = %version.dataset_id, version = version.version, file = %kept.display(), "retained raw upload");
+                true
+            }
+            Err(e) => {
+                tracing::error!(dataset = %version.dataset_id, version = version.version, error = %e, "could not retain the raw upload; it was deleted");
+                false
+            }
+        }
     }
 
     /// The ingest job body: de-identify, store, certify.
@@ -282,7 +443,8 @@ impl Sandbox {
         .map_err(|e| SandboxError::Internal(format!("storage task: {e}")))?
         .map_err(|e| SandboxError::Internal(format!("storing the de-identified version: {e}")))?;
         let (file, stored, schema_hash, rows) = stored;
-        self.store_fhe_key_index(&dataset.id, &stored.content_hash, key_index)
+        self.fhe()
+            .store_fhe_key_index(&dataset.id, &stored.content_hash, key_index)
             .await?;
         jobs.progress(job_id, "certifying", 0.9).await?;
         let report = serde_json::to_value(&out.report)
@@ -297,6 +459,7 @@ impl Sandbox {
                 schema_hash,
                 rows as u64,
                 &report,
+                job_id,
             )
             .await;
         let version = match certified {
@@ -307,29 +470,8 @@ impl Sandbox {
                 return Err(e);
             }
         };
-        if self.config().retain_raw {
-            let ext = raw
-                .path
-                .extension()
-                .and_then(|e| e.to_str())
-                .unwrap_or("raw")
-                .to_string();
-            let kept = raw.retain_as(&format!("{}-v{}.{ext}", dataset.id, version.version))?;
-            tracing::info!(dataset = %dataset.id, version = version.version, file = %kept.display(), "retained raw upload");
-        } else {
-            drop(raw);
-            tracing::info!(dataset = %dataset.id, version = version.version, "raw upload deleted after certification");
-        }
-        Ok(serde_json::json!({
-            "dataset_id": version.dataset_id,
-            "version": version.version,
-            "certificate_no": version.certificate_no,
-            "certificate_seq": version.certificate_seq,
-            "rows": version.rows,
-            "content_hash": version.content_hash,
-            "raw_retained": self.config().retain_raw,
-            "report": version.report,
-        }))
+        let retained = self.dispose_raw(raw, &version);
+        Ok(ingest_result(&version, retained))
     }
 
     /// Takes the next version number, appends the certificate and inserts the version
@@ -345,6 +487,7 @@ impl Sandbox {
         schema_hash: [u8; 32],
         rows: u64,
         report: &serde_json::Value,
+        job_id: &str,
     ) -> Result<Version> {
         let now = time::OffsetDateTime::now_utc();
         let valid_from = rfc3339(now)?;
@@ -359,11 +502,7 @@ impl Sandbox {
         let mut tx = self.db().begin_write().await?;
         // Touching the dataset row first serialises concurrent certifications of one
         // dataset on PostgreSQL (SQLite writers are already serial).
-        sqlx::query("UPDATE datasets SET updated_ms = $1 WHERE id = $2")
-            .bind(now_ms())
-            .bind(dataset.id.clone())
-            .execute(&mut *tx)
-            .await?;
+        store::catalog::touch_dataset(&mut *tx, &dataset.id, now_ms()).await?;
         let next: i64 = sqlx::query(
             "SELECT COALESCE(MAX(version), 0) + 1 AS next FROM dataset_versions WHERE dataset_id = $1",
         )
@@ -393,25 +532,26 @@ impl Sandbox {
             valid_until: valid_until.clone(),
         };
         let appended = self.ledger().append(&mut tx, actor, &certificate).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO dataset_versions ({VERSION_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        )))
-        .bind(dataset.id.clone())
-        .bind(next)
-        .bind(rows as i64)
-        .bind(bytes as i64)
-        .bind(hex::encode(content_hash))
-        .bind(hex::encode(schema_hash))
-        .bind(relative)
-        .bind(report.to_string())
-        .bind(certificate_no)
-        .bind(appended.seq as i64)
-        .bind(valid_from)
-        .bind(valid_until)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
+        let content_hash = hex::encode(content_hash);
+        let schema_hash = hex::encode(schema_hash);
+        let report_json = report.to_string();
+        let row = store::versions::NewVersion {
+            dataset_id: &dataset.id,
+            version: next,
+            rows_count: rows as i64,
+            bytes: bytes as i64,
+            content_hash: &content_hash,
+            schema_hash: &schema_hash,
+            file_path: &relative,
+            report_json: &report_json,
+            certificate_no: &certificate_no,
+            certificate_seq: appended.seq as i64,
+            valid_from: &valid_from,
+            valid_until: &valid_until,
+            created_ms: now_ms(),
+            ingest_job_id: job_id,
+        };
+        store::versions::insert_version(&mut *tx, &row).await?;
         tx.commit().await?;
         self.version(&dataset.id, next as u64)
             .await?
@@ -453,6 +593,7 @@ impl Sandbox {
             return Ok(versions);
         };
         let dataset = self
+            .catalog()
             .dataset(&first.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::Internal("a version without its dataset".into()))?;

@@ -9,8 +9,10 @@
 //! ```
 //!
 //! Raw files never leave the raw zone; they are deleted once a version is certified
-//! (unless retention is configured) and the deletion is logged. An upload still being
-//! written when the process stopped ends in `.upload` and is discarded on start.
+//! (unless retention is configured, as `<dataset>-v<n>.raw`) and the deletion is logged.
+//! An upload still being written or validated when the process stopped ends in
+//! `.upload` and is discarded on start; a validated one waiting for its ingest job is
+//! `<job id>.pending` and is kept, so that the job can resume.
 
 use std::path::{Path, PathBuf};
 
@@ -88,7 +90,8 @@ impl Zones {
         blake3::derive_key(KEY_CONTEXT, &material)
     }
 
-    /// Removes uploads left half-written by a crash.
+    /// Removes uploads left half-written (or not yet validated) by a crash; validated
+    /// ones (`.pending`) and retained ones stay.
     pub fn discard_partial_uploads(&self) -> Result<()> {
         for entry in std::fs::read_dir(self.raw())? {
             let path = entry?.path();
@@ -121,8 +124,10 @@ mod tests {
         let zones = Zones::open(dir.path()).unwrap();
         std::fs::write(zones.raw().join("x.upload"), b"half").unwrap();
         std::fs::write(zones.raw().join("kept.csv"), b"retained").unwrap();
+        std::fs::write(zones.raw().join("job_1.pending"), b"validated").unwrap();
         zones.discard_partial_uploads().unwrap();
         assert!(!zones.raw().join("x.upload").exists());
         assert!(zones.raw().join("kept.csv").exists());
+        assert!(zones.raw().join("job_1.pending").exists());
     }
 }

@@ -11,19 +11,21 @@
 //! - a dataset's provider answers objections to it (others get 404).
 //!
 //! The domain logic is in `pdx_sandbox` (objections, reports, release lineage, the
-//! verification job) and [`crate::supervision`] (suspension, product lineage,
-//! cosignatures); this module only adapts it.
+//! verification job), [`crate::supervision`] (suspension, product lineage) and
+//! `pdx_ledger` (witness cosignatures, [`pdx_ledger::witness`]); this module only
+//! adapts it.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pdx_ledger::WitnessError;
 use pdx_sandbox::Job;
 use pdx_sandbox::compliance::{BudgetReport, ComplianceReport, report_instant};
 use pdx_sandbox::disclosure_audit::DisclosureReport;
 use pdx_sandbox::objections::{NewObjection, Objection, ObjectionReply, ObjectionView};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -33,8 +35,7 @@ use crate::http::Caller;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 use crate::supervision::{
-    self, AcceptedCosignature, CosignatureSubmission, ProductLineage, SupervisionError,
-    SuspensionList, SuspensionOutcome, SuspensionRequest,
+    self, ProductLineage, SupervisionError, SuspensionList, SuspensionOutcome, SuspensionRequest,
 };
 
 /// Routes of this area.
@@ -67,6 +68,24 @@ impl From<SupervisionError> for ApiError {
     }
 }
 
+impl From<WitnessError> for ApiError {
+    fn from(e: WitnessError) -> Self {
+        if let WitnessError::RootMismatch { size } = &e {
+            // Signed by our key, but not what we signed: evidence of a fork. Refuse it loudly.
+            tracing::error!(
+                size = *size,
+                "a cosigned checkpoint has a root this server never signed"
+            );
+        }
+        match e {
+            WitnessError::Ledger(e) => e.into(),
+            e @ WitnessError::UnknownCheckpoint { .. } => ApiError::not_found(e.to_string()),
+            e @ WitnessError::RootMismatch { .. } => ApiError::conflict(e.to_string()),
+            e => ApiError::unprocessable(e.to_string()),
+        }
+    }
+}
+
 /// Run a full ledger verification as a job; poll `GET /v1/jobs/{id}`. The result holds
 /// the entries and checkpoints checked and the first bad seq, if any.
 #[utoipa::path(post, path = "/v1/audit/verify", tag = "audit", security(("bearer" = [])),
@@ -74,6 +93,7 @@ impl From<SupervisionError> for ApiError {
 async fn start_verification(State(app): State<App>, caller: Caller) -> ApiResult<Response> {
     let job = app
         .sandbox
+        .verification()
         .start_ledger_verification(&caller.principal.actor())
         .await?;
     let location = format!("/v1/jobs/{}", job.id);
@@ -115,7 +135,10 @@ async fn compliance(
         }
     };
     Ok(Json(
-        app.sandbox.compliance_report(report_instant(as_of)).await?,
+        app.sandbox
+            .compliance()
+            .compliance_report(report_instant(as_of))
+            .await?,
     ))
 }
 
@@ -124,7 +147,7 @@ async fn compliance(
 #[utoipa::path(get, path = "/v1/audit/budgets", tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = BudgetReport)))]
 async fn budgets(State(app): State<App>, _caller: Caller) -> ApiResult<Json<BudgetReport>> {
-    Ok(Json(app.sandbox.budget_report().await?))
+    Ok(Json(app.sandbox.compliance().budget_report().await?))
 }
 
 /// Which dataset's disclosure record.
@@ -149,7 +172,10 @@ async fn disclosure(
     let provider =
         (caller.principal.role != Role::Supervisor).then_some(caller.principal.org_id.as_str());
     Ok(Json(
-        app.sandbox.disclosure_report(&q.dataset, provider).await?,
+        app.sandbox
+            .disclosure_audit()
+            .disclosure_report(&q.dataset, provider)
+            .await?,
     ))
 }
 
@@ -209,7 +235,10 @@ async fn list_objections(
     caller: Caller,
 ) -> ApiResult<Json<Vec<Objection>>> {
     Ok(Json(
-        app.sandbox.objections(&objection_view(&caller)).await?,
+        app.sandbox
+            .objections()
+            .objections(&objection_view(&caller))
+            .await?,
     ))
 }
 
@@ -226,6 +255,7 @@ async fn file_objection(
 ) -> ApiResult<(StatusCode, Json<Objection>)> {
     let objection = app
         .sandbox
+        .objections()
         .file_objection(&caller.principal.actor(), body)
         .await?;
     Ok((StatusCode::CREATED, Json(objection)))
@@ -241,7 +271,10 @@ async fn get_objection(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Objection>> {
     Ok(Json(
-        app.sandbox.objection(&id, &objection_view(&caller)).await?,
+        app.sandbox
+            .objections()
+            .objection(&id, &objection_view(&caller))
+            .await?,
     ))
 }
 
@@ -259,9 +292,31 @@ async fn answer_objection(
 ) -> ApiResult<Json<Objection>> {
     Ok(Json(
         app.sandbox
+            .objections()
             .answer_objection(&caller.principal.actor(), &id, body)
             .await?,
     ))
+}
+
+/// A witness's cosignature, as sent.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CosignatureSubmission {
+    /// The witness's verifier key (`name+keyid+base64(0x04 || key)`).
+    pub witness_key: String,
+    /// The checkpoint note with the witness's cosignature line added.
+    pub checkpoint: String,
+}
+
+/// A stored cosignature.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct AcceptedCosignature {
+    /// Tree size cosigned.
+    pub size: u64,
+    /// Witness key name.
+    pub witness: String,
+    /// The cosignature's timestamp, seconds since epoch.
+    pub timestamp: u64,
 }
 
 /// Submit a witness cosignature (C2SP tlog-cosignature/v1) of a checkpoint this log
@@ -274,6 +329,14 @@ async fn submit_cosignature(
     _caller: Caller,
     ApiJson(body): ApiJson<CosignatureSubmission>,
 ) -> ApiResult<(StatusCode, Json<AcceptedCosignature>)> {
-    let accepted = supervision::accept_cosignature(&app, body).await?;
+    let accepted = app
+        .ledger
+        .accept_cosignature(&body.witness_key, &body.checkpoint)
+        .await?;
+    let accepted = AcceptedCosignature {
+        size: accepted.size,
+        witness: accepted.witness,
+        timestamp: accepted.timestamp,
+    };
     Ok((StatusCode::CREATED, Json(accepted)))
 }

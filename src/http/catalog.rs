@@ -45,6 +45,7 @@ pub fn routes() -> OpenApiRouter<App> {
 
 async fn dataset_or_404(app: &App, id: &str) -> ApiResult<Dataset> {
     app.sandbox
+        .catalog()
         .dataset(id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such dataset"))
@@ -59,7 +60,7 @@ async fn search_datasets(
     _caller: Caller,
     ApiQuery(query): ApiQuery<DatasetQuery>,
 ) -> ApiResult<Json<DatasetPage>> {
-    Ok(Json(app.sandbox.search(&query).await?))
+    Ok(Json(app.sandbox.catalog().search(&query).await?))
 }
 
 /// Register a dataset (providers), claiming its data elements.
@@ -73,6 +74,7 @@ async fn register_dataset(
 ) -> ApiResult<(StatusCode, Json<Dataset>)> {
     let dataset = app
         .sandbox
+        .catalog()
         .register_dataset(&caller.principal.actor(), body)
         .await?;
     tracing::info!(dataset = %dataset.id, org = %dataset.provider_org, "registered dataset");
@@ -101,7 +103,7 @@ async fn list_versions(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Vec<Version>>> {
     let dataset = dataset_or_404(&app, &id).await?;
-    Ok(Json(app.sandbox.versions(&dataset.id).await?))
+    Ok(Json(app.sandbox.versions().versions(&dataset.id).await?))
 }
 
 /// How the upload body is encoded.
@@ -176,7 +178,7 @@ async fn upload_version(
     let dataset = dataset_or_404(&app, &id).await?;
     caller.owns(&dataset.provider_org)?;
     let format = params.to_format()?;
-    let mut upload = app.sandbox.start_upload().await?;
+    let mut upload = app.sandbox.versions().start_upload().await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was cut off"))?;
@@ -185,6 +187,7 @@ async fn upload_version(
     let raw = upload.finish().await?;
     let job = app
         .sandbox
+        .versions()
         .submit_version(&caller.principal.actor(), &dataset, format, raw)
         .await?;
     tracing::info!(dataset = %dataset.id, job = %job.id, "accepted an upload");
@@ -207,6 +210,7 @@ async fn get_version(
     ApiPath((id, version)): ApiPath<(String, u64)>,
 ) -> ApiResult<Json<Version>> {
     app.sandbox
+        .versions()
         .version(&id, version)
         .await?
         .map(Json)
@@ -222,7 +226,9 @@ async fn get_certificate(
     _caller: Caller,
     ApiPath((id, version)): ApiPath<(String, u64)>,
 ) -> ApiResult<Json<CertificateWithReceipt>> {
-    Ok(Json(app.sandbox.certificate(&id, version).await?))
+    Ok(Json(
+        app.sandbox.versions().certificate(&id, version).await?,
+    ))
 }
 
 /// Output format of row-returning endpoints.
@@ -263,7 +269,11 @@ async fn download_version(
             "format is parquet, csv or json",
         ));
     }
-    let path = app.sandbox.download_path(&dataset, version).await?;
+    let path = app
+        .sandbox
+        .access()
+        .download_path(&dataset, version)
+        .await?;
     tracing::info!(dataset = %dataset.id, version, key_id = %caller.principal.key_id, format, "download");
     if format == "parquet" {
         // The certified bytes themselves, so the buyer can check them against the
@@ -275,7 +285,7 @@ async fn download_version(
         )
             .into_response());
     }
-    let mut frame = app.sandbox.download(&dataset, version).await?;
+    let mut frame = app.sandbox.access().download(&dataset, version).await?;
     frame_response(&mut frame, format, usize::MAX)
 }
 
@@ -304,6 +314,7 @@ async fn dummy_data(
     }
     let mut frame = app
         .sandbox
+        .access()
         .dummy(&dataset, rows, params.seed.unwrap_or(0))
         .await?;
     frame_response(&mut frame, format, rows)
@@ -339,7 +350,7 @@ async fn list_elements(
     State(app): State<App>,
     _caller: Caller,
 ) -> ApiResult<Json<Vec<DataElement>>> {
-    Ok(Json(app.sandbox.elements().await?))
+    Ok(Json(app.sandbox.catalog().elements().await?))
 }
 
 /// Register a data element with its source department (providers); 409 if it already
@@ -354,6 +365,7 @@ async fn register_element(
 ) -> ApiResult<(StatusCode, Json<DataElement>)> {
     let element = app
         .sandbox
+        .catalog()
         .register_element(
             &caller.principal.actor(),
             &body.code,

@@ -68,7 +68,12 @@ async fn list_consent_keys(
     } else {
         Some(caller.principal.org_id.clone())
     };
-    Ok(Json(app.sandbox.consent_keys(org.as_deref()).await?))
+    Ok(Json(
+        app.sandbox
+            .fhe_consent()
+            .consent_keys(org.as_deref())
+            .await?,
+    ))
 }
 
 /// A consent key.
@@ -94,6 +99,7 @@ async fn put_consent_key(
 ) -> ApiResult<(StatusCode, Json<ConsentKey>)> {
     let (key, created) = app
         .sandbox
+        .fhe_consent()
         .register_consent_key(&caller.principal.actor(), &body.public_key)
         .await?;
     let status = if created {
@@ -117,6 +123,7 @@ async fn get_consent(
     let all = caller.principal.role == Role::Supervisor;
     Ok(Json(
         app.sandbox
+            .fhe_consent()
             .fhe_consent(&id, &caller.principal.org_id, all)
             .await?,
     ))
@@ -147,6 +154,7 @@ async fn request_consent(
 ) -> ApiResult<(StatusCode, Json<ConsentView>)> {
     let view = app
         .sandbox
+        .fhe_consent()
         .request_fhe_consent(&caller.principal.actor(), &id, &body.reason)
         .await?;
     Ok((StatusCode::CREATED, Json(view)))
@@ -189,6 +197,7 @@ async fn open_consent(
     };
     Ok(Json(
         app.sandbox
+            .fhe_consent()
             .open_fhe_consent(&caller.principal.actor(), &id, text)
             .await?,
     ))
@@ -217,6 +226,7 @@ async fn refuse_consent(
 ) -> ApiResult<Json<ConsentView>> {
     Ok(Json(
         app.sandbox
+            .fhe_consent()
             .refuse_fhe_consent(&caller.principal.actor(), &id, &body.reason)
             .await?,
     ))

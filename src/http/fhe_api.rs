@@ -79,6 +79,7 @@ async fn list_templates(
 ) -> ApiResult<Json<Vec<FheTemplate>>> {
     Ok(Json(
         app.sandbox
+            .fhe()
             .fhe_templates(
                 &caller.principal.org_id,
                 template_view(&caller),
@@ -99,6 +100,7 @@ async fn propose_template(
 ) -> ApiResult<(StatusCode, Json<FheTemplate>)> {
     let t = app
         .sandbox
+        .fhe()
         .propose_fhe_template(&caller.principal.actor(), body)
         .await?;
     tracing::info!(template = %t.id, dataset = %t.dataset_id, "proposed an FHE template");
@@ -117,6 +119,7 @@ async fn get_template(
 ) -> ApiResult<Json<FheTemplate>> {
     Ok(Json(
         app.sandbox
+            .fhe()
             .fhe_template(&id, &caller.principal.org_id, template_view(&caller))
             .await?,
     ))
@@ -136,6 +139,7 @@ async fn decide_template(
 ) -> ApiResult<Json<FheTemplate>> {
     Ok(Json(
         app.sandbox
+            .fhe()
             .decide_fhe_template(&caller.principal.actor(), &id, body)
             .await?,
     ))
@@ -162,6 +166,7 @@ async fn retire_template(
 ) -> ApiResult<Json<FheTemplate>> {
     Ok(Json(
         app.sandbox
+            .fhe()
             .retire_fhe_template(&caller.principal.actor(), &id, &body.reason)
             .await?,
     ))
@@ -172,7 +177,10 @@ async fn retire_template(
     responses((status = 200, body = Vec<ServerKeyInfo>)))]
 async fn list_keys(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<ServerKeyInfo>>> {
     Ok(Json(
-        app.sandbox.server_keys(&caller.principal.org_id).await?,
+        app.sandbox
+            .fhe()
+            .server_keys(&caller.principal.org_id)
+            .await?,
     ))
 }
 
@@ -185,7 +193,7 @@ async fn list_keys(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec
     responses((status = 201, body = ServerKeyInfo), (status = 200, body = ServerKeyInfo),
         (status = 413, body = Problem), (status = 422, body = Problem)))]
 async fn upload_key(State(app): State<App>, caller: Caller, body: Body) -> ApiResult<Response> {
-    let mut upload = app.sandbox.start_key_upload().await?;
+    let mut upload = app.sandbox.fhe().start_key_upload().await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was cut off"))?;
@@ -193,6 +201,7 @@ async fn upload_key(State(app): State<App>, caller: Caller, body: Body) -> ApiRe
     }
     let (key, created) = app
         .sandbox
+        .fhe()
         .register_server_key(&caller.principal.actor(), upload)
         .await?;
     let status = if created {
@@ -215,6 +224,7 @@ async fn get_key(
 ) -> ApiResult<Json<ServerKeyInfo>> {
     Ok(Json(
         app.sandbox
+            .fhe()
             .server_key(&id, &caller.principal.org_id)
             .await?,
     ))
@@ -230,6 +240,7 @@ async fn delete_key(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     app.sandbox
+        .fhe()
         .delete_server_key(&caller.principal.actor(), &id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -293,6 +304,7 @@ async fn submit_query(
     };
     let (query, job) = app
         .sandbox
+        .fhe()
         .start_fhe_query(&caller.principal.actor(), request, ciphertext)
         .await?;
     let location = format!("/v1/jobs/{}", job.id);
@@ -311,6 +323,7 @@ async fn list_queries(State(app): State<App>, caller: Caller) -> ApiResult<Json<
     let all = caller.principal.role == Role::Supervisor;
     Ok(Json(
         app.sandbox
+            .fhe()
             .fhe_queries(&caller.principal.org_id, all)
             .await?,
     ))
@@ -348,16 +361,21 @@ async fn get_query(
 ) -> ApiResult<Json<QueryView>> {
     let org = &caller.principal.org_id;
     if caller.principal.role == Role::Supervisor {
-        let query = app.sandbox.fhe_query(&id, org, true).await?;
+        let query = app.sandbox.fhe().fhe_query(&id, org, true).await?;
         return Ok(Json(QueryView {
             query,
             answer: None,
         }));
     }
-    let query = app.sandbox.fhe_query(&id, org, false).await?;
-    let answer = app.sandbox.fhe_answer(&id, org).await?.map(|a| AnswerBody {
-        value: STANDARD.encode(&a.value),
-        found: STANDARD.encode(&a.found),
-    });
+    let query = app.sandbox.fhe().fhe_query(&id, org, false).await?;
+    let answer = app
+        .sandbox
+        .fhe()
+        .fhe_answer(&id, org)
+        .await?
+        .map(|a| AnswerBody {
+            value: STANDARD.encode(&a.value),
+            found: STANDARD.encode(&a.found),
+        });
     Ok(Json(QueryView { query, answer }))
 }

@@ -168,7 +168,7 @@ async fn get_checkpoint(State(app): State<App>, _caller: Caller) -> ApiResult<Re
         None => app.ledger.checkpoint().await?,
     };
     // Witnesses' cosignatures ride along as extra signature lines.
-    cp.note = crate::supervision::with_cosignatures(&app, &cp).await?;
+    cp.note = app.ledger.with_cosignatures(&cp).await?;
     Ok(note_response(cp))
 }
 

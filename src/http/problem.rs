@@ -282,21 +282,22 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<pdx_sandbox::SandboxError> for ApiError {
     fn from(e: pdx_sandbox::SandboxError) -> Self {
-        use pdx_sandbox::SandboxError as E;
-        match e {
-            E::Invalid(msg) => ApiError::unprocessable(msg),
-            E::Conflict(msg) => ApiError::conflict(msg),
-            E::NotFound(msg) => ApiError::not_found(msg),
-            E::Forbidden(msg) => ApiError::forbidden(msg),
-            E::Busy(msg) => ApiError::too_many(msg),
-            E::TooLarge { .. } => ApiError::too_large(e.to_string()),
-            E::Upload(ref upload) if upload.is_client_error() => {
-                ApiError::unprocessable(upload.to_string())
-            }
-            // Internal causes are logged by `internal` and never sent: an engine or
-            // database message may carry a stored value.
-            other => ApiError::internal(other),
-        }
+        use pdx_sandbox::ErrorClass as C;
+        let class = e.class();
+        // Internal causes are logged by `internal` and never sent: an engine or
+        // database message may carry a stored value.
+        let (slug, title) = match class {
+            C::Internal => return ApiError::internal(e),
+            C::Invalid => ("unprocessable", "Unprocessable request"),
+            C::Forbidden => ("forbidden", "Forbidden"),
+            C::NotFound => ("not-found", "Not found"),
+            C::Conflict => ("conflict", "Conflict"),
+            C::Busy => ("too-many-requests", "Too many requests"),
+            C::TooLarge => ("payload-too-large", "Payload too large"),
+        };
+        // The status is the class's own (`ErrorClass::status`, shared with failed jobs).
+        let status = StatusCode::from_u16(class.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        Self::new(status, slug, title, e.to_string())
     }
 }
 
@@ -321,5 +322,26 @@ impl From<pdx_products::ProductsError> for ApiError {
             _ => "Refused",
         };
         Self::new(status, slug, title, e.to_string())
+    }
+}
+
+impl From<crate::bridges::BridgeError> for ApiError {
+    fn from(e: crate::bridges::BridgeError) -> Self {
+        use crate::bridges::BridgeError as E;
+        match e {
+            E::Sandbox(e) => e.into(),
+            E::Accounts(e) => e.into(),
+            E::Internal(cause) => ApiError::internal(cause),
+        }
+    }
+}
+
+impl<E: Into<ApiError>> From<pdx_products::OutputsError<E>> for ApiError {
+    fn from(e: pdx_products::OutputsError<E>) -> Self {
+        // Each side answers as it would on its own.
+        match e {
+            pdx_products::OutputsError::Outputs(e) => e.into(),
+            pdx_products::OutputsError::Products(e) => e.into(),
+        }
     }
 }

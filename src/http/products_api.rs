@@ -14,21 +14,19 @@
 //!   orders; another buyer's order is 404;
 //! - the exchange and supervisors read any order, settlements and the reconciliation.
 //!
-//! The provenance of each release comes from the sandbox
-//! ([`pdx_sandbox::Sandbox::release_provenance`]) and the provider's region from its
-//! organisation: the region's public finance receives the provider share.
-
-use std::collections::HashMap;
+//! The products crate resolves release ids and checks the developer's suspension
+//! through [`pdx_products::ReleasedOutputs`], implemented once over the sandbox and the
+//! accounts by [`crate::bridges::SandboxReleases`] (`app.released_outputs`): the
+//! provenance of each release comes from the sandbox and the provider's region from its
+//! organisation (the region's public finance receives the provider share).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pdx_ledger::Hash32;
 use pdx_products::{
     CURRENCY, Licence, MAX_IDEMPOTENCY_KEY, NewOrder, NewProduct, Order, OrderFilter, OrderStatus,
-    Product, ProductFilter, ProductStatus, ReconGroupBy, Reconciliation, ReleasedSource,
-    RevenueSplit, Settlement, SourceDataset,
+    Product, ProductFilter, ProductStatus, ReconGroupBy, Reconciliation, RevenueSplit, Settlement,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -77,58 +75,6 @@ fn may_see(caller: &Caller, product: &Product) -> bool {
             product.status,
             ProductStatus::Listed | ProductStatus::Delisted
         )
-}
-
-fn hash32(hex: &str) -> ApiResult<Hash32> {
-    Hash32::from_hex(hex).map_err(|_| ApiError::internal("a stored hash is not 32 bytes of hex"))
-}
-
-/// Fills the products crate's [`ReleasedSource`]s from the sandbox and the accounts.
-async fn released_sources(
-    app: &App,
-    developer_org: &str,
-    ids: &[String],
-) -> ApiResult<Vec<ReleasedSource>> {
-    let mut regions: HashMap<String, String> = HashMap::new();
-    let mut out = Vec::with_capacity(ids.len());
-    for id in ids {
-        let p = app.sandbox.release_provenance(id, developer_org).await?;
-        let mut datasets = Vec::with_capacity(p.datasets.len());
-        for d in p.datasets {
-            let region = match regions.get(&d.provider_org) {
-                Some(r) => r.clone(),
-                None => {
-                    let org = app.accounts.org(&d.provider_org).await?.ok_or_else(|| {
-                        ApiError::internal("a dataset's provider organisation does not exist")
-                    })?;
-                    regions.insert(d.provider_org.clone(), org.region.clone());
-                    org.region
-                }
-            };
-            datasets.push(SourceDataset {
-                dataset_id: d.dataset_id,
-                title: d.title,
-                source_department: d.source_department,
-                provider_org: d.provider_org,
-                provider_region: region,
-                certificate_no: d.certificate_no,
-                content_hash: hash32(&d.content_hash)?,
-                acquired: d.acquired,
-                research_only: d.research_only,
-            });
-        }
-        out.push(ReleasedSource {
-            release_id: p.release_id,
-            developer_org: p.developer_org,
-            output_hash: hash32(&p.output_hash)?,
-            output_path: p.output_path,
-            model_hash: hash32(&p.model_hash)?,
-            reviewers: p.reviewers,
-            research_only_grant: p.research_only_grant,
-            datasets,
-        });
-    }
-    Ok(out)
 }
 
 fn default_currency() -> String {
@@ -249,7 +195,6 @@ async fn create_product(
         ));
     }
     let actor = caller.principal.actor();
-    let sources = released_sources(&app, &actor.org, &body.releases).await?;
     let new = NewProduct {
         title: body.title,
         description: body.description,
@@ -258,7 +203,10 @@ async fn create_product(
         currency: body.currency,
         split: body.split,
     };
-    let product = app.products.create_product(&actor, new, sources).await?;
+    let product = app
+        .products
+        .package_releases(&actor, new, &body.releases, &app.released_outputs)
+        .await?;
     tracing::info!(product = %product.id, org = %product.developer_org, "created a product");
     let location = format!("/v1/products/{}", product.id);
     Ok((
@@ -299,14 +247,10 @@ async fn list_product(
 ) -> ApiResult<Json<Product>> {
     // A suspended developer's products are delisted and may not be listed again until
     // the supervisor reinstates the organisation.
-    let pending = app.products.product(&id).await?;
-    let developer = app.accounts.org(&pending.developer_org).await?;
-    if developer.is_some_and(|org| org.suspended) {
-        return Err(ApiError::conflict(
-            "the product's developer organisation is suspended",
-        ));
-    }
-    let product = app.products.list(&caller.principal.actor(), &id).await?;
+    let product = app
+        .products
+        .list_unless_suspended(&caller.principal.actor(), &id, &app.released_outputs)
+        .await?;
     tracing::info!(product = %product.id, registration = ?product.registration_no, "listed a product");
     Ok(Json(product))
 }

@@ -68,6 +68,7 @@ fn grant_view(caller: &Caller) -> GrantView {
 async fn list_grants(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Grant>>> {
     Ok(Json(
         app.sandbox
+            .grants()
             .grants(&caller.principal.org_id, grant_view(&caller))
             .await?,
     ))
@@ -84,6 +85,7 @@ async fn apply_for_grant(
 ) -> ApiResult<(StatusCode, Json<Grant>)> {
     let grant = app
         .sandbox
+        .grants()
         .apply_for_grant(&caller.principal.actor(), body)
         .await?;
     Ok((StatusCode::CREATED, Json(grant)))
@@ -100,6 +102,7 @@ async fn get_grant(
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(
         app.sandbox
+            .grants()
             .grant(&id, &caller.principal.org_id, grant_view(&caller))
             .await?,
     ))
@@ -119,6 +122,7 @@ async fn decide_grant(
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(
         app.sandbox
+            .grants()
             .decide_grant(&caller.principal.actor(), &id, body)
             .await?,
     ))
@@ -145,6 +149,7 @@ async fn revoke_grant(
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(
         app.sandbox
+            .grants()
             .revoke_grant(&caller.principal.actor(), &id, &body.reason)
             .await?,
     ))
@@ -161,11 +166,12 @@ async fn get_output_policy(
 ) -> ApiResult<Json<OutputPolicy>> {
     let dataset = app
         .sandbox
+        .catalog()
         .dataset(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such dataset"))?;
     caller.owns(&dataset.provider_org)?;
-    Ok(Json(app.sandbox.output_policy(&id).await?))
+    Ok(Json(app.sandbox.runs().output_policy(&id).await?))
 }
 
 /// Set a dataset's output policy: disclosure thresholds, reviewers, DP auto-release.
@@ -181,19 +187,25 @@ async fn set_output_policy(
 ) -> ApiResult<Json<OutputPolicy>> {
     let dataset = app
         .sandbox
+        .catalog()
         .dataset(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such dataset"))?;
     caller.owns(&dataset.provider_org)?;
-    app.sandbox.set_output_policy(&id, &body).await?;
-    Ok(Json(app.sandbox.output_policy(&id).await?))
+    app.sandbox.runs().set_output_policy(&id, &body).await?;
+    Ok(Json(app.sandbox.runs().output_policy(&id).await?))
 }
 
 /// The caller's models.
 #[utoipa::path(get, path = "/v1/models", tag = "sandbox", security(("bearer" = [])),
     responses((status = 200, body = Vec<Model>)))]
 async fn list_models(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Model>>> {
-    Ok(Json(app.sandbox.models(&caller.principal.org_id).await?))
+    Ok(Json(
+        app.sandbox
+            .models()
+            .models(&caller.principal.org_id)
+            .await?,
+    ))
 }
 
 /// Register a model (SQL or DP); its hash goes on the ledger.
@@ -207,6 +219,7 @@ async fn register_model(
 ) -> ApiResult<(StatusCode, Json<Model>)> {
     let model = app
         .sandbox
+        .models()
         .register_model(&caller.principal.actor(), body)
         .await?;
     Ok((StatusCode::CREATED, Json(model)))
@@ -222,7 +235,10 @@ async fn get_model(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<Model>> {
     Ok(Json(
-        app.sandbox.model(&id, &caller.principal.org_id).await?,
+        app.sandbox
+            .models()
+            .model(&id, &caller.principal.org_id)
+            .await?,
     ))
 }
 
@@ -236,7 +252,7 @@ async fn dry_run(
     _caller: Caller,
     ApiJson(body): ApiJson<DryRunRequest>,
 ) -> ApiResult<Json<DryRunResult>> {
-    Ok(Json(app.sandbox.dry_run(body).await?))
+    Ok(Json(app.sandbox.runs().dry_run(body).await?))
 }
 
 /// Start a model run as a job (202 with its location). Grants, budgets and the
@@ -252,6 +268,7 @@ async fn start_run(
 ) -> ApiResult<Response> {
     let job = app
         .sandbox
+        .runs()
         .start_run(&caller.principal.actor(), body)
         .await?;
     tracing::info!(job = %job.id, org = %job.org_id, "started a model run");
@@ -269,7 +286,10 @@ async fn start_run(
     responses((status = 200, body = Vec<Output>)))]
 async fn list_outputs(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<Output>>> {
     Ok(Json(
-        app.sandbox.outputs_of(&caller.principal.org_id).await?,
+        app.sandbox
+            .reviews()
+            .outputs_of(&caller.principal.org_id)
+            .await?,
     ))
 }
 
@@ -292,6 +312,7 @@ async fn get_output(
 ) -> ApiResult<Json<Output>> {
     Ok(Json(
         app.sandbox
+            .reviews()
             .output(&id, &caller.principal.org_id, output_view(&caller))
             .await?,
     ))
@@ -330,7 +351,7 @@ async fn download_output(
     let org = &caller.principal.org_id;
     if format == "parquet" {
         // The stored bytes themselves, so their hash matches the release entry.
-        let (output, path) = app.sandbox.output_path(&id, org, view).await?;
+        let (output, path) = app.sandbox.reviews().output_path(&id, org, view).await?;
         let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
         tracing::info!(output = %output.id, key_id = %caller.principal.key_id, format, "output download");
         return Ok((
@@ -339,7 +360,7 @@ async fn download_output(
         )
             .into_response());
     }
-    let (output, mut frame) = app.sandbox.output_rows(&id, org, view).await?;
+    let (output, mut frame) = app.sandbox.reviews().output_rows(&id, org, view).await?;
     tracing::info!(output = %output.id, key_id = %caller.principal.key_id, format, "output download");
     if format == "json" {
         return Ok(Json(to_json_rows(&frame, usize::MAX)).into_response());
@@ -354,7 +375,10 @@ async fn download_output(
     responses((status = 200, body = Vec<ReviewItem>)))]
 async fn review_queue(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<ReviewItem>>> {
     Ok(Json(
-        app.sandbox.review_queue(&caller.principal.org_id).await?,
+        app.sandbox
+            .reviews()
+            .review_queue(&caller.principal.org_id)
+            .await?,
     ))
 }
 
@@ -372,6 +396,7 @@ async fn review_output(
 ) -> ApiResult<Json<Output>> {
     Ok(Json(
         app.sandbox
+            .reviews()
             .review_output(&caller.principal.actor(), &id, body)
             .await?,
     ))

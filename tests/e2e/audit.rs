@@ -967,6 +967,7 @@ async fn fork_of(from: &TestServer) -> TestServer {
         http: reqwest::Client::new(),
         dir,
         backend: "sqlite",
+        database_url: None,
     }
 }
 

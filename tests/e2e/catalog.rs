@@ -515,7 +515,14 @@ async fn gbk_uploads_decode_and_pseudonyms_are_unlinkable_across_datasets() {
 /// The values of one string column of a stored de-identified version (read from the
 /// zone directly, as only the test can).
 async fn stored_column(t: &TestServer, dataset: &str, column: &str) -> Vec<String> {
-    let v = t.app.sandbox.version(dataset, 1).await.unwrap().unwrap();
+    let v = t
+        .app
+        .sandbox
+        .versions()
+        .version(dataset, 1)
+        .await
+        .unwrap()
+        .unwrap();
     let path = t
         .dir
         .path()

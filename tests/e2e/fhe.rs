@@ -29,17 +29,17 @@ use serde_json::{Value, json};
 use crate::catalog::{register, upload};
 use crate::support::TestServer;
 
-const ROWS: usize = 8;
-const SEED: u64 = 88;
+pub(crate) const ROWS: usize = 8;
+pub(crate) const SEED: u64 = 88;
 
-struct Material {
-    pair: KeyPair,
-    secret: ClientSecret,
+pub(crate) struct Material {
+    pub(crate) pair: KeyPair,
+    pub(crate) secret: ClientSecret,
     foreign_server_key: Vec<u8>,
 }
 
 /// One key pair for the whole test (generating one takes seconds on two cores).
-fn material() -> &'static Material {
+pub(crate) fn material() -> &'static Material {
     static M: OnceLock<Material> = OnceLock::new();
     M.get_or_init(|| {
         let pair = client::generate_keys().unwrap();
@@ -53,7 +53,7 @@ fn material() -> &'static Material {
 }
 
 /// (credit code, kWh) of the uploaded CSV.
-fn enterprises(csv: &str) -> Vec<(String, u64)> {
+pub(crate) fn enterprises(csv: &str) -> Vec<(String, u64)> {
     csv.lines()
         .skip(1)
         .map(|l| {
@@ -65,7 +65,7 @@ fn enterprises(csv: &str) -> Vec<(String, u64)> {
 
 /// The clear answer of the template, computed here from the CSV: in the top quartile
 /// when at least 3/4 of the enterprises use strictly less.
-fn top_quartile(all: &[(String, u64)], kwh: u64) -> bool {
+pub(crate) fn top_quartile(all: &[(String, u64)], kwh: u64) -> bool {
     let below = all.iter().filter(|(_, k)| *k < kwh).count();
     (4 * below) / all.len() >= 3
 }
@@ -108,7 +108,7 @@ fn payload(entry: &Value) -> Value {
     }
 }
 
-fn encrypt(key_hash: u64) -> Vec<u8> {
+pub(crate) fn encrypt(key_hash: u64) -> Vec<u8> {
     material()
         .secret
         .encrypt_key(KeyWidth::U16, key_hash)
@@ -117,7 +117,7 @@ fn encrypt(key_hash: u64) -> Vec<u8> {
 
 /// An enterprise's signed authorisation, as the bank keeps it.
 #[derive(Clone)]
-struct Consent {
+pub(crate) struct Consent {
     authorisation: ConsentAuthorisation,
     signature: [u8; 64],
 }
@@ -132,7 +132,12 @@ impl Consent {
     }
 
     /// The authorisation for `bank_org` and `template`, valid from a minute ago for a day.
-    fn for_query(key: &SigningKey, subject_org: &str, bank_org: &str, template: &str) -> Consent {
+    pub(crate) fn for_query(
+        key: &SigningKey,
+        subject_org: &str,
+        bank_org: &str,
+        template: &str,
+    ) -> Consent {
         let now = pdx_ledger::db::now_ms();
         Consent::sign(
             key,
@@ -148,7 +153,7 @@ impl Consent {
     }
 
     /// A fresh opening (a new random nonce) for one query.
-    fn fresh(&self) -> ConsentOpening {
+    pub(crate) fn fresh(&self) -> ConsentOpening {
         ConsentOpening {
             authorisation: self.authorisation.clone(),
             signature: self.signature,
@@ -168,7 +173,7 @@ async fn put_consent_key(t: &TestServer, key: &str, public_key: &str) -> (u16, V
 }
 
 /// A subject organisation with a registered consent key: (org id, API key, signing key).
-async fn subject(t: &TestServer, name: &str, seed: u8) -> (String, String, SigningKey) {
+pub(crate) async fn subject(t: &TestServer, name: &str, seed: u8) -> (String, String, SigningKey) {
     let (org, key) = t.key_for(name, "subject").await;
     let signing = SigningKey::from_bytes(&[seed; 32]);
     let public = hex::encode(signing.verifying_key().to_bytes());
@@ -690,13 +695,18 @@ async fn fhe_private_lookups_over_http() {
 
 /// The conditional electricity dataset, an FHE grant of `budget` queries for the bank,
 /// an approved template and the bank's server key.
-struct Fixture {
-    grant: String,
-    template: String,
-    server_key: String,
+pub(crate) struct Fixture {
+    pub(crate) grant: String,
+    pub(crate) template: String,
+    pub(crate) server_key: String,
 }
 
-async fn fhe_fixture(t: &TestServer, provider: &str, bank: &str, budget: u32) -> Fixture {
+pub(crate) async fn fhe_fixture(
+    t: &TestServer,
+    provider: &str,
+    bank: &str,
+    budget: u32,
+) -> Fixture {
     let b = t.backend;
     let meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
     let dataset = register(t, provider, &meta).await;

@@ -7,5 +7,6 @@ mod foundation;
 mod ledger_http;
 mod notebooks;
 mod products;
+mod restart;
 mod sandbox;
 mod support;

@@ -89,7 +89,7 @@ struct World {
     values: BTreeSet<String>,
 }
 
-async fn apply(
+pub(crate) async fn apply(
     t: &TestServer,
     dev: &str,
     dataset: &str,
@@ -119,7 +119,12 @@ async fn apply(
     g["id"].as_str().unwrap().to_string()
 }
 
-async fn approve(t: &TestServer, provider: &str, grant: &str, narrowing: Value) -> Value {
+pub(crate) async fn approve(
+    t: &TestServer,
+    provider: &str,
+    grant: &str,
+    narrowing: Value,
+) -> Value {
     let mut body = json!({"approve": true});
     if let (Some(b), Some(n)) = (body.as_object_mut(), narrowing.as_object()) {
         b.extend(n.clone());

@@ -13,6 +13,9 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub dir: tempfile::TempDir,
     pub backend: &'static str,
+    /// The PostgreSQL URL (with its schema) the server uses; None for SQLite, whose file
+    /// is the default one inside `dir`.
+    pub database_url: Option<String>,
 }
 
 fn postgres_url() -> Option<String> {
@@ -60,7 +63,7 @@ impl TestServer {
         };
         let args = ConfigArgs {
             data_dir: Some(dir.path().to_path_buf()),
-            database_url,
+            database_url: database_url.clone(),
             ..ConfigArgs::default()
         };
         let mut config = Config::resolve(&args, Some("127.0.0.1:0")).unwrap();
@@ -86,6 +89,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             dir,
             backend: if postgres { "postgres" } else { "sqlite" },
+            database_url,
         })
     }
 

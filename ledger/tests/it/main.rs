@@ -6,3 +6,4 @@ mod store;
 mod support;
 mod tamper;
 mod vectors;
+mod witness;

@@ -3,6 +3,7 @@
 mod catalog;
 mod concurrency;
 mod orders;
+mod outputs;
 mod settlement;
 mod split;
 mod support;

@@ -1,0 +1,68 @@
+//! The sandbox's settings ([`SandboxConfig`]), with the defaults a fresh data directory
+//! gets.
+
+use std::path::PathBuf;
+
+/// Settings of the sandbox.
+#[derive(Clone, Debug)]
+pub struct SandboxConfig {
+    /// Root of the zones (usually the pdx data directory).
+    pub data_dir: PathBuf,
+    /// Largest accepted upload, in bytes.
+    pub upload_limit: u64,
+    /// Keep raw uploads after de-identification (default: delete them).
+    pub retain_raw: bool,
+    /// Validity of a data asset certificate, in days.
+    pub certificate_validity_days: u32,
+    /// Working days a provider has to answer a grant application.
+    pub grant_answer_working_days: u32,
+    /// Working days a provider has to answer an objection (异议) to a dataset version.
+    pub objection_answer_working_days: u32,
+    /// Public holidays skipped when counting working days.
+    pub holidays: Vec<time::Date>,
+    /// Model runs one organisation may have in progress.
+    pub org_run_concurrency: u32,
+    /// Memory pool of one SQL run, in bytes (no spilling).
+    pub run_memory_bytes: usize,
+    /// Wall-clock limit of one run.
+    pub run_timeout: std::time::Duration,
+    /// Most rows in one output.
+    pub max_output_rows: usize,
+    /// Most bytes in one output.
+    pub max_output_bytes: usize,
+    /// Largest accepted FHE server key, in bytes.
+    pub fhe_server_key_limit: u64,
+    /// Most table rows one FHE lookup may scan (beyond, the client must reveal a bucket).
+    pub fhe_max_rows: usize,
+    /// Threads of the FHE evaluator (0: every core).
+    pub fhe_threads: usize,
+    /// How long every job waits after it is marked started and before its work (zero
+    /// in service; crash tests set it, through `PDX_JOB_START_PAUSE_MS`, to kill the
+    /// server while jobs are certainly running).
+    pub job_start_pause: std::time::Duration,
+}
+
+impl SandboxConfig {
+    /// Defaults for a data directory: 1 GiB uploads, raw files deleted, one-year
+    /// certificates.
+    pub fn new(data_dir: impl Into<PathBuf>) -> SandboxConfig {
+        SandboxConfig {
+            data_dir: data_dir.into(),
+            upload_limit: 1 << 30,
+            retain_raw: false,
+            certificate_validity_days: 365,
+            grant_answer_working_days: 5,
+            objection_answer_working_days: 5,
+            holidays: Vec::new(),
+            org_run_concurrency: 2,
+            run_memory_bytes: 512 << 20,
+            run_timeout: std::time::Duration::from_secs(120),
+            max_output_rows: 100_000,
+            max_output_bytes: 64 << 20,
+            fhe_server_key_limit: pdx_algorithms::fhe::DEFAULT_SERVER_KEY_LIMIT,
+            fhe_max_rows: 4096,
+            fhe_threads: 0,
+            job_start_pause: std::time::Duration::ZERO,
+        }
+    }
+}
