@@ -4,6 +4,10 @@
 //! secret is 32 random bytes. Only BLAKE3(secret) is stored, and compared in constant
 //! time. Every request re-reads the key row, so a revocation takes effect on the next
 //! request.
+//!
+//! The last active admin key cannot be revoked ([`AccountError::LastAdminKey`]): without
+//! one, organisations and keys could only be managed with the CLI on the server. An
+//! admin key is rotated by issuing the new one first, then revoking the old one.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,7 +16,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use pdx_ledger::db::{Db, DbError, MigrationSet, now_ms};
+use pdx_ledger::db::{Backend, Db, DbError, MigrationSet, now_ms};
 
 use crate::auth::{Principal, Role};
 
@@ -31,7 +35,23 @@ pub enum AccountError {
     /// A name or label is empty, too long, or has control characters.
     #[error("{0}")]
     Invalid(String),
+    /// The key is the platform's last active admin key (409): revoking it would leave no
+    /// key able to manage organisations and keys.
+    #[error(
+        "refusing to revoke the last active admin key: without it, organisations and keys \
+         could only be managed with the pdx CLI on the server. To rotate it, issue a new \
+         admin key first (POST /v1/keys with {{\"org\": {org:?}, \"role\": \"admin\"}}, \
+         or `pdx keys create --org {org:?} --role admin`), then revoke this one"
+    )]
+    LastAdminKey {
+        /// Name of the key's organisation, for the rotation hint.
+        org: String,
+    },
 }
+
+/// PostgreSQL advisory lock (`hashtext` of this) held by every revocation, so that the
+/// count of remaining admin keys cannot go stale before the update commits.
+const ADMIN_KEYS_LOCK: &str = "pdx-admin-keys";
 
 impl From<sqlx::Error> for AccountError {
     fn from(e: sqlx::Error) -> Self {
@@ -279,15 +299,55 @@ impl Accounts {
         })
     }
 
-    /// Revokes a key; false if it does not exist or was already revoked.
+    /// Revokes a key; false if it does not exist or was already revoked. The last active
+    /// admin key of the platform is refused with [`AccountError::LastAdminKey`].
+    ///
+    /// The check and the update are one write transaction (on SQLite `BEGIN IMMEDIATE`,
+    /// on PostgreSQL under an advisory lock), so two concurrent revocations of the last two
+    /// admin keys cannot both pass.
     pub async fn revoke_key(&self, key_id: &str) -> Result<bool, AccountError> {
+        let mut tx = self.db.begin_write().await?;
+        if self.db.backend() == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(ADMIN_KEYS_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let row = sqlx::query(
+            "SELECT k.role AS role, o.name AS org_name FROM api_keys k \
+             JOIN orgs o ON o.id = k.org_id WHERE k.key_id = $1 AND k.revoked_ms IS NULL",
+        )
+        .bind(key_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        let role: String = row.try_get("role")?;
+        if role == Role::Admin.as_str() {
+            let others = sqlx::query(
+                "SELECT COUNT(*) AS n FROM api_keys \
+                 WHERE role = $1 AND revoked_ms IS NULL AND key_id <> $2",
+            )
+            .bind(Role::Admin.as_str())
+            .bind(key_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            if others.try_get::<i64, _>("n")? == 0 {
+                let org: String = row.try_get("org_name")?;
+                tx.rollback().await?;
+                return Err(AccountError::LastAdminKey { org });
+            }
+        }
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL",
         )
         .bind(now_ms())
         .bind(key_id.to_string())
-        .execute(self.db.pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 

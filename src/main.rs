@@ -76,7 +76,8 @@ enum KeysCommand {
         #[arg(long, default_value = "cli")]
         label: String,
     },
-    /// Revoke a key by its public id.
+    /// Revoke a key by its public id. The last active admin key is refused: to rotate
+    /// it, create the new admin key first, then revoke the old one.
     Revoke {
         /// Public key id.
         key_id: String,

@@ -219,10 +219,10 @@ impl Consumer {
                 }
             }
             // A mangled entry line is evidence, not an unreadable file.
-            Message::BadLine(line) => Some(Ok(Err(VerifyFailure {
-                seq: self.entries(),
-                reason: format!("line {line} is not a valid export line"),
-            }))),
+            Message::BadLine(line) => Some(Ok(Err(VerifyFailure::bad(
+                self.entries(),
+                format!("line {line} is not a valid export line"),
+            )))),
             Message::Fatal(e) => Some(Err(e)),
             Message::End => Some(match self.verifier.take() {
                 Some(v) => Ok(v.finish()),

@@ -16,7 +16,9 @@
 //! 4. **Receipts.** Entry + inclusion proof + signed checkpoint in one JSON file
 //!    ([`receipt`]) that verifies offline, with nothing but the public key.
 //! 5. **Verifier.** [`verify`] walks a whole ledger (from the database or an export
-//!    file), recomputes everything and names the first bad seq. It needs no database.
+//!    file), recomputes everything and names the first bad seq; given a key that signed
+//!    none of the checkpoints, it says the key does not match instead. It needs no
+//!    database.
 //!
 //! Storage ([`store`]) runs on SQLite and PostgreSQL through sqlx's `Any` driver; the
 //! database itself rejects UPDATE and DELETE with triggers, and appends are serialised

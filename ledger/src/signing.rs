@@ -3,8 +3,9 @@
 //! The file holds one line in the signed-note private-key format used by
 //! `golang.org/x/mod/sumdb/note`: `PRIVATE+KEY+<name>+<key id hex>+<base64(0x01 || seed)>`,
 //! so the key can be moved between tools. It is created on first start with mode 0600
-//! and never logged; only the verifier key (`<name>+<key id>+<base64(0x01 || pubkey)>`)
-//! is ever shown.
+//! ([`load_or_create`]) and never logged; only the verifier key
+//! (`<name>+<key id>+<base64(0x01 || pubkey)>`) is ever shown. Tools that only read the
+//! log use [`load`], which never creates a key.
 
 use std::io::Write;
 use std::path::Path;
@@ -26,6 +27,9 @@ pub enum KeyFileError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// There is no key file (from [`load`], which never creates one).
+    #[error("no key file at {0}")]
+    Missing(String),
     /// The file is not a signed-note private key.
     #[error("key file {0} is not a signed-note Ed25519 private key")]
     Malformed(String),
@@ -69,22 +73,34 @@ pub fn decode_private_key(text: &str, path_for_errors: &str) -> Result<NoteSigne
     Ok(NoteSigner::new(name, SigningKey::from_bytes(&seed))?)
 }
 
-/// Loads the key at `path`, or creates one named `name` there (mode 0600) if absent.
-pub fn load_or_create(path: &Path, name: &str) -> Result<NoteSigner, KeyFileError> {
+/// Loads the key at `path` without creating anything: [`KeyFileError::Missing`] if there
+/// is no file there. For readers, such as an offline verifier, which must never make a
+/// key of their own.
+pub fn load(path: &Path) -> Result<NoteSigner, KeyFileError> {
     let shown = path.display().to_string();
-    let io = |source| KeyFileError::Io {
-        path: shown.clone(),
-        source,
-    };
     match std::fs::read_to_string(path) {
         Ok(text) => decode_private_key(&text, &shown),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(KeyFileError::Missing(shown)),
+        Err(source) => Err(KeyFileError::Io {
+            path: shown,
+            source,
+        }),
+    }
+}
+
+/// Loads the key at `path`, or creates one named `name` there (mode 0600) if absent.
+pub fn load_or_create(path: &Path, name: &str) -> Result<NoteSigner, KeyFileError> {
+    match load(path) {
+        Err(KeyFileError::Missing(shown)) => {
             let key = SigningKey::generate(&mut rand::rngs::OsRng);
             let text = encode_private_key(name, &key)?;
-            write_secret_file(path, text.as_bytes()).map_err(io)?;
+            write_secret_file(path, text.as_bytes()).map_err(|source| KeyFileError::Io {
+                path: shown,
+                source,
+            })?;
             Ok(NoteSigner::new(name, key)?)
         }
-        Err(e) => Err(io(e)),
+        loaded => loaded,
     }
 }
 
@@ -123,6 +139,18 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn load_never_creates_a_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys").join("ledger.key");
+        let err = load(&path).err().unwrap();
+        assert!(matches!(&err, KeyFileError::Missing(p) if *p == path.display().to_string()));
+        assert!(!path.exists() && !dir.path().join("keys").exists());
+        let created = load_or_create(&path, "pdx.example/ledger").unwrap();
+        let loaded = load(&path).unwrap();
+        assert_eq!(created.verifier().to_vkey(), loaded.verifier().to_vkey());
     }
 
     #[test]

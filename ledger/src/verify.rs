@@ -3,6 +3,10 @@
 //! It takes the entries in seq order (from a database or an export file) plus the signed
 //! checkpoints and the log's public key, and recomputes everything:
 //!
+//! 0. before any entry, the key must be the log's: if the checkpoints carry signatures
+//!    but none by the given key (its name and key id), the key does not match the log
+//!    ([`FailureKind::KeyMismatch`]): a verifier given the wrong key learns that, not a
+//!    "first bad seq";
 //! 1. seqs are contiguous from 0 (a deleted or moved row shows up as a gap);
 //! 2. each payload is canonical and hashes to `payload_hash`; each entry hashes to
 //!    `entry_hash` (rules in [`crate::entry`]);
@@ -34,7 +38,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::entry::{Entry, EntryCheck, EntryView, Hash32};
 use crate::merkle::{self, Blake3Hasher, MerkleHasher, NodeId};
-use crate::note::{Checkpoint, NoteError, NoteVerifier, open_checkpoint};
+use crate::note::{Checkpoint, NoteError, NoteVerifier, SignedNote, open_checkpoint};
 
 /// A checkpoint as stored: its size and the signed note text.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,13 +50,99 @@ pub struct CheckpointRecord {
 }
 
 /// The first problem found.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
-#[error("first bad seq {seq}: {reason}")]
+///
+/// Shown as `first bad seq N: reason`, or, for a [`FailureKind::KeyMismatch`], as the
+/// reason alone (`the key does not match this log (origin …): …`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyFailure {
-    /// The first seq that cannot be vouched for.
+    /// The first seq that cannot be vouched for. For a key mismatch, the last seq the
+    /// first checkpoint covers, as a failure of that checkpoint would name.
     pub seq: u64,
     /// What is wrong.
     pub reason: String,
+    /// Whether the log is bad or the key is not the log's.
+    pub kind: FailureKind,
+}
+
+/// What a [`VerifyFailure`] says about the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The log is bad from `seq` on: an entry, a checkpoint or their consistency.
+    BadLog,
+    /// The checkpoints are signed, but none by the given key: the key is not this log's
+    /// (or every checkpoint was re-signed by another key). No entry was checked.
+    KeyMismatch,
+}
+
+impl std::fmt::Display for VerifyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.kind {
+            FailureKind::BadLog => write!(f, "first bad seq {}: {}", self.seq, self.reason),
+            FailureKind::KeyMismatch => f.write_str(&self.reason),
+        }
+    }
+}
+
+impl std::error::Error for VerifyFailure {}
+
+impl VerifyFailure {
+    /// A failure of the log itself at `seq`.
+    pub(crate) fn bad(seq: u64, reason: impl Into<String>) -> VerifyFailure {
+        VerifyFailure {
+            seq,
+            reason: reason.into(),
+            kind: FailureKind::BadLog,
+        }
+    }
+}
+
+/// A [`FailureKind::KeyMismatch`] if `checkpoints` carry signatures but none by `key`.
+///
+/// Only signature lines are compared (name and key id, as [`SignedNote::verify`] picks
+/// the lines it checks), so this costs no signature check. A checkpoint with a line by
+/// the key that does not verify is evidence against the log, found when the verifier
+/// reaches it; so is one that cannot be parsed: if no checkpoint parses, nothing here
+/// says the key is wrong.
+fn key_mismatch(key: &NoteVerifier, checkpoints: &[CheckpointRecord]) -> Option<VerifyFailure> {
+    let notes: Vec<(u64, SignedNote)> = checkpoints
+        .iter()
+        .filter_map(|c| Some((c.size, SignedNote::parse(&c.note).ok()?)))
+        .collect();
+    let by_key = |note: &SignedNote| {
+        note.signatures
+            .iter()
+            .any(|s| s.name == key.name() && s.key_id == key.key_id())
+    };
+    if notes.iter().any(|(_, note)| by_key(note)) {
+        return None;
+    }
+    let first_size = checkpoints.iter().map(|c| c.size).min()?;
+    let (_, first) = notes.iter().min_by_key(|(size, _)| *size)?;
+    let origin = match Checkpoint::parse_body(&first.body) {
+        Ok(cp) => cp.origin,
+        Err(_) => first.body.lines().next().unwrap_or_default().to_string(),
+    };
+    let mut signers: Vec<String> = first
+        .signatures
+        .iter()
+        .map(|s| format!("{}+{}", s.name, hex::encode(s.key_id)))
+        .collect();
+    signers.dedup();
+    let given = format!("{}+{}", key.name(), hex::encode(key.key_id()));
+    let name = if origin == key.name() {
+        ""
+    } else {
+        ", whose name is not the log's origin"
+    };
+    Some(VerifyFailure {
+        seq: first_size.saturating_sub(1),
+        reason: format!(
+            "the key does not match this log (origin {origin}): its checkpoints are signed by {}, not by the given key {given}{name}",
+            signers.join(", ")
+        ),
+        kind: FailureKind::KeyMismatch,
+    })
 }
 
 /// What a successful verification covered.
@@ -163,10 +253,15 @@ pub struct Verifier {
 
 impl Verifier {
     /// A verifier for a log signed by `key`, with its stored checkpoints in any order.
+    /// Fails with a [`FailureKind::KeyMismatch`] if the checkpoints are signed, but none
+    /// by `key`.
     pub fn new(
         key: NoteVerifier,
         mut checkpoints: Vec<CheckpointRecord>,
     ) -> Result<Self, VerifyFailure> {
+        if let Some(mismatch) = key_mismatch(&key, &checkpoints) {
+            return Err(mismatch);
+        }
         checkpoints.sort_by_key(|c| std::cmp::Reverse(c.size));
         let mut v = Verifier {
             key,
@@ -230,23 +325,22 @@ impl Verifier {
     fn accept(&mut self, entry: &EntryView<'_>, checked: Checked) -> Result<(), VerifyFailure> {
         let seq = self.next_seq;
         if entry.seq != seq {
-            return Err(VerifyFailure {
+            return Err(VerifyFailure::bad(
                 seq,
-                reason: format!(
+                format!(
                     "expected seq {seq}, found seq {} (rows missing or out of order)",
                     entry.seq
                 ),
-            });
+            ));
         }
-        checked.hashes.map_err(|why| VerifyFailure {
-            seq,
-            reason: why.to_string(),
-        })?;
+        checked
+            .hashes
+            .map_err(|why| VerifyFailure::bad(seq, why.to_string()))?;
         if entry.prev_hash != self.prev_hash {
-            return Err(VerifyFailure {
+            return Err(VerifyFailure::bad(
                 seq,
-                reason: "prev_hash is not the previous entry's hash (chain broken)".into(),
-            });
+                "prev_hash is not the previous entry's hash (chain broken)",
+            ));
         }
         self.prev_hash = entry.entry_hash;
         self.tree.push(checked.leaf);
@@ -269,9 +363,11 @@ impl Verifier {
 
     fn check_checkpoint(&mut self, pending: Pending) -> Result<(), VerifyFailure> {
         let size = pending.record.size;
-        let at_size = |reason: String| VerifyFailure {
-            seq: size.saturating_sub(1),
-            reason: format!("checkpoint at size {size}: {reason}"),
+        let at_size = |reason: String| {
+            VerifyFailure::bad(
+                size.saturating_sub(1),
+                format!("checkpoint at size {size}: {reason}"),
+            )
         };
         let opened = pending
             .opened
@@ -289,14 +385,14 @@ impl Verifier {
         }
         let root = self.tree.root().map_err(|e| at_size(e.to_string()))?;
         if root != cp.root {
-            return Err(VerifyFailure {
-                seq: self.first_unvouched(),
-                reason: format!(
+            return Err(VerifyFailure::bad(
+                self.first_unvouched(),
+                format!(
                     "entries from seq {} to {} do not match the signed root of the checkpoint at size {size} (rewritten or forked)",
                     self.first_unvouched(),
                     size.saturating_sub(1)
                 ),
-            });
+            ));
         }
         if let Some((prev_size, prev_root)) = self.last_good
             && prev_size < size
@@ -323,18 +419,18 @@ impl Verifier {
     /// Ends the walk: every checkpoint must have been reached.
     pub fn finish(self) -> Result<VerifyReport, VerifyFailure> {
         if let Some(cp) = self.pending.last() {
-            return Err(VerifyFailure {
-                seq: self.next_seq,
-                reason: format!(
+            return Err(VerifyFailure::bad(
+                self.next_seq,
+                format!(
                     "a checkpoint is signed at size {} but the ledger ends at {} (tail missing)",
                     cp.record.size, self.next_seq
                 ),
-            });
+            ));
         }
-        let root = self.tree.root().map_err(|e| VerifyFailure {
-            seq: self.next_seq,
-            reason: e.to_string(),
-        })?;
+        let root = self
+            .tree
+            .root()
+            .map_err(|e| VerifyFailure::bad(self.next_seq, e.to_string()))?;
         Ok(VerifyReport {
             entries: self.next_seq,
             checkpoints: self.checkpoints_ok,
@@ -429,4 +525,152 @@ pub fn verify_all(
         v.push(e)?;
     }
     v.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+    use crate::entry::{Actor, EntryKind};
+    use crate::export::{EXPORT_FORMAT, ExportLine, verify_export};
+    use crate::note::NoteSigner;
+
+    const ORIGIN: &str = "t.pdx/ledger";
+
+    fn signer(name: &str, seed: u8) -> NoteSigner {
+        NoteSigner::new(name, SigningKey::from_bytes(&[seed; 32])).unwrap()
+    }
+
+    /// Six chained entries with checkpoints at sizes 3 and 6, signed by `log`.
+    fn log(log: &NoteSigner) -> (Vec<Entry>, Vec<CheckpointRecord>) {
+        let (mut entries, mut checkpoints) = (Vec::new(), Vec::new());
+        let (mut prev, mut tree) = (Hash32::ZERO, Tree::default());
+        for seq in 0..6u64 {
+            let actor = Actor {
+                org: "org-a".into(),
+                key_id: "k".into(),
+            };
+            let payload = serde_json::json!({ "org": format!("o{seq}") });
+            let e = Entry::build(seq, 1_000, EntryKind::Suspension, actor, &payload, prev).unwrap();
+            prev = e.entry_hash;
+            tree.push(Blake3Hasher::leaf(e.leaf_data()));
+            entries.push(e);
+            if tree.size() % 3 == 0 {
+                let body = Checkpoint {
+                    origin: log.name().to_string(),
+                    size: tree.size(),
+                    root: tree.root().unwrap(),
+                    extensions: Vec::new(),
+                }
+                .body();
+                checkpoints.push(CheckpointRecord {
+                    size: tree.size(),
+                    note: log.sign(&body).unwrap(),
+                });
+            }
+        }
+        (entries, checkpoints)
+    }
+
+    /// The log as an export file.
+    fn export_file(entries: &[Entry], checkpoints: &[CheckpointRecord]) -> Vec<u8> {
+        let mut lines = vec![ExportLine::Header {
+            format: EXPORT_FORMAT.into(),
+            origin: ORIGIN.into(),
+            size: entries.len() as u64,
+        }];
+        lines.extend(checkpoints.iter().cloned().map(ExportLine::Checkpoint));
+        lines.extend(entries.iter().cloned().map(ExportLine::Entry));
+        let mut file = Vec::new();
+        for line in &lines {
+            serde_json::to_writer(&mut file, line).unwrap();
+            file.push(b'\n');
+        }
+        file
+    }
+
+    #[test]
+    fn a_key_that_signed_no_checkpoint_is_a_key_mismatch_not_a_bad_seq() {
+        let ours = signer(ORIGIN, 1);
+        let (entries, checkpoints) = log(&ours);
+        let report = verify_all(&ours.verifier(), &entries, checkpoints.clone()).unwrap();
+        assert_eq!((report.entries, report.checkpoints), (6, 2));
+        let file = export_file(&entries, &checkpoints);
+        let from_file = verify_export(&file[..], &ours.verifier(), |_, _| {}).unwrap();
+        assert_eq!(from_file, Ok(report));
+
+        // Another key under the log's name, and a key of another log.
+        for (other, renamed) in [
+            (signer(ORIGIN, 2), false),
+            (signer("o.pdx/ledger", 1), true),
+        ] {
+            let key = other.verifier();
+            let f = verify_all(&key, &entries, checkpoints.clone()).unwrap_err();
+            assert_eq!(f.kind, FailureKind::KeyMismatch, "{f}");
+            // The seq a failure of the first checkpoint names (size 3).
+            assert_eq!(f.seq, 2, "{f}");
+            let shown = f.to_string();
+            assert!(
+                shown.starts_with("the key does not match this log (origin t.pdx/ledger)"),
+                "{shown}"
+            );
+            assert!(!shown.contains("first bad seq"), "{shown}");
+            let given = format!("{}+{}", key.name(), hex::encode(key.key_id()));
+            let signed_by = hex::encode(ours.verifier().key_id());
+            assert!(
+                shown.contains(&given) && shown.contains(&signed_by),
+                "{shown}"
+            );
+            assert_eq!(shown.contains("not the log's origin"), renamed, "{shown}");
+            let from_file = verify_export(&file[..], &key, |_, _| {}).unwrap();
+            assert_eq!(from_file, Err(f), "database and export disagree");
+        }
+
+        // The key is checked before any entry: with a bad entry before the first
+        // checkpoint, a wrong key is still reported as the key, the right one names it.
+        let mut tampered = entries.clone();
+        tampered[1].payload = tampered[1].payload.replace("o1", "o9");
+        let f = verify_all(
+            &signer(ORIGIN, 2).verifier(),
+            &tampered,
+            checkpoints.clone(),
+        )
+        .unwrap_err();
+        assert_eq!(f.kind, FailureKind::KeyMismatch, "{f}");
+        let f = verify_all(&ours.verifier(), &tampered, checkpoints).unwrap_err();
+        assert_eq!((f.kind, f.seq), (FailureKind::BadLog, 1), "{f}");
+        assert!(f.to_string().starts_with("first bad seq 1: "), "{f}");
+    }
+
+    #[test]
+    fn bad_checkpoints_of_the_right_key_are_bad_seqs_not_a_key_mismatch() {
+        let ours = signer(ORIGIN, 1);
+        let (entries, checkpoints) = log(&ours);
+
+        // A signature line by the key that does not verify: the checkpoint is bad.
+        let mut altered = checkpoints.clone();
+        let mut note = SignedNote::parse(&altered[0].note).unwrap();
+        note.signatures[0].signature[5] ^= 0x01;
+        altered[0].note = note.to_text();
+        let f = verify_all(&ours.verifier(), &entries, altered).unwrap_err();
+        assert_eq!((f.kind, f.seq), (FailureKind::BadLog, 2), "{f}");
+        assert!(f.reason.contains("signature"), "{f}");
+
+        // The later checkpoint re-signed by another key: the first one vouches for the
+        // key, so the later one is evidence against the log.
+        let mut resigned = checkpoints.clone();
+        let body = SignedNote::parse(&resigned[1].note).unwrap().body;
+        resigned[1].note = signer(ORIGIN, 2).sign(&body).unwrap();
+        let f = verify_all(&ours.verifier(), &entries, resigned).unwrap_err();
+        assert_eq!((f.kind, f.seq), (FailureKind::BadLog, 5), "{f}");
+
+        // Checkpoints that are not signed notes say nothing about the key.
+        let mut garbled = checkpoints;
+        for cp in &mut garbled {
+            cp.note = "not a note".into();
+        }
+        let f = verify_all(&signer(ORIGIN, 2).verifier(), &entries, garbled).unwrap_err();
+        assert_eq!((f.kind, f.seq), (FailureKind::BadLog, 2), "{f}");
+    }
 }

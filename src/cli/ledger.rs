@@ -1,5 +1,9 @@
 //! `pdx ledger …`: verify (database or export file), export, verify-receipt, public-key,
 //! checkpoint. `verify --export` and `verify-receipt` need neither database nor server.
+//!
+//! `verify` and `public-key` only read: they never create a key (an offline verifier
+//! with a key of its own would check the log against the wrong key), and `verify` opens
+//! the database read-only, without migrating it.
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
@@ -7,10 +11,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::Subcommand;
 
-use pdx_ledger::Receipt;
+use pdx_ledger::db::Db;
 use pdx_ledger::export::{export, verify_export};
-use pdx_ledger::note::NoteVerifier;
-use pdx_ledger::verify::{VerifyFailure, VerifyReport};
+use pdx_ledger::note::{NoteSigner, NoteVerifier};
+use pdx_ledger::signing::KeyFileError;
+use pdx_ledger::verify::{FailureKind, VerifyFailure, VerifyReport};
+use pdx_ledger::{Ledger, Receipt};
 
 use crate::app::App;
 use crate::config::Config;
@@ -19,13 +25,19 @@ use crate::config::Config;
 #[derive(Debug, Subcommand)]
 pub enum LedgerCommand {
     /// Verify the whole ledger: chain, payload hashes, Merkle roots, checkpoint
-    /// signatures and consistency. Exits 1 and names the first bad seq on failure.
+    /// signatures and consistency. Reads only: creates no key, database or file.
+    ///
+    /// Exit codes: 0 verified; 1 the log is bad (names the first bad seq), or the file or
+    /// database cannot be read; 3 the key cannot check this log (no --key and no key file
+    /// in the data directory, an unreadable key, or a key that signed none of the log's
+    /// checkpoints: "the key does not match this log").
     Verify {
         /// Verify this export file instead of the database.
         #[arg(long)]
         export: Option<PathBuf>,
         /// The log's public key (verifier-key string, or a file holding it). Default: the
-        /// key in the data directory, which only the operator has.
+        /// public half of the data directory's key file, which only the operator has
+        /// (read, never created: without one, verify fails and asks for --key).
         #[arg(long)]
         key: Option<String>,
     },
@@ -43,7 +55,8 @@ pub enum LedgerCommand {
         #[arg(long)]
         key: String,
     },
-    /// Print the public key in verifier-key format.
+    /// Print the public key in verifier-key format (from the data directory's key file,
+    /// which the server creates on first start; this command never creates one).
     PublicKey,
     /// Sign a checkpoint now and print it.
     Checkpoint,
@@ -59,10 +72,41 @@ pub fn parse_key(arg: &str) -> anyhow::Result<NoteVerifier> {
     NoteVerifier::parse(text.trim()).context("the key is not a signed-note verifier key")
 }
 
-fn local_key(config: &Config) -> anyhow::Result<NoteVerifier> {
-    let signer =
-        pdx_ledger::signing::load_or_create(&config.ledger_key_path(), &config.ledger_origin)?;
-    Ok(signer.verifier())
+/// Exit code of `verify` when the log is bad (it names the first bad seq).
+pub const EXIT_BAD_LOG: i32 = 1;
+
+/// Exit code of `verify` when the key cannot check the log: none given and no key file
+/// in the data directory, a key that cannot be read or parsed, or a key that signed none
+/// of the log's checkpoints.
+pub const EXIT_KEY: i32 = 3;
+
+/// What `verify` says when it has no key: it never makes one.
+const NO_KEY_FOR_VERIFY: &str =
+    "pass --key with the log's public key (pdx ledger public-key prints it)";
+
+/// What `public-key` says when there is no key: it never makes one either.
+const NO_KEY_FOR_PUBLIC_KEY: &str = "the server creates it on first start; pass --data-dir \
+     (or ledger_key_file in --config) if the log's key is elsewhere";
+
+/// The public half of the data directory's ledger key, read without creating anything;
+/// `hint` follows the error when there is no key file.
+fn stored_key(config: &Config, hint: &str) -> anyhow::Result<NoteVerifier> {
+    let path = config.ledger_key_path();
+    match pdx_ledger::signing::load(&path) {
+        Ok(signer) => Ok(signer.verifier()),
+        Err(KeyFileError::Missing(_)) => {
+            anyhow::bail!("no ledger key at {}: {hint}", path.display())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context("reading the ledger key")),
+    }
+}
+
+/// The key `verify` checks the log against: `--key`, or the data directory's.
+fn verify_key(config: &Config, key: Option<&str>) -> anyhow::Result<NoteVerifier> {
+    match key {
+        Some(k) => parse_key(k),
+        None => stored_key(config, NO_KEY_FOR_VERIFY),
+    }
 }
 
 fn report(result: Result<VerifyReport, VerifyFailure>) -> i32 {
@@ -74,11 +118,84 @@ fn report(result: Result<VerifyReport, VerifyFailure>) -> i32 {
             );
             0
         }
+        // Not a bad entry: nothing was checked, so no seq is named.
+        Err(f) if f.kind == FailureKind::KeyMismatch => {
+            println!("FAILED: {f}");
+            EXIT_KEY
+        }
         Err(f) => {
             println!("FAILED: first bad seq {}: {}", f.seq, f.reason);
-            1
+            EXIT_BAD_LOG
         }
     }
+}
+
+/// The configured database URL, opened read-only. A SQLite file must already exist, and
+/// is opened with `mode=ro` (in place of the default URL's `mode=rwc`, which creates
+/// it), so verifying never creates or changes a database; PostgreSQL URLs are kept
+/// (verification only runs SELECTs).
+fn read_only_url(url: &str) -> anyhow::Result<String> {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Ok(url.to_string());
+    };
+    let (file, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    if file.is_empty() || file == ":memory:" || params.contains(&"mode=memory") {
+        return Ok(url.to_string());
+    }
+    anyhow::ensure!(
+        Path::new(file).is_file(),
+        "no database at {file}: verify reads an existing ledger and creates none \
+         (check --data-dir or --database-url)"
+    );
+    let params: Vec<&str> = params
+        .into_iter()
+        .filter(|p| !p.starts_with("mode="))
+        .chain(["mode=ro"])
+        .collect();
+    Ok(format!("sqlite://{file}?{}", params.join("&")))
+}
+
+/// Verifies the configured database against `key`, reading only: no migration, no key
+/// file, no new file. Returns the exit code.
+async fn verify_database(config: &Config, key: &NoteVerifier) -> anyhow::Result<i32> {
+    let url = read_only_url(&config.database_url)?;
+    let db = Db::connect(&url)
+        .await
+        .context("opening the database read-only")?;
+    // `Ledger` holds a signer for appends and checkpoints. Verifying signs nothing, so a
+    // throwaway key, never written anywhere, stands in for the operator's.
+    let throwaway = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
+    let ledger = Ledger::new(
+        db.clone(),
+        NoteSigner::new(key.name(), throwaway)?,
+        config.ledger.clone(),
+    );
+    let bar = super::progress_bar(0, "verifying");
+    let result = ledger
+        .verify_with(key, |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        })
+        .await;
+    bar.finish_and_clear();
+    db.close().await;
+    Ok(report(result?))
+}
+
+/// Verifies an export file against `key`. Returns the exit code.
+fn verify_file(path: &Path, key: &NoteVerifier) -> anyhow::Result<i32> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let bar = super::progress_bar(0, "verifying");
+    let result = verify_export(BufReader::new(file), key, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    Ok(report(result))
 }
 
 /// Runs a ledger subcommand; returns the process exit code.
@@ -104,40 +221,18 @@ pub async fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<i32> {
                 }
             }
         }
-        LedgerCommand::Verify {
-            export: Some(path),
-            key,
-        } => {
-            let key = match key {
-                Some(k) => parse_key(&k)?,
-                None => local_key(config)?,
+        LedgerCommand::Verify { export, key } => {
+            let key = match verify_key(config, key.as_deref()) {
+                Ok(key) => key,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return Ok(EXIT_KEY);
+                }
             };
-            let file = std::fs::File::open(&path)
-                .with_context(|| format!("opening {}", path.display()))?;
-            let bar = super::progress_bar(0, "verifying");
-            let result = verify_export(BufReader::new(file), &key, |done, total| {
-                bar.set_length(total);
-                bar.set_position(done);
-            })?;
-            bar.finish_and_clear();
-            Ok(report(result))
-        }
-        LedgerCommand::Verify { export: None, key } => {
-            let app = App::open(config.clone()).await?;
-            let key = match key {
-                Some(k) => parse_key(&k)?,
-                None => app.ledger.verifier(),
-            };
-            let bar = super::progress_bar(0, "verifying");
-            let result = app
-                .ledger
-                .verify_with(&key, |done, total| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                })
-                .await?;
-            bar.finish_and_clear();
-            Ok(report(result))
+            match export {
+                Some(path) => verify_file(&path, &key),
+                None => verify_database(config, &key).await,
+            }
         }
         LedgerCommand::Export { out } => {
             let app = App::open(config.clone()).await?;
@@ -167,7 +262,7 @@ pub async fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<i32> {
             Ok(0)
         }
         LedgerCommand::PublicKey => {
-            println!("{}", local_key(config)?.to_vkey());
+            println!("{}", stored_key(config, NO_KEY_FOR_PUBLIC_KEY)?.to_vkey());
             Ok(0)
         }
         LedgerCommand::Checkpoint => {
@@ -175,5 +270,32 @@ pub async fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<i32> {
             print!("{}", app.ledger.checkpoint().await?.note);
             Ok(0)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_only_url;
+
+    #[test]
+    fn verify_opens_an_existing_sqlite_file_read_only_and_creates_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdx.db");
+        let url = pdx_ledger::db::sqlite_url(&path);
+        let err = read_only_url(&url).unwrap_err();
+        assert!(err.to_string().contains("no database at"), "{err}");
+        assert!(!path.exists());
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(
+            read_only_url(&url).unwrap(),
+            format!("sqlite://{}?mode=ro", path.display())
+        );
+        let with_params = format!("sqlite://{}?mode=rwc&cache=private", path.display());
+        assert_eq!(
+            read_only_url(&with_params).unwrap(),
+            format!("sqlite://{}?cache=private&mode=ro", path.display())
+        );
+        let pg = "postgres://pdx@db.example/pdx?sslmode=require";
+        assert_eq!(read_only_url(pg).unwrap(), pg);
     }
 }

@@ -17,7 +17,7 @@ use pdx_algorithms::deid::ingest::{TextEncoding, UploadFormat};
 use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
 use pdx_sandbox::catalog::{DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset};
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
-use pdx_sandbox::{Job, access::MAX_DUMMY_ROWS};
+use pdx_sandbox::{Job, SandboxError, access::MAX_DUMMY_ROWS};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +25,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::http::Caller;
+use crate::http::body::discard_rest;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 
@@ -182,7 +183,16 @@ async fn upload_version(
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was cut off"))?;
-        upload.write(&chunk).await?;
+        if let Err(e) = upload.write(&chunk).await {
+            // Removes the partial file before anything else.
+            drop(upload);
+            if let SandboxError::TooLarge { limit } = &e {
+                // Read the rest (within a bound) so that a client still sending gets
+                // the 413 rather than a reset.
+                discard_rest(&mut stream, *limit).await;
+            }
+            return Err(e.into());
+        }
     }
     let raw = upload.finish().await?;
     let job = app

@@ -23,10 +23,10 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
-use pdx_sandbox::Job;
 use pdx_sandbox::fhe::{
     FheQuery, FheTemplate, NewTemplate, QueryRequest, ServerKeyInfo, TemplateDecision, TemplateView,
 };
+use pdx_sandbox::{Job, SandboxError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +35,7 @@ use utoipa_axum::routes;
 use crate::app::App;
 use crate::auth::Role;
 use crate::http::Caller;
+use crate::http::body::discard_rest;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 
@@ -197,7 +198,16 @@ async fn upload_key(State(app): State<App>, caller: Caller, body: Body) -> ApiRe
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| ApiError::bad_request("the upload was cut off"))?;
-        upload.write(&chunk).await?;
+        if let Err(e) = upload.write(&chunk).await {
+            // Removes the partial file before anything else.
+            drop(upload);
+            if let SandboxError::TooLarge { limit } = &e {
+                // Read the rest (within a bound) so that a client still sending gets
+                // the 413 rather than a reset.
+                discard_rest(&mut stream, *limit).await;
+            }
+            return Err(e.into());
+        }
     }
     let (key, created) = app
         .sandbox

@@ -98,9 +98,13 @@ async fn create_key(
 }
 
 /// Revoke a key; it is refused from the next request on.
+///
+/// The last active admin key of the platform cannot be revoked (409): to rotate it, issue
+/// a new admin key first (`POST /v1/keys` with `"role": "admin"`), then revoke the old one.
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "accounts", security(("bearer" = [])),
     params(("key_id" = String, Path, description = "public key id")),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem),
+        (status = 409, description = "the last active admin key: issue a new admin key first, then revoke this one", body = Problem)))]
 async fn revoke_key(
     State(app): State<App>,
     _caller: Caller,

@@ -10,8 +10,14 @@
 //!    forgetting one fails closed; a test also fails the build.
 //! 4. Handlers take [`Caller`] and call [`Caller::owns`] for resources owned by an
 //!    organisation; that is the one ownership check.
+//!
+//! Every 413 says `Connection: close` (`close_after_too_large`): the rest of the body
+//! may be unread, so the connection ends after the full answer and a keep-alive client
+//! opens a new one. The streamed uploads also discard the rest within a bound first
+//! ([`body`]).
 
 pub mod audit_api;
+pub mod body;
 pub mod catalog;
 pub mod consent_api;
 pub mod fhe_api;
@@ -30,7 +36,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
@@ -123,6 +129,7 @@ pub fn router(app: App) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(middleware::map_response(close_after_too_large))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
@@ -134,6 +141,19 @@ fn new_request_id() -> String {
     let mut b = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut b);
     hex::encode(b)
+}
+
+/// Marks every 413 with `Connection: close`, whoever built it (the problems of
+/// [`ApiError`] already are; this catches any other, e.g. a body-limit rejection that
+/// did not go through [`ApiError`]). The rest of such a request's body may be unread,
+/// so hyper closes the connection after writing the whole answer; the header tells a
+/// keep-alive client beforehand not to reuse it. (Over HTTP/2 hyper drops the header.)
+async fn close_after_too_large(mut resp: Response) -> Response {
+    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Request id, timeout, access log and metrics.

@@ -238,6 +238,13 @@ impl IntoResponse for ApiError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body may be unread: the connection ends after this
+            // answer (hyper closes it once written), and the client is told so rather
+            // than finding a keep-alive connection closed under its next request.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         resp
     }
 }
@@ -258,7 +265,7 @@ impl From<crate::accounts::AccountError> for ApiError {
     fn from(e: crate::accounts::AccountError) -> Self {
         use crate::accounts::AccountError as E;
         match e {
-            E::OrgExists => ApiError::conflict(e.to_string()),
+            E::OrgExists | E::LastAdminKey { .. } => ApiError::conflict(e.to_string()),
             E::NoSuchOrg => ApiError::not_found(e.to_string()),
             E::Invalid(msg) => ApiError::unprocessable(msg),
             E::Db(db) => ApiError::internal(db),

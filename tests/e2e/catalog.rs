@@ -432,6 +432,138 @@ async fn bad_uploads_are_refused_and_leave_no_version_on_both_backends() {
     }
 }
 
+/// Splits a raw HTTP/1.1 response into its status, its headers (names lower-cased) and
+/// everything after the head.
+fn parse_response(raw: &[u8]) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete head in {:?}", String::from_utf8_lossy(raw)));
+    let head = std::str::from_utf8(&raw[..end]).unwrap();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .map(|line| {
+            let (name, value) = line.split_once(':').unwrap();
+            (name.trim().to_ascii_lowercase(), value.trim().to_string())
+        })
+        .collect();
+    (status, headers, raw[end + 4..].to_vec())
+}
+
+/// Sends `request` on a new connection and reads until the server closes it.
+async fn exchange(addr: std::net::SocketAddr, request: &[&[u8]]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    for part in request {
+        conn.write_all(part)
+            .await
+            .expect("the server reads the whole request instead of resetting it");
+    }
+    conn.flush().await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), conn.read_to_end(&mut raw))
+        .await
+        .expect("the server closes the connection after answering")
+        .expect("the connection closes cleanly, not with a reset");
+    raw
+}
+
+#[tokio::test]
+async fn an_oversized_upload_gets_a_whole_413_that_closes_the_connection() {
+    let t = TestServer::start(false).await.unwrap();
+    let (_, prov) = t.key_for("power-bureau", "provider").await;
+    let id = register(
+        &t,
+        &prov,
+        &serde_json::to_value(samples::electricity_dataset()).unwrap(),
+    )
+    .await;
+    let addr = t.server.as_ref().unwrap().addr;
+    let oversized = vec![b'a'; 5 * 1024 * 1024];
+
+    // A keep-alive client that sends its whole body (over the 4 MiB upload limit)
+    // before it reads anything.
+    let head = format!(
+        "POST /v1/datasets/{id}/versions HTTP/1.1\r\n\
+         Host: {addr}\r\n\
+         Authorization: Bearer {prov}\r\n\
+         Content-Type: application/octet-stream\r\n\
+         Content-Length: {}\r\n\
+         Connection: keep-alive\r\n\r\n",
+        oversized.len()
+    );
+    let raw = exchange(addr, &[head.as_bytes(), oversized.as_slice()]).await;
+    let (status, headers, body) = parse_response(&raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    assert_eq!(status, 413, "{text}");
+    assert_eq!(
+        headers.get("content-type").map(String::as_str),
+        Some("application/problem+json"),
+        "{text}"
+    );
+    assert_eq!(
+        headers
+            .get("connection")
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref(),
+        Some("close"),
+        "{text}"
+    );
+    let length: usize = headers
+        .get("content-length")
+        .unwrap_or_else(|| panic!("no content-length: {text}"))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        body.len(),
+        length,
+        "the whole body and nothing after it: {text}"
+    );
+    let problem: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(problem["status"], 413, "{problem}");
+    assert_eq!(problem["type"], "urn:pdx:problem:payload-too-large");
+    assert!(
+        raw_zone_files(&t).is_empty(),
+        "the refused upload left a file"
+    );
+
+    // A new connection is served as usual.
+    let get = format!(
+        "GET /v1/datasets/{id} HTTP/1.1\r\n\
+         Host: {addr}\r\n\
+         Authorization: Bearer {prov}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let raw = exchange(addr, &[get.as_bytes()]).await;
+    let (status, _, body) = parse_response(&raw);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&raw));
+    let dataset: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(dataset["id"], id.as_str());
+
+    // A pooling client (reqwest keeps connections alive): a request that leaves a
+    // connection in the pool, the oversized upload, then a normal request. 413 then
+    // 200, and never a transport error (`upload` and `get` unwrap the send).
+    for round in 0..3 {
+        let (s, _) = t.get(&prov, &format!("/v1/datasets/{id}")).await;
+        assert_eq!(s, 200, "round {round}");
+        let (s, problem) = upload(&t, &prov, &id, "", oversized.clone()).await;
+        assert_eq!(s, 413, "round {round}: {problem}");
+        let (s, dataset) = t.get(&prov, &format!("/v1/datasets/{id}")).await;
+        assert_eq!(s, 200, "round {round}: {dataset}");
+    }
+    let (_, versions) = t.get(&prov, &format!("/v1/datasets/{id}/versions")).await;
+    assert_eq!(versions, json!([]), "a refused upload left a version");
+    t.stop().await;
+}
+
 fn wrong_type_parquet() -> Vec<u8> {
     use polars::prelude::*;
     let mut df = df!(

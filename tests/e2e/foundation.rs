@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use pdx::auth::Role;
 use pdx::http::policies::POLICIES;
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::support::TestServer;
 
@@ -113,6 +113,188 @@ async fn keys_are_issued_refused_and_revoked_on_both_backends() {
             )
             .await;
         assert_eq!(s, 409, "{b}");
+        t.stop().await;
+    }
+}
+
+/// `DELETE /v1/keys/{key_id}` with `key`.
+async fn revoke(t: &TestServer, key: &str, key_id: &str) -> (u16, Value) {
+    t.call(
+        Some(key),
+        Method::DELETE,
+        &format!("/v1/keys/{key_id}"),
+        None,
+    )
+    .await
+}
+
+/// Issues an admin key in `org` with the admin `key`; returns (key id, key).
+async fn issue_admin_key(t: &TestServer, key: &str, org: &str, label: &str) -> (String, String) {
+    let (s, issued) = t
+        .call(
+            Some(key),
+            Method::POST,
+            "/v1/keys",
+            Some(json!({"org": org, "role": "admin", "label": label})),
+        )
+        .await;
+    assert_eq!(s, 201, "{}: {issued}", t.backend);
+    (
+        issued["key_id"].as_str().unwrap().to_string(),
+        issued["key"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The refusal to revoke the last admin key: a 409 problem that says how to rotate.
+fn assert_last_admin_refused(b: &str, status: u16, problem: &Value) {
+    assert_eq!(status, 409, "{b}: {problem}");
+    assert_eq!(
+        problem["type"], "urn:pdx:problem:conflict",
+        "{b}: {problem}"
+    );
+    assert_eq!(problem["status"], 409, "{b}: {problem}");
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("last active admin key")
+            && detail.contains("POST /v1/keys")
+            && detail.contains(r#""role": "admin""#)
+            && detail.contains("pdx keys create")
+            && detail.contains("then revoke"),
+        "{b}: {detail}"
+    );
+}
+
+#[tokio::test]
+async fn the_last_admin_key_cannot_be_revoked_and_rotation_works_on_both_backends() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        let (s, me) = t.get(&t.admin, "/v1/whoami").await;
+        assert_eq!(s, 200, "{b}: {me}");
+        let first_id = me["key_id"].as_str().unwrap().to_string();
+        let platform = me["org_id"].as_str().unwrap().to_string();
+
+        // The only admin key, revoking itself: refused, and it still works.
+        let (s, p) = revoke(&t, &t.admin, &first_id).await;
+        assert_last_admin_refused(b, s, &p);
+        assert_eq!(
+            t.get(&t.admin, "/v1/keys").await.0,
+            200,
+            "{b}: the refused revocation took effect"
+        );
+
+        // The CLI calls the same code: the same message on stderr, exit code 1.
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_pdx"))
+            .arg("--data-dir")
+            .arg(t.dir.path())
+            .args(["--database-url", &t.app.config.database_url])
+            .args(["keys", "revoke", &first_id])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{b}: {stderr}");
+        assert!(
+            stderr.contains("last active admin key") && stderr.contains("pdx keys create"),
+            "{b}: {stderr}"
+        );
+        assert_eq!(
+            t.get(&t.admin, "/v1/keys").await.0,
+            200,
+            "{b}: the CLI revoked the last admin key"
+        );
+
+        // Rotation: the new admin key first, then the old one may go (here by itself).
+        let (second_id, second) = issue_admin_key(&t, &t.admin, &platform, "rotated").await;
+        let (s, p) = revoke(&t, &t.admin, &first_id).await;
+        assert_eq!(s, 204, "{b}: {p}");
+        assert_eq!(
+            t.get(&t.admin, "/v1/whoami").await.0,
+            401,
+            "{b}: revoked admin key accepted"
+        );
+        assert_eq!(t.get(&second, "/v1/keys").await.0, 200, "{b}");
+
+        // Now the second is the last one, whoever asks.
+        let (s, p) = revoke(&t, &second, &second_id).await;
+        assert_last_admin_refused(b, s, &p);
+        assert_eq!(t.get(&second, "/v1/keys").await.0, 200, "{b}");
+
+        // Keys of other roles are revoked as before, and revoking twice is still a 404.
+        // (`t.admin` is revoked now: the second admin key issues it.)
+        let (s, org) = t
+            .call(
+                Some(&second),
+                Method::POST,
+                "/v1/orgs",
+                Some(json!({"name": "acme-rotation"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}: {org}");
+        let (s, dev) = t
+            .call(
+                Some(&second),
+                Method::POST,
+                "/v1/keys",
+                Some(json!({"org": org["id"], "role": "developer"})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}: {dev}");
+        let dev_id = dev["key_id"].as_str().unwrap();
+        assert_eq!(revoke(&t, &second, dev_id).await.0, 204, "{b}");
+        assert_eq!(revoke(&t, &second, dev_id).await.0, 404, "{b}");
+        assert_eq!(revoke(&t, &second, &first_id).await.0, 404, "{b}");
+        t.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_revocations_of_the_last_two_admin_keys_let_exactly_one_through() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        let (_, me) = t.get(&t.admin, "/v1/whoami").await;
+        let platform = me["org_id"].as_str().unwrap().to_string();
+        let mut survivor = (me["key_id"].as_str().unwrap().to_string(), t.admin.clone());
+        // Several rounds, to give a check-then-write race room to show.
+        for round in 0..5 {
+            let other =
+                issue_admin_key(&t, &survivor.1, &platform, &format!("round {round}")).await;
+            // Each key revokes itself, so both requests authenticate whatever the order.
+            let ((s1, p1), (s2, p2)) = tokio::join!(
+                revoke(&t, &survivor.1, &survivor.0),
+                revoke(&t, &other.1, &other.0)
+            );
+            let mut statuses = [s1, s2];
+            statuses.sort();
+            assert_eq!(statuses, [204, 409], "{b} round {round}: {p1} {p2}");
+            let refused = if s1 == 409 { &p1 } else { &p2 };
+            assert_last_admin_refused(b, 409, refused);
+            let (gone, kept) = if s1 == 204 {
+                (survivor, other)
+            } else {
+                (other, survivor)
+            };
+            assert_eq!(
+                t.get(&gone.1, "/v1/whoami").await.0,
+                401,
+                "{b} round {round}: revoked admin key accepted"
+            );
+            assert_eq!(
+                t.get(&kept.1, "/v1/keys").await.0,
+                200,
+                "{b} round {round}: no admin key left"
+            );
+            survivor = kept;
+        }
+        let (s, keys) = t.get(&survivor.1, "/v1/keys").await;
+        assert_eq!(s, 200, "{b}");
+        let active_admins: Vec<&str> = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| k["role"] == "admin" && k["revoked_ms"].is_null())
+            .map(|k| k["key_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(active_admins, [survivor.0.as_str()], "{b}: {keys}");
         t.stop().await;
     }
 }

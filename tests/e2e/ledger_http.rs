@@ -415,3 +415,159 @@ async fn cli_exports_and_verifies_the_ledger_offline() {
     assert!(String::from_utf8_lossy(&bad.stdout).contains("first bad seq 7"));
     t.stop().await;
 }
+
+/// The names in a directory, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs `pdx` in `cwd`; returns the exit code, stdout and stderr.
+fn pdx_in(cwd: &std::path::Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(PDX)
+        .current_dir(cwd)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `pdx ledger verify` only reads, and tells a key problem from a bad log (exit 3, not
+/// "first bad seq"): without `--key` it never makes a key of its own, and with another
+/// log's key it says the key does not match; the log's own key still verifies.
+#[tokio::test]
+async fn cli_verify_creates_no_key_and_tells_a_wrong_key_from_a_bad_log() {
+    let t = TestServer::start(false).await.unwrap();
+    let actor = Actor {
+        org: "org-a".into(),
+        key_id: "k".into(),
+    };
+    for i in 0..5 {
+        let s = Suspension {
+            org: format!("o{i}"),
+            action: "suspended".into(),
+            reason: "r".into(),
+        };
+        t.app.ledger.append_now(&actor, &s).await.unwrap();
+    }
+    t.app.ledger.checkpoint().await.unwrap();
+    let data_dir = t.dir.path().to_str().unwrap().to_string();
+    let export = t.dir.path().join("ledger.jsonl");
+    let export = export.to_str().unwrap();
+    let (code, _, stderr) = pdx_in(
+        t.dir.path(),
+        &["--data-dir", &data_dir, "ledger", "export", "--out", export],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let origin = t.app.ledger.origin().to_string();
+
+    // (a) A supervisor's machine: an empty working directory, an empty data directory and
+    // no --key. Verify fails with exit 3 and creates nothing: no key, no database.
+    let cwd = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    let empty_dir = empty.path().to_str().unwrap();
+    let no_key = format!(
+        "no ledger key at {}: pass --key",
+        empty.path().join("ledger.key").display()
+    );
+    for args in [
+        vec![
+            "--data-dir",
+            empty_dir,
+            "ledger",
+            "verify",
+            "--export",
+            export,
+        ],
+        vec!["--data-dir", empty_dir, "ledger", "verify"],
+    ] {
+        let (code, stdout, stderr) = pdx_in(cwd.path(), &args);
+        assert_eq!(code, Some(3), "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains(&no_key), "{args:?}: {stderr}");
+        assert!(!stdout.contains("first bad seq"), "{args:?}: {stdout}");
+        assert_eq!(files_in(cwd.path()), Vec::<String>::new(), "{args:?}");
+        assert_eq!(files_in(empty.path()), Vec::<String>::new(), "{args:?}");
+    }
+    // The default data directory (./pdx-data) is not created either.
+    let (code, _, stderr) = pdx_in(cwd.path(), &["ledger", "verify", "--export", export]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("no ledger key at pdx-data"), "{stderr}");
+    assert_eq!(files_in(cwd.path()), Vec::<String>::new());
+    // With a key but no database there, the database verifier creates none.
+    let key = t.app.ledger.verifier().to_vkey();
+    let (code, stdout, stderr) = pdx_in(
+        cwd.path(),
+        &["--data-dir", empty_dir, "ledger", "verify", "--key", &key],
+    );
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(stderr.contains("no database at"), "{stderr}");
+    assert_eq!(files_in(cwd.path()), Vec::<String>::new());
+    assert_eq!(files_in(empty.path()), Vec::<String>::new());
+
+    // (b) Another log's key, under the same name (made by the signing module in another
+    // data directory) or under another name: the key does not match, exit 3, no bad seq.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let same_name =
+        pdx_ledger::signing::load_or_create(&elsewhere.path().join("ledger.key"), &origin).unwrap();
+    let other_name = pdx_ledger::note::NoteSigner::new(
+        "other.example/ledger",
+        ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
+    )
+    .unwrap();
+    let mismatch = format!("FAILED: the key does not match this log (origin {origin})");
+    for other in [same_name.verifier(), other_name.verifier()] {
+        let other_key = other.to_vkey();
+        assert_ne!(other_key, key);
+        let named = format!("{}+{}", other.name(), hex::encode(other.key_id()));
+        for args in [
+            vec!["ledger", "verify", "--export", export, "--key", &other_key],
+            vec![
+                "--data-dir",
+                &data_dir,
+                "ledger",
+                "verify",
+                "--key",
+                &other_key,
+            ],
+        ] {
+            let (code, stdout, stderr) = pdx_in(cwd.path(), &args);
+            assert_eq!(code, Some(3), "{args:?}: {stdout}{stderr}");
+            assert!(stdout.contains(&mismatch), "{args:?}: {stdout}");
+            assert!(stdout.contains(&named), "{args:?}: {stdout}");
+            assert!(!stdout.contains("first bad seq"), "{args:?}: {stdout}");
+        }
+    }
+    assert_eq!(files_in(cwd.path()), Vec::<String>::new());
+
+    // (c) The log's own key verifies: given, or read (never rewritten) from the data
+    // directory, for the export and for the database.
+    let key_file = t.dir.path().join("ledger.key");
+    let key_bytes = std::fs::read(&key_file).unwrap();
+    for args in [
+        vec!["ledger", "verify", "--export", export, "--key", &key],
+        vec![
+            "--data-dir",
+            &data_dir,
+            "ledger",
+            "verify",
+            "--export",
+            export,
+        ],
+        vec!["--data-dir", &data_dir, "ledger", "verify"],
+    ] {
+        let (code, stdout, stderr) = pdx_in(cwd.path(), &args);
+        assert_eq!(code, Some(0), "{args:?}: {stdout}{stderr}");
+        assert!(stdout.starts_with("ok: "), "{args:?}: {stdout}");
+    }
+    assert_eq!(std::fs::read(&key_file).unwrap(), key_bytes);
+    assert_eq!(files_in(cwd.path()), Vec::<String>::new());
+    t.stop().await;
+}
