@@ -1,12 +1,17 @@
 //! What rows may leave, and to whom.
 //!
-//! - **Dummy data**, for every dataset and every authenticated role: synthetic rows in
-//!   the shape of the de-identified output, drawn from the declared domains and
-//!   hierarchies by [`pdx_algorithms::deid::dummy`], which takes no data input at all,
-//!   so a real row cannot leak through it.
+//! - **Dummy data**: synthetic rows in the shape of the de-identified output, drawn
+//!   from the declared domains and hierarchies by [`pdx_algorithms::deid::dummy`], which
+//!   takes no data input at all, so a real row cannot leak through it. Every
+//!   authenticated role gets them for unconditionally and conditionally open datasets.
+//!   For a not-open dataset (不予开放, SD22 Art.8; GD21 Art.32) only its provider and
+//!   supervisors do ([`Reader`]); everyone else is refused by
+//!   [`Dataset::reachable_by_developers`], though its catalog entry, schema and version
+//!   metadata stay visible to all.
 //! - **De-identified downloads**, only for datasets whose open attribute is
-//!   *unconditional* (SD22 Art.8). Conditional and not-open datasets are reachable only
-//!   through sandbox models, whose outputs are vetted before release.
+//!   *unconditional* (SD22 Art.8). Conditional datasets are reachable only through
+//!   sandbox models, whose outputs are vetted before release; not-open datasets not at
+//!   all (they are opened only as a de-identified derivative with its own certificate).
 //!
 //! Raw data never leaves: no function here reads the raw zone.
 
@@ -28,10 +33,43 @@ crate::service! {
 /// The most dummy rows one request may ask for.
 pub const MAX_DUMMY_ROWS: usize = 10_000;
 
+/// Who asks for a dataset's dummy rows, as the caller's role and organisation decide
+/// (the HTTP layer maps its principal onto this).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader<'a> {
+    /// An organisation with the provider role: the datasets it provides are its own,
+    /// and it keeps their dummy rows whatever their open attribute.
+    Provider(&'a str),
+    /// A supervisor (regulator or auditor): every dataset's dummy rows.
+    Supervisor,
+    /// A developer, and every other caller (deny by default): bound by the open
+    /// attribute through [`Dataset::reachable_by_developers`].
+    Developer,
+}
+
+impl Reader<'_> {
+    /// Whether this reader may see rows generated from `dataset`'s schema.
+    fn may_see_dummy(self, dataset: &Dataset) -> Result<()> {
+        match self {
+            Reader::Supervisor => Ok(()),
+            Reader::Provider(org) if org == dataset.provider_org => Ok(()),
+            Reader::Provider(_) | Reader::Developer => dataset.reachable_by_developers(),
+        }
+    }
+}
+
 impl Access {
     /// Synthetic rows for a dataset, in the shape of its latest version (or of the
-    /// declared schema at level 0 before any version exists).
-    pub async fn dummy(&self, dataset: &Dataset, rows: usize, seed: u64) -> Result<DataFrame> {
+    /// declared schema at level 0 before any version exists). A not-open dataset's rows
+    /// only for its provider and supervisors (see [`Reader`]).
+    pub async fn dummy(
+        &self,
+        dataset: &Dataset,
+        rows: usize,
+        seed: u64,
+        reader: Reader<'_>,
+    ) -> Result<DataFrame> {
+        reader.may_see_dummy(dataset)?;
         if rows == 0 || rows > MAX_DUMMY_ROWS {
             return Err(SandboxError::Invalid(format!(
                 "rows must be between 1 and {MAX_DUMMY_ROWS}"
@@ -53,8 +91,11 @@ impl Access {
             .map_err(|e| SandboxError::Invalid(format!("dummy data: {e}")))
     }
 
-    /// The certified Parquet file of a version, for unconditionally open datasets only.
+    /// The certified Parquet file of a version, for unconditionally open datasets only
+    /// (for everyone, the provider included: it holds its data already). A not-open
+    /// dataset is refused with the not-open rule's own message.
     pub async fn download_path(&self, dataset: &Dataset, version: u64) -> Result<PathBuf> {
+        dataset.reachable_by_developers()?;
         if dataset.meta.open_attribute != OpenAttribute::Unconditional {
             return Err(SandboxError::Forbidden(
                 "only unconditionally open datasets can be downloaded; use the sandbox for this one"

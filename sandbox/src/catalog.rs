@@ -7,6 +7,13 @@
 //! that carries the element) naming another department is a conflict. The check and the
 //! insert run in one write transaction, and the primary key settles a race on
 //! PostgreSQL.
+//!
+//! **Open attributes (SD22 Art.8).** Every entry, whatever its open attribute, is
+//! visible with its schema to every authenticated role. A not-open dataset (不予开放)
+//! is otherwise unreachable by developers on every path, through the one check
+//! [`Dataset::reachable_by_developers`]; it is opened only as a de-identified
+//! derivative registered as a dataset of its own, with its own certificate (SD22
+//! Art.8; GD21 Art.32).
 
 use pdx_algorithms::deid::schema::DatasetSchema;
 use pdx_ledger::Actor;
@@ -56,7 +63,9 @@ pub enum OpenAttribute {
     Unconditional,
     /// Open under a grant (open-use agreement); only results leave.
     Conditional,
-    /// Not open (may be opened once de-identified, through the sandbox).
+    /// Not open (不予开放): unreachable by developers on every path (see
+    /// [`Dataset::reachable_by_developers`]). It can be opened only as a de-identified
+    /// derivative registered as a dataset of its own, with its own certificate.
     NotOpen,
 }
 
@@ -149,6 +158,41 @@ pub struct Dataset {
     pub created_ms: i64,
     /// Last change, ms since epoch.
     pub updated_ms: i64,
+}
+
+/// The refusal every path gives a developer who reaches for a not-open dataset (see
+/// [`Dataset::reachable_by_developers`]).
+pub const NOT_OPEN_REFUSAL: &str = "this dataset is not open (不予开放): developers cannot \
+    apply for grants on it, run models or dry runs on it, or read its rows; it can be \
+    opened only as a de-identified derivative with its own certificate (SD22 Art.8; GD21 \
+    Art.32)";
+
+impl Dataset {
+    /// The one check that keeps not-open data (不予开放) out of developers' reach
+    /// (SD22 Art.8: not-open data is not opened; SD22 Art.8 and GD21 Art.32: it may be
+    /// opened only once de-identified, which here means a derivative dataset registered
+    /// on its own, whose versions get their own certificate). A not-open dataset is a
+    /// 403 with [`NOT_OPEN_REFUSAL`].
+    ///
+    /// Every path by which a developer could touch a dataset's rows, or rows generated
+    /// from it, calls this before anything else: filing a grant and approving one
+    /// ([`crate::grants`], so a grant filed before the rule cannot be approved), a grant's
+    /// use ([`crate::grants::Grants::usable_grant`], so an approved one is unusable), run
+    /// admission and resumption ([`crate::runs`], every input whatever its grant), dry
+    /// runs and dummy rows ([`crate::runs`], [`crate::access`]; the catalog entry, its
+    /// schema and its versions' metadata stay visible), de-identified downloads
+    /// ([`crate::access`]), FHE templates and queries ([`crate::fhe`]) and the release of
+    /// an output that read such a dataset ([`crate::review`]). The dataset's provider and
+    /// supervisors keep their dummy rows ([`crate::access::Reader`]).
+    ///
+    /// The match names every attribute: a new one does not compile until it is decided
+    /// here whether developers may reach it.
+    pub fn reachable_by_developers(&self) -> Result<()> {
+        match self.meta.open_attribute {
+            OpenAttribute::Unconditional | OpenAttribute::Conditional => Ok(()),
+            OpenAttribute::NotOpen => Err(SandboxError::Forbidden(NOT_OPEN_REFUSAL.into())),
+        }
+    }
 }
 
 /// A data element and its one source department.

@@ -12,23 +12,30 @@
 //!    holding the template and its hash, written with the row. Approval builds the
 //!    table of the latest version once, so a template that cannot run (a key hash
 //!    collision, a repeated key without an aggregate) is refused at approval.
+//!
+//!    Not-open data (不予开放, SD22 Art.8; GD21 Art.32) has no private lookups: a
+//!    template on it can be neither proposed nor approved, and a query (or a resumed
+//!    one) on it is refused, all through
+//!    [`crate::catalog::Dataset::reachable_by_developers`], with the same message as
+//!    every other path.
 //! 2. **Server keys.** A developer uploads a `CompressedServerKey` once per key pair
 //!    ([`Fhe::register_server_key`]). It streams to a file under a size cap, is
 //!    checked with `safe_deserialize_conformant` against the platform's parameters, and
 //!    is stored per organisation under its hash (a second upload of the same key returns
 //!    the stored one). Nothing here can read a client key: it is refused by type name.
 //! 3. **Queries** ([`Fhe::start_fhe_query`]). Admission is synchronous, so every
-//!    refusal is a 4xx and never a job: the template is approved, the dataset is
-//!    unconditionally open or the caller holds a usable grant allowing `fhe` models on
-//!    the template's two columns, a conditionally open dataset's query carries a
-//!    `consent_commitment` to the enterprise's signed authorisation (GD21 Art.41; a
-//!    lookup without one is refused with 403, see [`crate::fhe_consent`]), the server
-//!    key is the caller's, the ciphertext conforms (right type, width and parameters),
-//!    the scan is within `fhe_max_rows` (otherwise the client must reveal a public
-//!    bucket), and the organisation is under its concurrency cap. Then, in one write
-//!    transaction, the commitment is checked unused, the grant pays one query
-//!    (`spend_budget`, a conditional update that cannot overspend — the grant's query
-//!    budget is what caps FHE queries), and the job and query rows are inserted.
+//!    refusal is a 4xx and never a job: the template is approved, the dataset is not
+//!    a not-open one and is either unconditionally open or the caller holds a usable
+//!    grant allowing `fhe` models on the template's two columns, a conditionally open
+//!    dataset's query carries a `consent_commitment` to the enterprise's signed
+//!    authorisation (GD21 Art.41; a lookup without one is refused with 403, see
+//!    [`crate::fhe_consent`]), the server key is the caller's, the ciphertext conforms
+//!    (right type, width and parameters), the scan is within `fhe_max_rows` (otherwise
+//!    the client must reveal a public bucket), and the organisation is under its
+//!    concurrency cap. Then, in one write transaction, the commitment is checked
+//!    unused, the grant pays one query (`spend_budget`, a conditional update that
+//!    cannot overspend — the grant's query budget is what caps FHE queries), and the
+//!    job and query rows are inserted.
 //! 4. **Evaluation** runs as a job that clients poll: it waits for the evaluator (one
 //!    lookup at a time: a lookup uses every core), loads the decompressed server key
 //!    (cached for the two most recent keys), scans the table in chunks and reports the
@@ -533,11 +540,7 @@ impl Fhe {
             .dataset(&new.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-        if dataset.meta.open_attribute == OpenAttribute::NotOpen {
-            return Err(SandboxError::Forbidden(
-                "the dataset is not open; only a de-identified derivative can be queried".into(),
-            ));
-        }
+        dataset.reachable_by_developers()?;
         new.spec.validate(&dataset.meta.schema).map_err(fhe_error)?;
         let (spec_json, hash) = spec_hash(&new.spec)?;
         let id = new_id("ft");
@@ -614,7 +617,11 @@ impl Fhe {
                 .dataset(&t.dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-            if let Some(version) = dataset.latest_version {
+            // Bucket sizes are counted over the rows: none for a developer on not-open
+            // data (a template approved before that rule held).
+            let counted =
+                view != TemplateView::Developer || dataset.reachable_by_developers().is_ok();
+            if let Some(version) = dataset.latest_version.filter(|_| counted) {
                 match self.fhe_table(&t.spec, &dataset, version).await {
                     Ok(table) => {
                         t.table = Some(TableSummary {
@@ -682,6 +689,8 @@ impl Fhe {
                 .dataset(&t.dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            // A template proposed on data that is now not open can only be refused.
+            dataset.reachable_by_developers()?;
             // The schema may have moved on since the proposal.
             t.spec.validate(&dataset.meta.schema).map_err(fhe_error)?;
             if let Some(version) = dataset.latest_version {
@@ -1009,6 +1018,7 @@ impl Fhe {
             .dataset(&template.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        dataset.reachable_by_developers()?;
         let version = dataset.latest_version.ok_or_else(|| {
             SandboxError::Conflict("the dataset has no certified version yet".into())
         })?;
@@ -1284,6 +1294,7 @@ impl Fhe {
             .dataset(&q.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        dataset.reachable_by_developers()?;
         let (key, key_file) = self.server_key_row(&q.server_key_id, &actor.org).await?;
         let width = template.spec.key_width;
         let query_key = tokio::task::spawn_blocking(move || QueryKey::parse(&ciphertext, width))

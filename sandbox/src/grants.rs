@@ -15,6 +15,11 @@
 //! A grant is checked when each job *starts* ([`Grants::usable_grant`]): approved, not
 //! expired, not revoked or suspended, held by the caller, for this dataset, and covering
 //! the model kind and every column the model reads.
+//!
+//! **No grant on not-open data** (不予开放, SD22 Art.8; GD21 Art.32). A grant on a
+//! not-open dataset cannot be filed, cannot be approved (a pending one filed before the
+//! rule can only be refused), and an approved one is unusable
+//! ([`crate::catalog::Dataset::reachable_by_developers`] at each step).
 
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
@@ -365,6 +370,7 @@ impl Grants {
             .dataset(&app.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        dataset.reachable_by_developers()?;
         if dataset.meta.open_attribute == OpenAttribute::Unconditional {
             return Err(SandboxError::Conflict(
                 "the dataset is unconditionally open: sandbox jobs need no grant".into(),
@@ -490,7 +496,9 @@ impl Grants {
             .collect()
     }
 
-    /// The provider's answer: approve (possibly narrowed) or refuse with a reason.
+    /// The provider's answer: approve (possibly narrowed) or refuse with a reason. A
+    /// grant on a not-open dataset (one filed before that rule held) can only be
+    /// refused.
     pub async fn decide_grant(
         &self,
         actor: &Actor,
@@ -503,6 +511,11 @@ impl Grants {
                 "the grant is already {}",
                 grant.status.as_str()
             )));
+        }
+        if answer.approve {
+            self.grant_dataset(&grant)
+                .await?
+                .reachable_by_developers()?;
         }
         let reason = answer
             .reason
@@ -634,8 +647,17 @@ impl Grants {
         self.load_grant(id).await
     }
 
+    /// The dataset a grant is for.
+    async fn grant_dataset(&self, grant: &Grant) -> Result<crate::catalog::Dataset> {
+        self.catalog()
+            .dataset(&grant.dataset_id)
+            .await?
+            .ok_or_else(|| SandboxError::Internal("a grant's dataset is gone".into()))
+    }
+
     /// The grant a job may run under, checked at job start: approved, in its term,
-    /// held by `org`, for `dataset_id`, allowing `kind` and every column in `columns`.
+    /// held by `org`, for `dataset_id` (which is not a not-open dataset), allowing
+    /// `kind` and every column in `columns`.
     pub async fn usable_grant(
         &self,
         grant_id: &str,
@@ -650,6 +672,10 @@ impl Grants {
                 "the grant does not cover this dataset".into(),
             ));
         }
+        // A grant approved before not-open data was refused at filing is unusable.
+        self.grant_dataset(&grant)
+            .await?
+            .reachable_by_developers()?;
         match grant.status {
             GrantStatus::Approved => {}
             other => {

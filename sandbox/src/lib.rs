@@ -22,8 +22,11 @@
 //! - [`versions`]: an upload streams into the raw zone, is validated synchronously
 //!   (bad input never becomes a job), then a [`jobs`] job de-identifies it, stores the
 //!   Parquet content-addressed in the de-identified zone and certifies it on the ledger.
-//! - [`access`]: who may see which rows (dummy data for everyone, de-identified
-//!   downloads only for unconditionally open datasets).
+//! - [`access`]: who may see which rows (dummy data for everyone but, on a not-open
+//!   dataset, for its provider and supervisors only; de-identified downloads only for
+//!   unconditionally open datasets). Not-open data (不予开放) is unreachable by
+//!   developers on every path through one check,
+//!   [`catalog::Dataset::reachable_by_developers`] (SD22 Art.8; GD21 Art.32).
 //! - [`grants`] (open-use agreements and their budgets), [`models`] (registered
 //!   algorithm models), [`runs`] (admission → budget → engine → quarantine, with the
 //!   disclosure checks and [`record_sets`] for conditional data) and [`review`] (the

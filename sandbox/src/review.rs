@@ -14,6 +14,11 @@
 //! Downloads: a released output goes to its developer organisation; a quarantined one
 //! only to reviewers. Everyone else gets "not found".
 //!
+//! An output that read a not-open dataset (不予开放, SD22 Art.8; GD21 Art.32) is never
+//! released: runs on such data are refused at admission, and one admitted before that
+//! rule held can only be rejected
+//! ([`crate::catalog::Dataset::reachable_by_developers`] on every input).
+//!
 //! **What the developer sees before release** ([`Output::for_owner`]) is only what does
 //! not depend on the data: the status, the rules applied and the plan-level checks the
 //! query passed. The cell-level report (which cells were withheld, how many there were),
@@ -396,7 +401,21 @@ impl Reviews {
             .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))
     }
 
-    /// A reviewer's decision; the last approval needed releases the output.
+    /// Refuses (403) when a run read a not-open dataset: its output is never released.
+    async fn inputs_reachable(&self, job_id: &str) -> Result<()> {
+        for cited in self.run_versions(job_id).await? {
+            let dataset_id = cited.split('@').next().unwrap_or_default();
+            self.catalog()
+                .dataset(dataset_id)
+                .await?
+                .ok_or_else(|| SandboxError::Internal("a run's dataset is gone".into()))?
+                .reachable_by_developers()?;
+        }
+        Ok(())
+    }
+
+    /// A reviewer's decision; the last approval needed releases the output (never one
+    /// that read a not-open dataset: it can only be rejected).
     pub async fn review_output(
         &self,
         actor: &Actor,
@@ -424,6 +443,9 @@ impl Reviews {
             return Err(SandboxError::Conflict(
                 "the run failed and its output holds nothing to release; reject it".into(),
             ));
+        }
+        if decision.approve {
+            self.inputs_reachable(&output.job_id).await?;
         }
         if output
             .reviews
@@ -500,6 +522,7 @@ impl Reviews {
         reviewers: Vec<String>,
     ) -> Result<()> {
         let output = self.load_output(id).await?;
+        self.inputs_reachable(&output.job_id).await?;
         let mut tx = self.db().begin_write().await?;
         self.release_in(&mut tx, &output, actor, reviewers).await?;
         tx.commit().await?;

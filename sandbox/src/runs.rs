@@ -2,10 +2,12 @@
 //!
 //! Data flow of [`Runs::start_run`], top-down:
 //! 1. **Admission** (synchronous, so a refusal is a 4xx and never a job): the model is
-//!    the caller's; each input dataset is either unconditionally open or covered by a
-//!    grant that is usable *now* ([`crate::grants::Grants::usable_grant`]: approved, in
-//!    term, not revoked, for this model kind and these columns); the organisation is
-//!    under its concurrency cap.
+//!    the caller's; no input dataset is not open (不予开放, SD22 Art.8; GD21 Art.32:
+//!    [`crate::catalog::Dataset::reachable_by_developers`], checked first, for every
+//!    input, with a grant or without; a resumed run is checked again); each input
+//!    dataset is either unconditionally open or covered by a grant that is usable *now*
+//!    ([`crate::grants::Grants::usable_grant`]: approved, in term, not revoked, for this
+//!    model kind and these columns); the organisation is under its concurrency cap.
 //! 2. **Budget**, in one write transaction with the run row: every grant pays one query
 //!    and, for a DP model, the job's ε and δ, through a conditional update that cannot
 //!    overspend; each DP spend is a `PrivacySpend` ledger entry in the same
@@ -279,6 +281,9 @@ impl Runs {
                 .dataset(&input.dataset_id)
                 .await?
                 .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            // Before anything else, whatever the input's grant: not-open data is read by
+            // no run.
+            dataset.reachable_by_developers()?;
             let version = match input.version.or(dataset.latest_version) {
                 Some(v) => v,
                 None => {
@@ -863,13 +868,15 @@ pub struct OutputColumn {
 impl Runs {
     /// Runs a model text over synthetic rows drawn from the dataset's declared domains,
     /// in the same engines and under the same rules as a real run, without a grant or a
-    /// budget: no real row is read.
+    /// budget: no real row is read. Dry runs are a developer's tool: a not-open
+    /// dataset has none (its dummy rows are not a developer's to see).
     pub async fn dry_run(&self, request: DryRunRequest) -> Result<DryRunResult> {
         let dataset = self
             .catalog()
             .dataset(&request.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        dataset.reachable_by_developers()?;
         let rows = request.rows.unwrap_or(500);
         let max = crate::access::MAX_DUMMY_ROWS;
         if !(1..=max).contains(&rows) {
@@ -877,7 +884,10 @@ impl Runs {
                 "`rows` must be between 1 and {max}"
             )));
         }
-        let mut frame = self.access().dummy(&dataset, rows, 7).await?;
+        let mut frame = self
+            .access()
+            .dummy(&dataset, rows, 7, crate::access::Reader::Developer)
+            .await?;
         let scratch = self.zones().root().join("scratch").join(new_id("dry"));
         std::fs::create_dir_all(&scratch)?;
         let path = scratch.join("dummy.parquet");

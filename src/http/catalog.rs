@@ -3,8 +3,9 @@
 //!
 //! Providers register datasets and upload versions of their own datasets; every
 //! authenticated role searches the catalog and reads metadata, reports, certificates
-//! and dummy data. Rows leave only as de-identified downloads of unconditionally open
-//! datasets (the rule lives in [`pdx_sandbox::access`]).
+//! and dummy data, except a not-open dataset's dummy data, which only its provider and
+//! supervisors get. Rows leave only as de-identified downloads of unconditionally open
+//! datasets (the rules live in [`pdx_sandbox::access`]).
 
 use axum::Json;
 use axum::body::Body;
@@ -15,15 +16,17 @@ use futures_util::StreamExt;
 use pdx_algorithms::deid::DataFrame;
 use pdx_algorithms::deid::ingest::{TextEncoding, UploadFormat};
 use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
+use pdx_sandbox::access::{MAX_DUMMY_ROWS, Reader};
 use pdx_sandbox::catalog::{DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset};
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
-use pdx_sandbox::{Job, SandboxError, access::MAX_DUMMY_ROWS};
+use pdx_sandbox::{Job, SandboxError};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
+use crate::auth::Role;
 use crate::http::Caller;
 use crate::http::body::discard_rest;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
@@ -255,7 +258,7 @@ struct RowsParams {
 }
 
 /// Download the de-identified rows of a version: only for unconditionally open
-/// datasets (403 otherwise).
+/// datasets (403 otherwise; a not-open dataset's 403 names its rule).
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security(("bearer" = [])),
     params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
     responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 403, body = Problem), (status = 404, body = Problem)))]
@@ -300,13 +303,14 @@ async fn download_version(
 }
 
 /// Synthetic rows in the shape of the de-identified data, drawn from the declared
-/// domains and hierarchies, never from real rows.
+/// domains and hierarchies, never from real rows. A not-open dataset's only for its
+/// provider and supervisors (403 for everyone else; its metadata stays readable).
 #[utoipa::path(get, path = "/v1/datasets/{id}/dummy", tag = "catalog", security(("bearer" = [])),
     params(("id" = String, Path, description = "dataset id"), RowsParams),
-    responses((status = 200, description = "rows as JSON or CSV"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "rows as JSON or CSV"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn dummy_data(
     State(app): State<App>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> ApiResult<Response> {
@@ -322,10 +326,16 @@ async fn dummy_data(
             format!("rows must be between 1 and {MAX_DUMMY_ROWS}"),
         ));
     }
+    // Everyone but providers and supervisors reads as a developer (deny by default).
+    let reader = match caller.principal.role {
+        Role::Provider => Reader::Provider(&caller.principal.org_id),
+        Role::Supervisor => Reader::Supervisor,
+        _ => Reader::Developer,
+    };
     let mut frame = app
         .sandbox
         .access()
-        .dummy(&dataset, rows, params.seed.unwrap_or(0))
+        .dummy(&dataset, rows, params.seed.unwrap_or(0), reader)
         .await?;
     frame_response(&mut frame, format, rows)
 }

@@ -127,11 +127,12 @@ async fn get_template(
 }
 
 /// Approve or refuse (with a reason) a template on one of the provider's datasets.
-/// Writes an `fhe_query` ledger entry holding the template and its hash.
+/// Writes an `fhe_query` ledger entry holding the template and its hash. A template on
+/// a not-open dataset can only be refused (403 on approval).
 #[utoipa::path(post, path = "/v1/fhe/templates/{id}/decision", tag = "fhe", security(("bearer" = [])),
     params(("id" = String, Path, description = "template id")),
     request_body = TemplateDecision,
-    responses((status = 200, body = FheTemplate), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = FheTemplate), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn decide_template(
     State(app): State<App>,
     caller: Caller,

@@ -213,7 +213,8 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
             writes: false,
         },
     ),
-    // catalog: every role reads metadata, reports, certificates and dummy data;
+    // catalog: every role reads metadata, reports, certificates and dummy data (a
+    // not-open dataset's dummy data only its provider and supervisors, checked inside);
     // providers register datasets and upload versions of their own
     ("GET", "/v1/datasets", READ_ALL),
     ("POST", "/v1/datasets", PROVIDER_WRITES),

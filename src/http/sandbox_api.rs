@@ -74,10 +74,11 @@ async fn list_grants(State(app): State<App>, caller: Caller) -> ApiResult<Json<V
     ))
 }
 
-/// Apply for a grant (open-use agreement) on a conditional dataset (developers).
+/// Apply for a grant (open-use agreement) on a conditional dataset (developers); a
+/// not-open dataset is a 403.
 #[utoipa::path(post, path = "/v1/grants", tag = "sandbox", security(("bearer" = [])),
     request_body = GrantApplication,
-    responses((status = 201, body = Grant), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = Grant), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn apply_for_grant(
     State(app): State<App>,
     caller: Caller,
@@ -109,11 +110,12 @@ async fn get_grant(
 }
 
 /// Approve (possibly narrowing the terms) or refuse (with a reason) a grant on one of
-/// the provider's datasets. Writes a `GrantDecision` ledger entry.
+/// the provider's datasets. Writes a `GrantDecision` ledger entry. A grant on a
+/// not-open dataset can only be refused (403 on approval).
 #[utoipa::path(post, path = "/v1/grants/{id}/decision", tag = "sandbox", security(("bearer" = [])),
     params(("id" = String, Path, description = "grant id")),
     request_body = GrantAnswer,
-    responses((status = 200, body = Grant), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = Grant), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn decide_grant(
     State(app): State<App>,
     caller: Caller,
@@ -243,10 +245,10 @@ async fn get_model(
 }
 
 /// Run a model text on the dataset's dummy data at once: output schema, a sample and
-/// the check report. No grant, no budget, no real row.
+/// the check report. No grant, no budget, no real row. Not on a not-open dataset (403).
 #[utoipa::path(post, path = "/v1/dry-run", tag = "sandbox", security(("bearer" = [])),
     request_body = DryRunRequest,
-    responses((status = 200, body = DryRunResult), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = DryRunResult), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn dry_run(
     State(app): State<App>,
     _caller: Caller,
@@ -255,8 +257,9 @@ async fn dry_run(
     Ok(Json(app.sandbox.runs().dry_run(body).await?))
 }
 
-/// Start a model run as a job (202 with its location). Grants, budgets and the
-/// organisation's concurrency cap are checked first; a refusal starts nothing.
+/// Start a model run as a job (202 with its location). Open attributes (no not-open
+/// input), grants, budgets and the organisation's concurrency cap are checked first; a
+/// refusal starts nothing.
 #[utoipa::path(post, path = "/v1/runs", tag = "sandbox", security(("bearer" = [])),
     request_body = RunRequest,
     responses((status = 202, body = Job), (status = 403, body = Problem), (status = 404, body = Problem),

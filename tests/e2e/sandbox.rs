@@ -1372,3 +1372,405 @@ async fn grants_follow_their_rules() {
     assert_eq!(t.get(&w.other_dev, &format!("/v1/grants/{g}")).await.0, 404);
     w.t.stop().await;
 }
+
+/// A 403 problem that names the not-open rule (the one message of
+/// `Dataset::reachable_by_developers`).
+#[track_caller]
+fn assert_not_open(what: &str, status: u16, problem: &Value) {
+    assert_eq!(status, 403, "{what}: {problem}");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    for part in [
+        "not open (不予开放)",
+        "developers cannot apply for grants on it, run models or dry runs on it",
+        "de-identified derivative with its own certificate",
+        "SD22 Art.8; GD21 Art.32",
+    ] {
+        assert!(detail.contains(part), "{what}: {part:?} missing: {problem}");
+    }
+}
+
+/// Registers the electricity dataset with `open_attribute` and certifies one small
+/// version (the FHE tests' table, which templates can be built on); returns its id.
+async fn certified_electricity(t: &TestServer, provider: &str, open_attribute: &str) -> String {
+    let b = t.backend;
+    let mut meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
+    meta["open_attribute"] = json!(open_attribute);
+    let dataset = register(t, provider, &meta).await;
+    let csv = samples::electricity_csv(crate::fhe::ROWS, crate::fhe::SEED);
+    let (s, job) = upload(t, provider, &dataset, "?format=csv", csv.into_bytes()).await;
+    assert_eq!(s, 202, "{b}: {job}");
+    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{b}: {job}");
+    dataset
+}
+
+const COUNT_BY_DISTRICT: &str = "SELECT district, COUNT(*) AS n FROM data GROUP BY district";
+const MEAN_BY_DISTRICT: &str =
+    "SELECT district, AVG(kwh_12m) AS mean_kwh FROM data GROUP BY district";
+
+/// Registers a model of the developer `dev`; returns its id.
+async fn register_model(t: &TestServer, dev: &str, kind: &str, body: &str) -> String {
+    let (s, m) = t
+        .call(
+            Some(dev),
+            Method::POST,
+            "/v1/models",
+            Some(json!({"name": "m", "kind": kind, "body": body})),
+        )
+        .await;
+    assert_eq!(s, 201, "{}: {m}", t.backend);
+    m["id"].as_str().unwrap().to_string()
+}
+
+/// How many jobs the organisation of `key` has.
+async fn job_count(t: &TestServer, key: &str) -> usize {
+    let (s, jobs) = t.get(key, "/v1/jobs").await;
+    assert_eq!(s, 200, "{}: {jobs}", t.backend);
+    jobs.as_array().map_or(0, Vec::len)
+}
+
+/// An FHE template proposal on `dataset` (the FHE tests' spec; `bucket_bits` varies it).
+fn fhe_template(dataset: &str, bucket_bits: u8) -> Value {
+    json!({
+        "dataset_id": dataset,
+        "name": "top quartile of electricity use",
+        "purpose": "working-capital loans",
+        "spec": {
+            "key_column": "credit_code",
+            "value": {"rule": "quantile", "column": "kwh_12m", "buckets": 4, "at_least": 3},
+            "output": {"kind": "bool"},
+            "key_width": "u16",
+            "bucket_bits": bucket_bits
+        }
+    })
+}
+
+/// Not-open data (不予开放) is unreachable by developers on every path, SD22 Art.8 and
+/// GD21 Art.32: grants (filing), runs with and without a grant, SQL and DP, dry runs,
+/// dummy rows, downloads and FHE templates, each a 403 naming the rule, while the
+/// catalog entry, schema and version metadata stay visible and the provider and
+/// supervisors keep the dummy rows. A dataset that was conditional when its grants,
+/// templates and outputs were made, and is not open now (how data filed before the rule
+/// looks), keeps none of them: a pending grant or template cannot be approved (only
+/// refused), an approved grant or template is unusable, and a quarantined output can
+/// only be rejected.
+#[tokio::test]
+async fn not_open_data_is_unreachable_by_developers_on_every_path_on_both_backends() {
+    for t in TestServer::both().await {
+        let b = t.backend;
+        let (_, provider) = t.key_for("statistics-bureau", "provider").await;
+        let (_, other_provider) = t.key_for("water-bureau", "provider").await;
+        let (_, dev) = t.key_for("energy-analytics", "developer").await;
+        let (_, reviewer) = t.key_for("output-checkers", "reviewer").await;
+        let (_, buyer) = t.key_for("buyer-co", "buyer").await;
+        let (_, supervisor) = t.key_for("regulator", "supervisor").await;
+        let closed = certified_electricity(&t, &provider, "not_open").await;
+        let earlier = certified_electricity(&t, &provider, "conditional").await;
+
+        // What a developer held on `earlier` while it was conditional: an approved
+        // grant, a pending one, an approved and a pending template, a quarantined output.
+        let grant = apply(
+            &t,
+            &dev,
+            &earlier,
+            json!(["credit_code", "district", "kwh_12m"]),
+            json!(["sql", "fhe"]),
+            0.0,
+            10,
+        )
+        .await;
+        approve(&t, &provider, &grant, json!({})).await;
+        let pending = apply(
+            &t,
+            &dev,
+            &earlier,
+            json!(["district"]),
+            json!(["sql"]),
+            0.0,
+            5,
+        )
+        .await;
+        let mut templates = Vec::new();
+        for bits in [2, 1] {
+            let (s, tpl) = t
+                .call(
+                    Some(&dev),
+                    Method::POST,
+                    "/v1/fhe/templates",
+                    Some(fhe_template(&earlier, bits)),
+                )
+                .await;
+            assert_eq!(s, 201, "{b}: {tpl}");
+            templates.push(tpl["id"].as_str().unwrap().to_string());
+        }
+        let (approved_tpl, pending_tpl) = (&templates[0], &templates[1]);
+        let (s, tpl) = t
+            .call(
+                Some(&provider),
+                Method::POST,
+                &format!("/v1/fhe/templates/{approved_tpl}/decision"),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_eq!(s, 200, "{b}: {tpl}");
+        let sql = register_model(&t, &dev, "sql", COUNT_BY_DISTRICT).await;
+        let dp = register_model(&t, &dev, "dp", MEAN_BY_DISTRICT).await;
+        let (s, job) = t
+            .call(
+                Some(&dev),
+                Method::POST,
+                "/v1/runs",
+                Some(json!({"model_id": sql, "inputs": [{"dataset_id": earlier, "grant_id": grant}]})),
+            )
+            .await;
+        assert_eq!(s, 202, "{b}: {job}");
+        let job = wait_job(&t, &dev, job["id"].as_str().unwrap()).await;
+        assert_eq!(job["status"], "succeeded", "{b}: {job}");
+        let output = job["result"]["output_id"].as_str().unwrap().to_string();
+        let jobs_before = job_count(&t, &dev).await;
+
+        // (1) Not open from the start. The catalog entry, its schema and its version's
+        // metadata stay visible to developers; the provider sees all of its own.
+        let (s, entry) = t.get(&dev, &format!("/v1/datasets/{closed}")).await;
+        assert_eq!(s, 200, "{b}: {entry}");
+        assert_eq!(entry["open_attribute"], "not_open", "{b}: {entry}");
+        assert_eq!(entry["latest_version"], 1, "{b}: {entry}");
+        assert!(
+            entry["schema"]["columns"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty()),
+            "{b}: {entry}"
+        );
+        let (s, page) = t.get(&dev, "/v1/datasets?open_attribute=not_open").await;
+        assert_eq!(s, 200, "{b}: {page}");
+        assert_eq!(page["items"][0]["id"], closed.as_str(), "{b}: {page}");
+        assert_eq!(
+            t.get(&dev, &format!("/v1/datasets/{closed}/versions/1"))
+                .await
+                .0,
+            200,
+            "{b}"
+        );
+        for path in [
+            format!("/v1/datasets/{closed}"),
+            format!("/v1/datasets/{closed}/versions"),
+            format!("/v1/datasets/{closed}/versions/1"),
+            format!("/v1/datasets/{closed}/versions/1/certificate"),
+        ] {
+            let (s, body) = t.get(&provider, &path).await;
+            assert_eq!(s, 200, "{b}: {path}: {body}");
+        }
+        // Dummy rows: its provider and supervisors only.
+        let dummy = format!("/v1/datasets/{closed}/dummy?rows=5");
+        for key in [&provider, &supervisor] {
+            let (s, rows) = t.get(key, &dummy).await;
+            assert_eq!(s, 200, "{b}: {rows}");
+            assert_eq!(rows.as_array().map(Vec::len), Some(5), "{b}: {rows}");
+        }
+        for (who, key) in [
+            ("developer", &dev),
+            ("another provider", &other_provider),
+            ("reviewer", &reviewer),
+            ("buyer", &buyer),
+        ] {
+            let (s, p) = t.get(key, &dummy).await;
+            assert_not_open(&format!("{b}: dummy rows for a {who}"), s, &p);
+        }
+        // Downloads: nobody (the provider holds its data already).
+        for format in ["parquet", "csv", "json"] {
+            let path = format!("/v1/datasets/{closed}/versions/1/download?format={format}");
+            let (s, p) = t.get(&dev, &path).await;
+            assert_not_open(&format!("{b}: {format} download"), s, &p);
+            assert_eq!(t.get(&provider, &path).await.0, 403, "{b}");
+        }
+        // Grants, runs (SQL and DP, with a grant and without) and dry runs.
+        let (s, p) = t
+            .call(
+                Some(&dev),
+                Method::POST,
+                "/v1/grants",
+                Some(json!({
+                    "dataset_id": closed,
+                    "purpose": "regional energy-efficiency product",
+                    "columns": ["district", "kwh_12m"],
+                    "model_kinds": ["sql", "dp"],
+                    "term_days": 365,
+                    "epsilon": 1.0,
+                    "delta": 0.0,
+                    "query_budget": 10
+                })),
+            )
+            .await;
+        assert_not_open(&format!("{b}: grant application"), s, &p);
+        for (what, run) in [
+            (
+                "sql run without a grant",
+                json!({"model_id": sql, "inputs": [{"dataset_id": closed}]}),
+            ),
+            (
+                "sql run with an approved grant",
+                json!({"model_id": sql, "inputs": [{"dataset_id": closed, "grant_id": grant}]}),
+            ),
+            (
+                "dp run",
+                json!({"model_id": dp, "inputs": [{"dataset_id": closed, "grant_id": grant}], "epsilon": 0.5}),
+            ),
+            (
+                "second input of a join",
+                json!({"model_id": sql, "inputs": [
+                    {"dataset_id": earlier, "grant_id": grant, "table": "data"},
+                    {"dataset_id": closed, "table": "other"}]}),
+            ),
+        ] {
+            let (s, p) = t
+                .call(Some(&dev), Method::POST, "/v1/runs", Some(run))
+                .await;
+            assert_not_open(&format!("{b}: {what}"), s, &p);
+        }
+        for (kind, body) in [("sql", COUNT_BY_DISTRICT), ("dp", MEAN_BY_DISTRICT)] {
+            let (s, p) = t
+                .call(
+                    Some(&dev),
+                    Method::POST,
+                    "/v1/dry-run",
+                    Some(json!({"kind": kind, "body": body, "dataset_id": closed, "rows": 50})),
+                )
+                .await;
+            assert_not_open(&format!("{b}: {kind} dry run"), s, &p);
+        }
+        // FHE: no template on it (the same message as every other path).
+        let (s, p) = t
+            .call(
+                Some(&dev),
+                Method::POST,
+                "/v1/fhe/templates",
+                Some(fhe_template(&closed, 2)),
+            )
+            .await;
+        assert_not_open(&format!("{b}: FHE template proposal"), s, &p);
+        // Nothing was filed or started.
+        let (_, grants) = t.get(&dev, "/v1/grants").await;
+        assert!(
+            grants
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["dataset_id"] != closed.as_str()),
+            "{b}: {grants}"
+        );
+        assert_eq!(
+            jobs_before,
+            job_count(&t, &dev).await,
+            "{b}: a refused run left a job"
+        );
+
+        // (2) `earlier` is not open now: what was held before the rule gives nothing.
+        sqlx::query("UPDATE datasets SET open_attribute = 'not_open' WHERE id = $1")
+            .bind(earlier.clone())
+            .execute(t.app.db.pool())
+            .await
+            .unwrap();
+        let decision = format!("/v1/grants/{pending}/decision");
+        let (s, p) = t
+            .call(
+                Some(&provider),
+                Method::POST,
+                &decision,
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_not_open(&format!("{b}: approving a grant filed earlier"), s, &p);
+        let (s, refused) = t
+            .call(
+                Some(&provider),
+                Method::POST,
+                &decision,
+                Some(json!({"approve": false, "reason": "the dataset is not open"})),
+            )
+            .await;
+        assert_eq!(
+            (s, refused["status"].as_str()),
+            (200, Some("refused")),
+            "{b}: {refused}"
+        );
+        let (s, p) = t
+            .call(
+                Some(&dev),
+                Method::POST,
+                "/v1/runs",
+                Some(json!({"model_id": sql, "inputs": [{"dataset_id": earlier, "grant_id": grant}]})),
+            )
+            .await;
+        assert_not_open(&format!("{b}: a run under a grant approved earlier"), s, &p);
+        let review = format!("/v1/review/{output}");
+        let (s, p) = t
+            .call(
+                Some(&reviewer),
+                Method::POST,
+                &review,
+                Some(json!({"approve": true, "reason": "aggregates only"})),
+            )
+            .await;
+        assert_not_open(&format!("{b}: releasing an output made earlier"), s, &p);
+        let (s, rejected) = t
+            .call(
+                Some(&reviewer),
+                Method::POST,
+                &review,
+                Some(json!({"approve": false, "reason": "the dataset is not open"})),
+            )
+            .await;
+        assert_eq!(
+            (s, rejected["status"].as_str()),
+            (200, Some("rejected")),
+            "{b}: {rejected}"
+        );
+        let (s, p) = t
+            .call(
+                Some(&provider),
+                Method::POST,
+                &format!("/v1/fhe/templates/{pending_tpl}/decision"),
+                Some(json!({"approve": true})),
+            )
+            .await;
+        assert_not_open(
+            &format!("{b}: approving a template proposed earlier"),
+            s,
+            &p,
+        );
+        let (s, p) = t
+            .call(
+                Some(&dev),
+                Method::POST,
+                "/v1/fhe/queries",
+                Some(json!({
+                    "template_id": approved_tpl,
+                    "grant_id": grant,
+                    "server_key_id": "fk_none",
+                    "ciphertext": "AAAA",
+                })),
+            )
+            .await;
+        assert_not_open(
+            &format!("{b}: a lookup on a template approved earlier"),
+            s,
+            &p,
+        );
+        // No refusal spent anything: the grant paid for its one run before the change.
+        let (_, still) = t.get(&dev, &format!("/v1/grants/{grant}")).await;
+        assert_eq!(still["queries_used"], 1, "{b}: {still}");
+        // The template's bucket sizes are counted over the rows: not for developers now.
+        let tpath = format!("/v1/fhe/templates/{approved_tpl}");
+        let (s, tpl) = t.get(&dev, &tpath).await;
+        assert_eq!(s, 200, "{b}: {tpl}");
+        assert!(tpl.get("table").is_none(), "{b}: {tpl}");
+        let (s, tpl) = t.get(&provider, &tpath).await;
+        assert_eq!(s, 200, "{b}: {tpl}");
+        assert!(tpl["table"]["bucket_sizes"].is_array(), "{b}: {tpl}");
+        let (s, p) = t
+            .get(&dev, &format!("/v1/datasets/{earlier}/dummy?rows=5"))
+            .await;
+        assert_not_open(&format!("{b}: dummy rows of data no longer open"), s, &p);
+        t.stop().await;
+    }
+}
