@@ -595,7 +595,8 @@ impl Grants {
                     "a refusal must give a `reason`".into(),
                 ));
             };
-            let updated = store::grants::refuse_pending(&mut *tx, id, reason, now).await?;
+            let updated =
+                store::grants::close(&mut *tx, id, "pending", "refused", reason, now).await?;
             if updated != 1 {
                 return Err(SandboxError::Conflict(
                     "the grant was decided concurrently".into(),
@@ -628,7 +629,9 @@ impl Grants {
             )));
         }
         let mut tx = self.db().begin_write().await?;
-        let updated = store::grants::revoke_approved(&mut *tx, id, reason.trim(), now_ms()).await?;
+        let updated =
+            store::grants::close(&mut *tx, id, "approved", "revoked", reason.trim(), now_ms())
+                .await?;
         if updated != 1 {
             return Err(SandboxError::Conflict(
                 "the grant changed concurrently".into(),

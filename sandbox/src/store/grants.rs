@@ -120,10 +120,14 @@ where
     Ok(updated.rows_affected())
 }
 
-/// Refuses a still-pending grant with a reason; returns the rows updated.
-pub(crate) async fn refuse_pending<'e, E>(
+/// Moves a grant from status `from` to `to` with a reason (a refusal of a pending
+/// grant, a revocation of an approved one); returns the rows updated (0 when it was not
+/// in `from`).
+pub(crate) async fn close<'e, E>(
     db: E,
     id: &str,
+    from: &str,
+    to: &str,
     reason: &str,
     decided_ms: i64,
 ) -> Result<u64>
@@ -131,12 +135,14 @@ where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     let updated = sqlx::query(
-        "UPDATE grants SET status = 'refused', reason = $1, decided_ms = $2 \
-         WHERE id = $3 AND status = 'pending'",
+        "UPDATE grants SET status = $1, reason = $2, decided_ms = $3 \
+         WHERE id = $4 AND status = $5",
     )
+    .bind(to.to_string())
     .bind(reason.to_string())
     .bind(decided_ms)
     .bind(id.to_string())
+    .bind(from.to_string())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())
@@ -153,28 +159,6 @@ where
         .execute(db)
         .await?;
     Ok(())
-}
-
-/// Revokes an approved grant with a reason; returns the rows updated.
-pub(crate) async fn revoke_approved<'e, E>(
-    db: E,
-    id: &str,
-    reason: &str,
-    decided_ms: i64,
-) -> Result<u64>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let updated = sqlx::query(
-        "UPDATE grants SET status = 'revoked', reason = $1, decided_ms = $2 \
-         WHERE id = $3 AND status = 'approved'",
-    )
-    .bind(reason.to_string())
-    .bind(decided_ms)
-    .bind(id.to_string())
-    .execute(db)
-    .await?;
-    Ok(updated.rows_affected())
 }
 
 /// Spends one query and a privacy cost if the approved grant can afford all of it;
