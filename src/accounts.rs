@@ -16,6 +16,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use pdx_ids::{KeyId, OrgId};
 use pdx_ledger::db::{Backend, Db, DbError, MigrationSet, now_ms};
 
 use crate::auth::{Principal, Role};
@@ -72,7 +73,7 @@ pub fn migrations() -> MigrationSet {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Org {
     /// Stable id.
-    pub id: String,
+    pub id: OrgId,
     /// Unique display name.
     pub name: String,
     /// Administrative region (decides the public-finance account for remittances).
@@ -87,11 +88,11 @@ pub struct Org {
 #[derive(Clone, Serialize, utoipa::ToSchema)]
 pub struct IssuedKey {
     /// Public key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// The bearer token: keep it secret.
     pub key: String,
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Role.
     pub role: Role,
 }
@@ -111,9 +112,9 @@ impl std::fmt::Debug for IssuedKey {
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     /// Public key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Role.
     pub role: Role,
     /// Free-text label.
@@ -128,12 +129,6 @@ pub struct KeyInfo {
 #[derive(Clone)]
 pub struct Accounts {
     db: Db,
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buf);
-    hex::encode(buf)
 }
 
 fn check_text(value: &str, what: &str, max: usize) -> Result<(), AccountError> {
@@ -199,7 +194,7 @@ impl Accounts {
             return Err(AccountError::OrgExists);
         }
         let org = Org {
-            id: format!("org-{}", random_hex(6)),
+            id: OrgId::random(),
             name: name.to_string(),
             region: region.to_string(),
             suspended: false,
@@ -246,10 +241,10 @@ impl Accounts {
     }
 
     /// An organisation by id.
-    pub async fn org(&self, id: &str) -> Result<Option<Org>, AccountError> {
+    pub async fn org(&self, id: &OrgId) -> Result<Option<Org>, AccountError> {
         let row =
             sqlx::query("SELECT id, name, region, suspended, created_ms FROM orgs WHERE id = $1")
-                .bind(id.to_string())
+                .bind(id.clone())
                 .fetch_optional(self.db.pool())
                 .await?;
         row.as_ref().map(org_from_row).transpose()
@@ -267,7 +262,7 @@ impl Accounts {
     /// Issues a key for an organisation.
     pub async fn issue_key(
         &self,
-        org_id: &str,
+        org_id: &OrgId,
         role: Role,
         label: &str,
     ) -> Result<IssuedKey, AccountError> {
@@ -275,7 +270,7 @@ impl Accounts {
         if self.org(org_id).await?.is_none() {
             return Err(AccountError::NoSuchOrg);
         }
-        let key_id = random_hex(8);
+        let key_id = KeyId::random();
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let secret = URL_SAFE_NO_PAD.encode(secret);
@@ -284,7 +279,7 @@ impl Accounts {
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(key_id.clone())
-        .bind(org_id.to_string())
+        .bind(org_id.clone())
         .bind(role.as_str().to_string())
         .bind(blake3::hash(secret.as_bytes()).as_bytes().to_vec())
         .bind(label.to_string())
@@ -294,7 +289,7 @@ impl Accounts {
         Ok(IssuedKey {
             key: format!("pdx_{key_id}_{secret}"),
             key_id,
-            org_id: org_id.to_string(),
+            org_id: org_id.clone(),
             role,
         })
     }
@@ -305,7 +300,7 @@ impl Accounts {
     /// The check and the update are one write transaction (on SQLite `BEGIN IMMEDIATE`,
     /// on PostgreSQL under an advisory lock), so two concurrent revocations of the last two
     /// admin keys cannot both pass.
-    pub async fn revoke_key(&self, key_id: &str) -> Result<bool, AccountError> {
+    pub async fn revoke_key(&self, key_id: &KeyId) -> Result<bool, AccountError> {
         let mut tx = self.db.begin_write().await?;
         if self.db.backend() == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
@@ -317,7 +312,7 @@ impl Accounts {
             "SELECT k.role AS role, o.name AS org_name FROM api_keys k \
              JOIN orgs o ON o.id = k.org_id WHERE k.key_id = $1 AND k.revoked_ms IS NULL",
         )
-        .bind(key_id.to_string())
+        .bind(key_id.clone())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -331,7 +326,7 @@ impl Accounts {
                  WHERE role = $1 AND revoked_ms IS NULL AND key_id <> $2",
             )
             .bind(Role::Admin.as_str())
-            .bind(key_id.to_string())
+            .bind(key_id.clone())
             .fetch_one(&mut *tx)
             .await?;
             if others.try_get::<i64, _>("n")? == 0 {
@@ -344,7 +339,7 @@ impl Accounts {
             "UPDATE api_keys SET revoked_ms = $1 WHERE key_id = $2 AND revoked_ms IS NULL",
         )
         .bind(now_ms())
-        .bind(key_id.to_string())
+        .bind(key_id.clone())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -352,11 +347,11 @@ impl Accounts {
     }
 
     /// One key's public information.
-    pub async fn key(&self, key_id: &str) -> Result<Option<KeyInfo>, AccountError> {
+    pub async fn key(&self, key_id: &KeyId) -> Result<Option<KeyInfo>, AccountError> {
         let row = sqlx::query(
             "SELECT key_id, org_id, role, label, created_ms, revoked_ms FROM api_keys WHERE key_id = $1",
         )
-        .bind(key_id.to_string())
+        .bind(key_id.clone())
         .fetch_optional(self.db.pool())
         .await?;
         row.as_ref().map(key_from_row).transpose()
@@ -373,10 +368,10 @@ impl Accounts {
     }
 
     /// Suspends or reinstates an organisation.
-    pub async fn set_suspended(&self, org_id: &str, suspended: bool) -> Result<(), AccountError> {
+    pub async fn set_suspended(&self, org_id: &OrgId, suspended: bool) -> Result<(), AccountError> {
         let done = sqlx::query("UPDATE orgs SET suspended = $1 WHERE id = $2")
             .bind(i64::from(suspended))
-            .bind(org_id.to_string())
+            .bind(org_id.clone())
             .execute(self.db.pool())
             .await?;
         if done.rows_affected() == 0 {
@@ -390,11 +385,15 @@ impl Accounts {
         let Some((key_id, secret)) = split_token(token) else {
             return Ok(None);
         };
+        // Uppercase hex passes the shape check but names no key (ids are lowercase).
+        let Ok(key_id) = KeyId::parse(key_id) else {
+            return Ok(None);
+        };
         let row = sqlx::query(
             "SELECT k.key_hash, k.role, k.org_id, o.suspended FROM api_keys k \
              JOIN orgs o ON o.id = k.org_id WHERE k.key_id = $1 AND k.revoked_ms IS NULL",
         )
-        .bind(key_id.to_string())
+        .bind(key_id.clone())
         .fetch_optional(self.db.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -413,7 +412,7 @@ impl Accounts {
         Ok(Some(Principal {
             org_id: row.try_get("org_id")?,
             role,
-            key_id: key_id.to_string(),
+            key_id,
             suspended: row.try_get::<i64, _>("suspended")? != 0,
         }))
     }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use pdx_ids::OrgId;
 use pdx_ledger::db::Db;
 use pdx_ledger::{Ledger, signing};
 use pdx_products::Products;
@@ -79,7 +80,7 @@ impl App {
     /// model runs are cancelled instead, as its suspension cancels them. Called once by
     /// `pdx serve` before it listens.
     pub async fn resume_jobs(&self) -> anyhow::Result<()> {
-        let suspended: BTreeSet<String> = self
+        let suspended: BTreeSet<OrgId> = self
             .accounts
             .orgs()
             .await

@@ -6,6 +6,7 @@
 //! that touch an owned resource, the owning organisation. Routes without a policy are
 //! refused: deny by default.
 
+use pdx_ids::{KeyId, OrgId};
 use serde::{Deserialize, Serialize};
 
 /// The roles of ARCHITECTURE.md.
@@ -84,11 +85,11 @@ pub fn role_names() -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Principal {
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Role of the key used.
     pub role: Role,
     /// Public key id (never the key).
-    pub key_id: String,
+    pub key_id: KeyId,
     /// Whether the organisation is suspended (writes are refused).
     pub suspended: bool,
 }
@@ -97,8 +98,8 @@ impl Principal {
     /// The ledger actor for this caller.
     pub fn actor(&self) -> pdx_ledger::Actor {
         pdx_ledger::Actor {
-            org: self.org_id.clone(),
-            key_id: self.key_id.clone(),
+            org: self.org_id.to_string(),
+            key_id: self.key_id.to_string(),
         }
     }
 }
@@ -139,7 +140,7 @@ pub enum Denied {
 
 impl Principal {
     /// The one authorization decision: role, suspension, and (if given) ownership.
-    pub fn authorize(&self, policy: &Policy, owner_org: Option<&str>) -> Result<(), Denied> {
+    pub fn authorize(&self, policy: &Policy, owner_org: Option<&OrgId>) -> Result<(), Denied> {
         if !policy.roles.contains(&self.role) {
             return Err(Denied::Role);
         }
@@ -149,7 +150,7 @@ impl Principal {
         match (policy.owner, owner_org) {
             (_, None) | (Owner::Any, _) => Ok(()),
             (Owner::OwnOrgOrSupervisor, Some(_)) if self.role == Role::Supervisor => Ok(()),
-            (_, Some(owner)) if owner == self.org_id => Ok(()),
+            (_, Some(owner)) if *owner == self.org_id => Ok(()),
             _ => Err(Denied::NotOwner),
         }
     }
@@ -159,11 +160,15 @@ impl Principal {
 mod tests {
     use super::*;
 
+    fn org(id: &str) -> OrgId {
+        OrgId::parse(id).unwrap()
+    }
+
     fn p(role: Role) -> Principal {
         Principal {
-            org_id: "o1".into(),
+            org_id: org("org-o1"),
             role,
-            key_id: "k".into(),
+            key_id: KeyId::parse("k").unwrap(),
             suspended: false,
         }
     }
@@ -180,13 +185,16 @@ mod tests {
             p(Role::Buyer).authorize(&DEV_OWNED, None),
             Err(Denied::Role)
         );
-        assert_eq!(p(Role::Developer).authorize(&DEV_OWNED, Some("o1")), Ok(()));
         assert_eq!(
-            p(Role::Developer).authorize(&DEV_OWNED, Some("o2")),
+            p(Role::Developer).authorize(&DEV_OWNED, Some(&org("org-o1"))),
+            Ok(())
+        );
+        assert_eq!(
+            p(Role::Developer).authorize(&DEV_OWNED, Some(&org("org-o2"))),
             Err(Denied::NotOwner)
         );
         assert_eq!(
-            p(Role::Supervisor).authorize(&DEV_OWNED, Some("o2")),
+            p(Role::Supervisor).authorize(&DEV_OWNED, Some(&org("org-o2"))),
             Ok(())
         );
     }
@@ -195,12 +203,15 @@ mod tests {
     fn suspended_orgs_may_read_but_not_write() {
         let mut s = p(Role::Developer);
         s.suspended = true;
-        assert_eq!(s.authorize(&DEV_OWNED, Some("o1")), Ok(()));
+        assert_eq!(s.authorize(&DEV_OWNED, Some(&org("org-o1"))), Ok(()));
         let write = Policy {
             writes: true,
             ..DEV_OWNED
         };
-        assert_eq!(s.authorize(&write, Some("o1")), Err(Denied::Suspended));
+        assert_eq!(
+            s.authorize(&write, Some(&org("org-o1"))),
+            Err(Denied::Suspended)
+        );
     }
 
     #[test]

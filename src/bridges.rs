@@ -5,15 +5,17 @@
 //! - [`SandboxReleases`] is `pdx_products`' view of released outputs
 //!   ([`pdx_products::ReleasedOutputs`]): each release's provenance from the sandbox
 //!   ([`pdx_sandbox::provenance::Provenance::release_provenance`], which refuses an
-//!   unknown output, another developer's and one not released), and from the accounts
+//!   unknown output, another developer's and one not released; a release named by its
+//!   output id is asked for by that id), and from the accounts
 //!   each dataset's provider region (its public finance receives the provider share)
 //!   and whether a developer organisation is suspended.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use pdx_ids::OrgId;
 use pdx_ledger::Hash32;
-use pdx_products::{ReleasedOutputs, ReleasedSource, SourceDataset};
+use pdx_products::{ReleaseRef, ReleasedOutputs, ReleasedSource, SourceDataset};
 use pdx_sandbox::{Sandbox, SandboxError};
 
 use crate::accounts::{AccountError, Accounts};
@@ -57,17 +59,17 @@ impl ReleasedOutputs for SandboxReleases {
 
     async fn released_sources(
         &self,
-        developer_org: &str,
-        releases: &[String],
+        developer_org: &OrgId,
+        releases: &[ReleaseRef],
     ) -> Result<Vec<ReleasedSource>, BridgeError> {
         // Provider organisation → region, each read once per call.
-        let mut regions: HashMap<String, String> = HashMap::new();
+        let mut regions: HashMap<OrgId, String> = HashMap::new();
         let mut out = Vec::with_capacity(releases.len());
-        for id in releases {
+        for release in releases {
             let p = self
                 .sandbox
                 .provenance()
-                .release_provenance(id, developer_org)
+                .release_provenance(release, developer_org)
                 .await?;
             let mut datasets = Vec::with_capacity(p.datasets.len());
             for d in p.datasets {
@@ -109,7 +111,7 @@ impl ReleasedOutputs for SandboxReleases {
         Ok(out)
     }
 
-    async fn developer_suspended(&self, org: &str) -> Result<bool, BridgeError> {
+    async fn developer_suspended(&self, org: &OrgId) -> Result<bool, BridgeError> {
         Ok(self.accounts.org(org).await?.is_some_and(|o| o.suspended))
     }
 }

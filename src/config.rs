@@ -87,6 +87,22 @@ pub struct FileConfig {
     pub max_output_rows: Option<usize>,
     /// Most bytes one output may have (default 64 MiB).
     pub max_output_bytes: Option<usize>,
+    /// Requests per second one API key may make on average (default 100; 0 turns the
+    /// rate limit off). Over it: 429 with `Retry-After`.
+    pub rate_limit_per_sec: Option<u32>,
+    /// Requests one API key may make at once above that rate (default 500).
+    pub rate_limit_burst: Option<u32>,
+    /// Failed authentications from one client address that lock it out (default 20; 0
+    /// turns the lock-out off, as behind a reverse proxy every client shares its address).
+    pub auth_failure_limit: Option<u32>,
+    /// The window those failures are counted in, seconds (default 300).
+    pub auth_failure_window_secs: Option<u64>,
+    /// How long a locked-out address gets 429 on every request with a key, seconds
+    /// (default 900).
+    pub auth_lockout_secs: Option<u64>,
+    /// Uploads of one kind (dataset versions; FHE server keys) in progress at once; one
+    /// more gets 429 (default 4).
+    pub upload_concurrency: Option<u32>,
 }
 
 /// Resolved configuration.
@@ -112,6 +128,8 @@ pub struct Config {
     pub ledger: pdx_ledger::LedgerConfig,
     /// Catalog and sandbox settings.
     pub sandbox: pdx_sandbox::SandboxConfig,
+    /// Admission limits: rate per key, lock-out after failed keys, concurrent uploads.
+    pub limits: crate::http::limits::LimitsConfig,
 }
 
 /// Default listen address.
@@ -124,6 +142,8 @@ impl Config {
             Some(path) => load_file(path)?,
             None => FileConfig::default(),
         };
+        // Before any field is moved out of `file`.
+        let limits = limits_from_file(&file)?;
         let data_dir = args
             .data_dir
             .clone()
@@ -188,6 +208,7 @@ impl Config {
         sandbox.job_start_pause = Duration::from_millis(args.job_start_pause_ms.unwrap_or(0));
         Ok(Config {
             sandbox,
+            limits,
             addr: addr
                 .parse()
                 .with_context(|| format!("--addr {addr:?} is not a socket address"))?,
@@ -222,6 +243,34 @@ impl Config {
     pub fn admin_key_path(&self) -> PathBuf {
         self.data_dir.join("admin.key")
     }
+}
+
+/// The admission limits of the file over their defaults.
+fn limits_from_file(file: &FileConfig) -> anyhow::Result<crate::http::limits::LimitsConfig> {
+    let mut limits = crate::http::limits::LimitsConfig::default();
+    if let Some(rate) = file.rate_limit_per_sec {
+        limits.rate_per_sec = rate;
+    }
+    if let Some(burst) = file.rate_limit_burst {
+        anyhow::ensure!(burst >= 1, "rate_limit_burst must be at least 1");
+        limits.rate_burst = burst;
+    }
+    if let Some(n) = file.auth_failure_limit {
+        limits.auth_failure_limit = n;
+    }
+    if let Some(secs) = file.auth_failure_window_secs {
+        anyhow::ensure!(secs >= 1, "auth_failure_window_secs must be at least 1");
+        limits.auth_failure_window = Duration::from_secs(secs);
+    }
+    if let Some(secs) = file.auth_lockout_secs {
+        anyhow::ensure!(secs >= 1, "auth_lockout_secs must be at least 1");
+        limits.auth_lockout = Duration::from_secs(secs);
+    }
+    if let Some(n) = file.upload_concurrency {
+        anyhow::ensure!(n >= 1, "upload_concurrency must be at least 1");
+        limits.upload_concurrency = n;
+    }
+    Ok(limits)
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -261,6 +310,35 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/tmp/from-flag"));
         assert_eq!(c.addr.to_string(), "127.0.0.1:9999");
         assert_eq!(c.ledger.checkpoint_every, 7);
+    }
+
+    #[test]
+    fn limits_come_from_the_file_over_generous_defaults() {
+        let c = Config::resolve(&ConfigArgs::default(), None).unwrap();
+        assert_eq!(c.limits, crate::http::limits::LimitsConfig::default());
+        assert_eq!(c.limits.rate_per_sec, 100);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdx.toml");
+        std::fs::write(
+            &path,
+            "rate_limit_per_sec = 5\nrate_limit_burst = 7\nauth_failure_limit = 0\n\
+             auth_failure_window_secs = 10\nauth_lockout_secs = 20\nupload_concurrency = 1\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..ConfigArgs::default()
+        };
+        let l = Config::resolve(&args, None).unwrap().limits;
+        assert_eq!(
+            (l.rate_per_sec, l.rate_burst, l.auth_failure_limit),
+            (5, 7, 0)
+        );
+        assert_eq!(l.auth_failure_window, Duration::from_secs(10));
+        assert_eq!(l.auth_lockout, Duration::from_secs(20));
+        assert_eq!(l.upload_concurrency, 1);
+        std::fs::write(&path, "upload_concurrency = 0\n").unwrap();
+        assert!(Config::resolve(&args, None).is_err());
     }
 
     #[test]

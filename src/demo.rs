@@ -5,9 +5,14 @@
 //! notebooks rely on.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use pdx_ids::{
+    DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, IdError, JobId, KeyId, ModelId,
+    OrderId, OrgId, OutputId, ProductId, ReleaseId,
+};
 use pdx_products::{Clock, Period};
 use pdx_sandbox::catalog::{Level, NewDataset, OpenAttribute, ShareType};
 use reqwest::Method;
@@ -27,9 +32,9 @@ pub struct RoleSummary {
     /// Organisation name.
     pub org: String,
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Public key id.
-    pub key_id: String,
+    pub key_id: KeyId,
     /// `GET /v1/whoami` answered with this role.
     pub whoami_ok: bool,
 }
@@ -51,7 +56,7 @@ pub struct DatasetSummary {
     /// Title.
     pub name: String,
     /// Dataset id.
-    pub id: String,
+    pub id: DatasetId,
     /// Classification level.
     pub level: String,
     /// Where the rows came from.
@@ -80,13 +85,13 @@ pub struct RunSummary {
     /// The model text.
     pub body: String,
     /// Output id.
-    pub output: String,
+    pub output: OutputId,
     /// Rows in the output.
     pub rows: u64,
     /// Reviewer approvals it took.
     pub approvals: u64,
     /// Release id.
-    pub release_id: String,
+    pub release_id: ReleaseId,
 }
 
 /// The period's settlement.
@@ -123,7 +128,7 @@ pub struct FheSummary {
 #[derive(Debug, Serialize)]
 pub struct LineageSummary {
     /// The product traced.
-    pub product: String,
+    pub product: ProductId,
     /// Every hop is on the ledger and agrees with its row.
     pub complete: bool,
     /// What did not agree (empty when complete).
@@ -248,7 +253,7 @@ impl Client {
     async fn upload(
         &self,
         key: &str,
-        dataset: &str,
+        dataset: &DatasetId,
         query: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<Value> {
@@ -266,11 +271,11 @@ impl Client {
         if status != 202 {
             bail!("POST {path}: expected 202, got {status}: {job}");
         }
-        self.wait_job(key, str_of(&job, "id")?).await
+        self.wait_job(key, &id_of(&job, "id")?).await
     }
 
     /// Polls a job until it succeeds (or fails, which is an error).
-    async fn wait_job(&self, key: &str, job: &str) -> anyhow::Result<Value> {
+    async fn wait_job(&self, key: &str, job: &JobId) -> anyhow::Result<Value> {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let value = self.get(key, &format!("/v1/jobs/{job}")).await?;
@@ -328,6 +333,13 @@ fn str_of<'a>(value: &'a Value, field: &str) -> anyhow::Result<&'a str> {
         .with_context(|| format!("no {field:?} in {value}"))
 }
 
+/// An id field of a response, of the kind expected, or an error naming the field.
+fn id_of<T: FromStr<Err = IdError>>(value: &Value, field: &str) -> anyhow::Result<T> {
+    str_of(value, field)?
+        .parse()
+        .with_context(|| format!("{field:?} is not the expected kind of id"))
+}
+
 fn step(bar: &indicatif::ProgressBar, what: &str) {
     bar.set_message(what.to_string());
     bar.inc(1);
@@ -355,7 +367,7 @@ struct Journey {
     runs: Vec<RunSummary>,
     releases: u64,
     products: u64,
-    product_id: String,
+    product_id: ProductId,
     orders: u64,
     settlement: SettlementSummary,
     reconciliation: ReconciliationSummary,
@@ -368,7 +380,7 @@ async fn org_key(
     admin: &str,
     name: &str,
     role: Role,
-) -> anyhow::Result<(String, String, String)> {
+) -> anyhow::Result<(OrgId, KeyId, String)> {
     let org = client
         .post(
             admin,
@@ -377,13 +389,13 @@ async fn org_key(
             201,
         )
         .await?;
-    let org_id = str_of(&org, "id")?.to_string();
+    let org_id: OrgId = id_of(&org, "id")?;
     let key = client
         .post(admin, "/v1/keys", json!({"org": org_id, "role": role}), 201)
         .await?;
     Ok((
         org_id,
-        str_of(&key, "key_id")?.to_string(),
+        id_of(&key, "key_id")?,
         str_of(&key, "key")?.to_string(),
     ))
 }
@@ -494,6 +506,7 @@ fn pums_dataset() -> NewDataset {
                 k: 5,
                 l: None,
                 max_suppression: 0.02,
+                metric: Default::default(),
             },
         },
         elements: Vec::new(),
@@ -640,7 +653,7 @@ async fn certify(
             201,
         )
         .await?;
-    let id = str_of(&registered, "id")?.to_string();
+    let id: DatasetId = id_of(&registered, "id")?;
     client.upload(&keys.provider, &id, query, csv).await?;
     let version = client
         .get(&keys.developer, &format!("/v1/datasets/{id}/versions/1"))
@@ -672,11 +685,11 @@ async fn certify(
 async fn grant(
     client: &Client,
     keys: &Keys,
-    dataset: &str,
+    dataset: &DatasetId,
     columns: Value,
     kinds: Value,
     epsilon: f64,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<GrantId> {
     let g = client
         .post(
             &keys.developer,
@@ -694,7 +707,7 @@ async fn grant(
             201,
         )
         .await?;
-    let id = str_of(&g, "id")?.to_string();
+    let id: GrantId = id_of(&g, "id")?;
     client
         .post(
             &keys.provider,
@@ -712,10 +725,10 @@ async fn run_model(
     keys: &Keys,
     kind: &str,
     body: &str,
-    dataset: &str,
-    grant: &str,
+    dataset: &DatasetId,
+    grant: &GrantId,
     epsilon: Option<f64>,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<OutputId> {
     let model = client
         .post(
             &keys.developer,
@@ -724,8 +737,9 @@ async fn run_model(
             201,
         )
         .await?;
+    let model: ModelId = id_of(&model, "id")?;
     let mut req = json!({
-        "model_id": str_of(&model, "id")?,
+        "model_id": model,
         "inputs": [{"dataset_id": dataset, "grant_id": grant}]
     });
     if let Some(e) = epsilon {
@@ -733,16 +747,13 @@ async fn run_model(
     }
     let job = client.post(&keys.developer, "/v1/runs", req, 202).await?;
     let job = client
-        .wait_job(&keys.developer, str_of(&job, "id")?)
+        .wait_job(&keys.developer, &id_of(&job, "id")?)
         .await?;
-    Ok(job["result"]["output_id"]
-        .as_str()
-        .with_context(|| format!("the run produced no output: {job}"))?
-        .to_string())
+    id_of(&job["result"], "output_id").context("the run produced no output")
 }
 
 /// Reviews an output with as many reviewers as it needs; returns (approvals, release).
-async fn release(client: &Client, keys: &Keys, output: &str) -> anyhow::Result<(u64, Value)> {
+async fn release(client: &Client, keys: &Keys, output: &OutputId) -> anyhow::Result<(u64, Value)> {
     let mut approvals = 0;
     for reviewer in [&keys.reviewer, &keys.reviewer2] {
         let reviewed = client
@@ -765,7 +776,7 @@ async fn release(client: &Client, keys: &Keys, output: &str) -> anyhow::Result<(
 const FHE_BUCKET_BITS: u8 = 7;
 
 /// The organisation id of the journey's organisation with `role`.
-fn org_id_of(roles: &[RoleSummary], role: Role) -> anyhow::Result<String> {
+fn org_id_of(roles: &[RoleSummary], role: Role) -> anyhow::Result<OrgId> {
     roles
         .iter()
         .find(|r| r.role == role)
@@ -781,7 +792,7 @@ async fn fhe_lookup(
     client: &Client,
     keys: &Keys,
     roles: &[RoleSummary],
-    dataset: &str,
+    dataset: &DatasetId,
     csv: &str,
 ) -> anyhow::Result<String> {
     use base64::Engine;
@@ -819,7 +830,7 @@ async fn fhe_lookup(
             201,
         )
         .await?;
-    let grant = str_of(&g, "id")?.to_string();
+    let grant: GrantId = id_of(&g, "id")?;
     client
         .post(
             &keys.provider,
@@ -847,7 +858,7 @@ async fn fhe_lookup(
             201,
         )
         .await?;
-    let template = str_of(&tpl, "id")?.to_string();
+    let template: FheTemplateId = id_of(&tpl, "id")?;
     client
         .post(
             &keys.provider,
@@ -874,7 +885,7 @@ async fn fhe_lookup(
     if status != 201 && status != 200 {
         bail!("POST /v1/fhe/keys: expected 201, got {status}: {key}");
     }
-    let server_key = str_of(&key, "id")?.to_string();
+    let server_key: FheKeyId = id_of(&key, "id")?;
 
     // The enterprise registers its consent key and signs an authorisation for this
     // bank, template and period; the bank keeps it and commits to it with a fresh nonce.
@@ -890,9 +901,9 @@ async fn fhe_lookup(
         .await?;
     let now = pdx_ledger::db::now_ms();
     let authorisation = ConsentAuthorisation {
-        subject_org: org_id_of(roles, Role::Subject)?,
-        bank_org: org_id_of(roles, Role::Developer)?,
-        template_id: template.clone(),
+        subject_org: org_id_of(roles, Role::Subject)?.into_string(),
+        bank_org: org_id_of(roles, Role::Developer)?.into_string(),
+        template_id: template.to_string(),
         valid_from_ms: now - 60_000,
         valid_until_ms: now + 30 * 86_400_000,
         purpose: "working-capital loan application".into(),
@@ -904,7 +915,7 @@ async fn fhe_lookup(
         nonce: rand::random(),
     };
 
-    let hash = KeyWidth::U32.truncate(lookup_hash(dataset, &code));
+    let hash = KeyWidth::U32.truncate(lookup_hash(dataset.as_str(), &code));
     let bucket = KeyWidth::U32.bucket_of(hash, FHE_BUCKET_BITS);
     let ciphertext = secret.encrypt_key(KeyWidth::U32, hash)?;
     let accepted = client
@@ -922,13 +933,10 @@ async fn fhe_lookup(
             202,
         )
         .await?;
-    let job = accepted["job"]["id"]
-        .as_str()
-        .with_context(|| format!("no job in {accepted}"))?;
-    client.wait_job(&keys.developer, job).await?;
-    let query_id = accepted["query"]["id"]
-        .as_str()
-        .with_context(|| format!("no query in {accepted}"))?;
+    let job: JobId = id_of(&accepted["job"], "id").context("no job in the accepted query")?;
+    client.wait_job(&keys.developer, &job).await?;
+    let query_id: FheQueryId =
+        id_of(&accepted["query"], "id").context("no query in the accepted query")?;
     let q = client
         .get(&keys.developer, &format!("/v1/fhe/queries/{query_id}"))
         .await?;
@@ -1171,15 +1179,15 @@ async fn journey(
             output,
             rows: rows.as_array().map(|r| r.len() as u64).unwrap_or(0),
             approvals,
-            release_id: str_of(&released, "release_id")?.to_string(),
+            release_id: id_of(&released, "release_id")?,
         });
     }
 
     step(bar, "7/10 product: create, list, order, pay, download");
-    let electricity_releases: Vec<&str> = runs
+    let electricity_releases: Vec<&ReleaseId> = runs
         .iter()
         .filter(|r| r.dataset == electricity.name)
-        .map(|r| r.release_id.as_str())
+        .map(|r| &r.release_id)
         .collect();
     let product = client
         .post(
@@ -1196,7 +1204,7 @@ async fn journey(
             201,
         )
         .await?;
-    let pid = str_of(&product, "id")?.to_string();
+    let pid: ProductId = id_of(&product, "id")?;
     client
         .expect(
             &keys.exchange,
@@ -1215,7 +1223,7 @@ async fn journey(
             json!({"product_id": pid}),
         )
         .await?;
-    let oid = str_of(&order, "id")?.to_string();
+    let oid: OrderId = id_of(&order, "id")?;
     client
         .post(
             &keys.buyer,
@@ -1439,7 +1447,7 @@ fn collect_receipts<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
 async fn check_lineage(
     client: &Client,
     supervisor: &str,
-    product_id: &str,
+    product_id: &ProductId,
     key: &pdx_ledger::note::NoteVerifier,
 ) -> anyhow::Result<LineageSummary> {
     let lineage = client
@@ -1469,7 +1477,7 @@ async fn check_lineage(
         }
     }
     Ok(LineageSummary {
-        product: product_id.to_string(),
+        product: product_id.clone(),
         complete: lineage["complete"] == json!(true),
         problems,
         receipts: receipts.len() as u64,
@@ -1489,7 +1497,7 @@ fn print_summary(s: &Summary) {
             "{:<11} {:<28} {:<18} {:<6}",
             r.role.as_str(),
             r.org,
-            r.key_id,
+            r.key_id.as_str(),
             if r.whoami_ok { "ok" } else { "FAILED" }
         );
     }

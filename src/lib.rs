@@ -7,7 +7,8 @@
 //! main.rs ── config ──► app::App (db, accounts, ledger, sandbox, products) ──► server ──► http::router
 //!                                                             │
 //!        http::observe (request id, timeout, access log, metrics)
-//!        http::authorize (bearer key → Principal, route policy → role check)
+//!        http::authorize (bearer key → Principal, route policy → role check,
+//!                         http::limits: rate per key, lock-out, uploads, body sizes)
 //!        handlers (http::keys, http::ledger_api, …) ── Caller::owns for ownership
 //! ```
 //!

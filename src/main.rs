@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 
 use pdx::auth::Role;
 use pdx::config::{Config, ConfigArgs, LogFormat};
+use pdx_ids::KeyId;
 
 #[derive(Parser)]
 #[command(
@@ -80,7 +81,7 @@ enum KeysCommand {
     /// it, create the new admin key first, then revoke the old one.
     Revoke {
         /// Public key id.
-        key_id: String,
+        key_id: KeyId,
     },
     /// List keys (never secrets).
     List,

@@ -50,11 +50,16 @@ pub fn spawn(app: App, listener: TcpListener) -> anyhow::Result<RunningServer> {
     let router = crate::http::router(app.clone());
     let timer = spawn_checkpoint_timer(app.clone(), stop_rx.clone());
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop_rx.wait_for(|stop| *stop).await;
-            })
-            .await;
+        // The peer address reaches the handlers: the lock-out after failed keys counts
+        // per client address (`http::limits`).
+        let served = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        })
+        .await;
         timer.abort();
         served.context("serving HTTP")
     });

@@ -24,6 +24,7 @@
 //! "publicised on the platform" is met. It stays behind authentication because the
 //! whole `/v1` API does; the ledger export carries the same entries for anyone else.
 
+use pdx_ids::{OrgId, ProductId};
 use pdx_ledger::db::{DbError, now_ms};
 use pdx_ledger::kinds::{ProductDelisting, ProductListing, Suspension};
 use pdx_ledger::{Hash32, LedgerError};
@@ -99,7 +100,7 @@ impl SuspensionAction {
 #[serde(deny_unknown_fields)]
 pub struct SuspensionRequest {
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// `suspend` or `reinstate`.
     pub action: SuspensionAction,
     /// Why (1 to 1,000 characters, one line): published with the suspension.
@@ -112,7 +113,7 @@ pub struct SuspensionRecord {
     /// Ledger seq of the `Suspension` entry.
     pub seq: u64,
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Organisation name.
     pub org_name: String,
     /// `suspended` or `reinstated`.
@@ -120,7 +121,7 @@ pub struct SuspensionRecord {
     /// Why.
     pub reason: String,
     /// The supervisor's organisation.
-    pub actor_org: String,
+    pub actor_org: OrgId,
     /// When, ms since epoch.
     pub created_ms: i64,
     /// Model runs cancelled by the suspension.
@@ -142,7 +143,7 @@ pub struct SuspensionOutcome {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SuspendedOrg {
     /// Organisation id.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Organisation name.
     pub name: String,
 }
@@ -233,7 +234,7 @@ pub async fn set_suspension(
         }));
     }
     let entry = Suspension {
-        org: org.id.clone(),
+        org: org.id.to_string(),
         action: request.action.ledger_name().into(),
         reason: reason.clone(),
     };
@@ -246,8 +247,8 @@ pub async fn set_suspension(
     .bind(org.id.clone())
     .bind(request.action.ledger_name())
     .bind(reason)
-    .bind(actor.org.clone())
-    .bind(actor.key_id.clone())
+    .bind(supervisor.org_id.clone())
+    .bind(supervisor.key_id.clone())
     .bind(now)
     .execute(&mut *tx)
     .await?;
@@ -270,7 +271,7 @@ pub async fn set_suspension(
 pub async fn finish_suspension(
     app: &App,
     supervisor: &Principal,
-    org_id: &str,
+    org_id: &OrgId,
     seq: u64,
 ) -> Vec<String> {
     let mut incomplete = Vec::new();
@@ -340,7 +341,7 @@ pub async fn suspensions(app: &App) -> Result<SuspensionList> {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProviderLineage {
     /// Organisation id (the certificate holder).
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Organisation name.
     pub name: String,
     /// Administrative region.
@@ -354,11 +355,11 @@ pub struct ProviderLineage {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProductLineage {
     /// Product id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// Title.
     pub title: String,
     /// Developer organisation.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// Review / sale status.
     pub status: ProductStatus,
     /// Registration number, once listed.
@@ -380,16 +381,16 @@ pub struct ProductLineage {
 }
 
 /// Traces a product back to its sources.
-pub async fn product_lineage(app: &App, product_id: &str) -> Result<ProductLineage> {
+pub async fn product_lineage(app: &App, product_id: &ProductId) -> Result<ProductLineage> {
     let product = app.products.product(product_id).await?;
     let mut problems = Vec::new();
     let listing = match product.listing_seq {
         Some(seq) => {
             match ledger_hop::<ProductListing>(&app.ledger, seq, "listing", &mut problems).await? {
                 Some((hop, entry)) => {
-                    if entry.product_id != product.id
+                    if product.id != entry.product_id
                         || entry.manifest_hash != product.manifest_hash
-                        || entry.developer_org != product.developer_org
+                        || product.developer_org != entry.developer_org
                     {
                         problems.push(
                             "listing: the ledger's product, developer or manifest hash differs"
@@ -415,7 +416,7 @@ pub async fn product_lineage(app: &App, product_id: &str) -> Result<ProductLinea
         Some(seq) => ledger_hop::<ProductDelisting>(&app.ledger, seq, "delisting", &mut problems)
             .await?
             .map(|(hop, entry)| {
-                if entry.product_id != product.id {
+                if product.id != entry.product_id {
                     problems.push("delisting: the ledger names another product".into());
                 }
                 hop
@@ -443,7 +444,7 @@ pub async fn product_lineage(app: &App, product_id: &str) -> Result<ProductLinea
         let same_hash = |h: &Hash32, hex: &str| h.to_hex() == hex;
         if !same_hash(&source.output_hash, &lineage.output_hash)
             || !same_hash(&source.model_hash, &lineage.model.model_hash)
-            || lineage.developer_org != product.developer_org
+            || product.developer_org != lineage.developer_org
         {
             problems.push(format!(
                 "release {}: the manifest's output or model hash or developer differs from the sandbox",

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use pdx_ids::{DatasetId, OrgId, ProductId};
 use pdx_ledger::kinds::{ProductDelisting, ProductListing};
 use pdx_ledger::{Actor, Hash32};
 use sqlx::any::AnyRow;
@@ -14,7 +15,7 @@ use crate::model::{
     CURRENCY, Licence, LicenceKind, MANIFEST_FORMAT, MAX_TERM_DAYS, ManifestSource, NewProduct,
     Product, ProductFilter, ProductStatus, ProvenanceManifest, RegionShare, ReleasedSource,
 };
-use crate::rows::{get_opt_u64, get_u64, line_field, new_id, text_field, to_i64};
+use crate::rows::{actor_org, get_opt_u64, get_u64, line_field, text_field, to_i64};
 use crate::split::RevenueSplit;
 
 /// Most released outputs in one product.
@@ -45,8 +46,8 @@ fn product_from_row(row: &AnyRow, regions: Vec<RegionShare>) -> Result<Product> 
     let closed_ms: Option<i64> = row.try_get("closed_ms")?;
     let research_only: i64 = row.try_get("research_only")?;
     Ok(Product {
-        id: row.try_get("id")?,
-        developer_org: row.try_get("developer_org")?,
+        id: row.try_get::<ProductId, _>("id")?,
+        developer_org: row.try_get::<OrgId, _>("developer_org")?,
         title: row.try_get("title")?,
         description: row.try_get("description")?,
         licence: Licence {
@@ -112,11 +113,11 @@ fn licence_conflict(kind: LicenceKind, reasons: &[String]) -> ProductsError {
 /// The error for an update that matched no row: not found, or in the wrong state.
 async fn missing_or_state(
     conn: &mut AnyConnection,
-    id: &str,
+    id: &ProductId,
     action: &str,
 ) -> Result<ProductsError> {
     let status: Option<String> = sqlx::query_scalar("SELECT status FROM products WHERE id = $1")
-        .bind(id.to_string())
+        .bind(id.clone())
         .fetch_optional(&mut *conn)
         .await?;
     Ok(match status {
@@ -176,8 +177,9 @@ impl Products {
         }
 
         // Ownership first: another developer's release is refused whatever else is wrong.
+        let developer_org = actor_org(developer)?;
         for s in &sources {
-            if s.developer_org != developer.org {
+            if s.developer_org != developer_org {
                 return Err(ProductsError::Forbidden(format!(
                     "release {} belongs to another developer",
                     s.release_id
@@ -186,13 +188,12 @@ impl Products {
         }
         let mut release_ids = BTreeSet::new();
         // dataset id -> provider region (a dataset read by two releases counts once).
-        let mut dataset_regions: BTreeMap<String, String> = BTreeMap::new();
+        let mut dataset_regions: BTreeMap<&DatasetId, String> = BTreeMap::new();
         let mut paths = Vec::with_capacity(sources.len());
         for s in &sources {
-            let rid = line_field(&s.release_id, "release id", 128)?;
-            if rid != s.release_id || !release_ids.insert(rid) {
+            if !release_ids.insert(&s.release_id) {
                 return Err(ProductsError::Invalid(format!(
-                    "release id {:?} is repeated or padded",
+                    "release {} is named twice",
                     s.release_id
                 )));
             }
@@ -209,18 +210,14 @@ impl Products {
                     s.release_id
                 )));
             }
-            for r in &s.reviewers {
-                line_field(r, "reviewer", 256)?;
-            }
             for d in &s.datasets {
-                let did = line_field(&d.dataset_id, "dataset id", 128)?;
+                let did = &d.dataset_id;
                 line_field(&d.title, "dataset title", 500)?;
                 line_field(&d.source_department, "source department", 200)?;
-                line_field(&d.provider_org, "provider organisation", 256)?;
                 let region = line_field(&d.provider_region, "provider region", 64)?;
                 line_field(&d.certificate_no, "certificate number", 128)?;
                 line_field(&d.acquired, "acquisition date", 40)?;
-                match dataset_regions.get(&did) {
+                match dataset_regions.get(did) {
                     Some(r) if *r != region => {
                         return Err(ProductsError::Invalid(format!(
                             "dataset {did} is given two provider regions ({r}, {region})"
@@ -242,13 +239,13 @@ impl Products {
             *regions.entry(region).or_default() += 1;
         }
 
-        let id = new_id("prd");
+        let id = ProductId::random();
         let now = self.clock.now_ms();
         let manifest = ProvenanceManifest {
             format: MANIFEST_FORMAT.to_string(),
             product_id: id.clone(),
             title: title.clone(),
-            developer_org: developer.org.clone(),
+            developer_org: developer_org.clone(),
             licence: licence.kind,
             generated_at: rfc3339(now),
             sources: sources
@@ -278,7 +275,7 @@ impl Products {
              $15, $16, $17)",
         )
         .bind(id.clone())
-        .bind(developer.org.clone())
+        .bind(developer_org)
         .bind(title)
         .bind(description)
         .bind(licence.kind.as_str())
@@ -325,14 +322,14 @@ impl Products {
 
     /// Reviews and lists a product (exchange): assigns its registration number and
     /// appends the `ProductListing` entry.
-    pub async fn list(&self, exchange: &Actor, product_id: &str) -> Result<Product> {
+    pub async fn list(&self, exchange: &Actor, product_id: &ProductId) -> Result<Product> {
         let now = self.clock.now_ms();
         let mut tx = self.db.begin_write().await?;
         // Claim the product first: a concurrent second listing finds it listed.
         let claimed = sqlx::query(
             "UPDATE products SET status = $2, listed_ms = $3 WHERE id = $1 AND status = $4",
         )
-        .bind(product_id.to_string())
+        .bind(product_id.clone())
         .bind(ProductStatus::Listed.as_str())
         .bind(now)
         .bind(ProductStatus::PendingReview.as_str())
@@ -343,7 +340,7 @@ impl Products {
         }
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(product_id.to_string())
+            .bind(product_id.clone())
             .fetch_one(&mut *tx)
             .await?;
         let product = product_from_row(&row, Vec::new())?;
@@ -374,9 +371,9 @@ impl Products {
                 &mut tx,
                 exchange,
                 &ProductListing {
-                    product_id: product.id.clone(),
+                    product_id: product.id.to_string(),
                     registration_no: registration_no.clone(),
-                    developer_org: product.developer_org.clone(),
+                    developer_org: product.developer_org.to_string(),
                     licence: product.licence.kind.as_str().to_string(),
                     price_minor: product.price_minor,
                     currency: product.currency.clone(),
@@ -385,7 +382,7 @@ impl Products {
             )
             .await?;
         sqlx::query("UPDATE products SET registration_no = $2, listing_seq = $3 WHERE id = $1")
-            .bind(product_id.to_string())
+            .bind(product_id.clone())
             .bind(registration_no)
             .bind(to_i64(appended.seq, "seq")?)
             .execute(&mut *tx)
@@ -398,7 +395,7 @@ impl Products {
     pub async fn reject(
         &self,
         _exchange: &Actor,
-        product_id: &str,
+        product_id: &ProductId,
         reason: &str,
     ) -> Result<Product> {
         let reason = line_field(reason, "reason", 1000)?;
@@ -407,7 +404,7 @@ impl Products {
             "UPDATE products SET status = $2, status_reason = $3, closed_ms = $4 \
              WHERE id = $1 AND status = $5",
         )
-        .bind(product_id.to_string())
+        .bind(product_id.clone())
         .bind(ProductStatus::Rejected.as_str())
         .bind(reason)
         .bind(self.clock.now_ms())
@@ -425,14 +422,19 @@ impl Products {
     ///
     /// The caller is the exchange or the product's developer (the binary checks which).
     /// Paid licences continue; pending orders can no longer be paid.
-    pub async fn delist(&self, actor: &Actor, product_id: &str, reason: &str) -> Result<Product> {
+    pub async fn delist(
+        &self,
+        actor: &Actor,
+        product_id: &ProductId,
+        reason: &str,
+    ) -> Result<Product> {
         let reason = line_field(reason, "reason", 1000)?;
         let mut tx = self.db.begin_write().await?;
         let done = sqlx::query(
             "UPDATE products SET status = $2, status_reason = $3, closed_ms = $4 \
              WHERE id = $1 AND status = $5",
         )
-        .bind(product_id.to_string())
+        .bind(product_id.clone())
         .bind(ProductStatus::Delisted.as_str())
         .bind(reason.clone())
         .bind(self.clock.now_ms())
@@ -444,7 +446,7 @@ impl Products {
         }
         let registration_no: Option<String> =
             sqlx::query_scalar("SELECT registration_no FROM products WHERE id = $1")
-                .bind(product_id.to_string())
+                .bind(product_id.clone())
                 .fetch_one(&mut *tx)
                 .await?;
         let registration_no = registration_no
@@ -462,7 +464,7 @@ impl Products {
             )
             .await?;
         sqlx::query("UPDATE products SET delisting_seq = $2 WHERE id = $1")
-            .bind(product_id.to_string())
+            .bind(product_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
             .execute(&mut *tx)
             .await?;
@@ -478,9 +480,9 @@ impl Products {
     pub async fn delist_all_of(
         &self,
         actor: &Actor,
-        developer_org: &str,
+        developer_org: &OrgId,
         reason: &str,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<ProductId>> {
         // Checked once up front: a bad reason must not fail half-way through.
         let reason = line_field(reason, "reason", 1000)?;
         let mut delisted = Vec::new();
@@ -488,7 +490,7 @@ impl Products {
             let page = self
                 .products(&ProductFilter {
                     status: Some(ProductStatus::Listed),
-                    developer_org: Some(developer_org.to_string()),
+                    developer_org: Some(developer_org.clone()),
                     limit: Some(1000),
                     offset: None,
                 })
@@ -514,14 +516,14 @@ impl Products {
     }
 
     /// One product, in any status.
-    pub async fn product(&self, product_id: &str) -> Result<Product> {
+    pub async fn product(&self, product_id: &ProductId) -> Result<Product> {
         let sql = format!("SELECT {PRODUCT_COLUMNS} FROM products WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(product_id.to_string())
+            .bind(product_id.clone())
             .fetch_optional(self.db.pool())
             .await?
             .ok_or_else(|| ProductsError::NotFound(format!("product {product_id}")))?;
-        let mut regions = self.regions_of(&[product_id.to_string()]).await?;
+        let mut regions = self.regions_of(std::slice::from_ref(product_id)).await?;
         product_from_row(&row, regions.remove(product_id).unwrap_or_default())
     }
 
@@ -554,9 +556,9 @@ impl Products {
             .bind(i64::from(limit))
             .bind(i64::from(filter.offset.unwrap_or(0)));
         let rows = q.fetch_all(self.db.pool()).await?;
-        let ids: Vec<String> = rows
+        let ids: Vec<ProductId> = rows
             .iter()
-            .map(|r| r.try_get::<String, _>("id"))
+            .map(|r| r.try_get::<ProductId, _>("id"))
             .collect::<Result<_, _>>()?;
         let mut regions = self.regions_of(&ids).await?;
         rows.iter()
@@ -568,9 +570,9 @@ impl Products {
     /// Provider regions of each product, sorted by region.
     pub(crate) async fn regions_of(
         &self,
-        ids: &[String],
-    ) -> Result<BTreeMap<String, Vec<RegionShare>>> {
-        let mut out: BTreeMap<String, Vec<RegionShare>> = BTreeMap::new();
+        ids: &[ProductId],
+    ) -> Result<BTreeMap<ProductId, Vec<RegionShare>>> {
+        let mut out: BTreeMap<ProductId, Vec<RegionShare>> = BTreeMap::new();
         for chunk in ids.chunks(500) {
             let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
             let sql = format!(
@@ -583,7 +585,7 @@ impl Products {
                 q = q.bind(id.clone());
             }
             for row in q.fetch_all(self.db.pool()).await? {
-                out.entry(row.try_get("product_id")?)
+                out.entry(row.try_get::<ProductId, _>("product_id")?)
                     .or_default()
                     .push(RegionShare {
                         region: row.try_get("region")?,
@@ -597,12 +599,12 @@ impl Products {
     /// The split and region weights a sale of `product_id` is allocated with.
     pub(crate) async fn split_of(
         conn: &mut AnyConnection,
-        product_id: &str,
+        product_id: &ProductId,
     ) -> Result<(RevenueSplit, Vec<(String, u64)>)> {
         let row = sqlx::query(
             "SELECT public_finance_bp, developer_bp, platform_bp FROM products WHERE id = $1",
         )
-        .bind(product_id.to_string())
+        .bind(product_id.clone())
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| ProductsError::NotFound(format!("product {product_id}")))?;
@@ -614,7 +616,7 @@ impl Products {
         let rows = sqlx::query(
             "SELECT region, weight FROM product_regions WHERE product_id = $1 ORDER BY region",
         )
-        .bind(product_id.to_string())
+        .bind(product_id.clone())
         .fetch_all(&mut *conn)
         .await?;
         let regions = rows

@@ -1,5 +1,6 @@
 //! The one error type of this crate, with the HTTP status it maps to.
 
+use pdx_ids::{OrderId, OrgId};
 use pdx_ledger::LedgerError;
 use pdx_ledger::db::DbError;
 
@@ -27,7 +28,7 @@ pub enum ProductsError {
     #[error("the product's developer organisation is suspended")]
     DeveloperSuspended {
         /// The developer organisation.
-        org: String,
+        org: OrgId,
     },
     /// The idempotency key was already used by this buyer for a different request.
     #[error("Idempotency-Key {key:?} was already used with a different request body")]
@@ -37,15 +38,15 @@ pub enum ProductsError {
     },
     /// The order has not been paid, so there is nothing to download.
     #[error("order {0} is not paid")]
-    NotPaid(String),
+    NotPaid(OrderId),
     /// The order was refunded, which revoked its licence.
     #[error("order {0} was refunded; its licence is revoked")]
-    LicenceRevoked(String),
+    LicenceRevoked(OrderId),
     /// The licence term is over.
     #[error("the licence of order {order} expired at {expired_at}")]
     LicenceExpired {
         /// Order id.
-        order: String,
+        order: OrderId,
         /// When the term ended (RFC 3339, UTC).
         expired_at: String,
     },

@@ -113,6 +113,7 @@ pub use error::{ProductsError, Result};
 pub use model::*;
 pub use orders::{MAX_IDEMPOTENCY_KEY, OrderFilter};
 pub use outputs::{OutputsError, ReleasedOutputs};
+pub use pdx_ids::ReleaseRef;
 pub use split::{Allocation, PayeeKind, RevenueSplit, allocate, largest_remainder};
 
 /// The platform's payee account (the reserved platform organisation).

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use pdx_ids::{DatasetId, DownloadId, KeyId, OrderId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::Hash32;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -107,13 +108,13 @@ pub struct NewProduct {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SourceDataset {
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Dataset title.
     pub title: String,
     /// The legally designated source department (数源部门).
     pub source_department: String,
     /// Providing organisation.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// Region of the provider: its public finance receives the provider share.
     pub provider_region: String,
     /// Data asset certificate number of the version read.
@@ -131,9 +132,9 @@ pub struct SourceDataset {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReleasedSource {
     /// Release id.
-    pub release_id: String,
+    pub release_id: ReleaseId,
     /// Developer organisation that owns the release.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// BLAKE3 of the released output.
     #[schema(value_type = String)]
     pub output_hash: Hash32,
@@ -144,7 +145,7 @@ pub struct ReleasedSource {
     #[schema(value_type = String)]
     pub model_hash: Hash32,
     /// Reviewers who approved the release (key ids).
-    pub reviewers: Vec<String>,
+    pub reviewers: Vec<KeyId>,
     /// True if the grant the job ran under is research-only.
     pub research_only_grant: bool,
     /// Datasets the job read.
@@ -155,15 +156,15 @@ pub struct ReleasedSource {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ManifestSource {
     /// Release id.
-    pub release_id: String,
+    pub release_id: ReleaseId,
     /// BLAKE3 of the released output.
     #[schema(value_type = String)]
     pub output_hash: Hash32,
     /// BLAKE3 of the model.
     #[schema(value_type = String)]
     pub model_hash: Hash32,
-    /// Reviewers who approved the release.
-    pub reviewers: Vec<String>,
+    /// Reviewers who approved the release (key ids).
+    pub reviewers: Vec<KeyId>,
     /// True if the grant was research-only.
     pub research_only_grant: bool,
     /// Source datasets: title, source department, certificate, version hash, date.
@@ -180,11 +181,11 @@ pub struct ProvenanceManifest {
     /// Always [`MANIFEST_FORMAT`].
     pub format: String,
     /// Product id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// Product title.
     pub title: String,
     /// Developer organisation.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// Licence kind offered.
     pub licence: LicenceKind,
     /// When the manifest was generated (RFC 3339, UTC).
@@ -243,9 +244,9 @@ pub struct RegionShare {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     /// Product id.
-    pub id: String,
+    pub id: ProductId,
     /// Developer organisation.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// Title.
     pub title: String,
     /// Description.
@@ -291,7 +292,7 @@ pub struct ProductFilter {
     /// Only this status.
     pub status: Option<ProductStatus>,
     /// Only this developer's products.
-    pub developer_org: Option<String>,
+    pub developer_org: Option<OrgId>,
     /// At most this many (default 100, at most 1,000).
     pub limit: Option<u32>,
     /// Skip this many (oldest first).
@@ -302,7 +303,7 @@ pub struct ProductFilter {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NewOrder {
     /// The product to buy.
-    pub product_id: String,
+    pub product_id: ProductId,
 }
 
 /// Where an order is.
@@ -346,13 +347,13 @@ impl OrderStatus {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Order {
     /// Order id.
-    pub id: String,
+    pub id: OrderId,
     /// Product id.
-    pub product_id: String,
+    pub product_id: ProductId,
     /// Buyer organisation.
-    pub buyer_org: String,
+    pub buyer_org: OrgId,
     /// Developer organisation (seller).
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// Price snapshot in fen.
     pub price_minor: i64,
     /// Currency.
@@ -396,13 +397,13 @@ pub struct OrderPlacement {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DownloadRecord {
     /// Download id.
-    pub id: String,
+    pub id: DownloadId,
     /// Order id.
-    pub order_id: String,
+    pub order_id: OrderId,
     /// Buyer organisation.
-    pub buyer_org: String,
+    pub buyer_org: OrgId,
     /// API key id used.
-    pub actor_key: String,
+    pub actor_key: KeyId,
     /// When (RFC 3339).
     pub downloaded_at: String,
     /// Archive size in bytes.
@@ -552,7 +553,7 @@ pub fn public_finance_account(region: &str) -> String {
 }
 
 /// The payee of a part of a sale.
-pub(crate) fn payee_for(kind: PayeeKind, region: &str, developer_org: &str) -> String {
+pub(crate) fn payee_for(kind: PayeeKind, region: &str, developer_org: &OrgId) -> String {
     match kind {
         PayeeKind::PublicFinance => public_finance_account(region),
         PayeeKind::Developer => developer_org.to_string(),

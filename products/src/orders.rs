@@ -1,5 +1,6 @@
 //! Orders: placement with idempotency keys, payment, refund, delivery.
 
+use pdx_ids::{DownloadId, KeyId, OrderId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::Actor;
 use pdx_ledger::kinds::{Refund, Transaction};
 use serde::Serialize;
@@ -14,7 +15,7 @@ use crate::model::{
     DownloadArchive, DownloadRecord, LicenceKind, NewOrder, Order, OrderPlacement, OrderStatus,
     ProductStatus, payee_for,
 };
-use crate::rows::{get_opt_u64, get_u64, line_field, new_id, to_i64};
+use crate::rows::{actor_key, actor_org, get_opt_u64, get_u64, line_field, to_i64};
 use crate::split::allocate;
 
 const ORDER_COLUMNS: &str = "id, buyer_org, idempotency_key, request_hash, product_id, \
@@ -26,9 +27,9 @@ const ORDER_COLUMNS: &str = "id, buyer_org, idempotency_key, request_hash, produ
 #[derive(Clone, Debug, Default)]
 pub struct OrderFilter {
     /// Only this buyer organisation's orders.
-    pub buyer_org: Option<String>,
+    pub buyer_org: Option<OrgId>,
     /// Only orders of this product.
-    pub product_id: Option<String>,
+    pub product_id: Option<ProductId>,
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
 }
@@ -52,10 +53,10 @@ fn order_from_row(row: &AnyRow) -> Result<OrderRow> {
     let refunded_ms: Option<i64> = row.try_get("refunded_ms")?;
     Ok(OrderRow {
         order: Order {
-            id: row.try_get("id")?,
-            product_id: row.try_get("product_id")?,
-            buyer_org: row.try_get("buyer_org")?,
-            developer_org: row.try_get("developer_org")?,
+            id: row.try_get::<OrderId, _>("id")?,
+            product_id: row.try_get::<ProductId, _>("product_id")?,
+            buyer_org: row.try_get::<OrgId, _>("buyer_org")?,
+            developer_org: row.try_get::<OrgId, _>("developer_org")?,
             price_minor: row.try_get("price_minor")?,
             currency: row.try_get("currency")?,
             licence_kind: LicenceKind::parse(&kind)
@@ -100,21 +101,25 @@ fn request_hash(req: &NewOrder) -> Result<String> {
     Ok(blake3::hash(&body).to_hex().to_string())
 }
 
-async fn order_on(conn: &mut AnyConnection, id: &str, buyer: Option<&str>) -> Result<OrderRow> {
+async fn order_on(
+    conn: &mut AnyConnection,
+    id: &OrderId,
+    buyer: Option<&OrgId>,
+) -> Result<OrderRow> {
     let row = match buyer {
         Some(org) => {
             let sql =
                 format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND buyer_org = $2");
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id.to_string())
-                .bind(org.to_string())
+                .bind(id.clone())
+                .bind(org.clone())
                 .fetch_optional(&mut *conn)
                 .await?
         }
         None => {
             let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
             sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(id.to_string())
+                .bind(id.clone())
                 .fetch_optional(&mut *conn)
                 .await?
         }
@@ -125,13 +130,13 @@ async fn order_on(conn: &mut AnyConnection, id: &str, buyer: Option<&str>) -> Re
 
 async fn order_by_key(
     conn: &mut AnyConnection,
-    buyer: &str,
+    buyer: &OrgId,
     key: &str,
 ) -> Result<Option<OrderRow>> {
     let sql =
         format!("SELECT {ORDER_COLUMNS} FROM orders WHERE buyer_org = $1 AND idempotency_key = $2");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(buyer.to_string())
+        .bind(buyer.clone())
         .bind(key.to_string())
         .fetch_optional(&mut *conn)
         .await?;
@@ -200,11 +205,11 @@ fn check_downloadable(row: &OrderRow, now: i64) -> Result<()> {
 struct LicenceDoc<'a> {
     format: &'static str,
     registration_no: &'a str,
-    product_id: &'a str,
+    product_id: &'a ProductId,
     product_title: &'a str,
-    order_id: &'a str,
-    licensee: &'a str,
-    licensor: &'a str,
+    order_id: &'a OrderId,
+    licensee: &'a OrgId,
+    licensor: &'a OrgId,
     kind: LicenceKind,
     permitted_use: &'a str,
     term_days: u32,
@@ -217,19 +222,10 @@ struct LicenceDoc<'a> {
     transaction_seq: u64,
 }
 
-/// A release id made safe as part of a file name: `[A-Za-z0-9._-]`, at most 36 chars.
-fn file_stem(release_id: &str) -> String {
-    release_id
-        .chars()
-        .take(36)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+/// A release id as part of a file name: at most 36 characters (an id is only
+/// `[0-9a-z_-]`, safe in a name as it is).
+fn file_stem(release_id: &ReleaseId) -> String {
+    release_id.as_str().chars().take(36).collect()
 }
 
 impl Products {
@@ -245,9 +241,10 @@ impl Products {
         req: &NewOrder,
     ) -> Result<OrderPlacement> {
         check_key(idempotency_key)?;
+        let buyer_org = actor_org(buyer)?;
         let hash = request_hash(req)?;
         let mut tx = self.db.begin_write().await?;
-        if let Some(existing) = order_by_key(&mut tx, &buyer.org, idempotency_key).await? {
+        if let Some(existing) = order_by_key(&mut tx, &buyer_org, idempotency_key).await? {
             tx.rollback().await?;
             return replay(existing, &hash, idempotency_key);
         }
@@ -266,7 +263,7 @@ impl Products {
                 req.product_id
             )));
         }
-        let id = new_id("ord");
+        let id = OrderId::random();
         let inserted = sqlx::query(
             "INSERT INTO orders (id, buyer_org, idempotency_key, request_hash, product_id, \
              developer_org, price_minor, currency, licence_kind, licence_term_days, status, \
@@ -274,11 +271,11 @@ impl Products {
              ON CONFLICT (buyer_org, idempotency_key) DO NOTHING",
         )
         .bind(id.clone())
-        .bind(buyer.org.clone())
+        .bind(buyer_org.clone())
         .bind(idempotency_key.to_string())
         .bind(hash.clone())
         .bind(req.product_id.clone())
-        .bind(product.try_get::<String, _>("developer_org")?)
+        .bind(product.try_get::<OrgId, _>("developer_org")?)
         .bind(product.try_get::<i64, _>("price_minor")?)
         .bind(product.try_get::<String, _>("currency")?)
         .bind(product.try_get::<String, _>("licence_kind")?)
@@ -289,7 +286,7 @@ impl Products {
         .await?;
         if inserted.rows_affected() == 0 {
             // A concurrent request with the same key committed first (PostgreSQL).
-            let existing = order_by_key(&mut tx, &buyer.org, idempotency_key)
+            let existing = order_by_key(&mut tx, &buyer_org, idempotency_key)
                 .await?
                 .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
             tx.rollback().await?;
@@ -306,10 +303,11 @@ impl Products {
     /// Records the buyer's payment (a reference; no gateway) and appends the
     /// `Transaction` entry in the same transaction. Paying again with the same
     /// reference returns the order unchanged; no second entry is ever written.
-    pub async fn pay(&self, buyer: &Actor, order_id: &str, payment_ref: &str) -> Result<Order> {
+    pub async fn pay(&self, buyer: &Actor, order_id: &OrderId, payment_ref: &str) -> Result<Order> {
         let payment_ref = line_field(payment_ref, "payment reference", 128)?;
+        let buyer_org = actor_org(buyer)?;
         let mut tx = self.db.begin_write().await?;
-        let row = order_on(&mut tx, order_id, Some(&buyer.org)).await?;
+        let row = order_on(&mut tx, order_id, Some(&buyer_org)).await?;
         if row.order.status != OrderStatus::Pending {
             tx.rollback().await?;
             return pay_outcome(row, &payment_ref);
@@ -331,7 +329,7 @@ impl Products {
             "UPDATE orders SET status = $2, payment_ref = $3, paid_ms = $4, paid_period = $5, \
              licence_expires_ms = $6 WHERE id = $1 AND status = $7",
         )
-        .bind(order_id.to_string())
+        .bind(order_id.clone())
         .bind(OrderStatus::Paid.as_str())
         .bind(payment_ref.clone())
         .bind(now)
@@ -344,7 +342,7 @@ impl Products {
             // A concurrent payment won (PostgreSQL): answer as for a repeated payment.
             tx.rollback().await?;
             let mut conn = self.db.pool().acquire().await?;
-            let row = order_on(&mut conn, order_id, Some(&buyer.org)).await?;
+            let row = order_on(&mut conn, order_id, Some(&buyer_org)).await?;
             return pay_outcome(row, &payment_ref);
         }
         let order = &row.order;
@@ -354,10 +352,10 @@ impl Products {
                 &mut tx,
                 buyer,
                 &Transaction {
-                    order_id: order.id.clone(),
-                    product_id: order.product_id.clone(),
-                    buyer_org: order.buyer_org.clone(),
-                    seller_org: order.developer_org.clone(),
+                    order_id: order.id.to_string(),
+                    product_id: order.product_id.to_string(),
+                    buyer_org: order.buyer_org.to_string(),
+                    seller_org: order.developer_org.to_string(),
                     amount_minor: order.price_minor,
                     currency: order.currency.clone(),
                     payment_ref: payment_ref.clone(),
@@ -365,7 +363,7 @@ impl Products {
             )
             .await?;
         sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
-            .bind(order_id.to_string())
+            .bind(order_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
             .execute(&mut *tx)
             .await?;
@@ -376,7 +374,7 @@ impl Products {
                  developer_org, amount_minor, currency, effective_ms, effective_period) \
                  VALUES ($1, 'sale', $2, $3, $4, $5, $6, $7, $8, $9)",
             )
-            .bind(order_id.to_string())
+            .bind(order_id.clone())
             .bind(cell.region.clone())
             .bind(cell.payee_kind.as_str())
             .bind(payee_for(
@@ -401,7 +399,12 @@ impl Products {
     /// and adds the negated revenue lines, dated now (so a refund of an already
     /// settled order is a negative adjustment in the next settlement). Refunding a
     /// refunded order returns it unchanged.
-    pub async fn refund(&self, exchange: &Actor, order_id: &str, reason: &str) -> Result<Order> {
+    pub async fn refund(
+        &self,
+        exchange: &Actor,
+        order_id: &OrderId,
+        reason: &str,
+    ) -> Result<Order> {
         let reason = line_field(reason, "reason", 1000)?;
         let mut tx = self.db.begin_write().await?;
         let row = order_on(&mut tx, order_id, None).await?;
@@ -423,7 +426,7 @@ impl Products {
             "UPDATE orders SET status = $2, refunded_ms = $3, refunded_period = $4, \
              refund_reason = $5 WHERE id = $1 AND status IN ($6, $7)",
         )
-        .bind(order_id.to_string())
+        .bind(order_id.clone())
         .bind(OrderStatus::Refunded.as_str())
         .bind(now)
         .bind(period.label.clone())
@@ -450,16 +453,16 @@ impl Products {
                 &mut tx,
                 exchange,
                 &Refund {
-                    order_id: order.id.clone(),
-                    buyer_org: order.buyer_org.clone(),
-                    seller_org: order.developer_org.clone(),
+                    order_id: order.id.to_string(),
+                    buyer_org: order.buyer_org.to_string(),
+                    seller_org: order.developer_org.to_string(),
                     amount_minor: order.price_minor,
                     currency: order.currency.clone(),
                 },
             )
             .await?;
         sqlx::query("UPDATE orders SET refund_seq = $2 WHERE id = $1")
-            .bind(order_id.to_string())
+            .bind(order_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
             .execute(&mut *tx)
             .await?;
@@ -467,7 +470,7 @@ impl Products {
             "SELECT region, payee_kind, payee, developer_org, amount_minor, currency \
              FROM revenue_lines WHERE order_id = $1 AND kind = 'sale'",
         )
-        .bind(order_id.to_string())
+        .bind(order_id.clone())
         .fetch_all(&mut *tx)
         .await?;
         for line in &sales {
@@ -477,7 +480,7 @@ impl Products {
                  developer_org, amount_minor, currency, effective_ms, effective_period) \
                  VALUES ($1, 'refund', $2, $3, $4, $5, $6, $7, $8, $9)",
             )
-            .bind(order_id.to_string())
+            .bind(order_id.clone())
             .bind(line.try_get::<String, _>("region")?)
             .bind(line.try_get::<String, _>("payee_kind")?)
             .bind(line.try_get::<String, _>("payee")?)
@@ -495,13 +498,14 @@ impl Products {
     }
 
     /// One of the buyer's orders (another buyer's order is not found).
-    pub async fn order(&self, buyer: &Actor, order_id: &str) -> Result<Order> {
+    pub async fn order(&self, buyer: &Actor, order_id: &OrderId) -> Result<Order> {
+        let buyer_org = actor_org(buyer)?;
         let mut conn = self.db.pool().acquire().await?;
-        Ok(order_on(&mut conn, order_id, Some(&buyer.org)).await?.order)
+        Ok(order_on(&mut conn, order_id, Some(&buyer_org)).await?.order)
     }
 
     /// Any order, for the exchange and supervisors.
-    pub async fn order_any(&self, order_id: &str) -> Result<Order> {
+    pub async fn order_any(&self, order_id: &OrderId) -> Result<Order> {
         let mut conn = self.db.pool().acquire().await?;
         Ok(order_on(&mut conn, order_id, None).await?.order)
     }
@@ -511,8 +515,11 @@ impl Products {
     /// the whole book.
     pub async fn all_orders(&self, filter: &OrderFilter, limit: u32) -> Result<Vec<Order>> {
         let narrowing = [
-            ("buyer_org", filter.buyer_org.clone()),
-            ("product_id", filter.product_id.clone()),
+            ("buyer_org", filter.buyer_org.as_ref().map(OrgId::to_string)),
+            (
+                "product_id",
+                filter.product_id.as_ref().map(ProductId::to_string),
+            ),
             ("status", filter.status.map(|s| s.as_str().to_string())),
         ];
         let mut clauses = Vec::new();
@@ -545,21 +552,21 @@ impl Products {
     }
 
     /// The download log of an order, oldest first.
-    pub async fn downloads(&self, order_id: &str) -> Result<Vec<DownloadRecord>> {
+    pub async fn downloads(&self, order_id: &OrderId) -> Result<Vec<DownloadRecord>> {
         let rows = sqlx::query(
             "SELECT id, order_id, buyer_org, actor_key, downloaded_ms, archive_bytes, \
              archive_hash FROM downloads WHERE order_id = $1 ORDER BY downloaded_ms, id",
         )
-        .bind(order_id.to_string())
+        .bind(order_id.clone())
         .fetch_all(self.db.pool())
         .await?;
         rows.iter()
             .map(|r| {
                 Ok(DownloadRecord {
-                    id: r.try_get("id")?,
-                    order_id: r.try_get("order_id")?,
-                    buyer_org: r.try_get("buyer_org")?,
-                    actor_key: r.try_get("actor_key")?,
+                    id: r.try_get::<DownloadId, _>("id")?,
+                    order_id: r.try_get::<OrderId, _>("order_id")?,
+                    buyer_org: r.try_get::<OrgId, _>("buyer_org")?,
+                    actor_key: r.try_get::<KeyId, _>("actor_key")?,
                     downloaded_at: rfc3339(r.try_get("downloaded_ms")?),
                     archive_bytes: get_u64(r, "archive_bytes")?,
                     archive_hash: r.try_get("archive_hash")?,
@@ -570,10 +577,12 @@ impl Products {
 
     /// Builds the download archive of a paid order within its licence term, logs the
     /// download and marks the order delivered. See the crate docs for the members.
-    pub async fn download(&self, buyer: &Actor, order_id: &str) -> Result<DownloadArchive> {
+    pub async fn download(&self, buyer: &Actor, order_id: &OrderId) -> Result<DownloadArchive> {
+        let buyer_org = actor_org(buyer)?;
+        let key_id = actor_key(buyer)?;
         let row = {
             let mut conn = self.db.pool().acquire().await?;
-            order_on(&mut conn, order_id, Some(&buyer.org)).await?
+            order_on(&mut conn, order_id, Some(&buyer_org)).await?
         };
         check_downloadable(&row, self.clock.now_ms())?;
         let order = &row.order;
@@ -662,7 +671,7 @@ impl Products {
         .await?;
         for s in &sources {
             let pos = get_u64(s, "position")?;
-            let release_id: String = s.try_get("release_id")?;
+            let release_id: ReleaseId = s.try_get("release_id")?;
             let path: String = s.try_get("output_path")?;
             let data = tokio::fs::read(&path)
                 .await
@@ -687,17 +696,17 @@ impl Products {
         let bytes = tar.finish();
 
         let record = DownloadRecord {
-            id: new_id("dl"),
+            id: DownloadId::random(),
             order_id: order.id.clone(),
-            buyer_org: buyer.org.clone(),
-            actor_key: buyer.key_id.clone(),
+            buyer_org: buyer_org.clone(),
+            actor_key: key_id,
             downloaded_at: rfc3339(now),
             archive_bytes: bytes.len() as u64,
             archive_hash: blake3::hash(&bytes).to_hex().to_string(),
         };
         let mut tx = self.db.begin_write().await?;
         // The order may have been refunded while the archive was being built.
-        let current = order_on(&mut tx, order_id, Some(&buyer.org)).await?;
+        let current = order_on(&mut tx, order_id, Some(&buyer_org)).await?;
         check_downloadable(&current, now)?;
         sqlx::query(
             "INSERT INTO downloads (id, order_id, buyer_org, actor_key, downloaded_ms, \
@@ -715,7 +724,7 @@ impl Products {
         sqlx::query(
             "UPDATE orders SET status = $2, delivered_ms = $3 WHERE id = $1 AND status = $4",
         )
-        .bind(order_id.to_string())
+        .bind(order_id.clone())
         .bind(OrderStatus::Delivered.as_str())
         .bind(now)
         .bind(OrderStatus::Paid.as_str())

@@ -9,10 +9,11 @@
 //!
 //! Two calls consult it:
 //!
-//! - [`Products::package_releases`]: the developer names released outputs by id (at
-//!   least one, at most 64); they are resolved, in order, to [`ReleasedSource`]s (the
-//!   implementation refuses an unknown output, another developer's or one not
-//!   released), and then [`Products::create_product`] checks and stores the product.
+//! - [`Products::package_releases`]: the developer names released outputs (at least
+//!   one, at most 64), each by its release id or by its output id ([`ReleaseRef`]);
+//!   they are resolved, in order, to [`ReleasedSource`]s (the implementation refuses
+//!   an unknown output, another developer's or one not released), and then
+//!   [`Products::create_product`] checks and stores the product.
 //! - [`Products::list_unless_suspended`]: the exchange lists a product after review,
 //!   unless its developer organisation is suspended
 //!   ([`ProductsError::DeveloperSuspended`]). A suspension delists the developer's
@@ -22,12 +23,14 @@
 //! binary answers them as it would its own.
 
 use async_trait::async_trait;
+use pdx_ids::{OrgId, ProductId, ReleaseRef};
 use pdx_ledger::Actor;
 
 use crate::Products;
 use crate::catalog::MAX_SOURCES;
 use crate::error::ProductsError;
 use crate::model::{NewProduct, Product, ReleasedSource};
+use crate::rows::actor_org;
 
 /// What products needs to know about released outputs and their developers.
 #[async_trait]
@@ -35,19 +38,19 @@ pub trait ReleasedOutputs: Send + Sync {
     /// The implementation's own error, handed back in [`OutputsError::Outputs`].
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// The released outputs named by `releases` (release or output ids), in that order,
-    /// as `developer_org` packages them: output and model hashes, the output's path,
-    /// the reviewers, whether the grant was research-only, and the source datasets
-    /// with their provider regions. An unknown output, another developer's, or one
-    /// that was not released is an error.
+    /// The released outputs named by `releases`, in that order, as `developer_org`
+    /// packages them: output and model hashes, the output's path, the reviewers,
+    /// whether the grant was research-only, and the source datasets with their
+    /// provider regions. An unknown output, another developer's, or one that was not
+    /// released is an error.
     async fn released_sources(
         &self,
-        developer_org: &str,
-        releases: &[String],
+        developer_org: &OrgId,
+        releases: &[ReleaseRef],
     ) -> Result<Vec<ReleasedSource>, Self::Error>;
 
     /// True if the developer organisation is suspended (an unknown one is not).
-    async fn developer_suspended(&self, org: &str) -> Result<bool, Self::Error>;
+    async fn developer_suspended(&self, org: &OrgId) -> Result<bool, Self::Error>;
 }
 
 /// A failure of a call that consults [`ReleasedOutputs`]: theirs, or this crate's.
@@ -68,7 +71,7 @@ impl Products {
         &self,
         developer: &Actor,
         new: NewProduct,
-        releases: &[String],
+        releases: &[ReleaseRef],
         outputs: &R,
     ) -> Result<Product, OutputsError<R::Error>>
     where
@@ -87,8 +90,9 @@ impl Products {
             ))
             .into());
         }
+        let developer_org = actor_org(developer)?;
         let sources = outputs
-            .released_sources(&developer.org, releases)
+            .released_sources(&developer_org, releases)
             .await
             .map_err(OutputsError::Outputs)?;
         Ok(self.create_product(developer, new, sources).await?)
@@ -99,7 +103,7 @@ impl Products {
     pub async fn list_unless_suspended<R>(
         &self,
         exchange: &Actor,
-        product_id: &str,
+        product_id: &ProductId,
         outputs: &R,
     ) -> Result<Product, OutputsError<R::Error>>
     where

@@ -1,13 +1,23 @@
-//! Row decoding, ids and input checks shared by the modules.
+//! Row decoding, the caller's ids and input checks shared by the modules.
 
+use pdx_ids::{KeyId, OrgId};
+use pdx_ledger::Actor;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::error::{ProductsError, Result};
 
-/// A new random id with a type prefix, e.g. `prd_0f3a…` (16 hex digits).
-pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", hex::encode(rand::random::<[u8; 8]>()))
+/// The caller's organisation as an id (authentication supplied it, so a malformed one
+/// is an internal error).
+pub(crate) fn actor_org(actor: &Actor) -> Result<OrgId> {
+    OrgId::parse(&actor.org)
+        .map_err(|_| ProductsError::Internal("the caller's organisation id is malformed".into()))
+}
+
+/// The caller's API key id (malformed: an internal error, as for [`actor_org`]).
+pub(crate) fn actor_key(actor: &Actor) -> Result<KeyId> {
+    KeyId::parse(&actor.key_id)
+        .map_err(|_| ProductsError::Internal("the caller's key id is malformed".into()))
 }
 
 /// A non-negative stored integer as `u64`.

@@ -20,6 +20,7 @@ use std::path::PathBuf;
 
 use pdx_algorithms::deid::dummy::dummy_frame;
 use pdx_algorithms::deid::storage::read_parquet;
+use pdx_ids::OrgId;
 use polars::prelude::DataFrame;
 
 use crate::catalog::{Dataset, OpenAttribute};
@@ -39,7 +40,7 @@ pub const MAX_DUMMY_ROWS: usize = 10_000;
 pub enum Reader<'a> {
     /// An organisation with the provider role: the datasets it provides are its own,
     /// and it keeps their dummy rows whatever their open attribute.
-    Provider(&'a str),
+    Provider(&'a OrgId),
     /// A supervisor (regulator or auditor): every dataset's dummy rows.
     Supervisor,
     /// A developer, and every other caller (deny by default): bound by the open
@@ -52,7 +53,7 @@ impl Reader<'_> {
     fn may_see_dummy(self, dataset: &Dataset) -> Result<()> {
         match self {
             Reader::Supervisor => Ok(()),
-            Reader::Provider(org) if org == dataset.provider_org => Ok(()),
+            Reader::Provider(org) if *org == dataset.provider_org => Ok(()),
             Reader::Provider(_) | Reader::Developer => dataset.reachable_by_developers(),
         }
     }

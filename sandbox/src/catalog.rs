@@ -16,6 +16,7 @@
 //! Art.8; GD21 Art.32).
 
 use pdx_algorithms::deid::schema::DatasetSchema;
+use pdx_ids::{DatasetId, OrgId};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use serde::{Deserialize, Serialize};
@@ -23,7 +24,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::store;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org};
 
 crate::service! {
     /// Datasets, the data-element registry and catalog search.
@@ -146,9 +147,9 @@ pub struct NewDataset {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Dataset {
     /// Dataset id.
-    pub id: String,
+    pub id: DatasetId,
     /// Providing organisation.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// The registered metadata.
     #[serde(flatten)]
     pub meta: NewDataset,
@@ -205,9 +206,9 @@ pub struct DataElement {
     /// What it is.
     pub description: String,
     /// Registering organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// First dataset that carries it.
-    pub dataset_id: Option<String>,
+    pub dataset_id: Option<DatasetId>,
     /// Registered, ms since epoch.
     pub created_ms: i64,
 }
@@ -385,7 +386,8 @@ impl Catalog {
     /// Registers a dataset for the provider `actor.org`, claiming its data elements.
     pub async fn register_dataset(&self, actor: &Actor, new: NewDataset) -> Result<Dataset> {
         new.validate()?;
-        let id = new_id("ds");
+        let provider_org = actor_org(actor)?;
+        let id = DatasetId::random();
         let now = now_ms();
         let schema = serde_json::to_string(&new.schema)
             .map_err(|e| SandboxError::Internal(format!("encoding schema: {e}")))?;
@@ -397,7 +399,7 @@ impl Catalog {
         let search_text = new.search_text();
         let row = store::catalog::NewDatasetRow {
             id: &id,
-            provider_org: &actor.org,
+            provider_org: &provider_org,
             title: &new.title,
             description: &new.description,
             theme: &new.theme,
@@ -423,7 +425,7 @@ impl Catalog {
         for code in &new.elements {
             claim_element(
                 &mut tx,
-                &actor.org,
+                &provider_org,
                 code,
                 &new.source_department,
                 "",
@@ -438,10 +440,10 @@ impl Catalog {
     }
 
     /// One dataset.
-    pub async fn dataset(&self, id: &str) -> Result<Option<Dataset>> {
+    pub async fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>> {
         let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?;
         row.as_ref().map(dataset_from_row).transpose()
@@ -524,16 +526,9 @@ impl Catalog {
     ) -> Result<DataElement> {
         validate_element_code(code)?;
         required("source_department", source_department)?;
+        let org = actor_org(actor)?;
         let mut tx = self.db().begin_write().await?;
-        claim_element(
-            &mut tx,
-            &actor.org,
-            code,
-            source_department,
-            description,
-            None,
-        )
-        .await?;
+        claim_element(&mut tx, &org, code, source_department, description, None).await?;
         tx.commit().await?;
         self.element(code)
             .await?
@@ -567,11 +562,11 @@ impl Catalog {
 /// Registers `code` for `department`, or checks that it already is.
 async fn claim_element(
     conn: &mut AnyConnection,
-    org: &str,
+    org: &OrgId,
     code: &str,
     department: &str,
     description: &str,
-    dataset_id: Option<&str>,
+    dataset_id: Option<&DatasetId>,
 ) -> Result<()> {
     let existing: Option<String> =
         sqlx::query("SELECT source_department FROM data_elements WHERE code = $1")

@@ -27,6 +27,7 @@
 
 use std::collections::BTreeMap;
 
+use pdx_ids::{DatasetId, GrantId, ObjectionId, OrgId, OutputId, ReleaseId};
 use pdx_ledger::EntryKind;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::{PrivacySpend, decode};
@@ -62,13 +63,13 @@ pub enum Lateness {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LateGrant {
     /// Grant id.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// Dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Applicant (developer organisation).
-    pub applicant_org: String,
+    pub applicant_org: OrgId,
     /// Provider that had to answer.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// Answer deadline, `YYYY-MM-DD`.
     pub answer_deadline: String,
     /// Pending or answered late.
@@ -81,15 +82,15 @@ pub struct LateGrant {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LateObjection {
     /// Objection id.
-    pub objection_id: String,
+    pub objection_id: ObjectionId,
     /// Dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version objected to.
     pub version: u64,
     /// Provider that had to answer.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// Organisation that objected.
-    pub objector_org: String,
+    pub objector_org: OrgId,
     /// Answer deadline, `YYYY-MM-DD`.
     pub answer_deadline: String,
     /// Pending or answered late.
@@ -104,13 +105,13 @@ pub struct LateObjection {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExpiringGrant {
     /// Grant id.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// Dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Holder (developer organisation).
-    pub applicant_org: String,
+    pub applicant_org: OrgId,
     /// Provider.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// Expiry, ms since epoch.
     pub expires_ms: i64,
     /// Whole days left (0 on the last day).
@@ -123,11 +124,11 @@ pub struct ExpiredCertificate {
     /// Certificate number.
     pub certificate_no: String,
     /// Dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version.
     pub version: u64,
     /// Provider (holder).
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// End of validity (RFC 3339).
     pub valid_until: String,
     /// True if this is the dataset's newest version (an older one being past its
@@ -141,11 +142,11 @@ pub struct ExpiredCertificate {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct UnderReviewedRelease {
     /// Release id.
-    pub release_id: String,
+    pub release_id: ReleaseId,
     /// Output id.
-    pub output_id: String,
+    pub output_id: OutputId,
     /// Developer organisation.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// Approvals the output required.
     pub required_reviews: u64,
     /// Approving reviewer keys.
@@ -181,13 +182,13 @@ pub struct ComplianceReport {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GrantBudget {
     /// Grant id.
-    pub grant_id: String,
+    pub grant_id: GrantId,
     /// Dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Holder (developer organisation).
-    pub applicant_org: String,
+    pub applicant_org: OrgId,
     /// Provider.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// `approved` or `revoked`.
     pub status: String,
     /// ε granted.
@@ -214,11 +215,11 @@ pub struct GrantBudget {
     pub ledger_agrees: bool,
 }
 
-/// Budget totals for a dataset or a developer organisation.
+/// Budget totals for a dataset or a developer organisation, by its typed id `K`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct BudgetTotals {
-    /// Dataset id or organisation id.
-    pub key: String,
+pub struct BudgetTotals<K> {
+    /// The dataset id or organisation id.
+    pub key: K,
     /// Grants counted.
     pub grants: u64,
     /// ε granted.
@@ -241,9 +242,9 @@ pub struct BudgetReport {
     /// Every grant ever approved, by dataset then grant id.
     pub grants: Vec<GrantBudget>,
     /// Totals per dataset.
-    pub datasets: Vec<BudgetTotals>,
+    pub datasets: Vec<BudgetTotals<DatasetId>>,
     /// Totals per developer organisation.
-    pub developers: Vec<BudgetTotals>,
+    pub developers: Vec<BudgetTotals<OrgId>>,
     /// Privacy spends on the ledger that name no grant in the table.
     pub unmatched_ledger_spends: u64,
     /// True if every grant's ledger sums agree and no spend is unmatched.
@@ -273,9 +274,9 @@ impl Units {
         self.queries_used = self.queries_used.saturating_add(other.queries_used);
     }
 
-    fn totals(&self, key: &str) -> BudgetTotals {
+    fn totals<K: Clone>(&self, key: &K) -> BudgetTotals<K> {
         BudgetTotals {
-            key: key.to_string(),
+            key: key.clone(),
             grants: self.grants,
             epsilon_granted: self.eps as f64 / EPSILON_UNIT,
             epsilon_spent: self.eps_spent as f64 / EPSILON_UNIT,
@@ -502,8 +503,10 @@ impl Compliance {
             }
             out.push(UnderReviewedRelease {
                 release_id: row
-                    .try_get::<Option<String>, _>("release_id")?
-                    .unwrap_or_default(),
+                    .try_get::<Option<ReleaseId>, _>("release_id")?
+                    .ok_or_else(|| {
+                        SandboxError::Internal("a released output has no release id".into())
+                    })?,
                 output_id: row.try_get("id")?,
                 developer_org: row.try_get("org_id")?,
                 required_reviews: required,
@@ -529,11 +532,11 @@ impl Compliance {
         .fetch_all(self.db().pool())
         .await?;
         let mut grants = Vec::with_capacity(rows.len());
-        let mut datasets: BTreeMap<String, Units> = BTreeMap::new();
-        let mut developers: BTreeMap<String, Units> = BTreeMap::new();
+        let mut datasets: BTreeMap<DatasetId, Units> = BTreeMap::new();
+        let mut developers: BTreeMap<OrgId, Units> = BTreeMap::new();
         let mut matched = 0u64;
         for row in rows {
-            let id: String = row.try_get("id")?;
+            let id: GrantId = row.try_get("id")?;
             let units = Units {
                 grants: 1,
                 eps: row.try_get("epsilon_micro")?,
@@ -543,10 +546,10 @@ impl Compliance {
                 queries: u64_of(row.try_get("query_budget")?),
                 queries_used: u64_of(row.try_get("queries_used")?),
             };
-            let on_ledger = ledger.get(&id).copied().unwrap_or_default();
+            let on_ledger = ledger.get(id.as_str()).copied().unwrap_or_default();
             matched += on_ledger.spends;
-            let dataset_id: String = row.try_get("dataset_id")?;
-            let applicant_org: String = row.try_get("applicant_org")?;
+            let dataset_id: DatasetId = row.try_get("dataset_id")?;
+            let applicant_org: OrgId = row.try_get("applicant_org")?;
             datasets.entry(dataset_id.clone()).or_default().add(&units);
             developers
                 .entry(applicant_org.clone())

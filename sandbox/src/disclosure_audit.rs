@@ -18,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use pdx_ids::{DatasetId, OrgId, VersionRef};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -29,10 +30,10 @@ crate::service! {
 }
 
 /// The disclosure record of one dataset.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DisclosureReport {
     /// The dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// One entry per version that any run read, oldest first.
     pub versions: Vec<VersionDisclosure>,
 }
@@ -47,10 +48,10 @@ pub struct VersionDisclosure {
 }
 
 /// What one organisation's runs took from one version.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OrgDisclosure {
     /// The developer organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Model runs that read the version.
     pub runs: u64,
     /// Outputs waiting for review.
@@ -76,7 +77,6 @@ pub struct OrgDisclosure {
 }
 
 /// Integer sums before they are shown (ε in millionths, δ in 10⁻¹²).
-#[derive(Default)]
 struct Tally {
     view: OrgDisclosure,
     epsilon_micro: i64,
@@ -84,6 +84,27 @@ struct Tally {
 }
 
 impl Tally {
+    /// Nothing counted yet for `org_id`.
+    fn new(org_id: OrgId) -> Tally {
+        Tally {
+            view: OrgDisclosure {
+                org_id,
+                runs: 0,
+                outputs_quarantined: 0,
+                outputs_released: 0,
+                outputs_rejected: 0,
+                runs_failed_after_admission: 0,
+                values_released: 0,
+                values_withheld: BTreeMap::new(),
+                cells_removed: 0,
+                epsilon_spent: 0.0,
+                delta_spent: 0.0,
+            },
+            epsilon_micro: 0,
+            delta_pico: 0,
+        }
+    }
+
     /// Adds one run and, if it has one, its output.
     fn add(&mut self, run: &RunRow) {
         self.view.runs += 1;
@@ -142,7 +163,7 @@ impl Tally {
 
 /// One run with its output, as read from the tables.
 struct RunRow {
-    org_id: String,
+    org_id: OrgId,
     versions: Vec<String>,
     epsilon_micro: i64,
     delta_pico: i64,
@@ -157,15 +178,15 @@ impl DisclosureAudit {
     /// own datasets (another's is "not found").
     pub async fn disclosure_report(
         &self,
-        dataset_id: &str,
-        provider_org: Option<&str>,
+        dataset_id: &DatasetId,
+        provider_org: Option<&OrgId>,
     ) -> Result<DisclosureReport> {
         let dataset = self
             .catalog()
             .dataset(dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-        if provider_org.is_some_and(|org| org != dataset.provider_org) {
+        if provider_org.is_some_and(|org| *org != dataset.provider_org) {
             return Err(SandboxError::NotFound("no such dataset".into()));
         }
         let prefix = format!("{}@", dataset.id);
@@ -180,7 +201,7 @@ impl DisclosureAudit {
         .bind(format!("%\"{prefix}%"))
         .fetch_all(self.db().pool())
         .await?;
-        let mut tallies: BTreeMap<(u64, String), Tally> = BTreeMap::new();
+        let mut tallies: BTreeMap<(u64, OrgId), Tally> = BTreeMap::new();
         for row in &rows {
             let versions_text: String = row.try_get("dataset_versions")?;
             let report_text: Option<String> = row.try_get("check_report_json")?;
@@ -201,21 +222,18 @@ impl DisclosureAudit {
                     .unwrap_or_default(),
             };
             for cited in &run.versions {
+                // Another dataset's version (or a malformed citation) does not count here.
                 let Some(version) = cited
-                    .strip_prefix(&prefix)
-                    .and_then(|v| v.parse::<u64>().ok())
+                    .parse::<VersionRef>()
+                    .ok()
+                    .filter(|v| v.dataset == dataset.id)
+                    .map(|v| v.version)
                 else {
                     continue;
                 };
                 tallies
                     .entry((version, run.org_id.clone()))
-                    .or_insert_with(|| Tally {
-                        view: OrgDisclosure {
-                            org_id: run.org_id.clone(),
-                            ..OrgDisclosure::default()
-                        },
-                        ..Tally::default()
-                    })
+                    .or_insert_with(|| Tally::new(run.org_id.clone()))
                     .add(&run);
             }
         }

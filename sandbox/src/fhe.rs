@@ -64,6 +64,7 @@ use pdx_algorithms::fhe::{
     Answer, EvaluationKey, Evaluator, FheError, KeySource, LookupTable, PARAMETER_SET, QueryKey,
     Strategy, TemplateSpec, ciphertext_hash, template_hash,
 };
+use pdx_ids::{DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, OrgId, VersionRef};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::{FheLookup, FheRecord, FheTemplateDecision};
 use pdx_ledger::{Actor, Hash32};
@@ -77,7 +78,7 @@ use crate::catalog::{Dataset, OpenAttribute};
 use crate::grants::{Grant, ModelKind, PrivacyCost};
 use crate::jobs::{self, Job, JobInputs};
 use crate::store;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org, scratch_name};
 
 crate::service! {
     /// Private lookups: FHE templates, server keys and encrypted queries.
@@ -131,7 +132,7 @@ impl TemplateStatus {
 #[serde(deny_unknown_fields)]
 pub struct NewTemplate {
     /// The dataset it reads.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// A name for people.
     pub name: String,
     /// What the answers are for.
@@ -162,13 +163,13 @@ pub struct TableSummary {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FheTemplate {
     /// Template id.
-    pub id: String,
+    pub id: FheTemplateId,
     /// The dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// The dataset's provider, who decides.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// The proposing developer organisation.
-    pub proposer_org: String,
+    pub proposer_org: OrgId,
     /// Name.
     pub name: String,
     /// Stated purpose.
@@ -218,9 +219,9 @@ pub enum TemplateView {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServerKeyInfo {
     /// Key id.
-    pub id: String,
+    pub id: FheKeyId,
     /// Owning organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// `BLAKE3("pdx fhe server key v1" || 0x00 || bytes)`, hex.
     pub key_hash: String,
     /// Size of the upload.
@@ -236,11 +237,11 @@ pub struct ServerKeyInfo {
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// An approved template.
-    pub template_id: String,
+    pub template_id: FheTemplateId,
     /// The grant covering the dataset (not needed for unconditionally open data).
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
     /// One of the caller's server keys.
-    pub server_key_id: String,
+    pub server_key_id: FheKeyId,
     /// A public bucket to scan instead of the whole table (the top `bucket_bits` of the
     /// hashed key): faster, but the platform learns the enterprise is in that bucket.
     pub bucket: Option<u64>,
@@ -283,19 +284,19 @@ impl QueryStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FheQuery {
     /// Query id.
-    pub id: String,
+    pub id: FheQueryId,
     /// The job evaluating it.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Asking organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Template.
-    pub template_id: String,
+    pub template_id: FheTemplateId,
     /// Grant charged.
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
     /// Server key used.
-    pub server_key_id: String,
+    pub server_key_id: FheKeyId,
     /// Dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version scanned.
     pub version: u64,
     /// Hash of the encrypted key, hex.
@@ -475,11 +476,12 @@ fn hash32(bytes: [u8; 32]) -> Hash32 {
 
 /// Everything a query job needs, fixed at admission.
 struct Admitted {
-    query_id: String,
-    job_id: String,
+    query_id: FheQueryId,
+    job_id: JobId,
+    org: OrgId,
     template: FheTemplate,
-    dataset_version: String,
-    grant_id: Option<String>,
+    dataset_version: VersionRef,
+    grant_id: Option<GrantId>,
     key: ServerKeyInfo,
     key_path: PathBuf,
     query_key: QueryKey,
@@ -495,10 +497,10 @@ impl Fhe {
         self.zones().root().join("fhe")
     }
 
-    fn key_index_path(&self, dataset_id: &str, content_hash: &str) -> PathBuf {
+    fn key_index_path(&self, dataset_id: &DatasetId, content_hash: &str) -> PathBuf {
         self.fhe_dir()
             .join("index")
-            .join(dataset_id)
+            .join(dataset_id.as_str())
             .join(format!("{content_hash}.parquet"))
     }
 
@@ -507,7 +509,7 @@ impl Fhe {
     /// failure here leaves no version without its index.
     pub(crate) async fn store_fhe_key_index(
         &self,
-        dataset_id: &str,
+        dataset_id: &DatasetId,
         content_hash: &[u8; 32],
         index: std::result::Result<Option<DataFrame>, FheError>,
     ) -> Result<()> {
@@ -535,6 +537,7 @@ impl Fhe {
     ) -> Result<FheTemplate> {
         validate_text("name", &new.name, 200)?;
         validate_text("purpose", &new.purpose, 4000)?;
+        let org = actor_org(actor)?;
         let dataset = self
             .catalog()
             .dataset(&new.dataset_id)
@@ -543,14 +546,14 @@ impl Fhe {
         dataset.reachable_by_developers()?;
         new.spec.validate(&dataset.meta.schema).map_err(fhe_error)?;
         let (spec_json, hash) = spec_hash(&new.spec)?;
-        let id = new_id("ft");
+        let id = FheTemplateId::random();
         store::fhe::insert_template(
             self.db().pool(),
             &store::fhe::NewFheTemplate {
                 id: &id,
                 dataset_id: &dataset.id,
                 provider_org: &dataset.provider_org,
-                proposer_org: &actor.org,
+                proposer_org: &org,
                 name: new.name.trim(),
                 purpose: new.purpose.trim(),
                 spec_json: &spec_json,
@@ -562,21 +565,21 @@ impl Fhe {
         self.load_template(&id).await
     }
 
-    async fn load_template(&self, id: &str) -> Result<FheTemplate> {
+    async fn load_template(&self, id: &FheTemplateId) -> Result<FheTemplate> {
         let row = sqlx::query("SELECT * FROM fhe_templates WHERE id = $1")
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such template".into()))?;
         template_from_row(&row)
     }
 
-    fn template_visible(t: &FheTemplate, org: &str, view: TemplateView) -> bool {
+    fn template_visible(t: &FheTemplate, org: &OrgId, view: TemplateView) -> bool {
         match view {
             TemplateView::All => true,
-            TemplateView::Provider => t.provider_org == org,
+            TemplateView::Provider => t.provider_org == *org,
             TemplateView::Developer => {
-                t.status == TemplateStatus::Approved || t.proposer_org == org
+                t.status == TemplateStatus::Approved || t.proposer_org == *org
             }
         }
     }
@@ -584,9 +587,9 @@ impl Fhe {
     /// Templates the caller may see, newest first, optionally of one dataset.
     pub async fn fhe_templates(
         &self,
-        org: &str,
+        org: &OrgId,
         view: TemplateView,
-        dataset_id: Option<&str>,
+        dataset_id: Option<&DatasetId>,
     ) -> Result<Vec<FheTemplate>> {
         let rows = sqlx::query("SELECT * FROM fhe_templates ORDER BY created_ms DESC, id")
             .fetch_all(self.db().pool())
@@ -594,7 +597,8 @@ impl Fhe {
         let mut out = Vec::new();
         for row in &rows {
             let t = template_from_row(row)?;
-            if Self::template_visible(&t, org, view) && dataset_id.is_none_or(|d| d == t.dataset_id)
+            if Self::template_visible(&t, org, view)
+                && dataset_id.is_none_or(|d| *d == t.dataset_id)
             {
                 out.push(t);
             }
@@ -606,8 +610,8 @@ impl Fhe {
     /// version's table summary (bucket sizes), so a client can choose a bucket.
     pub async fn fhe_template(
         &self,
-        id: &str,
-        org: &str,
+        id: &FheTemplateId,
+        org: &OrgId,
         view: TemplateView,
     ) -> Result<FheTemplate> {
         let mut t = self.visible_template(id, org, view).await?;
@@ -633,7 +637,7 @@ impl Fhe {
                             } else {
                                 Vec::new()
                             },
-                            salt: dataset.id.clone(),
+                            salt: dataset.id.to_string(),
                         })
                     }
                     Err(e) => {
@@ -647,8 +651,8 @@ impl Fhe {
 
     async fn visible_template(
         &self,
-        id: &str,
-        org: &str,
+        id: &FheTemplateId,
+        org: &OrgId,
         view: TemplateView,
     ) -> Result<FheTemplate> {
         let t = self.load_template(id).await?;
@@ -663,11 +667,11 @@ impl Fhe {
     pub async fn decide_fhe_template(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &FheTemplateId,
         decision: TemplateDecision,
     ) -> Result<FheTemplate> {
         let t = self
-            .visible_template(id, &actor.org, TemplateView::Provider)
+            .visible_template(id, &actor_org(actor)?, TemplateView::Provider)
             .await?;
         if t.status != TemplateStatus::Pending {
             return Err(SandboxError::Conflict(format!(
@@ -713,11 +717,11 @@ impl Fhe {
     pub async fn retire_fhe_template(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &FheTemplateId,
         reason: &str,
     ) -> Result<FheTemplate> {
         let t = self
-            .visible_template(id, &actor.org, TemplateView::Provider)
+            .visible_template(id, &actor_org(actor)?, TemplateView::Provider)
             .await?;
         validate_text("reason", reason, 4000)?;
         if t.status != TemplateStatus::Approved {
@@ -754,9 +758,9 @@ impl Fhe {
         let hash = Hash32::from_hex(&t.template_hash)
             .map_err(|_| SandboxError::Internal("stored template hash".into()))?;
         let entry = FheRecord::TemplateDecision(FheTemplateDecision {
-            template_id: t.id.clone(),
-            dataset_id: t.dataset_id.clone(),
-            proposer_org: t.proposer_org.clone(),
+            template_id: t.id.to_string(),
+            dataset_id: t.dataset_id.to_string(),
+            proposer_org: t.proposer_org.to_string(),
             decision: status.as_str().into(),
             reason: reason.map(str::to_string),
             template_hash: hash,
@@ -806,7 +810,7 @@ impl Fhe {
             None
         };
         let spec = spec.clone();
-        let salt = dataset.id.clone();
+        let salt = dataset.id.to_string();
         let key_column = spec.key_column.clone();
         tokio::task::spawn_blocking(move || {
             let frame = read_parquet(&file)
@@ -833,7 +837,7 @@ impl Fhe {
     pub async fn start_key_upload(&self) -> Result<KeyUpload> {
         let dir = self.fhe_dir().join("incoming");
         tokio::fs::create_dir_all(&dir).await?;
-        let path = dir.join(format!("{}.part", new_id("key")));
+        let path = dir.join(format!("{}.part", scratch_name("key")));
         let file = tokio::fs::File::create(&path).await?;
         Ok(KeyUpload {
             file: Some(file),
@@ -867,25 +871,26 @@ impl Fhe {
         .await
         .map_err(task_error)??;
         let key_hash = hex::encode(checked.hash);
-        if let Some(existing) = self.server_key_by_hash(&actor.org, &key_hash).await? {
+        let org = actor_org(actor)?;
+        if let Some(existing) = self.server_key_by_hash(&org, &key_hash).await? {
             return Ok((existing, false));
         }
         let relative = PathBuf::from("fhe")
             .join("keys")
-            .join(&actor.org)
+            .join(org.as_str())
             .join(format!("{key_hash}.key"));
         let target = self.zones().root().join(&relative);
         if let Some(dir) = target.parent() {
             tokio::fs::create_dir_all(dir).await?;
         }
         tokio::fs::rename(&upload.path, &target).await?;
-        let id = new_id("fk");
+        let id = FheKeyId::random();
         let file_path = relative.to_string_lossy().into_owned();
         let inserted = store::fhe::insert_server_key(
             self.db().pool(),
             &store::fhe::NewServerKey {
                 id: &id,
-                org_id: &actor.org,
+                org_id: &org,
                 key_hash: &key_hash,
                 bytes: checked.bytes as i64,
                 parameters: PARAMETER_SET,
@@ -896,19 +901,23 @@ impl Fhe {
         .await;
         if let Err(e) = inserted {
             // A concurrent upload of the same key won the race: keep its row and file.
-            if let Some(existing) = self.server_key_by_hash(&actor.org, &key_hash).await? {
+            if let Some(existing) = self.server_key_by_hash(&org, &key_hash).await? {
                 return Ok((existing, false));
             }
             let _ = tokio::fs::remove_file(&target).await;
             return Err(e);
         }
-        tracing::info!(key = %id, org = %actor.org, bytes = checked.bytes, "accepted an FHE server key");
-        Ok((self.server_key(&id, &actor.org).await?, true))
+        tracing::info!(key = %id, org = %org, bytes = checked.bytes, "accepted an FHE server key");
+        Ok((self.server_key(&id, &org).await?, true))
     }
 
-    async fn server_key_by_hash(&self, org: &str, key_hash: &str) -> Result<Option<ServerKeyInfo>> {
+    async fn server_key_by_hash(
+        &self,
+        org: &OrgId,
+        key_hash: &str,
+    ) -> Result<Option<ServerKeyInfo>> {
         let row = sqlx::query("SELECT * FROM fhe_server_keys WHERE org_id = $1 AND key_hash = $2")
-            .bind(org.to_string())
+            .bind(org.clone())
             .bind(key_hash.to_string())
             .fetch_optional(self.db().pool())
             .await?;
@@ -917,10 +926,10 @@ impl Fhe {
             .transpose()
     }
 
-    async fn server_key_row(&self, id: &str, org: &str) -> Result<(ServerKeyInfo, String)> {
+    async fn server_key_row(&self, id: &FheKeyId, org: &OrgId) -> Result<(ServerKeyInfo, String)> {
         let row = sqlx::query("SELECT * FROM fhe_server_keys WHERE id = $1 AND org_id = $2")
-            .bind(id.to_string())
-            .bind(org.to_string())
+            .bind(id.clone())
+            .bind(org.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such server key".into()))?;
@@ -928,14 +937,14 @@ impl Fhe {
     }
 
     /// One of the organisation's server keys.
-    pub async fn server_key(&self, id: &str, org: &str) -> Result<ServerKeyInfo> {
+    pub async fn server_key(&self, id: &FheKeyId, org: &OrgId) -> Result<ServerKeyInfo> {
         Ok(self.server_key_row(id, org).await?.0)
     }
 
     /// The organisation's server keys, newest first.
-    pub async fn server_keys(&self, org: &str) -> Result<Vec<ServerKeyInfo>> {
+    pub async fn server_keys(&self, org: &OrgId) -> Result<Vec<ServerKeyInfo>> {
         sqlx::query("SELECT * FROM fhe_server_keys WHERE org_id = $1 ORDER BY created_ms DESC, id")
-            .bind(org.to_string())
+            .bind(org.clone())
             .fetch_all(self.db().pool())
             .await?
             .iter()
@@ -945,16 +954,17 @@ impl Fhe {
 
     /// Deletes one of the organisation's server keys (queries already evaluated keep
     /// its hash on the ledger).
-    pub async fn delete_server_key(&self, actor: &Actor, id: &str) -> Result<()> {
-        let (info, relative) = self.server_key_row(id, &actor.org).await?;
-        store::fhe::delete_server_key(self.db().pool(), id, &actor.org).await?;
+    pub async fn delete_server_key(&self, actor: &Actor, id: &FheKeyId) -> Result<()> {
+        let org = actor_org(actor)?;
+        let (info, relative) = self.server_key_row(id, &org).await?;
+        store::fhe::delete_server_key(self.db().pool(), id, &org).await?;
         if let Err(e) = tokio::fs::remove_file(self.zones().root().join(relative)).await {
             tracing::warn!(key = %id, error = %e, "could not remove a server key file");
         }
         if let Ok(mut cache) = self.fhe_state().cache.lock() {
             cache.retain(|(hash, _)| *hash != info.key_hash);
         }
-        tracing::info!(key = %id, org = %actor.org, "deleted an FHE server key");
+        tracing::info!(key = %id, org = %org, "deleted an FHE server key");
         Ok(())
     }
 
@@ -1004,8 +1014,9 @@ impl Fhe {
             .as_deref()
             .map(crate::fhe_consent::parse_commitment)
             .transpose()?;
+        let org = actor_org(actor)?;
         let template = self
-            .visible_template(&request.template_id, &actor.org, TemplateView::Developer)
+            .visible_template(&request.template_id, &org, TemplateView::Developer)
             .await?;
         if template.status != TemplateStatus::Approved {
             return Err(SandboxError::Conflict(format!(
@@ -1025,7 +1036,7 @@ impl Fhe {
         let grant: Option<Grant> = if dataset.meta.open_attribute == OpenAttribute::Unconditional {
             None
         } else {
-            let grant_id = request.grant_id.as_deref().ok_or_else(|| {
+            let grant_id = request.grant_id.as_ref().ok_or_else(|| {
                 SandboxError::Forbidden(
                     "this dataset is conditionally open: the query needs a `grant_id`".into(),
                 )
@@ -1034,7 +1045,7 @@ impl Fhe {
                 .grants()
                 .usable_grant(
                     grant_id,
-                    &actor.org,
+                    &org,
                     &dataset.id,
                     ModelKind::Fhe,
                     &template.spec.columns(),
@@ -1050,9 +1061,7 @@ impl Fhe {
             }
             Some(grant)
         };
-        let (key, key_file) = self
-            .server_key_row(&request.server_key_id, &actor.org)
-            .await?;
+        let (key, key_file) = self.server_key_row(&request.server_key_id, &org).await?;
         let width = template.spec.key_width;
         let input_hash = ciphertext_hash(&ciphertext);
         let (query_key, ciphertext) = tokio::task::spawn_blocking(move || {
@@ -1066,20 +1075,20 @@ impl Fhe {
             .lookup_rows(&template, &dataset, version, request.bucket)
             .await?;
 
-        let query_id = new_id("fq");
-        let job_id = new_id("job");
+        let query_id = FheQueryId::random();
+        let job_id = JobId::random();
         let now = now_ms();
         let mut tx = self.db().begin_write().await?;
         if self.db().backend() == pdx_ledger::db::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(format!("pdx-fhe:{}", actor.org))
+                .bind(format!("pdx-fhe:{org}"))
                 .execute(&mut *tx)
                 .await?;
         }
         let in_flight: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM fhe_queries WHERE org_id = $1 AND status IN ('queued', 'running')",
         )
-        .bind(actor.org.clone())
+        .bind(org.clone())
         .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
@@ -1109,24 +1118,16 @@ impl Fhe {
             actor: actor.clone(),
             query_id: query_id.clone(),
         };
-        jobs::insert(
-            &mut tx,
-            &job_id,
-            FHE_JOB_KIND,
-            &actor.org,
-            &query_id,
-            &resume,
-        )
-        .await?;
+        jobs::insert(&mut tx, &job_id, FHE_JOB_KIND, &org, &query_id, &resume).await?;
         let commitment_hex = consent_commitment.map(hex::encode);
         store::fhe::insert_query(
             &mut *tx,
             &store::fhe::NewFheQuery {
                 id: &query_id,
                 job_id: &job_id,
-                org_id: &actor.org,
+                org_id: &org,
                 template_id: &template.id,
-                grant_id: grant.as_ref().map(|g| g.id.as_str()),
+                grant_id: grant.as_ref().map(|g| &g.id),
                 server_key_id: &key.id,
                 dataset_id: &dataset.id,
                 version: version as i64,
@@ -1155,12 +1156,13 @@ impl Fhe {
             .get(&job_id)
             .await?
             .ok_or_else(|| SandboxError::Internal("job vanished after insert".into()))?;
-        let query = self.fhe_query(&query_id, &actor.org, false).await?;
-        tracing::info!(query = %query_id, job = %job_id, org = %actor.org, rows = rows.len(), "admitted an FHE query");
+        let query = self.fhe_query(&query_id, &org, false).await?;
+        tracing::info!(query = %query_id, job = %job_id, org = %org, rows = rows.len(), "admitted an FHE query");
         let admitted = Admitted {
             query_id,
-            job_id: job_id.clone(),
-            dataset_version: format!("{}@{version}", dataset.id),
+            job_id,
+            org,
+            dataset_version: VersionRef::new(dataset.id, version),
             grant_id: grant.map(|g| g.id),
             key_path: self.zones().root().join(key_file),
             key,
@@ -1238,14 +1240,14 @@ impl Fhe {
     }
 
     /// Where an admitted query's ciphertext is kept until it ends.
-    fn query_input_path(&self, query_id: &str) -> PathBuf {
+    fn query_input_path(&self, query_id: &FheQueryId) -> PathBuf {
         self.fhe_dir()
             .join("queries")
             .join(format!("{query_id}.query"))
     }
 
     /// Removes a finished query's kept ciphertext.
-    async fn discard_query_input(&self, query_id: &str) {
+    async fn discard_query_input(&self, query_id: &FheQueryId) {
         match tokio::fs::remove_file(self.query_input_path(query_id)).await {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -1261,11 +1263,12 @@ impl Fhe {
     /// again. Nothing is spent again: the query was charged at admission.
     pub(crate) async fn resume_fhe_query(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: Actor,
-        query_id: &str,
+        query_id: &FheQueryId,
     ) -> Result<()> {
-        let q = self.fhe_query(query_id, &actor.org, false).await?;
+        let org = actor_org(&actor)?;
+        let q = self.fhe_query(query_id, &org, false).await?;
         match q.status {
             QueryStatus::Done => {
                 self.discard_query_input(query_id).await;
@@ -1295,7 +1298,7 @@ impl Fhe {
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
         dataset.reachable_by_developers()?;
-        let (key, key_file) = self.server_key_row(&q.server_key_id, &actor.org).await?;
+        let (key, key_file) = self.server_key_row(&q.server_key_id, &org).await?;
         let width = template.spec.key_width;
         let query_key = tokio::task::spawn_blocking(move || QueryKey::parse(&ciphertext, width))
             .await
@@ -1311,8 +1314,9 @@ impl Fhe {
         };
         let admitted = Admitted {
             query_id: q.id.clone(),
-            job_id: job_id.to_string(),
-            dataset_version: format!("{}@{}", q.dataset_id, q.version),
+            job_id: job_id.clone(),
+            org,
+            dataset_version: VersionRef::new(q.dataset_id.clone(), q.version),
             grant_id: q.grant_id.clone(),
             key_path: self.zones().root().join(key_file),
             key,
@@ -1390,13 +1394,13 @@ impl Fhe {
         let server_key_hash = Hash32::from_hex(&q.key.key_hash)
             .map_err(|_| SandboxError::Internal("stored key hash".into()))?;
         let entry = FheRecord::Query(FheLookup {
-            query_id: q.query_id.clone(),
-            job_id: q.job_id.clone(),
-            template_id: q.template.id.clone(),
+            query_id: q.query_id.to_string(),
+            job_id: q.job_id.to_string(),
+            template_id: q.template.id.to_string(),
             template_hash,
             org: actor.org.clone(),
-            grant_id: q.grant_id.clone(),
-            dataset_version: q.dataset_version.clone(),
+            grant_id: q.grant_id.as_ref().map(GrantId::to_string),
+            dataset_version: q.dataset_version.to_string(),
             server_key_hash,
             input_hash: hash32(q.input_hash),
             value_hash: hash32(value_hash),
@@ -1423,26 +1427,26 @@ impl Fhe {
         }
         tx.commit().await?;
         Ok(query_result(
-            &self.fhe_query(&q.query_id, &actor.org, false).await?,
+            &self.fhe_query(&q.query_id, &q.org, false).await?,
         ))
     }
 
     /// Marks a query whose evaluation failed.
-    async fn close_failed_query(&self, query_id: &str) {
+    async fn close_failed_query(&self, query_id: &FheQueryId) {
         if let Err(e) = store::fhe::fail_query(self.db().pool(), query_id, now_ms()).await {
             tracing::error!(query = %query_id, error = %e, "could not close a failed query");
         }
     }
 
     /// One query: its owner, or anyone when `all` (supervisors).
-    pub async fn fhe_query(&self, id: &str, org: &str, all: bool) -> Result<FheQuery> {
+    pub async fn fhe_query(&self, id: &FheQueryId, org: &OrgId, all: bool) -> Result<FheQuery> {
         let row = sqlx::query("SELECT * FROM fhe_queries WHERE id = $1")
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such query".into()))?;
         let q = query_from_row(&row)?;
-        if all || q.org_id == org {
+        if all || q.org_id == *org {
             Ok(q)
         } else {
             Err(SandboxError::NotFound("no such query".into()))
@@ -1450,7 +1454,7 @@ impl Fhe {
     }
 
     /// Queries of one organisation (or all, for supervisors), newest first.
-    pub async fn fhe_queries(&self, org: &str, all: bool) -> Result<Vec<FheQuery>> {
+    pub async fn fhe_queries(&self, org: &OrgId, all: bool) -> Result<Vec<FheQuery>> {
         let mut q = if all {
             sqlx::query("SELECT * FROM fhe_queries ORDER BY created_ms DESC, id LIMIT 500")
         } else {
@@ -1459,7 +1463,7 @@ impl Fhe {
             )
         };
         if !all {
-            q = q.bind(org.to_string());
+            q = q.bind(org.clone());
         }
         q.fetch_all(self.db().pool())
             .await?
@@ -1469,7 +1473,7 @@ impl Fhe {
     }
 
     /// The encrypted answer of one of the organisation's finished queries.
-    pub async fn fhe_answer(&self, id: &str, org: &str) -> Result<Option<Answer>> {
+    pub async fn fhe_answer(&self, id: &FheQueryId, org: &OrgId) -> Result<Option<Answer>> {
         let q = self.fhe_query(id, org, false).await?;
         if q.status != QueryStatus::Done {
             return Ok(None);

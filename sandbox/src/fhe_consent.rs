@@ -48,6 +48,7 @@ use pdx_algorithms::fhe::consent::{
     COMMITMENT_LEN, CommittedQuery, ConsentCheck, OpeningText, PUBLIC_KEY_LEN, decode_hex,
     parse_public_key, verify_opening,
 };
+use pdx_ids::{ConsentKeyId, ConsentRequestId, FheQueryId, FheTemplateId, OrgId};
 use pdx_ledger::db::{Backend, now_ms};
 use pdx_ledger::kinds::{FheConsentAnswer, FheConsentKey, FheConsentRequest, FheRecord};
 use pdx_ledger::{Actor, Hash32};
@@ -58,7 +59,7 @@ use sqlx::any::AnyRow;
 use crate::objections::today_iso;
 use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
     /// Consent to private lookups: subjects' keys, authorisations and their opening.
@@ -75,9 +76,9 @@ const MAX_REASON_CHARS: usize = 4000;
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentKey {
     /// Registration id.
-    pub id: String,
+    pub id: ConsentKeyId,
     /// The subject organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Ed25519 public key, 64 hex digits.
     pub public_key: String,
     /// Current from, ms since epoch (inclusive).
@@ -132,13 +133,13 @@ impl ConsentStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentRequest {
     /// Request id.
-    pub id: String,
+    pub id: ConsentRequestId,
     /// The query.
-    pub query_id: String,
+    pub query_id: FheQueryId,
     /// The bank that must answer.
-    pub bank_org: String,
+    pub bank_org: OrgId,
     /// The supervisor organisation that asked.
-    pub requester_org: String,
+    pub requester_org: OrgId,
     /// Why it asked.
     pub reason: String,
     /// Status.
@@ -164,7 +165,7 @@ pub struct ConsentRequest {
     pub refusal: Option<String>,
     /// The subject the opening names (when it matched the commitment and that
     /// organisation has registered a consent key).
-    pub subject_org: Option<String>,
+    pub subject_org: Option<OrgId>,
     /// The subject's key the signature was checked under, hex.
     pub subject_key: Option<String>,
     /// The opening as sent: `authorisation`, `signature`, `nonce`.
@@ -178,11 +179,11 @@ pub struct ConsentRequest {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConsentView {
     /// The query.
-    pub query_id: String,
+    pub query_id: FheQueryId,
     /// The bank that made it.
-    pub bank_org: String,
+    pub bank_org: OrgId,
     /// Its template.
-    pub template_id: String,
+    pub template_id: FheTemplateId,
     /// When it was admitted, ms since epoch (the time the authorisation must cover).
     pub queried_ms: i64,
     /// The commitment it carried, hex (absent on unconditionally open data without one).
@@ -265,7 +266,7 @@ fn request_from_row(row: &AnyRow, today: &str) -> Result<ConsentRequest> {
 struct BankAnswer {
     status: ConsentStatus,
     failed_check: Option<String>,
-    subject_org: Option<String>,
+    subject_org: Option<OrgId>,
     subject_key: Option<String>,
     opening: Option<serde_json::Value>,
     refusal: Option<String>,
@@ -283,17 +284,18 @@ impl FheConsent {
         let bytes =
             parse_public_key(public_key).map_err(|e| SandboxError::Invalid(e.to_string()))?;
         let public_key = hex::encode(bytes);
+        let org = actor_org(actor)?;
         let mut tx = self.db().begin_write().await?;
         if self.db().backend() == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(format!("pdx-consent-key:{}", actor.org))
+                .bind(format!("pdx-consent-key:{org}"))
                 .execute(&mut *tx)
                 .await?;
         }
         let foreign =
             sqlx::query("SELECT id FROM consent_keys WHERE public_key = $1 AND org_id <> $2")
                 .bind(public_key.clone())
-                .bind(actor.org.clone())
+                .bind(org.clone())
                 .fetch_optional(&mut *tx)
                 .await?;
         if foreign.is_some() {
@@ -303,7 +305,7 @@ impl FheConsent {
         }
         let current =
             sqlx::query("SELECT * FROM consent_keys WHERE org_id = $1 AND superseded_ms IS NULL")
-                .bind(actor.org.clone())
+                .bind(org.clone())
                 .fetch_optional(&mut *tx)
                 .await?;
         let current = current.as_ref().map(key_from_row).transpose()?;
@@ -312,23 +314,23 @@ impl FheConsent {
         {
             return Ok((c.clone(), false));
         }
-        let id = new_id("ck");
+        let id = ConsentKeyId::random();
         let now = now_ms();
         if let Some(c) = &current {
             store::consent::supersede_key(&mut *tx, &c.id, now).await?;
         }
         let entry = FheRecord::ConsentKey(FheConsentKey {
             subject_org: actor.org.clone(),
-            key_id: id.clone(),
+            key_id: id.to_string(),
             public_key: public_key.clone(),
-            replaces: current.as_ref().map(|c| c.id.clone()),
+            replaces: current.as_ref().map(|c| c.id.to_string()),
         });
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
         store::consent::insert_key(
             &mut *tx,
             &store::consent::NewConsentKey {
                 id: &id,
-                org_id: &actor.org,
+                org_id: &org,
                 public_key: &public_key,
                 registered_ms: now,
                 ledger_seq: appended.seq as i64,
@@ -336,11 +338,11 @@ impl FheConsent {
         )
         .await?;
         tx.commit().await?;
-        tracing::info!(key = %id, org = %actor.org, "registered a consent key");
+        tracing::info!(key = %id, org = %org, "registered a consent key");
         Ok((
             ConsentKey {
                 id,
-                org_id: actor.org.clone(),
+                org_id: org,
                 public_key,
                 registered_ms: now,
                 superseded_ms: None,
@@ -352,11 +354,11 @@ impl FheConsent {
 
     /// Consent keys, newest first: one organisation's, or every one (`None`, for
     /// supervisors).
-    pub async fn consent_keys(&self, org: Option<&str>) -> Result<Vec<ConsentKey>> {
+    pub async fn consent_keys(&self, org: Option<&OrgId>) -> Result<Vec<ConsentKey>> {
         let rows = match org {
             Some(org) => {
                 sqlx::query("SELECT * FROM consent_keys WHERE org_id = $1 ORDER BY ledger_seq DESC")
-                    .bind(org.to_string())
+                    .bind(org.clone())
                     .fetch_all(self.db().pool())
                     .await?
             }
@@ -370,12 +372,16 @@ impl FheConsent {
     }
 
     /// The key `org` had registered at `at_ms`, if any.
-    async fn consent_key_at(&self, org: &str, at_ms: i64) -> Result<Option<[u8; PUBLIC_KEY_LEN]>> {
+    async fn consent_key_at(
+        &self,
+        org: &OrgId,
+        at_ms: i64,
+    ) -> Result<Option<[u8; PUBLIC_KEY_LEN]>> {
         let row = sqlx::query(
             "SELECT public_key FROM consent_keys WHERE org_id = $1 AND registered_ms <= $2 \
              AND (superseded_ms IS NULL OR superseded_ms > $2) ORDER BY registered_ms DESC LIMIT 1",
         )
-        .bind(org.to_string())
+        .bind(org.clone())
         .bind(at_ms)
         .fetch_optional(self.db().pool())
         .await?;
@@ -389,10 +395,10 @@ impl FheConsent {
     }
 
     /// True if `org` has ever registered a consent key.
-    async fn is_consent_subject(&self, org: &str) -> Result<bool> {
+    async fn is_consent_subject(&self, org: &OrgId) -> Result<bool> {
         Ok(
             sqlx::query("SELECT id FROM consent_keys WHERE org_id = $1 LIMIT 1")
-                .bind(org.to_string())
+                .bind(org.clone())
                 .fetch_optional(self.db().pool())
                 .await?
                 .is_some(),
@@ -400,7 +406,12 @@ impl FheConsent {
     }
 
     /// A query's consent: the query's organisation, or anyone when `all` (supervisors).
-    pub async fn fhe_consent(&self, query_id: &str, org: &str, all: bool) -> Result<ConsentView> {
+    pub async fn fhe_consent(
+        &self,
+        query_id: &FheQueryId,
+        org: &OrgId,
+        all: bool,
+    ) -> Result<ConsentView> {
         let q = self.fhe().fhe_query(query_id, org, all).await?;
         let rows = sqlx::query(
             "SELECT * FROM fhe_consent_requests WHERE query_id = $1 ORDER BY request_seq DESC",
@@ -429,11 +440,13 @@ impl FheConsent {
     pub async fn request_fhe_consent(
         &self,
         actor: &Actor,
-        query_id: &str,
+        query_id: &FheQueryId,
         reason: &str,
     ) -> Result<ConsentView> {
         let reason = checked_reason("reason", reason)?;
-        let view = self.fhe_consent(query_id, &actor.org, true).await?;
+        let org = actor_org(actor)?;
+        let requester_key = actor_key(actor)?;
+        let view = self.fhe_consent(query_id, &org, true).await?;
         let Some(commitment) = view.consent_commitment.as_deref() else {
             return Err(SandboxError::Conflict(
                 "the query carries no consent commitment (it read unconditionally open data without one)"
@@ -455,16 +468,16 @@ impl FheConsent {
         }
         let consent_commitment = Hash32::from_hex(commitment)
             .map_err(|_| SandboxError::Internal("stored consent commitment".into()))?;
-        let id = new_id("cr");
+        let id = ConsentRequestId::random();
         let now = now_ms();
         let deadline = iso_date(
             self.calendar()
                 .deadline_from_ms(now, CONSENT_ANSWER_WORKING_DAYS),
         );
         let entry = FheRecord::ConsentRequest(FheConsentRequest {
-            request_id: id.clone(),
-            query_id: view.query_id.clone(),
-            bank_org: view.bank_org.clone(),
+            request_id: id.to_string(),
+            query_id: view.query_id.to_string(),
+            bank_org: view.bank_org.to_string(),
             consent_commitment,
             reason: reason.to_string(),
             answer_deadline: deadline.clone(),
@@ -488,8 +501,8 @@ impl FheConsent {
                 id: &id,
                 query_id: &view.query_id,
                 bank_org: &view.bank_org,
-                requester_org: &actor.org,
-                requester_key: &actor.key_id,
+                requester_org: &org,
+                requester_key: &requester_key,
                 reason,
                 requested_ms: now,
                 answer_deadline: &deadline,
@@ -499,7 +512,7 @@ impl FheConsent {
         .await?;
         tx.commit().await?;
         tracing::info!(request = %id, query = %view.query_id, "asked a bank to open a consent commitment");
-        self.fhe_consent(query_id, &actor.org, true).await
+        self.fhe_consent(query_id, &org, true).await
     }
 
     /// The bank opens a query's commitment. The opening is checked against the query as
@@ -508,10 +521,11 @@ impl FheConsent {
     pub async fn open_fhe_consent(
         &self,
         actor: &Actor,
-        query_id: &str,
+        query_id: &FheQueryId,
         text: OpeningText,
     ) -> Result<ConsentView> {
-        let q = self.fhe().fhe_query(query_id, &actor.org, false).await?;
+        let org = actor_org(actor)?;
+        let q = self.fhe().fhe_query(query_id, &org, false).await?;
         let stored = q.consent_commitment.as_deref().ok_or_else(|| {
             SandboxError::Conflict("the query carries no consent commitment".into())
         })?;
@@ -520,19 +534,26 @@ impl FheConsent {
         let opening = text
             .parse()
             .map_err(|e| SandboxError::Invalid(e.to_string()))?;
-        let subject = opening.authorisation.subject_org.clone();
-        let key = self.consent_key_at(&subject, q.created_ms).await?;
+        // A subject that is not an organisation id names nobody: it has no key.
+        let subject = OrgId::parse(&opening.authorisation.subject_org).ok();
+        let key = match &subject {
+            Some(subject) => self.consent_key_at(subject, q.created_ms).await?,
+            None => None,
+        };
         let facts = CommittedQuery {
             commitment: &commitment,
-            bank_org: &q.org_id,
-            template_id: &q.template_id,
+            bank_org: q.org_id.as_str(),
+            template_id: q.template_id.as_str(),
             queried_ms: q.created_ms,
         };
         let verdict = verify_opening(&opening, &facts, key.as_ref());
         // What the bank committed to at query time names this subject: record it (and
         // make it a party to the entry) if it is a real subject organisation.
         let matched = verdict != Err(ConsentCheck::Commitment);
-        let subject_org = if matched && self.is_consent_subject(&subject).await? {
+        let subject_org = if let Some(subject) = subject
+            && matched
+            && self.is_consent_subject(&subject).await?
+        {
             Some(subject)
         } else {
             None
@@ -553,18 +574,19 @@ impl FheConsent {
             ),
             refusal: None,
         };
-        self.answer_fhe_consent(actor, query_id, answer).await
+        self.answer_fhe_consent(actor, &org, query_id, answer).await
     }
 
     /// The bank refuses to open a query's commitment, with a reason (recorded).
     pub async fn refuse_fhe_consent(
         &self,
         actor: &Actor,
-        query_id: &str,
+        query_id: &FheQueryId,
         reason: &str,
     ) -> Result<ConsentView> {
         let reason = checked_reason("reason", reason)?;
-        self.fhe().fhe_query(query_id, &actor.org, false).await?;
+        let org = actor_org(actor)?;
+        self.fhe().fhe_query(query_id, &org, false).await?;
         let answer = BankAnswer {
             status: ConsentStatus::Refused,
             failed_check: None,
@@ -573,16 +595,17 @@ impl FheConsent {
             opening: None,
             refusal: Some(reason.to_string()),
         };
-        self.answer_fhe_consent(actor, query_id, answer).await
+        self.answer_fhe_consent(actor, &org, query_id, answer).await
     }
 
     async fn answer_fhe_consent(
         &self,
         actor: &Actor,
-        query_id: &str,
+        org: &OrgId,
+        query_id: &FheQueryId,
         answer: BankAnswer,
     ) -> Result<ConsentView> {
-        let view = self.fhe_consent(query_id, &actor.org, false).await?;
+        let view = self.fhe_consent(query_id, org, false).await?;
         let Some(commitment) = view.consent_commitment.as_deref() else {
             return Err(SandboxError::Conflict(
                 "the query carries no consent commitment".into(),
@@ -612,14 +635,14 @@ impl FheConsent {
         } = answer;
         let opening_json = opening.as_ref().map(|v| v.to_string());
         let entry = FheRecord::ConsentAnswer(FheConsentAnswer {
-            request_id: request.id.clone(),
-            query_id: view.query_id.clone(),
-            bank_org: view.bank_org.clone(),
-            requester_org: request.requester_org.clone(),
+            request_id: request.id.to_string(),
+            query_id: view.query_id.to_string(),
+            bank_org: view.bank_org.to_string(),
+            requester_org: request.requester_org.to_string(),
             consent_commitment,
             outcome: status.as_str().to_string(),
             failed_check: failed_check.clone(),
-            subject_org: subject_org.clone(),
+            subject_org: subject_org.as_ref().map(OrgId::to_string),
             subject_key: subject_key.clone(),
             opening,
             refusal: refusal.clone(),
@@ -635,7 +658,7 @@ impl FheConsent {
                 answered_late: i64::from(late),
                 failed_check: failed_check.as_deref(),
                 refusal: refusal.as_deref(),
-                subject_org: subject_org.as_deref(),
+                subject_org: subject_org.as_ref(),
                 subject_key: subject_key.as_deref(),
                 opening_json: opening_json.as_deref(),
             },
@@ -656,6 +679,6 @@ impl FheConsent {
             failed_check = failed_check.as_deref().unwrap_or("-"),
             "a bank answered a consent request"
         );
-        self.fhe_consent(query_id, &actor.org, false).await
+        self.fhe_consent(query_id, org, false).await
     }
 }

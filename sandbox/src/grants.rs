@@ -21,6 +21,7 @@
 //! rule can only be refused), and an approved one is unusable
 //! ([`crate::catalog::Dataset::reachable_by_developers`] at each step).
 
+use pdx_ids::{DatasetId, GrantId, OrgId};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::GrantDecision;
@@ -31,7 +32,7 @@ use sqlx::any::AnyRow;
 use crate::catalog::OpenAttribute;
 use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org};
 
 crate::service! {
     /// Grants (open-use agreements) and their budgets.
@@ -126,7 +127,7 @@ impl GrantStatus {
 #[serde(deny_unknown_fields)]
 pub struct GrantApplication {
     /// The conditional dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// What the data will be used for.
     pub purpose: String,
     /// Columns the models may read.
@@ -174,13 +175,13 @@ pub struct GrantAnswer {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Grant {
     /// Grant id.
-    pub id: String,
+    pub id: GrantId,
     /// The dataset.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Applying developer organisation.
-    pub applicant_org: String,
+    pub applicant_org: OrgId,
     /// Providing organisation.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// Stated purpose.
     pub purpose: String,
     /// Columns (as requested while pending, as approved afterwards).
@@ -415,7 +416,8 @@ impl Grants {
                 "`epsilon` must be at most 100 and `delta` below 0.001".into(),
             ));
         }
-        let id = new_id("gr");
+        let applicant_org = actor_org(actor)?;
+        let id = GrantId::random();
         let now = now_ms();
         let deadline = iso_date(
             self.calendar()
@@ -430,7 +432,7 @@ impl Grants {
             &store::grants::NewGrant {
                 id: &id,
                 dataset_id: &dataset.id,
-                applicant_org: &actor.org,
+                applicant_org: &applicant_org,
                 provider_org: &dataset.provider_org,
                 purpose: &app.purpose,
                 columns_json: &columns,
@@ -448,9 +450,9 @@ impl Grants {
         self.load_grant(&id).await
     }
 
-    async fn load_grant(&self, id: &str) -> Result<Grant> {
+    async fn load_grant(&self, id: &GrantId) -> Result<Grant> {
         let row = sqlx::query("SELECT * FROM grants WHERE id = $1")
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such grant".into()))?;
@@ -458,12 +460,12 @@ impl Grants {
     }
 
     /// One grant, if the caller may see it (applicant, provider, or `All`).
-    pub async fn grant(&self, id: &str, org: &str, view: GrantView) -> Result<Grant> {
+    pub async fn grant(&self, id: &GrantId, org: &OrgId, view: GrantView) -> Result<Grant> {
         let grant = self.load_grant(id).await?;
         let visible = match view {
             GrantView::All => true,
-            GrantView::Applicant => grant.applicant_org == org,
-            GrantView::Provider => grant.provider_org == org,
+            GrantView::Applicant => grant.applicant_org == *org,
+            GrantView::Provider => grant.provider_org == *org,
         };
         if visible {
             Ok(grant)
@@ -473,7 +475,7 @@ impl Grants {
     }
 
     /// Grants the caller may see, newest first.
-    pub async fn grants(&self, org: &str, view: GrantView) -> Result<Vec<Grant>> {
+    pub async fn grants(&self, org: &OrgId, view: GrantView) -> Result<Vec<Grant>> {
         let (sql, bind) = match view {
             GrantView::All => ("SELECT * FROM grants ORDER BY applied_ms DESC, id", None),
             GrantView::Applicant => (
@@ -487,7 +489,7 @@ impl Grants {
         };
         let mut q = sqlx::query(sql);
         if let Some(org) = bind {
-            q = q.bind(org.to_string());
+            q = q.bind(org.clone());
         }
         q.fetch_all(self.db().pool())
             .await?
@@ -502,10 +504,12 @@ impl Grants {
     pub async fn decide_grant(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &GrantId,
         answer: GrantAnswer,
     ) -> Result<Grant> {
-        let grant = self.grant(id, &actor.org, GrantView::Provider).await?;
+        let grant = self
+            .grant(id, &actor_org(actor)?, GrantView::Provider)
+            .await?;
         if grant.status != GrantStatus::Pending {
             return Err(SandboxError::Conflict(format!(
                 "the grant is already {}",
@@ -605,9 +609,9 @@ impl Grants {
             ("refused", None)
         };
         let entry = GrantDecision {
-            grant_id: grant.id.clone(),
-            applicant_org: grant.applicant_org.clone(),
-            dataset_ids: vec![grant.dataset_id.clone()],
+            grant_id: grant.id.to_string(),
+            applicant_org: grant.applicant_org.to_string(),
+            dataset_ids: vec![grant.dataset_id.to_string()],
             decision: decision.into(),
             reason: reason.map(str::to_string),
             terms,
@@ -619,8 +623,10 @@ impl Grants {
     }
 
     /// The provider withdraws an approved grant; jobs refuse it from then on.
-    pub async fn revoke_grant(&self, actor: &Actor, id: &str, reason: &str) -> Result<Grant> {
-        let grant = self.grant(id, &actor.org, GrantView::Provider).await?;
+    pub async fn revoke_grant(&self, actor: &Actor, id: &GrantId, reason: &str) -> Result<Grant> {
+        let grant = self
+            .grant(id, &actor_org(actor)?, GrantView::Provider)
+            .await?;
         validate_text("reason", reason, 4000)?;
         if grant.status != GrantStatus::Approved {
             return Err(SandboxError::Conflict(format!(
@@ -638,9 +644,9 @@ impl Grants {
             ));
         }
         let entry = GrantDecision {
-            grant_id: grant.id.clone(),
-            applicant_org: grant.applicant_org.clone(),
-            dataset_ids: vec![grant.dataset_id.clone()],
+            grant_id: grant.id.to_string(),
+            applicant_org: grant.applicant_org.to_string(),
+            dataset_ids: vec![grant.dataset_id.to_string()],
             decision: "revoked".into(),
             reason: Some(reason.trim().to_string()),
             terms: None,
@@ -663,14 +669,14 @@ impl Grants {
     /// `kind` and every column in `columns`.
     pub async fn usable_grant(
         &self,
-        grant_id: &str,
-        org: &str,
-        dataset_id: &str,
+        grant_id: &GrantId,
+        org: &OrgId,
+        dataset_id: &DatasetId,
         kind: ModelKind,
         columns: &[String],
     ) -> Result<Grant> {
         let grant = self.grant(grant_id, org, GrantView::Applicant).await?;
-        if grant.dataset_id != dataset_id {
+        if grant.dataset_id != *dataset_id {
             return Err(SandboxError::Forbidden(
                 "the grant does not cover this dataset".into(),
             ));
@@ -713,7 +719,7 @@ impl Grants {
     pub(crate) async fn spend_budget(
         &self,
         tx: &mut sqlx::AnyConnection,
-        grant_id: &str,
+        grant_id: &GrantId,
         cost: PrivacyCost,
     ) -> Result<()> {
         // One conditional update: the database settles concurrent jobs, and a grant is

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pdx_algorithms::deid::ingest::UploadFormat;
+use pdx_ids::{DatasetId, FheQueryId, JobId, OrgId};
 use pdx_ledger::Actor;
 use pdx_ledger::db::{Db, now_ms};
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,7 @@ pub struct JobFailure {
 
 impl JobFailure {
     /// The client-safe failure for an error (internal causes are logged, not kept).
-    pub fn from_error(job_id: &str, err: &SandboxError) -> JobFailure {
+    pub fn from_error(job_id: &JobId, err: &SandboxError) -> JobFailure {
         let class = err.class();
         if class != ErrorClass::Internal {
             JobFailure {
@@ -80,7 +81,7 @@ impl JobFailure {
                 detail: err.to_string(),
             }
         } else {
-            tracing::error!(job_id, cause = %err, "job failed internally");
+            tracing::error!(%job_id, cause = %err, "job failed internally");
             JobFailure {
                 status: 500,
                 detail: "the job failed inside the server; quote the job id when reporting it"
@@ -94,11 +95,11 @@ impl JobFailure {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     /// Job id.
-    pub id: String,
+    pub id: JobId,
     /// What kind of work (`ingest`, ...).
     pub kind: String,
     /// Owning organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// What it works on (a dataset id, ...).
     pub subject: String,
     /// Status.
@@ -127,7 +128,7 @@ pub(crate) enum JobInputs {
         /// Who uploaded it.
         actor: Actor,
         /// The dataset.
-        dataset_id: String,
+        dataset_id: DatasetId,
         /// How the upload is encoded.
         format: UploadFormat,
         /// The upload's file name in the raw zone.
@@ -145,7 +146,7 @@ pub(crate) enum JobInputs {
         /// Who sent it.
         actor: Actor,
         /// The query.
-        query_id: String,
+        query_id: FheQueryId,
     },
     /// A verification of the whole ledger.
     LedgerVerification,
@@ -198,10 +199,10 @@ impl Jobs {
     /// Records a new queued job with what it needs to resume.
     pub(crate) async fn create(
         &self,
-        id: &str,
+        id: &JobId,
         kind: &str,
-        org_id: &str,
-        subject: &str,
+        org_id: &OrgId,
+        subject: &(impl AsRef<str> + ?Sized),
         inputs: &JobInputs,
     ) -> Result<Job> {
         let mut conn = self.db.pool().acquire().await?;
@@ -211,14 +212,14 @@ impl Jobs {
     }
 
     /// A job just inserted (by [`insert`] inside a caller's transaction).
-    pub(crate) async fn created(&self, id: &str) -> Result<Job> {
+    pub(crate) async fn created(&self, id: &JobId) -> Result<Job> {
         self.get(id)
             .await?
             .ok_or_else(|| SandboxError::Internal("job vanished after insert".into()))
     }
 
     /// Moves a job to `running` at a stage and progress.
-    pub async fn progress(&self, id: &str, stage: &str, progress: f64) -> Result<()> {
+    pub async fn progress(&self, id: &JobId, stage: &str, progress: f64) -> Result<()> {
         store::jobs::mark_running(
             self.db.pool(),
             id,
@@ -231,34 +232,34 @@ impl Jobs {
 
     /// Marks an unfinished job succeeded with its result (a finished one stays as it is:
     /// the first outcome recorded stands).
-    pub async fn succeed(&self, id: &str, result: &serde_json::Value) -> Result<()> {
+    pub async fn succeed(&self, id: &JobId, result: &serde_json::Value) -> Result<()> {
         store::jobs::mark_succeeded(self.db.pool(), id, result.to_string(), now_ms()).await
     }
 
     /// Marks an unfinished job failed (a finished one stays as it is).
-    pub async fn fail(&self, id: &str, failure: &JobFailure) -> Result<()> {
+    pub async fn fail(&self, id: &JobId, failure: &JobFailure) -> Result<()> {
         let json = serde_json::to_string(failure)
             .map_err(|e| SandboxError::Internal(format!("encoding a job failure: {e}")))?;
         store::jobs::mark_failed(self.db.pool(), id, json, now_ms()).await
     }
 
     /// One job.
-    pub async fn get(&self, id: &str) -> Result<Option<Job>> {
+    pub async fn get(&self, id: &JobId) -> Result<Option<Job>> {
         let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db.pool())
             .await?;
         row.as_ref().map(job_from_row).transpose()
     }
 
     /// The jobs of one organisation, newest first.
-    pub async fn for_org(&self, org_id: &str, limit: i64) -> Result<Vec<Job>> {
+    pub async fn for_org(&self, org_id: &OrgId, limit: i64) -> Result<Vec<Job>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM jobs WHERE org_id = $1 ORDER BY created_ms DESC, id LIMIT $2"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(org_id.to_string())
+            .bind(org_id.clone())
             .bind(limit)
             .fetch_all(self.db.pool())
             .await?;
@@ -266,7 +267,7 @@ impl Jobs {
     }
 
     /// Records a job's outcome (logging, not failing, when that cannot be written).
-    pub async fn finish(&self, id: &str, outcome: Result<serde_json::Value>) {
+    pub async fn finish(&self, id: &JobId, outcome: Result<serde_json::Value>) {
         let recorded = match outcome {
             Ok(value) => self.succeed(id, &value).await,
             Err(err) => self.fail(id, &JobFailure::from_error(id, &err)).await,
@@ -306,10 +307,10 @@ impl Jobs {
 /// with what admitted it (budget spends, run rows).
 pub(crate) async fn insert(
     conn: &mut sqlx::AnyConnection,
-    id: &str,
+    id: &JobId,
     kind: &str,
-    org_id: &str,
-    subject: &str,
+    org_id: &OrgId,
+    subject: &(impl AsRef<str> + ?Sized),
     inputs: &JobInputs,
 ) -> Result<()> {
     let inputs = serde_json::to_string(inputs)
@@ -318,7 +319,7 @@ pub(crate) async fn insert(
         id,
         kind,
         org_id,
-        subject,
+        subject: subject.as_ref(),
         inputs_json: &inputs,
         created_ms: now_ms(),
     };
@@ -332,7 +333,7 @@ pub struct JobRunner {
     /// The job table.
     jobs: Jobs,
     /// Abort handles of jobs in progress, by job id.
-    running: Arc<Mutex<BTreeMap<String, tokio::task::AbortHandle>>>,
+    running: Arc<Mutex<BTreeMap<JobId, tokio::task::AbortHandle>>>,
     /// Held after a job is marked started and before its work (see
     /// `SandboxConfig::job_start_pause`).
     start_pause: Duration,
@@ -350,12 +351,12 @@ impl JobRunner {
 
     /// Runs `work` for the job `job_id` in the background: marks the job started, runs
     /// the work and records its result or failure.
-    pub(crate) fn spawn<F>(&self, job_id: &str, work: F)
+    pub(crate) fn spawn<F>(&self, job_id: &JobId, work: F)
     where
         F: Future<Output = Result<serde_json::Value>> + Send + 'static,
     {
         let runner = self.clone();
-        let id = job_id.to_string();
+        let id = job_id.clone();
         // The map stays locked until the handle is in it, so a job that finishes at
         // once cannot remove its handle before it was inserted.
         let Ok(mut running) = self.running.lock() else {
@@ -376,12 +377,12 @@ impl JobRunner {
             }
             runner.jobs.finish(&id, outcome).await;
         });
-        running.insert(job_id.to_string(), task.abort_handle());
+        running.insert(job_id.clone(), task.abort_handle());
     }
 
     /// Stops a job in progress and records it failed with `failure` (unless it already
     /// ended); false when it was not running in this process.
-    pub(crate) async fn cancel(&self, job_id: &str, failure: &JobFailure) -> Result<bool> {
+    pub(crate) async fn cancel(&self, job_id: &JobId, failure: &JobFailure) -> Result<bool> {
         let handle = match self.running.lock() {
             Ok(mut running) => running.remove(job_id),
             Err(_) => None,

@@ -70,8 +70,9 @@ pub mod zones;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use pdx_ledger::Ledger;
+use pdx_ids::{KeyId, OrgId};
 use pdx_ledger::db::{Db, MigrationSet};
+use pdx_ledger::{Actor, Ledger};
 
 pub use catalog::{Dataset, DatasetPage, DatasetQuery, NewDataset};
 pub use config::SandboxConfig;
@@ -135,7 +136,7 @@ impl Sandbox {
     /// suspension cancels them ([`runs::Runs::cancel_runs_of`]): a crash between a
     /// suspension and that clean-up must not let them finish. Call it once, at start,
     /// before any request.
-    pub async fn resume_jobs(&self, suspended_orgs: &BTreeSet<String>) -> Result<()> {
+    pub async fn resume_jobs(&self, suspended_orgs: &BTreeSet<OrgId>) -> Result<()> {
         // Uploads cut off mid-stream were never acknowledged (validated ones are kept
         // under another name for their ingest jobs).
         self.zones().discard_partial_uploads()?;
@@ -159,7 +160,9 @@ impl Sandbox {
                         .resume_ingest(&job.id, actor, &dataset_id, format, &raw_file)
                         .await
                 }
-                Some(JobInputs::ModelRun { actor, .. }) if suspended_orgs.contains(&actor.org) => {
+                Some(JobInputs::ModelRun { actor, .. })
+                    if suspended_orgs.contains(actor.org.as_str()) =>
+                {
                     self.runs().cancel_unresumed_run(&job.id).await
                 }
                 Some(JobInputs::ModelRun { actor, request }) => {
@@ -329,8 +332,23 @@ macro_rules! service {
 }
 pub(crate) use service;
 
-/// A new random id with a readable prefix, e.g. `ds_3f9a…`.
-pub(crate) fn new_id(prefix: &str) -> String {
+/// A random name with a readable prefix for a scratch or temporary file, e.g.
+/// `raw_3f9a…` (not an id: ids are minted by their types, e.g. `JobId::random()`).
+pub(crate) fn scratch_name(prefix: &str) -> String {
     let bytes: [u8; 8] = rand::random();
     format!("{prefix}_{}", hex::encode(bytes))
+}
+
+/// The organisation of an acting caller, typed. The actor comes from our own key table
+/// (or a stored job), so a malformed organisation id is an internal fault.
+pub(crate) fn actor_org(actor: &Actor) -> Result<OrgId> {
+    OrgId::parse(&actor.org)
+        .map_err(|_| SandboxError::Internal("the acting organisation's id is malformed".into()))
+}
+
+/// The API key id of an acting caller, typed (an internal fault when malformed, as for
+/// [`actor_org`]).
+pub(crate) fn actor_key(actor: &Actor) -> Result<KeyId> {
+    KeyId::parse(&actor.key_id)
+        .map_err(|_| SandboxError::Internal("the acting key's id is malformed".into()))
 }

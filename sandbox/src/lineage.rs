@@ -12,6 +12,7 @@
 //! The binary adds the product hop on top (the products crate owns products) and the
 //! provider organisation's name and region (accounts are the binary's).
 
+use pdx_ids::{DatasetId, GrantId, JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, VersionRef};
 use pdx_ledger::kinds::{
     AssetCertificate, GrantDecision, LedgerPayload, ModelRegistration, PrivacySpend, Release,
     decode,
@@ -44,13 +45,13 @@ pub struct LedgerHop {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobLineage {
     /// Job id.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Final job status.
     pub status: String,
     /// Started, ms since epoch.
     pub created_ms: i64,
     /// The grant it ran under (conditional data).
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
     /// The grant's `GrantDecision` entry.
     pub grant_decision: Option<LedgerHop>,
     /// `PrivacySpend` entries of the job (DP runs).
@@ -61,7 +62,7 @@ pub struct JobLineage {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelLineage {
     /// Model id.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// Model kind.
     pub kind: String,
     /// BLAKE3 model hash, hex.
@@ -74,7 +75,7 @@ pub struct ModelLineage {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct VersionLineage {
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version.
     pub version: u64,
     /// Dataset title.
@@ -86,7 +87,7 @@ pub struct VersionLineage {
     /// Certificate validity end (RFC 3339).
     pub valid_until: String,
     /// Providing organisation (certificate holder).
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// The legally designated source department.
     pub source_department: String,
     /// The `AssetCertificate` entry.
@@ -97,15 +98,15 @@ pub struct VersionLineage {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseLineage {
     /// Release id.
-    pub release_id: String,
+    pub release_id: ReleaseId,
     /// Output id.
-    pub output_id: String,
+    pub output_id: OutputId,
     /// Developer organisation.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// BLAKE3 of the released output, hex.
     pub output_hash: String,
     /// Approving reviewer keys.
-    pub reviewers: Vec<String>,
+    pub reviewers: Vec<KeyId>,
     /// The `Release` entry.
     pub release: Option<LedgerHop>,
     /// The job.
@@ -122,12 +123,6 @@ fn opt_seq(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<u64>> {
     Ok(row
         .try_get::<Option<i64>, _>(col)?
         .and_then(|v| u64::try_from(v).ok()))
-}
-
-/// Splits a cited `dataset_id@version`.
-fn split_cited(cited: &str) -> Option<(String, u64)> {
-    let (id, version) = cited.rsplit_once('@')?;
-    Some((id.to_string(), version.parse().ok()?))
 }
 
 /// The ledger hop at `seq`, whose entry must be of `T`'s kind: the hop and the typed
@@ -165,23 +160,23 @@ pub async fn ledger_hop<T: LedgerPayload + DeserializeOwned>(
 
 impl Lineage {
     /// The lineage of a release, by release id.
-    pub async fn release_lineage(&self, release_id: &str) -> Result<ReleaseLineage> {
+    pub async fn release_lineage(&self, release_id: &ReleaseId) -> Result<ReleaseLineage> {
         let row = sqlx::query(
             "SELECT id, job_id, org_id, model_id, output_hash, release_seq FROM outputs \
              WHERE release_id = $1 AND status = 'released'",
         )
-        .bind(release_id.to_string())
+        .bind(release_id.clone())
         .fetch_optional(self.db().pool())
         .await?
         .ok_or_else(|| SandboxError::NotFound(format!("no release {release_id}")))?;
-        let output_id: String = row.try_get("id")?;
-        let job_id: String = row.try_get("job_id")?;
-        let developer_org: String = row.try_get("org_id")?;
-        let model_id: String = row.try_get("model_id")?;
+        let output_id: OutputId = row.try_get("id")?;
+        let job_id: JobId = row.try_get("job_id")?;
+        let developer_org: OrgId = row.try_get("org_id")?;
+        let model_id: ModelId = row.try_get("model_id")?;
         let output_hash: String = row.try_get("output_hash")?;
         let mut problems = Vec::new();
 
-        let reviewers: Vec<String> = sqlx::query(
+        let reviewers: Vec<KeyId> = sqlx::query(
             "SELECT reviewer_key FROM output_reviews WHERE output_id = $1 AND decision = 'approve' \
              ORDER BY created_ms, reviewer_key",
         )
@@ -189,7 +184,7 @@ impl Lineage {
         .fetch_all(self.db().pool())
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>("reviewer_key"))
+        .map(|r| r.try_get::<KeyId, _>("reviewer_key"))
         .collect::<std::result::Result<_, _>>()?;
 
         let run = sqlx::query(
@@ -200,7 +195,7 @@ impl Lineage {
         .fetch_optional(self.db().pool())
         .await?
         .ok_or_else(|| SandboxError::Internal("a released output without its run".into()))?;
-        let grant_id: Option<String> = run.try_get("grant_id")?;
+        let grant_id: Option<GrantId> = run.try_get("grant_id")?;
         let cited: Vec<String> =
             serde_json::from_str(&run.try_get::<String, _>("dataset_versions")?)
                 .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))?;
@@ -223,13 +218,13 @@ impl Lineage {
                                 ));
                             }
                         };
-                        check("release id", entry.release_id == release_id);
-                        check("job", entry.job_id == job_id);
-                        check("developer", entry.developer_org == developer_org);
+                        check("release id", entry.release_id == release_id.as_str());
+                        check("job", entry.job_id == job_id.as_str());
+                        check("developer", entry.developer_org == developer_org.as_str());
                         check("output hash", entry.output_hash.to_hex() == output_hash);
                         check("model hash", entry.model_hash.to_hex() == model.model_hash);
                         check("dataset versions", entry.dataset_versions == cited);
-                        check("reviewers", entry.reviewers == reviewers);
+                        check("reviewers", reviewers.iter().eq(&entry.reviewers));
                         Some(hop)
                     }
                 }
@@ -261,7 +256,9 @@ impl Lineage {
                     .await?
                     {
                         Some((hop, entry)) => {
-                            if &entry.grant_id != gid || entry.applicant_org != developer_org {
+                            if entry.grant_id != gid.as_str()
+                                || entry.applicant_org != developer_org.as_str()
+                            {
                                 problems.push(
                                     "grant decision: the ledger names another grant or applicant"
                                         .into(),
@@ -286,7 +283,9 @@ impl Lineage {
         .await?
         {
             Some((hop, entry)) => {
-                if entry.model_id != model.id || entry.model_hash.to_hex() != model.model_hash {
+                if entry.model_id != model.id.as_str()
+                    || entry.model_hash.to_hex() != model.model_hash
+                {
                     problems
                         .push("model: the ledger's model id or hash differs from the row".into());
                 }
@@ -298,7 +297,11 @@ impl Lineage {
         // The dataset versions, their certificates and providers.
         let mut datasets = Vec::with_capacity(cited.len());
         for c in &cited {
-            let Some((dataset_id, version)) = split_cited(c) else {
+            let Ok(VersionRef {
+                dataset: dataset_id,
+                version,
+            }) = c.parse::<VersionRef>()
+            else {
                 problems.push(format!("run cites a malformed dataset version {c:?}"));
                 continue;
             };
@@ -318,11 +321,11 @@ impl Lineage {
             .await?
             {
                 Some((hop, cert)) => {
-                    let agrees = cert.dataset_id == dataset_id
+                    let agrees = cert.dataset_id == dataset_id.as_str()
                         && cert.version == version
                         && cert.certificate_no == v.certificate_no
                         && cert.content_hash.to_hex() == v.content_hash
-                        && cert.holder_org == dataset.provider_org;
+                        && cert.holder_org == dataset.provider_org.as_str();
                     if !agrees {
                         problems.push(format!(
                             "certificate of {c}: the ledger differs from the catalog"
@@ -346,7 +349,7 @@ impl Lineage {
         }
 
         Ok(ReleaseLineage {
-            release_id: release_id.to_string(),
+            release_id: release_id.clone(),
             output_id,
             developer_org,
             output_hash,
@@ -372,7 +375,7 @@ impl Lineage {
     }
 
     /// The `PrivacySpend` entries of one job, with receipts.
-    async fn spends_of_job(&self, job_id: &str) -> Result<Vec<LedgerHop>> {
+    async fn spends_of_job(&self, job_id: &JobId) -> Result<Vec<LedgerHop>> {
         const PAGE: u32 = 1000;
         let mut seqs = Vec::new();
         let mut from = 0u64;
@@ -385,7 +388,9 @@ impl Lineage {
             from = last.seq + 1;
             seqs.extend(
                 page.iter()
-                    .filter(|e| decode::<PrivacySpend>(e).is_some_and(|s| s.job_id == job_id))
+                    .filter(|e| {
+                        decode::<PrivacySpend>(e).is_some_and(|s| s.job_id == job_id.as_str())
+                    })
                     .map(|e| e.seq),
             );
             if page.len() < PAGE as usize {
@@ -407,13 +412,18 @@ impl Lineage {
 
 #[cfg(test)]
 mod tests {
-    use super::split_cited;
+    use pdx_ids::{DatasetId, VersionRef};
 
     #[test]
-    fn cited_versions_split_at_the_last_at_sign() {
-        assert_eq!(split_cited("ds_1@3"), Some(("ds_1".into(), 3)));
-        assert_eq!(split_cited("a@b@12"), Some(("a@b".into(), 12)));
-        assert_eq!(split_cited("ds_1"), None);
-        assert_eq!(split_cited("ds_1@x"), None);
+    fn cited_versions_parse_as_version_refs() {
+        let ds_1 = DatasetId::parse("ds_1").unwrap();
+        assert_eq!(
+            "ds_1@3".parse::<VersionRef>().ok(),
+            Some(VersionRef::new(ds_1, 3))
+        );
+        // A dataset id holds no `@`, so a second one makes the citation malformed.
+        assert_eq!("a@b@12".parse::<VersionRef>().ok(), None);
+        assert_eq!("ds_1".parse::<VersionRef>().ok(), None);
+        assert_eq!("ds_1@x".parse::<VersionRef>().ok(), None);
     }
 }

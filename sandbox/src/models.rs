@@ -11,6 +11,7 @@
 //! submitted (UTF-8, byte for byte). The registration row and its `ModelRegistration`
 //! ledger entry are written in one transaction.
 
+use pdx_ids::{ModelId, OrgId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::ModelRegistration;
 use pdx_ledger::{Actor, Hash32};
@@ -20,7 +21,7 @@ use sqlx::any::AnyRow;
 
 use crate::grants::ModelKind;
 use crate::store;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org};
 
 crate::service! {
     /// Registered algorithm models.
@@ -47,9 +48,9 @@ pub struct NewModel {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Model {
     /// Model id.
-    pub id: String,
+    pub id: ModelId,
     /// Owning developer organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// Name.
     pub name: String,
     /// Kind.
@@ -111,12 +112,13 @@ impl Models {
                 "FHE lookups run through approved query templates, not models".into(),
             ));
         }
-        let id = new_id("mdl");
+        let org = actor_org(actor)?;
+        let id = ModelId::random();
         let hash = model_hash(new.kind, &new.body);
         let now = now_ms();
         let mut tx = self.db().begin_write().await?;
         let entry = ModelRegistration {
-            model_id: id.clone(),
+            model_id: id.to_string(),
             model_kind: new.kind.as_str().into(),
             model_hash: hash,
         };
@@ -124,7 +126,7 @@ impl Models {
         let hash_hex = hash.to_hex();
         let row = store::models::NewModelRow {
             id: &id,
-            org_id: &actor.org,
+            org_id: &org,
             kind: new.kind.as_str(),
             name: new.name.trim(),
             body: &new.body,
@@ -134,14 +136,14 @@ impl Models {
         };
         store::models::insert_model(&mut *tx, &row).await?;
         tx.commit().await?;
-        self.model(&id, &actor.org).await
+        self.model(&id, &org).await
     }
 
     /// One model of `org` (others' models are not found).
-    pub async fn model(&self, id: &str, org: &str) -> Result<Model> {
+    pub async fn model(&self, id: &ModelId, org: &OrgId) -> Result<Model> {
         let row = sqlx::query("SELECT * FROM models WHERE id = $1 AND org_id = $2")
-            .bind(id.to_string())
-            .bind(org.to_string())
+            .bind(id.clone())
+            .bind(org.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such model".into()))?;
@@ -149,9 +151,9 @@ impl Models {
     }
 
     /// Any model by id, for reviewers and lineage.
-    pub async fn model_any(&self, id: &str) -> Result<Model> {
+    pub async fn model_any(&self, id: &ModelId) -> Result<Model> {
         let row = sqlx::query("SELECT * FROM models WHERE id = $1")
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such model".into()))?;
@@ -159,9 +161,9 @@ impl Models {
     }
 
     /// The models of `org`, newest first.
-    pub async fn models(&self, org: &str) -> Result<Vec<Model>> {
+    pub async fn models(&self, org: &OrgId) -> Result<Vec<Model>> {
         sqlx::query("SELECT * FROM models WHERE org_id = $1 ORDER BY created_ms DESC, id")
-            .bind(org.to_string())
+            .bind(org.clone())
             .fetch_all(self.db().pool())
             .await?
             .iter()

@@ -15,6 +15,7 @@
 //! Visibility: the organisation that filed an objection and the dataset's provider see
 //! it; supervisors see all ([`ObjectionView`]). Anyone else gets "not found".
 
+use pdx_ids::{DatasetId, ObjectionId, OrgId};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::{Objection as ObjectionEntry, ObjectionAnswer};
@@ -25,7 +26,7 @@ use time::OffsetDateTime;
 
 use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
     /// Objections to dataset versions and their working-day deadlines.
@@ -110,7 +111,7 @@ impl Outcome {
 #[serde(deny_unknown_fields)]
 pub struct NewObjection {
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// The certified version objected to.
     pub version: u64,
     /// `error` or `omission`.
@@ -133,15 +134,15 @@ pub struct ObjectionReply {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Objection {
     /// Objection id.
-    pub id: String,
+    pub id: ObjectionId,
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version objected to.
     pub version: u64,
     /// The providing organisation, which must answer.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// The organisation that filed it.
-    pub objector_org: String,
+    pub objector_org: OrgId,
     /// `error` or `omission`.
     pub ground: Ground,
     /// What is wrong or missing.
@@ -172,7 +173,7 @@ pub struct Objection {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ObjectionView {
     /// Objections an organisation filed or must answer.
-    Org(String),
+    Org(OrgId),
     /// Every objection (supervisors).
     All,
 }
@@ -181,7 +182,7 @@ impl ObjectionView {
     fn sees(&self, o: &Objection) -> bool {
         match self {
             ObjectionView::All => true,
-            ObjectionView::Org(org) => &o.objector_org == org || &o.provider_org == org,
+            ObjectionView::Org(org) => o.objector_org == *org || o.provider_org == *org,
         }
     }
 }
@@ -266,18 +267,20 @@ impl Objections {
         {
             return Err(SandboxError::NotFound("no such version".into()));
         }
-        let id = new_id("obj");
+        let objector_org = actor_org(actor)?;
+        let objector_key = actor_key(actor)?;
+        let id = ObjectionId::random();
         let now = now_ms();
         let deadline = iso_date(
             self.calendar()
                 .deadline_from_ms(now, self.config().objection_answer_working_days),
         );
         let entry = ObjectionEntry {
-            objection_id: id.clone(),
-            dataset_id: dataset.id.clone(),
+            objection_id: id.to_string(),
+            dataset_id: dataset.id.to_string(),
             version: new.version,
-            provider_org: dataset.provider_org.clone(),
-            objector_org: actor.org.clone(),
+            provider_org: dataset.provider_org.to_string(),
+            objector_org: objector_org.to_string(),
             ground: new.ground.as_str().into(),
             detail: detail.to_string(),
             answer_deadline: deadline.clone(),
@@ -291,8 +294,8 @@ impl Objections {
                 dataset_id: &dataset.id,
                 version: new.version as i64,
                 provider_org: &dataset.provider_org,
-                objector_org: &actor.org,
-                objector_key: &actor.key_id,
+                objector_org: &objector_org,
+                objector_key: &objector_key,
                 ground: new.ground.as_str(),
                 detail,
                 answer_deadline: &deadline,
@@ -305,9 +308,9 @@ impl Objections {
         self.load_objection(&id).await
     }
 
-    async fn load_objection(&self, id: &str) -> Result<Objection> {
+    async fn load_objection(&self, id: &ObjectionId) -> Result<Objection> {
         let row = sqlx::query("SELECT * FROM objections WHERE id = $1")
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such objection".into()))?;
@@ -315,7 +318,7 @@ impl Objections {
     }
 
     /// One objection, if the caller may see it.
-    pub async fn objection(&self, id: &str, view: &ObjectionView) -> Result<Objection> {
+    pub async fn objection(&self, id: &ObjectionId, view: &ObjectionView) -> Result<Objection> {
         let objection = self.load_objection(id).await?;
         if view.sees(&objection) {
             Ok(objection)
@@ -351,7 +354,7 @@ impl Objections {
     pub async fn answer_objection(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &ObjectionId,
         reply: ObjectionReply,
     ) -> Result<Objection> {
         let answer = checked_text("answer", &reply.answer)?;
@@ -382,9 +385,9 @@ impl Objections {
             ));
         }
         let entry = ObjectionAnswer {
-            objection_id: objection.id.clone(),
+            objection_id: objection.id.to_string(),
             objection_seq: objection.objection_seq,
-            objector_org: objection.objector_org.clone(),
+            objector_org: objection.objector_org.to_string(),
             outcome: reply.outcome.as_str().into(),
             answer: answer.to_string(),
             late,
@@ -424,12 +427,13 @@ mod tests {
 
     #[test]
     fn views_show_the_objector_and_the_provider_only() {
+        let org = |s: &str| OrgId::parse(s).unwrap();
         let o = Objection {
-            id: "obj_1".into(),
-            dataset_id: "ds".into(),
+            id: ObjectionId::parse("obj_1").unwrap(),
+            dataset_id: DatasetId::parse("ds_x").unwrap(),
             version: 1,
-            provider_org: "prov".into(),
-            objector_org: "dev".into(),
+            provider_org: org("org-prov"),
+            objector_org: org("org-dev"),
             ground: Ground::Error,
             detail: "x".into(),
             status: ObjectionStatus::Open,
@@ -444,8 +448,8 @@ mod tests {
             overdue: false,
         };
         assert!(ObjectionView::All.sees(&o));
-        assert!(ObjectionView::Org("prov".into()).sees(&o));
-        assert!(ObjectionView::Org("dev".into()).sees(&o));
-        assert!(!ObjectionView::Org("other".into()).sees(&o));
+        assert!(ObjectionView::Org(org("org-prov")).sees(&o));
+        assert!(ObjectionView::Org(org("org-dev")).sees(&o));
+        assert!(!ObjectionView::Org(org("org-other")).sees(&o));
     }
 }

@@ -7,12 +7,16 @@
 //! propagate too: a release whose grant or any source dataset is research-only may only
 //! be sold under a research-only licence.
 //!
-//! [`Provenance::release_provenance`] reads all of that from the sandbox's own tables.
+//! [`Provenance::release_provenance`] reads all of that from the sandbox's own tables,
+//! for a [`ReleaseRef`]: a release id or the released output's id.
 //! This crate does not depend on `pdx-products`; the binary converts the plain
 //! [`ReleaseProvenance`] into the products crate's type.
 
 use std::path::PathBuf;
 
+use pdx_ids::{
+    DatasetId, GrantId, JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, ReleaseRef, VersionRef,
+};
 use serde::Serialize;
 use sqlx::Row;
 use time::OffsetDateTime;
@@ -28,7 +32,7 @@ crate::service! {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct SourceVersion {
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version number.
     pub version: u64,
     /// Dataset title.
@@ -36,7 +40,7 @@ pub struct SourceVersion {
     /// The legally designated source department.
     pub source_department: String,
     /// Providing organisation.
-    pub provider_org: String,
+    pub provider_org: OrgId,
     /// Data asset certificate number of the version.
     pub certificate_no: String,
     /// BLAKE3 of the de-identified version, hex.
@@ -51,11 +55,11 @@ pub struct SourceVersion {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReleaseProvenance {
     /// Release id.
-    pub release_id: String,
+    pub release_id: ReleaseId,
     /// Output id.
-    pub output_id: String,
+    pub output_id: OutputId,
     /// Developer organisation that owns the output.
-    pub developer_org: String,
+    pub developer_org: OrgId,
     /// BLAKE3 of the released Parquet file, hex.
     pub output_hash: String,
     /// The released Parquet file (server-side only).
@@ -64,9 +68,9 @@ pub struct ReleaseProvenance {
     /// BLAKE3 of the model that produced it, hex.
     pub model_hash: String,
     /// Key ids of the reviewers who approved it (empty for an automatic DP release).
-    pub reviewers: Vec<String>,
+    pub reviewers: Vec<KeyId>,
     /// The grant the run used, if the data was conditionally open.
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
     /// True if that grant is research-only.
     pub research_only_grant: bool,
     /// The dataset versions the run read, in the order cited.
@@ -86,44 +90,48 @@ fn utc_day(ms: i64) -> Result<String> {
     ))
 }
 
-/// Splits a cited `dataset_id@version`.
-fn parse_cited(cited: &str) -> Result<(String, u64)> {
-    let bad = || SandboxError::Internal("a run cites a malformed dataset version".into());
-    let (id, version) = cited.rsplit_once('@').ok_or_else(bad)?;
-    let version = version.parse::<u64>().map_err(|_| bad())?;
-    Ok((id.to_string(), version))
+/// Parses a cited `dataset_id@version` from a run's row (ours: malformed is internal).
+fn parse_cited(cited: &str) -> Result<VersionRef> {
+    cited
+        .parse()
+        .map_err(|_| SandboxError::Internal("a run cites a malformed dataset version".into()))
 }
 
 impl Provenance {
-    /// The provenance of a released output, named by its release id or its output id,
-    /// for the developer organisation packaging it.
+    /// The provenance of a released output, named by its release or its output, for the
+    /// developer organisation packaging it.
     ///
     /// Unknown ids are `NotFound`; another organisation's output is `Forbidden` (a
     /// developer packages only its own releases); an output that was not released
     /// (quarantined or rejected) is a `Conflict`.
     pub async fn release_provenance(
         &self,
-        id: &str,
-        developer_org: &str,
+        subject: &ReleaseRef,
+        developer_org: &OrgId,
     ) -> Result<ReleaseProvenance> {
+        // One of the two is bound; the other is NULL and matches nothing.
+        let (by_release, by_output) = match subject {
+            ReleaseRef::Release(r) => (Some(r.clone()), None),
+            ReleaseRef::Output(o) => (None, Some(o.clone())),
+        };
         let row = sqlx::query(
             "SELECT id, job_id, org_id, model_id, file_path, output_hash, status, release_id \
              FROM outputs WHERE release_id = $1 OR id = $2",
         )
-        .bind(id.to_string())
-        .bind(id.to_string())
+        .bind(by_release)
+        .bind(by_output)
         .fetch_optional(self.db().pool())
         .await?
-        .ok_or_else(|| SandboxError::NotFound(format!("no release {id}")))?;
-        let org: String = row.try_get("org_id")?;
-        if org != developer_org {
+        .ok_or_else(|| SandboxError::NotFound(format!("no release {subject}")))?;
+        let org: OrgId = row.try_get("org_id")?;
+        if org != *developer_org {
             return Err(SandboxError::Forbidden(format!(
-                "release {id} belongs to another developer organisation; a product can only \
+                "release {subject} belongs to another developer organisation; a product can only \
                  package the developer's own releases"
             )));
         }
         let status: String = row.try_get("status")?;
-        let release_id: Option<String> = row.try_get("release_id")?;
+        let release_id: Option<ReleaseId> = row.try_get("release_id")?;
         let release_id = match (status.as_str(), release_id) {
             ("released", Some(r)) => r,
             ("released", None) => {
@@ -133,13 +141,13 @@ impl Provenance {
             }
             (other, _) => {
                 return Err(SandboxError::Conflict(format!(
-                    "output {id} is {other}, not released; only released outputs can be packaged"
+                    "output {subject} is {other}, not released; only released outputs can be packaged"
                 )));
             }
         };
-        let output_id: String = row.try_get("id")?;
-        let job_id: String = row.try_get("job_id")?;
-        let model_id: String = row.try_get("model_id")?;
+        let output_id: OutputId = row.try_get("id")?;
+        let job_id: JobId = row.try_get("job_id")?;
+        let model_id: ModelId = row.try_get("model_id")?;
         let file_path: String = row.try_get("file_path")?;
         let output_hash: String = row.try_get("output_hash")?;
 
@@ -157,7 +165,7 @@ impl Provenance {
         .fetch_all(self.db().pool())
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>("reviewer_key"))
+        .map(|r| r.try_get::<KeyId, _>("reviewer_key"))
         .collect::<std::result::Result<Vec<_>, _>>()?;
 
         let run =
@@ -168,7 +176,7 @@ impl Provenance {
                 .ok_or_else(|| {
                     SandboxError::Internal("a released output without its run".into())
                 })?;
-        let grant_id: Option<String> = run.try_get("grant_id")?;
+        let grant_id: Option<GrantId> = run.try_get("grant_id")?;
         let cited_text: String = run.try_get("dataset_versions")?;
         let cited: Vec<String> = serde_json::from_str(&cited_text)
             .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))?;
@@ -187,7 +195,10 @@ impl Provenance {
 
         let mut datasets = Vec::with_capacity(cited.len());
         for c in &cited {
-            let (dataset_id, version) = parse_cited(c)?;
+            let VersionRef {
+                dataset: dataset_id,
+                version,
+            } = parse_cited(c)?;
             let version_i64 = i64::try_from(version)
                 .map_err(|_| SandboxError::Internal("version out of range".into()))?;
             let d = sqlx::query(
@@ -237,7 +248,8 @@ mod tests {
 
     #[test]
     fn cited_versions_and_days_parse() {
-        assert_eq!(parse_cited("ds_ab@12").unwrap(), ("ds_ab".to_string(), 12));
+        let ds_ab = DatasetId::parse("ds_ab").unwrap();
+        assert_eq!(parse_cited("ds_ab@12").unwrap(), VersionRef::new(ds_ab, 12));
         assert!(parse_cited("ds_ab").is_err());
         assert!(parse_cited("ds_ab@x").is_err());
         // 2026-11-05T10:00:00Z

@@ -28,6 +28,7 @@ use pdx_algorithms::disclosure::{
     DisclosureError, Nesting, PriorRecordSets, PriorSummary, RecordSet, ReleasedSets, SetSummary,
     TrackedSet, hash_bytes,
 };
+use pdx_ids::{OrgId, OutputId, VersionRef};
 use sqlx::Row;
 
 use crate::Result;
@@ -45,8 +46,8 @@ impl Locks {
     /// over the same versions cannot deadlock).
     pub(crate) async fn lock(
         &self,
-        org: &str,
-        versions: &[String],
+        org: &OrgId,
+        versions: &[VersionRef],
     ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
         let mut keys: Vec<String> = versions.iter().map(|v| format!("{org}/{v}")).collect();
         keys.sort();
@@ -68,9 +69,9 @@ pub(crate) struct PriorSets {
     /// The database.
     db: pdx_ledger::db::Db,
     /// The organisation.
-    org: String,
+    org: OrgId,
     /// SQL table name → `dataset_id@version`.
-    versions: Vec<(String, String)>,
+    versions: Vec<(String, VersionRef)>,
     /// `(hash, selection)` behind the last summaries handed out, per table (for `load`
     /// and `nestings`).
     hashes: Mutex<HashMap<String, Vec<(String, String)>>>,
@@ -78,21 +79,25 @@ pub(crate) struct PriorSets {
 
 impl PriorSets {
     /// Earlier sets of `org` on the versions behind `tables` (`(table, version)`).
-    pub(crate) fn new(db: pdx_ledger::db::Db, org: &str, tables: Vec<(String, String)>) -> Self {
+    pub(crate) fn new(
+        db: pdx_ledger::db::Db,
+        org: &OrgId,
+        tables: Vec<(String, VersionRef)>,
+    ) -> Self {
         Self {
             db,
-            org: org.to_owned(),
+            org: org.clone(),
             versions: tables,
             hashes: Mutex::new(HashMap::new()),
         }
     }
 
     /// The version behind `table`.
-    fn version_of(&self, table: &str) -> Option<&str> {
+    fn version_of(&self, table: &str) -> Option<&VersionRef> {
         self.versions
             .iter()
             .find(|(t, _)| t == table)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 }
 
@@ -117,7 +122,7 @@ impl PriorRecordSets for PriorSets {
              ORDER BY s.set_hash, s.selection",
         )
         .bind(self.org.clone())
-        .bind(version.to_owned())
+        .bind(version.to_string())
         .fetch_all(self.db.pool())
         .await
         .map_err(read_failed)?;
@@ -151,7 +156,7 @@ impl PriorRecordSets for PriorSets {
              FROM record_set_nestings WHERE org_id = $1 AND dataset_version = $2",
         )
         .bind(self.org.clone())
-        .bind(version.to_owned())
+        .bind(version.to_string())
         .fetch_all(self.db.pool())
         .await
         .map_err(read_failed)?;
@@ -218,7 +223,7 @@ impl PriorRecordSets for PriorSets {
                  WHERE org_id = $1 AND dataset_version = $2 AND set_hash = $3 LIMIT 1",
             )
             .bind(self.org.clone())
-            .bind(version.to_owned())
+            .bind(version.to_string())
             .bind(hash)
             .fetch_one(self.db.pool())
             .await
@@ -235,9 +240,9 @@ impl PriorRecordSets for PriorSets {
 /// (sets and nestings), in the caller's transaction (the one inserting the output).
 pub(crate) async fn save(
     tx: &mut sqlx::AnyConnection,
-    output_id: &str,
-    org: &str,
-    dataset_version: &str,
+    output_id: &OutputId,
+    org: &OrgId,
+    dataset_version: &VersionRef,
     released: &ReleasedSets,
 ) -> Result<()> {
     for Nesting { outer, inner } in &released.nestings {

@@ -31,6 +31,7 @@
 use std::path::PathBuf;
 
 use pdx_algorithms::deid::storage::read_parquet;
+use pdx_ids::{JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, VersionRef};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::Release;
 use pdx_ledger::{Actor, Hash32};
@@ -39,8 +40,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::runs::cited_versions;
 use crate::store;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
     /// The vetting workflow: outputs in quarantine, reviews and releases.
@@ -78,9 +80,9 @@ impl OutputStatus {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Review {
     /// Reviewer organisation.
-    pub reviewer_org: String,
+    pub reviewer_org: OrgId,
     /// Reviewer key id.
-    pub reviewer_key: String,
+    pub reviewer_key: KeyId,
     /// `approve` or `reject`.
     pub decision: String,
     /// Why.
@@ -93,13 +95,13 @@ pub struct Review {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Output {
     /// Output id.
-    pub id: String,
+    pub id: OutputId,
     /// The job that produced it.
-    pub job_id: String,
+    pub job_id: JobId,
     /// Developer organisation.
-    pub org_id: String,
+    pub org_id: OrgId,
     /// The model.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// BLAKE3 of the Parquet file, hex (empty for its developer until release).
     pub output_hash: String,
     /// Rows (0 for its developer until release).
@@ -117,7 +119,7 @@ pub struct Output {
     /// Reason of a rejection.
     pub reason: Option<String>,
     /// Release id, once released.
-    pub release_id: Option<String>,
+    pub release_id: Option<ReleaseId>,
     /// Ledger seq of the release.
     pub release_seq: Option<u64>,
     /// Reviews so far.
@@ -142,7 +144,7 @@ pub struct ReviewItem {
     /// BLAKE3 model hash.
     pub model_hash: String,
     /// Dataset versions read.
-    pub dataset_versions: Vec<String>,
+    pub dataset_versions: Vec<VersionRef>,
     /// The first rows.
     #[schema(value_type = Object)]
     pub preview: serde_json::Value,
@@ -300,9 +302,9 @@ pub enum OutputView {
 }
 
 impl Reviews {
-    async fn load_output(&self, id: &str) -> Result<Output> {
+    async fn load_output(&self, id: &OutputId) -> Result<Output> {
         let row = sqlx::query("SELECT * FROM outputs WHERE id = $1")
-            .bind(id.to_string())
+            .bind(id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such output".into()))?;
@@ -311,11 +313,11 @@ impl Reviews {
         Ok(output)
     }
 
-    async fn reviews_of(&self, id: &str) -> Result<Vec<Review>> {
+    async fn reviews_of(&self, id: &OutputId) -> Result<Vec<Review>> {
         let rows = sqlx::query(
             "SELECT * FROM output_reviews WHERE output_id = $1 ORDER BY created_ms, reviewer_key",
         )
-        .bind(id.to_string())
+        .bind(id.clone())
         .fetch_all(self.db().pool())
         .await?;
         rows.iter()
@@ -332,20 +334,20 @@ impl Reviews {
     }
 
     /// An output, if the caller may see it.
-    pub async fn output(&self, id: &str, org: &str, view: OutputView) -> Result<Output> {
+    pub async fn output(&self, id: &OutputId, org: &OrgId, view: OutputView) -> Result<Output> {
         let output = self.load_output(id).await?;
         match view {
-            OutputView::Owner if output.org_id == org => Ok(output.for_owner()),
+            OutputView::Owner if output.org_id == *org => Ok(output.for_owner()),
             OutputView::Owner => Err(SandboxError::NotFound("no such output".into())),
             OutputView::Reviewer | OutputView::Supervisor => Ok(output),
         }
     }
 
     /// The outputs of a developer organisation, newest first.
-    pub async fn outputs_of(&self, org: &str) -> Result<Vec<Output>> {
+    pub async fn outputs_of(&self, org: &OrgId) -> Result<Vec<Output>> {
         let rows =
             sqlx::query("SELECT * FROM outputs WHERE org_id = $1 ORDER BY created_ms DESC, id")
-                .bind(org.to_string())
+                .bind(org.clone())
                 .fetch_all(self.db().pool())
                 .await?;
         rows.iter()
@@ -354,12 +356,12 @@ impl Reviews {
     }
 
     /// The review queue: quarantined outputs of other organisations, oldest first.
-    pub async fn review_queue(&self, reviewer_org: &str) -> Result<Vec<ReviewItem>> {
+    pub async fn review_queue(&self, reviewer_org: &OrgId) -> Result<Vec<ReviewItem>> {
         let rows = sqlx::query(
             "SELECT * FROM outputs WHERE status = 'quarantined' AND org_id <> $1 \
              ORDER BY created_ms, id",
         )
-        .bind(reviewer_org.to_string())
+        .bind(reviewer_org.clone())
         .fetch_all(self.db().pool())
         .await?;
         let mut items = Vec::with_capacity(rows.len());
@@ -385,28 +387,25 @@ impl Reviews {
     }
 
     /// One queue item (a reviewer's detailed view).
-    pub async fn review_item_for(&self, id: &str) -> Result<ReviewItem> {
+    pub async fn review_item_for(&self, id: &OutputId) -> Result<ReviewItem> {
         let output = self.load_output(id).await?;
         self.review_item(output).await
     }
 
-    async fn run_versions(&self, job_id: &str) -> Result<Vec<String>> {
+    async fn run_versions(&self, job_id: &JobId) -> Result<Vec<VersionRef>> {
         let row = sqlx::query("SELECT dataset_versions FROM model_runs WHERE job_id = $1")
-            .bind(job_id.to_string())
+            .bind(job_id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::Internal("an output without its run".into()))?;
-        let text: String = row.try_get("dataset_versions")?;
-        serde_json::from_str(&text)
-            .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))
+        cited_versions(&row.try_get::<String, _>("dataset_versions")?)
     }
 
     /// Refuses (403) when a run read a not-open dataset: its output is never released.
-    async fn inputs_reachable(&self, job_id: &str) -> Result<()> {
+    async fn inputs_reachable(&self, job_id: &JobId) -> Result<()> {
         for cited in self.run_versions(job_id).await? {
-            let dataset_id = cited.split('@').next().unwrap_or_default();
             self.catalog()
-                .dataset(dataset_id)
+                .dataset(&cited.dataset)
                 .await?
                 .ok_or_else(|| SandboxError::Internal("a run's dataset is gone".into()))?
                 .reachable_by_developers()?;
@@ -419,7 +418,7 @@ impl Reviews {
     pub async fn review_output(
         &self,
         actor: &Actor,
-        id: &str,
+        id: &OutputId,
         decision: ReviewDecision,
     ) -> Result<Output> {
         let reason = decision.reason.trim();
@@ -456,11 +455,13 @@ impl Reviews {
                 "this key has already reviewed the output".into(),
             ));
         }
+        let reviewer_org = actor_org(actor)?;
+        let reviewer_key = actor_key(actor)?;
         let mut tx = self.db().begin_write().await?;
         let review = store::outputs::NewOutputReview {
             output_id: id,
-            reviewer_org: &actor.org,
-            reviewer_key: &actor.key_id,
+            reviewer_org: &reviewer_org,
+            reviewer_key: &reviewer_key,
             decision: if decision.approve {
                 "approve"
             } else {
@@ -491,7 +492,7 @@ impl Reviews {
         let approvals: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM output_reviews WHERE output_id = $1 AND decision = 'approve'",
         )
-        .bind(id.to_string())
+        .bind(id.clone())
         .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
@@ -499,15 +500,15 @@ impl Reviews {
             tx.commit().await?;
             return self.load_output(id).await;
         }
-        let reviewers: Vec<String> = sqlx::query(
+        let reviewers: Vec<KeyId> = sqlx::query(
             "SELECT reviewer_key FROM output_reviews WHERE output_id = $1 AND decision = 'approve' \
              ORDER BY created_ms, reviewer_key",
         )
-        .bind(id.to_string())
+        .bind(id.clone())
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>("reviewer_key"))
+        .map(|r| r.try_get::<KeyId, _>("reviewer_key"))
         .collect::<std::result::Result<_, _>>()?;
         self.release_in(&mut tx, &output, actor, reviewers).await?;
         tx.commit().await?;
@@ -517,9 +518,9 @@ impl Reviews {
     /// Releases an output without review (DP within budget, when policy allows).
     pub(crate) async fn release(
         &self,
-        id: &str,
+        id: &OutputId,
         actor: &Actor,
-        reviewers: Vec<String>,
+        reviewers: Vec<KeyId>,
     ) -> Result<()> {
         let output = self.load_output(id).await?;
         self.inputs_reachable(&output.job_id).await?;
@@ -537,7 +538,7 @@ impl Reviews {
         tx: &mut sqlx::AnyConnection,
         output: &Output,
         actor: &Actor,
-        reviewers: Vec<String>,
+        reviewers: Vec<KeyId>,
     ) -> Result<()> {
         let from = self.zones().root().join(&output.file_path);
         let name = from
@@ -551,19 +552,24 @@ impl Reviews {
             .to_string_lossy()
             .into_owned();
         let model = self.models().model_any(&output.model_id).await?;
-        let release_id = new_id("rel");
+        let release_id = ReleaseId::random();
         let checks = release_checks(&output.check_report);
         let entry = Release {
-            release_id: release_id.clone(),
-            job_id: output.job_id.clone(),
-            developer_org: output.org_id.clone(),
+            release_id: release_id.to_string(),
+            job_id: output.job_id.to_string(),
+            developer_org: output.org_id.to_string(),
             output_hash: Hash32::from_hex(&output.output_hash)
                 .map_err(|_| SandboxError::Internal("stored output hash".into()))?,
             model_hash: Hash32::from_hex(&model.model_hash)
                 .map_err(|_| SandboxError::Internal("stored model hash".into()))?,
-            dataset_versions: self.run_versions(&output.job_id).await?,
+            dataset_versions: self
+                .run_versions(&output.job_id)
+                .await?
+                .iter()
+                .map(VersionRef::to_string)
+                .collect(),
             checks,
-            reviewers,
+            reviewers: reviewers.into_iter().map(KeyId::into_string).collect(),
         };
         let appended = self.ledger().append(&mut *tx, actor, &entry).await?;
         let release = store::outputs::OutputRelease {
@@ -586,14 +592,14 @@ impl Reviews {
     /// organisations) while quarantined. Everyone else: not found.
     pub async fn output_path(
         &self,
-        id: &str,
-        org: &str,
+        id: &OutputId,
+        org: &OrgId,
         view: OutputView,
     ) -> Result<(Output, PathBuf)> {
         let output = self.load_output(id).await?;
         let allowed = match (view, output.status) {
-            (OutputView::Owner, OutputStatus::Released) => output.org_id == org,
-            (OutputView::Reviewer, OutputStatus::Quarantined) => output.org_id != org,
+            (OutputView::Owner, OutputStatus::Released) => output.org_id == *org,
+            (OutputView::Reviewer, OutputStatus::Quarantined) => output.org_id != *org,
             _ => false,
         };
         if !allowed {
@@ -606,8 +612,8 @@ impl Reviews {
     /// The rows of an output, under the rule of [`Reviews::output_path`].
     pub async fn output_rows(
         &self,
-        id: &str,
-        org: &str,
+        id: &OutputId,
+        org: &OrgId,
         view: OutputView,
     ) -> Result<(Output, DataFrame)> {
         let (output, path) = self.output_path(id, org, view).await?;
@@ -619,9 +625,9 @@ impl Reviews {
     }
 
     /// The Parquet file of a released output, for its owner (and the products crate).
-    pub async fn released_file(&self, id: &str, org: &str) -> Result<(Output, PathBuf)> {
+    pub async fn released_file(&self, id: &OutputId, org: &OrgId) -> Result<(Output, PathBuf)> {
         let output = self.load_output(id).await?;
-        if output.status != OutputStatus::Released || output.org_id != org {
+        if output.status != OutputStatus::Released || output.org_id != *org {
             return Err(SandboxError::NotFound("no such output".into()));
         }
         let path = self.zones().root().join(&output.file_path);

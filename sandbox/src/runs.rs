@@ -41,6 +41,7 @@ use pdx_algorithms::deid::storage::{store_content_addressed, to_json_rows};
 use pdx_algorithms::disclosure::{DisclosureError, DisclosureRules, PLAN_CHECKS, check_and_run};
 use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run as dp_run};
 use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
+use pdx_ids::{DatasetId, GrantId, JobId, ModelId, OrgId, OutputId, VersionRef};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::PrivacySpend;
@@ -55,7 +56,7 @@ use crate::jobs::{self, Job, JobFailure, JobInputs};
 use crate::models::Model;
 use crate::record_sets;
 use crate::store;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org, scratch_name};
 
 crate::service! {
     /// Model runs: admission, budget, engine, quarantine; dry runs.
@@ -163,11 +164,11 @@ impl OutputPolicy {
 #[serde(deny_unknown_fields)]
 pub struct RunInput {
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version; the latest when absent.
     pub version: Option<u64>,
     /// Grant covering a conditional dataset.
-    pub grant_id: Option<String>,
+    pub grant_id: Option<GrantId>,
     /// Table name in the model's SQL (default `data` for a single input, else required).
     pub table: Option<String>,
 }
@@ -177,7 +178,7 @@ pub struct RunInput {
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// The caller's model.
-    pub model_id: String,
+    pub model_id: ModelId,
     /// The datasets it reads.
     pub inputs: Vec<RunInput>,
     /// ε for a DP model.
@@ -200,8 +201,8 @@ pub(crate) struct ResolvedInput {
 
 impl ResolvedInput {
     /// `dataset_id@version`, as the ledger cites it.
-    pub fn cited(&self) -> String {
-        format!("{}@{}", self.dataset.id, self.version)
+    pub fn cited(&self) -> VersionRef {
+        VersionRef::new(self.dataset.id.clone(), self.version)
     }
 }
 
@@ -209,7 +210,7 @@ impl ResolvedInput {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RunResult {
     /// The quarantined (or auto-released) output.
-    pub output_id: String,
+    pub output_id: OutputId,
     /// Rows in it; withheld (`null`) while an output over conditional data waits for
     /// review, since the number of cells that passed the checks depends on the data.
     pub rows: Option<u64>,
@@ -228,9 +229,9 @@ fn is_identifier(name: &str) -> bool {
 
 impl Runs {
     /// The output policy of a dataset.
-    pub async fn output_policy(&self, dataset_id: &str) -> Result<OutputPolicy> {
+    pub async fn output_policy(&self, dataset_id: &DatasetId) -> Result<OutputPolicy> {
         let row = sqlx::query("SELECT output_policy_json FROM datasets WHERE id = $1")
-            .bind(dataset_id.to_string())
+            .bind(dataset_id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
@@ -240,7 +241,11 @@ impl Runs {
     }
 
     /// Sets a dataset's output policy; the caller has checked that it owns the dataset.
-    pub async fn set_output_policy(&self, dataset_id: &str, policy: &OutputPolicy) -> Result<()> {
+    pub async fn set_output_policy(
+        &self,
+        dataset_id: &DatasetId,
+        policy: &OutputPolicy,
+    ) -> Result<()> {
         policy.validate()?;
         if let Some(identifier) = &policy.dp_identifier {
             let dataset = self
@@ -262,7 +267,7 @@ impl Runs {
     /// Resolves and checks the inputs of a run for `org` (admission, step 1).
     pub(crate) async fn resolve_inputs(
         &self,
-        org: &str,
+        org: &OrgId,
         kind: ModelKind,
         inputs: &[RunInput],
     ) -> Result<Vec<ResolvedInput>> {
@@ -319,7 +324,7 @@ impl Runs {
             let (columns, grant) = if dataset.meta.open_attribute == OpenAttribute::Unconditional {
                 (released, None)
             } else {
-                let grant_id = input.grant_id.as_deref().ok_or_else(|| {
+                let grant_id = input.grant_id.as_ref().ok_or_else(|| {
                     SandboxError::Forbidden(
                         "this dataset is conditionally open: the run needs a `grant_id`".into(),
                     )
@@ -362,9 +367,10 @@ impl Runs {
 
     /// Admits a run and starts it as a job.
     pub async fn start_run(&self, actor: &Actor, request: RunRequest) -> Result<Job> {
-        let model = self.models().model(&request.model_id, &actor.org).await?;
+        let org = actor_org(actor)?;
+        let model = self.models().model(&request.model_id, &org).await?;
         let inputs = self
-            .resolve_inputs(&actor.org, model.kind, &request.inputs)
+            .resolve_inputs(&org, model.kind, &request.inputs)
             .await?;
         let cost = run_cost(model.kind, &request)?;
         // Checked before anything is spent: a refused shape costs no budget.
@@ -379,17 +385,17 @@ impl Runs {
 
         // The job row, the budget spends and their ledger entries commit together: a
         // refused run leaves no job behind and spends nothing.
-        let job_id = new_id("job");
-        let cited: Vec<String> = inputs.iter().map(ResolvedInput::cited).collect();
+        let job_id = JobId::random();
+        let cited: Vec<VersionRef> = inputs.iter().map(ResolvedInput::cited).collect();
         let mut tx = self.db().begin_write().await?;
-        self.take_run_slot(&mut tx, &actor.org).await?;
+        self.take_run_slot(&mut tx, &org).await?;
         for input in &inputs {
             if let Some(grant) = &input.grant {
                 self.grants().spend_budget(&mut tx, &grant.id, cost).await?;
                 if cost.epsilon_micro > 0 || cost.delta_pico > 0 {
                     let spend = PrivacySpend {
-                        grant_id: grant.id.clone(),
-                        job_id: job_id.clone(),
+                        grant_id: grant.id.to_string(),
+                        job_id: job_id.to_string(),
                         org: actor.org.clone(),
                         epsilon: format!("{}", cost.epsilon()),
                         delta: format!("{}", cost.delta()),
@@ -402,20 +408,12 @@ impl Runs {
             actor: actor.clone(),
             request,
         };
-        jobs::insert(
-            &mut tx,
-            &job_id,
-            RUN_JOB_KIND,
-            &actor.org,
-            &model.id,
-            &resume,
-        )
-        .await?;
+        jobs::insert(&mut tx, &job_id, RUN_JOB_KIND, &org, &model.id, &resume).await?;
         let dataset_versions = serde_json::to_string(&cited).map_err(internal)?;
         let run = store::runs::NewModelRun {
             job_id: &job_id,
             model_id: &model.id,
-            org_id: &actor.org,
+            org_id: &org,
             grant_id: inputs
                 .iter()
                 .find_map(|i| i.grant.as_ref().map(|g| g.id.clone())),
@@ -434,14 +432,14 @@ impl Runs {
     /// Runs an admitted model as the job `job_id` and closes its run row.
     fn spawn_run(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: Actor,
         model: Model,
         inputs: Vec<ResolvedInput>,
         admitted: Box<dyn AdmittedModel>,
     ) {
         let sandbox = self.clone();
-        let id = job_id.to_string();
+        let id = job_id.clone();
         self.runner().spawn(job_id, async move {
             let outcome = sandbox
                 .execute_run(&id, &actor, &model, &inputs, admitted)
@@ -463,7 +461,7 @@ impl Runs {
     /// output is stored once per job: `outputs.job_id` is unique).
     pub(crate) async fn resume_run(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: Actor,
         request: RunRequest,
     ) -> Result<()> {
@@ -474,9 +472,10 @@ impl Runs {
                 .await?;
             return Ok(());
         }
-        let model = self.models().model(&request.model_id, &actor.org).await?;
+        let org = actor_org(&actor)?;
+        let model = self.models().model(&request.model_id, &org).await?;
         let inputs = self
-            .resolve_inputs(&actor.org, model.kind, &request.inputs)
+            .resolve_inputs(&org, model.kind, &request.inputs)
             .await?;
         let cost = self.admitted_cost(job_id).await?;
         let admitted = engine_for(model.kind)
@@ -487,9 +486,9 @@ impl Runs {
     }
 
     /// The privacy cost a run was admitted with (and charged).
-    async fn admitted_cost(&self, job_id: &str) -> Result<PrivacyCost> {
+    async fn admitted_cost(&self, job_id: &JobId) -> Result<PrivacyCost> {
         let row = sqlx::query("SELECT epsilon_micro, delta_pico FROM model_runs WHERE job_id = $1")
-            .bind(job_id.to_string())
+            .bind(job_id.clone())
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::Internal("a resumed run has no run row".into()))?;
@@ -501,36 +500,33 @@ impl Runs {
 
     /// The result of a run whose output is already stored (releasing it first when a
     /// DP policy releases at once and the crash came between the two).
-    async fn stored_run_result(&self, job_id: &str, actor: &Actor) -> Result<Option<RunResult>> {
+    async fn stored_run_result(&self, job_id: &JobId, actor: &Actor) -> Result<Option<RunResult>> {
         let Some(row) = sqlx::query(
             "SELECT o.id, o.rows_count, o.status, m.kind, r.dataset_versions \
              FROM outputs o JOIN models m ON m.id = o.model_id \
              JOIN model_runs r ON r.job_id = o.job_id WHERE o.job_id = $1",
         )
-        .bind(job_id.to_string())
+        .bind(job_id.clone())
         .fetch_optional(self.db().pool())
         .await?
         else {
             return Ok(None);
         };
-        let output_id: String = row.try_get("id")?;
+        let output_id: OutputId = row.try_get("id")?;
         let rows = row.try_get::<i64, _>("rows_count")? as u64;
         let mut status: String = row.try_get("status")?;
         let kind: String = row.try_get("kind")?;
-        let cited: Vec<String> =
-            serde_json::from_str(&row.try_get::<String, _>("dataset_versions")?)
-                .map_err(internal)?;
+        let cited = cited_versions(&row.try_get::<String, _>("dataset_versions")?)?;
         let mut conditional = false;
         let mut auto_release = kind == "dp";
         for version in &cited {
-            let dataset_id = version.split('@').next().unwrap_or_default();
             let dataset = self
                 .catalog()
-                .dataset(dataset_id)
+                .dataset(&version.dataset)
                 .await?
                 .ok_or_else(|| SandboxError::Internal("a run's dataset is gone".into()))?;
             conditional |= dataset.meta.open_attribute != OpenAttribute::Unconditional;
-            auto_release &= self.output_policy(dataset_id).await?.dp_auto_release;
+            auto_release &= self.output_policy(&version.dataset).await?.dp_auto_release;
         }
         if auto_release && status == "quarantined" {
             self.reviews()
@@ -549,7 +545,7 @@ impl Runs {
     /// Under the organisation's cap, or a 429-style refusal. The count and the insert
     /// share the write transaction (SQLite serialises writers; PostgreSQL takes an
     /// advisory lock per organisation), so concurrent starts cannot both pass.
-    async fn take_run_slot(&self, tx: &mut sqlx::AnyConnection, org: &str) -> Result<()> {
+    async fn take_run_slot(&self, tx: &mut sqlx::AnyConnection, org: &OrgId) -> Result<()> {
         if self.db().backend() == pdx_ledger::db::Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
                 .bind(format!("pdx-runs:{org}"))
@@ -559,7 +555,7 @@ impl Runs {
         let running: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM model_runs WHERE org_id = $1 AND status = 'running'",
         )
-        .bind(org.to_string())
+        .bind(org.clone())
         .fetch_one(&mut *tx)
         .await?
         .try_get("n")?;
@@ -573,23 +569,23 @@ impl Runs {
 
     /// Closes a run row (`finished`, `failed`, `cancelled`), freeing its slot; a
     /// failure to write is logged (the row is closed at the next start).
-    async fn close_run(&self, job_id: &str, status: &str) {
+    async fn close_run(&self, job_id: &JobId, status: &str) {
         if let Err(e) = store::runs::set_status(self.db().pool(), job_id, status).await {
             tracing::error!(%job_id, error = %e, "could not close the run");
         }
     }
 
     /// Cancels the running jobs of an organisation (suspension); returns how many.
-    pub async fn cancel_runs_of(&self, org: &str) -> Result<u64> {
+    pub async fn cancel_runs_of(&self, org: &OrgId) -> Result<u64> {
         let rows =
             sqlx::query("SELECT job_id FROM model_runs WHERE org_id = $1 AND status = 'running'")
-                .bind(org.to_string())
+                .bind(org.clone())
                 .fetch_all(self.db().pool())
                 .await?;
         let failure = suspended_failure();
         let mut cancelled = 0;
         for row in rows {
-            let job_id: String = row.try_get("job_id")?;
+            let job_id: JobId = row.try_get("job_id")?;
             if self.runner().cancel(&job_id, &failure).await? {
                 cancelled += 1;
             }
@@ -600,7 +596,7 @@ impl Runs {
 
     /// Cancels, at a start, a run a restart cut off whose organisation is suspended:
     /// its job fails as [`Runs::cancel_runs_of`] fails it, and its row is closed.
-    pub(crate) async fn cancel_unresumed_run(&self, job_id: &str) -> Result<()> {
+    pub(crate) async fn cancel_unresumed_run(&self, job_id: &JobId) -> Result<()> {
         self.jobs().fail(job_id, &suspended_failure()).await?;
         self.close_run(job_id, "cancelled").await;
         Ok(())
@@ -609,7 +605,7 @@ impl Runs {
     /// The run's job: the engine, then quarantine.
     async fn execute_run(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: &Actor,
         model: &Model,
         inputs: &[ResolvedInput],
@@ -618,9 +614,11 @@ impl Runs {
         self.jobs()
             .progress(job_id, "running the model", 0.1)
             .await?;
+        let org = actor_org(actor)?;
         let run = RunContext {
             job_id,
             actor,
+            org: &org,
             model,
             inputs,
         };
@@ -629,7 +627,7 @@ impl Runs {
         self.jobs()
             .progress(job_id, "quarantining the output", 0.8)
             .await?;
-        self.quarantine(job_id, actor, model, inputs, output).await
+        self.quarantine(&run, output).await
     }
 
     /// The DP description of an input: its granted columns with their catalog domains,
@@ -695,7 +693,7 @@ impl Runs {
         &self,
         inputs: &[ResolvedInput],
     ) -> Result<Option<DisclosureRules>> {
-        let conditional: Vec<String> = inputs
+        let conditional: Vec<DatasetId> = inputs
             .iter()
             .filter(|i| i.grant.is_some())
             .map(|i| i.dataset.id.clone())
@@ -730,14 +728,14 @@ impl Runs {
 
     /// Writes an output into quarantine and records it for review, with the record sets
     /// of its values; a DP output under a policy that allows it is released at once.
-    async fn quarantine(
-        &self,
-        job_id: &str,
-        actor: &Actor,
-        model: &Model,
-        inputs: &[ResolvedInput],
-        output: EngineOutput,
-    ) -> Result<RunResult> {
+    async fn quarantine(&self, run: &RunContext<'_>, output: EngineOutput) -> Result<RunResult> {
+        let RunContext {
+            job_id,
+            actor,
+            org,
+            model,
+            inputs,
+        } = *run;
         let EngineOutput {
             mut frame,
             report,
@@ -770,7 +768,7 @@ impl Runs {
             .iter()
             .map(|i| i.dataset.provider_org.as_str())
             .collect();
-        let id = new_id("out");
+        let id = OutputId::random();
         let provider_org = providers.join(",");
         let output_hash = hex::encode(stored.content_hash);
         let check_report = report.to_string();
@@ -778,7 +776,7 @@ impl Runs {
         let row = store::outputs::NewOutput {
             id: &id,
             job_id,
-            org_id: &actor.org,
+            org_id: org,
             model_id: &model.id,
             provider_org: &provider_org,
             file_path: &relative,
@@ -793,7 +791,7 @@ impl Runs {
         let mut tx = self.db().begin_write().await?;
         store::outputs::insert_output(&mut *tx, &row).await?;
         if let Some((version, released)) = &released_sets {
-            record_sets::save(&mut tx, &id, &actor.org, version, released).await?;
+            record_sets::save(&mut tx, &id, org, version, released).await?;
         }
         tx.commit().await?;
         // Stored with its record sets: the next run of the organisation may check now.
@@ -830,7 +828,7 @@ pub struct DryRunRequest {
     /// The model text.
     pub body: String,
     /// The dataset whose shape to use.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Dummy rows to generate (default 500).
     pub rows: Option<usize>,
     /// ε for a DP model (nothing is spent: the data is synthetic).
@@ -888,7 +886,11 @@ impl Runs {
             .access()
             .dummy(&dataset, rows, 7, crate::access::Reader::Developer)
             .await?;
-        let scratch = self.zones().root().join("scratch").join(new_id("dry"));
+        let scratch = self
+            .zones()
+            .root()
+            .join("scratch")
+            .join(scratch_name("dry"));
         std::fs::create_dir_all(&scratch)?;
         let path = scratch.join("dummy.parquet");
         let written = {
@@ -1047,6 +1049,13 @@ pub(crate) fn failed_run_report(
         "run_failed": true,
         "failure": error.to_string(),
     })
+}
+
+/// The dataset versions a run cites, as stored in its row (a JSON list of
+/// `dataset_id@version`); a malformed list is an internal error.
+pub(crate) fn cited_versions(stored: &str) -> Result<Vec<VersionRef>> {
+    serde_json::from_str(stored)
+        .map_err(|_| SandboxError::Internal("a run's stored dataset versions are malformed".into()))
 }
 
 pub(crate) fn internal(e: impl std::fmt::Display) -> SandboxError {

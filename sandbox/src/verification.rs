@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use pdx_ids::JobId;
 use pdx_ledger::Actor;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::jobs::{Job, JobInputs};
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org};
 
 crate::service! {
     /// The ledger verification job.
@@ -59,12 +60,13 @@ impl Verification {
     /// Starts a ledger verification job for `actor`'s organisation. One at a time per
     /// organisation: a second while one is in progress is refused as busy.
     pub async fn start_ledger_verification(&self, actor: &Actor) -> Result<Job> {
+        let org = actor_org(actor)?;
         let running: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM jobs WHERE kind = $1 AND org_id = $2 \
              AND status IN ('queued', 'running')",
         )
         .bind(VERIFY_JOB_KIND)
-        .bind(actor.org.clone())
+        .bind(org.clone())
         .fetch_one(self.db().pool())
         .await?
         .try_get("n")?;
@@ -76,9 +78,9 @@ impl Verification {
         let job = self
             .jobs()
             .create(
-                &new_id("job"),
+                &JobId::random(),
                 VERIFY_JOB_KIND,
-                &actor.org,
+                &org,
                 self.ledger().origin(),
                 &JobInputs::LedgerVerification,
             )
@@ -89,9 +91,9 @@ impl Verification {
 
     /// Runs (or, after a restart, runs again) the verification job `job_id`: it only
     /// reads, so running it twice is harmless.
-    pub(crate) fn resume_ledger_verification(&self, job_id: &str) {
+    pub(crate) fn resume_ledger_verification(&self, job_id: &JobId) {
         let sandbox = self.clone();
-        let id = job_id.to_string();
+        let id = job_id.clone();
         self.runner().spawn(job_id, async move {
             let result = sandbox.run_verification(&id).await?;
             serde_json::to_value(&result)
@@ -99,7 +101,7 @@ impl Verification {
         });
     }
 
-    async fn run_verification(&self, job_id: &str) -> Result<VerificationResult> {
+    async fn run_verification(&self, job_id: &JobId) -> Result<VerificationResult> {
         self.jobs().progress(job_id, STAGE, 0.0).await?;
         let ledger = self.ledger().clone();
         let key = ledger.verifier();

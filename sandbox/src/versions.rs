@@ -22,6 +22,7 @@ use pdx_algorithms::deid::ingest::{UploadFormat, read_upload};
 use pdx_algorithms::deid::pipeline::deidentify;
 use pdx_algorithms::deid::released::{ReleasedDomain, released_domains};
 use pdx_algorithms::deid::storage::{schema_hash, store_content_addressed};
+use pdx_ids::{DatasetId, JobId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::AssetCertificate;
 use pdx_ledger::{Actor, Hash32, Receipt};
@@ -35,7 +36,7 @@ use tokio::io::AsyncWriteExt;
 use crate::catalog::Dataset;
 use crate::jobs::{Job, JobInputs};
 use crate::store;
-use crate::{Result, SandboxError, new_id};
+use crate::{Result, SandboxError, actor_org, scratch_name};
 
 crate::service! {
     /// Uploads, de-identification and certified versions.
@@ -154,7 +155,7 @@ impl Drop for RawFile {
 #[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Version {
     /// Dataset id.
-    pub dataset_id: String,
+    pub dataset_id: DatasetId,
     /// Version number, from 1.
     pub version: u64,
     /// Rows in the de-identified file.
@@ -269,7 +270,10 @@ fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
 impl Versions {
     /// Opens a new upload in the raw zone.
     pub async fn start_upload(&self) -> Result<RawUpload> {
-        let path = self.zones().raw().join(format!("{}.upload", new_id("raw")));
+        let path = self
+            .zones()
+            .raw()
+            .join(format!("{}.upload", scratch_name("raw")));
         let file = tokio::fs::File::create(&path).await?;
         Ok(RawUpload {
             file: Some(file),
@@ -295,7 +299,8 @@ impl Versions {
             return Err(SandboxError::Invalid("the upload is empty".into()));
         }
         let frame = validate(&raw, &format, dataset).await?;
-        let job_id = new_id("job");
+        let org = actor_org(actor)?;
+        let job_id = JobId::random();
         let raw_file = format!("{job_id}.pending");
         let inputs = JobInputs::Ingest {
             actor: actor.clone(),
@@ -305,7 +310,7 @@ impl Versions {
         };
         let job = self
             .jobs()
-            .create(&job_id, INGEST_JOB_KIND, &actor.org, &dataset.id, &inputs)
+            .create(&job_id, INGEST_JOB_KIND, &org, dataset.id.as_str(), &inputs)
             .await?;
         // Renamed after the row exists: a crash in between leaves a job whose resume
         // asks for the upload again, never a raw file that nothing points at.
@@ -322,14 +327,14 @@ impl Versions {
     /// Runs the ingest job `job_id` over a validated frame.
     fn spawn_ingest(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: Actor,
         dataset: Dataset,
         frame: DataFrame,
         raw: RawFile,
     ) {
         let sandbox = self.clone();
-        let id = job_id.to_string();
+        let id = job_id.clone();
         self.runner().spawn(job_id, async move {
             sandbox.ingest(&id, &actor, &dataset, frame, raw).await
         });
@@ -340,9 +345,9 @@ impl Versions {
     /// kept upload again.
     pub(crate) async fn resume_ingest(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: Actor,
-        dataset_id: &str,
+        dataset_id: &DatasetId,
         format: UploadFormat,
         raw_file: &str,
     ) -> Result<()> {
@@ -370,16 +375,16 @@ impl Versions {
     }
 
     /// The version an ingest job certified, if it got that far.
-    async fn version_of_ingest(&self, job_id: &str) -> Result<Option<Version>> {
+    async fn version_of_ingest(&self, job_id: &JobId) -> Result<Option<Version>> {
         let row = sqlx::query(
             "SELECT dataset_id, version FROM dataset_versions WHERE ingest_job_id = $1",
         )
-        .bind(job_id.to_string())
+        .bind(job_id.clone())
         .fetch_optional(self.db().pool())
         .await?;
         match row {
             Some(row) => {
-                let dataset_id: String = row.try_get("dataset_id")?;
+                let dataset_id: DatasetId = row.try_get("dataset_id")?;
                 let version: i64 = row.try_get("version")?;
                 self.version(&dataset_id, version as u64).await
             }
@@ -412,7 +417,7 @@ impl Versions {
     /// The ingest job body: de-identify, store, certify.
     async fn ingest(
         &self,
-        job_id: &str,
+        job_id: &JobId,
         actor: &Actor,
         dataset: &Dataset,
         frame: DataFrame,
@@ -422,7 +427,7 @@ impl Versions {
         jobs.progress(job_id, "de-identifying", 0.1).await?;
         let key = self.zones().pseudonym_key(&dataset.id);
         let schema = dataset.meta.schema.clone();
-        let salt = dataset.id.clone();
+        let salt = dataset.id.to_string();
         let (out, key_index) = tokio::task::spawn_blocking(move || {
             // The FHE key index needs the clear identifiers, which exist only here.
             let index = pdx_algorithms::fhe::template::key_index(&frame, &schema, &key, &salt);
@@ -487,7 +492,7 @@ impl Versions {
         schema_hash: [u8; 32],
         rows: u64,
         report: &serde_json::Value,
-        job_id: &str,
+        job_id: &JobId,
     ) -> Result<Version> {
         let now = time::OffsetDateTime::now_utc();
         let valid_from = rfc3339(now)?;
@@ -513,13 +518,13 @@ impl Versions {
         let certificate_no = format!(
             "PDX-CERT-{}-{}-V{next:04}",
             now.year(),
-            dataset.id.trim_start_matches("ds_").to_uppercase()
+            dataset.id.as_str().trim_start_matches("ds_").to_uppercase()
         );
         let certificate = AssetCertificate {
             certificate_no: certificate_no.clone(),
-            dataset_id: dataset.id.clone(),
+            dataset_id: dataset.id.to_string(),
             version: next as u64,
-            holder_org: dataset.provider_org.clone(),
+            holder_org: dataset.provider_org.to_string(),
             source_department: dataset.meta.source_department.clone(),
             rows,
             bytes,
@@ -573,11 +578,11 @@ impl Versions {
     }
 
     /// One version.
-    pub async fn version(&self, dataset_id: &str, version: u64) -> Result<Option<Version>> {
+    pub async fn version(&self, dataset_id: &DatasetId, version: u64) -> Result<Option<Version>> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM dataset_versions WHERE dataset_id = $1 AND version = $2"
         )))
-        .bind(dataset_id.to_string())
+        .bind(dataset_id.clone())
         .bind(version as i64)
         .fetch_optional(self.db().pool())
         .await?;
@@ -605,11 +610,11 @@ impl Versions {
     }
 
     /// Every version of a dataset, oldest first.
-    pub async fn versions(&self, dataset_id: &str) -> Result<Vec<Version>> {
+    pub async fn versions(&self, dataset_id: &DatasetId) -> Result<Vec<Version>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {VERSION_COLUMNS} FROM dataset_versions WHERE dataset_id = $1 ORDER BY version"
         )))
-        .bind(dataset_id.to_string())
+        .bind(dataset_id.clone())
         .fetch_all(self.db().pool())
         .await?;
         let versions = rows
@@ -622,7 +627,7 @@ impl Versions {
     /// The certificate of a version, read back from the ledger, with its receipt.
     pub async fn certificate(
         &self,
-        dataset_id: &str,
+        dataset_id: &DatasetId,
         version: u64,
     ) -> Result<CertificateWithReceipt> {
         let v = self
@@ -646,20 +651,24 @@ impl Versions {
     }
 
     /// Absolute path of a version's Parquet file.
-    pub(crate) async fn version_file(&self, dataset_id: &str, version: u64) -> Result<PathBuf> {
+    pub(crate) async fn version_file(
+        &self,
+        dataset_id: &DatasetId,
+        version: u64,
+    ) -> Result<PathBuf> {
         Ok(self.version_file_rows(dataset_id, version).await?.0)
     }
 
     /// The de-identified file of a version and its row count.
     pub(crate) async fn version_file_rows(
         &self,
-        dataset_id: &str,
+        dataset_id: &DatasetId,
         version: u64,
     ) -> Result<(PathBuf, u64)> {
         let row = sqlx::query(
             "SELECT file_path, rows_count FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
         )
-        .bind(dataset_id.to_string())
+        .bind(dataset_id.clone())
         .bind(version as i64)
         .fetch_optional(self.db().pool())
         .await?

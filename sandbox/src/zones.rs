@@ -16,6 +16,8 @@
 
 use std::path::{Path, PathBuf};
 
+use pdx_ids::DatasetId;
+
 use crate::{Result, SandboxError};
 
 const KEY_CONTEXT: &str = "pdx 2026-11 per-dataset pseudonym key v1";
@@ -83,10 +85,11 @@ impl Zones {
 
     /// The pseudonym key of one dataset: derived, so it is stable for the dataset and
     /// unlinkable across datasets without the master secret, and never stored.
-    pub fn pseudonym_key(&self, dataset_id: &str) -> [u8; 32] {
-        let mut material = Vec::with_capacity(32 + dataset_id.len());
+    pub fn pseudonym_key(&self, dataset_id: &DatasetId) -> [u8; 32] {
+        let id = dataset_id.as_str();
+        let mut material = Vec::with_capacity(32 + id.len());
         material.extend_from_slice(&self.master);
-        material.extend_from_slice(dataset_id.as_bytes());
+        material.extend_from_slice(id.as_bytes());
         blake3::derive_key(KEY_CONTEXT, &material)
     }
 
@@ -112,10 +115,14 @@ mod tests {
     fn pseudonym_keys_differ_per_dataset_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let zones = Zones::open(dir.path()).unwrap();
-        let a = zones.pseudonym_key("ds_a");
-        assert_ne!(a, zones.pseudonym_key("ds_b"));
+        let (ds_a, ds_b) = (
+            DatasetId::parse("ds_a").unwrap(),
+            DatasetId::parse("ds_b").unwrap(),
+        );
+        let a = zones.pseudonym_key(&ds_a);
+        assert_ne!(a, zones.pseudonym_key(&ds_b));
         let again = Zones::open(dir.path()).unwrap();
-        assert_eq!(a, again.pseudonym_key("ds_a"));
+        assert_eq!(a, again.pseudonym_key(&ds_a));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use anyhow::{Context, bail, ensure};
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 
+use pdx_ids::{DatasetId, KeyId, ProductId, ReleaseId};
 use pdx_ledger::Hash32;
 use pdx_products::{
     Licence, LicenceKind, NewProduct, ReconGroupBy, ReleasedSource, RevenueSplit, SourceDataset,
@@ -106,7 +107,7 @@ async fn listed_product(
     http: &reqwest::Client,
     base: &str,
     dir: &std::path::Path,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<ProductId> {
     let provider = app
         .accounts
         .ensure_org("bench-provider", "guangdong")
@@ -131,15 +132,15 @@ async fn listed_product(
     let path = dir.join("bench-release.parquet");
     std::fs::write(&path, &data)?;
     let source = ReleasedSource {
-        release_id: "rel_bench".into(),
+        release_id: ReleaseId::parse("rel_bench")?,
         developer_org: developer.id.clone(),
         output_hash: Hash32(*blake3::hash(&data).as_bytes()),
         output_path: path,
         model_hash: Hash32(*blake3::hash(b"SELECT 1").as_bytes()),
-        reviewers: vec!["bench-reviewer".into()],
+        reviewers: vec![KeyId::random()],
         research_only_grant: false,
         datasets: vec![SourceDataset {
-            dataset_id: "ds_bench".into(),
+            dataset_id: DatasetId::parse("ds_bench")?,
             title: "Benchmark dataset".into(),
             source_department: "Statistics Bureau".into(),
             provider_org: provider.id.clone(),
@@ -151,8 +152,8 @@ async fn listed_product(
         }],
     };
     let actor = pdx_ledger::Actor {
-        org: developer.id.clone(),
-        key_id: dev_key.key_id.clone(),
+        org: developer.id.to_string(),
+        key_id: dev_key.key_id.to_string(),
     };
     let product = app
         .products

@@ -36,6 +36,7 @@ use pdx_algorithms::fhe::consent::{
 use pdx_algorithms::fhe::{
     Answer, ClientSecret, KeyWidth, ciphertext_hash, client, lookup_hash, server_key_hash,
 };
+use pdx_ids::{DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, OrgId};
 use serde_json::Value;
 
 const CLIENT_FILE: &str = "client.key";
@@ -58,13 +59,13 @@ pub enum FheCommand {
     Query {
         /// Template id.
         #[arg(long)]
-        template: String,
+        template: FheTemplateId,
         /// The key to look up, e.g. the enterprise's unified social credit code.
         #[arg(long)]
         key: String,
         /// Grant covering the dataset (conditionally open data).
         #[arg(long)]
-        grant: Option<String>,
+        grant: Option<GrantId>,
         /// Directory holding `client.key` and `server.key`.
         #[arg(long, default_value = "pdx-fhe-keys")]
         keys: PathBuf,
@@ -103,13 +104,13 @@ pub enum FheCommand {
         key: PathBuf,
         /// Your organisation id (the subject).
         #[arg(long)]
-        subject: String,
+        subject: OrgId,
         /// The bank's organisation id.
         #[arg(long)]
-        bank: String,
+        bank: OrgId,
         /// The FHE template the bank may use.
         #[arg(long)]
-        template: String,
+        template: FheTemplateId,
         /// Days the authorisation covers, from now.
         #[arg(long, default_value_t = 30)]
         days: u32,
@@ -145,7 +146,7 @@ pub async fn run(cmd: FheCommand) -> anyhow::Result<()> {
             let ask = Ask {
                 template: &template,
                 key: &key,
-                grant: grant.as_deref(),
+                grant: grant.as_ref(),
                 reveal_bucket,
                 consent: consent.as_deref(),
                 timeout: Duration::from_secs(timeout_secs),
@@ -168,9 +169,9 @@ pub async fn run(cmd: FheCommand) -> anyhow::Result<()> {
                     .as_millis(),
             )?;
             let authorisation = ConsentAuthorisation {
-                subject_org: subject,
-                bank_org: bank,
-                template_id: template,
+                subject_org: subject.into_string(),
+                bank_org: bank.into_string(),
+                template_id: template.into_string(),
                 valid_from_ms: now,
                 valid_until_ms: now + i64::from(days) * 86_400_000,
                 purpose,
@@ -314,12 +315,24 @@ fn ok(status: u16, body: Value, what: &str) -> anyhow::Result<Value> {
 }
 
 struct Ask<'a> {
-    template: &'a str,
+    template: &'a FheTemplateId,
     key: &'a str,
-    grant: Option<&'a str>,
+    grant: Option<&'a GrantId>,
     reveal_bucket: bool,
     consent: Option<&'a Path>,
     timeout: Duration,
+}
+
+/// The id at `field` of `value` (part of `what` in a server answer), of the kind expected.
+fn id_of<T>(value: &Value, field: &str, what: &str) -> anyhow::Result<T>
+where
+    T: std::str::FromStr<Err = pdx_ids::IdError>,
+{
+    value[field]
+        .as_str()
+        .with_context(|| format!("{what} has no {field}"))?
+        .parse()
+        .with_context(|| format!("the {field} of {what} is malformed"))
 }
 
 fn parse_width(s: &str) -> anyhow::Result<KeyWidth> {
@@ -346,13 +359,11 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
     }
     let width = parse_width(t["spec"]["key_width"].as_str().unwrap_or("u32"))?;
     let bucket_bits = t["spec"]["bucket_bits"].as_u64().unwrap_or(0) as u8;
-    let salt = t["dataset_id"]
-        .as_str()
-        .context("the template names no dataset")?;
+    let salt: DatasetId = id_of(&t, "dataset_id", "the template")?;
     let boolean = t["spec"]["output"]["kind"] == "bool";
 
     // 2. The hashed key, computed here.
-    let hashed = width.truncate(lookup_hash(salt, ask.key));
+    let hashed = width.truncate(lookup_hash(salt.as_str(), ask.key));
 
     // 3. The server key, uploaded once.
     let server_bytes = std::fs::read(keys.join(SERVER_FILE))
@@ -361,10 +372,9 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
     let known = client.get("/v1/fhe/keys").await?;
     let existing = known
         .as_array()
-        .and_then(|a| a.iter().find(|k| k["key_hash"] == key_hash.as_str()))
-        .and_then(|k| k["id"].as_str().map(str::to_string));
-    let server_key_id = match existing {
-        Some(id) => id,
+        .and_then(|a| a.iter().find(|k| k["key_hash"] == key_hash.as_str()));
+    let server_key_id: FheKeyId = match existing {
+        Some(k) => id_of(k, "id", "a listed server key")?,
         None => {
             let bar = spinner(&format!(
                 "uploading the server key ({} MB)",
@@ -381,10 +391,7 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
                 .await?;
             bar.finish_and_clear();
             let body = ok(status, body, "uploading the server key")?;
-            body["id"]
-                .as_str()
-                .context("the server returned no key id")?
-                .to_string()
+            id_of(&body, "id", "the uploaded server key")?
         }
     };
 
@@ -432,14 +439,8 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
         )
         .await?;
     let accepted = ok(status, accepted, "submitting the query")?;
-    let query_id = accepted["query"]["id"]
-        .as_str()
-        .context("the server returned no query id")?
-        .to_string();
-    let job_id = accepted["job"]["id"]
-        .as_str()
-        .context("the server returned no job id")?
-        .to_string();
+    let query_id: FheQueryId = id_of(&accepted["query"], "id", "the submitted query")?;
+    let job_id: JobId = id_of(&accepted["job"], "id", "the query's job")?;
     eprintln!(
         "query {query_id}: {} rows to scan",
         accepted["query"]["rows_scanned"]
@@ -478,7 +479,7 @@ async fn query(client: &Client, keys: &Path, ask: Ask<'_>) -> anyhow::Result<()>
 }
 
 /// Polls a job with a progress bar until it ends.
-async fn follow(client: &Client, job_id: &str, timeout: Duration) -> anyhow::Result<()> {
+async fn follow(client: &Client, job_id: &JobId, timeout: Duration) -> anyhow::Result<()> {
     let bar = super::progress_bar(1000, "query");
     let started = std::time::Instant::now();
     loop {

@@ -19,6 +19,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pdx_ids::{DatasetId, ObjectionId, ProductId};
 use pdx_ledger::WitnessError;
 use pdx_sandbox::Job;
 use pdx_sandbox::compliance::{BudgetReport, ComplianceReport, report_instant};
@@ -155,7 +156,7 @@ async fn budgets(State(app): State<App>, _caller: Caller) -> ApiResult<Json<Budg
 #[serde(deny_unknown_fields)]
 pub struct DisclosureQuery {
     /// The dataset id.
-    pub dataset: String,
+    pub dataset: DatasetId,
 }
 
 /// What left the sandbox from a dataset, per version and developer organisation:
@@ -169,8 +170,7 @@ async fn disclosure(
     caller: Caller,
     ApiQuery(q): ApiQuery<DisclosureQuery>,
 ) -> ApiResult<Json<DisclosureReport>> {
-    let provider =
-        (caller.principal.role != Role::Supervisor).then_some(caller.principal.org_id.as_str());
+    let provider = (caller.principal.role != Role::Supervisor).then_some(&caller.principal.org_id);
     Ok(Json(
         app.sandbox
             .disclosure_audit()
@@ -182,12 +182,12 @@ async fn disclosure(
 /// A product's lineage: releases, jobs, models and their hashes, dataset versions and
 /// certificates, providers and source departments; each ledger hop with its receipt.
 #[utoipa::path(get, path = "/v1/audit/lineage/product/{id}", tag = "audit", security(("bearer" = [])),
-    params(("id" = String, Path, description = "product id")),
+    params(("id" = ProductId, Path, description = "product id")),
     responses((status = 200, body = ProductLineage), (status = 404, body = Problem)))]
 async fn product_lineage(
     State(app): State<App>,
     _caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ProductId>,
 ) -> ApiResult<Json<ProductLineage>> {
     Ok(Json(supervision::product_lineage(&app, &id).await?))
 }
@@ -263,12 +263,12 @@ async fn file_objection(
 
 /// One objection (its objector, the dataset's provider, or a supervisor).
 #[utoipa::path(get, path = "/v1/objections/{id}", tag = "objections", security(("bearer" = [])),
-    params(("id" = String, Path, description = "objection id")),
+    params(("id" = ObjectionId, Path, description = "objection id")),
     responses((status = 200, body = Objection), (status = 404, body = Problem)))]
 async fn get_objection(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ObjectionId>,
 ) -> ApiResult<Json<Objection>> {
     Ok(Json(
         app.sandbox
@@ -281,13 +281,13 @@ async fn get_objection(
 /// Answer an objection to one of the provider's datasets (once): `accepted` or
 /// `rejected`, with the reply. A late answer is accepted and marked late.
 #[utoipa::path(post, path = "/v1/objections/{id}/answer", tag = "objections", security(("bearer" = [])),
-    params(("id" = String, Path, description = "objection id")),
+    params(("id" = ObjectionId, Path, description = "objection id")),
     request_body = ObjectionReply,
     responses((status = 200, body = Objection), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn answer_objection(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ObjectionId>,
     ApiJson(body): ApiJson<ObjectionReply>,
 ) -> ApiResult<Json<Objection>> {
     Ok(Json(

@@ -16,6 +16,7 @@ use futures_util::StreamExt;
 use pdx_algorithms::deid::DataFrame;
 use pdx_algorithms::deid::ingest::{TextEncoding, UploadFormat};
 use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
+use pdx_ids::{DatasetId, JobId};
 use pdx_sandbox::access::{MAX_DUMMY_ROWS, Reader};
 use pdx_sandbox::catalog::{DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset};
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
@@ -47,7 +48,7 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_job))
 }
 
-async fn dataset_or_404(app: &App, id: &str) -> ApiResult<Dataset> {
+async fn dataset_or_404(app: &App, id: &DatasetId) -> ApiResult<Dataset> {
     app.sandbox
         .catalog()
         .dataset(id)
@@ -87,24 +88,24 @@ async fn register_dataset(
 
 /// One catalog entry.
 #[utoipa::path(get, path = "/v1/datasets/{id}", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id")),
+    params(("id" = DatasetId, Path, description = "dataset id")),
     responses((status = 200, body = Dataset), (status = 404, body = Problem)))]
 async fn get_dataset(
     State(app): State<App>,
     _caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Dataset>> {
     Ok(Json(dataset_or_404(&app, &id).await?))
 }
 
 /// Every certified version of a dataset, with its de-identification report.
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id")),
+    params(("id" = DatasetId, Path, description = "dataset id")),
     responses((status = 200, body = Vec<Version>), (status = 404, body = Problem)))]
 async fn list_versions(
     State(app): State<App>,
     _caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Vec<Version>>> {
     let dataset = dataset_or_404(&app, &id).await?;
     Ok(Json(app.sandbox.versions().versions(&dataset.id).await?))
@@ -168,14 +169,14 @@ impl UploadParams {
 /// It is validated before the answer; a good upload starts an ingest job (202) that
 /// de-identifies, stores and certifies it.
 #[utoipa::path(post, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id"), UploadParams),
+    params(("id" = DatasetId, Path, description = "dataset id"), UploadParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     responses((status = 202, body = Job), (status = 404, body = Problem), (status = 413, body = Problem),
         (status = 422, body = Problem)))]
 async fn upload_version(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<DatasetId>,
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> ApiResult<Response> {
@@ -215,12 +216,12 @@ async fn upload_version(
 
 /// One version and its report.
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
+    params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
     responses((status = 200, body = Version), (status = 404, body = Problem)))]
 async fn get_version(
     State(app): State<App>,
     _caller: Caller,
-    ApiPath((id, version)): ApiPath<(String, u64)>,
+    ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
 ) -> ApiResult<Json<Version>> {
     app.sandbox
         .versions()
@@ -232,12 +233,12 @@ async fn get_version(
 
 /// The data asset certificate of a version, with its offline receipt.
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/certificate", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
+    params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
     responses((status = 200, body = CertificateWithReceipt), (status = 404, body = Problem)))]
 async fn get_certificate(
     State(app): State<App>,
     _caller: Caller,
-    ApiPath((id, version)): ApiPath<(String, u64)>,
+    ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
 ) -> ApiResult<Json<CertificateWithReceipt>> {
     Ok(Json(
         app.sandbox.versions().certificate(&id, version).await?,
@@ -260,12 +261,12 @@ struct RowsParams {
 /// Download the de-identified rows of a version: only for unconditionally open
 /// datasets (403 otherwise; a not-open dataset's 403 names its rule).
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
+    params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
     responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn download_version(
     State(app): State<App>,
     caller: Caller,
-    ApiPath((id, version)): ApiPath<(String, u64)>,
+    ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> ApiResult<Response> {
     if params.rows.is_some() || params.seed.is_some() {
@@ -306,12 +307,12 @@ async fn download_version(
 /// domains and hierarchies, never from real rows. A not-open dataset's only for its
 /// provider and supervisors (403 for everyone else; its metadata stays readable).
 #[utoipa::path(get, path = "/v1/datasets/{id}/dummy", tag = "catalog", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id"), RowsParams),
+    params(("id" = DatasetId, Path, description = "dataset id"), RowsParams),
     responses((status = 200, description = "rows as JSON or CSV"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn dummy_data(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<DatasetId>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> ApiResult<Response> {
     let dataset = dataset_or_404(&app, &id).await?;
@@ -410,12 +411,12 @@ async fn list_jobs(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec
 
 /// One job (its organisation, or a supervisor).
 #[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
-    params(("id" = String, Path, description = "job id")),
+    params(("id" = JobId, Path, description = "job id")),
     responses((status = 200, body = Job), (status = 404, body = Problem)))]
 async fn get_job(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<JobId>,
 ) -> ApiResult<Json<Job>> {
     let job = app
         .sandbox

@@ -23,6 +23,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use pdx_algorithms::fhe::consent::{ConsentAuthorisation, OpeningText};
+use pdx_ids::{FheQueryId, OrgId};
 use pdx_sandbox::fhe_consent::{ConsentKey, ConsentView};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -50,7 +51,7 @@ pub fn routes() -> OpenApiRouter<App> {
 #[serde(deny_unknown_fields)]
 struct KeyFilter {
     /// Only this organisation's keys (supervisors; subjects always see their own).
-    org_id: Option<String>,
+    org_id: Option<OrgId>,
 }
 
 /// Consent keys, newest first: a subject's own (current and superseded), or every
@@ -69,10 +70,7 @@ async fn list_consent_keys(
         Some(caller.principal.org_id.clone())
     };
     Ok(Json(
-        app.sandbox
-            .fhe_consent()
-            .consent_keys(org.as_deref())
-            .await?,
+        app.sandbox.fhe_consent().consent_keys(org.as_ref()).await?,
     ))
 }
 
@@ -113,12 +111,12 @@ async fn put_consent_key(
 /// A query's consent: the commitment it carried and every request to open it, with the
 /// bank's answers (openings as sent, the outcome and the first failed check).
 #[utoipa::path(get, path = "/v1/fhe/queries/{id}/consent", tag = "consent", security(("bearer" = [])),
-    params(("id" = String, Path, description = "query id")),
+    params(("id" = FheQueryId, Path, description = "query id")),
     responses((status = 200, body = ConsentView), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn get_consent(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheQueryId>,
 ) -> ApiResult<Json<ConsentView>> {
     let all = caller.principal.role == Role::Supervisor;
     Ok(Json(
@@ -142,14 +140,14 @@ struct ConsentRequestBody {
 /// `consent_request`). 409 when the query has no commitment, a request is already
 /// open, or the commitment was already verified.
 #[utoipa::path(post, path = "/v1/fhe/queries/{id}/consent/request", tag = "consent", security(("bearer" = [])),
-    params(("id" = String, Path, description = "query id")),
+    params(("id" = FheQueryId, Path, description = "query id")),
     request_body = ConsentRequestBody,
     responses((status = 201, body = ConsentView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn request_consent(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheQueryId>,
     ApiJson(body): ApiJson<ConsentRequestBody>,
 ) -> ApiResult<(StatusCode, Json<ConsentView>)> {
     let view = app
@@ -180,14 +178,14 @@ struct OpenBody {
 /// the period. Whatever the outcome, it is recorded (event `consent_answer`) and
 /// answered 200: `status` is `verified`, or `invalid` with `failed_check`.
 #[utoipa::path(post, path = "/v1/fhe/queries/{id}/consent/open", tag = "consent", security(("bearer" = [])),
-    params(("id" = String, Path, description = "query id")),
+    params(("id" = FheQueryId, Path, description = "query id")),
     request_body = OpenBody,
     responses((status = 200, body = ConsentView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn open_consent(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheQueryId>,
     ApiJson(body): ApiJson<OpenBody>,
 ) -> ApiResult<Json<ConsentView>> {
     let text = OpeningText {
@@ -214,14 +212,14 @@ struct RefuseBody {
 /// Refuse to open a query's consent commitment (the bank that made it), with a reason.
 /// The refusal is recorded (event `consent_answer`, outcome `refused`).
 #[utoipa::path(post, path = "/v1/fhe/queries/{id}/consent/refuse", tag = "consent", security(("bearer" = [])),
-    params(("id" = String, Path, description = "query id")),
+    params(("id" = FheQueryId, Path, description = "query id")),
     request_body = RefuseBody,
     responses((status = 200, body = ConsentView), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn refuse_consent(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheQueryId>,
     ApiJson(body): ApiJson<RefuseBody>,
 ) -> ApiResult<Json<ConsentView>> {
     Ok(Json(

@@ -23,6 +23,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::StreamExt;
+use pdx_ids::{DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId};
 use pdx_sandbox::fhe::{
     FheQuery, FheTemplate, NewTemplate, QueryRequest, ServerKeyInfo, TemplateDecision, TemplateView,
 };
@@ -65,7 +66,7 @@ fn template_view(caller: &Caller) -> TemplateView {
 #[serde(deny_unknown_fields)]
 struct TemplateFilter {
     /// Only templates of this dataset.
-    dataset_id: Option<String>,
+    dataset_id: Option<DatasetId>,
 }
 
 /// Templates the caller may see: developers the approved ones and their own proposals,
@@ -84,7 +85,7 @@ async fn list_templates(
             .fhe_templates(
                 &caller.principal.org_id,
                 template_view(&caller),
-                filter.dataset_id.as_deref(),
+                filter.dataset_id.as_ref(),
             )
             .await?,
     ))
@@ -111,12 +112,12 @@ async fn propose_template(
 /// One template; an approved one shows the latest version's key count and the size of
 /// every public bucket, so a client can weigh revealing one.
 #[utoipa::path(get, path = "/v1/fhe/templates/{id}", tag = "fhe", security(("bearer" = [])),
-    params(("id" = String, Path, description = "template id")),
+    params(("id" = FheTemplateId, Path, description = "template id")),
     responses((status = 200, body = FheTemplate), (status = 404, body = Problem)))]
 async fn get_template(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheTemplateId>,
 ) -> ApiResult<Json<FheTemplate>> {
     Ok(Json(
         app.sandbox
@@ -130,13 +131,13 @@ async fn get_template(
 /// Writes an `fhe_query` ledger entry holding the template and its hash. A template on
 /// a not-open dataset can only be refused (403 on approval).
 #[utoipa::path(post, path = "/v1/fhe/templates/{id}/decision", tag = "fhe", security(("bearer" = [])),
-    params(("id" = String, Path, description = "template id")),
+    params(("id" = FheTemplateId, Path, description = "template id")),
     request_body = TemplateDecision,
     responses((status = 200, body = FheTemplate), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn decide_template(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheTemplateId>,
     ApiJson(body): ApiJson<TemplateDecision>,
 ) -> ApiResult<Json<FheTemplate>> {
     Ok(Json(
@@ -157,13 +158,13 @@ struct Retirement {
 
 /// Retire an approved template (its provider); queries refuse it from then on.
 #[utoipa::path(post, path = "/v1/fhe/templates/{id}/retire", tag = "fhe", security(("bearer" = [])),
-    params(("id" = String, Path, description = "template id")),
+    params(("id" = FheTemplateId, Path, description = "template id")),
     request_body = Retirement,
     responses((status = 200, body = FheTemplate), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn retire_template(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheTemplateId>,
     ApiJson(body): ApiJson<Retirement>,
 ) -> ApiResult<Json<FheTemplate>> {
     Ok(Json(
@@ -226,12 +227,12 @@ async fn upload_key(State(app): State<App>, caller: Caller, body: Body) -> ApiRe
 
 /// One of the caller's server keys.
 #[utoipa::path(get, path = "/v1/fhe/keys/{id}", tag = "fhe", security(("bearer" = [])),
-    params(("id" = String, Path, description = "server key id")),
+    params(("id" = FheKeyId, Path, description = "server key id")),
     responses((status = 200, body = ServerKeyInfo), (status = 404, body = Problem)))]
 async fn get_key(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheKeyId>,
 ) -> ApiResult<Json<ServerKeyInfo>> {
     Ok(Json(
         app.sandbox
@@ -243,12 +244,12 @@ async fn get_key(
 
 /// Delete one of the caller's server keys.
 #[utoipa::path(delete, path = "/v1/fhe/keys/{id}", tag = "fhe", security(("bearer" = [])),
-    params(("id" = String, Path, description = "server key id")),
+    params(("id" = FheKeyId, Path, description = "server key id")),
     responses((status = 204), (status = 404, body = Problem)))]
 async fn delete_key(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheKeyId>,
 ) -> ApiResult<StatusCode> {
     app.sandbox
         .fhe()
@@ -262,11 +263,11 @@ async fn delete_key(
 #[serde(deny_unknown_fields)]
 struct QueryBody {
     /// An approved template.
-    template_id: String,
+    template_id: FheTemplateId,
     /// The grant covering the dataset (not needed for unconditionally open data).
-    grant_id: Option<String>,
+    grant_id: Option<GrantId>,
     /// One of the caller's server keys.
-    server_key_id: String,
+    server_key_id: FheKeyId,
     /// Scan only this public bucket (the top `bucket_bits` of the hashed key): faster,
     /// but the platform learns the enterprise is one of the bucket's keys.
     bucket: Option<u64>,
@@ -363,12 +364,12 @@ struct QueryView {
 /// One query: its owner sees the encrypted answer once done; supervisors see the
 /// metadata only.
 #[utoipa::path(get, path = "/v1/fhe/queries/{id}", tag = "fhe", security(("bearer" = [])),
-    params(("id" = String, Path, description = "query id")),
+    params(("id" = FheQueryId, Path, description = "query id")),
     responses((status = 200, body = QueryView), (status = 404, body = Problem)))]
 async fn get_query(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<FheQueryId>,
 ) -> ApiResult<Json<QueryView>> {
     let org = &caller.principal.org_id;
     if caller.principal.role == Role::Supervisor {

@@ -102,7 +102,9 @@ where
     }
 }
 
-/// Path parameters, with problem+json rejections.
+/// Path parameters, with problem+json rejections. A typed id of the wrong form
+/// (`pdx_ids`) names nothing that exists, so it is a 404 like an unknown id; any other
+/// unparsable parameter is a 400.
 pub struct ApiPath<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for ApiPath<T>
@@ -119,7 +121,14 @@ where
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(t)| ApiPath(t))
-            .map_err(|e| ApiError::bad_request(e.body_text()))
+            .map_err(|e| {
+                let text = e.body_text();
+                if text.contains(pdx_ids::MALFORMED_ID) {
+                    ApiError::not_found("no such resource")
+                } else {
+                    ApiError::bad_request(text)
+                }
+            })
     }
 }
 

@@ -1,8 +1,9 @@
 //! Organisations and API keys (admin), and `whoami` for everyone.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
+use pdx_ids::{KeyId, OrgId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -12,7 +13,7 @@ use crate::accounts::{IssuedKey, KeyInfo, Org};
 use crate::app::App;
 use crate::auth::{Principal, Role};
 use crate::http::Caller;
-use crate::http::json::ApiJson;
+use crate::http::json::{ApiJson, ApiPath};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 
 /// Routes of this area.
@@ -83,7 +84,12 @@ async fn create_key(
     _caller: Caller,
     ApiJson(body): ApiJson<CreateKey>,
 ) -> ApiResult<(StatusCode, Json<IssuedKey>)> {
-    let org = match app.accounts.org(&body.org).await? {
+    // An organisation id names it; anything else is tried as a name.
+    let by_id = match body.org.parse::<OrgId>() {
+        Ok(id) => app.accounts.org(&id).await?,
+        Err(_) => None,
+    };
+    let org = match by_id {
         Some(org) => org,
         None => app
             .accounts
@@ -102,13 +108,13 @@ async fn create_key(
 /// The last active admin key of the platform cannot be revoked (409): to rotate it, issue
 /// a new admin key first (`POST /v1/keys` with `"role": "admin"`), then revoke the old one.
 #[utoipa::path(delete, path = "/v1/keys/{key_id}", tag = "accounts", security(("bearer" = [])),
-    params(("key_id" = String, Path, description = "public key id")),
+    params(("key_id" = KeyId, Path, description = "public key id")),
     responses((status = 204), (status = 404, body = Problem),
         (status = 409, description = "the last active admin key: issue a new admin key first, then revoke this one", body = Problem)))]
 async fn revoke_key(
     State(app): State<App>,
     _caller: Caller,
-    Path(key_id): Path<String>,
+    ApiPath(key_id): ApiPath<KeyId>,
 ) -> ApiResult<StatusCode> {
     if app.accounts.revoke_key(&key_id).await? {
         tracing::info!(%key_id, "revoked key");

@@ -42,7 +42,7 @@ fn visibility(caller: &Caller) -> Visibility {
     if caller.principal.role == Role::Supervisor {
         Visibility::All
     } else {
-        Visibility::Org(caller.principal.org_id.clone())
+        Visibility::Org(caller.principal.org_id.to_string())
     }
 }
 

@@ -7,7 +7,9 @@
 //! 3. [`authorize`] (on `/v1` routes) finds the route's [`Policy`] in [`policies`],
 //!    authenticates the bearer key and checks the role; every non-GET route of a
 //!    suspended organisation is refused. A route without a policy is refused, so
-//!    forgetting one fails closed; a test also fails the build.
+//!    forgetting one fails closed; a test also fails the build. The admission limits
+//!    ([`limits`]: rate per key, lock-out of an address after failed keys, concurrent
+//!    uploads, declared body sizes) are applied here too, around authentication.
 //! 4. Handlers take [`Caller`] and call [`Caller::owns`] for resources owned by an
 //!    organisation; that is the one ownership check.
 //!
@@ -24,6 +26,7 @@ pub mod fhe_api;
 pub mod json;
 pub mod keys;
 pub mod ledger_api;
+pub mod limits;
 pub mod metrics;
 pub mod policies;
 pub mod problem;
@@ -31,6 +34,7 @@ pub mod products_api;
 pub mod sandbox_api;
 pub mod system;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -45,6 +49,11 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
+use pdx_ids::{
+    DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, KeyId, ModelId, ObjectionId,
+    OrderId, OrgId, OutputId, ProductId,
+};
+
 use crate::app::App;
 use crate::auth::{Policy, Principal};
 use problem::{ApiError, REQUEST_ID};
@@ -53,7 +62,24 @@ use problem::{ApiError, REQUEST_ID};
 #[openapi(
     info(title = "pdx", description = "Privacy-preserving public-data product and trading sandbox"),
     modifiers(&BearerAuth),
-    components(schemas(problem::Problem))
+    // The ids in paths, each a named string schema with its pattern, listed here so that
+    // every path parameter's reference resolves even where no body names the kind.
+    components(schemas(
+        problem::Problem,
+        DatasetId,
+        FheKeyId,
+        FheQueryId,
+        FheTemplateId,
+        GrantId,
+        JobId,
+        KeyId,
+        ModelId,
+        ObjectionId,
+        OrderId,
+        OrgId,
+        OutputId,
+        ProductId
+    ))
 )]
 struct ApiDoc;
 
@@ -81,7 +107,7 @@ pub struct Caller {
 impl Caller {
     /// Checks that the caller may touch a resource owned by `owner_org` under this
     /// route's policy (404 if not, so other organisations' ids cannot be probed).
-    pub fn owns(&self, owner_org: &str) -> Result<(), ApiError> {
+    pub fn owns(&self, owner_org: &OrgId) -> Result<(), ApiError> {
         self.principal
             .authorize(&self.policy, Some(owner_org))
             .map_err(ApiError::from)
@@ -103,7 +129,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 /// Key id of the caller, attached to the response for the access log.
 #[derive(Clone)]
-struct LoggedKey(String);
+struct LoggedKey(KeyId);
 
 /// The `/v1` API routes with their OpenAPI document (before auth is layered on).
 pub fn api_routes() -> OpenApiRouter<App> {
@@ -121,7 +147,12 @@ pub fn api_routes() -> OpenApiRouter<App> {
 /// The whole application router.
 pub fn router(app: App) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
-    let api = api.route_layer(middleware::from_fn_with_state(app.clone(), authorize));
+    // One set of admission limits per router, so per server process.
+    let limits = Arc::new(limits::Limits::new(&app.config));
+    let api = api.route_layer(middleware::from_fn_with_state(
+        (app.clone(), limits),
+        authorize,
+    ));
     let body_limit = app.config.body_limit;
     Router::new()
         .merge(system::routes(openapi))
@@ -181,7 +212,7 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
     let key_id = resp
         .extensions()
         .get::<LoggedKey>()
-        .map(|k| k.0.clone())
+        .map(|k| k.0.to_string())
         .unwrap_or_else(|| "-".into());
     if let Ok(v) = HeaderValue::from_str(&id) {
         resp.headers_mut().insert("x-request-id", v);
@@ -200,8 +231,12 @@ async fn observe(State(app): State<App>, req: Request, next: Next) -> Response {
     resp
 }
 
-/// Authentication and the role check, for every `/v1` route.
-async fn authorize(State(app): State<App>, mut req: Request, next: Next) -> Response {
+/// Authentication, the admission limits and the role check, for every `/v1` route.
+async fn authorize(
+    State((app, limits)): State<(App, Arc<limits::Limits>)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -211,6 +246,12 @@ async fn authorize(State(app): State<App>, mut req: Request, next: Next) -> Resp
         tracing::error!(%route, "route has no authorization policy; refusing");
         return ApiError::forbidden("this route has no authorization policy").into_response();
     };
+    // A locked-out address is refused before its key is looked at, valid or not.
+    let client = limits::client_address(&req);
+    let carries_key = req.headers().contains_key(header::AUTHORIZATION);
+    if carries_key && let Err(refused) = limits.check_address(client) {
+        return ApiError::from(refused).into_response();
+    }
     let token = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -218,16 +259,25 @@ async fn authorize(State(app): State<App>, mut req: Request, next: Next) -> Resp
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
     let Some(token) = token else {
+        if carries_key {
+            limits.record_failure(client);
+        }
         return ApiError::unauthorized("send Authorization: Bearer <api key>").into_response();
     };
     let principal = match app.accounts.authenticate(token).await {
         Ok(Some(p)) => p,
         Ok(None) => {
+            limits.record_failure(client);
             return ApiError::unauthorized("the API key is unknown or revoked").into_response();
         }
         Err(e) => return ApiError::from(e).into_response(),
     };
     let key_id = principal.key_id.clone();
+    if let Err(refused) = limits.check_rate(&key_id) {
+        let mut resp = ApiError::from(refused).into_response();
+        resp.extensions_mut().insert(LoggedKey(key_id));
+        return resp;
+    }
     // Every route that is not a GET writes, whatever its policy says: a suspended
     // organisation's keys are refused here, centrally, from its next request on (the
     // flag is read with the key on every request; nothing is cached).
@@ -238,7 +288,7 @@ async fn authorize(State(app): State<App>, mut req: Request, next: Next) -> Resp
     let mut resp = match principal.authorize(&policy, None) {
         Ok(()) => {
             req.extensions_mut().insert(Caller { principal, policy });
-            next.run(req).await
+            limits.run(&route, req, next).await
         }
         Err(denied) => ApiError::from(denied).into_response(),
     };

@@ -47,6 +47,8 @@ pub struct ApiError {
     title: &'static str,
     detail: String,
     path: Option<String>,
+    /// Seconds for a `Retry-After` header (429s of the admission limits).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -62,6 +64,7 @@ impl ApiError {
             title,
             detail: detail.into(),
             path: None,
+            retry_after: None,
         }
     }
 
@@ -174,6 +177,14 @@ impl ApiError {
         )
     }
 
+    /// 429 with `Retry-After: retry_after_secs`: an admission limit refused the request
+    /// ([`super::limits`]). The detail must name no key or secret.
+    pub fn too_many_requests(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut e = Self::too_many(detail);
+        e.retry_after = Some(retry_after_secs);
+        e
+    }
+
     /// 503: the server is busy or a request ran out of time.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(
@@ -220,6 +231,7 @@ impl std::fmt::Display for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after;
         let body = Problem {
             type_: format!("urn:pdx:problem:{}", self.slug),
             title: self.title.to_string(),
@@ -244,6 +256,10 @@ impl IntoResponse for ApiError {
             // than finding a keep-alive connection closed under its next request.
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

@@ -24,9 +24,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pdx_ids::{OrderId, OrgId, ProductId};
 use pdx_products::{
     CURRENCY, Licence, MAX_IDEMPOTENCY_KEY, NewOrder, NewProduct, Order, OrderFilter, OrderStatus,
-    Product, ProductFilter, ProductStatus, ReconGroupBy, Reconciliation, RevenueSplit, Settlement,
+    Product, ProductFilter, ProductStatus, ReconGroupBy, Reconciliation, ReleaseRef, RevenueSplit,
+    Settlement,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -99,8 +101,9 @@ pub struct ProductRequest {
     pub currency: String,
     /// Revenue split in basis points summing to 10,000.
     pub split: RevenueSplit,
-    /// The developer's released outputs, by release id (or output id), in manifest order.
-    pub releases: Vec<String>,
+    /// The developer's released outputs, each by its release id or its output id, in
+    /// manifest order.
+    pub releases: Vec<ReleaseRef>,
 }
 
 /// Which products to list.
@@ -113,7 +116,7 @@ pub struct ProductsQuery {
     #[param(value_type = Option<String>)]
     pub status: Option<ProductStatus>,
     /// Only this developer organisation's products.
-    pub developer: Option<String>,
+    pub developer: Option<OrgId>,
     /// Only the caller's own organisation's products, in every status.
     #[serde(default)]
     pub mine: bool,
@@ -145,7 +148,7 @@ async fn list_products(
     } else {
         q.developer
     };
-    let own = developer.as_deref() == Some(own_org.as_str());
+    let own = developer.as_ref() == Some(own_org);
     let status = if privileged(&caller) || own {
         q.status
     } else {
@@ -220,12 +223,12 @@ async fn create_product(
 /// One product with its provenance manifest (the manifest is what every download
 /// ships as `manifest.json`).
 #[utoipa::path(get, path = "/v1/products/{id}", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "product id")),
+    params(("id" = ProductId, Path, description = "product id")),
     responses((status = 200, body = Product), (status = 404, body = Problem)))]
 async fn get_product(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ProductId>,
 ) -> ApiResult<Json<Product>> {
     let product = app.products.product(&id).await?;
     if !may_see(&caller, &product) {
@@ -238,12 +241,12 @@ async fn get_product(
 /// the `ProductListing` ledger entry. A commercial licence over research-only sources
 /// is refused (409) here too.
 #[utoipa::path(post, path = "/v1/products/{id}/list", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "product id")),
+    params(("id" = ProductId, Path, description = "product id")),
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn list_product(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ProductId>,
 ) -> ApiResult<Json<Product>> {
     // A suspended developer's products are delisted and may not be listed again until
     // the supervisor reinstates the organisation.
@@ -265,13 +268,13 @@ pub struct ReasonBody {
 
 /// Reject a product at review (exchange), with a reason.
 #[utoipa::path(post, path = "/v1/products/{id}/reject", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "product id")),
+    params(("id" = ProductId, Path, description = "product id")),
     request_body = ReasonBody,
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn reject_product(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ProductId>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> ApiResult<Json<Product>> {
     Ok(Json(
@@ -284,13 +287,13 @@ async fn reject_product(
 /// Delist a listed product (the exchange, or the product's own developer), with a
 /// reason; writes `ProductDelisting`. Paid licences continue.
 #[utoipa::path(post, path = "/v1/products/{id}/delist", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "product id")),
+    params(("id" = ProductId, Path, description = "product id")),
     request_body = ReasonBody,
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn delist_product(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ProductId>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> ApiResult<Json<Product>> {
     if caller.principal.role == Role::Developer {
@@ -312,9 +315,9 @@ pub struct OrdersQuery {
     pub limit: Option<u32>,
     /// Only this buyer organisation's orders (the exchange and supervisors; a buyer
     /// may only name its own).
-    pub buyer_org: Option<String>,
+    pub buyer_org: Option<OrgId>,
     /// Only orders of this product.
-    pub product_id: Option<String>,
+    pub product_id: Option<ProductId>,
     /// Only orders in this status.
     pub status: Option<OrderStatus>,
 }
@@ -411,12 +414,12 @@ async fn place_order(
 /// One order: a buyer's own (another buyer's is 404), or any for the exchange and
 /// supervisors.
 #[utoipa::path(get, path = "/v1/orders/{id}", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "order id")),
+    params(("id" = OrderId, Path, description = "order id")),
     responses((status = 200, body = Order), (status = 404, body = Problem)))]
 async fn get_order(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<Json<Order>> {
     let order = if privileged(&caller) {
         app.products.order_any(&id).await?
@@ -438,13 +441,13 @@ pub struct PaymentBody {
 /// Pay an order (its buyer): pending → paid, the `Transaction` ledger entry and the
 /// revenue split, in one transaction. Paying twice writes one entry.
 #[utoipa::path(post, path = "/v1/orders/{id}/pay", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "order id")),
+    params(("id" = OrderId, Path, description = "order id")),
     request_body = PaymentBody,
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn pay_order(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OrderId>,
     ApiJson(body): ApiJson<PaymentBody>,
 ) -> ApiResult<Json<Order>> {
     Ok(Json(
@@ -457,13 +460,13 @@ async fn pay_order(
 /// Refund a paid order in full (exchange): revokes the licence and writes `Refund`;
 /// after settlement it becomes a negative adjustment in the next period.
 #[utoipa::path(post, path = "/v1/orders/{id}/refund", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "order id")),
+    params(("id" = OrderId, Path, description = "order id")),
     request_body = ReasonBody,
     responses((status = 200, body = Order), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn refund_order(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OrderId>,
     ApiJson(body): ApiJson<ReasonBody>,
 ) -> ApiResult<Json<Order>> {
     Ok(Json(
@@ -477,13 +480,13 @@ async fn refund_order(
 /// the data, `manifest.json`, the licence and the ledger receipt of the sale. Every
 /// download is logged. Unpaid: 402; refunded or after the term: 403.
 #[utoipa::path(get, path = "/v1/orders/{id}/download", tag = "products", security(("bearer" = [])),
-    params(("id" = String, Path, description = "order id")),
+    params(("id" = OrderId, Path, description = "order id")),
     responses((status = 200, content_type = "application/x-tar"), (status = 402, body = Problem),
         (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn download_order(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OrderId>,
 ) -> ApiResult<Response> {
     let archive = app
         .products

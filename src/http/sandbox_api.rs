@@ -18,6 +18,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
+use pdx_ids::{DatasetId, GrantId, ModelId, OutputId};
 use pdx_sandbox::Job;
 use pdx_sandbox::grants::{Grant, GrantAnswer, GrantApplication, GrantView};
 use pdx_sandbox::models::{Model, NewModel};
@@ -94,12 +95,12 @@ async fn apply_for_grant(
 
 /// One grant (its applicant, its provider, or a supervisor).
 #[utoipa::path(get, path = "/v1/grants/{id}", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "grant id")),
+    params(("id" = GrantId, Path, description = "grant id")),
     responses((status = 200, body = Grant), (status = 404, body = Problem)))]
 async fn get_grant(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<GrantId>,
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(
         app.sandbox
@@ -113,13 +114,13 @@ async fn get_grant(
 /// the provider's datasets. Writes a `GrantDecision` ledger entry. A grant on a
 /// not-open dataset can only be refused (403 on approval).
 #[utoipa::path(post, path = "/v1/grants/{id}/decision", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "grant id")),
+    params(("id" = GrantId, Path, description = "grant id")),
     request_body = GrantAnswer,
     responses((status = 200, body = Grant), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn decide_grant(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<GrantId>,
     ApiJson(body): ApiJson<GrantAnswer>,
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(
@@ -140,13 +141,13 @@ struct Revocation {
 
 /// Revoke an approved grant (its provider); jobs refuse it from the next start.
 #[utoipa::path(post, path = "/v1/grants/{id}/revoke", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "grant id")),
+    params(("id" = GrantId, Path, description = "grant id")),
     request_body = Revocation,
     responses((status = 200, body = Grant), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn revoke_grant(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<GrantId>,
     ApiJson(body): ApiJson<Revocation>,
 ) -> ApiResult<Json<Grant>> {
     Ok(Json(
@@ -159,12 +160,12 @@ async fn revoke_grant(
 
 /// A dataset's output policy (its provider).
 #[utoipa::path(get, path = "/v1/datasets/{id}/output-policy", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id")),
+    params(("id" = DatasetId, Path, description = "dataset id")),
     responses((status = 200, body = OutputPolicy), (status = 404, body = Problem)))]
 async fn get_output_policy(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<OutputPolicy>> {
     let dataset = app
         .sandbox
@@ -178,13 +179,13 @@ async fn get_output_policy(
 
 /// Set a dataset's output policy: disclosure thresholds, reviewers, DP auto-release.
 #[utoipa::path(put, path = "/v1/datasets/{id}/output-policy", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "dataset id")),
+    params(("id" = DatasetId, Path, description = "dataset id")),
     request_body = OutputPolicy,
     responses((status = 200, body = OutputPolicy), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn set_output_policy(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<DatasetId>,
     ApiJson(body): ApiJson<OutputPolicy>,
 ) -> ApiResult<Json<OutputPolicy>> {
     let dataset = app
@@ -229,12 +230,12 @@ async fn register_model(
 
 /// One of the caller's models.
 #[utoipa::path(get, path = "/v1/models/{id}", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "model id")),
+    params(("id" = ModelId, Path, description = "model id")),
     responses((status = 200, body = Model), (status = 404, body = Problem)))]
 async fn get_model(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<ModelId>,
 ) -> ApiResult<Json<Model>> {
     Ok(Json(
         app.sandbox
@@ -306,12 +307,12 @@ fn output_view(caller: &Caller) -> OutputView {
 
 /// One output's metadata and check report (its developer, reviewers, supervisors).
 #[utoipa::path(get, path = "/v1/outputs/{id}", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "output id")),
+    params(("id" = OutputId, Path, description = "output id")),
     responses((status = 200, body = Output), (status = 404, body = Problem)))]
 async fn get_output(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OutputId>,
 ) -> ApiResult<Json<Output>> {
     Ok(Json(
         app.sandbox
@@ -331,12 +332,12 @@ struct DownloadParams {
 
 /// Download an output: its developer once released; reviewers while quarantined.
 #[utoipa::path(get, path = "/v1/outputs/{id}/download", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "output id"), DownloadParams),
+    params(("id" = OutputId, Path, description = "output id"), DownloadParams),
     responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn download_output(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OutputId>,
     ApiQuery(params): ApiQuery<DownloadParams>,
 ) -> ApiResult<Response> {
     let format = params.format.as_deref().unwrap_or("parquet");
@@ -388,13 +389,13 @@ async fn review_queue(State(app): State<App>, caller: Caller) -> ApiResult<Json<
 /// Approve or reject a quarantined output (reviewers). The last approval needed
 /// releases it and writes a `Release` ledger entry.
 #[utoipa::path(post, path = "/v1/review/{id}", tag = "sandbox", security(("bearer" = [])),
-    params(("id" = String, Path, description = "output id")),
+    params(("id" = OutputId, Path, description = "output id")),
     request_body = ReviewDecision,
     responses((status = 200, body = Output), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn review_output(
     State(app): State<App>,
     caller: Caller,
-    ApiPath(id): ApiPath<String>,
+    ApiPath(id): ApiPath<OutputId>,
     ApiJson(body): ApiJson<ReviewDecision>,
 ) -> ApiResult<Json<Output>> {
     Ok(Json(

@@ -11,6 +11,7 @@ use pdx::auth::Role;
 use pdx::config::{Config, ConfigArgs};
 use pdx::http::policies::POLICIES;
 use pdx::samples;
+use pdx_ids::{DatasetId, KeyId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::note::{NoteVerifier, SignedNote};
 use pdx_ledger::{Actor, Hash32, Receipt};
 use pdx_products::{Licence, LicenceKind, NewProduct, ReleasedSource, RevenueSplit, SourceDataset};
@@ -79,7 +80,7 @@ async fn certified_dataset(t: &TestServer, provider: &str, rows: usize) -> Strin
 
 /// Creates and lists a product of `org` directly through the products crate, over a
 /// stand-in release (the products crate trusts the releases the binary gives it).
-async fn listed_product(t: &TestServer, org: &str) -> String {
+async fn listed_product(t: &TestServer, org: &str) -> ProductId {
     let id = pending_product(t, org).await;
     let exchange = Actor {
         org: "org-exchange".into(),
@@ -90,23 +91,23 @@ async fn listed_product(t: &TestServer, org: &str) -> String {
 }
 
 /// Creates a product of `org` awaiting the exchange's review, over a stand-in release.
-async fn pending_product(t: &TestServer, org: &str) -> String {
+async fn pending_product(t: &TestServer, org: &str) -> ProductId {
     let bytes = b"PAR1 stand-in release PAR1".to_vec();
     let path = t.dir.path().join("stand-in-release.parquet");
     std::fs::write(&path, &bytes).unwrap();
     let source = ReleasedSource {
-        release_id: "rel-stand-in".into(),
-        developer_org: org.into(),
+        release_id: ReleaseId::parse("rel_stand-in").unwrap(),
+        developer_org: OrgId::parse(org).unwrap(),
         output_hash: Hash32(*blake3::hash(&bytes).as_bytes()),
         output_path: path,
         model_hash: Hash32([1; 32]),
-        reviewers: vec!["k-review".into()],
+        reviewers: vec![KeyId::parse("k-review").unwrap()],
         research_only_grant: false,
         datasets: vec![SourceDataset {
-            dataset_id: "ds-stand-in".into(),
+            dataset_id: DatasetId::parse("ds_stand-in").unwrap(),
             title: "Stand-in".into(),
             source_department: "Statistics Bureau".into(),
-            provider_org: "org-provider".into(),
+            provider_org: OrgId::parse("org-provider").unwrap(),
             provider_region: "national".into(),
             certificate_no: "PDX-CERT-2026-000001".into(),
             content_hash: Hash32([2; 32]),

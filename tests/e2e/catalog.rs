@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use pdx::samples;
+use pdx_ids::DatasetId;
 use pdx_ledger::Receipt;
 use pdx_ledger::note::NoteVerifier;
 use pdx_sandbox::catalog::OpenAttribute;
@@ -651,7 +652,7 @@ async fn stored_column(t: &TestServer, dataset: &str, column: &str) -> Vec<Strin
         .app
         .sandbox
         .versions()
-        .version(dataset, 1)
+        .version(&DatasetId::parse(dataset).unwrap(), 1)
         .await
         .unwrap()
         .unwrap();

@@ -437,3 +437,49 @@ async fn every_route_refuses_no_key_and_every_role_outside_its_policy() {
     assert!(refused > 20, "only {refused} refusals checked");
     t.stop().await;
 }
+
+#[tokio::test]
+async fn malformed_ids_in_paths_are_404s_that_do_not_echo_them_and_openapi_shows_id_forms() {
+    let t = TestServer::start(false).await.unwrap();
+    // (path, the malformed id in it); every route here is open to the admin key, so the
+    // answer is the handler's, not the role check's.
+    for (path, bad) in [
+        ("/v1/jobs/not-a-job-id", "not-a-job-id"),
+        ("/v1/datasets/ds_UPPER", "ds_UPPER"),
+        ("/v1/datasets/ds_UPPER/versions", "ds_UPPER"),
+        ("/v1/datasets/ds_UPPER/versions/1", "ds_UPPER"),
+        // A well-formed id of another kind names no job.
+        ("/v1/jobs/ds_0123456789abcdef", "ds_0123456789abcdef"),
+    ] {
+        // `call` asserts that a 4xx is application/problem+json.
+        let (s, problem) = t.get(&t.admin, path).await;
+        assert_eq!(s, 404, "{path}: {problem}");
+        assert_eq!(problem["type"], "urn:pdx:problem:not-found", "{path}");
+        assert_eq!(problem["status"], 404, "{path}");
+        assert!(
+            !problem.to_string().contains(bad),
+            "{path}: the problem echoes the id: {problem}"
+        );
+    }
+    // Each id kind is a named string schema with its pattern, and path parameters
+    // refer to it.
+    let (s, doc) = t.call(None, Method::GET, "/openapi.json", None).await;
+    assert_eq!(s, 200);
+    let dataset_id = &doc["components"]["schemas"]["DatasetId"];
+    assert_eq!(dataset_id["type"], "string", "{dataset_id}");
+    assert_eq!(
+        dataset_id["pattern"], "^ds_[0-9a-z_-]{1,64}$",
+        "{dataset_id}"
+    );
+    let params = doc["paths"]["/v1/datasets/{id}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let id = params.iter().find(|p| p["name"] == "id").unwrap();
+    assert_eq!(
+        id["schema"]["$ref"], "#/components/schemas/DatasetId",
+        "{id}"
+    );
+    let job_id = &doc["components"]["schemas"]["JobId"];
+    assert!(job_id["pattern"].as_str().is_some(), "{job_id}");
+    t.stop().await;
+}

@@ -1,4 +1,5 @@
 //! End-to-end tests of the pdx binary and HTTP API: one test binary, one module per area.
+mod abuse;
 mod audit;
 mod catalog;
 mod demo;

@@ -92,6 +92,7 @@ pub fn generated_table(rows: usize, seed: u64) -> PolarsResult<(DatasetSchema, D
             k: 5,
             l: None,
             max_suppression: 0.01,
+            metric: Default::default(),
         },
     };
     let mut x = seed;

@@ -290,7 +290,7 @@ pub fn deidentify(
     // Truncation, not rounding: the limit must never be exceeded.
     let limit = (model.max_suppression * n as f64).floor() as u64;
     let (table, row_class) = FrequencyTable::build(&ladders, &sensitive_codes, n)?;
-    let search = Search::new(&ladders, &table, model.k, model.l, limit);
+    let search = Search::new(&ladders, &table, model.k, model.l, limit).with_metric(model.metric);
     let result = search.run()?;
     let cls = search.classify(&result.node);
 

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::lattice::LossMetric;
+
 /// The logical type of a column's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,6 +181,10 @@ pub struct PrivacyModel {
     pub l: Option<u32>,
     /// Largest share of records that may be suppressed, 0.0–1.0.
     pub max_suppression: f64,
+    /// The information loss the lattice search minimises (LM unless the provider
+    /// chooses another: NUE, discernibility or average class size, as in ARX).
+    #[serde(default)]
+    pub metric: LossMetric,
 }
 
 impl Default for PrivacyModel {
@@ -187,6 +193,7 @@ impl Default for PrivacyModel {
             k: 5,
             l: None,
             max_suppression: 0.01,
+            metric: LossMetric::default(),
         }
     }
 }

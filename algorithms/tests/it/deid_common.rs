@@ -132,6 +132,7 @@ pub fn adult_schema(k: u32, l: Option<u32>, max_suppression: f64) -> DatasetSche
             k,
             l,
             max_suppression,
+            metric: Default::default(),
         },
     }
 }

@@ -151,6 +151,7 @@ fn identifiers_are_masked_and_invalid_ones_fully() {
             k: 5,
             l: None,
             max_suppression: 0.0,
+            metric: Default::default(),
         },
     };
     let out = deidentify(frame, &schema, &[0; 32]).unwrap();
@@ -207,6 +208,7 @@ fn pseudonyms_link_within_a_dataset_only() {
             k: 1,
             l: None,
             max_suppression: 0.0,
+            metric: Default::default(),
         },
     };
     let a = texts(

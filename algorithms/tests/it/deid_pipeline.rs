@@ -36,6 +36,7 @@ fn schema(
             k,
             l: None,
             max_suppression: 0.0,
+            metric: Default::default(),
         },
     }
 }

@@ -4,6 +4,7 @@ mod deid_adult;
 mod deid_common;
 mod deid_identifiers;
 mod deid_ingest;
+mod deid_metrics;
 mod deid_pipeline;
 mod disclosure;
 mod disclosure_across;

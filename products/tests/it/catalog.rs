@@ -1,9 +1,10 @@
 //! Products: creation, provenance manifest, licence propagation, review and listing.
 
+use pdx_ids::ProductId;
 use pdx_ledger::kinds::{self, ProductDelisting, ProductListing};
 use pdx_products::{LicenceKind, ProductFilter, ProductStatus, ProductsError, ProvenanceManifest};
 
-use crate::support::{Env, actor, dataset, exchange, new_product, split};
+use crate::support::{Env, actor, dataset, exchange, key_of, new_product, org, split};
 
 #[tokio::test]
 async fn create_generates_the_manifest_and_listing_puts_its_hash_on_the_ledger() {
@@ -11,13 +12,13 @@ async fn create_generates_the_manifest_and_listing_puts_its_hash_on_the_ledger()
         let dev = actor("org-dev");
         let s1 = env.source(
             "org-dev",
-            "rel-1",
+            "rel_1",
             vec![
-                dataset("ds-a", "GD-SZ", false),
-                dataset("ds-b", "GD-GZ", false),
+                dataset("ds_a", "GD-SZ", false),
+                dataset("ds_b", "GD-GZ", false),
             ],
         );
-        let s2 = env.source("org-dev", "rel-2", vec![dataset("ds-a", "GD-SZ", false)]);
+        let s2 = env.source("org-dev", "rel_2", vec![dataset("ds_a", "GD-SZ", false)]);
         let p = env
             .products
             .create_product(
@@ -29,7 +30,7 @@ async fn create_generates_the_manifest_and_listing_puts_its_hash_on_the_ledger()
             .unwrap();
         assert_eq!(p.status, ProductStatus::PendingReview, "{}", env.name);
         assert_eq!(p.registration_no, None);
-        // ds-a is read twice but counts once: one dataset per region.
+        // ds_a is read twice but counts once: one dataset per region.
         let regions: Vec<(String, u64)> = p
             .regions
             .iter()
@@ -39,9 +40,12 @@ async fn create_generates_the_manifest_and_listing_puts_its_hash_on_the_ledger()
         let m = &p.manifest;
         assert_eq!(m.format, "pdx-provenance/v1");
         assert_eq!(m.sources.len(), 2);
-        assert_eq!(m.sources[0].release_id, "rel-1");
+        assert_eq!(m.sources[0].release_id, "rel_1");
         assert_eq!(m.sources[0].model_hash, s1.model_hash);
-        assert_eq!(m.sources[0].reviewers, vec!["rev-1", "rev-2"]);
+        assert_eq!(
+            m.sources[0].reviewers,
+            vec![key_of("org-reviewer-1"), key_of("org-reviewer-2")]
+        );
         let d = &m.sources[0].datasets[1];
         assert_eq!(d.source_department, "Municipal Bureau of Statistics");
         assert!(d.certificate_no.starts_with("PDX-CERT-2026-"));
@@ -64,7 +68,7 @@ async fn create_generates_the_manifest_and_listing_puts_its_hash_on_the_ledger()
             .unwrap();
         let payload: ProductListing = kinds::decode(&entry).unwrap();
         assert_eq!(payload.registration_no, reg);
-        assert_eq!(payload.product_id, p.id);
+        assert_eq!(payload.product_id, p.id.as_str());
         assert_eq!(payload.licence, "commercial_internal");
         assert_eq!(payload.price_minor, 19_900);
         assert_eq!(payload.manifest_hash, p.manifest_hash);
@@ -116,7 +120,7 @@ async fn create_generates_the_manifest_and_listing_puts_its_hash_on_the_ledger()
         let mine = env
             .products
             .products(&ProductFilter {
-                developer_org: Some("org-dev".into()),
+                developer_org: Some(org("org-dev")),
                 ..ProductFilter::default()
             })
             .await
@@ -143,14 +147,14 @@ async fn manifest_hash_is_the_blake3_of_its_canonical_bytes() {
 async fn research_only_sources_cannot_carry_a_commercial_licence() {
     for env in Env::all().await {
         let dev = actor("org-dev");
-        let ro_dataset = env.source("org-dev", "rel-ro", vec![dataset("ds-uni", "GD-SZ", true)]);
+        let ro_dataset = env.source("org-dev", "rel_ro", vec![dataset("ds_uni", "GD-SZ", true)]);
         let mut ro_grant = env.source(
             "org-dev",
-            "rel-grant",
-            vec![dataset("ds-x", "GD-SZ", false)],
+            "rel_grant",
+            vec![dataset("ds_x", "GD-SZ", false)],
         );
         ro_grant.research_only_grant = true;
-        for (src, needle) in [(ro_dataset, "ds-uni"), (ro_grant, "research-only grant")] {
+        for (src, needle) in [(ro_dataset, "ds_uni"), (ro_grant, "research-only grant")] {
             for kind in [
                 LicenceKind::CommercialInternal,
                 LicenceKind::CommercialRedistribution,
@@ -194,11 +198,11 @@ async fn research_only_sources_cannot_carry_a_commercial_licence() {
 async fn create_refuses_foreign_releases_bad_splits_and_prices() {
     for env in Env::all().await {
         let dev = actor("org-dev");
-        let mine = env.source("org-dev", "rel-mine", vec![dataset("ds-1", "GD-SZ", false)]);
+        let mine = env.source("org-dev", "rel_mine", vec![dataset("ds_1", "GD-SZ", false)]);
         let theirs = env.source(
             "org-other",
-            "rel-theirs",
-            vec![dataset("ds-2", "GD-SZ", false)],
+            "rel_theirs",
+            vec![dataset("ds_2", "GD-SZ", false)],
         );
         let good = new_product(LicenceKind::CommercialInternal, 100, split(1000, 1000));
 
@@ -209,7 +213,7 @@ async fn create_refuses_foreign_releases_bad_splits_and_prices() {
             .unwrap_err();
         assert!(matches!(e, ProductsError::Forbidden(_)), "{e}");
         assert_eq!(e.status_hint(), 403);
-        assert!(e.to_string().contains("rel-theirs"));
+        assert!(e.to_string().contains("rel_theirs"));
 
         let mut bad_split = good.clone();
         bad_split.split.developer_bp += 1;
@@ -272,18 +276,16 @@ async fn create_refuses_foreign_releases_bad_splits_and_prices() {
         ));
 
         // Unknown products are not found, for every operation.
+        let missing = ProductId::parse("prd_missing").unwrap();
         for e in [
-            env.products.product("prd_missing").await.unwrap_err(),
+            env.products.product(&missing).await.unwrap_err(),
+            env.products.list(&exchange(), &missing).await.unwrap_err(),
             env.products
-                .list(&exchange(), "prd_missing")
+                .delist(&exchange(), &missing, "x")
                 .await
                 .unwrap_err(),
             env.products
-                .delist(&exchange(), "prd_missing", "x")
-                .await
-                .unwrap_err(),
-            env.products
-                .reject(&exchange(), "prd_missing", "x")
+                .reject(&exchange(), &missing, "x")
                 .await
                 .unwrap_err(),
         ] {
@@ -305,7 +307,7 @@ async fn create_refuses_foreign_releases_bad_splits_and_prices() {
 #[tokio::test]
 async fn rejected_products_are_not_listed_and_cannot_be_ordered() {
     for env in Env::all().await {
-        let src = env.source("org-dev", "rel-r", vec![dataset("ds-r", "GD-SZ", false)]);
+        let src = env.source("org-dev", "rel_r", vec![dataset("ds_r", "GD-SZ", false)]);
         let p = env
             .products
             .create_product(

@@ -57,7 +57,8 @@ async fn concurrent_orders_with_retries_pay_once_and_reconcile_exactly() {
                 "order {i}: {ps:?}"
             );
             assert!(ps.iter().all(|p| p.order.id == ps[0].order.id), "order {i}");
-            assert!(order_ids.insert(ps[0].order.id.clone()));
+            // As the ledger's payloads name them.
+            assert!(order_ids.insert(ps[0].order.id.to_string()));
         }
         let placed_s = started.elapsed();
 
@@ -70,7 +71,7 @@ async fn concurrent_orders_with_retries_pay_once_and_reconcile_exactly() {
                 let p = env.products.clone();
                 let o = o.clone();
                 tasks.push(tokio::spawn(async move {
-                    let buyer = actor(&o.buyer_org);
+                    let buyer = actor(o.buyer_org.as_str());
                     p.pay(&buyer, &o.id, &format!("PAY-{}", o.id)).await
                 }));
             }

@@ -1,15 +1,16 @@
 //! Orders: idempotency keys, payment, delivery archives, terms and refunds.
 
+use pdx_ids::{OrderId, ProductId};
 use pdx_ledger::kinds::{self, Transaction};
 use pdx_ledger::{EntryKind, Receipt};
 use pdx_products::archive::read_tar;
 use pdx_products::{NewOrder, OrderFilter, OrderStatus, ProductsError};
 
-use crate::support::{Env, actor, exchange, parquet_bytes};
+use crate::support::{Env, actor, exchange, org, parquet_bytes};
 
-fn order_for(product_id: &str) -> NewOrder {
+fn order_for(product_id: &ProductId) -> NewOrder {
     NewOrder {
-        product_id: product_id.into(),
+        product_id: product_id.clone(),
     }
 }
 
@@ -65,12 +66,16 @@ async fn idempotency_key_replays_the_same_order_and_refuses_another_body() {
         }
         let e = env
             .products
-            .place_order(&buyer, "key-2", &order_for("prd_missing"))
+            .place_order(
+                &buyer,
+                "key-2",
+                &order_for(&ProductId::parse("prd_missing").unwrap()),
+            )
             .await
             .unwrap_err();
         assert!(matches!(e, ProductsError::NotFound(_)), "{e}");
         let mine = OrderFilter {
-            buyer_org: Some(buyer.org.clone()),
+            buyer_org: Some(org(&buyer.org)),
             ..OrderFilter::default()
         };
         assert_eq!(env.products.all_orders(&mine, 100).await.unwrap().len(), 1);
@@ -103,8 +108,8 @@ async fn the_order_book_narrows_by_buyer_product_and_status() {
             .await
             .unwrap();
 
-        let ids = |orders: Vec<pdx_products::Order>| -> Vec<String> {
-            let mut ids: Vec<String> = orders.into_iter().map(|o| o.id).collect();
+        let ids = |orders: Vec<pdx_products::Order>| -> Vec<OrderId> {
+            let mut ids: Vec<OrderId> = orders.into_iter().map(|o| o.id).collect();
             ids.sort();
             ids
         };
@@ -128,7 +133,7 @@ async fn the_order_book_narrows_by_buyer_product_and_status() {
         .await;
         assert_eq!(paid, vec![b1.order.id.clone()], "{}", env.name);
         let alice_pending_p = book(OrderFilter {
-            buyer_org: Some("org-alice".into()),
+            buyer_org: Some(org("org-alice")),
             product_id: Some(p.id.clone()),
             status: Some(OrderStatus::Pending),
         })
@@ -136,7 +141,7 @@ async fn the_order_book_narrows_by_buyer_product_and_status() {
         assert_eq!(alice_pending_p, vec![a1.order.id.clone()], "{}", env.name);
         // A buyer's own listing is the book narrowed to that buyer.
         let bobs = book(OrderFilter {
-            buyer_org: Some(bob.org.clone()),
+            buyer_org: Some(org(&bob.org)),
             ..OrderFilter::default()
         })
         .await;
@@ -175,7 +180,7 @@ async fn paying_twice_writes_one_transaction_and_the_price_is_a_snapshot() {
         let seq = paid.transaction_seq.unwrap();
         let entry = env.ledger.entry(seq).await.unwrap().unwrap();
         let tx: Transaction = kinds::decode(&entry).unwrap();
-        assert_eq!(tx.order_id, o.id);
+        assert_eq!(tx.order_id, o.id.as_str());
         assert_eq!(tx.amount_minor, 12_345);
         assert_eq!(tx.buyer_org, "org-buyer");
         assert_eq!(tx.seller_org, "org-dev");
@@ -197,6 +202,7 @@ async fn paying_twice_writes_one_transaction_and_the_price_is_a_snapshot() {
 
         // Another buyer's order is "not found", for every operation.
         let stranger = actor("org-stranger");
+        let missing = OrderId::parse("ord_missing").unwrap();
         for e in [
             env.products
                 .pay(&stranger, &o.id, "PAY-X")
@@ -205,11 +211,11 @@ async fn paying_twice_writes_one_transaction_and_the_price_is_a_snapshot() {
             env.products.order(&stranger, &o.id).await.unwrap_err(),
             env.products.download(&stranger, &o.id).await.unwrap_err(),
             env.products
-                .pay(&buyer, "ord_missing", "PAY-X")
+                .pay(&buyer, &missing, "PAY-X")
                 .await
                 .unwrap_err(),
             env.products
-                .refund(&exchange(), "ord_missing", "x")
+                .refund(&exchange(), &missing, "x")
                 .await
                 .unwrap_err(),
         ] {
@@ -309,7 +315,7 @@ async fn download_ships_data_manifest_licence_and_a_verifying_receipt() {
             blake3::hash(file("manifest.json")).as_bytes(),
             &p.manifest_hash.0
         );
-        assert_eq!(file(".parquet"), &parquet_bytes(release));
+        assert_eq!(file(".parquet"), &parquet_bytes(release.as_str()));
         let licence: serde_json::Value = serde_json::from_slice(file("licence.json")).unwrap();
         assert_eq!(licence["licensee"], "org-buyer");
         assert_eq!(licence["kind"], "commercial_internal");
@@ -353,7 +359,7 @@ async fn download_ships_data_manifest_licence_and_a_verifying_receipt() {
         let log = env.products.downloads(&o.id).await.unwrap();
         assert_eq!(log.len(), 2);
         assert_eq!(log[0].buyer_org, "org-buyer");
-        assert_eq!(log[0].actor_key, "key-org-buyer");
+        assert_eq!(log[0].actor_key, buyer.key_id);
         assert_eq!(
             log[0].archive_hash,
             blake3::hash(&archive.bytes).to_hex().to_string()

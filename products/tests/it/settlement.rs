@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use pdx_ids::ProductId;
 use pdx_ledger::kinds::{self, Remittance};
 use pdx_products::{
     LicenceKind, NewOrder, PayeeKind, Period, ProductsError, ReconGroupBy, Settlement,
@@ -35,7 +36,7 @@ async fn settlement_is_idempotent_and_a_late_refund_is_next_periods_adjustment()
     for env in Env::all().await {
         let name = env.name;
         // P1: developer A, one dataset in GD-SZ; 15% public finance, 10% platform.
-        let s1 = env.source("org-dev-a", "rel-a", vec![dataset("ds-1", "GD-SZ", false)]);
+        let s1 = env.source("org-dev-a", "rel_a", vec![dataset("ds_1", "GD-SZ", false)]);
         let p1 = env
             .products
             .create_product(
@@ -49,11 +50,11 @@ async fn settlement_is_idempotent_and_a_late_refund_is_next_periods_adjustment()
         // P2: developer B, two datasets in GD-SZ and one in GD-GZ; 30% / 5%.
         let s2 = env.source(
             "org-dev-b",
-            "rel-b",
+            "rel_b",
             vec![
-                dataset("ds-2", "GD-SZ", false),
-                dataset("ds-3", "GD-SZ", false),
-                dataset("ds-4", "GD-GZ", false),
+                dataset("ds_2", "GD-SZ", false),
+                dataset("ds_3", "GD-SZ", false),
+                dataset("ds_4", "GD-GZ", false),
             ],
         );
         let p2 = env
@@ -71,7 +72,7 @@ async fn settlement_is_idempotent_and_a_late_refund_is_next_periods_adjustment()
             .unwrap();
         env.products.list(&exchange(), &p2.id).await.unwrap();
 
-        let buy = |buyer: &'static str, key: &'static str, product: String| {
+        let buy = |buyer: &'static str, key: &'static str, product: ProductId| {
             let products = env.products.clone();
             async move {
                 let b = actor(buyer);
@@ -162,7 +163,7 @@ async fn settlement_is_idempotent_and_a_late_refund_is_next_periods_adjustment()
             .iter()
             .find(|r| r.payee == "org-dev-a")
             .unwrap();
-        let mut ids = vec![o1.id.clone(), o2.id.clone()];
+        let mut ids = vec![o1.id.to_string(), o2.id.to_string()];
         ids.sort();
         let entry = env.ledger.entry(dev_a.ledger_seq).await.unwrap().unwrap();
         assert_eq!(kinds::decode::<Remittance>(&entry).unwrap().order_ids, ids);
@@ -227,7 +228,7 @@ async fn settlement_is_idempotent_and_a_late_refund_is_next_periods_adjustment()
         let entry = env.ledger.entry(dev_a.ledger_seq).await.unwrap().unwrap();
         let adj: Remittance = kinds::decode(&entry).unwrap();
         assert_eq!((adj.period.as_str(), adj.amount_minor), ("2026-12", -7_501));
-        assert_eq!(adj.order_ids, vec![o1.id.clone()]);
+        assert_eq!(adj.order_ids, vec![o1.id.to_string()]);
 
         let r = env.products.reconcile(ReconGroupBy::Total).await.unwrap();
         assert_eq!(r.total.unsettled_minor, 0);

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use pdx_ids::{KeyId, OrgId};
 use pdx_ledger::db::{Db, sqlite_url};
 use pdx_ledger::note::NoteSigner;
 use pdx_ledger::{Actor, Hash32, Ledger, LedgerConfig};
@@ -125,11 +126,11 @@ impl Env {
 
     /// Creates and lists a product of `dev` over one release of one region.
     pub async fn listed(&self, dev: &str, region: &str, price: i64) -> Product {
-        let rid = format!("rel-{}", hex::encode(rand::random::<[u8; 4]>()));
+        let rid = format!("rel_{}", hex::encode(rand::random::<[u8; 4]>()));
         let src = self.source(
             dev,
             &rid,
-            vec![dataset(&format!("ds-{rid}"), region, false)],
+            vec![dataset(&format!("ds_{rid}"), region, false)],
         );
         let p = self
             .products
@@ -144,10 +145,20 @@ impl Env {
     }
 }
 
+/// An organisation id (the fixtures are valid ones).
+pub fn org(id: &str) -> OrgId {
+    OrgId::parse(id).unwrap()
+}
+
+/// The API key id of `org`'s caller: 16 hex digits derived from the organisation.
+pub fn key_of(org: &str) -> KeyId {
+    KeyId::parse(&hex::encode(&blake3::hash(org.as_bytes()).as_bytes()[..8])).unwrap()
+}
+
 pub fn actor(org: &str) -> Actor {
     Actor {
         org: org.into(),
-        key_id: format!("key-{org}"),
+        key_id: key_of(org).into_string(),
     }
 }
 
@@ -161,10 +172,10 @@ pub fn hash(text: &str) -> Hash32 {
 
 pub fn dataset(id: &str, region: &str, research_only: bool) -> SourceDataset {
     SourceDataset {
-        dataset_id: id.into(),
+        dataset_id: id.parse().unwrap(),
         title: format!("Dataset {id}"),
         source_department: "Municipal Bureau of Statistics".into(),
-        provider_org: format!("org-provider-{region}"),
+        provider_org: org(&format!("org-provider-{}", region.to_lowercase())),
         provider_region: region.into(),
         certificate_no: format!(
             "PDX-CERT-2026-{}",
@@ -193,12 +204,12 @@ pub fn source_in(
     let path = dir.join(format!("{release_id}.parquet"));
     std::fs::write(&path, parquet_bytes(release_id)).unwrap();
     ReleasedSource {
-        release_id: release_id.into(),
-        developer_org: dev.into(),
+        release_id: release_id.parse().unwrap(),
+        developer_org: org(dev),
         output_hash: Hash32(*blake3::hash(&parquet_bytes(release_id)).as_bytes()),
         output_path: path,
         model_hash: hash(&format!("model of {release_id}")),
-        reviewers: vec!["rev-1".into(), "rev-2".into()],
+        reviewers: vec![key_of("org-reviewer-1"), key_of("org-reviewer-2")],
         research_only_grant: false,
         datasets,
     }

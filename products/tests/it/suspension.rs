@@ -5,7 +5,7 @@ use pdx_ledger::kinds::{self, ProductDelisting};
 use pdx_ledger::store::Visibility;
 use pdx_products::{LicenceKind, ProductStatus};
 
-use crate::support::{Env, actor, dataset, new_product, split};
+use crate::support::{Env, actor, dataset, new_product, org, split};
 
 #[tokio::test]
 async fn delist_all_of_delists_only_the_developers_listed_products_once() {
@@ -16,8 +16,8 @@ async fn delist_all_of_delists_only_the_developers_listed_products_once() {
         // A product still pending review is not listed, so there is nothing to delist.
         let src = env.source(
             "org-dev-a",
-            "rel-pending",
-            vec![dataset("ds-pending", "GD-SZ", false)],
+            "rel_pending",
+            vec![dataset("ds_pending", "GD-SZ", false)],
         );
         let pending = env
             .products
@@ -32,7 +32,11 @@ async fn delist_all_of_delists_only_the_developers_listed_products_once() {
         let before = env.ledger.size().await.unwrap();
         let mut delisted = env
             .products
-            .delist_all_of(&supervisor, "org-dev-a", "organisation suspended: misuse")
+            .delist_all_of(
+                &supervisor,
+                &org("org-dev-a"),
+                "organisation suspended: misuse",
+            )
             .await
             .unwrap();
         delisted.sort();
@@ -51,7 +55,7 @@ async fn delist_all_of_delists_only_the_developers_listed_products_once() {
             assert_eq!(entry.kind, EntryKind::ProductDelisting);
             assert_eq!(entry.actor.org, "org-supervisor");
             let d: ProductDelisting = kinds::decode(&entry).unwrap();
-            assert_eq!(&d.product_id, id);
+            assert_eq!(d.product_id, id.as_str());
         }
         assert_eq!(
             env.products.product(&b.id).await.unwrap().status,
@@ -67,7 +71,11 @@ async fn delist_all_of_delists_only_the_developers_listed_products_once() {
         assert_eq!(env.ledger.size().await.unwrap(), before + 2, "{}", env.name);
         let again = env
             .products
-            .delist_all_of(&supervisor, "org-dev-a", "organisation suspended: misuse")
+            .delist_all_of(
+                &supervisor,
+                &org("org-dev-a"),
+                "organisation suspended: misuse",
+            )
             .await
             .unwrap();
         assert!(again.is_empty(), "{}: {again:?}", env.name);
@@ -85,7 +93,7 @@ async fn delist_all_of_delists_only_the_developers_listed_products_once() {
         // A bad reason is refused before anything changes.
         assert!(
             env.products
-                .delist_all_of(&supervisor, "org-dev-b", "  ")
+                .delist_all_of(&supervisor, &org("org-dev-b"), "  ")
                 .await
                 .is_err()
         );

@@ -19,6 +19,7 @@
 
 use async_trait::async_trait;
 use pdx_algorithms::disclosure::ReleasedSets;
+use pdx_ids::{JobId, OrgId, VersionRef};
 use pdx_ledger::Actor;
 use polars::prelude::DataFrame;
 
@@ -39,7 +40,7 @@ pub(crate) struct EngineOutput {
     pub report: serde_json::Value,
     /// The record sets of the values, with the dataset version they index
     /// (`dataset_id@version`), for runs on conditional data.
-    pub released_sets: Option<(String, ReleasedSets)>,
+    pub released_sets: Option<(VersionRef, ReleasedSets)>,
     /// Held until the output and its record sets are stored, so that two runs of one
     /// organisation on one version are checked against each other (see `record_sets`).
     pub record_locks: Vec<tokio::sync::OwnedMutexGuard<()>>,
@@ -60,9 +61,11 @@ impl EngineOutput {
 /// The run an admitted model belongs to.
 pub(crate) struct RunContext<'a> {
     /// The run's job.
-    pub job_id: &'a str,
+    pub job_id: &'a JobId,
     /// Who started it.
     pub actor: &'a Actor,
+    /// Its organisation (the actor's).
+    pub org: &'a OrgId,
     /// The model.
     pub model: &'a Model,
     /// Its inputs, as resolved at admission.

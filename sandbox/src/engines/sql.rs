@@ -11,6 +11,7 @@
 use async_trait::async_trait;
 use pdx_algorithms::disclosure::{DisclosureRules, check_and_run_after, check_query};
 use pdx_algorithms::sql::SqlSandbox;
+use pdx_ids::VersionRef;
 
 use super::{AdmittedModel, Engine, EngineOutput, RunContext};
 use crate::Result;
@@ -65,15 +66,15 @@ impl AdmittedModel for AdmittedSql {
             let report = serde_json::json!({"checks": ["unconditional_open_source"]});
             return Ok(EngineOutput::plain(output_to_frame(&out)?, report));
         };
-        let conditional: Vec<(String, String)> = run
+        let conditional: Vec<(String, VersionRef)> = run
             .inputs
             .iter()
             .filter(|i| i.grant.is_some())
             .map(|i| (i.table.clone(), i.cited()))
             .collect();
-        let versions: Vec<String> = conditional.iter().map(|(_, v)| v.clone()).collect();
-        let record_locks = runs.record_locks().lock(&run.actor.org, &versions).await;
-        let priors = PriorSets::new(runs.db().clone(), &run.actor.org, conditional);
+        let versions: Vec<VersionRef> = conditional.iter().map(|(_, v)| v.clone()).collect();
+        let record_locks = runs.record_locks().lock(run.org, &versions).await;
+        let priors = PriorSets::new(runs.db().clone(), run.org, conditional);
         match check_and_run_after(&engine, &run.model.body, &rules, &priors).await {
             Ok(checked) => {
                 let released_sets = checked.record_sets.and_then(|released| {

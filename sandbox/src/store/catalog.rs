@@ -3,14 +3,16 @@
 //! policy and its last change, for [`Runs`](crate::runs::Runs) and
 //! [`Versions`](crate::versions::Versions)).
 
+use pdx_ids::{DatasetId, OrgId};
+
 use crate::Result;
 
 /// A dataset to register, its enums as wire names and its schema as JSON.
 pub(crate) struct NewDatasetRow<'a> {
     /// Dataset id.
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a DatasetId,
     /// The providing organisation.
-    pub(crate) provider_org: &'a str,
+    pub(crate) provider_org: &'a OrgId,
     /// Title.
     pub(crate) title: &'a str,
     /// Description.
@@ -63,8 +65,8 @@ where
          schema_json, elements_json, search_text, research_only, created_ms, updated_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $21)",
     )
-    .bind(row.id.to_string())
-    .bind(row.provider_org.to_string())
+    .bind(row.id.clone())
+    .bind(row.provider_org.clone())
     .bind(row.title.to_string())
     .bind(row.description.to_string())
     .bind(row.theme.to_string())
@@ -92,7 +94,7 @@ where
 /// Sets a dataset's output policy (JSON) and its last change.
 pub(crate) async fn set_output_policy<'e, E>(
     db: E,
-    dataset_id: &str,
+    dataset_id: &DatasetId,
     policy_json: String,
     updated_ms: i64,
 ) -> Result<()>
@@ -102,7 +104,7 @@ where
     sqlx::query("UPDATE datasets SET output_policy_json = $1, updated_ms = $2 WHERE id = $3")
         .bind(policy_json)
         .bind(updated_ms)
-        .bind(dataset_id.to_string())
+        .bind(dataset_id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -110,13 +112,17 @@ where
 
 /// Sets a dataset's last change; inside a transaction this also locks its row on
 /// PostgreSQL, which serialises concurrent certifications of one dataset.
-pub(crate) async fn touch_dataset<'e, E>(db: E, dataset_id: &str, updated_ms: i64) -> Result<()>
+pub(crate) async fn touch_dataset<'e, E>(
+    db: E,
+    dataset_id: &DatasetId,
+    updated_ms: i64,
+) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE datasets SET updated_ms = $1 WHERE id = $2")
         .bind(updated_ms)
-        .bind(dataset_id.to_string())
+        .bind(dataset_id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -131,9 +137,9 @@ pub(crate) struct NewDataElement<'a> {
     /// Description.
     pub(crate) description: &'a str,
     /// The registering organisation.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The dataset that carried it, if any.
-    pub(crate) dataset_id: Option<&'a str>,
+    pub(crate) dataset_id: Option<&'a DatasetId>,
     /// Created, ms since epoch.
     pub(crate) created_ms: i64,
 }
@@ -151,8 +157,8 @@ where
     .bind(row.code.to_string())
     .bind(row.source_department.to_string())
     .bind(row.description.to_string())
-    .bind(row.org_id.to_string())
-    .bind(row.dataset_id.map(str::to_string))
+    .bind(row.org_id.clone())
+    .bind(row.dataset_id.cloned())
     .bind(row.created_ms)
     .execute(db)
     .await?;

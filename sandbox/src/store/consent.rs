@@ -2,14 +2,16 @@
 //! supervisors' requests to open a query's consent commitment, written for the
 //! [`crate::fhe_consent::FheConsent`] sub-service.
 
+use pdx_ids::{ConsentKeyId, ConsentRequestId, FheQueryId, KeyId, OrgId};
+
 use crate::Result;
 
 /// A newly registered consent key (current until superseded).
 pub(crate) struct NewConsentKey<'a> {
     /// Key id.
-    pub id: &'a str,
+    pub id: &'a ConsentKeyId,
     /// The subject organisation.
-    pub org_id: &'a str,
+    pub org_id: &'a OrgId,
     /// Ed25519 public key, hex.
     pub public_key: &'a str,
     /// Registered, ms since epoch.
@@ -21,15 +23,15 @@ pub(crate) struct NewConsentKey<'a> {
 /// A supervisor's request to open a query's commitment (status `open`).
 pub(crate) struct NewConsentRequest<'a> {
     /// Request id.
-    pub id: &'a str,
+    pub id: &'a ConsentRequestId,
     /// The query.
-    pub query_id: &'a str,
+    pub query_id: &'a FheQueryId,
     /// The bank that made the query.
-    pub bank_org: &'a str,
+    pub bank_org: &'a OrgId,
     /// The requesting supervisor organisation.
-    pub requester_org: &'a str,
+    pub requester_org: &'a OrgId,
     /// The requester's API key id.
-    pub requester_key: &'a str,
+    pub requester_key: &'a KeyId,
     /// Why.
     pub reason: &'a str,
     /// Requested, ms since epoch.
@@ -43,7 +45,7 @@ pub(crate) struct NewConsentRequest<'a> {
 /// The bank's answer to an open request.
 pub(crate) struct ConsentAnswerRow<'a> {
     /// Request id.
-    pub id: &'a str,
+    pub id: &'a ConsentRequestId,
     /// Outcome status (`verified`, `invalid` or `refused`).
     pub status: &'a str,
     /// Answered, ms since epoch.
@@ -55,7 +57,7 @@ pub(crate) struct ConsentAnswerRow<'a> {
     /// The bank's reason for refusing.
     pub refusal: Option<&'a str>,
     /// The subject organisation the opening names, if real.
-    pub subject_org: Option<&'a str>,
+    pub subject_org: Option<&'a OrgId>,
     /// The subject's key at query time, hex.
     pub subject_key: Option<&'a str>,
     /// The opening, as JSON.
@@ -63,13 +65,13 @@ pub(crate) struct ConsentAnswerRow<'a> {
 }
 
 /// Marks a consent key superseded from `superseded_ms` on.
-pub(crate) async fn supersede_key<'e, E>(db: E, id: &str, superseded_ms: i64) -> Result<()>
+pub(crate) async fn supersede_key<'e, E>(db: E, id: &ConsentKeyId, superseded_ms: i64) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE consent_keys SET superseded_ms = $1 WHERE id = $2")
         .bind(superseded_ms)
-        .bind(id.to_string())
+        .bind(id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -84,8 +86,8 @@ where
         "INSERT INTO consent_keys (id, org_id, public_key, registered_ms, ledger_seq) \
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(row.id.to_string())
-    .bind(row.org_id.to_string())
+    .bind(row.id.clone())
+    .bind(row.org_id.clone())
     .bind(row.public_key.to_string())
     .bind(row.registered_ms)
     .bind(row.ledger_seq)
@@ -104,11 +106,11 @@ where
          reason, status, requested_ms, answer_deadline, request_seq) \
          VALUES ($1, $2, $3, $4, $5, $6, 'open', $7, $8, $9)",
     )
-    .bind(row.id.to_string())
-    .bind(row.query_id.to_string())
-    .bind(row.bank_org.to_string())
-    .bind(row.requester_org.to_string())
-    .bind(row.requester_key.to_string())
+    .bind(row.id.clone())
+    .bind(row.query_id.clone())
+    .bind(row.bank_org.clone())
+    .bind(row.requester_org.clone())
+    .bind(row.requester_key.clone())
     .bind(row.reason.to_string())
     .bind(row.requested_ms)
     .bind(row.answer_deadline.to_string())
@@ -134,23 +136,23 @@ where
     .bind(row.answered_late)
     .bind(row.failed_check.map(str::to_string))
     .bind(row.refusal.map(str::to_string))
-    .bind(row.subject_org.map(str::to_string))
+    .bind(row.subject_org.cloned())
     .bind(row.subject_key.map(str::to_string))
     .bind(row.opening_json.map(str::to_string))
-    .bind(row.id.to_string())
+    .bind(row.id.clone())
     .execute(db)
     .await?;
     Ok(claimed.rows_affected())
 }
 
 /// Records the ledger seq of a request's answer.
-pub(crate) async fn set_answer_seq<'e, E>(db: E, id: &str, seq: i64) -> Result<()>
+pub(crate) async fn set_answer_seq<'e, E>(db: E, id: &ConsentRequestId, seq: i64) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE fhe_consent_requests SET answer_seq = $1 WHERE id = $2")
         .bind(seq)
-        .bind(id.to_string())
+        .bind(id.clone())
         .execute(db)
         .await?;
     Ok(())

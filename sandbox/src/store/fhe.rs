@@ -2,18 +2,20 @@
 //! vetted templates, uploaded server keys and encrypted queries, written for the
 //! [`crate::fhe::Fhe`] sub-service.
 
+use pdx_ids::{DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, OrgId};
+
 use crate::Result;
 
 /// A proposed template (status `pending`).
 pub(crate) struct NewFheTemplate<'a> {
     /// Template id.
-    pub id: &'a str,
+    pub id: &'a FheTemplateId,
     /// The dataset.
-    pub dataset_id: &'a str,
+    pub dataset_id: &'a DatasetId,
     /// The dataset's provider, who decides.
-    pub provider_org: &'a str,
+    pub provider_org: &'a OrgId,
     /// The proposing developer organisation.
-    pub proposer_org: &'a str,
+    pub proposer_org: &'a OrgId,
     /// Name.
     pub name: &'a str,
     /// Purpose.
@@ -29,9 +31,9 @@ pub(crate) struct NewFheTemplate<'a> {
 /// An accepted server key.
 pub(crate) struct NewServerKey<'a> {
     /// Key id.
-    pub id: &'a str,
+    pub id: &'a FheKeyId,
     /// Owning organisation.
-    pub org_id: &'a str,
+    pub org_id: &'a OrgId,
     /// Key hash, hex.
     pub key_hash: &'a str,
     /// Size of the compressed key.
@@ -47,19 +49,19 @@ pub(crate) struct NewServerKey<'a> {
 /// An admitted query (status `queued`).
 pub(crate) struct NewFheQuery<'a> {
     /// Query id.
-    pub id: &'a str,
+    pub id: &'a FheQueryId,
     /// Its job.
-    pub job_id: &'a str,
+    pub job_id: &'a JobId,
     /// Querying organisation.
-    pub org_id: &'a str,
+    pub org_id: &'a OrgId,
     /// The template.
-    pub template_id: &'a str,
+    pub template_id: &'a FheTemplateId,
     /// The grant that paid, if any.
-    pub grant_id: Option<&'a str>,
+    pub grant_id: Option<&'a GrantId>,
     /// The server key.
-    pub server_key_id: &'a str,
+    pub server_key_id: &'a FheKeyId,
     /// The dataset.
-    pub dataset_id: &'a str,
+    pub dataset_id: &'a DatasetId,
     /// The dataset version scanned.
     pub version: i64,
     /// Hash of the input ciphertext, hex.
@@ -86,10 +88,10 @@ where
          spec_json, template_hash, status, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9)",
     )
-    .bind(row.id.to_string())
-    .bind(row.dataset_id.to_string())
-    .bind(row.provider_org.to_string())
-    .bind(row.proposer_org.to_string())
+    .bind(row.id.clone())
+    .bind(row.dataset_id.clone())
+    .bind(row.provider_org.clone())
+    .bind(row.proposer_org.clone())
     .bind(row.name.to_string())
     .bind(row.purpose.to_string())
     .bind(row.spec_json.to_string())
@@ -104,7 +106,7 @@ where
 /// rows updated (0 if it changed concurrently).
 pub(crate) async fn decide_template<'e, E>(
     db: E,
-    id: &str,
+    id: &FheTemplateId,
     expected: &str,
     status: &str,
     reason: Option<&str>,
@@ -120,7 +122,7 @@ where
     .bind(status)
     .bind(reason.map(str::to_string))
     .bind(decided_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .bind(expected)
     .execute(db)
     .await?;
@@ -128,13 +130,17 @@ where
 }
 
 /// Records the ledger seq of a template's decision.
-pub(crate) async fn set_template_decision_seq<'e, E>(db: E, id: &str, seq: i64) -> Result<()>
+pub(crate) async fn set_template_decision_seq<'e, E>(
+    db: E,
+    id: &FheTemplateId,
+    seq: i64,
+) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE fhe_templates SET decision_seq = $1 WHERE id = $2")
         .bind(seq)
-        .bind(id.to_string())
+        .bind(id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -149,8 +155,8 @@ where
         "INSERT INTO fhe_server_keys (id, org_id, key_hash, bytes, parameters, file_path, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(row.id.to_string())
-    .bind(row.org_id.to_string())
+    .bind(row.id.clone())
+    .bind(row.org_id.clone())
     .bind(row.key_hash.to_string())
     .bind(row.bytes)
     .bind(row.parameters)
@@ -162,13 +168,13 @@ where
 }
 
 /// Deletes one of an organisation's server keys.
-pub(crate) async fn delete_server_key<'e, E>(db: E, id: &str, org_id: &str) -> Result<()>
+pub(crate) async fn delete_server_key<'e, E>(db: E, id: &FheKeyId, org_id: &OrgId) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("DELETE FROM fhe_server_keys WHERE id = $1 AND org_id = $2")
-        .bind(id.to_string())
-        .bind(org_id.to_string())
+        .bind(id.clone())
+        .bind(org_id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -185,13 +191,13 @@ where
          consent_commitment) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14)",
     )
-    .bind(row.id.to_string())
-    .bind(row.job_id.to_string())
-    .bind(row.org_id.to_string())
-    .bind(row.template_id.to_string())
-    .bind(row.grant_id.map(str::to_string))
-    .bind(row.server_key_id.to_string())
-    .bind(row.dataset_id.to_string())
+    .bind(row.id.clone())
+    .bind(row.job_id.clone())
+    .bind(row.org_id.clone())
+    .bind(row.template_id.clone())
+    .bind(row.grant_id.cloned())
+    .bind(row.server_key_id.clone())
+    .bind(row.dataset_id.clone())
     .bind(row.version)
     .bind(row.input_hash.to_string())
     .bind(row.bucket_bits)
@@ -205,12 +211,12 @@ where
 }
 
 /// Marks a query `running`.
-pub(crate) async fn mark_query_running<'e, E>(db: E, id: &str) -> Result<()>
+pub(crate) async fn mark_query_running<'e, E>(db: E, id: &FheQueryId) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE fhe_queries SET status = 'running' WHERE id = $1")
-        .bind(id.to_string())
+        .bind(id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -220,7 +226,7 @@ where
 /// returns the rows updated (0 when it had already ended).
 pub(crate) async fn finish_query<'e, E>(
     db: E,
-    id: &str,
+    id: &FheQueryId,
     value_hash: &str,
     found_hash: &str,
     ledger_seq: i64,
@@ -237,7 +243,7 @@ where
     .bind(found_hash.to_string())
     .bind(ledger_seq)
     .bind(finished_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())
@@ -245,7 +251,7 @@ where
 
 /// Marks a query whose evaluation failed `failed`, unless it is already `done` (its
 /// answer and ledger entry committed before a later step failed).
-pub(crate) async fn fail_query<'e, E>(db: E, id: &str, finished_ms: i64) -> Result<()>
+pub(crate) async fn fail_query<'e, E>(db: E, id: &FheQueryId, finished_ms: i64) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
@@ -254,7 +260,7 @@ where
          WHERE id = $2 AND status IN ('queued', 'running')",
     )
     .bind(finished_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(())

@@ -5,18 +5,20 @@
 //! conditional `UPDATE … WHERE spent + cost <= budget`, so the database settles
 //! concurrent jobs and a grant is never overspent.
 
+use pdx_ids::{DatasetId, GrantId, OrgId};
+
 use crate::Result;
 
 /// A new application, as filed (status `pending`).
 pub(crate) struct NewGrant<'a> {
     /// Grant id.
-    pub id: &'a str,
+    pub id: &'a GrantId,
     /// The dataset.
-    pub dataset_id: &'a str,
+    pub dataset_id: &'a DatasetId,
     /// Applying developer organisation.
-    pub applicant_org: &'a str,
+    pub applicant_org: &'a OrgId,
     /// Providing organisation.
-    pub provider_org: &'a str,
+    pub provider_org: &'a OrgId,
     /// Stated purpose.
     pub purpose: &'a str,
     /// Requested columns, as JSON.
@@ -42,7 +44,7 @@ pub(crate) struct NewGrant<'a> {
 /// The terms of an approval (possibly narrowed from the application).
 pub(crate) struct GrantApproval<'a> {
     /// Grant id.
-    pub id: &'a str,
+    pub id: &'a GrantId,
     /// The provider's reason, if any.
     pub reason: Option<&'a str>,
     /// Approved columns, as JSON.
@@ -74,10 +76,10 @@ where
          answer_deadline, applied_ms, research_only) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)",
     )
-    .bind(row.id.to_string())
-    .bind(row.dataset_id.to_string())
-    .bind(row.applicant_org.to_string())
-    .bind(row.provider_org.to_string())
+    .bind(row.id.clone())
+    .bind(row.dataset_id.clone())
+    .bind(row.applicant_org.clone())
+    .bind(row.provider_org.clone())
     .bind(row.purpose.to_string())
     .bind(row.columns_json.to_string())
     .bind(row.model_kinds_json.to_string())
@@ -114,7 +116,7 @@ where
     .bind(row.query_budget)
     .bind(row.decided_ms)
     .bind(row.expires_ms)
-    .bind(row.id.to_string())
+    .bind(row.id.clone())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())
@@ -125,7 +127,7 @@ where
 /// in `from`).
 pub(crate) async fn close<'e, E>(
     db: E,
-    id: &str,
+    id: &GrantId,
     from: &str,
     to: &str,
     reason: &str,
@@ -141,7 +143,7 @@ where
     .bind(to.to_string())
     .bind(reason.to_string())
     .bind(decided_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .bind(from.to_string())
     .execute(db)
     .await?;
@@ -149,13 +151,13 @@ where
 }
 
 /// Records the ledger seq of a grant's decision.
-pub(crate) async fn set_decision_seq<'e, E>(db: E, id: &str, seq: i64) -> Result<()>
+pub(crate) async fn set_decision_seq<'e, E>(db: E, id: &GrantId, seq: i64) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE grants SET decision_seq = $1 WHERE id = $2")
         .bind(seq)
-        .bind(id.to_string())
+        .bind(id.clone())
         .execute(db)
         .await?;
     Ok(())
@@ -165,7 +167,7 @@ where
 /// returns the rows updated (0: nothing was spent).
 pub(crate) async fn spend<'e, E>(
     db: E,
-    id: &str,
+    id: &GrantId,
     epsilon_micro: i64,
     delta_pico: i64,
 ) -> Result<u64>
@@ -181,7 +183,7 @@ where
     )
     .bind(epsilon_micro)
     .bind(delta_pico)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())

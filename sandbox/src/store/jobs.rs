@@ -2,16 +2,18 @@
 //! runner: a queued row per job (with the inputs it needs to resume) and its moves
 //! through `queued → running → succeeded | failed`.
 
+use pdx_ids::{JobId, OrgId};
+
 use crate::Result;
 
 /// A queued job to insert, its inputs already encoded as JSON.
 pub(crate) struct NewJob<'a> {
     /// Job id.
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a JobId,
     /// What kind of work.
     pub(crate) kind: &'a str,
     /// Owning organisation.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// What it works on.
     pub(crate) subject: &'a str,
     /// The encoded [`JobInputs`](crate::jobs::JobInputs).
@@ -29,9 +31,9 @@ where
         "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, inputs_json, \
          created_ms, updated_ms) VALUES ($1, $2, $3, $4, 'queued', 'queued', 0.0, $5, $6, $6)",
     )
-    .bind(row.id.to_string())
+    .bind(row.id.clone())
     .bind(row.kind.to_string())
-    .bind(row.org_id.to_string())
+    .bind(row.org_id.clone())
     .bind(row.subject.to_string())
     .bind(row.inputs_json.to_string())
     .bind(row.created_ms)
@@ -44,7 +46,7 @@ where
 /// as it is).
 pub(crate) async fn mark_running<'e, E>(
     db: E,
-    id: &str,
+    id: &JobId,
     stage: &str,
     progress: f64,
     updated_ms: i64,
@@ -59,7 +61,7 @@ where
     .bind(stage.to_string())
     .bind(progress)
     .bind(updated_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(())
@@ -69,7 +71,7 @@ where
 /// is, so the first outcome recorded (a result, a failure or a cancellation) stands.
 pub(crate) async fn mark_succeeded<'e, E>(
     db: E,
-    id: &str,
+    id: &JobId,
     result_json: String,
     updated_ms: i64,
 ) -> Result<()>
@@ -82,7 +84,7 @@ where
     )
     .bind(result_json)
     .bind(updated_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(())
@@ -92,7 +94,7 @@ where
 /// stays as it is.
 pub(crate) async fn mark_failed<'e, E>(
     db: E,
-    id: &str,
+    id: &JobId,
     error_json: String,
     updated_ms: i64,
 ) -> Result<()>
@@ -105,7 +107,7 @@ where
     )
     .bind(error_json)
     .bind(updated_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(())

@@ -2,14 +2,16 @@
 //! one immutable row per registered model, inserted with its `ModelRegistration`
 //! ledger entry.
 
+use pdx_ids::{ModelId, OrgId};
+
 use crate::Result;
 
 /// A model to register.
 pub(crate) struct NewModelRow<'a> {
     /// Model id.
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a ModelId,
     /// The registering organisation.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The model kind's wire name.
     pub(crate) kind: &'static str,
     /// Name (trimmed).
@@ -33,8 +35,8 @@ where
         "INSERT INTO models (id, org_id, kind, name, body, params_json, model_hash, \
          registration_seq, created_ms) VALUES ($1, $2, $3, $4, $5, '{}', $6, $7, $8)",
     )
-    .bind(row.id.to_string())
-    .bind(row.org_id.to_string())
+    .bind(row.id.clone())
+    .bind(row.org_id.clone())
     .bind(row.kind)
     .bind(row.name.to_string())
     .bind(row.body.to_string())

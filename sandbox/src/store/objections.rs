@@ -1,22 +1,24 @@
 //! The `objections` table: objections (异议) to dataset versions and the providers'
 //! answers, written for the [`crate::objections::Objections`] sub-service.
 
+use pdx_ids::{DatasetId, KeyId, ObjectionId, OrgId};
+
 use crate::Result;
 
 /// A newly filed objection (status `open`).
 pub(crate) struct NewObjectionRow<'a> {
     /// Objection id.
-    pub id: &'a str,
+    pub id: &'a ObjectionId,
     /// The dataset.
-    pub dataset_id: &'a str,
+    pub dataset_id: &'a DatasetId,
     /// The version objected to.
     pub version: i64,
     /// The dataset's provider, who answers.
-    pub provider_org: &'a str,
+    pub provider_org: &'a OrgId,
     /// The objecting organisation.
-    pub objector_org: &'a str,
+    pub objector_org: &'a OrgId,
     /// The objector's API key id.
-    pub objector_key: &'a str,
+    pub objector_key: &'a KeyId,
     /// Ground (`error` or `omission`).
     pub ground: &'a str,
     /// What is wrong.
@@ -39,12 +41,12 @@ where
          objector_key, ground, detail, status, answer_deadline, filed_ms, objection_seq) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'open', $9, $10, $11)",
     )
-    .bind(row.id.to_string())
-    .bind(row.dataset_id.to_string())
+    .bind(row.id.clone())
+    .bind(row.dataset_id.clone())
     .bind(row.version)
-    .bind(row.provider_org.to_string())
-    .bind(row.objector_org.to_string())
-    .bind(row.objector_key.to_string())
+    .bind(row.provider_org.clone())
+    .bind(row.objector_org.clone())
+    .bind(row.objector_key.clone())
     .bind(row.ground)
     .bind(row.detail.to_string())
     .bind(row.answer_deadline.to_string())
@@ -59,7 +61,7 @@ where
 /// concurrently).
 pub(crate) async fn answer_open<'e, E>(
     db: E,
-    id: &str,
+    id: &ObjectionId,
     outcome: &str,
     answer: &str,
     answered_ms: i64,
@@ -76,20 +78,20 @@ where
     .bind(answer.to_string())
     .bind(answered_ms)
     .bind(answered_late)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())
 }
 
 /// Records the ledger seq of an objection's answer.
-pub(crate) async fn set_answer_seq<'e, E>(db: E, id: &str, seq: i64) -> Result<()>
+pub(crate) async fn set_answer_seq<'e, E>(db: E, id: &ObjectionId, seq: i64) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE objections SET answer_seq = $1 WHERE id = $2")
         .bind(seq)
-        .bind(id.to_string())
+        .bind(id.clone())
         .execute(db)
         .await?;
     Ok(())

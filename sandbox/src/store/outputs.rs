@@ -2,18 +2,20 @@
 //! [`Runs`](crate::runs::Runs) sub-service (an output enters quarantine) and the
 //! [`Reviews`](crate::review::Reviews) sub-service (reviews, rejections, releases).
 
+use pdx_ids::{JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId};
+
 use crate::Result;
 
 /// A run's output, inserted `quarantined`.
 pub(crate) struct NewOutput<'a> {
     /// Output id.
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a OutputId,
     /// The run's job.
-    pub(crate) job_id: &'a str,
+    pub(crate) job_id: &'a JobId,
     /// The developer organisation.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The model.
-    pub(crate) model_id: &'a str,
+    pub(crate) model_id: &'a ModelId,
     /// The providers of the inputs, comma-separated.
     pub(crate) provider_org: &'a str,
     /// The file, relative to the data directory.
@@ -44,10 +46,10 @@ where
          rows_count, bytes, check_report_json, preview_json, required_reviews, status, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'quarantined', $13)",
     )
-    .bind(row.id.to_string())
-    .bind(row.job_id.to_string())
-    .bind(row.org_id.to_string())
-    .bind(row.model_id.to_string())
+    .bind(row.id.clone())
+    .bind(row.job_id.clone())
+    .bind(row.org_id.clone())
+    .bind(row.model_id.clone())
     .bind(row.provider_org.to_string())
     .bind(row.file_path.to_string())
     .bind(row.output_hash.to_string())
@@ -65,11 +67,11 @@ where
 /// A reviewer's decision on an output.
 pub(crate) struct NewOutputReview<'a> {
     /// The output.
-    pub(crate) output_id: &'a str,
+    pub(crate) output_id: &'a OutputId,
     /// The reviewer's organisation.
-    pub(crate) reviewer_org: &'a str,
+    pub(crate) reviewer_org: &'a OrgId,
     /// The reviewer's key.
-    pub(crate) reviewer_key: &'a str,
+    pub(crate) reviewer_key: &'a KeyId,
     /// `approve` or `reject`.
     pub(crate) decision: &'static str,
     /// Why.
@@ -88,9 +90,9 @@ where
         "INSERT INTO output_reviews (output_id, reviewer_org, reviewer_key, decision, reason, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(row.output_id.to_string())
-    .bind(row.reviewer_org.to_string())
-    .bind(row.reviewer_key.to_string())
+    .bind(row.output_id.clone())
+    .bind(row.reviewer_org.clone())
+    .bind(row.reviewer_key.clone())
     .bind(row.decision)
     .bind(row.reason.to_string())
     .bind(row.created_ms)
@@ -103,7 +105,7 @@ where
 /// was already decided).
 pub(crate) async fn reject_output<'e, E>(
     db: E,
-    id: &str,
+    id: &OutputId,
     reason: &str,
     decided_ms: i64,
 ) -> Result<u64>
@@ -116,7 +118,7 @@ where
     )
     .bind(reason.to_string())
     .bind(decided_ms)
-    .bind(id.to_string())
+    .bind(id.clone())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())
@@ -125,9 +127,9 @@ where
 /// A quarantined output's release.
 pub(crate) struct OutputRelease<'a> {
     /// The output.
-    pub(crate) id: &'a str,
+    pub(crate) id: &'a OutputId,
     /// Release id.
-    pub(crate) release_id: &'a str,
+    pub(crate) release_id: &'a ReleaseId,
     /// Seq of its `Release` ledger entry.
     pub(crate) release_seq: i64,
     /// The released file, relative to the data directory.
@@ -146,11 +148,11 @@ where
         "UPDATE outputs SET status = 'released', release_id = $1, release_seq = $2, \
          file_path = $3, decided_ms = $4 WHERE id = $5 AND status = 'quarantined'",
     )
-    .bind(row.release_id.to_string())
+    .bind(row.release_id.clone())
     .bind(row.release_seq)
     .bind(row.file_path.to_string())
     .bind(row.decided_ms)
-    .bind(row.id.to_string())
+    .bind(row.id.clone())
     .execute(db)
     .await?;
     Ok(updated.rows_affected())

@@ -3,14 +3,16 @@
 //! [`record_sets::save`](crate::record_sets::save), in the transaction that inserts
 //! the output holding the sets. Every insert ignores a row that already exists.
 
+use pdx_ids::{OrgId, OutputId, VersionRef};
+
 use crate::Result;
 
 /// A nesting of two released record sets, as an output found it.
 pub(crate) struct NewNesting<'a> {
     /// The organisation holding the sets.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The dataset version they are sets of.
-    pub(crate) dataset_version: &'a str,
+    pub(crate) dataset_version: &'a VersionRef,
     /// Hash of the larger set.
     pub(crate) outer_hash: &'a str,
     /// Selection fingerprint of the larger set.
@@ -20,7 +22,7 @@ pub(crate) struct NewNesting<'a> {
     /// Selection fingerprint of the smaller set.
     pub(crate) inner_selection: &'a str,
     /// The output that holds the nesting.
-    pub(crate) output_id: &'a str,
+    pub(crate) output_id: &'a OutputId,
 }
 
 /// Inserts a nesting unless it is already recorded.
@@ -33,13 +35,13 @@ where
          outer_selection, inner_hash, inner_selection, output_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
-    .bind(row.org_id.to_owned())
-    .bind(row.dataset_version.to_owned())
+    .bind(row.org_id.clone())
+    .bind(row.dataset_version.to_string())
     .bind(row.outer_hash.to_owned())
     .bind(row.outer_selection.to_owned())
     .bind(row.inner_hash.to_owned())
     .bind(row.inner_selection.to_owned())
-    .bind(row.output_id.to_owned())
+    .bind(row.output_id.clone())
     .execute(db)
     .await?;
     Ok(())
@@ -48,9 +50,9 @@ where
 /// A distinct record set of an organisation on a dataset version.
 pub(crate) struct NewRecordSet<'a> {
     /// The organisation holding the set.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The dataset version it is a set of.
-    pub(crate) dataset_version: &'a str,
+    pub(crate) dataset_version: &'a VersionRef,
     /// Hash of the bitmap.
     pub(crate) set_hash: &'a str,
     /// Selection fingerprint.
@@ -73,8 +75,8 @@ where
          (org_id, dataset_version, set_hash, selection, records, summary, bitmap) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
     )
-    .bind(row.org_id.to_owned())
-    .bind(row.dataset_version.to_owned())
+    .bind(row.org_id.clone())
+    .bind(row.dataset_version.to_string())
     .bind(row.set_hash.to_owned())
     .bind(row.selection.to_owned())
     .bind(row.records)
@@ -88,11 +90,11 @@ where
 /// That an output holds a record set.
 pub(crate) struct NewOutputRecordSet<'a> {
     /// The output.
-    pub(crate) output_id: &'a str,
+    pub(crate) output_id: &'a OutputId,
     /// The organisation holding the set.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The dataset version it is a set of.
-    pub(crate) dataset_version: &'a str,
+    pub(crate) dataset_version: &'a VersionRef,
     /// Hash of the set.
     pub(crate) set_hash: &'a str,
     /// Selection fingerprint.
@@ -111,9 +113,9 @@ where
         "INSERT INTO output_record_sets (output_id, org_id, dataset_version, set_hash, selection) \
          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
     )
-    .bind(row.output_id.to_owned())
-    .bind(row.org_id.to_owned())
-    .bind(row.dataset_version.to_owned())
+    .bind(row.output_id.clone())
+    .bind(row.org_id.clone())
+    .bind(row.dataset_version.to_string())
     .bind(row.set_hash.to_owned())
     .bind(row.selection.to_owned())
     .execute(db)

@@ -2,18 +2,20 @@
 //! one row per admitted run, `running` while it holds one of its organisation's
 //! concurrency slots, then closed.
 
+use pdx_ids::{GrantId, JobId, ModelId, OrgId};
+
 use crate::Result;
 
 /// An admitted run, inserted `running` with its job.
 pub(crate) struct NewModelRun<'a> {
     /// The run's job.
-    pub(crate) job_id: &'a str,
+    pub(crate) job_id: &'a JobId,
     /// The model.
-    pub(crate) model_id: &'a str,
+    pub(crate) model_id: &'a ModelId,
     /// The running organisation.
-    pub(crate) org_id: &'a str,
+    pub(crate) org_id: &'a OrgId,
     /// The first grant the run reads under, if any.
-    pub(crate) grant_id: Option<String>,
+    pub(crate) grant_id: Option<GrantId>,
     /// The cited `dataset@version`s, as a JSON array.
     pub(crate) dataset_versions_json: &'a str,
     /// ε spent, in micro-units.
@@ -34,9 +36,9 @@ where
          epsilon_micro, delta_pico, status, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', $8)",
     )
-    .bind(row.job_id.to_string())
-    .bind(row.model_id.to_string())
-    .bind(row.org_id.to_string())
+    .bind(row.job_id.clone())
+    .bind(row.model_id.clone())
+    .bind(row.org_id.clone())
     .bind(row.grant_id.clone())
     .bind(row.dataset_versions_json.to_string())
     .bind(row.epsilon_micro)
@@ -48,13 +50,13 @@ where
 }
 
 /// Sets the status of the run of a job (`finished`, `failed`, `cancelled`).
-pub(crate) async fn set_status<'e, E>(db: E, job_id: &str, status: &str) -> Result<()>
+pub(crate) async fn set_status<'e, E>(db: E, job_id: &JobId, status: &str) -> Result<()>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
     sqlx::query("UPDATE model_runs SET status = $1 WHERE job_id = $2")
         .bind(status.to_string())
-        .bind(job_id.to_string())
+        .bind(job_id.clone())
         .execute(db)
         .await?;
     Ok(())

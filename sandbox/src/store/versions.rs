@@ -2,12 +2,14 @@
 //! sub-service: one immutable row per certified version, inserted with its
 //! `AssetCertificate` ledger entry.
 
+use pdx_ids::{DatasetId, JobId};
+
 use crate::Result;
 
 /// A certified version of a dataset.
 pub(crate) struct NewVersion<'a> {
     /// The dataset.
-    pub(crate) dataset_id: &'a str,
+    pub(crate) dataset_id: &'a DatasetId,
     /// The version number.
     pub(crate) version: i64,
     /// Rows in the de-identified data.
@@ -33,7 +35,7 @@ pub(crate) struct NewVersion<'a> {
     /// Created, ms since epoch.
     pub(crate) created_ms: i64,
     /// The ingest job that made it.
-    pub(crate) ingest_job_id: &'a str,
+    pub(crate) ingest_job_id: &'a JobId,
 }
 
 /// Inserts a version.
@@ -47,7 +49,7 @@ where
          valid_until, created_ms, ingest_job_id) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
     )
-    .bind(row.dataset_id.to_string())
+    .bind(row.dataset_id.clone())
     .bind(row.version)
     .bind(row.rows_count)
     .bind(row.bytes)
@@ -60,7 +62,7 @@ where
     .bind(row.valid_from.to_string())
     .bind(row.valid_until.to_string())
     .bind(row.created_ms)
-    .bind(row.ingest_job_id.to_string())
+    .bind(row.ingest_job_id.clone())
     .execute(db)
     .await?;
     Ok(())
