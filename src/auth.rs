@@ -26,6 +26,9 @@ pub enum Role {
     /// Enterprise that banks look up privately (data subject, GD21 Art.41): registers
     /// consent keys and signs authorisations.
     Subject,
+    /// The data authority (数据主管部门, the data bureau): approves or returns catalog
+    /// entries submitted for publication (GD21 Art.10–11; XT Art.12).
+    Authority,
     /// Regulator or auditor.
     Supervisor,
     /// Platform operator: organisations and keys.
@@ -34,13 +37,14 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 8] = [
+    pub const ALL: [Role; 9] = [
         Role::Provider,
         Role::Developer,
         Role::Reviewer,
         Role::Exchange,
         Role::Buyer,
         Role::Subject,
+        Role::Authority,
         Role::Supervisor,
         Role::Admin,
     ];
@@ -54,6 +58,7 @@ impl Role {
             Role::Exchange => "exchange",
             Role::Buyer => "buyer",
             Role::Subject => "subject",
+            Role::Authority => "authority",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
         }

@@ -75,6 +75,12 @@ pub struct FileConfig {
     /// Working days a provider has to answer an objection to a dataset version
     /// (default 5).
     pub objection_answer_working_days: Option<u32>,
+    /// Working days the data authority has to review a submitted catalog entry
+    /// (default 5).
+    pub catalog_review_working_days: Option<u32>,
+    /// Working days a provider has to update a catalog entry after a legal change
+    /// (default 15).
+    pub catalog_update_working_days: Option<u32>,
     /// Public holidays (`YYYY-MM-DD`) skipped when counting working days.
     pub holidays: Option<Vec<String>>,
     /// Model runs one organisation may have in progress at once (default 2).
@@ -130,6 +136,9 @@ pub struct Config {
     pub sandbox: pdx_sandbox::SandboxConfig,
     /// Admission limits: rate per key, lock-out after failed keys, concurrent uploads.
     pub limits: crate::http::limits::LimitsConfig,
+    /// TLS certificate and key files (`pdx serve --tls-cert/--tls-key`); None: plain
+    /// HTTP. Read [`Config::tls_enabled`] rather than this field.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Default listen address.
@@ -178,6 +187,12 @@ impl Config {
         if let Some(days) = file.objection_answer_working_days {
             sandbox.objection_answer_working_days = days;
         }
+        if let Some(days) = file.catalog_review_working_days {
+            sandbox.catalog_review_working_days = days;
+        }
+        if let Some(days) = file.catalog_update_working_days {
+            sandbox.catalog_update_working_days = days;
+        }
         if let Some(holidays) = &file.holidays {
             let format = time::macros::format_description!("[year]-[month]-[day]");
             sandbox.holidays = holidays
@@ -209,6 +224,7 @@ impl Config {
         Ok(Config {
             sandbox,
             limits,
+            tls: None,
             addr: addr
                 .parse()
                 .with_context(|| format!("--addr {addr:?} is not a socket address"))?,
@@ -242,6 +258,13 @@ impl Config {
     /// Path of the bootstrap admin key.
     pub fn admin_key_path(&self) -> PathBuf {
         self.data_dir.join("admin.key")
+    }
+
+    /// Whether the server speaks HTTPS only. Cookies the server sets (the portal's
+    /// session) must then carry `Secure`, so that a browser never sends them over plain
+    /// HTTP; a cookie layer reads this flag rather than guessing from the request.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
     }
 }
 

@@ -114,6 +114,18 @@ pub struct ReconciliationSummary {
     pub remitted_minor: i64,
 }
 
+/// The catalog's governance: the data authority's decisions on the entries submitted
+/// for publication (GD21 Art.10–11) and the catalog revisions made.
+#[derive(Debug, Default, Serialize)]
+pub struct GovernanceSummary {
+    /// Catalog entries the data authority approved (published).
+    pub catalog_approvals: u64,
+    /// Catalog entries it returned to their provider with a reason.
+    pub catalog_returns: u64,
+    /// Metadata edits (catalog revisions after registration).
+    pub catalog_revisions: u64,
+}
+
 /// Private lookups.
 #[derive(Debug, Serialize)]
 pub struct FheSummary {
@@ -183,6 +195,8 @@ pub struct Summary {
     pub reconciliation: ReconciliationSummary,
     /// Private lookups.
     pub fhe: FheSummary,
+    /// The data authority's catalog decisions and the catalog revisions.
+    pub governance: GovernanceSummary,
     /// The product's lineage and its receipts.
     pub lineage: LineageSummary,
     /// The ledger.
@@ -354,6 +368,7 @@ struct Keys {
     exchange: String,
     buyer: String,
     subject: String,
+    authority: String,
     supervisor: String,
 }
 
@@ -372,6 +387,7 @@ struct Journey {
     settlement: SettlementSummary,
     reconciliation: ReconciliationSummary,
     fhe: FheSummary,
+    governance: GovernanceSummary,
 }
 
 /// Creates an organisation and a key for it; returns (org id, key id, key).
@@ -631,7 +647,80 @@ fn integer_codes(csv: &[u8]) -> Vec<u8> {
     out.into_bytes()
 }
 
-/// Registers a dataset, uploads its rows and returns the certified version's summary.
+/// How a drafted entry gets published, and the tally it adds to.
+struct Publication<'a> {
+    /// The data authority first returns the entry; the provider revises and resubmits.
+    return_first: bool,
+    /// The governance counts of the summary.
+    tally: &'a mut GovernanceSummary,
+}
+
+/// Has the provider submit a drafted catalog entry and the data authority approve it
+/// (GD21 Art.10–11). With `return_first`, the authority first returns it with a reason,
+/// and the provider edits its description (a catalog revision) and submits it again.
+async fn publish(
+    client: &Client,
+    keys: &Keys,
+    id: &DatasetId,
+    meta: &NewDataset,
+    publication: Publication<'_>,
+) -> anyhow::Result<()> {
+    let governance = publication.tally;
+    let submit = format!("/v1/datasets/{id}/submit");
+    let review = format!("/v1/datasets/{id}/review");
+    client
+        .expect(&keys.provider, Method::POST, &submit, None, 200)
+        .await?;
+    if publication.return_first {
+        let returned = client
+            .post(
+                &keys.authority,
+                &review,
+                json!({"decision": "return", "reason": "say how often the table is refreshed and from which survey wave"}),
+                200,
+            )
+            .await?;
+        if returned["status"] != json!("returned") {
+            bail!("the data authority's return did not take: {returned}");
+        }
+        governance.catalog_returns += 1;
+        let mut edit = serde_json::to_value(meta)?;
+        edit["description"] = json!(format!(
+            "{} Refreshed yearly from the survey's latest wave.",
+            meta.description
+        ));
+        edit["reason"] = json!("the data authority asked for the refresh cycle and source wave");
+        client
+            .expect(
+                &keys.provider,
+                Method::PUT,
+                &format!("/v1/datasets/{id}"),
+                Some(edit),
+                200,
+            )
+            .await?;
+        governance.catalog_revisions += 1;
+        client
+            .expect(&keys.provider, Method::POST, &submit, None, 200)
+            .await?;
+    }
+    let approved = client
+        .post(
+            &keys.authority,
+            &review,
+            json!({"decision": "approve"}),
+            200,
+        )
+        .await?;
+    if approved["status"] != json!("published") {
+        bail!("the data authority's approval did not publish the entry: {approved}");
+    }
+    governance.catalog_approvals += 1;
+    Ok(())
+}
+
+/// Registers a dataset, has the data authority publish it, uploads its rows and returns
+/// the certified version's summary.
 async fn certify(
     client: &Client,
     keys: &Keys,
@@ -639,6 +728,7 @@ async fn certify(
     source: &str,
     query: &str,
     csv: Vec<u8>,
+    publication: Publication<'_>,
 ) -> anyhow::Result<DatasetSummary> {
     let rows_in = csv
         .iter()
@@ -654,6 +744,7 @@ async fn certify(
         )
         .await?;
     let id: DatasetId = id_of(&registered, "id")?;
+    publish(client, keys, &id, meta, publication).await?;
     client.upload(&keys.provider, &id, query, csv).await?;
     let version = client
         .get(&keys.developer, &format!("/v1/datasets/{id}/versions/1"))
@@ -1053,12 +1144,14 @@ async fn journey(
         exchange: key_of(Role::Exchange)?,
         buyer: key_of(Role::Buyer)?,
         subject: key_of(Role::Subject)?,
+        authority: key_of(Role::Authority)?,
         supervisor: key_of(Role::Supervisor)?,
     };
+    let mut governance = GovernanceSummary::default();
 
     step(
         bar,
-        "2-3/10 registering, de-identifying and certifying Adult",
+        "2-3/10 registering, publishing, de-identifying and certifying Adult",
     );
     let scratch = tempfile::tempdir()?;
     let (adult_dir, adult_from) =
@@ -1073,12 +1166,16 @@ async fn journey(
         &adult_from,
         "?format=csv&delimiter=;",
         adult_csv,
+        Publication {
+            return_first: false,
+            tally: &mut governance,
+        },
     )
     .await?;
 
     step(
         bar,
-        "2-3/10 registering, de-identifying and certifying PUMS",
+        "2-3/10 registering, returning, revising, publishing and certifying PUMS",
     );
     let pums_path = samples::shared_data_dir().join("pums/PUMS.csv");
     let pums_csv = std::fs::read(&pums_path).with_context(|| {
@@ -1094,12 +1191,16 @@ async fn journey(
         &pums_path.display().to_string(),
         "?format=csv",
         integer_codes(&pums_csv),
+        Publication {
+            return_first: true,
+            tally: &mut governance,
+        },
     )
     .await?;
 
     step(
         bar,
-        "2-3/10 registering, de-identifying and certifying electricity",
+        "2-3/10 registering, publishing, de-identifying and certifying electricity",
     );
     let electricity_csv = samples::electricity_csv(ELECTRICITY_ROWS, 2026);
     let electricity = certify(
@@ -1109,6 +1210,10 @@ async fn journey(
         &format!("generated, {ELECTRICITY_ROWS} enterprises"),
         "?format=csv",
         electricity_csv.clone().into_bytes(),
+        Publication {
+            return_first: false,
+            tally: &mut governance,
+        },
     )
     .await?;
 
@@ -1316,6 +1421,7 @@ async fn journey(
             remitted_minor: recon["total"]["remitted_minor"].as_i64().unwrap_or(0),
         },
         fhe,
+        governance,
     })
 }
 
@@ -1395,6 +1501,7 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
         settlement: journey.settlement,
         reconciliation: journey.reconciliation,
         fhe: journey.fhe,
+        governance: journey.governance,
         lineage,
         ledger: LedgerSummary {
             entries,
@@ -1546,6 +1653,12 @@ fn print_summary(s: &Summary) {
         if s.reconciliation.exact { "yes" } else { "NO" }
     );
     println!("fhe lookups: {} ({})", s.fhe.lookups, s.fhe.note);
+    println!(
+        "catalog: {} entries approved by the data authority, {} returned and revised ({} revisions)",
+        s.governance.catalog_approvals,
+        s.governance.catalog_returns,
+        s.governance.catalog_revisions
+    );
     println!(
         "lineage of {}: complete: {}, receipts verified offline: {} of {}",
         s.lineage.product,

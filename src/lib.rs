@@ -29,3 +29,4 @@ pub mod http;
 pub mod samples;
 pub mod server;
 pub mod supervision;
+pub mod tls;

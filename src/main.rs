@@ -24,11 +24,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP server.
+    /// Run the HTTP server (HTTPS only with --tls-cert and --tls-key).
     Serve {
         /// Listen address.
         #[arg(long, env = "PDX_ADDR")]
         addr: Option<String>,
+        #[command(flatten)]
+        tls: pdx::tls::TlsArgs,
     },
     /// Run the whole lifecycle against an in-process server and print a summary.
     Demo {
@@ -103,11 +105,18 @@ fn init_logging(format: LogFormat, default_level: &str) {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { addr } => {
-            let config = Config::resolve(&cli.config, addr.as_deref())?;
+        Command::Serve { addr, tls } => {
+            let mut config = Config::resolve(&cli.config, addr.as_deref())?;
+            config.tls = tls.files();
             init_logging(config.log_format, "info");
+            // A bad certificate or key stops the start here, before the database is opened.
+            let tls = config
+                .tls
+                .as_ref()
+                .map(pdx::tls::server_config)
+                .transpose()?;
             let app = pdx::app::App::open(config).await?;
-            pdx::server::serve(app).await
+            pdx::server::serve(app, tls).await
         }
         Command::Demo { summary_json } => {
             let config = Config::resolve(&cli.config, None)?;

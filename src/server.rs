@@ -1,26 +1,33 @@
-//! `pdx serve`: bind, bootstrap, serve until SIGTERM or Ctrl-C, then drain.
+//! `pdx serve`: bind, bootstrap, serve (HTTP, or HTTPS with `--tls-cert`/`--tls-key`,
+//! see [`crate::tls`]) until SIGTERM or Ctrl-C, then drain.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::rustls;
 
 use crate::app::App;
+use crate::tls::TlsListener;
 
 /// A server running in the background (the demo and the tests use this).
 pub struct RunningServer {
     /// Bound address.
     pub addr: SocketAddr,
+    /// `http` or `https`.
+    scheme: &'static str,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
-    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    /// Base URL, e.g. `http://127.0.0.1:40123` (`https://` under TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Stops accepting, drains in-flight requests and waits.
@@ -43,28 +50,60 @@ pub async fn bootstrap_and_announce(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts serving on `listener` until `stop` turns true.
+/// Starts serving plain HTTP on `listener` until `stop` turns true.
 pub fn spawn(app: App, listener: TcpListener) -> anyhow::Result<RunningServer> {
-    let addr = listener.local_addr()?;
+    spawn_on(app, Bound::Plain(listener))
+}
+
+/// Starts serving HTTPS on `listener` with `tls` (see [`crate::tls::server_config`]).
+pub fn spawn_tls(
+    app: App,
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+) -> anyhow::Result<RunningServer> {
+    spawn_on(app, Bound::Tls(TlsListener::new(listener, tls)?))
+}
+
+enum Bound {
+    Plain(TcpListener),
+    Tls(TlsListener),
+}
+
+fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
+    let (addr, scheme) = match &listener {
+        Bound::Plain(l) => (l.local_addr()?, "http"),
+        Bound::Tls(l) => (axum::serve::Listener::local_addr(l)?, "https"),
+    };
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let router = crate::http::router(app.clone());
     let timer = spawn_checkpoint_timer(app.clone(), stop_rx.clone());
     let task = tokio::spawn(async move {
         // The peer address reaches the handlers: the lock-out after failed keys counts
         // per client address (`http::limits`).
-        let served = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let stopped = async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
-        })
-        .await;
+        };
+        let served = match listener {
+            Bound::Plain(l) => {
+                axum::serve(l, make_service)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            // axum gives `ConnectInfo<SocketAddr>` to its own TCP listener and to any
+            // listener wrapped by `tap_io`; the tap itself does nothing.
+            Bound::Tls(l) => {
+                axum::serve(l.tap_io(|_| {}), make_service)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
         timer.abort();
         served.context("serving HTTP")
     });
     Ok(RunningServer {
         addr,
+        scheme,
         stop: stop_tx,
         task,
     })
@@ -95,15 +134,20 @@ fn spawn_checkpoint_timer(
     })
 }
 
-/// `pdx serve`.
-pub async fn serve(app: App) -> anyhow::Result<()> {
+/// `pdx serve`. `tls` is `app.config.tls` loaded by [`crate::tls::server_config`]
+/// (before the database is opened, so that a bad file stops the start early); None
+/// serves plain HTTP.
+pub async fn serve(app: App, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     bootstrap_and_announce(&app).await?;
     app.resume_jobs().await?;
     let listener = TcpListener::bind(app.config.addr)
         .await
         .with_context(|| format!("binding {}", app.config.addr))?;
-    let server = spawn(app, listener)?;
-    tracing::info!(addr = %server.addr, "pdx listening");
+    let server = match tls {
+        Some(tls) => spawn_tls(app, listener, tls)?,
+        None => spawn(app, listener)?,
+    };
+    tracing::info!(addr = %server.addr, url = %server.url(), "pdx listening");
     shutdown_signal().await;
     tracing::info!("shutting down: draining in-flight requests");
     server.shutdown().await

@@ -18,6 +18,9 @@
 //!   signed consent to them;
 //! - [`bench`]: generated data and baselines for `pdx bench`.
 //!
+//! The polars frame types in these signatures are re-exported ([`DataFrame`],
+//! [`LazyFrame`]), so callers can name them without depending on polars.
+//!
 //! Versions are pinned together in the workspace: `opendp 0.16` pins `polars =0.52.0`
 //! and `chrono =0.4.41`, which holds DataFusion at 50.x.
 
@@ -27,3 +30,6 @@ pub mod disclosure;
 pub mod dp;
 pub mod fhe;
 pub mod sql;
+
+/// The frame types results come in (and lazy scans go in), re-exported from polars.
+pub use polars::prelude::{DataFrame, LazyFrame};

@@ -16,8 +16,9 @@
 //!   not carry a caller's or a stored value anywhere.
 //! - **Printing** ([`std::fmt::Display`], serde, sqlx) is the string itself, so the JSON
 //!   API, the database columns and the ledger payloads are byte-for-byte what they were.
-//! - **OpenAPI.** Each type is a named string schema with its pattern, so clients see
-//!   which kind of id each field and path parameter takes.
+//! - **OpenAPI** (feature `openapi`, which the binary enables). Each type is a named
+//!   string schema with its pattern, so clients see which kind of id each field and path
+//!   parameter takes.
 //!
 //! [`VersionRef`] names one version of a dataset (`ds_…@3`), the form certificates,
 //! lineage and provenance cite. [`ReleaseRef`] names a released output by its release
@@ -71,6 +72,7 @@ fn random_body(bytes: usize) -> String {
 }
 
 /// The OpenAPI schema of a string id with this pattern and example.
+#[cfg(feature = "openapi")]
 fn string_schema(
     description: &str,
     pattern: &str,
@@ -239,6 +241,7 @@ macro_rules! id_type {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
                 string_schema(
@@ -249,6 +252,7 @@ macro_rules! id_type {
             }
         }
 
+        #[cfg(feature = "openapi")]
         impl utoipa::ToSchema for $name {
             fn name() -> std::borrow::Cow<'static, str> {
                 std::borrow::Cow::Borrowed(stringify!($name))
@@ -404,6 +408,7 @@ impl<'de> serde::Deserialize<'de> for VersionRef {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for VersionRef {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         string_schema(
@@ -414,6 +419,7 @@ impl utoipa::PartialSchema for VersionRef {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::ToSchema for VersionRef {
     fn name() -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed("VersionRef")
@@ -489,6 +495,7 @@ impl<'de> serde::Deserialize<'de> for ReleaseRef {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for ReleaseRef {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::OneOfBuilder::new()
@@ -499,6 +506,7 @@ impl utoipa::PartialSchema for ReleaseRef {
     }
 }
 
+#[cfg(feature = "openapi")]
 impl utoipa::ToSchema for ReleaseRef {
     fn name() -> std::borrow::Cow<'static, str> {
         std::borrow::Cow::Borrowed("ReleaseRef")
@@ -587,6 +595,7 @@ mod tests {
         assert!(!err.to_string().contains("job_ab"));
     }
 
+    #[cfg(feature = "openapi")]
     #[test]
     fn the_openapi_schema_is_a_named_string_with_the_pattern() {
         use utoipa::{PartialSchema, ToSchema};

@@ -224,12 +224,18 @@ pub enum EntryKind {
     ObjectionAnswer,
     /// An FHE template approval or an FHE query.
     FheQuery,
+    /// A catalog entry submitted for review, or the data authority's approval or return
+    /// of it (GD21 Art.10–11; XT Art.12, 14).
+    CatalogDecision,
+    /// A provider's edit of a catalog entry's metadata: a new catalog revision (GD21
+    /// Art.11; XT Art.14).
+    CatalogRevision,
     /// A kind this build does not know.
     Other(String),
 }
 
 impl EntryKind {
-    const KNOWN: [(EntryKind, &'static str); 16] = [
+    const KNOWN: [(EntryKind, &'static str); 18] = [
         (EntryKind::AssetCertificate, "asset_certificate"),
         (EntryKind::OpenAttributeChange, "open_attribute_change"),
         (EntryKind::GrantDecision, "grant_decision"),
@@ -246,6 +252,8 @@ impl EntryKind {
         (EntryKind::Objection, "objection"),
         (EntryKind::ObjectionAnswer, "objection_answer"),
         (EntryKind::FheQuery, "fhe_query"),
+        (EntryKind::CatalogDecision, "catalog_decision"),
+        (EntryKind::CatalogRevision, "catalog_revision"),
     ];
 
     /// The wire name, as hashed.
@@ -269,6 +277,8 @@ impl EntryKind {
             EntryKind::Objection => "objection",
             EntryKind::ObjectionAnswer => "objection_answer",
             EntryKind::FheQuery => "fhe_query",
+            EntryKind::CatalogDecision => "catalog_decision",
+            EntryKind::CatalogRevision => "catalog_revision",
             EntryKind::Other(s) => s,
         }
     }

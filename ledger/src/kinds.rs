@@ -325,6 +325,66 @@ impl LedgerPayload for ObjectionAnswer {
     }
 }
 
+/// A step in the review of a catalog entry (GD21 Art.10–11; XT Art.12, 14): its
+/// provider submits a catalog revision (`submitted`), and the data authority approves it,
+/// which publishes the entry (`approved`), or returns it with a reason (`returned`). The
+/// entry names the revision and the hash of its metadata, so what the authority approved
+/// can be checked against the catalog's revision history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogDecision {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The providing organisation.
+    pub provider_org: String,
+    /// `submitted`, `approved` or `returned`.
+    pub decision: String,
+    /// Why the authority returned the entry (absent otherwise).
+    pub reason: Option<String>,
+    /// The catalog revision submitted or decided (1 is the registration).
+    pub revision: u64,
+    /// BLAKE3 of that revision's canonical metadata.
+    pub metadata_hash: Hash32,
+    /// The authority's answer deadline, `YYYY-MM-DD`, counted in working days from the
+    /// submission.
+    pub review_due: String,
+    /// True for a decision made after the deadline.
+    pub late: bool,
+}
+impl LedgerPayload for CatalogDecision {
+    const KIND: EntryKind = EntryKind::CatalogDecision;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
+/// A provider's edit of a catalog entry's metadata (GD21 Art.11; XT Art.14): the new
+/// catalog revision, the hash of its metadata and why it was made. An edit that follows a
+/// legal change names the change's date and is late when made more than the configured
+/// working days (15) after it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CatalogRevision {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The providing organisation (the actor).
+    pub provider_org: String,
+    /// The new revision number.
+    pub revision: u64,
+    /// BLAKE3 of the revision's canonical metadata.
+    pub metadata_hash: Hash32,
+    /// Why the metadata changed.
+    pub reason: String,
+    /// The date of the legal change that required the edit, `YYYY-MM-DD`, if any.
+    pub legal_change_date: Option<String>,
+    /// True when made after the deadline that the legal change set.
+    pub late: bool,
+}
+impl LedgerPayload for CatalogRevision {
+    const KIND: EntryKind = EntryKind::CatalogRevision;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
 /// A provider's decision on an FHE query template (event `template_decision`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FheTemplateDecision {
@@ -540,6 +600,32 @@ mod tests {
         assert_eq!(v["consent_commitment"], Hash32([6; 32]).to_hex());
         let e = Entry::build(0, 0, FheRecord::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
         assert_eq!(decode::<FheRecord>(&e), Some(q));
+    }
+
+    #[test]
+    fn catalog_decisions_round_trip_and_are_readable_by_the_provider() {
+        let d = CatalogDecision {
+            dataset_id: "ds_1".into(),
+            provider_org: "org-prov".into(),
+            decision: "approved".into(),
+            reason: None,
+            revision: 2,
+            metadata_hash: Hash32([7; 32]),
+            review_due: "2026-11-27".into(),
+            late: true,
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        let actor = Actor {
+            org: "org-bureau".into(),
+            key_id: "k".into(),
+        };
+        let e = Entry::build(0, 0, CatalogDecision::KIND, actor, &v, Hash32::ZERO).unwrap();
+        assert_eq!(e.kind.as_str(), "catalog_decision");
+        assert_eq!(decode::<CatalogDecision>(&e), Some(d.clone()));
+        assert_eq!(decode::<CatalogRevision>(&e), None);
+        assert_eq!(d.parties(), ["org-prov"]);
+        assert!(!CatalogDecision::KIND.is_public());
+        assert!(!CatalogRevision::KIND.is_public());
     }
 
     #[test]

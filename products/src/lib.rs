@@ -91,6 +91,12 @@
 //!
 //! Only paid or delivered orders within the licence term download; each download is
 //! logged in `downloads`.
+//!
+//! ## HTTP
+//!
+//! The binary serves this crate over HTTP; the crate itself stays free of HTTP. The
+//! schemas for the binary's OpenAPI document (`utoipa::ToSchema` on the public types)
+//! are derived only under the `openapi` feature, which the binary enables.
 
 #![warn(missing_docs)]
 

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use pdx_ids::{DatasetId, DownloadId, KeyId, OrderId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::Hash32;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::error::{ProductsError, Result};
 use crate::split::{PayeeKind, RevenueSplit};
@@ -17,7 +16,8 @@ pub const CURRENCY: &str = "CNY";
 pub const MAX_TERM_DAYS: u32 = 3650;
 
 /// Licence kinds; research-only terms propagate from sources to products.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LicenceKind {
     /// Research and public-interest use only (GD21 Art.26).
@@ -70,7 +70,8 @@ impl LicenceKind {
 }
 
 /// A licence: kind, term and permitted use.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Licence {
     /// Licence kind.
     pub kind: LicenceKind,
@@ -86,7 +87,8 @@ fn default_currency() -> String {
 }
 
 /// What a developer submits to create a product.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewProduct {
     /// Title (1 to 200 characters).
     pub title: String,
@@ -105,7 +107,8 @@ pub struct NewProduct {
 }
 
 /// A source dataset of a released output, as the sandbox's catalog knows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SourceDataset {
     /// Dataset id.
     pub dataset_id: DatasetId,
@@ -120,7 +123,7 @@ pub struct SourceDataset {
     /// Data asset certificate number of the version read.
     pub certificate_no: String,
     /// BLAKE3 of the de-identified version read.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub content_hash: Hash32,
     /// Acquisition date (the version's date, `YYYY-MM-DD`).
     pub acquired: String,
@@ -129,20 +132,21 @@ pub struct SourceDataset {
 }
 
 /// A released output a product is built from; the binary fills it from the sandbox.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleasedSource {
     /// Release id.
     pub release_id: ReleaseId,
     /// Developer organisation that owns the release.
     pub developer_org: OrgId,
     /// BLAKE3 of the released output.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub output_hash: Hash32,
     /// The released Parquet file (server-side; never shown to buyers).
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub output_path: PathBuf,
     /// BLAKE3 of the model that produced it.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub model_hash: Hash32,
     /// Reviewers who approved the release (key ids).
     pub reviewers: Vec<KeyId>,
@@ -153,15 +157,16 @@ pub struct ReleasedSource {
 }
 
 /// One released output in a provenance manifest.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ManifestSource {
     /// Release id.
     pub release_id: ReleaseId,
     /// BLAKE3 of the released output.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub output_hash: Hash32,
     /// BLAKE3 of the model.
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub model_hash: Hash32,
     /// Reviewers who approved the release (key ids).
     pub reviewers: Vec<KeyId>,
@@ -176,7 +181,8 @@ pub const MANIFEST_FORMAT: &str = "pdx-provenance/v1";
 
 /// The provenance manifest of a product (SD22 Art.15), shown on the listing and shipped
 /// in every download; its BLAKE3 is `ProductListing.manifest_hash`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProvenanceManifest {
     /// Always [`MANIFEST_FORMAT`].
     pub format: String,
@@ -195,7 +201,8 @@ pub struct ProvenanceManifest {
 }
 
 /// Where a product is in its review and sale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ProductStatus {
     /// Created; waiting for the exchange's review.
@@ -232,7 +239,8 @@ impl ProductStatus {
 }
 
 /// A provider region's weight in the public-finance share.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegionShare {
     /// Provider region.
     pub region: String,
@@ -241,7 +249,8 @@ pub struct RegionShare {
 }
 
 /// A data product as shown to callers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     /// Product id.
     pub id: ProductId,
@@ -276,7 +285,7 @@ pub struct Product {
     /// The provenance manifest.
     pub manifest: ProvenanceManifest,
     /// BLAKE3 of the manifest's canonical JSON bytes (`manifest.json` in downloads).
-    #[schema(value_type = String)]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub manifest_hash: Hash32,
     /// Created (RFC 3339).
     pub created_at: String,
@@ -287,7 +296,8 @@ pub struct Product {
 }
 
 /// Which products to return.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductFilter {
     /// Only this status.
     pub status: Option<ProductStatus>,
@@ -300,14 +310,16 @@ pub struct ProductFilter {
 }
 
 /// An order request; its JSON is what an idempotency key is bound to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewOrder {
     /// The product to buy.
     pub product_id: ProductId,
 }
 
 /// Where an order is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Placed, not paid.
@@ -344,7 +356,8 @@ impl OrderStatus {
 }
 
 /// An order as shown to its buyer and the exchange.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     /// Order id.
     pub id: OrderId,
@@ -385,7 +398,8 @@ pub struct Order {
 }
 
 /// The result of placing an order: the order, and whether this call created it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderPlacement {
     /// The order (the existing one for a replayed idempotency key).
     pub order: Order,
@@ -394,7 +408,8 @@ pub struct OrderPlacement {
 }
 
 /// One logged download.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DownloadRecord {
     /// Download id.
     pub id: DownloadId,
@@ -426,7 +441,8 @@ pub struct DownloadArchive {
 }
 
 /// One payee's remittance for a period.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RemittanceLine {
     /// Payee kind.
     pub payee_kind: PayeeKind,
@@ -443,7 +459,8 @@ pub struct RemittanceLine {
 }
 
 /// A settled period.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settlement {
     /// Period, `YYYY-MM`.
     pub period: String,
@@ -460,7 +477,8 @@ pub struct Settlement {
 }
 
 /// How to group a reconciliation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ReconGroupBy {
     /// One row: the totals.
@@ -474,7 +492,8 @@ pub enum ReconGroupBy {
 }
 
 /// One reconciliation row: paid − refunded = remitted + unsettled, in fen.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReconRow {
     /// Group key (`total`, a region, a developer org or `YYYY-MM`).
     pub key: String,
@@ -513,7 +532,8 @@ impl ReconRow {
 
 /// What the ledger itself says, summed over its `Transaction`, `Refund` and
 /// `Remittance` entries.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerTotals {
     /// `Transaction` entries.
     pub transaction_entries: u64,
@@ -530,7 +550,8 @@ pub struct LedgerTotals {
 }
 
 /// A reconciliation report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reconciliation {
     /// Grouping of `rows`.
     pub group_by: ReconGroupBy,

@@ -22,7 +22,6 @@
 //! account within one fen of its exact share of the public-finance part.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::error::{ProductsError, Result};
 
@@ -66,9 +65,8 @@ pub fn largest_remainder(amount: i64, weights: &[u64]) -> Result<Vec<i64>> {
 }
 
 /// Who receives a part of a sale.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PayeeKind {
     /// The public-finance account of the provider's region.
@@ -101,7 +99,8 @@ impl PayeeKind {
 }
 
 /// A product's revenue split in basis points; the three must sum to 10,000.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevenueSplit {
     /// Provider share, paid to the public finance of the providers' regions.
     pub public_finance_bp: u32,

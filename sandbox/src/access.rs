@@ -7,7 +7,9 @@
 //!   For a not-open dataset (不予开放, SD22 Art.8; GD21 Art.32) only its provider and
 //!   supervisors do ([`Reader`]); everyone else is refused by
 //!   [`Dataset::reachable_by_developers`], though its catalog entry, schema and version
-//!   metadata stay visible to all.
+//!   metadata stay visible to all. An entry the data authority has not published is
+//!   refused by the same check, except to its provider and supervisors (GD21
+//!   Art.10–11).
 //! - **De-identified downloads**, only for datasets whose open attribute is
 //!   *unconditional* (SD22 Art.8). Conditional datasets are reachable only through
 //!   sandbox models, whose outputs are vetted before release; not-open datasets not at
@@ -18,10 +20,10 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use pdx_algorithms::DataFrame;
 use pdx_algorithms::deid::dummy::dummy_frame;
 use pdx_algorithms::deid::storage::read_parquet;
 use pdx_ids::OrgId;
-use polars::prelude::DataFrame;
 
 use crate::catalog::{Dataset, OpenAttribute};
 use crate::{Result, SandboxError};

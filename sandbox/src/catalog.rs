@@ -8,23 +8,30 @@
 //! insert run in one write transaction, and the primary key settles a race on
 //! PostgreSQL.
 //!
-//! **Open attributes (SD22 Art.8).** Every entry, whatever its open attribute, is
-//! visible with its schema to every authenticated role. A not-open dataset (不予开放)
-//! is otherwise unreachable by developers on every path, through the one check
-//! [`Dataset::reachable_by_developers`]; it is opened only as a de-identified
+//! **Life cycle (GD21 Art.10–11; XT Art.12, 14).** A registration is a *draft*; its
+//! provider submits it, and the data authority publishes it or returns it with a reason
+//! ([`crate::lifecycle`]). Until it is published an entry is in nobody's catalog but its
+//! provider's, the authority's and supervisors' ([`CatalogReader`]), and it is
+//! unreachable by developers on every path ([`Dataset::reachable_by_developers`]).
+//! Every change of its metadata is a catalog revision, kept as history.
+//!
+//! **Open attributes (SD22 Art.8).** Every published entry, whatever its open
+//! attribute, is visible with its schema to every authenticated role. A not-open
+//! dataset (不予开放) is otherwise unreachable by developers on every path, through the
+//! one check [`Dataset::reachable_by_developers`]; it is opened only as a de-identified
 //! derivative registered as a dataset of its own, with its own certificate (SD22
 //! Art.8; GD21 Art.32).
 
 use pdx_algorithms::deid::schema::DatasetSchema;
 use pdx_ids::{DatasetId, OrgId};
-use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
+use pdx_ledger::{Actor, Hash32};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::store;
-use crate::{Result, SandboxError, actor_org};
+use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
     /// Datasets, the data-element registry and catalog search.
@@ -32,7 +39,8 @@ crate::service! {
 }
 
 /// Classification level (分级), L1 (lowest) to L4.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Level {
     /// Level 1.
     L1,
@@ -45,7 +53,8 @@ pub enum Level {
 }
 
 /// Share type (GD21 Art.12).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ShareType {
     /// Shared without conditions.
@@ -57,7 +66,8 @@ pub enum ShareType {
 }
 
 /// Open attribute (SD22 Art.8).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OpenAttribute {
     /// Open to everyone; de-identified downloads allowed.
@@ -68,6 +78,22 @@ pub enum OpenAttribute {
     /// [`Dataset::reachable_by_developers`]). It can be opened only as a de-identified
     /// derivative registered as a dataset of its own, with its own certificate.
     NotOpen,
+}
+
+/// Where a catalog entry is in its life cycle (GD21 Art.10–11; XT Art.12, 14).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CatalogStatus {
+    /// Registered by its provider, not yet submitted.
+    Draft,
+    /// Submitted; the data authority must approve or return it by its review deadline.
+    Submitted,
+    /// Approved by the data authority: in the public catalog.
+    Published,
+    /// Returned by the data authority with a reason; its provider may edit and
+    /// resubmit it.
+    Returned,
 }
 
 macro_rules! wire_name {
@@ -95,9 +121,11 @@ macro_rules! wire_name {
 wire_name!(Level);
 wire_name!(ShareType);
 wire_name!(OpenAttribute);
+wire_name!(CatalogStatus);
 
 /// What a provider sends to register a dataset.
-#[derive(Clone, Debug, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewDataset {
     /// Title.
@@ -136,7 +164,7 @@ pub struct NewDataset {
     #[serde(default)]
     pub research_only: bool,
     /// Column schema with roles and de-identification rules.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub schema: DatasetSchema,
     /// Data elements carried, e.g. `enterprise.registration`.
     #[serde(default)]
@@ -144,7 +172,8 @@ pub struct NewDataset {
 }
 
 /// A catalog entry.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Dataset {
     /// Dataset id.
     pub id: DatasetId,
@@ -159,6 +188,19 @@ pub struct Dataset {
     pub created_ms: i64,
     /// Last change, ms since epoch.
     pub updated_ms: i64,
+    /// Where the entry is in its life cycle: draft, submitted, published or returned.
+    pub status: CatalogStatus,
+    /// Its current catalog revision (1 at registration; each metadata edit adds one).
+    pub revision: u64,
+    /// Its last submission for review, ms since epoch.
+    pub submitted_ms: Option<i64>,
+    /// The data authority's answer deadline for that submission (`YYYY-MM-DD`, UTC),
+    /// in working days.
+    pub review_due: Option<String>,
+    /// The data authority's decision on that submission, ms since epoch.
+    pub reviewed_ms: Option<i64>,
+    /// Why the data authority returned the entry, while it is returned.
+    pub return_reason: Option<String>,
 }
 
 /// The refusal every path gives a developer who reaches for a not-open dataset (see
@@ -168,12 +210,20 @@ pub const NOT_OPEN_REFUSAL: &str = "this dataset is not open (不予开放): dev
     opened only as a de-identified derivative with its own certificate (SD22 Art.8; GD21 \
     Art.32)";
 
+/// The refusal every path gives a developer who reaches for a catalog entry that the
+/// data authority has not published (see [`Dataset::reachable_by_developers`]).
+pub const NOT_PUBLISHED_REFUSAL: &str = "this catalog entry is not published yet: \
+    developers reach a dataset only once the data authority has approved its catalog \
+    entry (GD21 Art.10-11)";
+
 impl Dataset {
-    /// The one check that keeps not-open data (不予开放) out of developers' reach
-    /// (SD22 Art.8: not-open data is not opened; SD22 Art.8 and GD21 Art.32: it may be
-    /// opened only once de-identified, which here means a derivative dataset registered
-    /// on its own, whose versions get their own certificate). A not-open dataset is a
-    /// 403 with [`NOT_OPEN_REFUSAL`].
+    /// The one check that keeps unpublished entries and not-open data (不予开放) out of
+    /// developers' reach. An entry the data authority has not published (a draft, or
+    /// one submitted or returned; GD21 Art.10–11) is a 403 with
+    /// [`NOT_PUBLISHED_REFUSAL`]. A not-open dataset (SD22 Art.8: not-open data is not
+    /// opened; SD22 Art.8 and GD21 Art.32: it may be opened only once de-identified,
+    /// which here means a derivative dataset registered on its own, whose versions get
+    /// their own certificate) is a 403 with [`NOT_OPEN_REFUSAL`].
     ///
     /// Every path by which a developer could touch a dataset's rows, or rows generated
     /// from it, calls this before anything else: filing a grant and approving one
@@ -186,9 +236,15 @@ impl Dataset {
     /// an output that read such a dataset ([`crate::review`]). The dataset's provider and
     /// supervisors keep their dummy rows ([`crate::access::Reader`]).
     ///
-    /// The match names every attribute: a new one does not compile until it is decided
-    /// here whether developers may reach it.
+    /// The matches name every status and every attribute: a new one does not compile
+    /// until it is decided here whether developers may reach it.
     pub fn reachable_by_developers(&self) -> Result<()> {
+        match self.status {
+            CatalogStatus::Published => {}
+            CatalogStatus::Draft | CatalogStatus::Submitted | CatalogStatus::Returned => {
+                return Err(SandboxError::Forbidden(NOT_PUBLISHED_REFUSAL.into()));
+            }
+        }
         match self.meta.open_attribute {
             OpenAttribute::Unconditional | OpenAttribute::Conditional => Ok(()),
             OpenAttribute::NotOpen => Err(SandboxError::Forbidden(NOT_OPEN_REFUSAL.into())),
@@ -196,8 +252,98 @@ impl Dataset {
     }
 }
 
+/// Who reads the catalog, which decides the entries they see (GD21 Art.10–11: an entry
+/// joins the public catalog when the data authority publishes it). The HTTP layer maps
+/// its caller onto this; everyone else sees an unpublished entry as absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CatalogReader<'a> {
+    /// The data authority and supervisors: every entry, in every state.
+    Overseer,
+    /// Any other caller, of this organisation: published entries, and its own in any
+    /// state (a provider sees its drafts).
+    Org(&'a OrgId),
+}
+
+impl CatalogReader<'_> {
+    /// Whether this reader sees `dataset`.
+    pub fn sees(self, dataset: &Dataset) -> bool {
+        match self {
+            CatalogReader::Overseer => true,
+            CatalogReader::Org(org) => {
+                dataset.status == CatalogStatus::Published || dataset.provider_org == *org
+            }
+        }
+    }
+}
+
+/// BLAKE3 of a catalog entry's metadata, as its revisions and ledger entries name it:
+/// `BLAKE3("pdx catalog metadata v1" || 0x00 || canonical JSON of the metadata)`.
+pub fn metadata_hash(meta: &NewDataset) -> Result<Hash32> {
+    let value = serde_json::to_value(meta)
+        .map_err(|e| SandboxError::Internal(format!("encoding metadata: {e}")))?;
+    let canonical = pdx_ledger::canonical::to_canonical_string(&value)
+        .map_err(|e| SandboxError::Internal(format!("canonical metadata: {e}")))?;
+    let mut h = blake3::Hasher::new();
+    h.update(b"pdx catalog metadata v1");
+    h.update(&[0]);
+    h.update(canonical.as_bytes());
+    Ok(Hash32(*h.finalize().as_bytes()))
+}
+
+/// A dataset's metadata encoded for the store: enums as wire names, schema and elements
+/// as JSON, and the search text.
+pub(crate) struct EncodedMeta {
+    level: String,
+    share_type: String,
+    open_attribute: String,
+    schema_json: String,
+    elements_json: String,
+    search_text: String,
+}
+
+impl EncodedMeta {
+    /// Encodes `meta`.
+    pub(crate) fn of(meta: &NewDataset) -> Result<EncodedMeta> {
+        Ok(EncodedMeta {
+            level: meta.level.as_str(),
+            share_type: meta.share_type.as_str(),
+            open_attribute: meta.open_attribute.as_str(),
+            schema_json: serde_json::to_string(&meta.schema)
+                .map_err(|e| SandboxError::Internal(format!("encoding schema: {e}")))?,
+            elements_json: serde_json::to_string(&meta.elements)
+                .map_err(|e| SandboxError::Internal(format!("encoding elements: {e}")))?,
+            search_text: meta.search_text(),
+        })
+    }
+
+    /// The store's row of `meta` (which must be what this was encoded from).
+    pub(crate) fn row<'a>(&'a self, meta: &'a NewDataset) -> store::catalog::MetadataRow<'a> {
+        store::catalog::MetadataRow {
+            title: &meta.title,
+            description: &meta.description,
+            theme: &meta.theme,
+            source_department: &meta.source_department,
+            collecting_department: &meta.collecting_department,
+            approving_department: &meta.approving_department,
+            providing_department: &meta.providing_department,
+            data_form: &meta.data_form,
+            update_frequency: &meta.update_frequency,
+            level: &self.level,
+            share_type: &self.share_type,
+            share_conditions: &meta.share_conditions,
+            legal_basis: &meta.legal_basis,
+            open_attribute: &self.open_attribute,
+            schema_json: &self.schema_json,
+            elements_json: &self.elements_json,
+            search_text: &self.search_text,
+            research_only: i64::from(meta.research_only),
+        }
+    }
+}
+
 /// A data element and its one source department.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataElement {
     /// Code, e.g. `enterprise.registration`.
     pub code: String,
@@ -214,7 +360,8 @@ pub struct DataElement {
 }
 
 /// Catalog search filters and paging.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
 #[serde(deny_unknown_fields)]
 pub struct DatasetQuery {
     /// Text contained in the title, description or theme (case-insensitive).
@@ -225,6 +372,9 @@ pub struct DatasetQuery {
     pub open_attribute: Option<OpenAttribute>,
     /// Provider organisation id, or providing department name.
     pub provider: Option<String>,
+    /// Life-cycle status (`submitted` lists the data authority's queue). Callers see
+    /// only the entries they may see, whatever they filter on.
+    pub status: Option<CatalogStatus>,
     /// Page, from 1.
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
@@ -232,7 +382,8 @@ pub struct DatasetQuery {
 }
 
 /// One page of search results.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetPage {
     /// Matching datasets on this page.
     pub items: Vec<Dataset>,
@@ -248,8 +399,15 @@ const DATASET_COLUMNS: &str = "d.id, d.provider_org, d.title, d.description, d.t
     d.source_department, d.collecting_department, d.approving_department, \
     d.providing_department, d.data_form, d.update_frequency, d.level, d.share_type, \
     d.share_conditions, d.legal_basis, d.open_attribute, d.schema_json, d.elements_json, \
-    d.research_only, d.created_ms, d.updated_ms, \
+    d.research_only, d.created_ms, d.updated_ms, d.status, d.revision, \
+    r.submitted_ms AS review_submitted_ms, r.review_due AS review_due, \
+    r.reviewed_ms AS review_reviewed_ms, r.decision AS review_decision, \
+    r.reason AS review_reason, \
     (SELECT MAX(v.version) FROM dataset_versions v WHERE v.dataset_id = d.id) AS latest_version";
+
+/// `datasets d` with its latest review `r`, if any (for [`DATASET_COLUMNS`]).
+const DATASET_FROM: &str = "datasets d LEFT JOIN catalog_reviews r ON r.dataset_id = d.id \
+    AND r.round = (SELECT MAX(x.round) FROM catalog_reviews x WHERE x.dataset_id = d.id)";
 
 fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
     let schema: String = row.try_get("schema_json")?;
@@ -258,6 +416,8 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
         SandboxError::Internal(format!("stored dataset {what} does not parse: {e}"))
     };
     let latest: Option<i64> = row.try_get("latest_version")?;
+    let decision: Option<String> = row.try_get("review_decision")?;
+    let return_reason: Option<String> = row.try_get("review_reason")?;
     Ok(Dataset {
         id: row.try_get("id")?,
         provider_org: row.try_get("provider_org")?,
@@ -283,6 +443,12 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
         latest_version: latest.map(|v| v as u64),
         created_ms: row.try_get("created_ms")?,
         updated_ms: row.try_get("updated_ms")?,
+        status: CatalogStatus::parse(&row.try_get::<String, _>("status")?)?,
+        revision: u64::try_from(row.try_get::<i64, _>("revision")?).unwrap_or(0),
+        submitted_ms: row.try_get("review_submitted_ms")?,
+        review_due: row.try_get("review_due")?,
+        reviewed_ms: row.try_get("review_reviewed_ms")?,
+        return_reason: return_reason.filter(|_| decision.as_deref() == Some("returned")),
     })
 }
 
@@ -364,6 +530,9 @@ impl NewDataset {
     }
 }
 
+/// The reason recorded for revision 1, the registration.
+pub const REGISTRATION_REASON: &str = "registered";
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -383,45 +552,46 @@ fn like_pattern(text: &str) -> String {
 }
 
 impl Catalog {
-    /// Registers a dataset for the provider `actor.org`, claiming its data elements.
+    /// Registers a dataset for the provider `actor.org` as a draft (GD21 Art.10–11: it
+    /// is published only once the data authority approves it, see
+    /// [`crate::lifecycle`]), claiming its data elements and recording its metadata as
+    /// catalog revision 1.
     pub async fn register_dataset(&self, actor: &Actor, new: NewDataset) -> Result<Dataset> {
         new.validate()?;
         let provider_org = actor_org(actor)?;
+        let key = actor_key(actor)?;
         let id = DatasetId::random();
         let now = now_ms();
-        let schema = serde_json::to_string(&new.schema)
-            .map_err(|e| SandboxError::Internal(format!("encoding schema: {e}")))?;
-        let elements = serde_json::to_string(&new.elements)
-            .map_err(|e| SandboxError::Internal(format!("encoding elements: {e}")))?;
-        let level = new.level.as_str();
-        let share_type = new.share_type.as_str();
-        let open_attribute = new.open_attribute.as_str();
-        let search_text = new.search_text();
+        let encoded = EncodedMeta::of(&new)?;
+        let hash = metadata_hash(&new)?.to_hex();
+        let metadata_json = serde_json::to_string(&new)
+            .map_err(|e| SandboxError::Internal(format!("encoding metadata: {e}")))?;
         let row = store::catalog::NewDatasetRow {
             id: &id,
             provider_org: &provider_org,
-            title: &new.title,
-            description: &new.description,
-            theme: &new.theme,
-            source_department: &new.source_department,
-            collecting_department: &new.collecting_department,
-            approving_department: &new.approving_department,
-            providing_department: &new.providing_department,
-            data_form: &new.data_form,
-            update_frequency: &new.update_frequency,
-            level: &level,
-            share_type: &share_type,
-            share_conditions: &new.share_conditions,
-            legal_basis: &new.legal_basis,
-            open_attribute: &open_attribute,
-            schema_json: &schema,
-            elements_json: &elements,
-            search_text: &search_text,
-            research_only: i64::from(new.research_only),
+            meta: encoded.row(&new),
             created_ms: now,
         };
         let mut tx = self.db().begin_write().await?;
         store::catalog::insert_dataset(&mut *tx, &row).await?;
+        store::catalog::insert_revision(
+            &mut *tx,
+            &store::catalog::NewRevisionRow {
+                dataset_id: &id,
+                revision: 1,
+                metadata_hash: &hash,
+                metadata_json: &metadata_json,
+                provider_org: &provider_org,
+                actor_key: &key,
+                created_ms: now,
+                reason: REGISTRATION_REASON,
+                legal_change_date: None,
+                update_due: None,
+                late: 0,
+                revision_seq: None,
+            },
+        )
+        .await?;
         for code in &new.elements {
             claim_element(
                 &mut tx,
@@ -439,9 +609,10 @@ impl Catalog {
             .ok_or_else(|| SandboxError::Internal("dataset vanished after insert".into()))
     }
 
-    /// One dataset.
+    /// One dataset, whatever its status (for the sandbox's own checks; callers acting
+    /// for a user go through [`Catalog::visible_dataset`]).
     pub async fn dataset(&self, id: &DatasetId) -> Result<Option<Dataset>> {
-        let sql = format!("SELECT {DATASET_COLUMNS} FROM datasets d WHERE d.id = $1");
+        let sql = format!("SELECT {DATASET_COLUMNS} FROM {DATASET_FROM} WHERE d.id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id.clone())
             .fetch_optional(self.db().pool())
@@ -449,8 +620,27 @@ impl Catalog {
         row.as_ref().map(dataset_from_row).transpose()
     }
 
-    /// Searches the catalog. Every authenticated role sees every entry's metadata.
-    pub async fn search(&self, query: &DatasetQuery) -> Result<DatasetPage> {
+    /// One dataset as `reader` sees it: an entry it may not see is "not found", exactly
+    /// as an absent one.
+    pub async fn visible_dataset(
+        &self,
+        id: &DatasetId,
+        reader: CatalogReader<'_>,
+    ) -> Result<Dataset> {
+        self.dataset(id)
+            .await?
+            .filter(|d| reader.sees(d))
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))
+    }
+
+    /// Searches the catalog as `reader` sees it: published entries for everyone, a
+    /// provider's own entries in any state, and every entry for the data authority and
+    /// supervisors ([`CatalogReader`]).
+    pub async fn search(
+        &self,
+        query: &DatasetQuery,
+        reader: CatalogReader<'_>,
+    ) -> Result<DatasetPage> {
         let per_page = query.per_page.unwrap_or(20);
         if !(1..=100).contains(&per_page) {
             return Err(SandboxError::Invalid(
@@ -482,6 +672,19 @@ impl Catalog {
                 "(d.provider_org = ${n} OR d.providing_department = ${n})"
             ));
         }
+        if let Some(status) = query.status {
+            binds.push(status.as_str());
+            filters.push(format!("d.status = ${}", binds.len()));
+        }
+        if let CatalogReader::Org(org) = reader {
+            binds.push(CatalogStatus::Published.as_str());
+            let published = binds.len();
+            binds.push(org.to_string());
+            let own = binds.len();
+            filters.push(format!(
+                "(d.status = ${published} OR d.provider_org = ${own})"
+            ));
+        }
         let filter = if filters.is_empty() {
             String::new()
         } else {
@@ -494,7 +697,7 @@ impl Catalog {
         }
         let total: i64 = count.fetch_one(self.db().pool()).await?.try_get("n")?;
         let list_sql = format!(
-            "SELECT {DATASET_COLUMNS} FROM datasets d {filter} ORDER BY d.created_ms DESC, d.id LIMIT ${} OFFSET ${}",
+            "SELECT {DATASET_COLUMNS} FROM {DATASET_FROM} {filter} ORDER BY d.created_ms DESC, d.id LIMIT ${} OFFSET ${}",
             binds.len() + 1,
             binds.len() + 2
         );
@@ -559,8 +762,9 @@ impl Catalog {
     }
 }
 
-/// Registers `code` for `department`, or checks that it already is.
-async fn claim_element(
+/// Registers `code` for `department`, or checks that it already is (one data, one
+/// source: GD21 Art.14).
+pub(crate) async fn claim_element(
     conn: &mut AnyConnection,
     org: &OrgId,
     code: &str,

@@ -7,6 +7,11 @@
 //! **Compliance** ([`Compliance::compliance_report`]) lists, as of an instant:
 //! - grant applications and objections past their working-day answer deadline: still
 //!   unanswered (`pending`) or answered after it (`answered_late`);
+//! - catalog entries submitted for publication that the data authority has not
+//!   reviewed by their working-day deadline (`pending`), or reviewed after it
+//!   (`answered_late`) (GD21 Art.10–11; XT Art.12, [`crate::lifecycle`]);
+//! - catalog revisions made more than the allowed working days after the legal change
+//!   that required them (GD21 Art.11; XT Art.14);
 //! - approved grants expiring within 30 days;
 //! - data asset certificates past their validity;
 //! - releases with fewer approving reviewers, or fewer approving reviewer
@@ -33,6 +38,7 @@ use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::{PrivacySpend, decode};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
@@ -50,7 +56,8 @@ pub const EXPIRY_WINDOW_DAYS: i64 = 30;
 const DAY_MS: i64 = 86_400_000;
 
 /// Where a late item stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Lateness {
     /// Still unanswered after its deadline.
@@ -60,7 +67,8 @@ pub enum Lateness {
 }
 
 /// A grant application past its answer deadline.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LateGrant {
     /// Grant id.
     pub grant_id: GrantId,
@@ -79,7 +87,8 @@ pub struct LateGrant {
 }
 
 /// An objection past its answer deadline.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LateObjection {
     /// Objection id.
     pub objection_id: ObjectionId,
@@ -101,8 +110,57 @@ pub struct LateObjection {
     pub objection_seq: u64,
 }
 
+/// A catalog entry submitted for publication that the data authority reviewed after its
+/// deadline, or has not reviewed by it (GD21 Art.10–11; XT Art.12).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LateCatalogReview {
+    /// Dataset.
+    pub dataset_id: DatasetId,
+    /// Its provider, which submitted it.
+    pub provider_org: OrgId,
+    /// The submission's round (1 for the first).
+    pub round: u64,
+    /// The catalog revision submitted.
+    pub revision: u64,
+    /// Review deadline, `YYYY-MM-DD`.
+    pub review_due: String,
+    /// Pending or answered late.
+    pub state: Lateness,
+    /// Day of the decision, if decided.
+    pub answered_on: Option<String>,
+    /// The decision (`approved` or `returned`), if decided.
+    pub decision: Option<String>,
+    /// The data authority's organisation, if decided.
+    pub reviewer_org: Option<OrgId>,
+    /// Ledger seq of the `submitted` `CatalogDecision` entry.
+    pub submission_seq: u64,
+}
+
+/// A catalog revision made after the deadline its legal change set (GD21 Art.11; XT
+/// Art.14).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct LateCatalogRevision {
+    /// Dataset.
+    pub dataset_id: DatasetId,
+    /// Its provider, which made the revision.
+    pub provider_org: OrgId,
+    /// The revision.
+    pub revision: u64,
+    /// The legal change's date, `YYYY-MM-DD`.
+    pub legal_change_date: String,
+    /// The update deadline, `YYYY-MM-DD`.
+    pub update_due: String,
+    /// Day of the revision.
+    pub revised_on: String,
+    /// Ledger seq of the `CatalogRevision` entry.
+    pub revision_seq: Option<u64>,
+}
+
 /// An approved grant that ends soon.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExpiringGrant {
     /// Grant id.
     pub grant_id: GrantId,
@@ -119,7 +177,8 @@ pub struct ExpiringGrant {
 }
 
 /// A certificate past its validity.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ExpiredCertificate {
     /// Certificate number.
     pub certificate_no: String,
@@ -139,7 +198,8 @@ pub struct ExpiredCertificate {
 }
 
 /// A release that left with less review than its output required.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnderReviewedRelease {
     /// Release id.
     pub release_id: ReleaseId,
@@ -160,7 +220,8 @@ pub struct UnderReviewedRelease {
 }
 
 /// The compliance report.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ComplianceReport {
     /// The instant the report is for (RFC 3339).
     pub as_of: String,
@@ -168,6 +229,10 @@ pub struct ComplianceReport {
     pub late_grant_applications: Vec<LateGrant>,
     /// Objections past their answer deadline.
     pub late_objections: Vec<LateObjection>,
+    /// Catalog entries the data authority reviewed late, or has not reviewed in time.
+    pub late_catalog_reviews: Vec<LateCatalogReview>,
+    /// Catalog revisions made late after a legal change.
+    pub late_catalog_revisions: Vec<LateCatalogRevision>,
     /// Approved grants expiring within 30 days.
     pub expiring_grants: Vec<ExpiringGrant>,
     /// Certificates past their validity.
@@ -179,7 +244,8 @@ pub struct ComplianceReport {
 }
 
 /// One grant's budget.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantBudget {
     /// Grant id.
     pub grant_id: GrantId,
@@ -216,7 +282,8 @@ pub struct GrantBudget {
 }
 
 /// Budget totals for a dataset or a developer organisation, by its typed id `K`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BudgetTotals<K> {
     /// The dataset id or organisation id.
     pub key: K,
@@ -237,7 +304,8 @@ pub struct BudgetTotals<K> {
 }
 
 /// The privacy-budget report.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BudgetReport {
     /// Every grant ever approved, by dataset then grant id.
     pub grants: Vec<GrantBudget>,
@@ -327,11 +395,15 @@ impl Compliance {
         let today = iso_day_of_ms(at_ms);
         let late_grant_applications = self.late_grants(&today).await?;
         let late_objections = self.late_objections(&today).await?;
+        let late_catalog_reviews = self.late_catalog_reviews(&today).await?;
+        let late_catalog_revisions = self.late_catalog_revisions().await?;
         let expiring_grants = self.expiring_grants(at_ms).await?;
         let expired_certificates = self.expired_certificates(at_ms).await?;
         let under_reviewed_releases = self.under_reviewed_releases().await?;
         let clean = late_grant_applications.is_empty()
             && late_objections.is_empty()
+            && late_catalog_reviews.is_empty()
+            && late_catalog_revisions.is_empty()
             && expiring_grants.is_empty()
             && expired_certificates.is_empty()
             && under_reviewed_releases.is_empty();
@@ -339,6 +411,8 @@ impl Compliance {
             as_of,
             late_grant_applications,
             late_objections,
+            late_catalog_reviews,
+            late_catalog_revisions,
             expiring_grants,
             expired_certificates,
             under_reviewed_releases,
@@ -418,6 +492,51 @@ impl Compliance {
             });
         }
         Ok(out)
+    }
+
+    async fn late_catalog_reviews(&self, today: &str) -> Result<Vec<LateCatalogReview>> {
+        let rows = sqlx::query(
+            "SELECT dataset_id, round, revision, provider_org, review_due, decision, \
+             reviewer_org, reviewed_ms, reviewed_late, submission_seq FROM catalog_reviews \
+             WHERE decision IS NULL OR reviewed_late = 1 ORDER BY review_due, dataset_id, round",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        let mut out = Vec::new();
+        for row in rows {
+            let due: String = row.try_get("review_due")?;
+            let decision: Option<String> = row.try_get("decision")?;
+            let state = match decision {
+                None if today > due.as_str() => Lateness::Pending,
+                None => continue,
+                Some(_) => Lateness::AnsweredLate,
+            };
+            let reviewed_ms: Option<i64> = row.try_get("reviewed_ms")?;
+            out.push(LateCatalogReview {
+                dataset_id: row.try_get("dataset_id")?,
+                provider_org: row.try_get("provider_org")?,
+                round: u64_of(row.try_get("round")?),
+                revision: u64_of(row.try_get("revision")?),
+                review_due: due,
+                state,
+                answered_on: reviewed_ms.map(iso_day_of_ms),
+                decision,
+                reviewer_org: row.try_get("reviewer_org")?,
+                submission_seq: u64_of(row.try_get("submission_seq")?),
+            });
+        }
+        Ok(out)
+    }
+
+    async fn late_catalog_revisions(&self) -> Result<Vec<LateCatalogRevision>> {
+        let rows = sqlx::query(
+            "SELECT dataset_id, revision, provider_org, legal_change_date, update_due, \
+             created_ms, revision_seq FROM catalog_revisions WHERE late = 1 \
+             ORDER BY created_ms, dataset_id, revision",
+        )
+        .fetch_all(self.db().pool())
+        .await?;
+        rows.iter().map(late_revision_from_row).collect()
     }
 
     async fn expiring_grants(&self, at_ms: i64) -> Result<Vec<ExpiringGrant>> {
@@ -626,6 +745,25 @@ impl Compliance {
         }
         Ok(out)
     }
+}
+
+fn late_revision_from_row(row: &AnyRow) -> Result<LateCatalogRevision> {
+    let missing = || SandboxError::Internal("a late catalog revision has no legal change".into());
+    Ok(LateCatalogRevision {
+        dataset_id: row.try_get("dataset_id")?,
+        provider_org: row.try_get("provider_org")?,
+        revision: u64_of(row.try_get("revision")?),
+        legal_change_date: row
+            .try_get::<Option<String>, _>("legal_change_date")?
+            .ok_or_else(missing)?,
+        update_due: row
+            .try_get::<Option<String>, _>("update_due")?
+            .ok_or_else(missing)?,
+        revised_on: iso_day_of_ms(row.try_get("created_ms")?),
+        revision_seq: row
+            .try_get::<Option<i64>, _>("revision_seq")?
+            .and_then(|s| u64::try_from(s).ok()),
+    })
 }
 
 /// One grant's spends as the ledger records them.

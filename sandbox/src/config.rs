@@ -18,6 +18,12 @@ pub struct SandboxConfig {
     pub grant_answer_working_days: u32,
     /// Working days a provider has to answer an objection (异议) to a dataset version.
     pub objection_answer_working_days: u32,
+    /// Working days the data authority has to approve or return a catalog entry
+    /// submitted for publication (GD21 Art.10–11; XT Art.12).
+    pub catalog_review_working_days: u32,
+    /// Working days a provider has to update a catalog entry after a legal change
+    /// (GD21 Art.11; XT Art.14).
+    pub catalog_update_working_days: u32,
     /// Public holidays skipped when counting working days.
     pub holidays: Vec<time::Date>,
     /// Model runs one organisation may have in progress.
@@ -53,6 +59,8 @@ impl SandboxConfig {
             certificate_validity_days: 365,
             grant_answer_working_days: 5,
             objection_answer_working_days: 5,
+            catalog_review_working_days: 5,
+            catalog_update_working_days: 15,
             holidays: Vec::new(),
             org_run_concurrency: 2,
             run_memory_bytes: 512 << 20,

@@ -30,7 +30,8 @@ crate::service! {
 }
 
 /// The disclosure record of one dataset.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DisclosureReport {
     /// The dataset.
     pub dataset_id: DatasetId,
@@ -39,7 +40,8 @@ pub struct DisclosureReport {
 }
 
 /// What left from one dataset version.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionDisclosure {
     /// The version number.
     pub version: u64,
@@ -48,7 +50,8 @@ pub struct VersionDisclosure {
 }
 
 /// What one organisation's runs took from one version.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrgDisclosure {
     /// The developer organisation.
     pub org_id: OrgId,

@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use pdx_algorithms::DataFrame;
 use pdx_algorithms::deid::schema::DeidRule;
 use pdx_algorithms::deid::storage::{read_parquet, write_parquet};
 use pdx_algorithms::fhe::server::{CheckedServerKey, check_server_key, chunk_rows};
@@ -68,7 +69,6 @@ use pdx_ids::{DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, Or
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::{FheLookup, FheRecord, FheTemplateDecision};
 use pdx_ledger::{Actor, Hash32};
-use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -89,7 +89,8 @@ crate::service! {
 const KEY_CACHE: usize = 2;
 
 /// Where a template is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TemplateStatus {
     /// Waiting for the provider.
@@ -128,7 +129,8 @@ impl TemplateStatus {
 }
 
 /// A proposed template.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTemplate {
     /// The dataset it reads.
@@ -139,13 +141,14 @@ pub struct NewTemplate {
     pub purpose: String,
     /// Key column, value rule, output domain, key width (`u16`, `u32`, `u64`) and
     /// public-bucket bits; see `pdx_algorithms::fhe::TemplateSpec`.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub spec: TemplateSpec,
 }
 
 /// The latest version's table as a template sees it (detail view of an approved
 /// template): what a client needs to choose a bucket.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TableSummary {
     /// Dataset version.
     pub version: u64,
@@ -160,7 +163,8 @@ pub struct TableSummary {
 }
 
 /// A template as stored.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FheTemplate {
     /// Template id.
     pub id: FheTemplateId,
@@ -175,7 +179,7 @@ pub struct FheTemplate {
     /// Stated purpose.
     pub purpose: String,
     /// The template.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub spec: TemplateSpec,
     /// `BLAKE3("pdx fhe template v1" || 0x00 || canonical JSON of spec)`, hex.
     pub template_hash: String,
@@ -195,7 +199,8 @@ pub struct FheTemplate {
 }
 
 /// The provider's answer to a proposed template.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TemplateDecision {
     /// Approve (true) or refuse (false).
@@ -216,7 +221,8 @@ pub enum TemplateView {
 }
 
 /// An uploaded server key (public evaluation material; never a client key).
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ServerKeyInfo {
     /// Key id.
     pub id: FheKeyId,
@@ -233,7 +239,8 @@ pub struct ServerKeyInfo {
 }
 
 /// A query, as the client submits it (the ciphertext travels beside it).
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// An approved template.
@@ -251,7 +258,8 @@ pub struct QueryRequest {
 }
 
 /// Where a query is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum QueryStatus {
     /// Waiting for the evaluator.
@@ -281,7 +289,8 @@ impl QueryStatus {
 }
 
 /// A query as stored.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FheQuery {
     /// Query id.
     pub id: FheQueryId,

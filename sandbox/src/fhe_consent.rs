@@ -73,7 +73,8 @@ pub const CONSENT_ANSWER_WORKING_DAYS: u32 = 5;
 const MAX_REASON_CHARS: usize = 4000;
 
 /// A subject organisation's consent key.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentKey {
     /// Registration id.
     pub id: ConsentKeyId,
@@ -90,7 +91,8 @@ pub struct ConsentKey {
 }
 
 /// Where a consent request is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ConsentStatus {
     /// Waiting for the bank.
@@ -130,7 +132,8 @@ impl ConsentStatus {
 }
 
 /// A supervisor's request to open one query's commitment, and the bank's answer.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentRequest {
     /// Request id.
     pub id: ConsentRequestId,
@@ -169,14 +172,15 @@ pub struct ConsentRequest {
     /// The subject's key the signature was checked under, hex.
     pub subject_key: Option<String>,
     /// The opening as sent: `authorisation`, `signature`, `nonce`.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub opening: Option<serde_json::Value>,
     /// Ledger seq of the `consent_answer` entry.
     pub answer_seq: Option<u64>,
 }
 
 /// A query's consent: its commitment and every request to open it, newest first.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsentView {
     /// The query.
     pub query_id: FheQueryId,

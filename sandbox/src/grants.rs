@@ -49,9 +49,8 @@ pub const DELTA_UNIT: f64 = 1e12;
 const DAY_MS: i64 = 86_400_000;
 
 /// A kind of algorithm model.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// DataFusion SQL with automatic disclosure control.
@@ -84,7 +83,8 @@ impl ModelKind {
 }
 
 /// Where a grant is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GrantStatus {
     /// Waiting for the provider.
@@ -123,7 +123,8 @@ impl GrantStatus {
 }
 
 /// A developer's application.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantApplication {
     /// The conditional dataset.
@@ -150,7 +151,8 @@ pub struct GrantApplication {
 }
 
 /// The provider's answer. Approval may narrow any term; refusal needs a reason.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantAnswer {
     /// Approve (true) or refuse (false).
@@ -172,7 +174,8 @@ pub struct GrantAnswer {
 }
 
 /// A grant as stored.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grant {
     /// Grant id.
     pub id: GrantId,

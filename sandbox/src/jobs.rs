@@ -33,7 +33,8 @@ use crate::store;
 use crate::{ErrorClass, Result, SandboxError};
 
 /// Where a job is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Accepted, not started.
@@ -63,7 +64,8 @@ impl JobStatus {
 }
 
 /// Why a job failed, safe to show its owner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobFailure {
     /// The HTTP status the failure would have had as a synchronous request.
     pub status: u16,
@@ -92,7 +94,8 @@ impl JobFailure {
 }
 
 /// A job as its owner sees it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     /// Job id.
     pub id: JobId,
@@ -109,7 +112,7 @@ pub struct Job {
     /// 0.0 to 1.0.
     pub progress: f64,
     /// Outcome, once succeeded.
-    #[schema(value_type = Option<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub result: Option<serde_json::Value>,
     /// Failure, once failed.
     pub error: Option<JobFailure>,

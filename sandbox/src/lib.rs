@@ -18,7 +18,10 @@
 //!   then resumes the [`jobs`] a restart cut off (durable: each keeps the inputs it
 //!   needs to run again; one runner starts every job and records its outcome).
 //! - [`catalog`]: dataset metadata, the data-element registry (one data, one source)
-//!   and catalog search.
+//!   and catalog search; [`lifecycle`]: an entry is a draft until its provider submits
+//!   it and the data authority publishes it, and each edit of its metadata is a catalog
+//!   revision (GD21 Art.10–11; XT Art.12, 14). Unpublished entries are visible only to
+//!   their provider, the authority and supervisors, and unreachable by developers.
 //! - [`versions`]: an upload streams into the raw zone, is validated synchronously
 //!   (bad input never becomes a job), then a [`jobs`] job de-identifies it, stores the
 //!   Parquet content-addressed in the de-identified zone and certifies it on the ledger.
@@ -42,6 +45,12 @@
 //! This crate knows nothing about HTTP: the binary maps [`SandboxError`] to problem
 //! responses, and every error message here is written to be safe to show a client
 //! (no cell values, no paths, no SQL).
+//!
+//! The schemas for the binary's OpenAPI document (`utoipa::ToSchema` on the public
+//! types, `utoipa::IntoParams` on [`DatasetQuery`]) are derived only under the
+//! `openapi` feature, which the binary enables, so the crate itself stays free of HTTP.
+//! Nor does it depend on polars: frames are named through [`pdx_algorithms::DataFrame`],
+//! and Parquet is read and written by `pdx-algorithms`.
 
 pub mod access;
 pub mod catalog;
@@ -54,6 +63,7 @@ pub mod fhe;
 pub mod fhe_consent;
 pub mod grants;
 pub mod jobs;
+pub mod lifecycle;
 pub mod lineage;
 pub mod models;
 pub mod objections;
@@ -74,7 +84,7 @@ use pdx_ids::{KeyId, OrgId};
 use pdx_ledger::db::{Db, MigrationSet};
 use pdx_ledger::{Actor, Ledger};
 
-pub use catalog::{Dataset, DatasetPage, DatasetQuery, NewDataset};
+pub use catalog::{CatalogReader, CatalogStatus, Dataset, DatasetPage, DatasetQuery, NewDataset};
 pub use config::SandboxConfig;
 pub use error::{ErrorClass, Result, SandboxError};
 pub use jobs::{Job, JobStatus, Jobs};
@@ -222,6 +232,11 @@ impl Sandbox {
     /// Grants (open-use agreements) and their budgets.
     pub fn grants(&self) -> grants::Grants {
         grants::Grants::new(self.clone())
+    }
+
+    /// The catalog life cycle: submission, the data authority's review, and revisions.
+    pub fn lifecycle(&self) -> lifecycle::Lifecycle {
+        lifecycle::Lifecycle::new(self.clone())
     }
 
     /// Release lineage with a receipt per hop.

@@ -30,19 +30,21 @@ crate::service! {
 }
 
 /// One ledger entry on the path, with its receipt.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerHop {
     /// Ledger seq.
     pub seq: u64,
     /// Entry kind.
     pub kind: String,
     /// Offline receipt: check it with `pdx ledger verify-receipt`.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub receipt: Receipt,
 }
 
 /// The job that produced a released output.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobLineage {
     /// Job id.
     pub job_id: JobId,
@@ -59,7 +61,8 @@ pub struct JobLineage {
 }
 
 /// The model a job ran.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ModelLineage {
     /// Model id.
     pub model_id: ModelId,
@@ -72,7 +75,8 @@ pub struct ModelLineage {
 }
 
 /// A dataset version read by the job, with its certificate and provider.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VersionLineage {
     /// Dataset id.
     pub dataset_id: DatasetId,
@@ -95,7 +99,8 @@ pub struct VersionLineage {
 }
 
 /// The lineage of one release.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseLineage {
     /// Release id.
     pub release_id: ReleaseId,

@@ -33,7 +33,8 @@ pub const MAX_MODEL_BYTES: usize = 64 * 1024;
 const HASH_DOMAIN: &[u8] = b"pdx model v1";
 
 /// A model as submitted.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewModel {
     /// A name for people.
@@ -45,7 +46,8 @@ pub struct NewModel {
 }
 
 /// A registered model.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Model {
     /// Model id.
     pub id: ModelId,

@@ -24,6 +24,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
+use crate::catalog::CatalogReader;
 use crate::store;
 use crate::workdays::iso_date;
 use crate::{Result, SandboxError, actor_key, actor_org};
@@ -37,7 +38,8 @@ crate::service! {
 pub const MAX_TEXT_CHARS: usize = 4000;
 
 /// Why a version is objected to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Ground {
     /// Something in the data is wrong.
@@ -67,7 +69,8 @@ impl Ground {
 }
 
 /// Where an objection is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectionStatus {
     /// Waiting for the provider.
@@ -77,7 +80,8 @@ pub enum ObjectionStatus {
 }
 
 /// The provider's finding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The objection is right; the data will be corrected.
@@ -107,7 +111,8 @@ impl Outcome {
 }
 
 /// What a user files.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewObjection {
     /// Dataset id.
@@ -121,7 +126,8 @@ pub struct NewObjection {
 }
 
 /// The provider's answer.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ObjectionReply {
     /// `accepted` or `rejected`.
@@ -131,7 +137,8 @@ pub struct ObjectionReply {
 }
 
 /// An objection as stored.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Objection {
     /// Objection id.
     pub id: ObjectionId,
@@ -254,11 +261,13 @@ impl Objections {
     /// Files an objection to a certified dataset version on `actor`'s behalf.
     pub async fn file_objection(&self, actor: &Actor, new: NewObjection) -> Result<Objection> {
         let detail = checked_text("detail", &new.detail)?;
+        let objector_org = actor_org(actor)?;
+        // An unpublished entry is not in the objector's catalog (GD21 Art.10-11) unless
+        // it is its own.
         let dataset = self
             .catalog()
-            .dataset(&new.dataset_id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+            .visible_dataset(&new.dataset_id, CatalogReader::Org(&objector_org))
+            .await?;
         if self
             .versions()
             .version(&dataset.id, new.version)
@@ -267,7 +276,6 @@ impl Objections {
         {
             return Err(SandboxError::NotFound("no such version".into()));
         }
-        let objector_org = actor_org(actor)?;
         let objector_key = actor_key(actor)?;
         let id = ObjectionId::random();
         let now = now_ms();

@@ -30,12 +30,12 @@
 
 use std::path::PathBuf;
 
+use pdx_algorithms::DataFrame;
 use pdx_algorithms::deid::storage::read_parquet;
 use pdx_ids::{JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, VersionRef};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::Release;
 use pdx_ledger::{Actor, Hash32};
-use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -50,7 +50,8 @@ crate::service! {
 }
 
 /// Where an output is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OutputStatus {
     /// Waiting for review.
@@ -77,7 +78,8 @@ impl OutputStatus {
 }
 
 /// One review.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Review {
     /// Reviewer organisation.
     pub reviewer_org: OrgId,
@@ -92,7 +94,8 @@ pub struct Review {
 }
 
 /// A model output.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Output {
     /// Output id.
     pub id: OutputId,
@@ -110,7 +113,7 @@ pub struct Output {
     pub bytes: u64,
     /// The disclosure check report (for its developer: rules and plan-level checks
     /// until release, then also the hits of released rows).
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub check_report: serde_json::Value,
     /// Approvals needed.
     pub required_reviews: u8,
@@ -133,7 +136,8 @@ pub struct Output {
 }
 
 /// What a reviewer sees for an output in the queue.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReviewItem {
     /// The output.
     pub output: Output,
@@ -146,12 +150,13 @@ pub struct ReviewItem {
     /// Dataset versions read.
     pub dataset_versions: Vec<VersionRef>,
     /// The first rows.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub preview: serde_json::Value,
 }
 
 /// A reviewer's decision.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReviewDecision {
     /// Approve (true) or reject (false).
@@ -530,9 +535,14 @@ impl Reviews {
         Ok(())
     }
 
-    /// Copies the file to the released zone, flips the status and appends `Release`.
-    /// The copy happens first: a crash after it leaves a harmless orphan file, never a
-    /// released row without its file.
+    /// Claims the output, copies its file durably to the released zone, flips the
+    /// status and appends `Release`, all inside `tx`.
+    ///
+    /// The claim comes first, so a second approval racing this one waits for the commit
+    /// and then finds the output decided: it never copies over a file already released.
+    /// The copy comes before the row: a crash after it leaves a harmless orphan file,
+    /// never a released row without its file, and the file is written under a temporary
+    /// name, fsynced and renamed, so a crash mid-copy never leaves a torn released file.
     async fn release_in(
         &self,
         tx: &mut sqlx::AnyConnection,
@@ -540,12 +550,17 @@ impl Reviews {
         actor: &Actor,
         reviewers: Vec<KeyId>,
     ) -> Result<()> {
+        if store::outputs::claim_for_release(&mut *tx, &output.id).await? != 1 {
+            return Err(SandboxError::Conflict(
+                "the output has already been decided".into(),
+            ));
+        }
         let from = self.zones().root().join(&output.file_path);
         let name = from
             .file_name()
             .ok_or_else(|| SandboxError::Internal("output file without a name".into()))?;
         let to = self.zones().released().join(name);
-        tokio::fs::copy(&from, &to).await?;
+        copy_durably(&from, &to).await?;
         let relative = to
             .strip_prefix(self.zones().root())
             .map_err(|_| SandboxError::Internal("released file outside the data directory".into()))?
@@ -633,4 +648,19 @@ impl Reviews {
         let path = self.zones().root().join(&output.file_path);
         Ok((output, path))
     }
+}
+
+/// Copies `from` to `to` so that `to` is either absent or whole after a crash: a
+/// temporary file beside `to`, fsynced, renamed into place, and the directory fsynced.
+async fn copy_durably(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    let mut part = to.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    tokio::fs::copy(from, &part).await?;
+    tokio::fs::File::open(&part).await?.sync_all().await?;
+    tokio::fs::rename(&part, to).await?;
+    if let Some(dir) = to.parent() {
+        tokio::fs::File::open(dir).await?.sync_all().await?;
+    }
+    Ok(())
 }

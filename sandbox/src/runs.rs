@@ -36,16 +36,18 @@
 
 use std::path::PathBuf;
 
+use pdx_algorithms::DataFrame;
 use pdx_algorithms::deid::schema::DeidRule;
-use pdx_algorithms::deid::storage::{store_content_addressed, to_json_rows};
+use pdx_algorithms::deid::storage::{
+    empty_boolean_frame, read_parquet_bytes, store_content_addressed, to_json_rows,
+};
 use pdx_algorithms::disclosure::{DisclosureError, DisclosureRules, PLAN_CHECKS, check_and_run};
-use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run as dp_run};
+use pdx_algorithms::dp::{ColumnKind, DpTable, plan as dp_plan, run_parquet as dp_run_parquet};
 use pdx_algorithms::sql::{SqlLimits, SqlSandbox, TableGrant};
 use pdx_ids::{DatasetId, GrantId, JobId, ModelId, OrgId, OutputId, VersionRef};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::PrivacySpend;
-use polars::prelude::{DataFrame, LazyFrame, PlPath, ScanArgsParquet};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -67,7 +69,8 @@ crate::service! {
 pub const PREVIEW_ROWS: usize = 20;
 
 /// Per-dataset rules for what may leave, set by the provider.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputPolicy {
     /// Fewest records behind an output cell (threshold rule).
@@ -160,7 +163,8 @@ impl OutputPolicy {
 }
 
 /// One input of a run.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunInput {
     /// Dataset id.
@@ -174,7 +178,8 @@ pub struct RunInput {
 }
 
 /// A request to run a model.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RunRequest {
     /// The caller's model.
@@ -207,7 +212,8 @@ impl ResolvedInput {
 }
 
 /// What a finished run left in quarantine.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunResult {
     /// The quarantined (or auto-released) output.
     pub output_id: OutputId,
@@ -820,7 +826,8 @@ fn suspended_failure() -> JobFailure {
 }
 
 /// A dry run: a model text against a dataset's dummy data.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
     /// `sql` or `dp`.
@@ -836,25 +843,27 @@ pub struct DryRunRequest {
 }
 
 /// What a dry run returns at once.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DryRunResult {
     /// Output columns and their types.
     pub columns: Vec<OutputColumn>,
     /// The first rows of the output on dummy data.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub sample: serde_json::Value,
     /// The check report the real run would produce on this shape.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub report: serde_json::Value,
     /// What each column holds in the latest certified version (a generalised
     /// quasi-identifier holds bands or labels, so a filter on a raw value matches
     /// nothing); the declared domains when nothing is certified yet.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub released_domains: Vec<pdx_algorithms::deid::released::ReleasedDomain>,
 }
 
 /// One output column.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutputColumn {
     /// Name.
     pub name: String,
@@ -966,8 +975,7 @@ impl Runs {
                 let plan = dp_plan(&request.body, &table, eps, 0.0).map_err(SandboxError::from)?;
                 let path = input.path.clone();
                 let out = tokio::task::spawn_blocking(move || {
-                    let lf = scan_version(&path)?;
-                    dp_run(&plan, lf).map_err(SandboxError::from)
+                    dp_run_parquet(&plan, &path).map_err(SandboxError::from)
                 })
                 .await
                 .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;
@@ -1008,32 +1016,19 @@ impl Runs {
     }
 }
 
-pub(crate) fn scan_version(path: &std::path::Path) -> Result<LazyFrame> {
-    LazyFrame::scan_parquet(
-        PlPath::new(&path.to_string_lossy()),
-        ScanArgsParquet::default(),
-    )
-    .map_err(|e| SandboxError::Internal(format!("opening a version: {e}")))
-}
-
-/// An engine output as a polars frame (through Parquet, which both speak).
+/// An engine output as a frame (through Parquet, which DataFusion and polars both speak).
 pub(crate) fn output_to_frame(out: &pdx_algorithms::sql::SqlOutput) -> Result<DataFrame> {
     let bytes = out
         .to_parquet()
         .map_err(|e| SandboxError::Internal(format!("encoding an output: {e}")))?;
-    use polars::prelude::SerReader;
-    polars::prelude::ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
+    read_parquet_bytes(bytes)
         .map_err(|e| SandboxError::Internal(format!("decoding an output: {e}")))
 }
 
 /// The stored output of a conditional run that failed after admission: no rows.
 pub(crate) fn failed_run_frame() -> Result<DataFrame> {
-    DataFrame::new(vec![polars::prelude::Column::new(
-        "run_failed".into(),
-        Vec::<bool>::new(),
-    )])
-    .map_err(|e| SandboxError::Internal(format!("building an empty output: {e}")))
+    empty_boolean_frame("run_failed")
+        .map_err(|e| SandboxError::Internal(format!("building an empty output: {e}")))
 }
 
 /// The report of such an output: the same plan-level shape as a checked output (so the

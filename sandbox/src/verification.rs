@@ -38,7 +38,8 @@ pub const VERIFY_JOB_KIND: &str = "ledger_verification";
 const STAGE: &str = "verifying the ledger";
 
 /// The outcome of a verification job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerificationResult {
     /// True if the whole ledger verified.
     pub ok: bool,

@@ -18,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use pdx_algorithms::DataFrame;
 use pdx_algorithms::deid::ingest::{UploadFormat, read_upload};
 use pdx_algorithms::deid::pipeline::deidentify;
 use pdx_algorithms::deid::released::{ReleasedDomain, released_domains};
@@ -26,7 +27,6 @@ use pdx_ids::{DatasetId, JobId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::AssetCertificate;
 use pdx_ledger::{Actor, Hash32, Receipt};
-use polars::prelude::DataFrame;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -152,7 +152,8 @@ impl Drop for RawFile {
 }
 
 /// A certified, de-identified version of a dataset.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Version {
     /// Dataset id.
     pub dataset_id: DatasetId,
@@ -167,7 +168,7 @@ pub struct Version {
     /// BLAKE3 of the output schema, hex.
     pub schema_hash: String,
     /// The de-identification and risk report.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub report: serde_json::Value,
     /// Data asset certificate number.
     pub certificate_no: String,
@@ -182,19 +183,20 @@ pub struct Version {
     /// What each released column holds in this version (generalised quasi-identifiers
     /// hold bands or hierarchy labels, not raw values), from the schema and the levels
     /// the search chose.
-    #[schema(value_type = Vec<Object>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub released_domains: Vec<ReleasedDomain>,
 }
 
 /// A certificate with its offline receipt.
-#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificateWithReceipt {
     /// The `AssetCertificate` ledger payload.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub certificate: AssetCertificate,
     /// Inclusion proof under a signed checkpoint; check it with
     /// `pdx ledger verify-receipt`.
-    #[schema(value_type = Object)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub receipt: Receipt,
 }
 

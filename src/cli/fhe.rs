@@ -72,6 +72,10 @@ pub enum FheCommand {
         /// Server base URL.
         #[arg(long, env = "PDX_URL", default_value = "http://127.0.0.1:8080")]
         url: String,
+        /// PEM file of CA certificates to trust besides the public roots, for an HTTPS
+        /// server whose certificate a private CA signed.
+        #[arg(long, env = "PDX_CA_FILE", value_name = "FILE")]
+        ca_file: Option<PathBuf>,
         /// API key (developer role).
         #[arg(long, env = "PDX_API_KEY", hide_env_values = true)]
         api_key: String,
@@ -133,13 +137,16 @@ pub async fn run(cmd: FheCommand) -> anyhow::Result<()> {
             grant,
             keys,
             url,
+            ca_file,
             api_key,
             reveal_bucket,
             consent,
             timeout_secs,
         } => {
             let client = Client {
-                http: reqwest::Client::new(),
+                http: crate::tls::client_builder(ca_file.as_deref())?
+                    .build()
+                    .context("building the HTTP client")?,
                 base: url.trim_end_matches('/').to_string(),
                 api_key,
             };

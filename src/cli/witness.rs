@@ -39,9 +39,14 @@ pub const EXIT_SPLIT_VIEW: i32 = 2;
 /// Flags of `pdx witness`.
 #[derive(Debug, clap::Args)]
 pub struct WitnessArgs {
-    /// Base URL of the pdx server, e.g. `http://127.0.0.1:8080`.
+    /// Base URL of the pdx server, e.g. `http://127.0.0.1:8080` or
+    /// `https://pdx.example:8443`.
     #[arg(long)]
     pub server: String,
+    /// PEM file of CA certificates to trust besides the public roots, for an HTTPS
+    /// server whose certificate a private CA signed.
+    #[arg(long, env = "PDX_CA_FILE", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// The log's public key (verifier-key string, or a file holding it).
     #[arg(long)]
     pub key: String,
@@ -224,15 +229,17 @@ fn transient(e: impl Into<anyhow::Error>) -> WitnessError {
 }
 
 impl Witness {
-    /// A witness of the log signed by `log_key` at `server`.
+    /// A witness of the log signed by `log_key` at `server`, trusting the CA
+    /// certificates in `ca_file` besides the public roots.
     pub fn new(
         server: &str,
+        ca_file: Option<&Path>,
         api_key: Option<String>,
         log_key: NoteVerifier,
         signer: NoteSigner,
         state: PathBuf,
     ) -> anyhow::Result<Witness> {
-        let http = reqwest::Client::builder()
+        let http = crate::tls::client_builder(ca_file)?
             .timeout(Duration::from_secs(30))
             .build()
             .context("building the HTTP client")?;
@@ -382,7 +389,14 @@ pub async fn run(args: WitnessArgs) -> anyhow::Result<i32> {
         signer.name(),
         signer.cosigner_verifier().to_vkey()
     );
-    let witness = Witness::new(&args.server, args.api_key, log_key, signer, args.state)?;
+    let witness = Witness::new(
+        &args.server,
+        args.ca_file.as_deref(),
+        args.api_key,
+        log_key,
+        signer,
+        args.state,
+    )?;
     let mut tick = tokio::time::interval(Duration::from_secs(args.interval.max(1)));
     loop {
         tick.tick().await;

@@ -6,6 +6,14 @@
 //! and dummy data, except a not-open dataset's dummy data, which only its provider and
 //! supervisors get. Rows leave only as de-identified downloads of unconditionally open
 //! datasets (the rules live in [`pdx_sandbox::access`]).
+//!
+//! The catalog life cycle (GD21 Art.10–11; XT Art.12, 14; [`pdx_sandbox::lifecycle`]): a
+//! registration is a draft; its provider submits it (`POST /v1/datasets/{id}/submit`)
+//! and the data authority approves or returns it (`POST /v1/datasets/{id}/review`).
+//! Until it is published, an entry and everything under it (versions, certificates,
+//! dummy data, revisions) is "not found" for everyone but its provider, the authority
+//! and supervisors. Its provider edits its metadata with `PUT /v1/datasets/{id}` (a
+//! catalog revision; the history is `GET /v1/datasets/{id}/revisions`).
 
 use axum::Json;
 use axum::body::Body;
@@ -18,10 +26,13 @@ use pdx_algorithms::deid::ingest::{TextEncoding, UploadFormat};
 use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
 use pdx_ids::{DatasetId, JobId};
 use pdx_sandbox::access::{MAX_DUMMY_ROWS, Reader};
-use pdx_sandbox::catalog::{DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset};
+use pdx_sandbox::catalog::{
+    CatalogReader, DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset,
+};
+use pdx_sandbox::lifecycle::{CatalogReview, CatalogRevision, RevisionNote};
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
 use pdx_sandbox::{Job, SandboxError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -30,14 +41,17 @@ use crate::app::App;
 use crate::auth::Role;
 use crate::http::Caller;
 use crate::http::body::discard_rest;
-use crate::http::json::{ApiJson, ApiPath, ApiQuery};
+use crate::http::json::{ApiJson, ApiPath, ApiQuery, parse_json};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 
 /// Routes of this area.
 pub fn routes() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(search_datasets, register_dataset))
-        .routes(routes!(get_dataset))
+        .routes(routes!(get_dataset, edit_dataset))
+        .routes(routes!(submit_dataset))
+        .routes(routes!(review_dataset))
+        .routes(routes!(list_revisions))
         .routes(routes!(list_versions, upload_version))
         .routes(routes!(get_version))
         .routes(routes!(get_certificate))
@@ -48,12 +62,22 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_job))
 }
 
-async fn dataset_or_404(app: &App, id: &DatasetId) -> ApiResult<Dataset> {
-    app.sandbox
+/// Which catalog entries the caller sees: the data authority and supervisors every one,
+/// everyone else published ones and their own organisation's.
+fn reader(caller: &Caller) -> CatalogReader<'_> {
+    match caller.principal.role {
+        Role::Authority | Role::Supervisor => CatalogReader::Overseer,
+        _ => CatalogReader::Org(&caller.principal.org_id),
+    }
+}
+
+/// The dataset, if the caller may see it (404 otherwise, as for an absent one).
+async fn dataset_or_404(app: &App, caller: &Caller, id: &DatasetId) -> ApiResult<Dataset> {
+    Ok(app
+        .sandbox
         .catalog()
-        .dataset(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no such dataset"))
+        .visible_dataset(id, reader(caller))
+        .await?)
 }
 
 /// Search the catalog by text, theme, open attribute and provider.
@@ -62,13 +86,19 @@ async fn dataset_or_404(app: &App, id: &DatasetId) -> ApiResult<Dataset> {
     responses((status = 200, body = DatasetPage), (status = 422, body = Problem)))]
 async fn search_datasets(
     State(app): State<App>,
-    _caller: Caller,
+    caller: Caller,
     ApiQuery(query): ApiQuery<DatasetQuery>,
 ) -> ApiResult<Json<DatasetPage>> {
-    Ok(Json(app.sandbox.catalog().search(&query).await?))
+    Ok(Json(
+        app.sandbox
+            .catalog()
+            .search(&query, reader(&caller))
+            .await?,
+    ))
 }
 
-/// Register a dataset (providers), claiming its data elements.
+/// Register a dataset (providers) as a draft, claiming its data elements. It is
+/// published once submitted and approved by the data authority.
 #[utoipa::path(post, path = "/v1/datasets", tag = "catalog", security(("bearer" = [])),
     request_body = NewDataset,
     responses((status = 201, body = Dataset), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -92,10 +122,173 @@ async fn register_dataset(
     responses((status = 200, body = Dataset), (status = 404, body = Problem)))]
 async fn get_dataset(
     State(app): State<App>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Dataset>> {
-    Ok(Json(dataset_or_404(&app, &id).await?))
+    Ok(Json(dataset_or_404(&app, &caller, &id).await?))
+}
+
+/// Body of `PUT /v1/datasets/{id}`: the registration's metadata, whole, with why it
+/// changes.
+#[derive(Debug, Serialize, ToSchema)]
+struct DatasetEdit {
+    /// The new metadata, as at registration.
+    #[serde(flatten)]
+    metadata: NewDataset,
+    /// Why the metadata changes (1 to 4,000 characters).
+    reason: String,
+    /// The date (`YYYY-MM-DD`) of the legal change that required the edit, if one did:
+    /// the edit is late when made more than `catalog_update_working_days` (default 15)
+    /// working days after it (GD21 Art.11; XT Art.14).
+    legal_change_date: Option<String>,
+}
+
+impl DatasetEdit {
+    /// Splits the body into the metadata (parsed as at registration, naming the field
+    /// at fault) and the edit's own fields.
+    fn parse(body: serde_json::Value) -> ApiResult<DatasetEdit> {
+        let serde_json::Value::Object(mut fields) = body else {
+            return Err(ApiError::unprocessable(
+                "the body is the dataset's metadata as a JSON object, with `reason`",
+            ));
+        };
+        let reason = match fields.remove("reason") {
+            Some(serde_json::Value::String(reason)) => reason,
+            Some(_) => {
+                return Err(ApiError::invalid_field("reason", "`reason` is a string"));
+            }
+            None => {
+                return Err(ApiError::invalid_field(
+                    "reason",
+                    "an edit must give its `reason`",
+                ));
+            }
+        };
+        let legal_change_date = match fields.remove("legal_change_date") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(date)) => Some(date),
+            Some(_) => {
+                return Err(ApiError::invalid_field(
+                    "legal_change_date",
+                    "`legal_change_date` is a date, YYYY-MM-DD",
+                ));
+            }
+        };
+        let rest =
+            serde_json::to_vec(&serde_json::Value::Object(fields)).map_err(ApiError::internal)?;
+        Ok(DatasetEdit {
+            metadata: parse_json(&rest)?,
+            reason,
+            legal_change_date,
+        })
+    }
+}
+
+/// Edit a dataset's metadata (its provider): a new catalog revision, kept as history
+/// and recorded on the ledger; versions and their certificates stay as they are. 409
+/// while it is under review, for a published entry's open attribute (which has its own
+/// procedure), and for the column schema once versions exist.
+#[utoipa::path(put, path = "/v1/datasets/{id}", tag = "catalog", security(("bearer" = [])),
+    params(("id" = DatasetId, Path, description = "dataset id")),
+    request_body = DatasetEdit,
+    responses((status = 200, body = Dataset), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem)))]
+async fn edit_dataset(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DatasetId>,
+    ApiJson(body): ApiJson<serde_json::Value>,
+) -> ApiResult<Json<Dataset>> {
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
+    caller.owns(&dataset.provider_org)?;
+    let edit = DatasetEdit::parse(body)?;
+    let legal_change_date = edit
+        .legal_change_date
+        .as_deref()
+        .map(|d| {
+            let format = time::macros::format_description!("[year]-[month]-[day]");
+            time::Date::parse(d, format).map_err(|_| {
+                ApiError::invalid_field(
+                    "legal_change_date",
+                    "`legal_change_date` is a date, YYYY-MM-DD",
+                )
+            })
+        })
+        .transpose()?;
+    let note = RevisionNote {
+        reason: edit.reason,
+        legal_change_date,
+    };
+    let dataset = app
+        .sandbox
+        .lifecycle()
+        .revise(&caller.principal.actor(), &dataset.id, edit.metadata, note)
+        .await?;
+    tracing::info!(dataset = %dataset.id, revision = dataset.revision, "edited catalog entry");
+    Ok(Json(dataset))
+}
+
+/// Submit a draft or returned dataset for publication (its provider). The data
+/// authority must answer by `review_due`, in working days.
+#[utoipa::path(post, path = "/v1/datasets/{id}/submit", tag = "catalog", security(("bearer" = [])),
+    params(("id" = DatasetId, Path, description = "dataset id")),
+    responses((status = 200, body = Dataset), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn submit_dataset(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DatasetId>,
+) -> ApiResult<Json<Dataset>> {
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
+    caller.owns(&dataset.provider_org)?;
+    let dataset = app
+        .sandbox
+        .lifecycle()
+        .submit(&caller.principal.actor(), &dataset.id)
+        .await?;
+    tracing::info!(dataset = %dataset.id, review_due = ?dataset.review_due, "submitted catalog entry");
+    Ok(Json(dataset))
+}
+
+/// Approve (publish) or return a submitted dataset (the data authority):
+/// `{"decision": "approve"}` or `{"decision": "return", "reason": "…"}`. A decision
+/// after the review deadline is accepted, marked late and shown on the compliance
+/// report; an entry that is not submitted is a 409.
+#[utoipa::path(post, path = "/v1/datasets/{id}/review", tag = "catalog", security(("bearer" = [])),
+    params(("id" = DatasetId, Path, description = "dataset id")),
+    request_body = CatalogReview,
+    responses((status = 200, body = Dataset), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
+async fn review_dataset(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DatasetId>,
+    ApiJson(body): ApiJson<CatalogReview>,
+) -> ApiResult<Json<Dataset>> {
+    let dataset = app
+        .sandbox
+        .lifecycle()
+        .review(&caller.principal.actor(), &id, body)
+        .await?;
+    tracing::info!(dataset = %dataset.id, status = %dataset.status.as_str(), "reviewed catalog entry");
+    Ok(Json(dataset))
+}
+
+/// A dataset's catalog revisions, oldest first: number, metadata hash, who, when, why,
+/// the metadata itself, and the legal change that required it with its deadline.
+#[utoipa::path(get, path = "/v1/datasets/{id}/revisions", tag = "catalog", security(("bearer" = [])),
+    params(("id" = DatasetId, Path, description = "dataset id")),
+    responses((status = 200, body = Vec<CatalogRevision>), (status = 404, body = Problem)))]
+async fn list_revisions(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<DatasetId>,
+) -> ApiResult<Json<Vec<CatalogRevision>>> {
+    Ok(Json(
+        app.sandbox
+            .lifecycle()
+            .revisions(&id, reader(&caller))
+            .await?,
+    ))
 }
 
 /// Every certified version of a dataset, with its de-identification report.
@@ -104,10 +297,10 @@ async fn get_dataset(
     responses((status = 200, body = Vec<Version>), (status = 404, body = Problem)))]
 async fn list_versions(
     State(app): State<App>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Vec<Version>>> {
-    let dataset = dataset_or_404(&app, &id).await?;
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
     Ok(Json(app.sandbox.versions().versions(&dataset.id).await?))
 }
 
@@ -180,7 +373,7 @@ async fn upload_version(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> ApiResult<Response> {
-    let dataset = dataset_or_404(&app, &id).await?;
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
     caller.owns(&dataset.provider_org)?;
     let format = params.to_format()?;
     let mut upload = app.sandbox.versions().start_upload().await?;
@@ -220,9 +413,10 @@ async fn upload_version(
     responses((status = 200, body = Version), (status = 404, body = Problem)))]
 async fn get_version(
     State(app): State<App>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
 ) -> ApiResult<Json<Version>> {
+    dataset_or_404(&app, &caller, &id).await?;
     app.sandbox
         .versions()
         .version(&id, version)
@@ -237,9 +431,10 @@ async fn get_version(
     responses((status = 200, body = CertificateWithReceipt), (status = 404, body = Problem)))]
 async fn get_certificate(
     State(app): State<App>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
 ) -> ApiResult<Json<CertificateWithReceipt>> {
+    dataset_or_404(&app, &caller, &id).await?;
     Ok(Json(
         app.sandbox.versions().certificate(&id, version).await?,
     ))
@@ -275,7 +470,7 @@ async fn download_version(
             "rows and seed apply to dummy data only",
         ));
     }
-    let dataset = dataset_or_404(&app, &id).await?;
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
     let format = params.format.as_deref().unwrap_or("parquet");
     if !matches!(format, "parquet" | "csv" | "json") {
         return Err(ApiError::invalid_field(
@@ -315,7 +510,7 @@ async fn dummy_data(
     ApiPath(id): ApiPath<DatasetId>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> ApiResult<Response> {
-    let dataset = dataset_or_404(&app, &id).await?;
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
     let format = params.format.as_deref().unwrap_or("json");
     if !matches!(format, "csv" | "json") {
         return Err(ApiError::invalid_field("format", "format is json or csv"));

@@ -68,6 +68,13 @@ const BUYER_OWN: Policy = Policy {
     writes: true,
 };
 
+/// The data authority acts on the catalog: it approves or returns submitted entries.
+const AUTHORITY_WRITES: Policy = Policy {
+    roles: &[Authority],
+    owner: Owner::Any,
+    writes: true,
+};
+
 /// Supervisors read reports and traces across every organisation.
 const SUPERVISOR_READS: Policy = Policy {
     roles: &[Supervisor],
@@ -213,12 +220,19 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
             writes: false,
         },
     ),
-    // catalog: every role reads metadata, reports, certificates and dummy data (a
-    // not-open dataset's dummy data only its provider and supervisors, checked inside);
-    // providers register datasets and upload versions of their own
+    // catalog: every role reads metadata, reports, certificates and dummy data of
+    // published entries (a not-open dataset's dummy data only its provider and
+    // supervisors; an unpublished entry only its provider, the data authority and
+    // supervisors: checked inside); providers register datasets as drafts, submit them,
+    // edit their metadata and upload versions of their own; the data authority approves
+    // or returns submitted entries (GD21 Art.10-11)
     ("GET", "/v1/datasets", READ_ALL),
     ("POST", "/v1/datasets", PROVIDER_WRITES),
     ("GET", "/v1/datasets/{id}", READ_ALL),
+    ("PUT", "/v1/datasets/{id}", PROVIDER_WRITES),
+    ("POST", "/v1/datasets/{id}/submit", PROVIDER_WRITES),
+    ("POST", "/v1/datasets/{id}/review", AUTHORITY_WRITES),
+    ("GET", "/v1/datasets/{id}/revisions", READ_ALL),
     ("GET", "/v1/datasets/{id}/versions", READ_ALL),
     ("POST", "/v1/datasets/{id}/versions", PROVIDER_WRITES),
     ("GET", "/v1/datasets/{id}/versions/{version}", READ_ALL),

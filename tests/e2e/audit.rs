@@ -969,6 +969,7 @@ async fn fork_of(from: &TestServer) -> TestServer {
         dir,
         backend: "sqlite",
         database_url: None,
+        authority: from.authority.clone(),
     }
 }
 

@@ -62,8 +62,8 @@ pub async fn wait_job(t: &TestServer, key: &str, job_id: &str) -> Value {
     panic!("job {job_id} did not finish in 60 s");
 }
 
-/// Registers a dataset; returns its id.
-pub async fn register(t: &TestServer, key: &str, dataset: &Value) -> String {
+/// Registers a dataset as a draft (not yet in the public catalog); returns its id.
+pub async fn draft(t: &TestServer, key: &str, dataset: &Value) -> String {
     let (s, body) = t
         .call(
             Some(key),
@@ -73,7 +73,42 @@ pub async fn register(t: &TestServer, key: &str, dataset: &Value) -> String {
         )
         .await;
     assert_eq!(s, 201, "{body}");
+    assert_eq!(body["status"], "draft", "{body}");
     body["id"].as_str().unwrap().to_string()
+}
+
+/// Submits the draft `id` as its provider (`key`) and has the harness's data authority
+/// approve it (GD21 Art.10-11); returns the published entry.
+pub async fn publish(t: &TestServer, key: &str, id: &str) -> Value {
+    let (s, body) = t
+        .call(
+            Some(key),
+            Method::POST,
+            &format!("/v1/datasets/{id}/submit"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "submitted", "{body}");
+    let (s, body) = t
+        .call(
+            Some(t.authority().await),
+            Method::POST,
+            &format!("/v1/datasets/{id}/review"),
+            Some(json!({"decision": "approve"})),
+        )
+        .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["status"], "published", "{body}");
+    body
+}
+
+/// Registers a dataset and has the data authority publish it, so that it is in the
+/// catalog as every dataset was before drafts; returns its id.
+pub async fn register(t: &TestServer, key: &str, dataset: &Value) -> String {
+    let id = draft(t, key, dataset).await;
+    publish(t, key, &id).await;
+    id
 }
 
 fn adult_json(open: OpenAttribute) -> Value {

@@ -47,6 +47,20 @@ fn demo_runs_the_whole_journey_and_writes_its_summary() {
     assert_eq!(s["reconciliation"]["exact"], true, "{s}");
     // Step 9: one private lookup whose decrypted answer matched the clear one.
     assert_eq!(s["fhe"]["lookups"], 1, "{s}");
+    // Every catalog entry was published by the data authority (GD21 Art.10-11); one was
+    // first returned, revised and resubmitted.
+    let governance = &s["governance"];
+    assert!(
+        governance["catalog_approvals"].as_u64().unwrap() >= 1,
+        "{s}"
+    );
+    assert_eq!(governance["catalog_approvals"], 3, "{s}");
+    assert_eq!(governance["catalog_returns"], 1, "{s}");
+    assert_eq!(governance["catalog_revisions"], 1, "{s}");
+    assert!(
+        stdout.contains("approved by the data authority"),
+        "{stdout}"
+    );
     // The L3 Adult output needed two reviewers; the L2 outputs one.
     let runs = s["runs"].as_array().unwrap();
     assert!(runs.iter().any(|r| r["kind"] == "dp"), "{s}");

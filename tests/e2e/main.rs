@@ -2,12 +2,15 @@
 mod abuse;
 mod audit;
 mod catalog;
+mod crash;
 mod demo;
 mod fhe;
 mod foundation;
+mod governance;
 mod ledger_http;
 mod notebooks;
 mod products;
 mod restart;
 mod sandbox;
 mod support;
+mod tls;

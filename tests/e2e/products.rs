@@ -29,7 +29,8 @@ const DAY_MS: i64 = 86_400_000;
 const CSV_ROWS: usize = 600;
 const PRICE: i64 = 12_345;
 const REGION: &str = "guangzhou";
-const MODEL_SQL: &str = "SELECT district, COUNT(*) AS enterprises FROM data GROUP BY district";
+pub(crate) const MODEL_SQL: &str =
+    "SELECT district, COUNT(*) AS enterprises FROM data GROUP BY district";
 
 /// 2030-03-05T10:00:00Z: where the products' manual clock starts.
 fn start_ms() -> i64 {
@@ -37,7 +38,12 @@ fn start_ms() -> i64 {
 }
 
 /// Creates an organisation in a region and a key for it; returns (org id, key).
-async fn org_key(t: &TestServer, name: &str, role: &str, region: &str) -> (String, String) {
+pub(crate) async fn org_key(
+    t: &TestServer,
+    name: &str,
+    role: &str,
+    region: &str,
+) -> (String, String) {
     let (s, org) = t
         .call(
             Some(&t.admin),
@@ -67,12 +73,12 @@ async fn key_id(t: &TestServer, key: &str) -> String {
     me["key_id"].as_str().unwrap().to_string()
 }
 
-async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
     t.call(Some(key), Method::POST, path, Some(body)).await
 }
 
 /// Registers an electricity dataset and certifies a version of it.
-async fn dataset(
+pub(crate) async fn dataset(
     t: &TestServer,
     provider: &str,
     title: &str,
@@ -138,27 +144,27 @@ async fn release(
 }
 
 /// Everyone in the market and the releases they trade.
-struct Market {
-    t: TestServer,
-    clock: Clock,
-    provider: String,
-    provider_org: String,
-    dev: String,
-    dev_org: String,
-    other_dev: String,
-    reviewer: String,
-    exchange: String,
-    buyer: String,
-    buyer_org: String,
-    buyer2: String,
-    supervisor: String,
+pub(crate) struct Market {
+    pub(crate) t: TestServer,
+    pub(crate) clock: Clock,
+    pub(crate) provider: String,
+    pub(crate) provider_org: String,
+    pub(crate) dev: String,
+    pub(crate) dev_org: String,
+    pub(crate) other_dev: String,
+    pub(crate) reviewer: String,
+    pub(crate) exchange: String,
+    pub(crate) buyer: String,
+    pub(crate) buyer_org: String,
+    pub(crate) buyer2: String,
+    pub(crate) supervisor: String,
     /// The unconditionally open dataset.
-    dataset: String,
+    pub(crate) dataset: String,
     /// `dev`'s release over the open dataset.
-    release: Value,
+    pub(crate) release: Value,
 }
 
-async fn market(postgres: bool) -> Option<Market> {
+pub(crate) async fn market(postgres: bool) -> Option<Market> {
     let clock = Clock::manual(start_ms());
     let c = clock.clone();
     let t = TestServer::start_with(postgres, move |app| {
@@ -201,7 +207,7 @@ async fn market(postgres: bool) -> Option<Market> {
     })
 }
 
-fn product_body(releases: Value, licence: &str, split: [u32; 3]) -> Value {
+pub(crate) fn product_body(releases: Value, licence: &str, split: [u32; 3]) -> Value {
     json!({
         "title": "District enterprise counts",
         "description": "Enterprises per district, from certified electricity records",
@@ -216,7 +222,7 @@ fn product_body(releases: Value, licence: &str, split: [u32; 3]) -> Value {
     })
 }
 
-const SPLIT: [u32; 3] = [3_000, 1_000, 6_000];
+pub(crate) const SPLIT: [u32; 3] = [3_000, 1_000, 6_000];
 
 /// GET with the raw response (downloads are not JSON).
 async fn raw_get(t: &TestServer, key: &str, path: &str) -> reqwest::Response {
@@ -240,7 +246,12 @@ async fn refused(resp: reqwest::Response, status: u16, slug: &str) -> String {
     body["detail"].as_str().unwrap().to_string()
 }
 
-async fn place(t: &TestServer, key: &str, idem: Option<&str>, body: Value) -> reqwest::Response {
+pub(crate) async fn place(
+    t: &TestServer,
+    key: &str,
+    idem: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
     let mut req = t
         .http
         .post(t.url("/v1/orders"))

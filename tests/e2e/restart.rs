@@ -529,8 +529,8 @@ impl Tracked {
 }
 
 /// A `pdx serve` child process, killed when dropped so that a failing test leaves no
-/// server behind.
-struct Serve {
+/// server behind. Shared with the crash tests of [`crate::crash`].
+pub(crate) struct Serve {
     child: tokio::process::Child,
     backend: &'static str,
     base: String,
@@ -556,7 +556,7 @@ impl Serve {
     /// Starts `pdx serve` over `data` (and `database_url`, else the SQLite file inside
     /// `data`), with every job paused `pause_ms` at its start if given; waits until it
     /// is ready. Its output goes to `log`.
-    async fn start(
+    pub(crate) async fn start(
         backend: &'static str,
         data: &Path,
         database_url: Option<&str>,
@@ -628,7 +628,7 @@ impl Serve {
     }
 
     /// SIGKILL, then waits for the process to be gone.
-    async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         let b = self.backend;
         self.child
             .start_kill()
@@ -644,13 +644,13 @@ impl Serve {
     }
 
     /// The last lines of the server's output, for failure messages.
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
@@ -673,13 +673,13 @@ impl Serve {
         )
     }
 
-    async fn get(&self, key: &str, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, key: &str, path: &str) -> (u16, Value) {
         let req = self.http.get(self.url(path)).bearer_auth(key);
         self.send(req, path).await
     }
 
     /// GET that must answer 200.
-    async fn get_ok(&self, key: &str, path: &str) -> Value {
+    pub(crate) async fn get_ok(&self, key: &str, path: &str) -> Value {
         let (st, body) = self.get(key, path).await;
         assert_eq!(st, 200, "{}: GET {path}: {body}", self.backend);
         body

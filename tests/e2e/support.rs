@@ -16,7 +16,13 @@ pub struct TestServer {
     /// The PostgreSQL URL (with its schema) the server uses; None for SQLite, whose file
     /// is the default one inside `dir`.
     pub database_url: Option<String>,
+    /// The data authority's key that publishes the datasets tests register (made on
+    /// first use, see [`TestServer::authority`]).
+    pub authority: tokio::sync::OnceCell<String>,
 }
+
+/// The name of the harness's data-authority organisation.
+pub const AUTHORITY_ORG: &str = "pdx-test-data-bureau";
 
 fn postgres_url() -> Option<String> {
     match std::env::var("PDX_TEST_POSTGRES_URL") {
@@ -90,6 +96,7 @@ impl TestServer {
             dir,
             backend: if postgres { "postgres" } else { "sqlite" },
             database_url,
+            authority: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -161,6 +168,14 @@ impl TestServer {
             .await;
         assert_eq!(s, 201, "{key}");
         (org_id, key["key"].as_str().unwrap().to_string())
+    }
+
+    /// The key of the harness's data authority (its organisation is made on first use),
+    /// which approves the catalog entries that tests register (GD21 Art.10-11).
+    pub async fn authority(&self) -> &str {
+        self.authority
+            .get_or_init(|| async { self.key_for(AUTHORITY_ORG, "authority").await.1 })
+            .await
     }
 
     pub async fn stop(mut self) {

@@ -195,6 +195,19 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame, StorageError> {
     Ok(ParquetReader::new(file).finish()?)
 }
 
+/// Reads a Parquet file held in memory (e.g. an engine output encoded as Parquet).
+pub fn read_parquet_bytes(bytes: Vec<u8>) -> Result<DataFrame, StorageError> {
+    Ok(ParquetReader::new(io::Cursor::new(bytes)).finish()?)
+}
+
+/// A frame with no rows and one boolean column named `column` (a placeholder output).
+pub fn empty_boolean_frame(column: &str) -> Result<DataFrame, StorageError> {
+    Ok(DataFrame::new(vec![Column::new(
+        column.into(),
+        Vec::<bool>::new(),
+    )])?)
+}
+
 /// BLAKE3 of a file's bytes, streamed in 64 KiB chunks.
 pub fn hash_file(path: &Path) -> Result<[u8; 32], StorageError> {
     let mut file = File::open(path)?;

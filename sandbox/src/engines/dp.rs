@@ -5,12 +5,12 @@
 use std::path::PathBuf;
 
 use async_trait::async_trait;
-use pdx_algorithms::dp::{DpPlan, plan as dp_plan, run as dp_run};
+use pdx_algorithms::dp::{DpPlan, plan as dp_plan, run_parquet as dp_run_parquet};
 
 use super::{AdmittedModel, Engine, EngineOutput, RunContext};
 use crate::grants::PrivacyCost;
 use crate::models::Model;
-use crate::runs::{ResolvedInput, Runs, scan_version};
+use crate::runs::{ResolvedInput, Runs};
 use crate::{Result, SandboxError};
 
 /// The DP engine.
@@ -52,8 +52,7 @@ impl AdmittedModel for AdmittedDp {
     async fn run(self: Box<Self>, _runs: &Runs, _run: &RunContext<'_>) -> Result<EngineOutput> {
         let AdmittedDp { plan, path } = *self;
         let out = tokio::task::spawn_blocking(move || {
-            let lf = scan_version(&path)?;
-            dp_run(&plan, lf).map_err(SandboxError::from)
+            dp_run_parquet(&plan, &path).map_err(SandboxError::from)
         })
         .await
         .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;

@@ -18,10 +18,10 @@
 //! | `fhe` | [`fhe`] | refused: private lookups run through vetted query templates | — |
 
 use async_trait::async_trait;
+use pdx_algorithms::DataFrame;
 use pdx_algorithms::disclosure::ReleasedSets;
 use pdx_ids::{JobId, OrgId, VersionRef};
 use pdx_ledger::Actor;
-use polars::prelude::DataFrame;
 
 use crate::Result;
 use crate::grants::{ModelKind, PrivacyCost};

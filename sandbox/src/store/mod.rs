@@ -8,7 +8,7 @@
 //!
 //! | module | tables |
 //! |---|---|
-//! | [`catalog`] | `datasets`, `data_elements` |
+//! | [`catalog`] | `datasets`, `data_elements`, `catalog_reviews`, `catalog_revisions` |
 //! | [`versions`] | `dataset_versions` |
 //! | [`jobs`] | `jobs` |
 //! | [`models`] | `models` |

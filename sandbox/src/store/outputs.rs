@@ -124,6 +124,22 @@ where
     Ok(updated.rows_affected())
 }
 
+/// Claims a quarantined output for release inside the caller's transaction: a no-op
+/// update that holds the row's write lock (PostgreSQL; SQLite's write transaction is
+/// already exclusive) until commit, so a second approver waits and then finds it
+/// decided. Returns the rows claimed (0 when it was already decided).
+pub(crate) async fn claim_for_release<'e, E>(db: E, id: &OutputId) -> Result<u64>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let claimed =
+        sqlx::query("UPDATE outputs SET status = status WHERE id = $1 AND status = 'quarantined'")
+            .bind(id.clone())
+            .execute(db)
+            .await?;
+    Ok(claimed.rows_affected())
+}
+
 /// A quarantined output's release.
 pub(crate) struct OutputRelease<'a> {
     /// The output.
