@@ -27,7 +27,9 @@ pub enum Role {
     /// consent keys and signs authorisations.
     Subject,
     /// The data authority (数据主管部门, the data bureau): approves or returns catalog
-    /// entries submitted for publication (GD21 Art.10–11; XT Art.12).
+    /// entries submitted for publication (GD21 Art.10–11; XT Art.12), decides changes of
+    /// published entries' open attributes (SD22 Art.8) and relaxes them in an emergency
+    /// (XT Art.23(7)).
     Authority,
     /// Regulator or auditor.
     Supervisor,

@@ -1,5 +1,6 @@
 //! `pdx serve`: bind, bootstrap, serve (HTTP, or HTTPS with `--tls-cert`/`--tls-key`,
-//! see [`crate::tls`]) until SIGTERM or Ctrl-C, then drain.
+//! see [`crate::tls`]) until SIGTERM or Ctrl-C, then drain. Two timers run beside the
+//! server: signed checkpoints, and the end of emergency relaxations (XT Art.23(7)).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,6 +78,7 @@ fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let router = crate::http::router(app.clone());
     let timer = spawn_checkpoint_timer(app.clone(), stop_rx.clone());
+    let relaxations = spawn_relaxation_timer(app.clone(), stop_rx.clone());
     let task = tokio::spawn(async move {
         // The peer address reaches the handlers: the lock-out after failed keys counts
         // per client address (`http::limits`).
@@ -99,6 +101,7 @@ fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
             }
         };
         timer.abort();
+        relaxations.abort();
         served.context("serving HTTP")
     });
     Ok(RunningServer {
@@ -126,6 +129,37 @@ fn spawn_checkpoint_timer(
                 _ = tick.tick() => {
                     if let Err(e) = app.ledger.checkpoint_if_stale().await {
                         tracing::warn!(error = %e, "periodic checkpoint failed");
+                    }
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}
+
+/// How often the server records the end of emergency relaxations past their end date
+/// (XT Art.23(7)). Nothing waits for it: every read computes a dataset's attribute in
+/// force from the relaxation's end (`pdx_sandbox::open_attributes`).
+const RELAXATION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Records the end of emergency relaxations (the `ended` ledger entry, and the
+/// suspension of grants on data that is not open again) when the server starts (the
+/// interval's first tick is immediate, so one that ended while the server was down is
+/// recorded at once) and every [`RELAXATION_CHECK_INTERVAL`].
+fn spawn_relaxation_timer(
+    app: App,
+    mut stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RELAXATION_CHECK_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    match app.sandbox.open_attributes().end_due_relaxations().await {
+                        Ok(0) => {}
+                        Ok(ended) => tracing::info!(ended, "recorded the end of emergency relaxations"),
+                        Err(e) => tracing::warn!(error = %e, "checking emergency relaxations failed"),
                     }
                 }
                 _ = stop.changed() => break,

@@ -346,6 +346,17 @@ id_type!(
     ConsentRequestId, kind = "consent request", prefix = "cr", sep = "_", random_bytes = 8,
     example = "cr_3f9a0c12b4e5d6a7"
 );
+id_type!(
+    /// A provider's request to change a dataset's open attribute (SD22 Art.8).
+    AttributeChangeId, kind = "change request", prefix = "oac", sep = "_", random_bytes = 8,
+    example = "oac_3f9a0c12b4e5d6a7"
+);
+id_type!(
+    /// The data authority's emergency relaxation of a dataset's open attribute (XT
+    /// Art.23(7)).
+    RelaxationId, kind = "relaxation", prefix = "rlx", sep = "_", random_bytes = 8,
+    example = "rlx_3f9a0c12b4e5d6a7"
+);
 
 /// One version of a dataset, written `{dataset id}@{version}` (versions count from 1).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

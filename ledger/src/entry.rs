@@ -192,8 +192,8 @@ impl Actor {
 pub enum EntryKind {
     /// A data asset certificate for one dataset version.
     AssetCertificate,
-    /// A change to a dataset's open attribute, with its approver (reserved: pdx does
-    /// not write it yet; the governance issue will).
+    /// A change to a dataset's open attribute, naming its requester, its approver, the
+    /// reason and the legal basis (SD22 Art.8, 10, 20).
     OpenAttributeChange,
     /// A provider's approval, refusal or revocation of a grant.
     GrantDecision,
@@ -230,12 +230,15 @@ pub enum EntryKind {
     /// A provider's edit of a catalog entry's metadata: a new catalog revision (GD21
     /// Art.11; XT Art.14).
     CatalogRevision,
+    /// The data authority's emergency relaxation of a dataset's open attribute, when
+    /// it starts and when it ends (XT Art.23(7)).
+    EmergencyRelaxation,
     /// A kind this build does not know.
     Other(String),
 }
 
 impl EntryKind {
-    const KNOWN: [(EntryKind, &'static str); 18] = [
+    const KNOWN: [(EntryKind, &'static str); 19] = [
         (EntryKind::AssetCertificate, "asset_certificate"),
         (EntryKind::OpenAttributeChange, "open_attribute_change"),
         (EntryKind::GrantDecision, "grant_decision"),
@@ -254,6 +257,7 @@ impl EntryKind {
         (EntryKind::FheQuery, "fhe_query"),
         (EntryKind::CatalogDecision, "catalog_decision"),
         (EntryKind::CatalogRevision, "catalog_revision"),
+        (EntryKind::EmergencyRelaxation, "emergency_relaxation"),
     ];
 
     /// The wire name, as hashed.
@@ -279,16 +283,19 @@ impl EntryKind {
             EntryKind::FheQuery => "fhe_query",
             EntryKind::CatalogDecision => "catalog_decision",
             EntryKind::CatalogRevision => "catalog_revision",
+            EntryKind::EmergencyRelaxation => "emergency_relaxation",
             EntryKind::Other(s) => s,
         }
     }
 
-    /// Kinds every authenticated role may read (certificates, listings, suspensions).
+    /// Kinds every authenticated role may read (certificates, open-attribute changes
+    /// and emergency relaxations, listings, suspensions).
     pub fn is_public(&self) -> bool {
         matches!(
             self,
             EntryKind::AssetCertificate
                 | EntryKind::OpenAttributeChange
+                | EntryKind::EmergencyRelaxation
                 | EntryKind::ProductListing
                 | EntryKind::ProductDelisting
                 | EntryKind::Suspension

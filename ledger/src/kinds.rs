@@ -72,7 +72,8 @@ pub struct GrantDecision {
     pub applicant_org: String,
     /// Datasets covered.
     pub dataset_ids: Vec<String>,
-    /// `approved`, `refused` or `revoked` (a revocation is written as a decision).
+    /// `approved`, `refused`, `revoked` (a revocation is written as a decision) or
+    /// `suspended` (its dataset became not open).
     pub decision: String,
     /// Reason (required for a refusal).
     pub reason: Option<String>,
@@ -385,6 +386,89 @@ impl LedgerPayload for CatalogRevision {
     }
 }
 
+/// An effected change of a dataset's open attribute (SD22 Art.8, 10, 20): its provider
+/// asked for it with a reason and a legal basis, and the data authority approved it.
+/// The change is a new catalog revision; the grants it suspended (when the dataset
+/// became not open) are listed, each with its own `GrantDecision` entry.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenAttributeChange {
+    /// The change request's id.
+    pub change_id: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The providing organisation.
+    pub provider_org: String,
+    /// The attribute before: `unconditional`, `conditional` or `not_open`.
+    pub from: String,
+    /// The attribute after.
+    pub to: String,
+    /// True when the change makes the attribute stricter.
+    pub stricter: bool,
+    /// Why the provider asked for it.
+    pub reason: String,
+    /// The legal basis the provider named.
+    pub legal_basis: String,
+    /// The organisation that asked (the provider).
+    pub requester_org: String,
+    /// The API key that asked.
+    pub requester_key: String,
+    /// The organisation that approved it (the data authority), if an approval was
+    /// needed.
+    pub approver_org: Option<String>,
+    /// The API key that approved it.
+    pub approver_key: Option<String>,
+    /// When it was asked for, ms since epoch.
+    pub requested_ms: i64,
+    /// The catalog revision the change made.
+    pub revision: u64,
+    /// BLAKE3 of that revision's canonical metadata.
+    pub metadata_hash: Hash32,
+    /// Grants suspended because the dataset became not open.
+    pub grants_suspended: Vec<String>,
+}
+impl LedgerPayload for OpenAttributeChange {
+    const KIND: EntryKind = EntryKind::OpenAttributeChange;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
+/// The data authority's emergency relaxation of a dataset's open attribute (XT
+/// Art.23(7)): one entry when it starts (`phase` `started`, written by the authority)
+/// and one when it ends (`ended`, written by the platform when the end date has
+/// passed), after which the catalog's attribute applies again.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EmergencyRelaxation {
+    /// The relaxation's id.
+    pub relaxation_id: String,
+    /// `started` or `ended`.
+    pub phase: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The providing organisation.
+    pub provider_org: String,
+    /// The catalog's open attribute, which applies again once the relaxation ends.
+    pub open_attribute: String,
+    /// The attribute in force while the relaxation lasts.
+    pub relaxed_to: String,
+    /// The emergency, as the authority stated it.
+    pub emergency: String,
+    /// The last day the relaxation is in force, `YYYY-MM-DD` (UTC).
+    pub until: String,
+    /// When it ends, ms since epoch (00:00 UTC of the day after `until`).
+    pub ends_ms: i64,
+    /// For `ended`: the seq of the `started` entry.
+    pub started_seq: Option<u64>,
+    /// For `ended`: grants suspended because the dataset is not open again.
+    pub grants_suspended: Vec<String>,
+}
+impl LedgerPayload for EmergencyRelaxation {
+    const KIND: EntryKind = EntryKind::EmergencyRelaxation;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
 /// A provider's decision on an FHE query template (event `template_decision`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FheTemplateDecision {
@@ -626,6 +710,69 @@ mod tests {
         assert_eq!(d.parties(), ["org-prov"]);
         assert!(!CatalogDecision::KIND.is_public());
         assert!(!CatalogRevision::KIND.is_public());
+    }
+
+    #[test]
+    fn open_attribute_changes_and_relaxations_round_trip_and_are_public() {
+        let change = OpenAttributeChange {
+            change_id: "oac_1".into(),
+            dataset_id: "ds_1".into(),
+            provider_org: "org-prov".into(),
+            from: "conditional".into(),
+            to: "not_open".into(),
+            stricter: true,
+            reason: "personal data found".into(),
+            legal_basis: "PIPL Art.28".into(),
+            requester_org: "org-prov".into(),
+            requester_key: "k1".into(),
+            approver_org: Some("org-bureau".into()),
+            approver_key: Some("k2".into()),
+            requested_ms: 1,
+            revision: 2,
+            metadata_hash: Hash32([8; 32]),
+            grants_suspended: vec!["gr_1".into()],
+        };
+        let v = serde_json::to_value(&change).unwrap();
+        let e = Entry::build(
+            0,
+            0,
+            OpenAttributeChange::KIND,
+            Actor::system(),
+            &v,
+            Hash32::ZERO,
+        )
+        .unwrap();
+        assert_eq!(e.kind.as_str(), "open_attribute_change");
+        assert_eq!(decode::<OpenAttributeChange>(&e), Some(change.clone()));
+        assert_eq!(change.parties(), ["org-prov"]);
+        let relaxation = EmergencyRelaxation {
+            relaxation_id: "rlx_1".into(),
+            phase: "ended".into(),
+            dataset_id: "ds_1".into(),
+            provider_org: "org-prov".into(),
+            open_attribute: "not_open".into(),
+            relaxed_to: "conditional".into(),
+            emergency: "flood".into(),
+            until: "2026-07-31".into(),
+            ends_ms: 2,
+            started_seq: Some(0),
+            grants_suspended: Vec::new(),
+        };
+        let v = serde_json::to_value(&relaxation).unwrap();
+        let e = Entry::build(
+            1,
+            0,
+            EmergencyRelaxation::KIND,
+            Actor::system(),
+            &v,
+            Hash32::ZERO,
+        )
+        .unwrap();
+        assert_eq!(e.kind.as_str(), "emergency_relaxation");
+        assert_eq!(decode::<EmergencyRelaxation>(&e), Some(relaxation));
+        assert_eq!(decode::<OpenAttributeChange>(&e), None);
+        assert!(OpenAttributeChange::KIND.is_public());
+        assert!(EmergencyRelaxation::KIND.is_public());
     }
 
     #[test]

@@ -99,7 +99,7 @@ impl Access {
     /// dataset is refused with the not-open rule's own message.
     pub async fn download_path(&self, dataset: &Dataset, version: u64) -> Result<PathBuf> {
         dataset.reachable_by_developers()?;
-        if dataset.meta.open_attribute != OpenAttribute::Unconditional {
+        if dataset.effective_open_attribute != OpenAttribute::Unconditional {
             return Err(SandboxError::Forbidden(
                 "only unconditionally open datasets can be downloaded; use the sandbox for this one"
                     .into(),

@@ -21,9 +21,17 @@
 //! one check [`Dataset::reachable_by_developers`]; it is opened only as a de-identified
 //! derivative registered as a dataset of its own, with its own certificate (SD22
 //! Art.8; GD21 Art.32).
+//!
+//! **Changes and emergencies (SD22 Art.8, 10, 20; XT Art.23(7)).** A published entry's
+//! open attribute changes only through [`crate::open_attributes`], with the data
+//! authority's approval. The authority may relax it for a stated emergency until an end
+//! date: while the relaxation lasts, [`Dataset::effective_open_attribute`] is the
+//! relaxed attribute, and every access rule reads that field. It is computed on every
+//! read from the relaxation's end, so the catalog's attribute applies again at the end
+//! whether or not the periodic check has recorded it yet.
 
 use pdx_algorithms::deid::schema::DatasetSchema;
-use pdx_ids::{DatasetId, OrgId};
+use pdx_ids::{DatasetId, OrgId, RelaxationId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::{Actor, Hash32};
 use serde::{Deserialize, Serialize};
@@ -107,7 +115,8 @@ macro_rules! wire_name {
                     .unwrap_or_default()
             }
 
-            fn parse(s: &str) -> Result<Self> {
+            /// Parses a stored wire name (an internal fault when it is not one).
+            pub(crate) fn parse(s: &str) -> Result<Self> {
                 serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
                     SandboxError::Internal(format!(
                         "stored value {s:?} is not a {}",
@@ -122,6 +131,18 @@ wire_name!(Level);
 wire_name!(ShareType);
 wire_name!(OpenAttribute);
 wire_name!(CatalogStatus);
+
+impl OpenAttribute {
+    /// How strict the attribute is: 0 for unconditional, 1 for conditional, 2 for not
+    /// open (SD22 Art.8).
+    pub fn strictness(self) -> u8 {
+        match self {
+            OpenAttribute::Unconditional => 0,
+            OpenAttribute::Conditional => 1,
+            OpenAttribute::NotOpen => 2,
+        }
+    }
+}
 
 /// What a provider sends to register a dataset.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -157,7 +178,8 @@ pub struct NewDataset {
     /// Legal basis (required unless shared unconditionally).
     #[serde(default)]
     pub legal_basis: String,
-    /// Open attribute.
+    /// Open attribute, as the catalog records it (an emergency relaxation does not
+    /// change it; see [`Dataset::effective_open_attribute`]).
     pub open_attribute: OpenAttribute,
     /// Results may serve research only: products built on it carry only the
     /// `research_only` licence.
@@ -201,6 +223,29 @@ pub struct Dataset {
     pub reviewed_ms: Option<i64>,
     /// Why the data authority returned the entry, while it is returned.
     pub return_reason: Option<String>,
+    /// The open attribute in force now, which every access rule reads: the catalog's
+    /// `open_attribute`, or an emergency relaxation's while it lasts (XT Art.23(7)).
+    pub effective_open_attribute: OpenAttribute,
+    /// The emergency relaxation in force now, if any.
+    #[serde(default)]
+    pub emergency_relaxation: Option<RelaxationInForce>,
+}
+
+/// An emergency relaxation of a dataset's open attribute while it is in force (XT
+/// Art.23(7); see [`crate::open_attributes`]).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RelaxationInForce {
+    /// The relaxation's id.
+    pub id: RelaxationId,
+    /// The attribute in force while it lasts.
+    pub relaxed_to: OpenAttribute,
+    /// The emergency, as the data authority stated it.
+    pub emergency: String,
+    /// The last day it is in force, `YYYY-MM-DD` (UTC).
+    pub until: String,
+    /// When it ends, ms since epoch (00:00 UTC of the day after `until`).
+    pub ends_ms: i64,
 }
 
 /// The refusal every path gives a developer who reaches for a not-open dataset (see
@@ -236,6 +281,11 @@ impl Dataset {
     /// an output that read such a dataset ([`crate::review`]). The dataset's provider and
     /// supervisors keep their dummy rows ([`crate::access::Reader`]).
     ///
+    /// The attribute checked is the one in force now,
+    /// [`Dataset::effective_open_attribute`]: while the data authority's emergency
+    /// relaxation lasts (XT Art.23(7)) a not-open dataset relaxed to conditional is
+    /// reachable under grants, and from its end it is not open again.
+    ///
     /// The matches name every status and every attribute: a new one does not compile
     /// until it is decided here whether developers may reach it.
     pub fn reachable_by_developers(&self) -> Result<()> {
@@ -245,7 +295,7 @@ impl Dataset {
                 return Err(SandboxError::Forbidden(NOT_PUBLISHED_REFUSAL.into()));
             }
         }
-        match self.meta.open_attribute {
+        match self.effective_open_attribute {
             OpenAttribute::Unconditional | OpenAttribute::Conditional => Ok(()),
             OpenAttribute::NotOpen => Err(SandboxError::Forbidden(NOT_OPEN_REFUSAL.into())),
         }
@@ -368,7 +418,7 @@ pub struct DatasetQuery {
     pub q: Option<String>,
     /// Exact theme.
     pub theme: Option<String>,
-    /// Open attribute.
+    /// Open attribute in force (an emergency relaxation's while it lasts).
     pub open_attribute: Option<OpenAttribute>,
     /// Provider organisation id, or providing department name.
     pub provider: Option<String>,
@@ -403,11 +453,23 @@ const DATASET_COLUMNS: &str = "d.id, d.provider_org, d.title, d.description, d.t
     r.submitted_ms AS review_submitted_ms, r.review_due AS review_due, \
     r.reviewed_ms AS review_reviewed_ms, r.decision AS review_decision, \
     r.reason AS review_reason, \
+    e.id AS relaxation_id, e.relaxed_to AS relaxed_to, e.emergency AS relaxation_emergency, \
+    e.until_day AS relaxation_until, e.ends_ms AS relaxation_ends_ms, \
     (SELECT MAX(v.version) FROM dataset_versions v WHERE v.dataset_id = d.id) AS latest_version";
 
-/// `datasets d` with its latest review `r`, if any (for [`DATASET_COLUMNS`]).
+/// `datasets d` with its latest review `r`, if any, and its emergency relaxation `e`
+/// not yet recorded as ended, if any (at most one: a unique index), for
+/// [`DATASET_COLUMNS`].
 const DATASET_FROM: &str = "datasets d LEFT JOIN catalog_reviews r ON r.dataset_id = d.id \
-    AND r.round = (SELECT MAX(x.round) FROM catalog_reviews x WHERE x.dataset_id = d.id)";
+    AND r.round = (SELECT MAX(x.round) FROM catalog_reviews x WHERE x.dataset_id = d.id) \
+    LEFT JOIN emergency_relaxations e ON e.dataset_id = d.id AND e.ended_ms IS NULL";
+
+/// The SQL of the open attribute in force at `now_ms` (for search filters), the same
+/// rule as `dataset_from_row`: a relaxation's attribute before its end, else the
+/// catalog's.
+fn effective_attribute_sql(now_ms: i64) -> String {
+    format!("(CASE WHEN e.ends_ms > {now_ms} THEN e.relaxed_to ELSE d.open_attribute END)")
+}
 
 fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
     let schema: String = row.try_get("schema_json")?;
@@ -418,6 +480,23 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
     let latest: Option<i64> = row.try_get("latest_version")?;
     let decision: Option<String> = row.try_get("review_decision")?;
     let return_reason: Option<String> = row.try_get("review_reason")?;
+    let open_attribute = OpenAttribute::parse(&row.try_get::<String, _>("open_attribute")?)?;
+    // The relaxation is in force until its end, whether or not the periodic check has
+    // recorded the end yet: correctness does not wait for the timer.
+    let relaxation_ends: Option<i64> = row.try_get("relaxation_ends_ms")?;
+    let emergency_relaxation = match relaxation_ends {
+        Some(ends_ms) if now_ms() < ends_ms => Some(RelaxationInForce {
+            id: row.try_get("relaxation_id")?,
+            relaxed_to: OpenAttribute::parse(&row.try_get::<String, _>("relaxed_to")?)?,
+            emergency: row.try_get("relaxation_emergency")?,
+            until: row.try_get("relaxation_until")?,
+            ends_ms,
+        }),
+        _ => None,
+    };
+    let effective_open_attribute = emergency_relaxation
+        .as_ref()
+        .map_or(open_attribute, |r| r.relaxed_to);
     Ok(Dataset {
         id: row.try_get("id")?,
         provider_org: row.try_get("provider_org")?,
@@ -435,7 +514,7 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
             share_type: ShareType::parse(&row.try_get::<String, _>("share_type")?)?,
             share_conditions: row.try_get("share_conditions")?,
             legal_basis: row.try_get("legal_basis")?,
-            open_attribute: OpenAttribute::parse(&row.try_get::<String, _>("open_attribute")?)?,
+            open_attribute,
             research_only: row.try_get::<i64, _>("research_only")? != 0,
             schema: serde_json::from_str(&schema).map_err(|e| corrupt("schema", e))?,
             elements: serde_json::from_str(&elements).map_err(|e| corrupt("elements", e))?,
@@ -449,6 +528,8 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
         review_due: row.try_get("review_due")?,
         reviewed_ms: row.try_get("review_reviewed_ms")?,
         return_reason: return_reason.filter(|_| decision.as_deref() == Some("returned")),
+        effective_open_attribute,
+        emergency_relaxation,
     })
 }
 
@@ -663,7 +744,11 @@ impl Catalog {
         }
         if let Some(open) = query.open_attribute {
             binds.push(open.as_str());
-            filters.push(format!("d.open_attribute = ${}", binds.len()));
+            filters.push(format!(
+                "{} = ${}",
+                effective_attribute_sql(now_ms()),
+                binds.len()
+            ));
         }
         if let Some(provider) = &query.provider {
             binds.push(provider.clone());
@@ -690,7 +775,7 @@ impl Catalog {
         } else {
             format!("WHERE {}", filters.join(" AND "))
         };
-        let count_sql = format!("SELECT COUNT(*) AS n FROM datasets d {filter}");
+        let count_sql = format!("SELECT COUNT(*) AS n FROM {DATASET_FROM} {filter}");
         let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
         for b in &binds {
             count = count.bind(b.clone());

@@ -1042,7 +1042,8 @@ impl Fhe {
         let version = dataset.latest_version.ok_or_else(|| {
             SandboxError::Conflict("the dataset has no certified version yet".into())
         })?;
-        let grant: Option<Grant> = if dataset.meta.open_attribute == OpenAttribute::Unconditional {
+        let open = dataset.effective_open_attribute == OpenAttribute::Unconditional;
+        let grant: Option<Grant> = if open {
             None
         } else {
             let grant_id = request.grant_id.as_ref().ok_or_else(|| {

@@ -19,15 +19,19 @@
 //! **No grant on not-open data** (不予开放, SD22 Art.8; GD21 Art.32). A grant on a
 //! not-open dataset cannot be filed, cannot be approved (a pending one filed before the
 //! rule can only be refused), and an approved one is unusable
-//! ([`crate::catalog::Dataset::reachable_by_developers`] at each step).
+//! ([`crate::catalog::Dataset::reachable_by_developers`] at each step). When a dataset
+//! becomes not open after publication (an approved open-attribute change, or the end of
+//! an emergency relaxation that had opened it; [`crate::open_attributes`]), its pending
+//! and approved grants are *suspended* with a reason, each with a `GrantDecision` entry
+//! (`suspended`), in the same transaction as the change.
 
 use pdx_ids::{DatasetId, GrantId, OrgId};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::GrantDecision;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
 
 use crate::catalog::OpenAttribute;
 use crate::store;
@@ -95,6 +99,12 @@ pub enum GrantStatus {
     Refused,
     /// Withdrawn by the provider.
     Revoked,
+    /// Suspended because its dataset is not open (不予开放) any more: an approved
+    /// open-attribute change made it not open, or an emergency relaxation that had
+    /// opened it ended (SD22 Art.8; XT Art.23(7)). The reason says which. A suspended
+    /// grant is unusable and stays suspended, even if the data is opened again through
+    /// a de-identified derivative (a dataset of its own, with grants of its own).
+    Suspended,
 }
 
 impl GrantStatus {
@@ -104,6 +114,7 @@ impl GrantStatus {
             GrantStatus::Approved => "approved",
             GrantStatus::Refused => "refused",
             GrantStatus::Revoked => "revoked",
+            GrantStatus::Suspended => "suspended",
         }
     }
 
@@ -113,6 +124,7 @@ impl GrantStatus {
             "approved" => GrantStatus::Approved,
             "refused" => GrantStatus::Refused,
             "revoked" => GrantStatus::Revoked,
+            "suspended" => GrantStatus::Suspended,
             other => {
                 return Err(SandboxError::Internal(format!(
                     "unknown grant status {other}"
@@ -203,7 +215,7 @@ pub struct Grant {
     pub research_only: bool,
     /// Status.
     pub status: GrantStatus,
-    /// Reason of a refusal or revocation.
+    /// Reason of a refusal, revocation or suspension.
     pub reason: Option<String>,
     /// Answer deadline (YYYY-MM-DD), working days from filing.
     pub answer_deadline: String,
@@ -375,7 +387,7 @@ impl Grants {
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
         dataset.reachable_by_developers()?;
-        if dataset.meta.open_attribute == OpenAttribute::Unconditional {
+        if dataset.effective_open_attribute == OpenAttribute::Unconditional {
             return Err(SandboxError::Conflict(
                 "the dataset is unconditionally open: sandbox jobs need no grant".into(),
             ));
@@ -657,6 +669,38 @@ impl Grants {
         self.ledger().append(&mut tx, actor, &entry).await?;
         tx.commit().await?;
         self.load_grant(id).await
+    }
+
+    /// Suspends every pending and approved grant on `dataset_id` inside `tx`, with
+    /// `reason`, and writes one `GrantDecision` entry (`suspended`) for each as
+    /// `actor`; returns their ids, sorted. Called in the transaction that makes the
+    /// dataset not open (SD22 Art.8; XT Art.23(7)); the grants are updated before the
+    /// entries are appended, so a concurrent approval waits on the grant's row rather
+    /// than deadlocking on the ledger.
+    pub(crate) async fn suspend_grants_on(
+        &self,
+        tx: &mut AnyConnection,
+        actor: &Actor,
+        dataset_id: &DatasetId,
+        reason: &str,
+    ) -> Result<Vec<GrantId>> {
+        let mut suspended =
+            store::grants::suspend_on_dataset(&mut *tx, dataset_id, reason, now_ms()).await?;
+        suspended.sort();
+        let mut ids = Vec::with_capacity(suspended.len());
+        for (id, applicant) in suspended {
+            let entry = GrantDecision {
+                grant_id: id.to_string(),
+                applicant_org: applicant.to_string(),
+                dataset_ids: vec![dataset_id.to_string()],
+                decision: "suspended".into(),
+                reason: Some(reason.to_string()),
+                terms: None,
+            };
+            self.ledger().append(&mut *tx, actor, &entry).await?;
+            ids.push(id);
+        }
+        Ok(ids)
     }
 
     /// The dataset a grant is for.

@@ -22,6 +22,9 @@
 //!   it and the data authority publishes it, and each edit of its metadata is a catalog
 //!   revision (GD21 Art.10–11; XT Art.12, 14). Unpublished entries are visible only to
 //!   their provider, the authority and supervisors, and unreachable by developers.
+//!   [`open_attributes`]: a published entry's open attribute changes only with the data
+//!   authority's approval (SD22 Art.8, 10, 20), and the authority may relax it for an
+//!   emergency until an end date (XT Art.23(7)).
 //! - [`versions`]: an upload streams into the raw zone, is validated synchronously
 //!   (bad input never becomes a job), then a [`jobs`] job de-identifies it, stores the
 //!   Parquet content-addressed in the de-identified zone and certifies it on the ledger.
@@ -67,6 +70,7 @@ pub mod lifecycle;
 pub mod lineage;
 pub mod models;
 pub mod objections;
+pub mod open_attributes;
 pub mod provenance;
 pub mod record_sets;
 pub mod review;
@@ -237,6 +241,11 @@ impl Sandbox {
     /// The catalog life cycle: submission, the data authority's review, and revisions.
     pub fn lifecycle(&self) -> lifecycle::Lifecycle {
         lifecycle::Lifecycle::new(self.clone())
+    }
+
+    /// Open-attribute changes and emergency relaxations.
+    pub fn open_attributes(&self) -> open_attributes::OpenAttributes {
+        open_attributes::OpenAttributes::new(self.clone())
     }
 
     /// Release lineage with a receipt per hop.

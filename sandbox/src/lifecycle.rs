@@ -28,8 +28,9 @@
 //!   change is late and shows on the compliance report (GD21 Art.11; XT Art.14). Edits
 //!   leave versions and their certificates as they are; for that reason the column
 //!   schema of a dataset with versions cannot change. A published entry's open
-//!   attribute changes only through the open-attribute change procedure (SD22 Art.8),
-//!   not through an edit, and its `research_only` restriction is not lifted by one.
+//!   attribute changes only through the open-attribute change procedure (SD22 Art.8;
+//!   [`crate::open_attributes`], which makes the change a catalog revision too), not
+//!   through an edit, and its `research_only` restriction is not lifted by one.
 //!
 //! Each step writes its rows and its ledger entry in one transaction, guarded by the
 //! entry's status and revision, so a refused or concurrent step leaves nothing
@@ -63,8 +64,8 @@ pub const MAX_REASON_CHARS: usize = 4000;
 
 /// The refusal of an edit that changes a published entry's open attribute.
 pub const OPEN_ATTRIBUTE_REFUSAL: &str = "a published entry's open attribute changes only \
-    through the open-attribute change procedure, with the data authority's approval (SD22 \
-    Art.8); an edit of its metadata must keep it";
+    through the open-attribute change procedure (POST /v1/datasets/{id}/open-attribute), \
+    with the data authority's approval (SD22 Art.8); an edit of its metadata must keep it";
 
 /// The data authority's decision on a submitted entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

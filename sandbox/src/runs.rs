@@ -327,7 +327,8 @@ impl Runs {
                 )));
             }
             let released = dataset.meta.schema.released_columns();
-            let (columns, grant) = if dataset.meta.open_attribute == OpenAttribute::Unconditional {
+            let open = dataset.effective_open_attribute == OpenAttribute::Unconditional;
+            let (columns, grant) = if open {
                 (released, None)
             } else {
                 let grant_id = input.grant_id.as_ref().ok_or_else(|| {
@@ -531,7 +532,7 @@ impl Runs {
                 .dataset(&version.dataset)
                 .await?
                 .ok_or_else(|| SandboxError::Internal("a run's dataset is gone".into()))?;
-            conditional |= dataset.meta.open_attribute != OpenAttribute::Unconditional;
+            conditional |= dataset.effective_open_attribute != OpenAttribute::Unconditional;
             auto_release &= self.output_policy(&version.dataset).await?.dp_auto_release;
         }
         if auto_release && status == "quarantined" {
@@ -936,7 +937,7 @@ impl Runs {
             columns: dataset.meta.schema.released_columns(),
             grant: None,
         };
-        let conditional = dataset.meta.open_attribute != OpenAttribute::Unconditional;
+        let conditional = dataset.effective_open_attribute != OpenAttribute::Unconditional;
         let (frame, report) = match request.kind {
             ModelKind::Sql => {
                 let tables = [TableGrant {

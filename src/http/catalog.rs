@@ -64,7 +64,7 @@ pub fn routes() -> OpenApiRouter<App> {
 
 /// Which catalog entries the caller sees: the data authority and supervisors every one,
 /// everyone else published ones and their own organisation's.
-fn reader(caller: &Caller) -> CatalogReader<'_> {
+pub(crate) fn reader(caller: &Caller) -> CatalogReader<'_> {
     match caller.principal.role {
         Role::Authority | Role::Supervisor => CatalogReader::Overseer,
         _ => CatalogReader::Org(&caller.principal.org_id),

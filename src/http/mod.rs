@@ -28,6 +28,7 @@ pub mod keys;
 pub mod ledger_api;
 pub mod limits;
 pub mod metrics;
+pub mod open_attributes_api;
 pub mod policies;
 pub mod problem;
 pub mod products_api;
@@ -50,8 +51,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use pdx_ids::{
-    DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, KeyId, ModelId, ObjectionId,
-    OrderId, OrgId, OutputId, ProductId,
+    AttributeChangeId, DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, KeyId,
+    ModelId, ObjectionId, OrderId, OrgId, OutputId, ProductId, RelaxationId,
 };
 
 use crate::app::App;
@@ -66,6 +67,7 @@ use problem::{ApiError, REQUEST_ID};
     // every path parameter's reference resolves even where no body names the kind.
     components(schemas(
         problem::Problem,
+        AttributeChangeId,
         DatasetId,
         FheKeyId,
         FheQueryId,
@@ -78,7 +80,8 @@ use problem::{ApiError, REQUEST_ID};
         OrderId,
         OrgId,
         OutputId,
-        ProductId
+        ProductId,
+        RelaxationId
     ))
 )]
 struct ApiDoc;
@@ -136,6 +139,7 @@ pub fn api_routes() -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(keys::routes())
         .merge(catalog::routes())
+        .merge(open_attributes_api::routes())
         .merge(ledger_api::routes())
         .merge(sandbox_api::routes())
         .merge(fhe_api::routes())

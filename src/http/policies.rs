@@ -68,7 +68,8 @@ const BUYER_OWN: Policy = Policy {
     writes: true,
 };
 
-/// The data authority acts on the catalog: it approves or returns submitted entries.
+/// The data authority acts on the catalog: it approves or returns submitted entries,
+/// decides open-attribute changes and relaxes attributes in an emergency.
 const AUTHORITY_WRITES: Policy = Policy {
     roles: &[Authority],
     owner: Owner::Any,
@@ -250,6 +251,33 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
     ("GET", "/v1/datasets/{id}/dummy", READ_ALL),
     ("GET", "/v1/elements", READ_ALL),
     ("POST", "/v1/elements", PROVIDER_WRITES),
+    // open attributes after publication (SD22 Art.8, 10, 20; XT Art.23(7)): a provider
+    // asks to change its own published dataset's attribute (another's is not found);
+    // the data authority decides (not for its own organisation: checked inside) and
+    // relaxes attributes in an emergency; the authority, supervisors and providers
+    // (their own datasets' only, checked inside) list the requests; everyone who sees
+    // a dataset reads its relaxations
+    ("POST", "/v1/datasets/{id}/open-attribute", PROVIDER_WRITES),
+    (
+        "GET",
+        "/v1/open-attribute-changes",
+        Policy {
+            roles: &[Provider, Authority, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "POST",
+        "/v1/open-attribute-changes/{id}/decision",
+        AUTHORITY_WRITES,
+    ),
+    (
+        "POST",
+        "/v1/datasets/{id}/emergency-relaxation",
+        AUTHORITY_WRITES,
+    ),
+    ("GET", "/v1/datasets/{id}/emergency-relaxations", READ_ALL),
     // jobs: the owning organisation, or a supervisor
     ("GET", "/v1/jobs", READ_ALL),
     (

@@ -9,6 +9,7 @@ mod foundation;
 mod governance;
 mod ledger_http;
 mod notebooks;
+mod open_attribute;
 mod products;
 mod restart;
 mod sandbox;

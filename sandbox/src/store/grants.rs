@@ -6,6 +6,7 @@
 //! concurrent jobs and a grant is never overspent.
 
 use pdx_ids::{DatasetId, GrantId, OrgId};
+use sqlx::Row;
 
 use crate::Result;
 
@@ -148,6 +149,36 @@ where
     .execute(db)
     .await?;
     Ok(updated.rows_affected())
+}
+
+/// Suspends every pending or approved grant on a dataset, with a reason (the dataset
+/// became not open: SD22 Art.8; XT Art.23(7)); returns each suspended grant's id and
+/// applicant organisation. One statement, so a grant approved concurrently is either
+/// suspended here or was not yet approved.
+pub(crate) async fn suspend_on_dataset<'e, E>(
+    db: E,
+    dataset_id: &DatasetId,
+    reason: &str,
+    decided_ms: i64,
+) -> Result<Vec<(GrantId, OrgId)>>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let rows = sqlx::query(
+        "UPDATE grants SET status = 'suspended', reason = $1, decided_ms = $2 \
+         WHERE dataset_id = $3 AND status IN ('pending', 'approved') \
+         RETURNING id, applicant_org",
+    )
+    .bind(reason.to_string())
+    .bind(decided_ms)
+    .bind(dataset_id.clone())
+    .fetch_all(db)
+    .await?;
+    rows.iter()
+        .map(|row| -> Result<(GrantId, OrgId)> {
+            Ok((row.try_get("id")?, row.try_get("applicant_org")?))
+        })
+        .collect()
 }
 
 /// Records the ledger seq of a grant's decision.

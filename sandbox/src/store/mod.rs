@@ -17,6 +17,7 @@
 //! | [`outputs`] | `outputs`, `output_reviews` |
 //! | [`record_sets`] | `record_sets`, `output_record_sets`, `record_set_nestings` |
 //! | [`objections`] | `objections` |
+//! | [`open_attributes`] | `open_attribute_changes`, `emergency_relaxations` |
 //! | [`fhe`] | `fhe_templates`, `fhe_server_keys`, `fhe_queries` |
 //! | [`consent`] | `consent_keys`, `fhe_consent_requests` |
 
@@ -27,6 +28,7 @@ pub(crate) mod grants;
 pub(crate) mod jobs;
 pub(crate) mod models;
 pub(crate) mod objections;
+pub(crate) mod open_attributes;
 pub(crate) mod outputs;
 pub(crate) mod record_sets;
 pub(crate) mod runs;
