@@ -36,7 +36,9 @@
 //!
 //! Nesting with a small difference needs `||N| − |T|| < threshold`, so the sizes alone
 //! rule out almost every target: only repeats, near-repeats and attacks reach an exact
-//! intersection. Equal hashes settle repeats. What the summaries cannot settle (an
+//! intersection. An earlier set of nearly the same size whose summary shows that
+//! neither set can lie inside the other (spans, sampled ordinals, per-block counts)
+//! needs none either. Equal hashes settle repeats. What the summaries cannot settle (an
 //! interval, disjoint spans, `N` holding `P`'s whole span give `|N ∩ P|` exactly) loads
 //! `P`'s bitmap. Finding the nestings to record for the next checks uses necessary
 //! conditions first (sizes, spans, per-block counts, `P`'s sampled ordinals inside
@@ -53,6 +55,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
+use std::pin::Pin;
 
 use super::DisclosureError;
 use super::record_sets::{RecordSet, SetSummary, TrackedSet};
@@ -90,6 +93,47 @@ pub trait PriorRecordSets: Sync {
         table: &str,
         indices: &[usize],
     ) -> impl Future<Output = Result<Vec<RecordSet>, DisclosureError>> + Send;
+}
+
+/// A boxed answer of [`DynPriors`].
+pub(crate) type PriorFuture<'a, T> =
+    Pin<Box<dyn Future<Output = Result<T, DisclosureError>> + Send + 'a>>;
+
+/// [`PriorRecordSets`] behind a pointer. The checks take `&dyn DynPriors`, so they are
+/// compiled once, here, rather than for each caller's type in the caller's crate (where
+/// a debug build of the binary would leave them unoptimised). Only these three calls
+/// are dynamic; every answer is the caller's, unchanged.
+pub(crate) trait DynPriors: Sync {
+    /// [`PriorRecordSets::summaries`].
+    fn summaries_dyn<'a>(&'a self, table: &'a str) -> PriorFuture<'a, Vec<PriorSummary>>;
+
+    /// [`PriorRecordSets::nestings`].
+    fn nestings_dyn<'a>(&'a self, table: &'a str) -> PriorFuture<'a, Vec<(usize, usize)>>;
+
+    /// [`PriorRecordSets::load`].
+    fn load_dyn<'a>(
+        &'a self,
+        table: &'a str,
+        indices: &'a [usize],
+    ) -> PriorFuture<'a, Vec<RecordSet>>;
+}
+
+impl<P: PriorRecordSets> DynPriors for P {
+    fn summaries_dyn<'a>(&'a self, table: &'a str) -> PriorFuture<'a, Vec<PriorSummary>> {
+        Box::pin(self.summaries(table))
+    }
+
+    fn nestings_dyn<'a>(&'a self, table: &'a str) -> PriorFuture<'a, Vec<(usize, usize)>> {
+        Box::pin(self.nestings(table))
+    }
+
+    fn load_dyn<'a>(
+        &'a self,
+        table: &'a str,
+        indices: &'a [usize],
+    ) -> PriorFuture<'a, Vec<RecordSet>> {
+        Box::pin(self.load(table, indices))
+    }
 }
 
 /// No earlier outputs (dry runs, tests, a first query).
@@ -144,11 +188,10 @@ impl PriorsInMemory {
         for outer in 0..count {
             let set = &priors.sets[outer];
             let summary = &priors.summaries[outer].summary;
+            let n = set.len();
             for inner in 0..count {
                 let candidate = &priors.summaries[inner].summary;
-                if inner == outer
-                    || candidate.records >= set.len()
-                    || !may_nest(set, summary, candidate)
+                if inner == outer || candidate.records >= n || !may_nest(n, set, summary, candidate)
                 {
                     continue;
                 }
@@ -318,23 +361,143 @@ fn common_from_summary(new: &RecordSet, summary: &SetSummary, prior: &SetSummary
 }
 
 /// Whether `P ⊂ N` or `N ⊂ P` strictly may hold (necessary conditions only, cheapest
-/// first).
-fn may_nest(new: &RecordSet, summary: &SetSummary, prior: &SetSummary) -> bool {
-    let n = new.len();
+/// first); `n` is `new.len()` (counting a bitmap's records walks its containers, so the
+/// callers count once per set, not once per pair).
+fn may_nest(n: u64, new: &RecordSet, summary: &SetSummary, prior: &SetSummary) -> bool {
+    may_lie_inside(n, new, summary, prior, true)
+}
+
+/// Whether `P ⊆ N` or `N ⊆ P` may hold (necessary conditions only), for `P` and `N`
+/// both non-empty; an empty set lies inside every set, so then `true`.
+///
+/// Soundness (why a pair this rejects needs no intersection): `P ⊆ N` needs `|P| ≤ |N|`,
+/// `P`'s span inside `N`'s, each of `P`'s sampled ordinals (members of `P`) in `N`, and
+/// in each block no more of `P` than of `N`; `N ⊆ P` needs the same the other way round
+/// (without samples: `P`'s bitmap is not loaded). These read `P`'s summary, which
+/// describes `P` (the check already relies on that: `common_from_summary`).
+fn may_contain(n: u64, new: &RecordSet, summary: &SetSummary, prior: &SetSummary) -> bool {
+    n == 0 || prior.records == 0 || may_lie_inside(n, new, summary, prior, false)
+}
+
+/// Whether `N ⊆ A ∖ B` or `A ∖ B ⊆ N` may hold, for a recorded nesting `B ⊂ A` (recorded
+/// only after an exact intersection); necessary conditions only, so `true` when a side
+/// is empty.
+///
+/// Soundness (why a difference this rejects needs no intersection): `too_close` needs
+/// one inside the other. `N ⊆ A ∖ B` needs `N ⊆ A`: `|N| ≤ |A|`, `N`'s span inside `A`'s,
+/// and in each block no more of `N` than of `A`. `A ∖ B ⊆ N` needs, in each block, no
+/// more of `A ∖ B` than of `N`; as `B ⊆ A`, `A ∖ B` holds there `A`'s count minus `B`'s.
+fn may_contain_difference(
+    n: u64,
+    summary: &SetSummary,
+    outer: &SetSummary,
+    inner: &SetSummary,
+) -> bool {
+    if n == 0 || outer.records <= inner.records {
+        return true;
+    }
+    let new_inside = n <= outer.records
+        && outer.min <= summary.min
+        && summary.max <= outer.max
+        && summary.fits_within(outer);
+    new_inside || outer.difference_fits_within(inner, summary)
+}
+
+/// The conditions of [`may_nest`] (`strict`: a proper subset) and [`may_contain`].
+fn may_lie_inside(
+    n: u64,
+    new: &RecordSet,
+    summary: &SetSummary,
+    prior: &SetSummary,
+    strict: bool,
+) -> bool {
     let p = prior.records;
-    let prior_inside = p < n
+    let (prior_smaller, new_smaller) = if strict {
+        (p < n, n < p)
+    } else {
+        (p <= n, n <= p)
+    };
+    let prior_inside = prior_smaller
         && summary.min <= prior.min
         && prior.max <= summary.max
         && prior.sample.iter().all(|o| new.holds(*o))
         && prior.fits_within(summary);
-    let new_inside =
-        n < p && prior.min <= summary.min && summary.max <= prior.max && summary.fits_within(prior);
+    let new_inside = new_smaller
+        && prior.min <= summary.min
+        && summary.max <= prior.max
+        && summary.fits_within(prior);
     prior_inside || new_inside
 }
 
+/// Most blocks of 65,536 ordinals the dense form of [`greedy_cover`] spans (8 KiB each).
+const DENSE_BLOCKS: u64 = 2048;
+
+/// `|against ∩ C|`, where `C` starts as `start` (or empty) and takes each of `parts`, in
+/// order, that shares no record with what it holds so far: disjoint sets' values add up
+/// to the value of their union.
+///
+/// Where the sets fill their span enough, this tracks `U`, the span's ordinals not in
+/// `C`, starting from every ordinal of the span (bitmap containers): a part shares
+/// nothing with `C` exactly when it lies inside `U` (every part lies in the span), and
+/// taking it removes it from `U`. Both are tests and removals on bitmap containers,
+/// which stop at the first record outside, where unions into `C` would copy growing
+/// arrays. The sets taken, and so the answer, are the same ([`greedy_cover_sparse`]).
+fn greedy_cover(against: &RecordSet, start: Option<&RecordSet>, parts: &[&RecordSet]) -> u64 {
+    let mut bounds: Option<(u32, u32)> = None;
+    let mut total: u64 = 0;
+    for set in start.into_iter().chain(parts.iter().copied()) {
+        if let Some((first, last)) = set.bounds() {
+            bounds = Some(match bounds {
+                Some((lo, hi)) => (lo.min(first), hi.max(last)),
+                None => (first, last),
+            });
+            total += set.len();
+        }
+    }
+    // Nothing to cover with.
+    let Some((lo, hi)) = bounds else {
+        return 0;
+    };
+    let (first_block, last_block) = (lo >> 16, hi >> 16);
+    let blocks = u64::from(last_block - first_block) + 1;
+    if blocks > DENSE_BLOCKS || total.saturating_mul(16) < blocks << 16 {
+        return greedy_cover_sparse(against, start, parts);
+    }
+    let first = first_block << 16;
+    // The last ordinal of the last block; at most `u32::MAX`.
+    let last = u32::try_from((u64::from(last_block) << 16) | 0xFFFF).unwrap_or(u32::MAX);
+    let mut uncovered = RecordSet::from_bits(first, &vec![0xFF; (blocks * 8192) as usize]);
+    if let Some(start) = start {
+        uncovered.difference_with(start);
+    }
+    for part in parts {
+        if part.is_subset(&uncovered) {
+            uncovered.difference_with(part);
+        }
+    }
+    // `C` is the span without `U`.
+    against.count_within(first, last) - against.common(&uncovered)
+}
+
+/// [`greedy_cover`] with roaring bitmaps throughout.
+fn greedy_cover_sparse(
+    against: &RecordSet,
+    start: Option<&RecordSet>,
+    parts: &[&RecordSet],
+) -> u64 {
+    let mut covered = start.cloned().unwrap_or_default();
+    for part in parts {
+        if covered.is_disjoint(part) {
+            covered.union_with(part);
+        }
+    }
+    covered.optimize();
+    against.common(&covered)
+}
+
 /// Loads the earlier sets at `indices` not yet in `cache`.
-async fn load_into<P: PriorRecordSets>(
-    priors: &P,
+async fn load_into(
+    priors: &dyn DynPriors,
     table: &str,
     indices: impl IntoIterator<Item = usize>,
     cache: &mut HashMap<usize, RecordSet>,
@@ -348,7 +511,7 @@ async fn load_into<P: PriorRecordSets>(
     if wanted.is_empty() {
         return Ok(());
     }
-    let loaded = priors.load(table, &wanted).await?;
+    let loaded = priors.load_dyn(table, &wanted).await?;
     if loaded.len() != wanted.len() {
         return Err(DisclosureError::Internal(
             "earlier record sets were not all loaded",
@@ -360,271 +523,394 @@ async fn load_into<P: PriorRecordSets>(
 
 /// Checks `candidates` against the earlier sets on `table` (with `table_rows` records
 /// when the row count is known): which are too close, and the nestings to record.
-pub(crate) async fn check_against_priors<P: PriorRecordSets>(
-    candidates: &[TrackedSet],
+///
+/// Only the calls to `priors` are here; the work between them is in [`Check`]'s plain
+/// methods. (An `async fn` body is compiled where its future is polled, which for these
+/// checks is the caller's crate, unoptimised in a debug build; plain functions are
+/// compiled here.)
+pub(crate) async fn check_against_priors(
+    candidates: &[&TrackedSet],
     ids: &[SetId],
-    priors: &P,
+    priors: &dyn DynPriors,
     table: &str,
     table_rows: Option<u64>,
     threshold: u64,
 ) -> Result<Verdicts, DisclosureError> {
-    let mut verdicts = Verdicts {
-        close: vec![false; candidates.len()],
-        nestings: Vec::new(),
-        around: vec![Vec::new(); candidates.len()],
-    };
     if candidates.is_empty() {
-        return Ok(verdicts);
+        return Ok(Verdicts::none(0));
     }
-    let summaries = priors.summaries(table).await?;
+    let summaries = priors.summaries_dyn(table).await?;
     if summaries.is_empty() {
-        return Ok(verdicts);
+        return Ok(Verdicts::none(candidates.len()));
     }
-    let nestings = priors.nestings(table).await?;
-    let mut inside_of: HashMap<usize, Vec<usize>> = HashMap::new();
-    for &(outer, inner) in &nestings {
-        inside_of.entry(outer).or_default().push(inner);
-    }
-    let near = |n: u64, size: u64| n.abs_diff(size) < threshold;
-    let records = |p: usize| summaries[p].summary.records;
-
-    // What each candidate must be compared with exactly, and `|N ∩ P|` where known.
-    let mut commons: HashMap<(usize, usize), u64> = HashMap::new();
-    let mut targets: Vec<Vec<Target>> = vec![Vec::new(); candidates.len()];
-    let mut nest_checks: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
-    let mut settled = vec![false; candidates.len()];
-    let mut samples: Vec<Vec<u32>> = vec![Vec::new(); candidates.len()];
-    let mut needed: BTreeSet<usize> = BTreeSet::new();
-    for (c, candidate) in candidates.iter().enumerate() {
-        let new = &candidate.set;
-        let n = new.len();
-        let summary = new.summary();
-        samples[c] = summary.sample.clone();
-        let hash = ids
-            .get(c)
-            .map(|id| id.hash.clone())
-            .unwrap_or_else(|| new.hash());
-        // The same records as an earlier set: fine if selected the same way (that set
-        // passed every check against what came before and after it), otherwise not.
-        for prior in summaries.iter().filter(|p| p.hash == hash) {
-            if prior.selection == candidate.selection {
-                settled[c] = true;
-            } else {
-                verdicts.close[c] = true;
-            }
-        }
-        if settled[c] {
-            verdicts.close[c] = false;
-            continue;
-        }
-        let mut need = |p: usize, commons: &mut HashMap<(usize, usize), u64>| {
-            if commons.contains_key(&(c, p)) {
-                return;
-            }
-            match common_from_summary(new, &summary, &summaries[p].summary) {
-                Some(common) => {
-                    commons.insert((c, p), common);
-                }
-                None => {
-                    needed.insert(p);
-                }
-            }
-        };
-        for (p, prior) in summaries.iter().enumerate() {
-            if prior.hash == hash {
-                continue;
-            }
-            let size = prior.summary.records;
-            if near(n, size) {
-                targets[c].push(Target::Prior(p));
-                need(p, &mut commons);
-            }
-            if let Some(rows) = table_rows
-                && near(n, rows.saturating_sub(size))
-            {
-                targets[c].push(Target::Complement(p));
-                need(p, &mut commons);
-            }
-            if may_nest(new, &summary, &prior.summary) {
-                nest_checks[c].push(p);
-                need(p, &mut commons);
-            }
-        }
-        for &(outer, inner) in &nestings {
-            if outer >= summaries.len() || inner >= summaries.len() {
-                continue;
-            }
-            if near(n, records(outer).saturating_sub(records(inner))) {
-                targets[c].push(Target::Difference(outer, inner));
-                need(outer, &mut commons);
-                need(inner, &mut commons);
-            }
-        }
-    }
-
+    let nestings = priors.nestings_dyn(table).await?;
+    let mut check = Check::new(
+        candidates, ids, &summaries, &nestings, table_rows, threshold,
+    );
     // Exact intersections with the bitmaps the summaries could not replace.
     let mut cache: HashMap<usize, RecordSet> = HashMap::new();
+    let needed = check.plan();
     load_into(priors, table, needed, &mut cache).await?;
-    let common = |c: usize,
-                  p: usize,
-                  commons: &mut HashMap<(usize, usize), u64>,
-                  cache: &HashMap<usize, RecordSet>|
-     -> u64 {
-        if let Some(known) = commons.get(&(c, p)) {
-            return *known;
-        }
-        let value = cache
-            .get(&p)
-            .map_or(0, |prior| candidates[c].set.common(prior));
-        commons.insert((c, p), value);
-        value
-    };
-
-    // Per candidate: earlier sets strictly inside it, and strictly around it.
-    let mut inside: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
-    let mut around: Vec<Vec<usize>> = vec![Vec::new(); candidates.len()];
-    for (c, candidate) in candidates.iter().enumerate() {
-        if settled[c] {
-            continue;
-        }
-        let n = candidate.set.len();
-        for target in &targets[c] {
-            let close = match *target {
-                Target::Prior(p) => {
-                    let prior = &summaries[p];
-                    let shared = common(c, p, &mut commons, &cache);
-                    let same = prior.selection == candidate.selection;
-                    too_close(n, prior.summary.records, shared, same, threshold)
-                }
-                Target::Complement(p) => {
-                    let rows = table_rows.unwrap_or(0);
-                    let size = rows.saturating_sub(records(p));
-                    let shared = n.saturating_sub(common(c, p, &mut commons, &cache));
-                    too_close(n, size, shared, false, threshold)
-                }
-                Target::Difference(outer, inner) => {
-                    let size = records(outer).saturating_sub(records(inner));
-                    let shared = common(c, outer, &mut commons, &cache).saturating_sub(common(
-                        c,
-                        inner,
-                        &mut commons,
-                        &cache,
-                    ));
-                    too_close(n, size, shared, false, threshold)
-                }
-            };
-            if close {
-                verdicts.close[c] = true;
-            }
-        }
-        let id = ids.get(c).cloned().unwrap_or_else(|| SetId::of(candidate));
-        for &p in &nest_checks[c] {
-            let prior = &summaries[p];
-            // Inside a larger earlier set only if every sampled ordinal is in it: most
-            // pairs end at the first lookup, without an intersection.
-            let known = commons.contains_key(&(c, p));
-            if !known
-                && n < prior.summary.records
-                && let Some(loaded) = cache.get(&p)
-                && !samples[c].iter().all(|o| loaded.holds(*o))
-            {
-                continue;
-            }
-            let shared = common(c, p, &mut commons, &cache);
-            let prior_id = SetId {
-                hash: prior.hash.clone(),
-                selection: prior.selection.clone(),
-            };
-            if shared == prior.summary.records && prior.summary.records < n {
-                inside[c].push(p);
-                verdicts.nestings.push(Nesting {
-                    outer: id.clone(),
-                    inner: prior_id,
-                });
-            } else if shared == n && n < prior.summary.records {
-                around[c].push(p);
-                verdicts.nestings.push(Nesting {
-                    outer: prior_id,
-                    inner: id.clone(),
-                });
-            }
-        }
-    }
-
-    // Covered: earlier sets inside the candidate that together leave fewer than
-    // `threshold` of its records (their values add up to all but those), and earlier
-    // sets around it whose other known parts leave fewer than `threshold` outside.
-    let mut wanted: BTreeSet<usize> = BTreeSet::new();
-    for c in 0..candidates.len() {
-        if settled[c] || verdicts.close[c] {
-            continue;
-        }
-        let n = candidates[c].set.len();
-        let inside_total: u64 = inside[c].iter().map(|p| records(*p)).sum();
-        if inside[c].len() >= 2 && inside_total + threshold > n {
-            wanted.extend(inside[c].iter().copied());
-        }
-        for &p in &around[c] {
-            let parts = inside_of.get(&p).map(Vec::as_slice).unwrap_or_default();
-            let parts_total: u64 = parts.iter().map(|q| records(*q)).sum();
-            if !parts.is_empty() && n + parts_total + threshold > records(p) {
-                wanted.insert(p);
-                wanted.extend(parts.iter().copied());
-            }
-        }
-    }
+    let wanted = check.compare(&cache);
     load_into(priors, table, wanted, &mut cache).await?;
-    verdicts.around = around.clone();
-    for (c, candidate) in candidates.iter().enumerate() {
-        if settled[c] || verdicts.close[c] {
-            continue;
-        }
-        let n = candidate.set.len();
-        let inside_total: u64 = inside[c].iter().map(|p| records(*p)).sum();
-        if inside[c].len() >= 2 && inside_total + threshold > n {
-            // Only disjoint earlier sets add up to the sum over their union.
-            let mut covered = RecordSet::default();
-            for p in &inside[c] {
-                if let Some(set) = cache.get(p)
-                    && covered.common(set) == 0
-                {
-                    covered.union_with(set);
-                }
-            }
-            covered.optimize();
-            let left = n.saturating_sub(candidate.set.common(&covered));
-            if left < threshold {
-                verdicts.close[c] = true;
-                continue;
-            }
-        }
-        for &p in &around[c] {
-            let parts = inside_of.get(&p).map(Vec::as_slice).unwrap_or_default();
-            let parts_total: u64 = parts.iter().map(|q| records(*q)).sum();
-            if parts.is_empty() || n + parts_total + threshold <= records(p) {
-                continue;
-            }
-            let Some(outer) = cache.get(&p) else {
-                continue;
-            };
-            // The candidate and the earlier parts of P disjoint from it and from each
-            // other: P's value minus theirs is the sum over the rest of P.
-            let mut known = candidate.set.clone();
-            for q in parts {
-                if let Some(set) = cache.get(q)
-                    && known.common(set) == 0
-                {
-                    known.union_with(set);
-                }
-            }
-            let left = records(p).saturating_sub(outer.common(&known));
-            if left < threshold {
-                verdicts.close[c] = true;
-                break;
-            }
+    Ok(check.cover(&cache))
+}
+
+impl Verdicts {
+    /// Nothing too close, nothing nested, for `candidates` candidates.
+    fn none(candidates: usize) -> Self {
+        Self {
+            close: vec![false; candidates],
+            nestings: Vec::new(),
+            around: vec![Vec::new(); candidates],
         }
     }
-    Ok(verdicts)
+}
+
+/// `|N ∩ P|` for candidate `c` (`new`) and earlier set `p`: known, or counted with the
+/// loaded bitmap (and then known).
+fn common_of(
+    commons: &mut HashMap<(usize, usize), u64>,
+    new: &RecordSet,
+    c: usize,
+    p: usize,
+    cache: &HashMap<usize, RecordSet>,
+) -> u64 {
+    if let Some(known) = commons.get(&(c, p)) {
+        return *known;
+    }
+    let value = cache.get(&p).map_or(0, |prior| new.common(prior));
+    commons.insert((c, p), value);
+    value
+}
+
+/// One [`check_against_priors`] between its loads.
+struct Check<'a> {
+    /// The sets checked.
+    candidates: &'a [&'a TrackedSet],
+    /// Their identities (computed when missing).
+    ids: &'a [SetId],
+    /// The earlier sets' summaries.
+    summaries: &'a [PriorSummary],
+    /// `(outer, inner)` positions of nested earlier sets.
+    nestings: &'a [(usize, usize)],
+    /// Records of the table, when public.
+    table_rows: Option<u64>,
+    /// The rules' threshold.
+    threshold: u64,
+    /// What was found so far.
+    verdicts: Verdicts,
+    /// Per earlier set, the earlier sets recorded inside it.
+    inside_of: HashMap<usize, Vec<usize>>,
+    /// Each candidate's size, counted once.
+    sizes: Vec<u64>,
+    /// `|N ∩ P|` where known, by (candidate, earlier set).
+    commons: HashMap<(usize, usize), u64>,
+    /// What each candidate must be compared with exactly.
+    targets: Vec<Vec<Target>>,
+    /// Earlier sets each candidate may nest with.
+    nest_checks: Vec<Vec<usize>>,
+    /// Candidates equal to an earlier set selected the same way.
+    settled: Vec<bool>,
+    /// Each candidate's sampled ordinals.
+    samples: Vec<Vec<u32>>,
+    /// Per candidate: earlier sets strictly inside it.
+    inside: Vec<Vec<usize>>,
+    /// Per candidate: earlier sets strictly around it.
+    around: Vec<Vec<usize>>,
+}
+
+impl<'a> Check<'a> {
+    /// A check of `candidates` against `summaries` (not empty) and their `nestings`.
+    fn new(
+        candidates: &'a [&'a TrackedSet],
+        ids: &'a [SetId],
+        summaries: &'a [PriorSummary],
+        nestings: &'a [(usize, usize)],
+        table_rows: Option<u64>,
+        threshold: u64,
+    ) -> Self {
+        let count = candidates.len();
+        let mut inside_of: HashMap<usize, Vec<usize>> = HashMap::new();
+        for &(outer, inner) in nestings {
+            inside_of.entry(outer).or_default().push(inner);
+        }
+        Self {
+            candidates,
+            ids,
+            summaries,
+            nestings,
+            table_rows,
+            threshold,
+            verdicts: Verdicts::none(count),
+            inside_of,
+            sizes: candidates.iter().map(|c| c.set.len()).collect(),
+            commons: HashMap::new(),
+            targets: vec![Vec::new(); count],
+            nest_checks: vec![Vec::new(); count],
+            settled: vec![false; count],
+            samples: vec![Vec::new(); count],
+            inside: vec![Vec::new(); count],
+            around: vec![Vec::new(); count],
+        }
+    }
+
+    /// Records of earlier set `p`.
+    fn records(&self, p: usize) -> u64 {
+        self.summaries[p].summary.records
+    }
+
+    /// What each candidate must be compared with, and `|N ∩ P|` where the summaries
+    /// give it; returns the earlier sets whose bitmaps the rest needs.
+    fn plan(&mut self) -> BTreeSet<usize> {
+        let summaries = self.summaries;
+        let mut needed: BTreeSet<usize> = BTreeSet::new();
+        for (c, candidate) in self.candidates.iter().enumerate() {
+            let new = &candidate.set;
+            let n = self.sizes[c];
+            let summary = new.summary();
+            self.samples[c] = summary.sample.clone();
+            let hash = self
+                .ids
+                .get(c)
+                .map(|id| id.hash.clone())
+                .unwrap_or_else(|| new.hash());
+            // The same records as an earlier set: fine if selected the same way (that
+            // set passed every check against what came before and after it), otherwise
+            // not.
+            for prior in summaries.iter().filter(|p| p.hash == hash) {
+                if prior.selection == candidate.selection {
+                    self.settled[c] = true;
+                } else {
+                    self.verdicts.close[c] = true;
+                }
+            }
+            if self.settled[c] {
+                self.verdicts.close[c] = false;
+                continue;
+            }
+            let commons = &mut self.commons;
+            let mut need = |p: usize| {
+                if commons.contains_key(&(c, p)) {
+                    return;
+                }
+                match common_from_summary(new, &summary, &summaries[p].summary) {
+                    Some(common) => {
+                        commons.insert((c, p), common);
+                    }
+                    None => {
+                        needed.insert(p);
+                    }
+                }
+            };
+            let near = |n: u64, size: u64| n.abs_diff(size) < self.threshold;
+            for (p, prior) in summaries.iter().enumerate() {
+                if prior.hash == hash {
+                    continue;
+                }
+                let size = prior.summary.records;
+                // Pruned when neither set can lie inside the other: `too_close` needs
+                // one inside the other (`|N ∩ P|` equal to `|N|` or `|P|`), so such a
+                // pair is never too close, whatever `|N ∩ P|` is (see `may_contain`).
+                if near(n, size) && may_contain(n, new, &summary, &prior.summary) {
+                    self.targets[c].push(Target::Prior(p));
+                    need(p);
+                }
+                if let Some(rows) = self.table_rows
+                    && near(n, rows.saturating_sub(size))
+                {
+                    self.targets[c].push(Target::Complement(p));
+                    need(p);
+                }
+                if may_nest(n, new, &summary, &prior.summary) {
+                    self.nest_checks[c].push(p);
+                    need(p);
+                }
+            }
+            for &(outer, inner) in self.nestings {
+                if outer >= summaries.len() || inner >= summaries.len() {
+                    continue;
+                }
+                let size = summaries[outer]
+                    .summary
+                    .records
+                    .saturating_sub(summaries[inner].summary.records);
+                // Pruned when neither can lie inside the other, as for earlier sets (see
+                // `may_contain_difference`).
+                if near(n, size)
+                    && may_contain_difference(
+                        n,
+                        &summary,
+                        &summaries[outer].summary,
+                        &summaries[inner].summary,
+                    )
+                {
+                    self.targets[c].push(Target::Difference(outer, inner));
+                    need(outer);
+                    need(inner);
+                }
+            }
+        }
+        needed
+    }
+
+    /// The exact comparisons (targets, nestings) with the earlier sets in `cache`;
+    /// returns the earlier sets the covered check needs.
+    fn compare(&mut self, cache: &HashMap<usize, RecordSet>) -> BTreeSet<usize> {
+        let summaries = self.summaries;
+        let threshold = self.threshold;
+        for (c, candidate) in self.candidates.iter().enumerate() {
+            if self.settled[c] {
+                continue;
+            }
+            let n = self.sizes[c];
+            let new = &candidate.set;
+            let commons = &mut self.commons;
+            for target in &self.targets[c] {
+                let close = match *target {
+                    Target::Prior(p) => {
+                        let prior = &summaries[p];
+                        let shared = common_of(commons, new, c, p, cache);
+                        let same = prior.selection == candidate.selection;
+                        too_close(n, prior.summary.records, shared, same, threshold)
+                    }
+                    Target::Complement(p) => {
+                        let rows = self.table_rows.unwrap_or(0);
+                        let size = rows.saturating_sub(summaries[p].summary.records);
+                        let shared = n.saturating_sub(common_of(commons, new, c, p, cache));
+                        too_close(n, size, shared, false, threshold)
+                    }
+                    Target::Difference(outer, inner) => {
+                        let size = summaries[outer]
+                            .summary
+                            .records
+                            .saturating_sub(summaries[inner].summary.records);
+                        let shared = common_of(commons, new, c, outer, cache)
+                            .saturating_sub(common_of(commons, new, c, inner, cache));
+                        too_close(n, size, shared, false, threshold)
+                    }
+                };
+                if close {
+                    self.verdicts.close[c] = true;
+                }
+            }
+            let id = self
+                .ids
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| SetId::of(candidate));
+            for &p in &self.nest_checks[c] {
+                let prior = &summaries[p];
+                // Inside a larger earlier set only if every sampled ordinal is in it:
+                // most pairs end at the first lookup, without an intersection.
+                let known = commons.contains_key(&(c, p));
+                if !known
+                    && n < prior.summary.records
+                    && let Some(loaded) = cache.get(&p)
+                    && !self.samples[c].iter().all(|o| loaded.holds(*o))
+                {
+                    continue;
+                }
+                let shared = common_of(commons, new, c, p, cache);
+                let prior_id = SetId {
+                    hash: prior.hash.clone(),
+                    selection: prior.selection.clone(),
+                };
+                if shared == prior.summary.records && prior.summary.records < n {
+                    self.inside[c].push(p);
+                    self.verdicts.nestings.push(Nesting {
+                        outer: id.clone(),
+                        inner: prior_id,
+                    });
+                } else if shared == n && n < prior.summary.records {
+                    self.around[c].push(p);
+                    self.verdicts.nestings.push(Nesting {
+                        outer: prior_id,
+                        inner: id.clone(),
+                    });
+                }
+            }
+        }
+
+        // Covered: earlier sets inside the candidate that together leave fewer than
+        // `threshold` of its records (their values add up to all but those), and
+        // earlier sets around it whose other known parts leave fewer than `threshold`
+        // outside.
+        let mut wanted: BTreeSet<usize> = BTreeSet::new();
+        for c in 0..self.candidates.len() {
+            if self.settled[c] || self.verdicts.close[c] {
+                continue;
+            }
+            let n = self.sizes[c];
+            let inside_total: u64 = self.inside[c].iter().map(|p| self.records(*p)).sum();
+            if self.inside[c].len() >= 2 && inside_total + threshold > n {
+                wanted.extend(self.inside[c].iter().copied());
+            }
+            for &p in &self.around[c] {
+                let parts = self
+                    .inside_of
+                    .get(&p)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let parts_total: u64 = parts.iter().map(|q| self.records(*q)).sum();
+                if !parts.is_empty() && n + parts_total + threshold > self.records(p) {
+                    wanted.insert(p);
+                    wanted.extend(parts.iter().copied());
+                }
+            }
+        }
+        self.verdicts.around = self.around.clone();
+        wanted
+    }
+
+    /// The covered checks, with the earlier sets in `cache`; the verdicts.
+    fn cover(mut self, cache: &HashMap<usize, RecordSet>) -> Verdicts {
+        let threshold = self.threshold;
+        for (c, candidate) in self.candidates.iter().enumerate() {
+            if self.settled[c] || self.verdicts.close[c] {
+                continue;
+            }
+            let n = self.sizes[c];
+            let inside_total: u64 = self.inside[c].iter().map(|p| self.records(*p)).sum();
+            if self.inside[c].len() >= 2 && inside_total + threshold > n {
+                // Only disjoint earlier sets add up to the sum over their union.
+                let parts: Vec<&RecordSet> =
+                    self.inside[c].iter().filter_map(|p| cache.get(p)).collect();
+                let left = n.saturating_sub(greedy_cover(&candidate.set, None, &parts));
+                if left < threshold {
+                    self.verdicts.close[c] = true;
+                    continue;
+                }
+            }
+            for &p in &self.around[c] {
+                let parts = self
+                    .inside_of
+                    .get(&p)
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
+                let parts_total: u64 = parts.iter().map(|q| self.records(*q)).sum();
+                if parts.is_empty() || n + parts_total + threshold <= self.records(p) {
+                    continue;
+                }
+                let Some(outer) = cache.get(&p) else {
+                    continue;
+                };
+                // The candidate and the earlier parts of P disjoint from it and from
+                // each other: P's value minus theirs is the sum over the rest of P.
+                let parts: Vec<&RecordSet> = parts.iter().filter_map(|q| cache.get(q)).collect();
+                let left = self.records(p).saturating_sub(greedy_cover(
+                    outer,
+                    Some(&candidate.set),
+                    &parts,
+                ));
+                if left < threshold {
+                    self.verdicts.close[c] = true;
+                    break;
+                }
+            }
+        }
+        self.verdicts
+    }
 }
 
 /// Whether one column of an output, with its released cells `released` (disjoint) and
@@ -638,37 +924,56 @@ pub(crate) async fn check_against_priors<P: PriorRecordSets>(
 ///   [`check_against_priors`]) that the released cells meeting it cover but for fewer
 ///   than `threshold` records: `east + north − P` after `P = east ∪ north ∖ {42}`.
 ///   (Cells that each stick out of `P` by a few records, none inside it, are not found.)
-pub(crate) async fn column_gives_away<P: PriorRecordSets>(
-    priors: &P,
+///
+/// `union` is the union of `released` when the caller has it (the column total).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn column_gives_away(
+    priors: &dyn DynPriors,
     table: &str,
     threshold: u64,
     released: &[&RecordSet],
     withheld: &[&RecordSet],
     around: &BTreeSet<usize>,
     selection: &str,
+    union: Option<&RecordSet>,
 ) -> Result<bool, DisclosureError> {
     if released.is_empty() {
         return Ok(false);
     }
-    let summaries = priors.summaries(table).await?;
+    let summaries = priors.summaries_dyn(table).await?;
     if summaries.is_empty() {
         return Ok(false);
     }
-    let mut union = RecordSet::default();
-    for cell in released {
-        union.union_with(cell);
-    }
-    union.optimize();
-    let mut full = union.clone();
-    for cell in withheld {
-        full.union_with(cell);
-    }
-    full.optimize();
+    // The union of the released cells: the caller's (the column total it computed
+    // from the same cells), or computed here.
+    let computed;
+    let union: &RecordSet = match union {
+        Some(union) => union,
+        None => {
+            let mut union = RecordSet::default();
+            for cell in released {
+                union.union_with(cell);
+            }
+            union.optimize();
+            computed = union;
+            &computed
+        }
+    };
+    // With the withheld cells; without any, the same set (not copied).
+    let with_withheld = (!withheld.is_empty()).then(|| {
+        let mut full = union.clone();
+        for cell in withheld {
+            full.union_with(cell);
+        }
+        full.optimize();
+        full
+    });
+    let full: &RecordSet = with_withheld.as_ref().unwrap_or(union);
     let (n_union, n_full) = (union.len(), full.len());
-    let full_summary = full.summary();
 
     let mut wanted: BTreeSet<usize> = around.clone();
     if n_full > n_union {
+        let full_summary = full.summary();
         for (p, prior) in summaries.iter().enumerate() {
             let size = prior.summary.records;
             if size > n_union
@@ -687,24 +992,21 @@ pub(crate) async fn column_gives_away<P: PriorRecordSets>(
     for (p, prior) in &cache {
         let size = prior.len();
         let summary = &summaries[*p];
-        // Withheld cells recomputable as an earlier set minus the released ones.
-        if size > n_union
-            && size <= n_full
-            && full.common(prior) == size
-            && union.common(prior) == n_union
-        {
+        // Withheld cells recomputable as an earlier set minus the released ones
+        // (`|F ∩ P| = |P|` is `P ⊆ F`, `|U ∩ P| = |U|` is `U ⊆ P`).
+        if size > n_union && size <= n_full && prior.is_subset(full) && union.is_subset(prior) {
             return Ok(true);
         }
         // Released cells meeting an earlier set around one of them.
         if around.contains(p) {
             let mut meeting = RecordSet::default();
             for cell in released {
-                if cell.common(prior) > 0 {
+                if !cell.is_disjoint(prior) {
                     meeting.union_with(cell);
                 }
             }
             meeting.optimize();
-            if meeting.common(prior) == size {
+            if prior.is_subset(&meeting) {
                 let left = meeting.len() - size;
                 let same = left == 0 && summary.selection == selection;
                 if left < threshold && !same {
@@ -738,13 +1040,13 @@ mod tests {
         let priors = tracked_priors(vec![RecordSet::from_ordinals(0..100)]);
         let none = BTreeSet::new();
         assert!(
-            column_gives_away(&priors, "t", 10, &[&low], &[&high], &none, "now")
+            column_gives_away(&priors, "t", 10, &[&low], &[&high], &none, "now", None)
                 .await
                 .unwrap()
         );
         // Both released: nothing withheld to give away.
         assert!(
-            !column_gives_away(&priors, "t", 10, &[&low, &high], &[], &none, "now")
+            !column_gives_away(&priors, "t", 10, &[&low, &high], &[], &none, "now", None)
                 .await
                 .unwrap()
         );
@@ -753,7 +1055,7 @@ mod tests {
         let priors = tracked_priors(vec![minus_one]);
         let around = BTreeSet::from([0]);
         assert!(
-            column_gives_away(&priors, "t", 10, &[&low, &high], &[], &around, "now")
+            column_gives_away(&priors, "t", 10, &[&low, &high], &[], &around, "now", None)
                 .await
                 .unwrap()
         );
@@ -761,10 +1063,180 @@ mod tests {
         let minus_ten = RecordSet::from_ordinals(10..100);
         let priors = tracked_priors(vec![minus_ten]);
         assert!(
-            !column_gives_away(&priors, "t", 10, &[&low, &high], &[], &around, "now")
+            !column_gives_away(&priors, "t", 10, &[&low, &high], &[], &around, "now", None)
                 .await
                 .unwrap()
         );
+    }
+
+    /// A fixed xorshift generator for the randomised comparisons.
+    struct Draws(u64);
+
+    impl Draws {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n.max(1)
+        }
+
+        /// A set of scattered ordinals, sometimes with an interval (run containers).
+        fn set(&mut self) -> RecordSet {
+            let len = self.below(6000);
+            let step = 1 + self.below(40);
+            let first = self.below(300_000);
+            let mut ordinals: Vec<u32> = (0..len)
+                .map(|i| (first + i * step + self.below(step)) as u32)
+                .collect();
+            if self.below(3) == 0 {
+                let start = self.below(300_000) as u32;
+                ordinals.extend(start..start + self.below(70_000) as u32);
+            }
+            RecordSet::from_ordinals(ordinals)
+        }
+
+        /// `set` with up to a few records taken out or added.
+        fn near(&mut self, set: &RecordSet) -> RecordSet {
+            let mut near = set.clone();
+            let few: Vec<u32> = (0..self.below(12))
+                .map(|_| self.below(400_000) as u32)
+                .collect();
+            if self.below(2) == 0 {
+                near.difference_with(&RecordSet::from_ordinals(few));
+            } else {
+                near.union_with(&RecordSet::from_ordinals(few));
+            }
+            near.optimize();
+            near
+        }
+    }
+
+    #[test]
+    fn pruned_pairs_could_never_be_too_close() {
+        // `may_contain` only rejects pairs neither of which lies inside the other; the
+        // rule (`too_close`) never holds for those, whatever the sizes and selection.
+        let mut draws = Draws(0x2545_F491_4F6C_DD1D);
+        let (mut nested, mut pruned) = (0, 0);
+        for round in 0..4000 {
+            let a = draws.set();
+            let b = match draws.below(3) {
+                0 => draws.set(),
+                1 => draws.near(&a),
+                _ => a.clone(),
+            };
+            let (new, prior) = if round % 2 == 0 { (a, b) } else { (b, a) };
+            let (n, summary, prior_summary) = (new.len(), new.summary(), prior.summary());
+            let common = new.common(&prior);
+            let kept = may_contain(n, &new, &summary, &prior_summary);
+            if common == n || common == prior.len() {
+                nested += 1;
+                assert!(
+                    kept,
+                    "round {round}: a pair one inside the other was pruned"
+                );
+            }
+            if !kept {
+                pruned += 1;
+            }
+            for threshold in [1, 10, 100] {
+                for same in [false, true] {
+                    if too_close(n, prior_summary.records, common, same, threshold) {
+                        assert!(kept, "round {round}: a pair too close was pruned");
+                    }
+                }
+            }
+        }
+        // Both kinds of pairs occurred.
+        assert!(
+            nested > 100 && pruned > 100,
+            "{nested} nested, {pruned} pruned"
+        );
+    }
+
+    #[test]
+    fn pruned_differences_could_never_be_too_close() {
+        // `may_contain_difference` only rejects `N` against `A ∖ B` (for `B ⊂ A`) when
+        // neither can lie inside the other; the rule never holds for those.
+        let mut draws = Draws(0x9E37_79B9_7F4A_7C15);
+        let (mut nested, mut pruned) = (0, 0);
+        for round in 0..4000 {
+            let outer = draws.set();
+            // `B ⊂ A`: `A` without a random part of it.
+            let every = 2 + draws.below(5) as u32;
+            let phase = draws.below(u64::from(every)) as u32;
+            let mut inner = outer.clone();
+            let mut cut = RecordSet::from_ordinals((0..400_000).filter(|o| o % every == phase));
+            if draws.below(4) == 0 {
+                cut = RecordSet::from_ordinals(0..draws.below(400_000) as u32);
+            }
+            inner.difference_with(&cut);
+            inner.optimize();
+            let mut difference = outer.clone();
+            difference.difference_with(&inner);
+            difference.optimize();
+            let new = match draws.below(4) {
+                0 => draws.set(),
+                1 => draws.near(&difference),
+                2 => draws.near(&outer),
+                _ => difference.clone(),
+            };
+            let (n, summary) = (new.len(), new.summary());
+            let (a, b) = (outer.summary(), inner.summary());
+            let size = a.records.saturating_sub(b.records);
+            let shared = new.common(&outer).saturating_sub(new.common(&inner));
+            let kept = may_contain_difference(n, &summary, &a, &b);
+            if shared == n || shared == size {
+                nested += 1;
+                assert!(kept, "round {round}: a nested difference was pruned");
+            }
+            if !kept {
+                pruned += 1;
+            }
+            for threshold in [1, 10, 100] {
+                if too_close(n, size, shared, false, threshold) {
+                    assert!(kept, "round {round}: a difference too close was pruned");
+                }
+            }
+        }
+        assert!(
+            nested > 100 && pruned > 100,
+            "{nested} nested, {pruned} pruned"
+        );
+    }
+
+    #[test]
+    fn the_dense_greedy_cover_takes_the_same_sets() {
+        let mut draws = Draws(17);
+        for round in 0..300 {
+            let width = [1_000u32, 70_000, 300_000, 2_000_000][draws.below(4) as usize];
+            let every = 1 + (round % 3);
+            let against = RecordSet::from_ordinals((0..width).filter(|o| o % every == 0));
+            let parts: Vec<RecordSet> = (0..draws.below(40))
+                .map(|_| {
+                    let first = draws.below(u64::from(width)) as u32;
+                    let len = draws.below(u64::from(width) / 4 + 1) as u32;
+                    let step = 1 + draws.below(5) as usize;
+                    let mut part =
+                        RecordSet::from_ordinals((first..first.saturating_add(len)).step_by(step));
+                    if draws.below(2) == 0 {
+                        part.optimize();
+                    }
+                    part
+                })
+                .collect();
+            let parts: Vec<&RecordSet> = parts.iter().collect();
+            let start = (draws.below(2) == 0).then_some(&against);
+            assert_eq!(
+                greedy_cover(&against, start, &parts),
+                greedy_cover_sparse(&against, start, &parts),
+                "round {round}"
+            );
+        }
+        // Ordinals at the top of the range take the roaring path.
+        let top = RecordSet::from_ordinals(u32::MAX - 100..=u32::MAX);
+        let part = RecordSet::from_ordinals(u32::MAX - 50..u32::MAX - 10);
+        assert_eq!(greedy_cover(&top, None, &[&part]), 40);
+        assert_eq!(greedy_cover(&top, None, &[]), 0);
     }
 
     #[test]
@@ -794,16 +1266,9 @@ mod tests {
         // `wide` is found and recorded.
         for set in [wide.clone(), low.clone(), scattered.clone()] {
             let ids = [SetId::of(&set)];
-            let verdicts = check_against_priors(
-                std::slice::from_ref(&set),
-                &ids,
-                &priors,
-                "t",
-                Some(1000),
-                10,
-            )
-            .await
-            .unwrap();
+            let verdicts = check_against_priors(&[&set], &ids, &priors, "t", Some(1000), 10)
+                .await
+                .unwrap();
             assert_eq!(verdicts.close, [false]);
             priors.add_released(&crate::disclosure::ReleasedSets {
                 table: "t".into(),
@@ -812,7 +1277,7 @@ mod tests {
             });
         }
         assert_eq!(priors.nestings.len(), 1, "{:?}", priors.nestings);
-        let candidates = vec![
+        let candidates = [
             // One record from an earlier set (a complement of a tiny condition).
             tracked(RecordSet::from_ordinals((30..70).filter(|o| *o != 42)), "a"),
             // The difference of two earlier sets plus one record: the triple.
@@ -836,6 +1301,7 @@ mod tests {
             tracked(RecordSet::from_ordinals(50..70), "e"),
         ];
         let ids: Vec<SetId> = candidates.iter().map(SetId::of).collect();
+        let candidates: Vec<&TrackedSet> = candidates.iter().collect();
         let verdicts = check_against_priors(&candidates, &ids, &priors, "t", Some(1000), 10)
             .await
             .unwrap();

@@ -578,12 +578,14 @@ pub async fn check_and_run_plan<P: PriorRecordSets>(
     run_checked(sandbox, plan, rules, priors, true).await
 }
 
-/// The checks and the two-stage run, with or without record sets.
-async fn run_checked<P: PriorRecordSets>(
+/// The checks and the two-stage run, with or without record sets. Not generic: the
+/// priors are behind a pointer (`across::DynPriors`), so the checks are compiled in
+/// this crate (optimised as it is) whoever calls them.
+async fn run_checked(
     sandbox: &SqlSandbox,
     plan: &LogicalPlan,
     rules: &DisclosureRules,
-    priors: &P,
+    priors: &dyn across::DynPriors,
     record_sets: bool,
 ) -> Result<CheckedOutput, DisclosureError> {
     rules.validate()?;

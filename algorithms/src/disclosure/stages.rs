@@ -30,10 +30,10 @@ use datafusion::common::Column;
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, Projection};
 
-use super::across::{Nesting, PriorRecordSets, SetId, check_against_priors, column_gives_away};
+use super::across::{DynPriors, Nesting, SetId, check_against_priors, column_gives_away};
 use super::analyse::Analysis;
 use super::cube;
-use super::record_sets::{RecordSet, TrackedSet, set_at};
+use super::record_sets::{RecordSet, TrackedSet, hash_bytes, set_and_bytes_at, set_at};
 use super::rewrite::{self, SetSource, Shadowed};
 use super::suppress::{self, Suppressed, across_detail, withhold_columns};
 use super::{DisclosureError, DisclosureRules, Rule, safe};
@@ -82,13 +82,13 @@ fn arrow_error(_: datafusion::arrow::error::ArrowError) -> DisclosureError {
 }
 
 /// Runs `plan` (made safe and analysed, shadowed into `shadowed`) in two stages.
-pub(crate) async fn run<P: PriorRecordSets>(
+pub(crate) async fn run(
     sandbox: &SqlSandbox,
     plan: &LogicalPlan,
     analysis: &Analysis<'_>,
     shadowed: &Shadowed,
     rules: &DisclosureRules,
-    priors: &P,
+    priors: &dyn DynPriors,
 ) -> Result<Staged, DisclosureError> {
     let stage = &shadowed.stage;
     let first = safe::try_casts(sandbox.optimize(&stage.guard)?)?;
@@ -125,9 +125,32 @@ pub(crate) async fn run<P: PriorRecordSets>(
             if !(keep.is_valid(r) && keep.value(r)) {
                 continue;
             }
+            // Sources of this row already read, by what they read (the base column and
+            // a non-empty minus column) and selection: the same set, so the same entry
+            // of the pool (`COUNT(*)` next to `SUM(x)` of a column without NULLs reads
+            // one set twice), without reading and hashing it again.
+            let mut read: Vec<(SetSource, String, usize)> = Vec::new();
             for (s, source) in stage.sources.iter().enumerate() {
-                let set = read_set(&batch, stage.sets_at, *source, r, whole)?;
-                row_sets.push(Some(pool.add(set, selection_of(s))));
+                let selection = selection_of(s);
+                let minus = read_minus(&batch, stage.sets_at, *source, r)?;
+                let effective = SetSource {
+                    base: source.base,
+                    minus: source.minus.filter(|_| minus.is_some()),
+                };
+                if let Some((_, _, index)) = read
+                    .iter()
+                    .find(|(key, chosen, _)| *key == effective && *chosen == selection)
+                {
+                    row_sets.push(Some(*index));
+                    continue;
+                }
+                let (set, hash) = read_set(&batch, stage.sets_at, *source, r, whole, minus)?;
+                let index = match hash {
+                    Some(hash) => pool.add_hashed(set, hash, selection.clone()),
+                    None => pool.add(set, selection.clone()),
+                };
+                read.push((effective, selection, index));
+                row_sets.push(Some(index));
             }
         }
     }
@@ -221,19 +244,38 @@ pub(crate) async fn run<P: PriorRecordSets>(
             }
         }
         // Column totals: the union of a set's released cells (each distinct union once).
+        // Sources whose released cells hold the same sets share the union (computed
+        // once, in the same order, so the same set in the same form).
         let mut union_of: Vec<Option<usize>> = vec![None; sources];
+        let mut unions_made: Vec<(Vec<usize>, usize)> = Vec::new();
         for (s, cells) in per_set.iter().enumerate() {
             if cells.len() < 2 {
                 continue;
             }
-            let mut union = RecordSet::default();
-            for &cell in cells {
-                if let Some(index) = at.get(cell).and_then(|row| row.get(s)).copied().flatten() {
-                    union.union_with(pool.set(index));
+            let members: Vec<usize> = cells
+                .iter()
+                .filter_map(|&cell| at.get(cell).and_then(|row| row.get(s)).copied().flatten())
+                .collect();
+            let made = unions_made
+                .iter()
+                .find(|(made, _)| *made == members)
+                .map(|(_, union)| *union);
+            let union = match made {
+                Some(union) => pool.set(union).clone(),
+                None => {
+                    let mut union = RecordSet::default();
+                    for &index in &members {
+                        union.union_with(pool.set(index));
+                    }
+                    union.optimize();
+                    union
                 }
+            };
+            let index = pool.add(union, selection_of(s));
+            if made.is_none() {
+                unions_made.push((members, index));
             }
-            union.optimize();
-            union_of[s] = Some(pool.add(union, selection_of(s)));
+            union_of[s] = Some(index);
         }
         let unions: Vec<usize> = union_of
             .iter()
@@ -250,40 +292,62 @@ pub(crate) async fn run<P: PriorRecordSets>(
         // Columns whose total is too close to an earlier value, or whose released cells and
         // an earlier value give away withheld cells or a few uncovered records.
         let mut leaky: BTreeSet<usize> = BTreeSet::new();
+        // Answers for columns already checked, by everything the check reads (released
+        // and withheld sets, the earlier sets around, the selection): a second column
+        // over the same sets gets the same answer.
+        type ColumnKey = (Vec<usize>, Vec<usize>, BTreeSet<usize>, String);
+        let mut answered: Vec<(ColumnKey, bool)> = Vec::new();
         for s in 0..sources {
             if union_of[s].is_some_and(|union| close_unions.contains(&union)) {
                 leaky.insert(s);
                 continue;
             }
             let held = |r: usize| at.get(r).and_then(|row| row.get(s)).copied().flatten();
-            let released: Vec<&RecordSet> = per_set[s]
-                .iter()
-                .filter_map(|c| held(*c))
-                .map(|i| pool.set(i))
-                .collect();
-            let withheld_cells: Vec<&RecordSet> = (0..rows)
+            let released_at: Vec<usize> = per_set[s].iter().filter_map(|c| held(*c)).collect();
+            let withheld_at: Vec<usize> = (0..rows)
                 .filter(|r| !reads(&intermediate, *r, s))
                 .filter_map(held)
-                .map(|i| pool.set(i))
                 .collect();
-            let around: BTreeSet<usize> = per_set[s]
+            let around: BTreeSet<usize> = released_at
                 .iter()
-                .filter_map(|c| held(*c))
-                .filter_map(|i| around_of.get(&i))
+                .filter_map(|i| around_of.get(i))
                 .flatten()
                 .copied()
                 .collect();
-            if column_gives_away(
-                priors,
-                table,
-                rules.threshold,
-                &released,
-                &withheld_cells,
-                &around,
-                &selection_of(s),
-            )
-            .await?
-            {
+            let key: ColumnKey = (released_at, withheld_at, around, selection_of(s));
+            let known = answered
+                .iter()
+                .find(|(done, _)| *done == key)
+                .map(|(_, answer)| *answer);
+            let gives_away = match known {
+                Some(answer) => answer,
+                None => {
+                    let (released_at, withheld_at, around, selection) = &key;
+                    let released: Vec<&RecordSet> =
+                        released_at.iter().map(|i| pool.set(*i)).collect();
+                    let withheld_cells: Vec<&RecordSet> =
+                        withheld_at.iter().map(|i| pool.set(*i)).collect();
+                    // The column total computed above, or the one released set.
+                    let union = match released.as_slice() {
+                        [one] => Some(*one),
+                        _ => union_of[s].map(|union| pool.set(union)),
+                    };
+                    let answer = column_gives_away(
+                        priors,
+                        table,
+                        rules.threshold,
+                        &released,
+                        &withheld_cells,
+                        around,
+                        selection,
+                        union,
+                    )
+                    .await?;
+                    answered.push((key, answer));
+                    answer
+                }
+            };
+            if gives_away {
                 leaky.insert(s);
             }
         }
@@ -411,7 +475,7 @@ pub(crate) async fn run<P: PriorRecordSets>(
         for &outer in &in_cell {
             for &inner in &in_cell {
                 let (o, i) = (pool.set(outer), pool.set(inner));
-                if outer != inner && i.len() < o.len() && o.common(i) == i.len() {
+                if outer != inner && i.len() < o.len() && i.is_subset(o) {
                     nestings.push(Nesting {
                         outer: pool.id(outer).clone(),
                         inner: pool.id(inner).clone(),
@@ -435,7 +499,7 @@ pub(crate) async fn run<P: PriorRecordSets>(
             for &outer in &members {
                 for &inner in &members {
                     let (o, i) = (pool.set(outer), pool.set(inner));
-                    if outer != inner && i.len() < o.len() && o.common(i) == i.len() {
+                    if outer != inner && i.len() < o.len() && i.is_subset(o) {
                         nestings.push(Nesting {
                             outer: pool.id(outer).clone(),
                             inner: pool.id(inner).clone(),
@@ -480,8 +544,17 @@ struct Pool {
 impl Pool {
     /// Adds `set` selected as `selection` (kept canonical); returns its position.
     fn add(&mut self, set: RecordSet, selection: String) -> usize {
+        let hash = set.hash();
+        self.add_hashed(set, hash, selection)
+    }
+
+    /// [`Self::add`] for a set whose hash (`RecordSet::hash`) is known.
+    fn add_hashed(&mut self, set: RecordSet, hash: String, selection: String) -> usize {
         let tracked = TrackedSet { set, selection };
-        let id = SetId::of(&tracked);
+        let id = SetId {
+            hash,
+            selection: tracked.selection.clone(),
+        };
         if let Some(at) = self.index.get(&id) {
             return *at;
         }
@@ -507,17 +580,17 @@ impl Pool {
     }
 
     /// Checks the sets at `indices` against the earlier sets on `table`.
-    async fn check<P: PriorRecordSets>(
+    async fn check(
         &self,
         indices: &[usize],
-        priors: &P,
+        priors: &dyn DynPriors,
         table: &str,
         table_rows: Option<u64>,
         threshold: u64,
     ) -> Result<Checked, DisclosureError> {
-        let (candidates, ids): (Vec<TrackedSet>, Vec<SetId>) = indices
+        let (candidates, ids): (Vec<&TrackedSet>, Vec<SetId>) = indices
             .iter()
-            .map(|i| (self.sets[*i].clone(), self.ids[*i].clone()))
+            .map(|i| (&self.sets[*i], self.ids[*i].clone()))
             .unzip();
         let verdicts =
             check_against_priors(&candidates, &ids, priors, table, table_rows, threshold).await?;
@@ -556,33 +629,52 @@ fn stage_limits(limits: &SqlLimits) -> SqlLimits {
     }
 }
 
-/// The record set `source` of row `r`.
+/// Record-set column `c` of the first stage's result.
+fn set_column(batch: &RecordBatch, sets_at: usize, c: usize) -> Result<&ArrayRef, DisclosureError> {
+    if sets_at + c < batch.num_columns() {
+        Ok(batch.column(sets_at + c))
+    } else {
+        Err(DisclosureError::Internal("a record-set column is missing"))
+    }
+}
+
+/// The rows `source` takes out of its base in row `r`, when there are any.
+fn read_minus(
+    batch: &RecordBatch,
+    sets_at: usize,
+    source: SetSource,
+    r: usize,
+) -> Result<Option<RecordSet>, DisclosureError> {
+    let Some(c) = source.minus else {
+        return Ok(None);
+    };
+    Ok(set_at(set_column(batch, sets_at, c)?.as_ref(), r)?.filter(|minus| !minus.is_empty()))
+}
+
+/// The record set `source` of row `r`, given its rows to take out (`read_minus`), and
+/// its hash when it is a stored cell as it is (the hash of those bytes is the set's:
+/// `set_and_bytes_at`), so that it need not be written again to be hashed.
 fn read_set(
     batch: &RecordBatch,
     sets_at: usize,
     source: SetSource,
     r: usize,
     whole: u32,
-) -> Result<RecordSet, DisclosureError> {
-    let column = |c: usize| {
-        if sets_at + c < batch.num_columns() {
-            Ok(batch.column(sets_at + c))
-        } else {
-            Err(DisclosureError::Internal("a record-set column is missing"))
-        }
+    minus: Option<RecordSet>,
+) -> Result<(RecordSet, Option<String>), DisclosureError> {
+    let (mut set, mut hash) = match source.base {
+        Some(c) => match set_and_bytes_at(set_column(batch, sets_at, c)?.as_ref(), r)? {
+            Some((set, bytes)) => (set, Some(hash_bytes(bytes))),
+            None => (RecordSet::default(), None),
+        },
+        None => (RecordSet::all(whole), None),
     };
-    let mut set = match source.base {
-        Some(c) => set_at(column(c)?.as_ref(), r)?.unwrap_or_default(),
-        None => RecordSet::all(whole),
-    };
-    if let Some(c) = source.minus
-        && let Some(minus) = set_at(column(c)?.as_ref(), r)?
-        && !minus.is_empty()
-    {
+    if let Some(minus) = minus {
         set.difference_with(&minus);
         set.optimize();
+        hash = None;
     }
-    Ok(set)
+    Ok((set, hash))
 }
 
 /// The guard's result without record sets, with withheld values set to NULL, their
