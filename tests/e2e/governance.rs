@@ -55,7 +55,7 @@ fn edit_body(meta: &NewDataset, reason: &str, legal_change_date: Option<&str>) -
 }
 
 /// Issues a key with `role` in the existing organisation `org`.
-async fn key_in(t: &TestServer, org: &str, role: Role) -> String {
+pub(crate) async fn key_in(t: &TestServer, org: &str, role: Role) -> String {
     let (s, key) = post(
         t,
         &t.admin,
@@ -68,7 +68,7 @@ async fn key_in(t: &TestServer, org: &str, role: Role) -> String {
 }
 
 /// Every ledger entry of `kind` that `key` may read.
-async fn entries(t: &TestServer, key: &str, kind: &str) -> Vec<Value> {
+pub(crate) async fn entries(t: &TestServer, key: &str, kind: &str) -> Vec<Value> {
     let (s, page) = t
         .get(key, &format!("/v1/ledger/entries?kind={kind}&limit=1000"))
         .await;

@@ -23,6 +23,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog::{draft, register, upload, wait_job};
+use crate::governance::{entries, key_in};
 use crate::sandbox::{apply, approve};
 use crate::support::{TestServer, payload};
 
@@ -63,33 +64,11 @@ async fn certified(t: &TestServer, provider: &str, open: OpenAttribute) -> Strin
     id
 }
 
-/// Issues a key with `role` in the existing organisation `org`.
-async fn key_in(t: &TestServer, org: &str, role: Role) -> String {
-    let (s, key) = post(
-        t,
-        &t.admin,
-        "/v1/keys",
-        json!({"org": org, "role": role.as_str()}),
-    )
-    .await;
-    assert_eq!(s, 201, "{key}");
-    key["key"].as_str().unwrap().to_string()
-}
-
 /// The public id of an API key.
 async fn key_id(t: &TestServer, key: &str) -> String {
     let (s, me) = t.get(key, "/v1/whoami").await;
     assert_eq!(s, 200, "{me}");
     me["key_id"].as_str().unwrap().to_string()
-}
-
-/// Every ledger entry of `kind` that `key` may read.
-async fn entries(t: &TestServer, key: &str, kind: &str) -> Vec<Value> {
-    let (s, page) = t
-        .get(key, &format!("/v1/ledger/entries?kind={kind}&limit=1000"))
-        .await;
-    assert_eq!(s, 200, "{page}");
-    page["entries"].as_array().unwrap().clone()
 }
 
 /// The `GrantDecision` entries with decision `suspended`, as (grant id, reason).
