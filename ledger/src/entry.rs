@@ -233,12 +233,33 @@ pub enum EntryKind {
     /// The data authority's emergency relaxation of a dataset's open attribute, when
     /// it starts and when it ends (XT Art.23(7)).
     EmergencyRelaxation,
+    /// A provider's destruction of a dataset version or a whole dataset: files deleted from
+    /// every zone, hashes and reason kept (GD21 Art.40; XT Art.34(4)).
+    Destruction,
+    /// A download or export of data or of an output leaving the platform (GD18 Art.28;
+    /// XT Art.34(4)).
+    DataAccess,
+    /// A request to open a dataset or publish a new one, its routing to a provider by the
+    /// data authority, and the provider's answer (SD22 Art.9, 12; GD21 Art.34).
+    OpenDataRequest,
+    /// A government department's request to share another provider's dataset, and its
+    /// grant or refusal (GD18; GD21 Art.22-23).
+    DepartmentShare,
+    /// The data authority's yearly evaluation of a provider (GD21 Art.48-49; GD18
+    /// Art.30).
+    Evaluation,
+    /// The data authority's rectification order to an organisation, and its closing
+    /// (GD21 Art.52; GD18 Art.31).
+    Rectification,
+    /// A provider's filing (备案) of a not-shared classification with the data authority,
+    /// with its legal basis (GD21 Art.13).
+    ClassificationFiling,
     /// A kind this build does not know.
     Other(String),
 }
 
 impl EntryKind {
-    const KNOWN: [(EntryKind, &'static str); 19] = [
+    const KNOWN: [(EntryKind, &'static str); 26] = [
         (EntryKind::AssetCertificate, "asset_certificate"),
         (EntryKind::OpenAttributeChange, "open_attribute_change"),
         (EntryKind::GrantDecision, "grant_decision"),
@@ -258,6 +279,13 @@ impl EntryKind {
         (EntryKind::CatalogDecision, "catalog_decision"),
         (EntryKind::CatalogRevision, "catalog_revision"),
         (EntryKind::EmergencyRelaxation, "emergency_relaxation"),
+        (EntryKind::Destruction, "destruction"),
+        (EntryKind::DataAccess, "data_access"),
+        (EntryKind::OpenDataRequest, "open_data_request"),
+        (EntryKind::DepartmentShare, "department_share"),
+        (EntryKind::Evaluation, "evaluation"),
+        (EntryKind::Rectification, "rectification"),
+        (EntryKind::ClassificationFiling, "classification_filing"),
     ];
 
     /// The wire name, as hashed.
@@ -284,12 +312,20 @@ impl EntryKind {
             EntryKind::CatalogDecision => "catalog_decision",
             EntryKind::CatalogRevision => "catalog_revision",
             EntryKind::EmergencyRelaxation => "emergency_relaxation",
+            EntryKind::Destruction => "destruction",
+            EntryKind::DataAccess => "data_access",
+            EntryKind::OpenDataRequest => "open_data_request",
+            EntryKind::DepartmentShare => "department_share",
+            EntryKind::Evaluation => "evaluation",
+            EntryKind::Rectification => "rectification",
+            EntryKind::ClassificationFiling => "classification_filing",
             EntryKind::Other(s) => s,
         }
     }
 
     /// Kinds every authenticated role may read (certificates, open-attribute changes
-    /// and emergency relaxations, listings, suspensions).
+    /// and emergency relaxations, listings, suspensions, destructions, open-data
+    /// requests, evaluations and rectification orders).
     pub fn is_public(&self) -> bool {
         matches!(
             self,
@@ -299,6 +335,10 @@ impl EntryKind {
                 | EntryKind::ProductListing
                 | EntryKind::ProductDelisting
                 | EntryKind::Suspension
+                | EntryKind::Destruction
+                | EntryKind::OpenDataRequest
+                | EntryKind::Evaluation
+                | EntryKind::Rectification
         )
     }
 
