@@ -63,7 +63,9 @@ impl App {
             .context("opening the sandbox")?;
         let products = Products::open(db.clone(), ledger.clone())
             .await
-            .context("opening products")?;
+            .context("opening products")?
+            .with_public_finance_min_bp(config.public_finance_min_bp)
+            .context("the minimum public-finance share")?;
         Ok(App {
             released_outputs: SandboxReleases::new(sandbox.clone(), accounts.clone()),
             sandbox,

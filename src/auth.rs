@@ -1,10 +1,34 @@
 //! Who is calling, and what they may do.
 //!
-//! Every request carries `Authorization: Bearer pdx_<key id>_<secret>`. The middleware in
-//! [`crate::http`] turns it into a [`Principal`]. Authorization is decided in one place,
-//! [`Principal::authorize`], from a route's [`Policy`] (which roles) and, for handlers
-//! that touch an owned resource, the owning organisation. Routes without a policy are
-//! refused: deny by default.
+//! Every request carries `Authorization: Bearer pdx_<key id>_<secret>`, except on the
+//! routes of the open catalog ([`Owner::Public`]), which anyone may read without a key
+//! (SD22 Art.10). The middleware in [`crate::http`] turns a key into a [`Principal`];
+//! a request without a key on a public route has none at all (the handler sees
+//! [`crate::http::Visitor::Anonymous`], never a made-up organisation), and a request
+//! *with* a key that does not authenticate is refused (401) on every route, public or
+//! not: a bad key never becomes anonymous. Authorization is decided in one place: at
+//! the route, [`Principal::admit`] (role and suspension); inside a handler,
+//! [`Principal::authorize`] for the organisation that owns a resource. Routes without a
+//! policy are refused: deny by default.
+//!
+//! **Suspension** (XT Art.33; SD22 Art.19). A supervisor may suspend an organisation
+//! for misuse. From its next request on, every key of a suspended organisation is
+//! refused (403):
+//! - every write (every route that is not a GET, and any route marked `writes`);
+//! - every read that hands out data or outputs: downloads (dataset versions, released
+//!   outputs, purchased products), dummy data, model runs and their results, outputs
+//!   and releases, grants, jobs, FHE templates, keys and query results, orders, and
+//!   every report. This is the default: a read is refused unless it is listed as
+//!   [`WhileSuspended::Open`] (the list is in `crate::http::policies`).
+//!
+//! It keeps what lets it see where it stands and why, all of it metadata or public
+//! records: who it is (`/v1/whoami`), the ledger as it may see it (its own entries,
+//! among them the suspension, and the public kinds, with proofs and receipts), the
+//! catalog's metadata (datasets, versions, certificates, revisions, data elements,
+//! emergency relaxations; never rows), the public list of suspensions, the public
+//! requests to open data, and the data authority's evaluations and rectification
+//! orders (what it must put right). Its keys are not revoked: a reinstatement restores
+//! everything at once.
 
 use pdx_ids::{KeyId, OrgId};
 use serde::{Deserialize, Serialize};
@@ -31,6 +55,9 @@ pub enum Role {
     /// published entries' open attributes (SD22 Art.8) and relaxes them in an emergency
     /// (XT Art.23(7)).
     Authority,
+    /// A region's public-finance bureau (财政部门), the payee `public-finance:<region>`
+    /// of its organisation's region: reads the remittances to that account (GY ch.6).
+    Finance,
     /// Regulator or auditor.
     Supervisor,
     /// Platform operator: organisations and keys.
@@ -39,7 +66,7 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 9] = [
+    pub const ALL: [Role; 10] = [
         Role::Provider,
         Role::Developer,
         Role::Reviewer,
@@ -47,6 +74,7 @@ impl Role {
         Role::Buyer,
         Role::Subject,
         Role::Authority,
+        Role::Finance,
         Role::Supervisor,
         Role::Admin,
     ];
@@ -61,6 +89,7 @@ impl Role {
             Role::Buyer => "buyer",
             Role::Subject => "subject",
             Role::Authority => "authority",
+            Role::Finance => "finance",
             Role::Supervisor => "supervisor",
             Role::Admin => "admin",
         }
@@ -97,7 +126,8 @@ pub struct Principal {
     pub role: Role,
     /// Public key id (never the key).
     pub key_id: KeyId,
-    /// Whether the organisation is suspended (writes are refused).
+    /// Whether the organisation is suspended (writes and reads of data are refused; see
+    /// the module documentation).
     pub suspended: bool,
 }
 
@@ -114,12 +144,28 @@ impl Principal {
 /// Which organisations may touch a resource once the role is allowed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Owner {
+    /// Anyone, without a key too: the open catalog, its certificates and their proofs,
+    /// the public list of suspensions and the requests to open data (SD22 Art.9, 10,
+    /// 12). A caller *with* a key is authenticated and checked as for [`Owner::Any`]
+    /// (its role must be allowed; a bad key is a 401). Only routes whose handlers take
+    /// [`crate::http::Visitor`] may carry it.
+    Public,
     /// Any organisation with an allowed role (catalog reads, public ledger kinds).
     Any,
     /// Only the owning organisation; supervisors read everything.
     OwnOrgOrSupervisor,
     /// Only the owning organisation.
     OwnOrg,
+}
+
+/// Whether a suspended organisation may still call a route (see the module
+/// documentation, XT Art.33). Writes are refused whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhileSuspended {
+    /// A read that tells the organisation where it stands or is public anyway.
+    Open,
+    /// Refused: a write, or a read of data or outputs (the default).
+    Refused,
 }
 
 /// A route's authorization policy.
@@ -138,7 +184,7 @@ pub struct Policy {
 pub enum Denied {
     /// The role may not call this route (403).
     Role,
-    /// The organisation is suspended and the route writes (403).
+    /// The organisation is suspended and the route writes or hands out data (403).
     Suspended,
     /// The resource belongs to someone else; reported as absent (404) so that ids of
     /// other organisations' resources cannot be probed.
@@ -146,7 +192,21 @@ pub enum Denied {
 }
 
 impl Principal {
-    /// The one authorization decision: role, suspension, and (if given) ownership.
+    /// The decision at the route, before any handler runs: the role, then the
+    /// suspension rule (a suspended organisation is refused every write and every read
+    /// that is not [`WhileSuspended::Open`]; module documentation).
+    pub fn admit(&self, policy: &Policy, while_suspended: WhileSuspended) -> Result<(), Denied> {
+        if !policy.roles.contains(&self.role) {
+            return Err(Denied::Role);
+        }
+        if self.suspended && (policy.writes || while_suspended == WhileSuspended::Refused) {
+            return Err(Denied::Suspended);
+        }
+        Ok(())
+    }
+
+    /// The decision inside a handler: role, suspension of a write, and (if given)
+    /// ownership of the resource.
     pub fn authorize(&self, policy: &Policy, owner_org: Option<&OrgId>) -> Result<(), Denied> {
         if !policy.roles.contains(&self.role) {
             return Err(Denied::Role);
@@ -155,7 +215,7 @@ impl Principal {
             return Err(Denied::Suspended);
         }
         match (policy.owner, owner_org) {
-            (_, None) | (Owner::Any, _) => Ok(()),
+            (_, None) | (Owner::Any | Owner::Public, _) => Ok(()),
             (Owner::OwnOrgOrSupervisor, Some(_)) if self.role == Role::Supervisor => Ok(()),
             (_, Some(owner)) if *owner == self.org_id => Ok(()),
             _ => Err(Denied::NotOwner),
@@ -207,18 +267,50 @@ mod tests {
     }
 
     #[test]
-    fn suspended_orgs_may_read_but_not_write() {
+    fn suspended_orgs_may_read_only_what_stays_open_and_never_write() {
+        let active = p(Role::Developer);
         let mut s = p(Role::Developer);
         s.suspended = true;
-        assert_eq!(s.authorize(&DEV_OWNED, Some(&org("org-o1"))), Ok(()));
         let write = Policy {
             writes: true,
             ..DEV_OWNED
         };
+        // A read of data or outputs (the default): refused to the suspended org only.
+        assert_eq!(active.admit(&DEV_OWNED, WhileSuspended::Refused), Ok(()));
+        assert_eq!(
+            s.admit(&DEV_OWNED, WhileSuspended::Refused),
+            Err(Denied::Suspended)
+        );
+        // A read that stays open (the catalog's metadata, its ledger entries).
+        assert_eq!(s.admit(&DEV_OWNED, WhileSuspended::Open), Ok(()));
+        // A write, whatever the route's read rule says.
+        assert_eq!(
+            s.admit(&write, WhileSuspended::Open),
+            Err(Denied::Suspended)
+        );
+        assert_eq!(active.admit(&write, WhileSuspended::Open), Ok(()));
         assert_eq!(
             s.authorize(&write, Some(&org("org-o1"))),
             Err(Denied::Suspended)
         );
+        // The role is checked first: a wrong role is a 403 for its own reason.
+        assert_eq!(
+            p(Role::Buyer).admit(&DEV_OWNED, WhileSuspended::Open),
+            Err(Denied::Role)
+        );
+    }
+
+    #[test]
+    fn public_routes_check_keyed_callers_as_any_organisation() {
+        let public = Policy {
+            roles: &Role::ALL,
+            owner: Owner::Public,
+            writes: false,
+        };
+        for role in Role::ALL {
+            assert_eq!(p(role).admit(&public, WhileSuspended::Open), Ok(()));
+            assert_eq!(p(role).authorize(&public, Some(&org("org-o2"))), Ok(()));
+        }
     }
 
     #[test]

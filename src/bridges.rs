@@ -8,14 +8,15 @@
 //!   unknown output, another developer's and one not released; a release named by its
 //!   output id is asked for by that id), and from the accounts
 //!   each dataset's provider region (its public finance receives the provider share)
-//!   and whether a developer organisation is suspended.
+//!   and whether a developer organisation is suspended. The kind of each release's
+//!   grant purpose is passed on, so that the products crate fits the licence to it.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
 use pdx_ids::OrgId;
 use pdx_ledger::Hash32;
-use pdx_products::{ReleaseRef, ReleasedOutputs, ReleasedSource, SourceDataset};
+use pdx_products::{GrantPurpose, ReleaseRef, ReleasedOutputs, ReleasedSource, SourceDataset};
 use pdx_sandbox::{Sandbox, SandboxError};
 
 use crate::accounts::{AccountError, Accounts};
@@ -97,6 +98,15 @@ impl ReleasedOutputs for SandboxReleases {
                     research_only: d.research_only,
                 });
             }
+            // An unknown kind is our own stored value gone wrong: fail closed.
+            let grant_purpose = p
+                .grant_purpose
+                .as_deref()
+                .map(|kind| {
+                    GrantPurpose::parse(kind)
+                        .ok_or(BridgeError::Internal("a grant's purpose kind is unknown"))
+                })
+                .transpose()?;
             out.push(ReleasedSource {
                 release_id: p.release_id,
                 developer_org: p.developer_org,
@@ -105,6 +115,7 @@ impl ReleasedOutputs for SandboxReleases {
                 model_hash: hash32(&p.model_hash)?,
                 reviewers: p.reviewers,
                 research_only_grant: p.research_only_grant,
+                grant_purpose,
                 datasets,
             });
         }

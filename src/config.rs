@@ -85,6 +85,10 @@ pub struct FileConfig {
     pub holidays: Option<Vec<String>>,
     /// Model runs one organisation may have in progress at once (default 2).
     pub org_run_concurrency: Option<u32>,
+    /// The least share of each sale of a paid product remitted to public finance, in
+    /// basis points (default 1,000, i.e. 10 %; at most 10,000; GY ch.6). A product whose
+    /// split gives public finance less is refused.
+    pub public_finance_min_bp: Option<u32>,
     /// Memory pool of one SQL run, bytes (default 512 MiB; exceeding it fails the run).
     pub run_memory_bytes: Option<usize>,
     /// Wall-clock limit of one run, seconds (default 120).
@@ -109,6 +113,9 @@ pub struct FileConfig {
     /// Uploads of one kind (dataset versions; FHE server keys) in progress at once; one
     /// more gets 429 (default 4).
     pub upload_concurrency: Option<u32>,
+    /// Writes without a key (requests to open data) one client address may make in an
+    /// hour (default 20; 0 turns this limit off). Over it: 429 with `Retry-After`.
+    pub anonymous_writes_per_hour: Option<u32>,
 }
 
 /// Resolved configuration.
@@ -134,6 +141,9 @@ pub struct Config {
     pub ledger: pdx_ledger::LedgerConfig,
     /// Catalog and sandbox settings.
     pub sandbox: pdx_sandbox::SandboxConfig,
+    /// The least public-finance share of a paid product's sales, basis points (GY ch.6;
+    /// default [`pdx_products::DEFAULT_PUBLIC_FINANCE_MIN_BP`]).
+    pub public_finance_min_bp: u32,
     /// Admission limits: rate per key, lock-out after failed keys, concurrent uploads.
     pub limits: crate::http::limits::LimitsConfig,
     /// TLS certificate and key files (`pdx serve --tls-cert/--tls-key`); None: plain
@@ -221,8 +231,16 @@ impl Config {
             sandbox.max_output_bytes = bytes;
         }
         sandbox.job_start_pause = Duration::from_millis(args.job_start_pause_ms.unwrap_or(0));
+        let public_finance_min_bp = file
+            .public_finance_min_bp
+            .unwrap_or(pdx_products::DEFAULT_PUBLIC_FINANCE_MIN_BP);
+        anyhow::ensure!(
+            public_finance_min_bp <= 10_000,
+            "public_finance_min_bp must be at most 10000 basis points"
+        );
         Ok(Config {
             sandbox,
+            public_finance_min_bp,
             limits,
             tls: None,
             addr: addr
@@ -293,6 +311,9 @@ fn limits_from_file(file: &FileConfig) -> anyhow::Result<crate::http::limits::Li
         anyhow::ensure!(n >= 1, "upload_concurrency must be at least 1");
         limits.upload_concurrency = n;
     }
+    if let Some(n) = file.anonymous_writes_per_hour {
+        limits.anonymous_writes_per_hour = n;
+    }
     Ok(limits)
 }
 
@@ -361,6 +382,25 @@ mod tests {
         assert_eq!(l.auth_lockout, Duration::from_secs(20));
         assert_eq!(l.upload_concurrency, 1);
         std::fs::write(&path, "upload_concurrency = 0\n").unwrap();
+        assert!(Config::resolve(&args, None).is_err());
+    }
+
+    #[test]
+    fn the_public_finance_minimum_defaults_to_ten_percent_and_is_bounded() {
+        let c = Config::resolve(&ConfigArgs::default(), None).unwrap();
+        assert_eq!(c.public_finance_min_bp, 1_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdx.toml");
+        std::fs::write(&path, "public_finance_min_bp = 2500\n").unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..ConfigArgs::default()
+        };
+        assert_eq!(
+            Config::resolve(&args, None).unwrap().public_finance_min_bp,
+            2_500
+        );
+        std::fs::write(&path, "public_finance_min_bp = 10001\n").unwrap();
         assert!(Config::resolve(&args, None).is_err());
     }
 

@@ -115,7 +115,8 @@ pub struct ReconciliationSummary {
 }
 
 /// The catalog's governance: the data authority's decisions on the entries submitted
-/// for publication (GD21 Art.10–11) and the catalog revisions made.
+/// for publication (GD21 Art.10–11), the catalog revisions made, and the authority's
+/// yearly evaluations of providers (GD21 Art.48–49).
 #[derive(Debug, Default, Serialize)]
 pub struct GovernanceSummary {
     /// Catalog entries the data authority approved (published).
@@ -124,6 +125,74 @@ pub struct GovernanceSummary {
     pub catalog_returns: u64,
     /// Metadata edits (catalog revisions after registration).
     pub catalog_revisions: u64,
+    /// Yearly evaluations the data authority published.
+    pub evaluations: u64,
+    /// Those evaluations, one row each.
+    pub evaluation_scores: Vec<EvaluationRow>,
+}
+
+/// One published evaluation, as the demo shows it.
+#[derive(Debug, Serialize)]
+pub struct EvaluationRow {
+    /// The evaluated provider.
+    pub provider_org: OrgId,
+    /// The year evaluated.
+    pub year: i32,
+    /// The score, 0–100 (none when no indicator applied).
+    pub score: Option<u64>,
+    /// Each indicator as `name numerator/denominator`, in the formula's order.
+    pub indicators: Vec<String>,
+}
+
+/// Has the data authority publish the provider's evaluation for the current year (GD21
+/// Art.48–49) and reads it back as another role would (it is public, SD22 Art.5).
+async fn evaluate_provider(
+    client: &Client,
+    keys: &Keys,
+    provider_org: &OrgId,
+    governance: &mut GovernanceSummary,
+) -> anyhow::Result<()> {
+    let year = time::OffsetDateTime::now_utc().year();
+    let evaluation = client
+        .post(
+            &keys.authority,
+            "/v1/evaluations",
+            json!({"provider_org": provider_org, "year": year}),
+            201,
+        )
+        .await?;
+    let listed = client
+        .get(
+            &keys.buyer,
+            &format!("/v1/evaluations?provider={provider_org}&year={year}"),
+        )
+        .await?;
+    if listed.as_array().map(Vec::len) != Some(1) {
+        bail!("the published evaluation is not readable: {listed}");
+    }
+    let indicators = evaluation["indicators"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|i| {
+                    format!(
+                        "{} {}/{}",
+                        i["name"].as_str().unwrap_or("?"),
+                        i["numerator"],
+                        i["denominator"]
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    governance.evaluations += 1;
+    governance.evaluation_scores.push(EvaluationRow {
+        provider_org: provider_org.clone(),
+        year,
+        score: evaluation["score"].as_u64(),
+        indicators,
+    });
+    Ok(())
 }
 
 /// Private lookups.
@@ -1388,6 +1457,14 @@ async fn journey(
         }
     };
 
+    // The data authority's yearly evaluation of the provider (GD21 Art.48-49).
+    let provider_org = roles
+        .iter()
+        .find(|r| r.role == Role::Provider)
+        .map(|r| r.org_id.clone())
+        .context("no provider organisation")?;
+    evaluate_provider(client, &keys, &provider_org, &mut governance).await?;
+
     step(bar, "10/10 checkpoint and ledger verification");
     client
         .expect(
@@ -1659,6 +1736,16 @@ fn print_summary(s: &Summary) {
         s.governance.catalog_returns,
         s.governance.catalog_revisions
     );
+    for e in &s.governance.evaluation_scores {
+        println!(
+            "evaluation of {} for {}: score {} ({})",
+            e.provider_org,
+            e.year,
+            e.score
+                .map_or_else(|| "none".to_string(), |v| v.to_string()),
+            e.indicators.join(", ")
+        );
+    }
     println!(
         "lineage of {}: complete: {}, receipts verified offline: {} of {}",
         s.lineage.product,

@@ -357,6 +357,36 @@ id_type!(
     RelaxationId, kind = "relaxation", prefix = "rlx", sep = "_", random_bytes = 8,
     example = "rlx_3f9a0c12b4e5d6a7"
 );
+id_type!(
+    /// A request, from anyone, to open a dataset or publish a new one (SD22 Art.9, 12).
+    OpenDataRequestId, kind = "open-data request", prefix = "odr", sep = "_", random_bytes = 8,
+    example = "odr_3f9a0c12b4e5d6a7"
+);
+id_type!(
+    /// A government department's request to share another provider's dataset (GD18).
+    ShareRequestId, kind = "share request", prefix = "shr", sep = "_", random_bytes = 8,
+    example = "shr_3f9a0c12b4e5d6a7"
+);
+id_type!(
+    /// The data authority's yearly evaluation of one provider (GD21 Art.48-49).
+    EvaluationId, kind = "evaluation", prefix = "evl", sep = "_", random_bytes = 8,
+    example = "evl_3f9a0c12b4e5d6a7"
+);
+id_type!(
+    /// The data authority's rectification order (GD21 Art.52; GD18 Art.31).
+    RectificationId, kind = "rectification order", prefix = "rct", sep = "_", random_bytes = 8,
+    example = "rct_3f9a0c12b4e5d6a7"
+);
+id_type!(
+    /// A provider's filing of a not-shared classification with the authority (GD21 Art.13).
+    FilingId, kind = "filing", prefix = "fil", sep = "_", random_bytes = 8,
+    example = "fil_3f9a0c12b4e5d6a7"
+);
+id_type!(
+    /// A download or export recorded on the ledger (GD18 Art.28; XT Art.34(4)).
+    AccessId, kind = "access record", prefix = "acc", sep = "_", random_bytes = 8,
+    example = "acc_3f9a0c12b4e5d6a7"
+);
 
 /// One version of a dataset, written `{dataset id}@{version}` (versions count from 1).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -63,7 +63,14 @@ impl LedgerPayload for AssetCertificate {
     const KIND: EntryKind = EntryKind::AssetCertificate;
 }
 
-/// A provider's decision on a grant application.
+/// A provider's decision on a grant application (an open-use agreement, 开放利用协议;
+/// SD22 Art.14; XT Art.30).
+///
+/// Entries written since grant terms were recorded also carry the stated purpose, its
+/// kind and the BLAKE3 of the agreement text the developer accepted when filing, so the
+/// ledger alone shows what was agreed to. Those three fields are left out of the
+/// canonical JSON when absent (`skip_serializing_if`), so entries written before them
+/// encode, hash and verify exactly as they did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GrantDecision {
     /// Grant (application) id.
@@ -77,9 +84,21 @@ pub struct GrantDecision {
     pub decision: String,
     /// Reason (required for a refusal).
     pub reason: Option<String>,
-    /// Approved terms (columns, model kinds, term and expiry, ε, δ, query budget; not
-    /// yet the purpose, which is on the grant row), absent on refusal and revocation.
+    /// Approved terms (columns, model kinds, term and expiry, ε, δ, query budget),
+    /// absent on refusal and revocation.
     pub terms: Option<serde_json::Value>,
+    /// The purpose the developer stated when filing (absent on suspensions and on
+    /// entries written before purposes were recorded here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
+    /// The purpose's kind, which decides the product licences the grant's results may
+    /// carry: `research`, `public_interest` or `commercial`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purpose_kind: Option<String>,
+    /// BLAKE3 of the agreement text the developer accepted when filing, as stored with
+    /// the grant (plain BLAKE3 of its UTF-8 bytes, so anyone holding the text checks it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agreement_hash: Option<Hash32>,
 }
 impl LedgerPayload for GrantDecision {
     const KIND: EntryKind = EntryKind::GrantDecision;
@@ -628,15 +647,682 @@ impl LedgerPayload for FheRecord {
     }
 }
 
-// PAYLOADS-H1 (a helper replaces this line with its payload structs)
+/// One file a [`Destruction`] deleted (or, when `deleted` is false, left in place because
+/// a live version holds the same content: storage is content-addressed).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DestroyedFile {
+    /// The version the file belonged to.
+    pub version: u64,
+    /// The zone: `deid` (the certified de-identified file), `raw` (a retained upload) or
+    /// `fhe_index` (the FHE key index built at ingest).
+    pub zone: String,
+    /// BLAKE3 of the file's bytes (for `deid`, the certified content hash).
+    pub content_hash: Hash32,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// False when the file stays because a live version holds the same content.
+    pub deleted: bool,
+}
 
-// PAYLOADS-H2 (a helper replaces this line with its payload structs)
+/// A provider's destruction (销毁) of one version of its dataset, or of the whole dataset
+/// (GD21 Art.40; XT Art.34(4)): its files are deleted from every zone and named here by
+/// their hashes, with the reason and the legal basis. The catalog keeps the entry and the
+/// versions' metadata and certificates as a tombstone; products built on earlier outputs
+/// keep their manifests. A public kind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Destruction {
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The providing organisation (the actor's).
+    pub provider_org: String,
+    /// `version` (one version) or `dataset` (every remaining version, and the catalog
+    /// entry retired).
+    pub scope: String,
+    /// The versions this act destroyed, ascending.
+    pub versions: Vec<u64>,
+    /// Their data asset certificate numbers, in the same order.
+    pub certificates: Vec<String>,
+    /// The files, by zone and hash.
+    pub files: Vec<DestroyedFile>,
+    /// Why, as the provider stated it.
+    pub reason: String,
+    /// The legal basis the provider named, if any.
+    pub legal_basis: Option<String>,
+    /// Grants suspended because their dataset is gone (a whole-dataset destruction).
+    pub grants_suspended: Vec<String>,
+}
+impl LedgerPayload for Destruction {
+    const KIND: EntryKind = EntryKind::Destruction;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
 
-// PAYLOADS-H3 (a helper replaces this line with its payload structs)
+/// A download or export: data or an output leaving the platform (GD18 Art.28; XT
+/// Art.34(4)), one entry per download, appended before the bytes leave. The providers of
+/// the data it derives from, and the owner of the output or product, may read it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataAccess {
+    /// The access id, `acc_…`.
+    pub access_id: String,
+    /// The organisation that took the bytes (the actor's).
+    pub org: String,
+    /// The API key it used (`cli` for the operator's command line).
+    pub key_id: String,
+    /// `dataset_version` (a de-identified download), `output` (a model output: released
+    /// to its developer, or quarantined to a reviewer), `product` (a purchased product's
+    /// archive) or `ledger_export`.
+    pub what: String,
+    /// What left, by id: `dataset_id@version`, an output id, an order id, or `ledger`.
+    pub subject: String,
+    /// The release, for a released output.
+    pub release_id: Option<String>,
+    /// The product, for a product download.
+    pub product_id: Option<String>,
+    /// The dataset versions the bytes derive from, as `dataset_id@version`.
+    pub dataset_versions: Vec<String>,
+    /// The format sent: `parquet`, `csv`, `json`, `tar` or `jsonl`.
+    pub format: String,
+    /// Bytes sent.
+    pub bytes: u64,
+    /// BLAKE3 of the bytes sent.
+    pub content_hash: Hash32,
+    /// BLAKE3 of the stored source when known (the certified version file, the output
+    /// file); for a Parquet download it equals `content_hash`.
+    pub source_hash: Option<Hash32>,
+    /// The grant the data was used under, when there was one.
+    pub grant_id: Option<String>,
+    /// That grant's purpose.
+    pub purpose: Option<String>,
+    /// Entries exported, for a ledger export.
+    pub ledger_entries: Option<u64>,
+    /// The organisations whose data it derives from (the providers).
+    pub provider_orgs: Vec<String>,
+    /// The owner of the output or product, when there is one.
+    pub owner_org: Option<String>,
+}
+impl LedgerPayload for DataAccess {
+    const KIND: EntryKind = EntryKind::DataAccess;
+    fn parties(&self) -> Vec<String> {
+        let mut parties = self.provider_orgs.clone();
+        parties.extend(self.owner_org.clone());
+        parties.sort();
+        parties.dedup();
+        parties
+    }
+}
 
-// PAYLOADS-H4 (a helper replaces this line with its payload structs)
+#[cfg(test)]
+mod destruction_and_access_tests {
+    use super::*;
+    use crate::entry::Actor;
 
-// PAYLOADS-H5 (a helper replaces this line with its payload structs)
+    #[test]
+    fn destructions_and_data_accesses_round_trip_and_name_their_readers() {
+        let destruction = Destruction {
+            dataset_id: "ds_1".into(),
+            provider_org: "org-power".into(),
+            scope: "version".into(),
+            versions: vec![1],
+            certificates: vec!["PDX-CERT-2026-1-V0001".into()],
+            files: vec![DestroyedFile {
+                version: 1,
+                zone: "deid".into(),
+                content_hash: Hash32([3; 32]),
+                bytes: 2048,
+                deleted: true,
+            }],
+            reason: "retention period over".into(),
+            legal_basis: None,
+            grants_suspended: Vec::new(),
+        };
+        let v = serde_json::to_value(&destruction).unwrap();
+        assert_eq!(v["files"][0]["content_hash"], Hash32([3; 32]).to_hex());
+        let e = Entry::build(0, 0, Destruction::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(e.kind, EntryKind::Destruction);
+        assert!(e.kind.is_public());
+        assert_eq!(decode::<Destruction>(&e), Some(destruction));
+
+        let access = DataAccess {
+            access_id: "acc_1".into(),
+            org: "org-buyer".into(),
+            key_id: "k1".into(),
+            what: "product".into(),
+            subject: "ord_1".into(),
+            release_id: None,
+            product_id: Some("prd_1".into()),
+            dataset_versions: vec!["ds_1@1".into()],
+            format: "tar".into(),
+            bytes: 10,
+            content_hash: Hash32([5; 32]),
+            source_hash: None,
+            grant_id: None,
+            purpose: None,
+            ledger_entries: None,
+            provider_orgs: vec!["org-power".into(), "org-dev".into()],
+            owner_org: Some("org-dev".into()),
+        };
+        let v = serde_json::to_value(&access).unwrap();
+        let e = Entry::build(1, 0, DataAccess::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(e.kind, EntryKind::DataAccess);
+        assert!(
+            !e.kind.is_public(),
+            "downloads are read by their parties only"
+        );
+        assert_eq!(decode::<DataAccess>(&e), Some(access.clone()));
+        assert_eq!(
+            access.parties(),
+            vec!["org-dev".to_string(), "org-power".to_string()]
+        );
+    }
+}
+
+/// A request to open data was filed (SD22 Art.9, 12; GD21 Art.34): to open a catalogued
+/// dataset further (its attribute made less strict) or to publish a new one. Anyone may
+/// file one, the public without a key too. The requester's words are committed to by
+/// hash only, and the contact never appears: the ledger is public and append-only, and
+/// what the public types may hold personal data.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenDataRequestFiled {
+    /// The request's id.
+    pub request_id: String,
+    /// `open_dataset` (a catalogued dataset, named) or `new_dataset`.
+    pub request: String,
+    /// The dataset to open, for `open_dataset`.
+    pub dataset_id: Option<String>,
+    /// The filing organisation; none for the public without a key.
+    pub requester_org: Option<String>,
+    /// BLAKE3 of the subject and description as filed (`"pdx open-data request v1" ||
+    /// 0x00 || subject || 0x00 || description`).
+    pub text_hash: Hash32,
+}
+
+/// The data authority routed a request to the provider that must answer it, by a
+/// deadline in working days.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenDataRequestRouted {
+    /// The request's id.
+    pub request_id: String,
+    /// Seq of its `filed` entry.
+    pub filed_seq: u64,
+    /// The provider that must answer.
+    pub provider_org: String,
+    /// The answer deadline, `YYYY-MM-DD`, counted in working days from the routing.
+    pub answer_due: String,
+}
+
+/// The provider answered a request: accepted (it will open or publish the data) or
+/// refused, with a reason (required for a refusal); late when after the deadline.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OpenDataRequestAnswered {
+    /// The request's id.
+    pub request_id: String,
+    /// Seq of its `routed` entry.
+    pub routed_seq: u64,
+    /// The provider that answered.
+    pub provider_org: String,
+    /// `accepted` or `refused`.
+    pub outcome: String,
+    /// Why (required for a refusal).
+    pub reason: Option<String>,
+    /// The deadline it answered against, `YYYY-MM-DD`.
+    pub answer_due: String,
+    /// True for an answer after the deadline.
+    pub late: bool,
+}
+
+/// One step of a request to open data (event `filed`, `routed` or `answered`). A public
+/// kind: everyone reads it, the public without a key too.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum OpenDataRequestRecord {
+    /// Filed by anyone.
+    Filed(OpenDataRequestFiled),
+    /// Routed to a provider by the data authority.
+    Routed(OpenDataRequestRouted),
+    /// Answered by that provider.
+    Answered(OpenDataRequestAnswered),
+}
+impl LedgerPayload for OpenDataRequestRecord {
+    const KIND: EntryKind = EntryKind::OpenDataRequest;
+    fn parties(&self) -> Vec<String> {
+        match self {
+            OpenDataRequestRecord::Filed(f) => f.requester_org.clone().into_iter().collect(),
+            OpenDataRequestRecord::Routed(r) => vec![r.provider_org.clone()],
+            OpenDataRequestRecord::Answered(a) => vec![a.provider_org.clone()],
+        }
+    }
+}
+
+#[cfg(test)]
+mod open_data_request_tests {
+    use super::*;
+    use crate::entry::Actor;
+
+    #[test]
+    fn open_data_request_records_carry_their_event_and_round_trip() {
+        let filed = OpenDataRequestRecord::Filed(OpenDataRequestFiled {
+            request_id: "odr_0123456789abcdef".into(),
+            request: "new_dataset".into(),
+            dataset_id: None,
+            requester_org: None,
+            text_hash: Hash32::ZERO,
+        });
+        let v = serde_json::to_value(&filed).unwrap();
+        assert_eq!(v["event"], "filed");
+        assert!(v.get("contact").is_none());
+        // The public has no organisation to name as a party.
+        assert!(filed.parties().is_empty());
+        let e = Entry::build(
+            0,
+            0,
+            OpenDataRequestRecord::KIND,
+            Actor::system(),
+            &v,
+            Hash32::ZERO,
+        )
+        .unwrap();
+        assert_eq!(decode::<OpenDataRequestRecord>(&e), Some(filed));
+        let answered = OpenDataRequestRecord::Answered(OpenDataRequestAnswered {
+            request_id: "odr_0123456789abcdef".into(),
+            routed_seq: 1,
+            provider_org: "org-p".into(),
+            outcome: "refused".into(),
+            reason: Some("personal data".into()),
+            answer_due: "2026-01-05".into(),
+            late: true,
+        });
+        assert_eq!(
+            serde_json::to_value(&answered).unwrap()["event"],
+            "answered"
+        );
+        assert_eq!(answered.parties(), vec!["org-p".to_string()]);
+        assert!(OpenDataRequestRecord::KIND.is_public());
+    }
+}
+
+/// One step of a data share between government departments (GD18; GD21 Art.22–23),
+/// told apart by `event`: a providing department asks for another's dataset for its
+/// own duty (`requested`); the share is `granted` (at once under an unconditional share
+/// type, or by the owning department under a conditional one) or `refused` (by the
+/// owner with a reason, or at once under a not-shared type, naming the dataset's legal
+/// basis); the owner may end it early (`revoked`); and every download of a
+/// de-identified version under it is an `access` (GD18 Art.28). Both departments may
+/// read every entry of the share.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DepartmentShare {
+    /// `requested`, `granted`, `refused`, `revoked` or `access`.
+    pub event: String,
+    /// The share request's id.
+    pub share_id: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The requesting department (organisation).
+    pub requester_org: String,
+    /// The department that provides the dataset.
+    pub owner_org: String,
+    /// The dataset's share type when asked: `unconditional`, `conditional` or
+    /// `not_shared`.
+    pub share_type: String,
+    /// The requesting department's duty and the purpose the data serves.
+    pub purpose: String,
+    /// The legal basis of that duty.
+    pub duty_legal_basis: String,
+    /// The last day of the share's term, `YYYY-MM-DD` (UTC).
+    pub until: String,
+    /// The owner's answer deadline for a conditional share, `YYYY-MM-DD`, counted in
+    /// working days (GD18 Art.19).
+    pub answer_deadline: Option<String>,
+    /// Why it was refused or revoked.
+    pub reason: Option<String>,
+    /// For a refusal under a not-shared type: the legal basis the catalog records for
+    /// not sharing the dataset (GD21 Art.12–13).
+    pub dataset_legal_basis: Option<String>,
+    /// True when the owner decided after the deadline.
+    pub late: bool,
+    /// True when the platform decided under the catalog's share type, not a person.
+    pub automatic: bool,
+    /// The seq of the share's `requested` entry (absent on that entry itself).
+    pub request_seq: Option<u64>,
+    /// For `access`: the dataset version downloaded.
+    pub version: Option<u64>,
+    /// For `access`: the bytes served.
+    pub bytes: Option<u64>,
+    /// For `access`: BLAKE3 of the bytes served (the version's certified content hash).
+    pub content_hash: Option<Hash32>,
+}
+impl LedgerPayload for DepartmentShare {
+    const KIND: EntryKind = EntryKind::DepartmentShare;
+    fn parties(&self) -> Vec<String> {
+        vec![self.requester_org.clone(), self.owner_org.clone()]
+    }
+}
+
+#[cfg(test)]
+mod department_share_tests {
+    use super::*;
+    use crate::entry::Actor;
+
+    #[test]
+    fn department_shares_round_trip_and_are_readable_by_both_departments() {
+        let access = DepartmentShare {
+            event: "access".into(),
+            share_id: "shr_1".into(),
+            dataset_id: "ds_1".into(),
+            requester_org: "org-health".into(),
+            owner_org: "org-power".into(),
+            share_type: "conditional".into(),
+            purpose: "epidemic response".into(),
+            duty_legal_basis: "Law on the Prevention of Infectious Diseases Art.5".into(),
+            until: "2026-12-31".into(),
+            answer_deadline: Some("2026-11-27".into()),
+            reason: None,
+            dataset_legal_basis: None,
+            late: false,
+            automatic: false,
+            request_seq: Some(3),
+            version: Some(1),
+            bytes: Some(1024),
+            content_hash: Some(Hash32([7; 32])),
+        };
+        let v = serde_json::to_value(&access).unwrap();
+        assert_eq!(v["event"], "access");
+        assert_eq!(v["content_hash"], Hash32([7; 32]).to_hex());
+        let e = Entry::build(
+            0,
+            0,
+            DepartmentShare::KIND,
+            Actor::system(),
+            &v,
+            Hash32::ZERO,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EntryKind::DepartmentShare);
+        assert_eq!(decode::<DepartmentShare>(&e), Some(access.clone()));
+        assert_eq!(decode::<Suspension>(&e), None);
+        assert_eq!(
+            access.parties(),
+            vec!["org-health".to_string(), "org-power".to_string()]
+        );
+    }
+}
+
+/// A provider's filing (备案) of a not-shared classification with the data authority
+/// (GD21 Art.13): written when a catalog entry is registered with the share type
+/// `not_shared`, or edited into it or to another legal basis, in the transaction of the
+/// registration or edit. It names the legal basis the catalog records for not sharing
+/// and the catalog revision it was filed with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ClassificationFiling {
+    /// The filing's id.
+    pub filing_id: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The providing organisation that filed it (the actor).
+    pub provider_org: String,
+    /// The share type filed: `not_shared`.
+    pub share_type: String,
+    /// The legal basis for not sharing, as the catalog records it.
+    pub legal_basis: String,
+    /// The dataset's classification level, L1–L4.
+    pub level: String,
+    /// The catalog revision the filing was made with (1 is the registration).
+    pub revision: u64,
+    /// BLAKE3 of that revision's canonical metadata.
+    pub metadata_hash: Hash32,
+}
+impl LedgerPayload for ClassificationFiling {
+    const KIND: EntryKind = EntryKind::ClassificationFiling;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
+#[cfg(test)]
+mod grant_terms_tests {
+    use super::*;
+    use crate::entry::Actor;
+
+    #[test]
+    fn grant_decisions_without_terms_fields_encode_as_before_and_with_them_round_trip() {
+        // An entry written before purposes and agreements were recorded: its canonical
+        // payload has none of the new fields, decodes, and encodes to the same bytes.
+        let old_text = r#"{"applicant_org":"org-dev","dataset_ids":["ds_1"],"decision":"approved","grant_id":"gr_1","reason":null,"terms":{"query_budget":5}}"#;
+        let old: GrantDecision = serde_json::from_str(old_text).unwrap();
+        assert_eq!(old.purpose, None);
+        assert_eq!(old.agreement_hash, None);
+        let again =
+            crate::canonical::to_canonical_string(&serde_json::to_value(&old).unwrap()).unwrap();
+        assert_eq!(again, old_text);
+
+        let new = GrantDecision {
+            purpose: Some("district energy study".into()),
+            purpose_kind: Some("research".into()),
+            agreement_hash: Some(Hash32(*blake3::hash(b"I agree").as_bytes())),
+            ..old
+        };
+        let v = serde_json::to_value(&new).unwrap();
+        assert_eq!(v["purpose_kind"], "research");
+        assert_eq!(
+            v["agreement_hash"],
+            blake3::hash(b"I agree").to_hex().as_str()
+        );
+        let e = Entry::build(0, 0, GrantDecision::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert_eq!(decode::<GrantDecision>(&e), Some(new));
+    }
+
+    #[test]
+    fn classification_filings_round_trip_and_are_readable_by_their_provider() {
+        let f = ClassificationFiling {
+            filing_id: "fil_1".into(),
+            dataset_id: "ds_1".into(),
+            provider_org: "org-tax".into(),
+            share_type: "not_shared".into(),
+            legal_basis: "Tax Collection Administration Law Art.8".into(),
+            level: "L4".into(),
+            revision: 1,
+            metadata_hash: Hash32([9; 32]),
+        };
+        let v = serde_json::to_value(&f).unwrap();
+        let e = Entry::build(
+            0,
+            0,
+            ClassificationFiling::KIND,
+            Actor::system(),
+            &v,
+            Hash32::ZERO,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EntryKind::ClassificationFiling);
+        assert_eq!(decode::<ClassificationFiling>(&e), Some(f.clone()));
+        assert_eq!(f.parties(), vec!["org-tax".to_string()]);
+    }
+}
+
+/// A corrected version for an accepted objection (SD22 Art.13; XT Art.21–22): the
+/// provider uploaded a version naming the objection, and this entry links the two when
+/// the version is certified, in the certificate's transaction. It is written under the
+/// `objection_answer` kind, as the answer's follow-up; `step` (always `corrected`) tells
+/// it from the answer itself. The objector may read it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ObjectionCorrection {
+    /// Always `corrected`.
+    pub step: String,
+    /// Objection id.
+    pub objection_id: String,
+    /// Ledger seq of the `Objection` entry.
+    pub objection_seq: u64,
+    /// Organisation that filed the objection.
+    pub objector_org: String,
+    /// The providing organisation, which corrected the data (the actor).
+    pub provider_org: String,
+    /// Dataset id.
+    pub dataset_id: String,
+    /// The corrected version.
+    pub version: u64,
+    /// Its data asset certificate number.
+    pub certificate_no: String,
+    /// Ledger seq of its `AssetCertificate` entry.
+    pub certificate_seq: u64,
+    /// The correction deadline, `YYYY-MM-DD`, counted in working days from the
+    /// acceptance.
+    pub correction_due: String,
+    /// True when the version was certified after the deadline.
+    pub late: bool,
+}
+impl LedgerPayload for ObjectionCorrection {
+    const KIND: EntryKind = EntryKind::ObjectionAnswer;
+    fn parties(&self) -> Vec<String> {
+        vec![self.objector_org.clone()]
+    }
+}
+
+/// One indicator of a provider's yearly evaluation: a ratio, with its weight in the
+/// score (the weights of an evaluation sum to 100).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationIndicator {
+    /// `answers_on_time`, `objections_handled`, `corrections_on_time`,
+    /// `updates_on_time` or `catalog_completeness`.
+    pub name: String,
+    /// Weight in the score, out of 100.
+    pub weight: u64,
+    /// Items that met the indicator.
+    pub numerator: u64,
+    /// Items counted (0: the indicator does not apply and its weight is shared out).
+    pub denominator: u64,
+}
+
+/// The data authority's yearly evaluation of a provider (GD21 Art.48–49; GD18 Art.30;
+/// XT Art.41), public (SD22 Art.5): every indicator's numerator and denominator and the
+/// score they give, under the formula named by `formula`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    /// The evaluation's id.
+    pub evaluation_id: String,
+    /// The evaluated provider organisation.
+    pub provider_org: String,
+    /// The year evaluated.
+    pub year: i32,
+    /// The day (UTC) the counts were taken, `YYYY-MM-DD`.
+    pub as_of: String,
+    /// The formula's name, e.g. `pdx-evaluation-v1`.
+    pub formula: String,
+    /// The indicators, in the formula's order.
+    pub indicators: Vec<EvaluationIndicator>,
+    /// The score, 0–100 (absent when no indicator applies).
+    pub score: Option<u64>,
+}
+impl LedgerPayload for Evaluation {
+    const KIND: EntryKind = EntryKind::Evaluation;
+    fn parties(&self) -> Vec<String> {
+        vec![self.provider_org.clone()]
+    }
+}
+
+/// One step of a rectification order (GD21 Art.52; GD18 Art.31), public: the data
+/// authority issues it to an organisation with findings and a deadline (`issued`), the
+/// organisation answers with what it did (`responded`), and the authority closes it
+/// (`closed`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rectification {
+    /// `issued`, `responded` or `closed`.
+    pub step: String,
+    /// The order's id.
+    pub order_id: String,
+    /// The organisation ordered to rectify.
+    pub org: String,
+    /// The data authority's organisation that issued it.
+    pub authority_org: String,
+    /// The deadline, `YYYY-MM-DD` (UTC).
+    pub deadline: String,
+    /// The evaluation the order follows, if any.
+    pub evaluation_id: Option<String>,
+    /// The step's text: the findings, the response or the closing note.
+    pub text: String,
+    /// True for a response made after the deadline.
+    pub late: bool,
+    /// The seq of the order's `issued` entry (absent on that entry itself).
+    pub issued_seq: Option<u64>,
+}
+impl LedgerPayload for Rectification {
+    const KIND: EntryKind = EntryKind::Rectification;
+    fn parties(&self) -> Vec<String> {
+        vec![self.org.clone()]
+    }
+}
+
+#[cfg(test)]
+mod evaluation_tests {
+    use super::*;
+    use crate::entry::Actor;
+
+    #[test]
+    fn corrections_evaluations_and_rectifications_round_trip() {
+        let c = ObjectionCorrection {
+            step: "corrected".into(),
+            objection_id: "obj_1".into(),
+            objection_seq: 4,
+            objector_org: "org-dev".into(),
+            provider_org: "org-power".into(),
+            dataset_id: "ds_1".into(),
+            version: 2,
+            certificate_no: "PDX-CERT-2026-1-V0002".into(),
+            certificate_seq: 9,
+            correction_due: "2026-12-04".into(),
+            late: false,
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        let e = Entry::build(
+            0,
+            0,
+            ObjectionCorrection::KIND,
+            Actor::system(),
+            &v,
+            Hash32::ZERO,
+        )
+        .unwrap();
+        assert_eq!(e.kind, EntryKind::ObjectionAnswer);
+        assert_eq!(decode::<ObjectionCorrection>(&e), Some(c.clone()));
+        assert_eq!(decode::<ObjectionAnswer>(&e), None, "not an answer");
+        assert_eq!(c.parties(), vec!["org-dev".to_string()]);
+
+        let ev = Evaluation {
+            evaluation_id: "evl_1".into(),
+            provider_org: "org-power".into(),
+            year: 2026,
+            as_of: "2026-12-31".into(),
+            formula: "pdx-evaluation-v1".into(),
+            indicators: vec![EvaluationIndicator {
+                name: "answers_on_time".into(),
+                weight: 30,
+                numerator: 3,
+                denominator: 4,
+            }],
+            score: Some(75),
+        };
+        let v = serde_json::to_value(&ev).unwrap();
+        let e = Entry::build(0, 0, Evaluation::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert!(e.kind.is_public());
+        assert_eq!(decode::<Evaluation>(&e), Some(ev));
+
+        let r = Rectification {
+            step: "issued".into(),
+            order_id: "rct_1".into(),
+            org: "org-power".into(),
+            authority_org: "org-bureau".into(),
+            deadline: "2026-12-31".into(),
+            evaluation_id: None,
+            text: "late answers to objections".into(),
+            late: false,
+            issued_seq: None,
+        };
+        let v = serde_json::to_value(&r).unwrap();
+        let e = Entry::build(0, 0, Rectification::KIND, Actor::system(), &v, Hash32::ZERO).unwrap();
+        assert!(e.kind.is_public());
+        assert_eq!(decode::<Rectification>(&e), Some(r.clone()));
+        assert_eq!(r.parties(), vec!["org-power".to_string()]);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -116,13 +116,16 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// Who is reading: supervisors see all; others see public kinds and their own entries.
+/// Who is reading: supervisors see all; others see public kinds and their own entries;
+/// the public, without a key, public kinds only.
 #[derive(Clone, Debug)]
 pub enum Visibility {
     /// Every entry.
     All,
     /// Public kinds plus entries the organisation appended or is a party to.
     Org(String),
+    /// Public kinds only ([`EntryKind::is_public`]): a reader without an organisation.
+    Public,
 }
 
 /// One entry to append.
@@ -187,6 +190,19 @@ static ORG_VISIBLE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|
         "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq >= $1 AND \
          (kind IN ({public}) OR actor_org = $2 OR seq IN \
          (SELECT seq FROM ledger_parties WHERE org = $2)) ORDER BY seq LIMIT $3"
+    )
+});
+
+/// Entries of the public kinds from a seq on (for [`Visibility::Public`]).
+static PUBLIC_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let public = EntryKind::public_names()
+        .iter()
+        .map(|k| format!("'{k}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger_entries WHERE seq >= $1 AND kind IN ({public}) \
+         ORDER BY seq LIMIT $2"
     )
 });
 
@@ -682,8 +698,17 @@ impl Ledger {
             (Visibility::All, Some(kind)) => {
                 return self.entries_of_kind(kind, from, limit).await;
             }
-            (Visibility::Org(_), Some(kind)) if kind.is_public() => {
+            (Visibility::Org(_) | Visibility::Public, Some(kind)) if kind.is_public() => {
                 return self.entries_of_kind(kind, from, limit).await;
+            }
+            // A private kind: the public sees none of it.
+            (Visibility::Public, Some(_)) => return Ok(Vec::new()),
+            (Visibility::Public, None) => {
+                sqlx::query(sqlx::AssertSqlSafe(PUBLIC_SQL.as_str()))
+                    .bind(to_i64(from, "from")?)
+                    .bind(i64::from(limit))
+                    .fetch_all(self.db.pool())
+                    .await?
             }
             (Visibility::Org(org), Some(kind)) => {
                 // A private kind: only what the organisation appended or is a party to.

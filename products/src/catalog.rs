@@ -15,6 +15,7 @@ use crate::model::{
     CURRENCY, Licence, LicenceKind, MANIFEST_FORMAT, MAX_TERM_DAYS, ManifestSource, NewProduct,
     Product, ProductFilter, ProductStatus, ProvenanceManifest, RegionShare, ReleasedSource,
 };
+use crate::revenue::{check_price, check_public_finance_share, check_purposes};
 use crate::rows::{actor_org, get_opt_u64, get_u64, line_field, text_field, to_i64};
 use crate::split::RevenueSplit;
 
@@ -103,8 +104,8 @@ fn research_only_reasons(sources: &[ReleasedSource]) -> Vec<String> {
 
 fn licence_conflict(kind: LicenceKind, reasons: &[String]) -> ProductsError {
     ProductsError::Conflict(format!(
-        "a product with research-only sources can only carry the research_only licence, \
-         not {}: {}",
+        "a product with research-only sources can only carry a non-commercial licence \
+         (research_only or public_interest), not {}: {}",
         kind.as_str(),
         reasons.join("; ")
     ))
@@ -130,8 +131,11 @@ impl Products {
     /// Creates a product from the developer's own released outputs, pending review.
     ///
     /// Generates the provenance manifest; refuses another developer's release
-    /// (`Forbidden`), a split not summing to 10,000 or a price ≤ 0 (`Invalid`), and a
-    /// commercial licence over any research-only source (`Conflict`).
+    /// (`Forbidden`); a split not summing to 10,000, a negative price, a price of 0
+    /// under any licence but `public_interest`, a paid product whose split gives public
+    /// finance less than the configured minimum, and a licence that does not fit a
+    /// source grant's purpose (`Invalid`; see [`crate::revenue`]); and a commercial
+    /// licence over any research-only source (`Conflict`).
     pub async fn create_product(
         &self,
         developer: &Actor,
@@ -152,12 +156,8 @@ impl Products {
         } else {
             text_field(&licence.permitted_use, "permitted use", 4000)?
         };
-        if new.price_minor <= 0 {
-            return Err(ProductsError::Invalid(format!(
-                "price must be a positive number of fen, not {}",
-                new.price_minor
-            )));
-        }
+        // Only a public-interest product may be free (GY ch.6; `crate::revenue`).
+        check_price(new.price_minor, licence.kind)?;
         if new.currency != CURRENCY {
             return Err(ProductsError::Invalid(format!(
                 "currency must be {CURRENCY}, not {:?}",
@@ -165,6 +165,7 @@ impl Products {
             )));
         }
         new.split.validate()?;
+        check_public_finance_share(new.price_minor, &new.split, self.public_finance_min_bp)?;
         if sources.is_empty() {
             return Err(ProductsError::Invalid(
                 "a product needs at least one released output".into(),
@@ -230,6 +231,13 @@ impl Products {
                 }
             }
         }
+        // The licence fits each source grant's purpose (GD21 Art.26; 422 naming both).
+        check_purposes(
+            sources
+                .iter()
+                .map(|s| (s.release_id.to_string(), s.grant_purpose)),
+            licence.kind,
+        )?;
         let reasons = research_only_reasons(&sources);
         if licence.kind.is_commercial() && !reasons.is_empty() {
             return Err(licence_conflict(licence.kind, &reasons));
@@ -256,6 +264,7 @@ impl Products {
                     model_hash: s.model_hash,
                     reviewers: s.reviewers.clone(),
                     research_only_grant: s.research_only_grant,
+                    grant_purpose: s.grant_purpose,
                     datasets: s.datasets.clone(),
                 })
                 .collect(),
@@ -355,6 +364,22 @@ impl Products {
             }
             return Err(licence_conflict(product.licence.kind, &reasons));
         }
+        // The revenue rules and the grant purposes, again at review: the configured
+        // minimum may have been raised since the product was created.
+        check_price(product.price_minor, product.licence.kind)?;
+        check_public_finance_share(
+            product.price_minor,
+            &product.split,
+            self.public_finance_min_bp,
+        )?;
+        check_purposes(
+            product
+                .manifest
+                .sources
+                .iter()
+                .map(|s| (s.release_id.to_string(), s.grant_purpose)),
+            product.licence.kind,
+        )?;
         let year = year_of(now)?;
         let serial: i64 = sqlx::query_scalar(
             "INSERT INTO product_registration_counters (year, last_serial) VALUES ($1, 1) \

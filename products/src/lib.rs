@@ -13,7 +13,7 @@
 //! | [`Products::create_product`] (or [`Products::package_releases`]) | developer | `products`, `product_sources`, `product_regions` | — |
 //! | [`Products::list`] (or [`Products::list_unless_suspended`]) / [`Products::reject`] | exchange | status, registration no. | `ProductListing` |
 //! | [`Products::delist`] | exchange or developer | status | `ProductDelisting` |
-//! | [`Products::place_order`] | buyer | `orders` (price snapshot, idempotency key) | — |
+//! | [`Products::place_order`] | buyer | `orders` (price snapshot, idempotency key); a free product's order is paid at once | — (free: `Transaction` of 0 fen) |
 //! | [`Products::pay`] | buyer | status, `revenue_lines` (the split) | `Transaction` |
 //! | [`Products::download`] | buyer | `downloads` log, status → delivered | — |
 //! | [`Products::refund`] | exchange | status, negated `revenue_lines` | `Refund` |
@@ -34,8 +34,24 @@
 //! acquisition date. It is stored as RFC 8785 canonical JSON;
 //! those exact bytes are `manifest.json` in every download, and their BLAKE3 is
 //! `ProductListing.manifest_hash`. A product with any research-only source (a
-//! research-only grant or dataset) may only carry the `research_only` licence: anything
-//! else is a [`ProductsError::Conflict`], at creation and again at listing.
+//! research-only grant or dataset) may only carry a non-commercial licence
+//! (`research_only` or `public_interest`): anything else is a
+//! [`ProductsError::Conflict`], at creation and again at listing.
+//!
+//! ## Revenue rules and licences that fit the grant's purpose
+//!
+//! See [`revenue`] (GY ch.6; GD21 Art.26): only a `public_interest` product may be
+//! free (price 0; its order is complete at once, with a `Transaction` of 0 fen and no
+//! remittance); a paid product gives public finance at least the configured minimum
+//! share (default 1,000 bp, 10 %); and a product's licence must fit the purpose of each
+//! source's grant, by this table (a misfit is a 422 naming both):
+//!
+//! | grant purpose | `research_only` | `public_interest` | `commercial_internal` | `commercial_redistribution` |
+//! |---|---|---|---|---|
+//! | `research` | yes | yes | no | no |
+//! | `public_interest` | yes | yes | no | no |
+//! | `commercial` | yes | yes | yes | yes |
+//! | no grant (unconditionally open data) | yes | yes | yes | yes |
 //!
 //! ## Orders and idempotency
 //!
@@ -107,6 +123,7 @@ pub mod error;
 pub mod model;
 mod orders;
 pub mod outputs;
+pub mod revenue;
 mod rows;
 mod settlement;
 pub mod split;
@@ -120,6 +137,9 @@ pub use model::*;
 pub use orders::{MAX_IDEMPOTENCY_KEY, OrderFilter};
 pub use outputs::{OutputsError, ReleasedOutputs};
 pub use pdx_ids::ReleaseRef;
+pub use revenue::{
+    DEFAULT_PUBLIC_FINANCE_MIN_BP, FREE_PAYMENT_REF, PayeeRemittance, RemittanceFilter,
+};
 pub use split::{Allocation, PayeeKind, RevenueSplit, allocate, largest_remainder};
 
 /// The platform's payee account (the reserved platform organisation).
@@ -140,6 +160,8 @@ pub struct Products {
     db: Db,
     ledger: Ledger,
     clock: Clock,
+    /// The minimum public-finance share of a paid product, basis points ([`revenue`]).
+    public_finance_min_bp: u32,
 }
 
 impl Products {
@@ -150,6 +172,7 @@ impl Products {
             db,
             ledger,
             clock: Clock::system(),
+            public_finance_min_bp: DEFAULT_PUBLIC_FINANCE_MIN_BP,
         })
     }
 

@@ -15,13 +15,18 @@ pub const CURRENCY: &str = "CNY";
 /// The longest licence term accepted, in days (ten years).
 pub const MAX_TERM_DAYS: u32 = 3650;
 
-/// Licence kinds; research-only terms propagate from sources to products.
+/// Licence kinds; research-only terms propagate from sources to products, and the
+/// kind of each source grant's purpose limits the kinds a product may carry (see
+/// [`crate::revenue`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LicenceKind {
     /// Research and public-interest use only (GD21 Art.26).
     ResearchOnly,
+    /// Public-interest use (公益), non-commercial; the only licence a product may be
+    /// given away under (price 0; GY ch.6).
+    PublicInterest,
     /// Commercial use inside the buyer's organisation.
     CommercialInternal,
     /// Commercial use including redistribution to third parties.
@@ -33,6 +38,7 @@ impl LicenceKind {
     pub fn as_str(&self) -> &'static str {
         match self {
             LicenceKind::ResearchOnly => "research_only",
+            LicenceKind::PublicInterest => "public_interest",
             LicenceKind::CommercialInternal => "commercial_internal",
             LicenceKind::CommercialRedistribution => "commercial_redistribution",
         }
@@ -42,6 +48,7 @@ impl LicenceKind {
     pub fn parse(s: &str) -> Option<LicenceKind> {
         match s {
             "research_only" => Some(LicenceKind::ResearchOnly),
+            "public_interest" => Some(LicenceKind::PublicInterest),
             "commercial_internal" => Some(LicenceKind::CommercialInternal),
             "commercial_redistribution" => Some(LicenceKind::CommercialRedistribution),
             _ => None,
@@ -50,7 +57,10 @@ impl LicenceKind {
 
     /// True for the commercial kinds.
     pub fn is_commercial(&self) -> bool {
-        !matches!(self, LicenceKind::ResearchOnly)
+        match self {
+            LicenceKind::ResearchOnly | LicenceKind::PublicInterest => false,
+            LicenceKind::CommercialInternal | LicenceKind::CommercialRedistribution => true,
+        }
     }
 
     /// The permitted-use text used when a product gives none.
@@ -58,6 +68,9 @@ impl LicenceKind {
         match self {
             LicenceKind::ResearchOnly => {
                 "Research and public-interest use only. No commercial use; no redistribution."
+            }
+            LicenceKind::PublicInterest => {
+                "Public-interest use only (public services, public research, public information). No commercial use."
             }
             LicenceKind::CommercialInternal => {
                 "Commercial use within the licensee organisation. No redistribution to third parties."
@@ -97,13 +110,50 @@ pub struct NewProduct {
     pub description: String,
     /// Licence offered to buyers.
     pub licence: Licence,
-    /// Price in fen (> 0).
+    /// Price in fen: > 0, or 0 for a free product under the `public_interest` licence.
     pub price_minor: i64,
     /// Currency; only `CNY`.
     #[serde(default = "default_currency")]
     pub currency: String,
-    /// Revenue split, basis points summing to 10,000.
+    /// Revenue split, basis points summing to 10,000; a paid product's public-finance
+    /// share is at least the configured minimum (default 1,000 bp, 10 %).
     pub split: RevenueSplit,
+}
+
+/// The kind of the purpose of the grant a release ran under (the sandbox's grant
+/// terms), which limits the licences a product built on it may carry (see
+/// [`crate::revenue`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum GrantPurpose {
+    /// Research (科研).
+    Research,
+    /// Public interest (公益).
+    PublicInterest,
+    /// Industrial or commercial use.
+    Commercial,
+}
+
+impl GrantPurpose {
+    /// The wire name (`research`, `public_interest`, `commercial`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            GrantPurpose::Research => "research",
+            GrantPurpose::PublicInterest => "public_interest",
+            GrantPurpose::Commercial => "commercial",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(s: &str) -> Option<GrantPurpose> {
+        match s {
+            "research" => Some(GrantPurpose::Research),
+            "public_interest" => Some(GrantPurpose::PublicInterest),
+            "commercial" => Some(GrantPurpose::Commercial),
+            _ => None,
+        }
+    }
 }
 
 /// A source dataset of a released output, as the sandbox's catalog knows it.
@@ -152,6 +202,10 @@ pub struct ReleasedSource {
     pub reviewers: Vec<KeyId>,
     /// True if the grant the job ran under is research-only.
     pub research_only_grant: bool,
+    /// The kind of the purpose of the grant the job ran under (None without a grant, or
+    /// when unknown).
+    #[serde(default)]
+    pub grant_purpose: Option<GrantPurpose>,
     /// Datasets the job read.
     pub datasets: Vec<SourceDataset>,
 }
@@ -172,6 +226,10 @@ pub struct ManifestSource {
     pub reviewers: Vec<KeyId>,
     /// True if the grant was research-only.
     pub research_only_grant: bool,
+    /// The kind of the grant's purpose, when the release ran under a grant. Left out of
+    /// the manifest when absent, so manifests without it keep their bytes and hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_purpose: Option<GrantPurpose>,
     /// Source datasets: title, source department, certificate, version hash, date.
     pub datasets: Vec<SourceDataset>,
 }

@@ -233,7 +233,9 @@ impl Products {
     ///
     /// The same key with the same body returns the existing order (`created: false`);
     /// with another body it is `IdempotencyMismatch`. The price and licence are
-    /// snapshotted from the product.
+    /// snapshotted from the product. An order of a free (public-interest) product is
+    /// placed paid, with a `Transaction` entry of 0 fen and no revenue lines
+    /// ([`crate::revenue`]).
     pub async fn place_order(
         &self,
         buyer: &Actor,
@@ -263,6 +265,7 @@ impl Products {
                 req.product_id
             )));
         }
+        let free = product.try_get::<i64, _>("price_minor")? == 0;
         let id = OrderId::random();
         let inserted = sqlx::query(
             "INSERT INTO orders (id, buyer_org, idempotency_key, request_hash, product_id, \
@@ -291,6 +294,11 @@ impl Products {
                 .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
             tx.rollback().await?;
             return replay(existing, &hash, idempotency_key);
+        }
+        if free {
+            // A free public-interest product: the order is complete at once, with its
+            // `Transaction` entry of 0 fen (GY ch.6; `crate::revenue`).
+            self.complete_free_order(&mut tx, buyer, &id).await?;
         }
         let row = order_on(&mut tx, &id, None).await?;
         tx.commit().await?;

@@ -72,6 +72,9 @@ impl Access {
         seed: u64,
         reader: Reader<'_>,
     ) -> Result<DataFrame> {
+        // A destroyed dataset's rows are generated for nobody, its provider included
+        // (GD21 Art.40; a 409 before the reader's own rule).
+        dataset.not_destroyed()?;
         reader.may_see_dummy(dataset)?;
         if rows == 0 || rows > MAX_DUMMY_ROWS {
             return Err(SandboxError::Invalid(format!(

@@ -20,7 +20,9 @@
 //! dataset (不予开放) is otherwise unreachable by developers on every path, through the
 //! one check [`Dataset::reachable_by_developers`]; it is opened only as a de-identified
 //! derivative registered as a dataset of its own, with its own certificate (SD22
-//! Art.8; GD21 Art.32).
+//! Art.8; GD21 Art.32). Level L4 data is never unconditionally open, on any path, and a
+//! not-shared classification is filed with the data authority with its legal basis
+//! (GD21 Art.13): [`crate::classification`] has the rule per level.
 //!
 //! **Changes and emergencies (SD22 Art.8, 10, 20; XT Art.23(7)).** A published entry's
 //! open attribute changes only through [`crate::open_attributes`], with the data
@@ -166,7 +168,10 @@ pub struct NewDataset {
     pub providing_department: String,
     /// Data form, e.g. `table`.
     pub data_form: String,
-    /// Update frequency, e.g. `monthly`.
+    /// Update frequency: `daily`, `weekly`, `monthly`, `quarterly`, `yearly` or
+    /// `irregular` ([`crate::quality::UpdateFrequency`]; anything else is a 422). A
+    /// published dataset's next version is due one period after its latest, plus a grace
+    /// of 5 working days (GD21 Art.16; XT Art.20).
     pub update_frequency: String,
     /// Classification level.
     pub level: Level,
@@ -204,7 +209,7 @@ pub struct Dataset {
     /// The registered metadata.
     #[serde(flatten)]
     pub meta: NewDataset,
-    /// Latest certified version, if any.
+    /// Latest certified version not destroyed, if any.
     pub latest_version: Option<u64>,
     /// Registered, ms since epoch.
     pub created_ms: i64,
@@ -229,6 +234,11 @@ pub struct Dataset {
     /// The emergency relaxation in force now, if any.
     #[serde(default)]
     pub emergency_relaxation: Option<RelaxationInForce>,
+    /// Its tombstone once its provider destroyed it (GD21 Art.40;
+    /// [`crate::destruction`]); `null` while it lives. A destroyed entry stays readable
+    /// with its versions' metadata and certificates, and nothing more is done with it.
+    #[serde(default)]
+    pub destroyed: Option<crate::destruction::Tombstone>,
 }
 
 /// An emergency relaxation of a dataset's open attribute while it is in force (XT
@@ -268,7 +278,8 @@ impl Dataset {
     /// [`NOT_PUBLISHED_REFUSAL`]. A not-open dataset (SD22 Art.8: not-open data is not
     /// opened; SD22 Art.8 and GD21 Art.32: it may be opened only once de-identified,
     /// which here means a derivative dataset registered on its own, whose versions get
-    /// their own certificate) is a 403 with [`NOT_OPEN_REFUSAL`].
+    /// their own certificate) is a 403 with [`NOT_OPEN_REFUSAL`]. Before both, a dataset
+    /// its provider destroyed (GD21 Art.40) is a 409 ([`Dataset::not_destroyed`]).
     ///
     /// Every path by which a developer could touch a dataset's rows, or rows generated
     /// from it, calls this before anything else: filing a grant and approving one
@@ -289,6 +300,8 @@ impl Dataset {
     /// The matches name every status and every attribute: a new one does not compile
     /// until it is decided here whether developers may reach it.
     pub fn reachable_by_developers(&self) -> Result<()> {
+        // A destroyed dataset first (409): its data is gone, whatever its status.
+        self.not_destroyed()?;
         match self.status {
             CatalogStatus::Published => {}
             CatalogStatus::Draft | CatalogStatus::Submitted | CatalogStatus::Returned => {
@@ -298,6 +311,21 @@ impl Dataset {
         match self.effective_open_attribute {
             OpenAttribute::Unconditional | OpenAttribute::Conditional => Ok(()),
             OpenAttribute::NotOpen => Err(SandboxError::Forbidden(NOT_OPEN_REFUSAL.into())),
+        }
+    }
+}
+
+impl Dataset {
+    /// Refuses (409) a dataset its provider destroyed (GD21 Art.40;
+    /// [`crate::destruction`]): every developer path through
+    /// [`Dataset::reachable_by_developers`], and its provider's own uses (dummy rows,
+    /// edits, submissions, uploads).
+    pub fn not_destroyed(&self) -> Result<()> {
+        match self.destroyed {
+            Some(_) => Err(SandboxError::Conflict(
+                crate::destruction::DESTROYED_DATASET_REFUSAL.into(),
+            )),
+            None => Ok(()),
         }
     }
 }
@@ -312,6 +340,8 @@ pub enum CatalogReader<'a> {
     /// Any other caller, of this organisation: published entries, and its own in any
     /// state (a provider sees its drafts).
     Org(&'a OrgId),
+    /// The public, without a key (SD22 Art.10): published entries only.
+    Public,
 }
 
 impl CatalogReader<'_> {
@@ -319,6 +349,7 @@ impl CatalogReader<'_> {
     pub fn sees(self, dataset: &Dataset) -> bool {
         match self {
             CatalogReader::Overseer => true,
+            CatalogReader::Public => dataset.status == CatalogStatus::Published,
             CatalogReader::Org(org) => {
                 dataset.status == CatalogStatus::Published || dataset.provider_org == *org
             }
@@ -455,14 +486,21 @@ const DATASET_COLUMNS: &str = "d.id, d.provider_org, d.title, d.description, d.t
     r.reason AS review_reason, \
     e.id AS relaxation_id, e.relaxed_to AS relaxed_to, e.emergency AS relaxation_emergency, \
     e.until_day AS relaxation_until, e.ends_ms AS relaxation_ends_ms, \
-    (SELECT MAX(v.version) FROM dataset_versions v WHERE v.dataset_id = d.id) AS latest_version";
+    (SELECT MAX(v.version) FROM dataset_versions v WHERE v.dataset_id = d.id \
+        AND NOT EXISTS (SELECT 1 FROM dataset_destructions t \
+        WHERE t.dataset_id = v.dataset_id AND t.version = v.version)) AS latest_version, \
+    tomb.scope AS tomb_scope, tomb.destroyed_ms AS tomb_destroyed_ms, \
+    tomb.reason AS tomb_reason, tomb.legal_basis AS tomb_legal_basis, \
+    tomb.actor_org AS tomb_actor_org, tomb.ledger_seq AS tomb_ledger_seq";
 
 /// `datasets d` with its latest review `r`, if any, and its emergency relaxation `e`
-/// not yet recorded as ended, if any (at most one: a unique index), for
+/// not yet recorded as ended, if any (at most one: a unique index), and its own tombstone
+/// `tomb` once destroyed ([`crate::destruction`]; at most one: the primary key), for
 /// [`DATASET_COLUMNS`].
 const DATASET_FROM: &str = "datasets d LEFT JOIN catalog_reviews r ON r.dataset_id = d.id \
     AND r.round = (SELECT MAX(x.round) FROM catalog_reviews x WHERE x.dataset_id = d.id) \
-    LEFT JOIN emergency_relaxations e ON e.dataset_id = d.id AND e.ended_ms IS NULL";
+    LEFT JOIN emergency_relaxations e ON e.dataset_id = d.id AND e.ended_ms IS NULL \
+    LEFT JOIN dataset_destructions tomb ON tomb.dataset_id = d.id AND tomb.version = 0";
 
 /// The SQL of the open attribute in force at `now_ms` (for search filters), the same
 /// rule as `dataset_from_row`: a relaxation's attribute before its end, else the
@@ -530,6 +568,7 @@ fn dataset_from_row(row: &AnyRow) -> Result<Dataset> {
         return_reason: return_reason.filter(|_| decision.as_deref() == Some("returned")),
         effective_open_attribute,
         emergency_relaxation,
+        destroyed: crate::destruction::dataset_tombstone(row)?,
     })
 }
 
@@ -585,13 +624,19 @@ impl NewDataset {
         required("approving_department", &self.approving_department)?;
         required("providing_department", &self.providing_department)?;
         required("data_form", &self.data_form)?;
-        required("update_frequency", &self.update_frequency)?;
+        // One of six words, from which the next version's due date is read (GD21
+        // Art.16; XT Art.20; `crate::quality`).
+        crate::quality::UpdateFrequency::parse(&self.update_frequency)?;
         if self.share_type != ShareType::Unconditional && self.legal_basis.trim().is_empty() {
             return Err(SandboxError::Invalid(
-                "a conditional or not-shared dataset must state its legal_basis (GD21 Art.12)"
+                "a conditional or not-shared dataset must state its legal_basis (GD21 Art.12; \
+                 a not-shared classification is filed with the data authority with it, GD21 \
+                 Art.13)"
                     .into(),
             ));
         }
+        // Level 4 data is never unconditionally open (`crate::classification`).
+        crate::classification::check_open_attribute(self.level, self.open_attribute)?;
         if self.share_type == ShareType::Conditional && self.share_conditions.trim().is_empty() {
             return Err(SandboxError::Invalid(
                 "a conditionally shared dataset must state its share_conditions".into(),
@@ -684,6 +729,10 @@ impl Catalog {
             )
             .await?;
         }
+        // A not-shared classification is filed with the data authority (GD21 Art.13).
+        self.classification()
+            .file_if_not_shared(&mut tx, actor, &id, &new, None, 1)
+            .await?;
         tx.commit().await?;
         self.dataset(&id)
             .await?
@@ -761,14 +810,21 @@ impl Catalog {
             binds.push(status.as_str());
             filters.push(format!("d.status = ${}", binds.len()));
         }
-        if let CatalogReader::Org(org) = reader {
-            binds.push(CatalogStatus::Published.as_str());
-            let published = binds.len();
-            binds.push(org.to_string());
-            let own = binds.len();
-            filters.push(format!(
-                "(d.status = ${published} OR d.provider_org = ${own})"
-            ));
+        match reader {
+            CatalogReader::Overseer => {}
+            CatalogReader::Org(org) => {
+                binds.push(CatalogStatus::Published.as_str());
+                let published = binds.len();
+                binds.push(org.to_string());
+                let own = binds.len();
+                filters.push(format!(
+                    "(d.status = ${published} OR d.provider_org = ${own})"
+                ));
+            }
+            CatalogReader::Public => {
+                binds.push(CatalogStatus::Published.as_str());
+                filters.push(format!("d.status = ${}", binds.len()));
+            }
         }
         let filter = if filters.is_empty() {
             String::new()

@@ -12,6 +12,19 @@
 //!   (`answered_late`) (GD21 Art.10–11; XT Art.12, [`crate::lifecycle`]);
 //! - catalog revisions made more than the allowed working days after the legal change
 //!   that required them (GD21 Art.11; XT Art.14);
+//! - conditional share requests between government departments that the owning
+//!   department has not decided within 10 working days, or decided after them (GD18
+//!   Art.19; [`crate::sharing`]);
+//! - requests to open data that the provider they were routed to has not answered by
+//!   their working-day deadline, or answered after it (SD22 Art.12; GD21 Art.34;
+//!   [`crate::open_data_requests`]);
+//! - accepted objections whose corrected version is missing after its 10-working-day
+//!   deadline (`pending`) or came after it (`corrected_late`), and published datasets
+//!   whose next version is overdue under their update frequency (SD22 Art.13; XT
+//!   Art.20–22; GD21 Art.16; [`crate::quality`]);
+//! - the data authority's rectification orders until they are closed, those still
+//!   unanswered after their deadline marked `overdue` (GD21 Art.52; GD18 Art.31;
+//!   [`crate::rectification`]);
 //! - approved grants expiring within 30 days;
 //! - data asset certificates past their validity;
 //! - releases with fewer approving reviewers, or fewer approving reviewer
@@ -233,6 +246,21 @@ pub struct ComplianceReport {
     pub late_catalog_reviews: Vec<LateCatalogReview>,
     /// Catalog revisions made late after a legal change.
     pub late_catalog_revisions: Vec<LateCatalogRevision>,
+    /// Conditional share requests between departments decided late, or not decided in
+    /// time (GD18 Art.19).
+    pub late_share_decisions: Vec<crate::sharing::LateShareDecision>,
+    /// Requests to open data answered late, or not answered in time (SD22 Art.12;
+    /// GD21 Art.34).
+    pub late_open_data_requests: Vec<crate::open_data_requests::LateOpenDataRequest>,
+    /// Accepted objections whose corrected version is overdue, or came late (SD22
+    /// Art.13; XT Art.22).
+    pub late_corrections: Vec<crate::quality::LateCorrection>,
+    /// Published datasets whose next version is overdue under their update frequency
+    /// (GD21 Art.16; XT Art.20).
+    pub overdue_updates: Vec<crate::quality::OverdueUpdate>,
+    /// The data authority's rectification orders not yet closed, overdue ones marked
+    /// (GD21 Art.52; GD18 Art.31).
+    pub open_rectifications: Vec<crate::rectification::OpenRectification>,
     /// Approved grants expiring within 30 days.
     pub expiring_grants: Vec<ExpiringGrant>,
     /// Certificates past their validity.
@@ -397,6 +425,11 @@ impl Compliance {
         let late_objections = self.late_objections(&today).await?;
         let late_catalog_reviews = self.late_catalog_reviews(&today).await?;
         let late_catalog_revisions = self.late_catalog_revisions().await?;
+        let late_share_decisions = self.sharing().late_decisions(&today).await?;
+        let late_open_data_requests = self.open_data_requests().late_requests(&today).await?;
+        let late_corrections = self.quality().late_corrections(&today).await?;
+        let overdue_updates = self.quality().overdue_updates(&today).await?;
+        let open_rectifications = self.rectifications().open_orders(&today).await?;
         let expiring_grants = self.expiring_grants(at_ms).await?;
         let expired_certificates = self.expired_certificates(at_ms).await?;
         let under_reviewed_releases = self.under_reviewed_releases().await?;
@@ -404,6 +437,11 @@ impl Compliance {
             && late_objections.is_empty()
             && late_catalog_reviews.is_empty()
             && late_catalog_revisions.is_empty()
+            && late_share_decisions.is_empty()
+            && late_open_data_requests.is_empty()
+            && late_corrections.is_empty()
+            && overdue_updates.is_empty()
+            && open_rectifications.is_empty()
             && expiring_grants.is_empty()
             && expired_certificates.is_empty()
             && under_reviewed_releases.is_empty();
@@ -413,6 +451,11 @@ impl Compliance {
             late_objections,
             late_catalog_reviews,
             late_catalog_revisions,
+            late_share_decisions,
+            late_open_data_requests,
+            late_corrections,
+            overdue_updates,
+            open_rectifications,
             expiring_grants,
             expired_certificates,
             under_reviewed_releases,
@@ -565,12 +608,16 @@ impl Compliance {
             .collect()
     }
 
+    // A destroyed version's certificate no longer needs renewing (GD21 Art.40): its
+    // data is gone, and its tombstone says so.
     async fn expired_certificates(&self, at_ms: i64) -> Result<Vec<ExpiredCertificate>> {
         let rows = sqlx::query(
             "SELECT v.dataset_id, v.version, v.certificate_no, v.certificate_seq, v.valid_until, \
              d.provider_org, (SELECT MAX(l.version) FROM dataset_versions l \
              WHERE l.dataset_id = v.dataset_id) AS latest \
              FROM dataset_versions v JOIN datasets d ON d.id = v.dataset_id \
+             WHERE NOT EXISTS (SELECT 1 FROM dataset_destructions x \
+             WHERE x.dataset_id = v.dataset_id AND x.version = v.version) \
              ORDER BY v.dataset_id, v.version",
         )
         .fetch_all(self.db().pool())

@@ -788,6 +788,8 @@ impl Fhe {
         dataset: &Dataset,
         version: u64,
     ) -> Result<LookupTable> {
+        // A destroyed version is looked up by nobody (GD21 Art.40).
+        crate::destruction::refuse_destroyed(self.db().pool(), &dataset.id, version).await?;
         let row = sqlx::query(
             "SELECT file_path, content_hash FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
         )

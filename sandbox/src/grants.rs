@@ -24,6 +24,12 @@
 //! an emergency relaxation that had opened it; [`crate::open_attributes`]), its pending
 //! and approved grants are *suspended* with a reason, each with a `GrantDecision` entry
 //! (`suspended`), in the same transaction as the change.
+//!
+//! **Terms** ([`crate::grant_terms`]). Each application states its purpose and the
+//! purpose's kind (research, public interest or commercial), and carries the agreement
+//! text the developer accepts (or the platform's standard agreement). The text is stored
+//! with the grant, and its BLAKE3, the purpose and the kind are on the grant's
+//! `GrantDecision` entries (the suspensions' entries name the grant only).
 
 use pdx_ids::{DatasetId, GrantId, OrgId};
 use pdx_ledger::Actor;
@@ -34,6 +40,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::catalog::OpenAttribute;
+use crate::grant_terms::{PurposeKind, filed_terms};
 use crate::store;
 use crate::workdays::iso_date;
 use crate::{Result, SandboxError, actor_org};
@@ -160,6 +167,16 @@ pub struct GrantApplication {
     /// The results serve research only (no commercial product may be built on them).
     #[serde(default)]
     pub research_only: bool,
+    /// The kind of the purpose (`research`, `public_interest` or `commercial`), which
+    /// decides the product licences the results may carry. Default: `research` for a
+    /// research-only grant, `commercial` otherwise.
+    #[serde(default)]
+    pub purpose_kind: Option<PurposeKind>,
+    /// The open-use agreement text the developer accepts by filing, stored byte for
+    /// byte (its BLAKE3 goes on the grant's ledger entries). Leave it out to accept the
+    /// platform's standard agreement, composed from these terms.
+    #[serde(default)]
+    pub agreement: Option<String>,
 }
 
 /// The provider's answer. Approval may narrow any term; refusal needs a reason.
@@ -199,6 +216,13 @@ pub struct Grant {
     pub provider_org: OrgId,
     /// Stated purpose.
     pub purpose: String,
+    /// The purpose's kind, which decides the product licences the results may carry.
+    pub purpose_kind: PurposeKind,
+    /// The agreement text the developer accepted when filing (absent for grants filed
+    /// before agreements were stored).
+    pub agreement: Option<String>,
+    /// BLAKE3 (hex) of `agreement`, as on the grant's `GrantDecision` entries.
+    pub agreement_hash: Option<String>,
     /// Columns (as requested while pending, as approved afterwards).
     pub columns: Vec<String>,
     /// Model kinds.
@@ -246,6 +270,19 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// The agreement's BLAKE3 as the ledger carries it (None for a grant filed before
+    /// agreements were stored).
+    fn agreement_hash_value(&self) -> Result<Option<pdx_ledger::Hash32>> {
+        self.agreement_hash
+            .as_deref()
+            .map(|hex| {
+                pdx_ledger::Hash32::from_hex(hex).map_err(|_| {
+                    SandboxError::Internal("a stored agreement hash is not hex".into())
+                })
+            })
+            .transpose()
+    }
+
     /// ε budget in micro-units.
     pub fn epsilon_micro(&self) -> i64 {
         self.epsilon_micro
@@ -339,6 +376,9 @@ fn grant_from_row(row: &AnyRow) -> Result<Grant> {
         applicant_org: row.try_get("applicant_org")?,
         provider_org: row.try_get("provider_org")?,
         purpose: row.try_get("purpose")?,
+        purpose_kind: PurposeKind::parse(&row.try_get::<String, _>("purpose_kind")?)?,
+        agreement: row.try_get("agreement_text")?,
+        agreement_hash: row.try_get("agreement_hash")?,
         columns,
         model_kinds: kinds,
         term_days: u32::try_from(row.try_get::<i64, _>("term_days")?).unwrap_or(0),
@@ -431,6 +471,8 @@ impl Grants {
                 "`epsilon` must be at most 100 and `delta` below 0.001".into(),
             ));
         }
+        let terms = filed_terms(&app, dataset.meta.research_only)?;
+        let agreement_hash = terms.agreement_hash.to_hex();
         let applicant_org = actor_org(actor)?;
         let id = GrantId::random();
         let now = now_ms();
@@ -458,7 +500,10 @@ impl Grants {
                 query_budget: app.query_budget as i64,
                 answer_deadline: &deadline,
                 applied_ms: now,
-                research_only: i64::from(app.research_only || dataset.meta.research_only),
+                research_only: i64::from(terms.research_only),
+                purpose_kind: terms.purpose_kind.as_str(),
+                agreement_text: &terms.agreement_text,
+                agreement_hash: &agreement_hash,
             },
         )
         .await?;
@@ -630,6 +675,9 @@ impl Grants {
             decision: decision.into(),
             reason: reason.map(str::to_string),
             terms,
+            purpose: Some(grant.purpose.clone()),
+            purpose_kind: Some(grant.purpose_kind.as_str().to_string()),
+            agreement_hash: grant.agreement_hash_value()?,
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
         store::grants::set_decision_seq(&mut *tx, id, appended.seq as i64).await?;
@@ -665,6 +713,9 @@ impl Grants {
             decision: "revoked".into(),
             reason: Some(reason.trim().to_string()),
             terms: None,
+            purpose: Some(grant.purpose.clone()),
+            purpose_kind: Some(grant.purpose_kind.as_str().to_string()),
+            agreement_hash: grant.agreement_hash_value()?,
         };
         self.ledger().append(&mut tx, actor, &entry).await?;
         tx.commit().await?;
@@ -696,6 +747,9 @@ impl Grants {
                 decision: "suspended".into(),
                 reason: Some(reason.to_string()),
                 terms: None,
+                purpose: None,
+                purpose_kind: None,
+                agreement_hash: None,
             };
             self.ledger().append(&mut *tx, actor, &entry).await?;
             ids.push(id);

@@ -24,7 +24,9 @@
 //!   their provider, the authority and supervisors, and unreachable by developers.
 //!   [`open_attributes`]: a published entry's open attribute changes only with the data
 //!   authority's approval (SD22 Art.8, 10, 20), and the authority may relax it for an
-//!   emergency until an end date (XT Art.23(7)).
+//!   emergency until an end date (XT Art.23(7)). [`classification`]: a not-shared
+//!   classification is filed with the authority with its legal basis (GD21 Art.13), and
+//!   level L4 data is never unconditionally open, on any path.
 //! - [`versions`]: an upload streams into the raw zone, is validated synchronously
 //!   (bad input never becomes a job), then a [`jobs`] job de-identifies it, stores the
 //!   Parquet content-addressed in the de-identified zone and certifies it on the ledger.
@@ -33,13 +35,31 @@
 //!   unconditionally open datasets). Not-open data (不予开放) is unreachable by
 //!   developers on every path through one check,
 //!   [`catalog::Dataset::reachable_by_developers`] (SD22 Art.8; GD21 Art.32).
-//! - [`grants`] (open-use agreements and their budgets), [`models`] (registered
+//! - [`grants`] (open-use agreements and their budgets; their purpose kinds and
+//!   agreement texts in [`grant_terms`]), [`models`] (registered
 //!   algorithm models), [`runs`] (admission → budget → engine → quarantine, with the
 //!   disclosure checks and [`record_sets`] for conditional data) and [`review`] (the
 //!   vetting workflow and releases, with their [`provenance`]).
+//! - [`open_data_requests`]: anyone, the public without a key too, asks for a dataset to
+//!   be opened or published; the data authority routes it to a provider, which answers
+//!   within a working-day deadline, all on the ledger (SD22 Art.9, 12; GD21 Art.34).
 //! - Supervision: [`objections`] (异议 with working-day deadlines), the [`compliance`]
 //!   and budget reports, release [`lineage`] with a receipt per hop, what left each
 //!   dataset version ([`disclosure_audit`]), and the ledger [`verification`] job.
+//!   [`quality`]: an accepted objection obliges a corrected version within 10 working
+//!   days, linked to it, and each entry's update frequency sets when its next version
+//!   is due (SD22 Art.13; XT Art.20–22; GD21 Art.16); the data authority's yearly
+//!   [`evaluation`] of each provider and its [`rectification`] orders (GD21 Art.48–49,
+//!   52; GD18 Art.30–31).
+//! - [`destruction`]: a provider destroys a version or a whole dataset; its files go from
+//!   every zone, the catalog keeps a tombstone, and a `Destruction` entry records the
+//!   hashes and the reason (GD21 Art.40; XT Art.34(4)). [`usage`]: every download and
+//!   export is a `DataAccess` entry (GD18 Art.28; XT Art.34(4)), and a provider sees
+//!   which grants, runs, releases and downloads touched its dataset (SD22 Art.14).
+//! - [`sharing`]: a providing department asks for another's dataset for its duties; the
+//!   dataset's share type grants it at once, leaves it to the owner within 10 working
+//!   days, or refuses it with its legal basis (GD18; GD21 Art.22-23), and every request,
+//!   decision and download is on the ledger.
 //! - [`fhe`]: private lookups — FHE query templates vetted by providers, uploaded
 //!   server keys, encrypted queries as jobs under a grant's query budget, each with a
 //!   commitment to the subject's consent ([`fhe_consent`]).
@@ -57,13 +77,17 @@
 
 pub mod access;
 pub mod catalog;
+pub mod classification;
 pub mod compliance;
 pub mod config;
+pub mod destruction;
 pub mod disclosure_audit;
 pub(crate) mod engines;
 pub mod error;
+pub mod evaluation;
 pub mod fhe;
 pub mod fhe_consent;
+pub mod grant_terms;
 pub mod grants;
 pub mod jobs;
 pub mod lifecycle;
@@ -71,11 +95,16 @@ pub mod lineage;
 pub mod models;
 pub mod objections;
 pub mod open_attributes;
+pub mod open_data_requests;
 pub mod provenance;
+pub mod quality;
 pub mod record_sets;
+pub mod rectification;
 pub mod review;
 pub mod runs;
+pub mod sharing;
 pub(crate) mod store;
+pub mod usage;
 pub mod verification;
 pub mod versions;
 pub mod workdays;
@@ -213,6 +242,21 @@ impl Sandbox {
         catalog::Catalog::new(self.clone())
     }
 
+    /// Classification filings (GD21 Art.13) and the open attributes each level allows.
+    pub fn classification(&self) -> classification::Classification {
+        classification::Classification::new(self.clone())
+    }
+
+    /// Destruction of dataset versions and whole datasets, and their tombstones.
+    pub fn destructions(&self) -> destruction::Destructions {
+        destruction::Destructions::new(self.clone())
+    }
+
+    /// How a provider's datasets are used, and the record of every download.
+    pub fn usage(&self) -> usage::Usage {
+        usage::Usage::new(self.clone())
+    }
+
     /// The compliance and budget reports.
     pub fn compliance(&self) -> compliance::Compliance {
         compliance::Compliance::new(self.clone())
@@ -221,6 +265,11 @@ impl Sandbox {
     /// What left each dataset version, by rule and organisation.
     pub fn disclosure_audit(&self) -> disclosure_audit::DisclosureAudit {
         disclosure_audit::DisclosureAudit::new(self.clone())
+    }
+
+    /// The data authority's yearly evaluations of providers.
+    pub fn evaluations(&self) -> evaluation::Evaluations {
+        evaluation::Evaluations::new(self.clone())
     }
 
     /// Private lookups: FHE templates, server keys and encrypted queries.
@@ -248,6 +297,11 @@ impl Sandbox {
         open_attributes::OpenAttributes::new(self.clone())
     }
 
+    /// Requests to open data: filing, routing by the data authority, answers.
+    pub fn open_data_requests(&self) -> open_data_requests::OpenDataRequests {
+        open_data_requests::OpenDataRequests::new(self.clone())
+    }
+
     /// Release lineage with a receipt per hop.
     pub fn lineage(&self) -> lineage::Lineage {
         lineage::Lineage::new(self.clone())
@@ -268,6 +322,16 @@ impl Sandbox {
         provenance::Provenance::new(self.clone())
     }
 
+    /// The data quality loop: corrections of accepted objections and update frequencies.
+    pub fn quality(&self) -> quality::Quality {
+        quality::Quality::new(self.clone())
+    }
+
+    /// The data authority's rectification orders.
+    pub fn rectifications(&self) -> rectification::Rectifications {
+        rectification::Rectifications::new(self.clone())
+    }
+
     /// The vetting workflow: outputs in quarantine, reviews and releases.
     pub fn reviews(&self) -> review::Reviews {
         review::Reviews::new(self.clone())
@@ -276,6 +340,11 @@ impl Sandbox {
     /// Model runs: admission, budget, engine, quarantine; dry runs.
     pub fn runs(&self) -> runs::Runs {
         runs::Runs::new(self.clone())
+    }
+
+    /// Data sharing between government departments (GD18; GD21 Art.22-23).
+    pub fn sharing(&self) -> sharing::Sharing {
+        sharing::Sharing::new(self.clone())
     }
 
     /// The ledger verification job.

@@ -30,7 +30,10 @@
 //!   schema of a dataset with versions cannot change. A published entry's open
 //!   attribute changes only through the open-attribute change procedure (SD22 Art.8;
 //!   [`crate::open_attributes`], which makes the change a catalog revision too), not
-//!   through an edit, and its `research_only` restriction is not lifted by one.
+//!   through an edit, and its `research_only` restriction is not lifted by one. An edit
+//!   that makes the entry not shared, or changes a not-shared entry's legal basis, is
+//!   filed with the data authority (GD21 Art.13), and no edit makes level L4 data
+//!   unconditionally open ([`crate::classification`]).
 //!
 //! Each step writes its rows and its ledger entry in one transaction, guarded by the
 //! entry's status and revision, so a refused or concurrent step leaves nothing
@@ -188,11 +191,16 @@ async fn next_round(conn: &mut AnyConnection, id: &DatasetId) -> Result<i64> {
 impl Lifecycle {
     /// The dataset `id` if `org` provides it; "not found" otherwise, as for an absent one.
     async fn own_dataset(&self, id: &DatasetId, org: &OrgId) -> Result<Dataset> {
-        self.catalog()
+        let dataset = self
+            .catalog()
             .dataset(id)
             .await?
             .filter(|d| d.provider_org == *org)
-            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        // A destroyed entry is a tombstone: it is neither edited nor submitted again
+        // (GD21 Art.40; `crate::destruction`).
+        dataset.not_destroyed()?;
+        Ok(dataset)
     }
 
     async fn reload(&self, id: &DatasetId) -> Result<Dataset> {
@@ -441,6 +449,8 @@ impl Lifecycle {
         let org = actor_org(actor)?;
         let key = actor_key(actor)?;
         let dataset = self.own_dataset(id, &org).await?;
+        // L4 data is never unconditionally open, also not through a relaxation in force.
+        crate::classification::check_revision(&dataset, &new)?;
         if dataset.status == CatalogStatus::Submitted {
             return Err(SandboxError::Conflict(
                 "the entry is under the data authority's review; edit it once it is decided".into(),
@@ -542,6 +552,11 @@ impl Lifecycle {
             },
         )
         .await?;
+        // An edit into `not_shared`, or to another legal basis, is filed with the data
+        // authority (GD21 Art.13).
+        self.classification()
+            .file_if_not_shared(&mut tx, actor, id, &new, Some(&dataset.meta), revision)
+            .await?;
         tx.commit().await?;
         self.reload(id).await
     }

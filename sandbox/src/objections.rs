@@ -12,6 +12,11 @@
 //! past their deadline are overdue and show on the supervisor's compliance report
 //! ([`crate::compliance`]).
 //!
+//! An accepted objection obliges the provider to publish a corrected version within 10
+//! working days (XT Art.22): the acceptance records that duty in the answer's
+//! transaction, and [`crate::quality`] links the corrected version to the objection; the
+//! objection shows where its correction is ([`Objection::correction`]).
+//!
 //! Visibility: the organisation that filed an objection and the dataset's provider see
 //! it; supervisors see all ([`ObjectionView`]). Anyone else gets "not found".
 
@@ -25,6 +30,7 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use crate::catalog::CatalogReader;
+use crate::quality::Correction;
 use crate::store;
 use crate::workdays::iso_date;
 use crate::{Result, SandboxError, actor_key, actor_org};
@@ -174,6 +180,10 @@ pub struct Objection {
     pub answer_seq: Option<u64>,
     /// Open and past its deadline today (UTC).
     pub overdue: bool,
+    /// For an accepted objection, the corrected version it obliges: its deadline and,
+    /// once certified, the version that corrects it ([`crate::quality`]).
+    #[serde(default)]
+    pub correction: Option<Correction>,
 }
 
 /// Who is asking, for visibility.
@@ -243,6 +253,7 @@ fn objection_from_row(row: &AnyRow, today: &str) -> Result<Objection> {
         answered_ms: row.try_get("answered_ms")?,
         answered_late: row.try_get::<i64, _>("answered_late")? != 0,
         answer_seq: opt_u64(row, "answer_seq")?,
+        correction: None,
     })
 }
 
@@ -322,7 +333,8 @@ impl Objections {
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such objection".into()))?;
-        objection_from_row(&row, &today_iso())
+        let objection = objection_from_row(&row, &today_iso())?;
+        self.quality().with_correction(objection).await
     }
 
     /// One objection, if the caller may see it.
@@ -354,7 +366,12 @@ impl Objections {
             }
         };
         let today = today_iso();
-        rows.iter().map(|r| objection_from_row(r, &today)).collect()
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let objection = objection_from_row(row, &today)?;
+            out.push(self.quality().with_correction(objection).await?);
+        }
+        Ok(out)
     }
 
     /// The dataset's provider answers an open objection (once). Other organisations get
@@ -402,6 +419,11 @@ impl Objections {
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
         store::objections::set_answer_seq(&mut *tx, id, appended.seq as i64).await?;
+        if reply.outcome == Outcome::Accepted {
+            // The acceptance obliges a corrected version within 10 working days (SD22
+            // Art.13; XT Art.22): the duty and its deadline are recorded with the answer.
+            crate::quality::record_duty(&mut tx, &self.calendar(), &objection, now).await?;
+        }
         tx.commit().await?;
         self.load_objection(id).await
     }
@@ -454,6 +476,7 @@ mod tests {
             answered_late: false,
             answer_seq: None,
             overdue: false,
+            correction: None,
         };
         assert!(ObjectionView::All.sees(&o));
         assert!(ObjectionView::Org(org("org-prov")).sees(&o));

@@ -44,6 +44,10 @@
 //! grants filed or approved during the relaxation. One relaxation at a time per
 //! dataset; a change request waits until it ends (409).
 //!
+//! **Level L4** data is never made unconditionally open here either: a change request
+//! to `unconditional`, its approval and an emergency relaxation to `unconditional` of an
+//! L4 dataset are refused (422; [`crate::classification`]).
+//!
 //! Every error message here is safe to show: none echoes a value the caller sent.
 
 use pdx_ids::{AttributeChangeId, DatasetId, GrantId, KeyId, OrgId, RelaxationId};
@@ -421,6 +425,8 @@ impl OpenAttributes {
                 "`to` is the dataset's open attribute already".into(),
             ));
         }
+        // Level L4 data is never unconditionally open (`crate::classification`).
+        crate::classification::check_open_attribute(dataset.meta.level, request.to)?;
         if dataset.emergency_relaxation.is_some() {
             return Err(SandboxError::Conflict(
                 "an emergency relaxation of this dataset's open attribute is in force; ask \
@@ -552,6 +558,8 @@ impl OpenAttributes {
                     .into(),
             ));
         }
+        // The level may have been edited since the request: checked again.
+        crate::classification::check_open_attribute(dataset.meta.level, change.to)?;
         self.approve(actor, &change, &dataset, reason, now).await?;
         self.reload_change(id).await
     }
@@ -703,9 +711,15 @@ impl OpenAttributes {
             binds.push(dataset.to_string());
             filters.push(format!("dataset_id = ${}", binds.len()));
         }
-        if let CatalogReader::Org(org) = reader {
-            binds.push(org.to_string());
-            filters.push(format!("provider_org = ${}", binds.len()));
+        match reader {
+            CatalogReader::Overseer => {}
+            CatalogReader::Org(org) => {
+                binds.push(org.to_string());
+                filters.push(format!("provider_org = ${}", binds.len()));
+            }
+            // The routes that list changes are not public; should one become so, the
+            // public sees none rather than all.
+            CatalogReader::Public => return Ok(Vec::new()),
         }
         let filter = if filters.is_empty() {
             String::new()
@@ -772,6 +786,9 @@ impl OpenAttributes {
             .dataset(id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
+        // Not even an emergency opens level L4 data unconditionally
+        // (`crate::classification`).
+        crate::classification::check_open_attribute(dataset.meta.level, request.to)?;
         if dataset.status != CatalogStatus::Published {
             return Err(SandboxError::Conflict(
                 "the entry is not published; only a published entry's attribute is relaxed".into(),

@@ -5,7 +5,8 @@
 //! and the reviewers who approved it, and per source dataset version its title, source
 //! department, certificate number, content hash and acquisition date. Licence terms
 //! propagate too: a release whose grant or any source dataset is research-only may only
-//! be sold under a research-only licence.
+//! be sold under a non-commercial licence, and the kind of the grant's purpose decides
+//! the licences a product may carry ([`crate::grant_terms`]; GD21 Art.26).
 //!
 //! [`Provenance::release_provenance`] reads all of that from the sandbox's own tables,
 //! for a [`ReleaseRef`]: a release id or the released output's id.
@@ -73,6 +74,10 @@ pub struct ReleaseProvenance {
     pub grant_id: Option<GrantId>,
     /// True if that grant is research-only.
     pub research_only_grant: bool,
+    /// The kind of that grant's purpose (`research`, `public_interest`, `commercial`;
+    /// [`crate::grant_terms::PurposeKind`]), which decides the licences a product built
+    /// on the release may carry; None without a grant.
+    pub grant_purpose: Option<String>,
     /// The dataset versions the run read, in the order cited.
     pub datasets: Vec<SourceVersion>,
 }
@@ -180,16 +185,18 @@ impl Provenance {
         let cited_text: String = run.try_get("dataset_versions")?;
         let cited: Vec<String> = serde_json::from_str(&cited_text)
             .map_err(|e| SandboxError::Internal(format!("run versions: {e}")))?;
-        let research_only_grant = match &grant_id {
-            None => false,
+        let (research_only_grant, grant_purpose) = match &grant_id {
+            None => (false, None),
             Some(g) => {
-                let flag: i64 = sqlx::query("SELECT research_only FROM grants WHERE id = $1")
-                    .bind(g.clone())
-                    .fetch_optional(self.db().pool())
-                    .await?
-                    .ok_or_else(|| SandboxError::Internal("a run without its grant".into()))?
-                    .try_get("research_only")?;
-                flag != 0
+                let row =
+                    sqlx::query("SELECT research_only, purpose_kind FROM grants WHERE id = $1")
+                        .bind(g.clone())
+                        .fetch_optional(self.db().pool())
+                        .await?
+                        .ok_or_else(|| SandboxError::Internal("a run without its grant".into()))?;
+                let flag: i64 = row.try_get("research_only")?;
+                let kind: String = row.try_get("purpose_kind")?;
+                (flag != 0, Some(kind))
             }
         };
 
@@ -237,6 +244,7 @@ impl Provenance {
             reviewers,
             grant_id,
             research_only_grant,
+            grant_purpose,
             datasets,
         })
     }

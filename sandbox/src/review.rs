@@ -406,7 +406,8 @@ impl Reviews {
         cited_versions(&row.try_get::<String, _>("dataset_versions")?)
     }
 
-    /// Refuses (403) when a run read a not-open dataset: its output is never released.
+    /// Refuses (403) when a run read a not-open dataset, and (409) a destroyed dataset
+    /// or version: its output is never released.
     async fn inputs_reachable(&self, job_id: &JobId) -> Result<()> {
         for cited in self.run_versions(job_id).await? {
             self.catalog()
@@ -414,6 +415,10 @@ impl Reviews {
                 .await?
                 .ok_or_else(|| SandboxError::Internal("a run's dataset is gone".into()))?
                 .reachable_by_developers()?;
+            // Destruction recalls nothing that left, and lets nothing more leave: an
+            // output that read a destroyed version can only be rejected (GD21 Art.40).
+            crate::destruction::refuse_destroyed(self.db().pool(), &cited.dataset, cited.version)
+                .await?;
         }
         Ok(())
     }

@@ -10,6 +10,12 @@
 //!    all of that commits or none of it does; a failed job leaves no version.
 //! 4. The raw file is deleted (and the deletion logged) unless retention is on.
 //!
+//! An upload may name the accepted objections it corrects
+//! ([`Versions::submit_correcting_version`]; SD22 Art.13; XT Art.21–22): they are
+//! checked before the job starts, and linked to the version in the certificate's
+//! transaction ([`crate::quality`]). The version and its certificate list them
+//! ([`Version::corrects`]).
+//!
 //! The job is durable (see [`crate::jobs`]): the validated upload is renamed out of
 //! the partial-upload namespace, and the version row names the ingest job that
 //! certified it, so an ingest resumed after a crash either finishes with the version
@@ -23,7 +29,7 @@ use pdx_algorithms::deid::ingest::{UploadFormat, read_upload};
 use pdx_algorithms::deid::pipeline::deidentify;
 use pdx_algorithms::deid::released::{ReleasedDomain, released_domains};
 use pdx_algorithms::deid::storage::{schema_hash, store_content_addressed};
-use pdx_ids::{DatasetId, JobId};
+use pdx_ids::{DatasetId, JobId, ObjectionId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::AssetCertificate;
 use pdx_ledger::{Actor, Hash32, Receipt};
@@ -35,6 +41,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::catalog::Dataset;
 use crate::jobs::{Job, JobInputs};
+use crate::quality::CorrectedObjection;
 use crate::store;
 use crate::{Result, SandboxError, actor_org, scratch_name};
 
@@ -185,6 +192,15 @@ pub struct Version {
     /// the search chose.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub released_domains: Vec<ReleasedDomain>,
+    /// The accepted objections this version corrects (SD22 Art.13; XT Art.22), named at
+    /// upload and linked when it was certified.
+    #[serde(default)]
+    pub corrects: Vec<CorrectedObjection>,
+    /// Its tombstone once its provider destroyed it (GD21 Art.40;
+    /// [`crate::destruction`]); `null` while it lives. The metadata, hashes and
+    /// certificate stay; the data is gone.
+    #[serde(default)]
+    pub destroyed: Option<crate::destruction::Tombstone>,
 }
 
 /// A certificate with its offline receipt.
@@ -198,6 +214,9 @@ pub struct CertificateWithReceipt {
     /// `pdx ledger verify-receipt`.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub receipt: Receipt,
+    /// The accepted objections the certified version corrects, as on the version.
+    #[serde(default)]
+    pub corrects: Vec<CorrectedObjection>,
 }
 
 const VERSION_COLUMNS: &str = "dataset_id, version, rows_count, bytes, content_hash, schema_hash, \
@@ -228,6 +247,8 @@ fn version_from_row(row: &AnyRow) -> Result<Version> {
         valid_until: row.try_get("valid_until")?,
         created_ms: row.try_get("created_ms")?,
         released_domains: Vec::new(),
+        corrects: Vec::new(),
+        destroyed: None,
     })
 }
 
@@ -297,9 +318,29 @@ impl Versions {
         format: UploadFormat,
         raw: RawFile,
     ) -> Result<Job> {
+        self.submit_correcting_version(actor, dataset, format, raw, &[])
+            .await
+    }
+
+    /// [`Versions::submit_version`] for a version that corrects the accepted objections
+    /// `corrects` (SD22 Art.13; XT Art.21–22). They are checked before anything is
+    /// written ([`crate::quality::Quality`]: 404 for one the provider cannot see, 422 for
+    /// another dataset's, 409 for one not accepted or already corrected), recorded with
+    /// the job, and linked to the version when it is certified.
+    pub async fn submit_correcting_version(
+        &self,
+        actor: &Actor,
+        dataset: &Dataset,
+        format: UploadFormat,
+        raw: RawFile,
+        corrects: &[ObjectionId],
+    ) -> Result<Job> {
+        // A destroyed dataset takes no new version (GD21 Art.40).
+        dataset.not_destroyed()?;
         if raw.bytes == 0 {
             return Err(SandboxError::Invalid("the upload is empty".into()));
         }
+        let corrected = self.quality().check_corrections(dataset, corrects).await?;
         let frame = validate(&raw, &format, dataset).await?;
         let org = actor_org(actor)?;
         let job_id = JobId::random();
@@ -314,6 +355,15 @@ impl Versions {
             .jobs()
             .create(&job_id, INGEST_JOB_KIND, &org, dataset.id.as_str(), &inputs)
             .await?;
+        // Before the job can certify anything, so that the certificate's transaction
+        // finds the links.
+        if !corrected.is_empty()
+            && let Err(e) = self.quality().link_upload(&job.id, &corrected).await
+        {
+            let cause = SandboxError::Internal(format!("linking the corrected objections: {e}"));
+            self.jobs().finish(&job.id, Err(cause)).await;
+            return Err(e);
+        }
         // Renamed after the row exists: a crash in between leaves a job whose resume
         // asks for the upload again, never a raw file that nothing points at.
         let mut raw = raw;
@@ -510,6 +560,8 @@ impl Versions {
         // Touching the dataset row first serialises concurrent certifications of one
         // dataset on PostgreSQL (SQLite writers are already serial).
         store::catalog::touch_dataset(&mut *tx, &dataset.id, now_ms()).await?;
+        // A dataset destroyed while this ingest ran gets no version (GD21 Art.40).
+        crate::destruction::refuse_destroyed_dataset(&mut *tx, &dataset.id).await?;
         let next: i64 = sqlx::query(
             "SELECT COALESCE(MAX(version), 0) + 1 AS next FROM dataset_versions WHERE dataset_id = $1",
         )
@@ -559,6 +611,19 @@ impl Versions {
             ingest_job_id: job_id,
         };
         store::versions::insert_version(&mut *tx, &row).await?;
+        // The objections the upload named as corrected are linked to this version in
+        // the certificate's transaction (SD22 Art.13; XT Art.22).
+        crate::quality::record_corrections(
+            &mut tx,
+            self.ledger(),
+            actor,
+            job_id,
+            &dataset.id,
+            next as u64,
+            &certificate_no,
+            appended.seq,
+        )
+        .await?;
         tx.commit().await?;
         self.version(&dataset.id, next as u64)
             .await?
@@ -604,9 +669,15 @@ impl Versions {
             .dataset(&first.dataset_id)
             .await?
             .ok_or_else(|| SandboxError::Internal("a version without its dataset".into()))?;
+        let mut tombstones = crate::destruction::tombstones(self.db().pool(), &dataset.id).await?;
         for version in &mut versions {
+            version.destroyed = tombstones.remove(&version.version);
             version.released_domains =
                 released_domains(&dataset.meta.schema, &report_levels(&version.report));
+            version.corrects = self
+                .quality()
+                .corrected_by(&version.dataset_id, version.version)
+                .await?;
         }
         Ok(versions)
     }
@@ -649,6 +720,7 @@ impl Versions {
         Ok(CertificateWithReceipt {
             certificate,
             receipt,
+            corrects: v.corrects,
         })
     }
 
@@ -667,6 +739,8 @@ impl Versions {
         dataset_id: &DatasetId,
         version: u64,
     ) -> Result<(PathBuf, u64)> {
+        // A destroyed version's file is opened by nothing (GD21 Art.40).
+        crate::destruction::refuse_destroyed(self.db().pool(), dataset_id, version).await?;
         let row = sqlx::query(
             "SELECT file_path, rows_count FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
         )

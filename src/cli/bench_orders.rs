@@ -139,6 +139,7 @@ async fn listed_product(
         model_hash: Hash32(*blake3::hash(b"SELECT 1").as_bytes()),
         reviewers: vec![KeyId::random()],
         research_only_grant: false,
+        grant_purpose: None,
         datasets: vec![SourceDataset {
             dataset_id: DatasetId::parse("ds_bench")?,
             title: "Benchmark dataset".into(),

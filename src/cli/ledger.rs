@@ -41,7 +41,8 @@ pub enum LedgerCommand {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Write the ledger as JSON Lines (header, checkpoints, entries).
+    /// Write the ledger as JSON Lines (header, checkpoints, entries). The export is then
+    /// recorded on the ledger as a `DataAccess` entry (GD18 Art.28; XT Art.34(4)).
     Export {
         /// Output file (default: stdout).
         #[arg(long)]
@@ -60,6 +61,44 @@ pub enum LedgerCommand {
     PublicKey,
     /// Sign a checkpoint now and print it.
     Checkpoint,
+}
+
+/// A writer that counts and hashes what passes through it, so that a ledger export is
+/// recorded with its size and BLAKE3.
+struct Counted<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    bytes: u64,
+}
+
+impl<W> Counted<W> {
+    fn new(inner: W) -> Self {
+        Counted {
+            inner,
+            hasher: blake3::Hasher::new(),
+            bytes: 0,
+        }
+    }
+
+    /// BLAKE3 of everything written so far.
+    fn hash(&self) -> [u8; 32] {
+        *self.hasher.finalize().as_bytes()
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        if let Some(written) = buf.get(..n) {
+            self.hasher.update(written);
+        }
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Reads a verifier key given inline or as a file path.
@@ -241,23 +280,33 @@ pub async fn run(config: &Config, cmd: LedgerCommand) -> anyhow::Result<i32> {
                 bar.set_length(total);
                 bar.set_position(done);
             };
-            let n = match out {
+            let (n, bytes, hash) = match out {
                 Some(path) => {
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("creating {}", path.display()))?;
-                    let mut w = std::io::BufWriter::new(file);
+                    let mut w = Counted::new(std::io::BufWriter::new(file));
                     let n = export(&app.ledger, &mut w, progress).await?;
                     std::io::Write::flush(&mut w)?;
-                    n
+                    (n, w.bytes, w.hash())
                 }
                 None => {
-                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    let mut w = Counted::new(std::io::BufWriter::new(std::io::stdout().lock()));
                     let n = export(&app.ledger, &mut w, progress).await?;
                     std::io::Write::flush(&mut w)?;
-                    n
+                    (n, w.bytes, w.hash())
                 }
             };
             bar.finish_and_clear();
+            // An export is a `DataAccess` entry too (GD18 Art.28; XT Art.34(4)), appended
+            // after the entries it exported, by the operator's command line.
+            let operator = pdx_ledger::Actor {
+                org: "pdx".into(),
+                key_id: "cli".into(),
+            };
+            app.sandbox
+                .usage()
+                .record_ledger_export(&operator, n, bytes, hash)
+                .await?;
             eprintln!("exported {n} entries");
             Ok(0)
         }

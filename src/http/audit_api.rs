@@ -6,8 +6,9 @@
 //!   trace a product's lineage, suspend and reinstate organisations, and submit witness
 //!   cosignatures (the revenue reconciliation, `GET /v1/reconciliation`, is the
 //!   products API's and open to supervisors too);
-//! - every authenticated caller reads the public list of suspensions, files objections
-//!   and reads the objections it filed or must answer;
+//! - everyone reads the public list of suspensions, the public without a key too;
+//! - every authenticated caller files objections and reads the objections it filed or
+//!   must answer;
 //! - a dataset's provider answers objections to it (others get 404).
 //!
 //! The domain logic is in `pdx_sandbox` (objections, reports, release lineage, the
@@ -32,9 +33,9 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::auth::Role;
-use crate::http::Caller;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
+use crate::http::{Caller, Visitor};
 use crate::supervision::{
     self, ProductLineage, SupervisionError, SuspensionList, SuspensionOutcome, SuspensionRequest,
 };
@@ -193,12 +194,13 @@ async fn product_lineage(
 }
 
 /// The public list of suspensions: who is suspended now, and every suspension and
-/// reinstatement with its reason and ledger seq.
-#[utoipa::path(get, path = "/v1/audit/suspensions", tag = "audit", security(("bearer" = [])),
+/// reinstatement with its reason and ledger seq. Public: it answers without a key too
+/// (XT Art.33; SD22 Art.19: violations may be publicised).
+#[utoipa::path(get, path = "/v1/audit/suspensions", tag = "audit", security((), ("bearer" = [])),
     responses((status = 200, body = SuspensionList)))]
 async fn list_suspensions(
     State(app): State<App>,
-    _caller: Caller,
+    _visitor: Visitor,
 ) -> ApiResult<Json<SuspensionList>> {
     Ok(Json(supervision::suspensions(&app).await?))
 }

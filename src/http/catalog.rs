@@ -14,6 +14,15 @@
 //! dummy data, revisions) is "not found" for everyone but its provider, the authority
 //! and supervisors. Its provider edits its metadata with `PUT /v1/datasets/{id}` (a
 //! catalog revision; the history is `GET /v1/datasets/{id}/revisions`).
+//!
+//! The open catalog is public (SD22 Art.10): the search, the dataset pages, versions,
+//! certificates, dummy data and downloads answer without a key too ([`Visitor`]). The
+//! public sees published entries only (anything else is "not found", as for an absent
+//! one: [`CatalogReader::Public`]), and takes rows (dummy data and downloads) only of
+//! unconditionally open datasets: for any other the answer is a 401
+//! ([`PUBLIC_ROWS_REFUSAL`]), since its metadata is public anyway and a key is the
+//! first thing more access needs (a conditional dataset is then reached through the
+//! sandbox under a grant; a developer's download of it is a 403 as before).
 
 use axum::Json;
 use axum::body::Body;
@@ -24,10 +33,10 @@ use futures_util::StreamExt;
 use pdx_algorithms::deid::DataFrame;
 use pdx_algorithms::deid::ingest::{TextEncoding, UploadFormat};
 use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
-use pdx_ids::{DatasetId, JobId};
+use pdx_ids::{DatasetId, JobId, ObjectionId};
 use pdx_sandbox::access::{MAX_DUMMY_ROWS, Reader};
 use pdx_sandbox::catalog::{
-    CatalogReader, DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset,
+    CatalogReader, DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset, OpenAttribute,
 };
 use pdx_sandbox::lifecycle::{CatalogReview, CatalogRevision, RevisionNote};
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
@@ -39,10 +48,10 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::auth::Role;
-use crate::http::Caller;
 use crate::http::body::discard_rest;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery, parse_json};
 use crate::http::problem::{ApiError, ApiResult, Problem};
+use crate::http::{Caller, Visitor};
 
 /// Routes of this area.
 pub fn routes() -> OpenApiRouter<App> {
@@ -71,6 +80,15 @@ pub(crate) fn reader(caller: &Caller) -> CatalogReader<'_> {
     }
 }
 
+/// Which catalog entries a visitor of a public route sees: a caller with a key as
+/// [`reader`] says, the public published entries only (SD22 Art.10).
+pub(crate) fn visitor_reader(visitor: &Visitor) -> CatalogReader<'_> {
+    match visitor {
+        Visitor::Key(caller) => reader(caller),
+        Visitor::Anonymous => CatalogReader::Public,
+    }
+}
+
 /// The dataset, if the caller may see it (404 otherwise, as for an absent one).
 async fn dataset_or_404(app: &App, caller: &Caller, id: &DatasetId) -> ApiResult<Dataset> {
     Ok(app
@@ -80,19 +98,54 @@ async fn dataset_or_404(app: &App, caller: &Caller, id: &DatasetId) -> ApiResult
         .await?)
 }
 
-/// Search the catalog by text, theme, open attribute and provider.
-#[utoipa::path(get, path = "/v1/datasets", tag = "catalog", security(("bearer" = [])),
+/// The dataset, if the visitor may see it (404 otherwise, as for an absent one).
+async fn visible_or_404(app: &App, visitor: &Visitor, id: &DatasetId) -> ApiResult<Dataset> {
+    Ok(app
+        .sandbox
+        .catalog()
+        .visible_dataset(id, visitor_reader(visitor))
+        .await?)
+}
+
+/// The 401 of the public asking for rows of a dataset that is not unconditionally open.
+pub const PUBLIC_ROWS_REFUSAL: &str = "without a key, rows (downloads and dummy data) are \
+    given only for unconditionally open datasets (SD22 Art.8, 10), and this one is not: \
+    send an API key (conditional data is reached through the sandbox, under a grant)";
+
+/// Rows for the public only of a published, unconditionally open dataset (401
+/// otherwise); a caller with a key is judged by the access rules as before.
+fn rows_for(visitor: &Visitor, dataset: &Dataset) -> ApiResult<()> {
+    match visitor {
+        Visitor::Key(_) => Ok(()),
+        Visitor::Anonymous => {
+            // A destroyed dataset's data is gone for everyone: the 409 a key would get,
+            // not a 401 that suggests a key would help.
+            dataset.not_destroyed()?;
+            let open = dataset.reachable_by_developers().is_ok()
+                && dataset.effective_open_attribute == OpenAttribute::Unconditional;
+            if open {
+                Ok(())
+            } else {
+                Err(ApiError::unauthorized(PUBLIC_ROWS_REFUSAL))
+            }
+        }
+    }
+}
+
+/// Search the catalog by text, theme, open attribute and provider. Public: without a
+/// key, published entries only.
+#[utoipa::path(get, path = "/v1/datasets", tag = "catalog", security((), ("bearer" = [])),
     params(DatasetQuery),
     responses((status = 200, body = DatasetPage), (status = 422, body = Problem)))]
 async fn search_datasets(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiQuery(query): ApiQuery<DatasetQuery>,
 ) -> ApiResult<Json<DatasetPage>> {
     Ok(Json(
         app.sandbox
             .catalog()
-            .search(&query, reader(&caller))
+            .search(&query, visitor_reader(&visitor))
             .await?,
     ))
 }
@@ -116,16 +169,16 @@ async fn register_dataset(
     Ok((StatusCode::CREATED, Json(dataset)))
 }
 
-/// One catalog entry.
-#[utoipa::path(get, path = "/v1/datasets/{id}", tag = "catalog", security(("bearer" = [])),
+/// One catalog entry. Public: without a key, a published one only.
+#[utoipa::path(get, path = "/v1/datasets/{id}", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id")),
     responses((status = 200, body = Dataset), (status = 404, body = Problem)))]
 async fn get_dataset(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Dataset>> {
-    Ok(Json(dataset_or_404(&app, &caller, &id).await?))
+    Ok(Json(visible_or_404(&app, &visitor, &id).await?))
 }
 
 /// Body of `PUT /v1/datasets/{id}`: the registration's metadata, whole, with why it
@@ -291,16 +344,16 @@ async fn list_revisions(
     ))
 }
 
-/// Every certified version of a dataset, with its de-identification report.
-#[utoipa::path(get, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
+/// Every certified version of a dataset, with its de-identification report. Public.
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id")),
     responses((status = 200, body = Vec<Version>), (status = 404, body = Problem)))]
 async fn list_versions(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Vec<Version>>> {
-    let dataset = dataset_or_404(&app, &caller, &id).await?;
+    let dataset = visible_or_404(&app, &visitor, &id).await?;
     Ok(Json(app.sandbox.versions().versions(&dataset.id).await?))
 }
 
@@ -315,9 +368,29 @@ struct UploadParams {
     /// CSV text encoding: `utf8` (default) or `gbk`.
     #[param(value_type = Option<String>)]
     encoding: Option<TextEncoding>,
+    /// The accepted objections this version corrects, as comma-separated objection ids
+    /// (SD22 Art.13; XT Art.22): each is linked to the version once it is certified.
+    corrects: Option<String>,
 }
 
 impl UploadParams {
+    /// The objection ids of `corrects` (none when absent).
+    fn corrected_objections(&self) -> ApiResult<Vec<ObjectionId>> {
+        let Some(list) = self.corrects.as_deref() else {
+            return Ok(Vec::new());
+        };
+        list.split(',')
+            .map(|id| {
+                ObjectionId::parse(id.trim()).map_err(|_| {
+                    ApiError::invalid_field(
+                        "corrects",
+                        "`corrects` is a comma-separated list of objection ids",
+                    )
+                })
+            })
+            .collect()
+    }
+
     fn to_format(&self) -> ApiResult<UploadFormat> {
         match self.format.as_deref().unwrap_or("csv") {
             "csv" => {
@@ -360,12 +433,15 @@ impl UploadParams {
 
 /// Upload a new version (the owning provider). The body is the raw CSV or Parquet file.
 /// It is validated before the answer; a good upload starts an ingest job (202) that
-/// de-identifies, stores and certifies it.
+/// de-identifies, stores and certifies it. `corrects=obj_…,obj_…` names the accepted
+/// objections to this dataset that the version corrects (SD22 Art.13; XT Art.22): 404
+/// for one the provider cannot see, 422 for another dataset's, 409 for one not accepted
+/// or already corrected.
 #[utoipa::path(post, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), UploadParams),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 202, body = Job), (status = 404, body = Problem), (status = 413, body = Problem),
-        (status = 422, body = Problem)))]
+    responses((status = 202, body = Job), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 413, body = Problem), (status = 422, body = Problem)))]
 async fn upload_version(
     State(app): State<App>,
     caller: Caller,
@@ -376,6 +452,7 @@ async fn upload_version(
     let dataset = dataset_or_404(&app, &caller, &id).await?;
     caller.owns(&dataset.provider_org)?;
     let format = params.to_format()?;
+    let corrects = params.corrected_objections()?;
     let mut upload = app.sandbox.versions().start_upload().await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -395,9 +472,9 @@ async fn upload_version(
     let job = app
         .sandbox
         .versions()
-        .submit_version(&caller.principal.actor(), &dataset, format, raw)
+        .submit_correcting_version(&caller.principal.actor(), &dataset, format, raw, &corrects)
         .await?;
-    tracing::info!(dataset = %dataset.id, job = %job.id, "accepted an upload");
+    tracing::info!(dataset = %dataset.id, job = %job.id, corrects = corrects.len(), "accepted an upload");
     let location = format!("/v1/jobs/{}", job.id);
     Ok((
         StatusCode::ACCEPTED,
@@ -407,16 +484,16 @@ async fn upload_version(
         .into_response())
 }
 
-/// One version and its report.
-#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}", tag = "catalog", security(("bearer" = [])),
+/// One version and its report. Public.
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
     responses((status = 200, body = Version), (status = 404, body = Problem)))]
 async fn get_version(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
 ) -> ApiResult<Json<Version>> {
-    dataset_or_404(&app, &caller, &id).await?;
+    visible_or_404(&app, &visitor, &id).await?;
     app.sandbox
         .versions()
         .version(&id, version)
@@ -425,16 +502,16 @@ async fn get_version(
         .ok_or_else(|| ApiError::not_found("no such version"))
 }
 
-/// The data asset certificate of a version, with its offline receipt.
-#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/certificate", tag = "catalog", security(("bearer" = [])),
+/// The data asset certificate of a version, with its offline receipt. Public.
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/certificate", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version")),
     responses((status = 200, body = CertificateWithReceipt), (status = 404, body = Problem)))]
 async fn get_certificate(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
 ) -> ApiResult<Json<CertificateWithReceipt>> {
-    dataset_or_404(&app, &caller, &id).await?;
+    visible_or_404(&app, &visitor, &id).await?;
     Ok(Json(
         app.sandbox.versions().certificate(&id, version).await?,
     ))
@@ -454,13 +531,15 @@ struct RowsParams {
 }
 
 /// Download the de-identified rows of a version: only for unconditionally open
-/// datasets (403 otherwise; a not-open dataset's 403 names its rule).
-#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security(("bearer" = [])),
+/// datasets (403 otherwise; a not-open dataset's 403 names its rule). Public: without a
+/// key, a published unconditionally open dataset's (401 for any other).
+#[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
-    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 401, body = Problem),
+        (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn download_version(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> ApiResult<Response> {
@@ -470,7 +549,8 @@ async fn download_version(
             "rows and seed apply to dummy data only",
         ));
     }
-    let dataset = dataset_or_404(&app, &caller, &id).await?;
+    let dataset = visible_or_404(&app, &visitor, &id).await?;
+    rows_for(&visitor, &dataset)?;
     let format = params.format.as_deref().unwrap_or("parquet");
     if !matches!(format, "parquet" | "csv" | "json") {
         return Err(ApiError::invalid_field(
@@ -483,34 +563,51 @@ async fn download_version(
         .access()
         .download_path(&dataset, version)
         .await?;
-    tracing::info!(dataset = %dataset.id, version, key_id = %caller.principal.key_id, format, "download");
-    if format == "parquet" {
+    let key_id = visitor
+        .principal()
+        .map_or_else(|| "-".to_string(), |p| p.key_id.to_string());
+    tracing::info!(dataset = %dataset.id, version, key_id = %key_id, format, "download");
+    let (content_type, bytes) = if format == "parquet" {
         // The certified bytes themselves, so the buyer can check them against the
         // certificate's content hash.
         let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-        return Ok((
-            [(header::CONTENT_TYPE, "application/vnd.apache.parquet")],
-            bytes,
+        ("application/vnd.apache.parquet", bytes)
+    } else {
+        let mut frame = app.sandbox.access().download(&dataset, version).await?;
+        crate::http::usage_api::frame_body(&mut frame, format)?
+    };
+    // Every download is a `DataAccess` ledger entry, written before the bytes leave
+    // (GD18 Art.28; XT Art.34(4)).
+    app.sandbox
+        .usage()
+        .record_version_download(
+            &crate::http::usage_api::visitor_actor(&visitor),
+            &dataset,
+            version,
+            format,
+            &bytes,
         )
-            .into_response());
-    }
-    let mut frame = app.sandbox.access().download(&dataset, version).await?;
-    frame_response(&mut frame, format, usize::MAX)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 /// Synthetic rows in the shape of the de-identified data, drawn from the declared
 /// domains and hierarchies, never from real rows. A not-open dataset's only for its
 /// provider and supervisors (403 for everyone else; its metadata stays readable).
-#[utoipa::path(get, path = "/v1/datasets/{id}/dummy", tag = "catalog", security(("bearer" = [])),
+/// Public: without a key, a published unconditionally open dataset's (401 for any
+/// other).
+#[utoipa::path(get, path = "/v1/datasets/{id}/dummy", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), RowsParams),
-    responses((status = 200, description = "rows as JSON or CSV"), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "rows as JSON or CSV"), (status = 401, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn dummy_data(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath(id): ApiPath<DatasetId>,
     ApiQuery(params): ApiQuery<RowsParams>,
 ) -> ApiResult<Response> {
-    let dataset = dataset_or_404(&app, &caller, &id).await?;
+    let dataset = visible_or_404(&app, &visitor, &id).await?;
+    rows_for(&visitor, &dataset)?;
     let format = params.format.as_deref().unwrap_or("json");
     if !matches!(format, "csv" | "json") {
         return Err(ApiError::invalid_field("format", "format is json or csv"));
@@ -522,10 +619,11 @@ async fn dummy_data(
             format!("rows must be between 1 and {MAX_DUMMY_ROWS}"),
         ));
     }
-    // Everyone but providers and supervisors reads as a developer (deny by default).
-    let reader = match caller.principal.role {
-        Role::Provider => Reader::Provider(&caller.principal.org_id),
-        Role::Supervisor => Reader::Supervisor,
+    // Everyone but providers and supervisors reads as a developer (deny by default),
+    // the public too (after the rule above).
+    let reader = match visitor.principal() {
+        Some(p) if p.role == Role::Provider => Reader::Provider(&p.org_id),
+        Some(p) if p.role == Role::Supervisor => Reader::Supervisor,
         _ => Reader::Developer,
     };
     let mut frame = app

@@ -1,9 +1,12 @@
 //! The ledger over HTTP: entries, checkpoints, the public key, proofs and receipts.
 //!
 //! Supervisors read every entry. Everyone else reads the public kinds (certificates,
-//! listings, suspensions) and entries their organisation appended or is a party to; any
-//! other seq answers 404, as if absent. Checkpoints, proofs between sizes and the public
-//! key reveal no entry content, so every role may read them.
+//! listings, suspensions, open-attribute changes, requests to open data, …) and entries
+//! their organisation appended or is a party to; any other seq answers 404, as if
+//! absent. Checkpoints, proofs between sizes and the public key reveal no entry
+//! content, so every role may read them. The reads are public routes (SD22 Art.10): the
+//! public, without a key, reads the public kinds only, with their proofs and receipts,
+//! so that anyone can check a data asset certificate offline.
 
 use axum::Json;
 use axum::extract::State;
@@ -19,9 +22,9 @@ use pdx_ledger::{Entry, EntryKind, Hash32, Receipt};
 
 use crate::app::App;
 use crate::auth::Role;
-use crate::http::Caller;
 use crate::http::json::{ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
+use crate::http::{Caller, Visitor};
 
 /// Routes of this area.
 pub fn routes() -> OpenApiRouter<App> {
@@ -38,24 +41,25 @@ pub fn routes() -> OpenApiRouter<App> {
 /// Largest page of entries.
 pub const MAX_PAGE: u32 = 1000;
 
-fn visibility(caller: &Caller) -> Visibility {
-    if caller.principal.role == Role::Supervisor {
-        Visibility::All
-    } else {
-        Visibility::Org(caller.principal.org_id.to_string())
+fn visibility(visitor: &Visitor) -> Visibility {
+    match visitor.principal() {
+        Some(p) if p.role == Role::Supervisor => Visibility::All,
+        Some(p) => Visibility::Org(p.org_id.to_string()),
+        None => Visibility::Public,
     }
 }
 
-/// Fetches an entry the caller may see, or 404.
-async fn visible_entry(app: &App, caller: &Caller, seq: u64) -> ApiResult<Entry> {
+/// Fetches an entry the visitor may see, or 404.
+async fn visible_entry(app: &App, visitor: &Visitor, seq: u64) -> ApiResult<Entry> {
     let entry = app
         .ledger
         .entry(seq)
         .await?
         .ok_or_else(|| ApiError::not_found("no such entry"))?;
-    let allowed = match visibility(caller) {
+    let allowed = match visibility(visitor) {
         Visibility::All => true,
         Visibility::Org(org) => app.ledger.visible_to(&entry, &org).await?,
+        Visibility::Public => entry.kind.is_public(),
     };
     if allowed {
         Ok(entry)
@@ -109,11 +113,11 @@ pub struct EntryPage {
 }
 
 /// Entries visible to the caller, from a seq on, optionally of one kind.
-#[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", security(("bearer" = [])), params(Page),
+#[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", security((), ("bearer" = [])), params(Page),
     responses((status = 200, body = EntryPage), (status = 400, body = Problem)))]
 async fn list_entries(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiQuery(page): ApiQuery<Page>,
 ) -> ApiResult<Json<EntryPage>> {
     let limit = page.limit.unwrap_or(100);
@@ -128,7 +132,7 @@ async fn list_entries(
         .entries_filtered(
             page.from.unwrap_or(0),
             limit,
-            &visibility(&caller),
+            &visibility(&visitor),
             kind.as_ref(),
         )
         .await?;
@@ -139,15 +143,15 @@ async fn list_entries(
 }
 
 /// One entry.
-#[utoipa::path(get, path = "/v1/ledger/entries/{seq}", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/entries/{seq}", tag = "ledger", security((), ("bearer" = [])),
     params(("seq" = u64, Path, description = "entry seq")),
     responses((status = 200, body = Object), (status = 404, body = Problem)))]
 async fn get_entry(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath(seq): ApiPath<u64>,
 ) -> ApiResult<Json<Entry>> {
-    Ok(Json(visible_entry(&app, &caller, seq).await?))
+    Ok(Json(visible_entry(&app, &visitor, seq).await?))
 }
 
 fn note_response(cp: StoredCheckpoint) -> Response {
@@ -160,9 +164,9 @@ fn note_response(cp: StoredCheckpoint) -> Response {
 
 /// The newest signed checkpoint (C2SP signed note), with every witness cosignature
 /// (C2SP tlog-cosignature) received for it.
-#[utoipa::path(get, path = "/v1/ledger/checkpoint", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/checkpoint", tag = "ledger", security((), ("bearer" = [])),
     responses((status = 200, content_type = "text/plain", body = String)))]
-async fn get_checkpoint(State(app): State<App>, _caller: Caller) -> ApiResult<Response> {
+async fn get_checkpoint(State(app): State<App>, _visitor: Visitor) -> ApiResult<Response> {
     let mut cp = match app.ledger.latest_checkpoint().await? {
         Some(cp) => cp,
         None => app.ledger.checkpoint().await?,
@@ -183,9 +187,9 @@ async fn make_checkpoint(State(app): State<App>, _caller: Caller) -> ApiResult<R
 }
 
 /// The log's public key, in signed-note verifier-key format.
-#[utoipa::path(get, path = "/v1/ledger/public-key", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/public-key", tag = "ledger", security((), ("bearer" = [])),
     responses((status = 200, content_type = "text/plain", body = String)))]
-async fn public_key(State(app): State<App>, _caller: Caller) -> Response {
+async fn public_key(State(app): State<App>, _visitor: Visitor) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         format!("{}\n", app.ledger.verifier().to_vkey()),
@@ -215,15 +219,15 @@ pub struct InclusionProof {
 }
 
 /// Inclusion proof of an entry the caller may see.
-#[utoipa::path(get, path = "/v1/ledger/proof/inclusion", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/proof/inclusion", tag = "ledger", security((), ("bearer" = [])),
     params(InclusionQuery),
     responses((status = 200, body = InclusionProof), (status = 404, body = Problem)))]
 async fn inclusion_proof(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiQuery(q): ApiQuery<InclusionQuery>,
 ) -> ApiResult<Json<InclusionProof>> {
-    visible_entry(&app, &caller, q.seq).await?;
+    visible_entry(&app, &visitor, q.seq).await?;
     let size = match q.size {
         Some(size) => size,
         None => match app.ledger.latest_checkpoint().await? {
@@ -264,12 +268,12 @@ pub struct ConsistencyProof {
 }
 
 /// Consistency proof between two tree sizes.
-#[utoipa::path(get, path = "/v1/ledger/proof/consistency", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/proof/consistency", tag = "ledger", security((), ("bearer" = [])),
     params(ConsistencyQuery),
     responses((status = 200, body = ConsistencyProof), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn consistency_proof(
     State(app): State<App>,
-    _caller: Caller,
+    _visitor: Visitor,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> ApiResult<Json<ConsistencyProof>> {
     if q.from > q.to {
@@ -285,14 +289,14 @@ async fn consistency_proof(
 
 /// An offline receipt (entry + inclusion proof + signed checkpoint) for an entry the
 /// caller may see.
-#[utoipa::path(get, path = "/v1/ledger/receipt/{seq}", tag = "ledger", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/ledger/receipt/{seq}", tag = "ledger", security((), ("bearer" = [])),
     params(("seq" = u64, Path, description = "entry seq")),
     responses((status = 200, body = Object), (status = 404, body = Problem)))]
 async fn receipt(
     State(app): State<App>,
-    caller: Caller,
+    visitor: Visitor,
     ApiPath(seq): ApiPath<u64>,
 ) -> ApiResult<Json<Receipt>> {
-    visible_entry(&app, &caller, seq).await?;
+    visible_entry(&app, &visitor, seq).await?;
     Ok(Json(app.ledger.receipt(seq).await?))
 }

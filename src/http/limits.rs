@@ -14,7 +14,16 @@
 //!   is looked at: a valid key gets the same answer as a wrong one, so a guessing client
 //!   cannot learn when it guessed right. A success clears nothing, or a client holding
 //!   one valid key could interleave it with its guesses; the count simply expires.
-//!   Requests without a key are answered 401 as usual.
+//!   Requests without a key are answered as usual: a 401, or the public answer of a
+//!   public route.
+//! - **Rate per address, without a key.** The public routes ([`crate::auth::Owner::Public`],
+//!   the open catalog, SD22 Art.10) answer requests without a key. Those are counted
+//!   per client address (as above) in a token bucket of their own with the per-key
+//!   settings (`rate_limit_per_sec`, `rate_limit_burst`). The writes among them (filing
+//!   a request to open data, SD22 Art.9, 12) have a second, much smaller bucket per
+//!   address: `anonymous_writes_per_hour`, saved up to that many, so that nobody floods
+//!   the data authority's queue without a key. A caller with a key is counted by its
+//!   key instead.
 //! - **Concurrent uploads.** Each streamed upload route (dataset versions, for
 //!   providers; FHE server keys, for developers) has `upload_concurrency` permits, held
 //!   until its handler answers. One more upload is refused at once, not queued: a queue
@@ -93,6 +102,9 @@ pub struct LimitsConfig {
     /// Uploads of one kind (dataset versions; FHE server keys) in progress at once
     /// (`upload_concurrency`, default 4).
     pub upload_concurrency: u32,
+    /// Writes without a key (requests to open data) one address may make in an hour,
+    /// and at once; 0 turns this limit off (`anonymous_writes_per_hour`, default 20).
+    pub anonymous_writes_per_hour: u32,
 }
 
 impl Default for LimitsConfig {
@@ -104,6 +116,7 @@ impl Default for LimitsConfig {
             auth_failure_window: Duration::from_secs(5 * 60),
             auth_lockout: Duration::from_secs(15 * 60),
             upload_concurrency: 4,
+            anonymous_writes_per_hour: 20,
         }
     }
 }
@@ -134,6 +147,30 @@ pub enum Refused {
         /// Seconds until the lock-out ends.
         retry_after: u64,
     },
+    /// The client's address is over the rate of requests without a key.
+    #[error(
+        "requests without a key from this address are over their rate limit ({rate} a \
+         second, bursts of {burst}); retry after the Retry-After header's seconds"
+    )]
+    AnonymousRate {
+        /// Requests per second.
+        rate: u32,
+        /// Burst size.
+        burst: u32,
+        /// Seconds until a request would be admitted.
+        retry_after: u64,
+    },
+    /// The client's address made as many writes without a key as an hour allows.
+    #[error(
+        "this address has made as many requests without a key that change something as \
+         it may in an hour ({limit}); retry after the Retry-After header's seconds"
+    )]
+    AnonymousWrites {
+        /// Writes an hour.
+        limit: u32,
+        /// Seconds until a write would be admitted.
+        retry_after: u64,
+    },
     /// As many uploads of this kind are in progress as the server takes at once.
     #[error(
         "the server is taking as many uploads of this kind as it allows at once \
@@ -153,6 +190,8 @@ impl Refused {
         match self {
             Refused::Rate { retry_after, .. }
             | Refused::LockedOut { retry_after }
+            | Refused::AnonymousRate { retry_after, .. }
+            | Refused::AnonymousWrites { retry_after, .. }
             | Refused::Uploads { retry_after, .. } => *retry_after,
         }
     }
@@ -331,6 +370,33 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Takes one token from `key`'s bucket in `table` (a new bucket starts full), or says
+/// how many whole seconds to wait for one. A refused attempt costs nothing.
+fn take<K: Hash + Eq + Clone>(
+    table: &Mutex<Table<K, Bucket>>,
+    key: &K,
+    rate: f64,
+    burst: f64,
+    now: Instant,
+) -> Result<(), u64> {
+    let mut table = lock(table);
+    let bucket = table.entry(key, now, || Bucket {
+        tokens: burst,
+        at: now,
+        rate,
+        burst,
+    });
+    bucket.tokens = bucket.level(now);
+    bucket.at = now;
+    if bucket.tokens >= 1.0 {
+        bucket.tokens -= 1.0;
+        return Ok(());
+    }
+    Err(ceil_secs(Duration::from_secs_f64(
+        (1.0 - bucket.tokens) / rate,
+    )))
+}
+
 /// The admission limits of one server (see the module documentation).
 pub struct Limits {
     config: LimitsConfig,
@@ -339,6 +405,10 @@ pub struct Limits {
     server_key_limit: u64,
     keys: Mutex<Table<KeyId, Bucket>>,
     addresses: Mutex<Table<IpAddr, Strikes>>,
+    /// Requests without a key, per client address (None: no address known).
+    anonymous: Mutex<Table<Option<IpAddr>, Bucket>>,
+    /// Writes without a key, per client address.
+    anonymous_writes: Mutex<Table<Option<IpAddr>, Bucket>>,
     dataset_uploads: Arc<Semaphore>,
     server_key_uploads: Arc<Semaphore>,
 }
@@ -356,6 +426,8 @@ impl Limits {
             server_key_limit: config.sandbox.fhe_server_key_limit,
             keys: Mutex::new(Table::new(MAX_TRACKED, Bucket::idle)),
             addresses: Mutex::new(Table::new(MAX_TRACKED, Strikes::idle)),
+            anonymous: Mutex::new(Table::new(MAX_TRACKED, Bucket::idle)),
+            anonymous_writes: Mutex::new(Table::new(MAX_TRACKED, Bucket::idle)),
             dataset_uploads: Arc::new(Semaphore::new(permits)),
             server_key_uploads: Arc::new(Semaphore::new(permits)),
             config: limits,
@@ -453,25 +525,57 @@ impl Limits {
             return Ok(());
         }
         let (rate, burst) = (f64::from(rate_per_sec), f64::from(rate_burst.max(1)));
-        let mut table = lock(&self.keys);
-        let bucket = table.entry(key, now, || Bucket {
-            tokens: burst,
-            at: now,
-            rate,
-            burst,
-        });
-        bucket.tokens = bucket.level(now);
-        bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            return Ok(());
-        }
-        let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / rate);
-        Err(Refused::Rate {
+        take(&self.keys, key, rate, burst, now).map_err(|retry_after| Refused::Rate {
             rate: rate_per_sec,
             burst: rate_burst,
-            retry_after: ceil_secs(wait),
+            retry_after,
         })
+    }
+
+    /// Admits a request without a key on a public route from `client`: one token from
+    /// the address's bucket (the per-key rate) and, for a write, one from its hourly
+    /// bucket of writes; or says how long to wait.
+    pub fn check_anonymous(&self, client: Option<IpAddr>, writes: bool) -> Result<(), Refused> {
+        self.check_anonymous_at(client, writes, Instant::now())
+    }
+
+    fn check_anonymous_at(
+        &self,
+        client: Option<IpAddr>,
+        writes: bool,
+        now: Instant,
+    ) -> Result<(), Refused> {
+        let LimitsConfig {
+            rate_per_sec,
+            rate_burst,
+            anonymous_writes_per_hour,
+            ..
+        } = self.config;
+        if rate_per_sec > 0 {
+            let (rate, burst) = (f64::from(rate_per_sec), f64::from(rate_burst.max(1)));
+            take(&self.anonymous, &client, rate, burst, now).map_err(|retry_after| {
+                Refused::AnonymousRate {
+                    rate: rate_per_sec,
+                    burst: rate_burst,
+                    retry_after,
+                }
+            })?;
+        }
+        if writes && anonymous_writes_per_hour > 0 {
+            let per_hour = f64::from(anonymous_writes_per_hour);
+            take(
+                &self.anonymous_writes,
+                &client,
+                per_hour / 3600.0,
+                per_hour,
+                now,
+            )
+            .map_err(|retry_after| Refused::AnonymousWrites {
+                limit: anonymous_writes_per_hour,
+                retry_after,
+            })?;
+        }
+        Ok(())
     }
 
     /// The limit a body declared too large now is refused under, if it is (see the
@@ -587,6 +691,54 @@ mod tests {
             assert_eq!(l.check_rate_at(&key(1), t2), Ok(()));
         }
         assert!(l.check_rate_at(&key(1), t2).is_err());
+    }
+
+    #[test]
+    fn requests_without_a_key_are_counted_per_address_and_writes_per_hour() {
+        let l = limits(LimitsConfig {
+            rate_per_sec: 2,
+            rate_burst: 3,
+            anonymous_writes_per_hour: 2,
+            ..LimitsConfig::default()
+        });
+        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        let b = Some(IpAddr::from([10, 0, 0, 2]));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert_eq!(l.check_anonymous_at(a, false, t0), Ok(()));
+        }
+        assert!(matches!(
+            l.check_anonymous_at(a, false, t0),
+            Err(Refused::AnonymousRate { retry_after: 1, .. })
+        ));
+        // Another address has its own bucket, and a key's bucket is not the address's.
+        assert_eq!(l.check_anonymous_at(b, false, t0), Ok(()));
+        assert_eq!(l.check_rate_at(&key(1), t0), Ok(()));
+        // Writes: two an hour per address, whatever the read rate allows.
+        let t1 = t0 + Duration::from_secs(10);
+        assert_eq!(l.check_anonymous_at(b, true, t1), Ok(()));
+        assert_eq!(l.check_anonymous_at(b, true, t1), Ok(()));
+        let refused = l.check_anonymous_at(b, true, t1 + Duration::from_secs(5));
+        assert!(
+            matches!(refused, Err(Refused::AnonymousWrites { limit: 2, retry_after }) if retry_after > 1000),
+            "{refused:?}"
+        );
+        // Reads from that address still pass; a write again after half an hour.
+        assert_eq!(
+            l.check_anonymous_at(b, false, t1 + Duration::from_secs(6)),
+            Ok(())
+        );
+        let later = t1 + Duration::from_secs(1801);
+        assert_eq!(l.check_anonymous_at(b, true, later), Ok(()));
+        assert!(l.check_anonymous_at(b, true, later).is_err());
+        // 0 turns the write limit off.
+        let off = limits(LimitsConfig {
+            anonymous_writes_per_hour: 0,
+            ..LimitsConfig::default()
+        });
+        for _ in 0..100 {
+            assert_eq!(off.check_anonymous_at(a, true, t0), Ok(()));
+        }
     }
 
     #[test]

@@ -5,13 +5,22 @@
 //! 2. [`observe`] (outermost) gives each request an id, a timeout, an access-log line
 //!    and metrics.
 //! 3. [`authorize`] (on `/v1` routes) finds the route's [`Policy`] in [`policies`],
-//!    authenticates the bearer key and checks the role; every non-GET route of a
-//!    suspended organisation is refused. A route without a policy is refused, so
-//!    forgetting one fails closed; a test also fails the build. The admission limits
-//!    ([`limits`]: rate per key, lock-out of an address after failed keys, concurrent
-//!    uploads, declared body sizes) are applied here too, around authentication.
+//!    authenticates the bearer key and checks the role; a suspended organisation is
+//!    refused every non-GET route and every read not open to it
+//!    ([`policies::while_suspended`], XT Art.33). A route without a policy is refused,
+//!    so forgetting one fails closed; a test also fails the build. The admission limits
+//!    ([`limits`]: rate per key, lock-out of an address after failed keys, rate per
+//!    address without a key, concurrent uploads, declared body sizes) are applied here
+//!    too, around authentication.
+//!    A public route ([`Owner::Public`]: the open catalog, SD22 Art.10) answers a
+//!    request that carries no `Authorization` header at all, as the public; one that
+//!    carries a header is authenticated like any other, so a bad key is a 401 there too
+//!    (and counts towards the address's lock-out), never a quiet fall-back to the public.
 //! 4. Handlers take [`Caller`] and call [`Caller::owns`] for resources owned by an
-//!    organisation; that is the one ownership check.
+//!    organisation; that is the one ownership check. Handlers of public routes take
+//!    [`Visitor`] instead: a caller with a key, or [`Visitor::Anonymous`]. A handler
+//!    that takes [`Caller`] can never be reached without a key (its extractor answers
+//!    401), so mounting one on a public route fails closed.
 //!
 //! Every 413 says `Connection: close` (`close_after_too_large`): the rest of the body
 //! may be unread, so the connection ends after the full answer and a keep-alive client
@@ -21,19 +30,26 @@
 pub mod audit_api;
 pub mod body;
 pub mod catalog;
+pub mod classification_api;
 pub mod consent_api;
+pub mod destruction_api;
 pub mod fhe_api;
+pub mod governance_api;
 pub mod json;
 pub mod keys;
 pub mod ledger_api;
 pub mod limits;
 pub mod metrics;
 pub mod open_attributes_api;
+pub mod open_data_requests_api;
 pub mod policies;
 pub mod problem;
 pub mod products_api;
+pub mod revenue_api;
 pub mod sandbox_api;
+pub mod sharing_api;
 pub mod system;
+pub mod usage_api;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,12 +67,15 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use pdx_ids::{
-    AttributeChangeId, DatasetId, FheKeyId, FheQueryId, FheTemplateId, GrantId, JobId, KeyId,
-    ModelId, ObjectionId, OrderId, OrgId, OutputId, ProductId, RelaxationId,
+    AttributeChangeId, DatasetId, FheKeyId, FheQueryId, FheTemplateId, FilingId, GrantId, JobId,
+    KeyId, ModelId, ObjectionId, OpenDataRequestId, OrderId, OrgId, OutputId, ProductId,
+    RelaxationId, ShareRequestId,
 };
+// The data authority's evaluations and rectification orders (`governance_api`).
+use pdx_ids::{EvaluationId, RectificationId};
 
 use crate::app::App;
-use crate::auth::{Policy, Principal};
+use crate::auth::{Owner, Policy, Principal};
 use problem::{ApiError, REQUEST_ID};
 
 #[derive(OpenApi)]
@@ -69,19 +88,24 @@ use problem::{ApiError, REQUEST_ID};
         problem::Problem,
         AttributeChangeId,
         DatasetId,
+        EvaluationId,
         FheKeyId,
         FheQueryId,
         FheTemplateId,
+        FilingId,
         GrantId,
         JobId,
         KeyId,
         ModelId,
         ObjectionId,
+        OpenDataRequestId,
         OrderId,
         OrgId,
         OutputId,
         ProductId,
-        RelaxationId
+        RectificationId,
+        RelaxationId,
+        ShareRequestId
     ))
 )]
 struct ApiDoc;
@@ -121,12 +145,66 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            // Only reachable if a handler is mounted outside the auth layer: fail closed.
-            .ok_or_else(|| ApiError::forbidden("this route has no authorization policy"))
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
+        if parts.extensions.get::<AnonymousRequest>().is_some() {
+            // A public route whose handler needs a key: fail closed, as without one.
+            return Err(ApiError::unauthorized(
+                "send Authorization: Bearer <api key>",
+            ));
+        }
+        // Only reachable if a handler is mounted outside the auth layer: fail closed.
+        Err(ApiError::forbidden(
+            "this route has no authorization policy",
+        ))
+    }
+}
+
+/// Marks a request without a key on a public route (set by [`authorize`] only).
+#[derive(Clone, Copy, Debug)]
+struct AnonymousRequest;
+
+/// Who calls a public route ([`Owner::Public`]; the open catalog, SD22 Art.10): a caller
+/// with a valid key, or the public without one. It is a type of its own, so a handler
+/// must decide what the public sees; there is no made-up organisation to forget about.
+#[derive(Clone, Debug)]
+pub enum Visitor {
+    /// A caller with a valid key, authorised as on any other route.
+    Key(Caller),
+    /// The public: no `Authorization` header at all.
+    Anonymous,
+}
+
+impl Visitor {
+    /// The authenticated caller, if any.
+    pub fn caller(&self) -> Option<&Caller> {
+        match self {
+            Visitor::Key(caller) => Some(caller),
+            Visitor::Anonymous => None,
+        }
+    }
+
+    /// The caller's principal, if any.
+    pub fn principal(&self) -> Option<&Principal> {
+        self.caller().map(|c| &c.principal)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Visitor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(Visitor::Key(caller.clone()));
+        }
+        if parts.extensions.get::<AnonymousRequest>().is_some() {
+            return Ok(Visitor::Anonymous);
+        }
+        // Only reachable if a handler is mounted outside the auth layer: fail closed.
+        Err(ApiError::forbidden(
+            "this route has no authorization policy",
+        ))
     }
 }
 
@@ -140,12 +218,19 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(keys::routes())
         .merge(catalog::routes())
         .merge(open_attributes_api::routes())
+        .merge(destruction_api::routes())
+        .merge(usage_api::routes())
+        .merge(classification_api::routes())
+        .merge(open_data_requests_api::routes())
+        .merge(governance_api::routes())
         .merge(ledger_api::routes())
         .merge(sandbox_api::routes())
+        .merge(sharing_api::routes())
         .merge(fhe_api::routes())
         .merge(consent_api::routes())
         .merge(audit_api::routes())
         .merge(products_api::routes())
+        .merge(revenue_api::routes())
 }
 
 /// The whole application router.
@@ -250,9 +335,20 @@ async fn authorize(
         tracing::error!(%route, "route has no authorization policy; refusing");
         return ApiError::forbidden("this route has no authorization policy").into_response();
     };
-    // A locked-out address is refused before its key is looked at, valid or not.
     let client = limits::client_address(&req);
     let carries_key = req.headers().contains_key(header::AUTHORIZATION);
+    // The public, without a key, on a public route (SD22 Art.10): no principal at all,
+    // counted per address. Only the absence of the header makes a request anonymous: a
+    // header that does not authenticate is a 401 below, on public routes too.
+    if !carries_key && policy.owner == Owner::Public {
+        let writes = policy.writes || req.method() != axum::http::Method::GET;
+        if let Err(refused) = limits.check_anonymous(client, writes) {
+            return ApiError::from(refused).into_response();
+        }
+        req.extensions_mut().insert(AnonymousRequest);
+        return limits.run(&route, req, next).await;
+    }
+    // A locked-out address is refused before its key is looked at, valid or not.
     if carries_key && let Err(refused) = limits.check_address(client) {
         return ApiError::from(refused).into_response();
     }
@@ -283,13 +379,15 @@ async fn authorize(
         return resp;
     }
     // Every route that is not a GET writes, whatever its policy says: a suspended
-    // organisation's keys are refused here, centrally, from its next request on (the
-    // flag is read with the key on every request; nothing is cached).
+    // organisation's keys are refused here, centrally, from its next request on, on
+    // every write and every read not open to it (XT Art.33; the flag is read with the
+    // key on every request; nothing is cached).
     let policy = Policy {
         writes: policy.writes || req.method() != axum::http::Method::GET,
         ..policy
     };
-    let mut resp = match principal.authorize(&policy, None) {
+    let while_suspended = policies::while_suspended(req.method(), &route);
+    let mut resp = match principal.admit(&policy, while_suspended) {
         Ok(()) => {
             req.extensions_mut().insert(Caller { principal, policy });
             limits.run(&route, req, next).await

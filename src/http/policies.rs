@@ -3,10 +3,15 @@
 //! The auth middleware looks the matched route up here and refuses it if absent; the
 //! route-coverage test checks that every route in the OpenAPI document has exactly one
 //! entry and that no entry is stale.
+//!
+//! Routes with [`Owner::Public`] answer without a key too (the open catalog, SD22
+//! Art.10; [`PUBLIC_READ`]). [`OPEN_WHILE_SUSPENDED`] lists the reads a suspended
+//! organisation keeps (XT Art.33; the rule is documented in [`crate::auth`]); every
+//! other route is refused to it.
 
 use axum::http::Method;
 
-use crate::auth::{Owner, Policy, Role};
+use crate::auth::{Owner, Policy, Role, WhileSuspended};
 
 use Role::*;
 
@@ -16,6 +21,16 @@ const EVERYONE: &[Role] = &Role::ALL;
 const READ_ALL: Policy = Policy {
     roles: EVERYONE,
     owner: Owner::Any,
+    writes: false,
+};
+
+/// Anyone reads, without a key too (SD22 Art.10): the open catalog, certificates and
+/// their proofs, the public list of suspensions, the requests to open data. A caller
+/// with a key is authenticated as usual; the handler narrows what the public sees
+/// (published entries only; rows of unconditionally open datasets only).
+pub const PUBLIC_READ: Policy = Policy {
+    roles: EVERYONE,
+    owner: Owner::Public,
     writes: false,
 };
 
@@ -147,35 +162,12 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
             writes: false,
         },
     ),
-    // ledger: everyone reads (filtered by visibility inside); checkpoints on demand by
+    // ledger: everyone reads, the public without a key too (filtered by visibility
+    // inside: the public sees the public kinds only); checkpoints on demand by
     // supervisors and admins
-    (
-        "GET",
-        "/v1/ledger/entries",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
-    (
-        "GET",
-        "/v1/ledger/entries/{seq}",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
-    (
-        "GET",
-        "/v1/ledger/checkpoint",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
+    ("GET", "/v1/ledger/entries", PUBLIC_READ),
+    ("GET", "/v1/ledger/entries/{seq}", PUBLIC_READ),
+    ("GET", "/v1/ledger/checkpoint", PUBLIC_READ),
     (
         "POST",
         "/v1/ledger/checkpoint",
@@ -185,70 +177,43 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
             writes: true,
         },
     ),
-    (
-        "GET",
-        "/v1/ledger/public-key",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
-    (
-        "GET",
-        "/v1/ledger/proof/inclusion",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
-    (
-        "GET",
-        "/v1/ledger/proof/consistency",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
-    (
-        "GET",
-        "/v1/ledger/receipt/{seq}",
-        Policy {
-            roles: EVERYONE,
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
+    ("GET", "/v1/ledger/public-key", PUBLIC_READ),
+    ("GET", "/v1/ledger/proof/inclusion", PUBLIC_READ),
+    ("GET", "/v1/ledger/proof/consistency", PUBLIC_READ),
+    ("GET", "/v1/ledger/receipt/{seq}", PUBLIC_READ),
     // catalog: every role reads metadata, reports, certificates and dummy data of
     // published entries (a not-open dataset's dummy data only its provider and
     // supervisors; an unpublished entry only its provider, the data authority and
     // supervisors: checked inside); providers register datasets as drafts, submit them,
     // edit their metadata and upload versions of their own; the data authority approves
     // or returns submitted entries (GD21 Art.10-11)
-    ("GET", "/v1/datasets", READ_ALL),
+    //
+    // The open catalog is public (SD22 Art.10): without a key, the list, the pages,
+    // versions, certificates, and the dummy data and downloads of unconditionally open
+    // datasets answer for published entries only (anything else is not found, or a 401
+    // for rows of a dataset that is not unconditionally open: checked inside)
+    ("GET", "/v1/datasets", PUBLIC_READ),
     ("POST", "/v1/datasets", PROVIDER_WRITES),
-    ("GET", "/v1/datasets/{id}", READ_ALL),
+    ("GET", "/v1/datasets/{id}", PUBLIC_READ),
     ("PUT", "/v1/datasets/{id}", PROVIDER_WRITES),
     ("POST", "/v1/datasets/{id}/submit", PROVIDER_WRITES),
     ("POST", "/v1/datasets/{id}/review", AUTHORITY_WRITES),
     ("GET", "/v1/datasets/{id}/revisions", READ_ALL),
-    ("GET", "/v1/datasets/{id}/versions", READ_ALL),
+    ("GET", "/v1/datasets/{id}/versions", PUBLIC_READ),
     ("POST", "/v1/datasets/{id}/versions", PROVIDER_WRITES),
-    ("GET", "/v1/datasets/{id}/versions/{version}", READ_ALL),
+    ("GET", "/v1/datasets/{id}/versions/{version}", PUBLIC_READ),
     (
         "GET",
         "/v1/datasets/{id}/versions/{version}/certificate",
-        READ_ALL,
+        PUBLIC_READ,
     ),
     // the open-attribute rule inside refuses every conditional or not-open dataset
     (
         "GET",
         "/v1/datasets/{id}/versions/{version}/download",
-        READ_ALL,
+        PUBLIC_READ,
     ),
-    ("GET", "/v1/datasets/{id}/dummy", READ_ALL),
+    ("GET", "/v1/datasets/{id}/dummy", PUBLIC_READ),
     ("GET", "/v1/elements", READ_ALL),
     ("POST", "/v1/elements", PROVIDER_WRITES),
     // open attributes after publication (SD22 Art.8, 10, 20; XT Art.23(7)): a provider
@@ -278,6 +243,47 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
         AUTHORITY_WRITES,
     ),
     ("GET", "/v1/datasets/{id}/emergency-relaxations", READ_ALL),
+    // destruction (GD21 Art.40; XT Art.34(4)): a provider destroys a version of its own
+    // dataset, or the whole dataset (another's is not found); the tombstones are read on
+    // the catalog's routes
+    (
+        "POST",
+        "/v1/datasets/{id}/versions/{version}/destruction",
+        PROVIDER_WRITES,
+    ),
+    ("POST", "/v1/datasets/{id}/destruction", PROVIDER_WRITES),
+    // how a dataset is used (SD22 Art.14): its provider (another's is not found: checked
+    // inside), supervisors and the data authority
+    (
+        "GET",
+        "/v1/datasets/{id}/usage",
+        Policy {
+            roles: &[Provider, Supervisor, Authority],
+            owner: Owner::OwnOrg,
+            writes: false,
+        },
+    ),
+    // classification filings (GD21 Art.13): a not-shared classification is filed by the
+    // registration or edit that makes it; the data authority and supervisors read every
+    // filing, a provider its own (another's is not found: checked inside)
+    (
+        "GET",
+        "/v1/classification-filings",
+        Policy {
+            roles: &[Provider, Authority, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/classification-filings/{id}",
+        Policy {
+            roles: &[Provider, Authority, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
     // jobs: the owning organisation, or a supervisor
     ("GET", "/v1/jobs", READ_ALL),
     (
@@ -321,6 +327,43 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
         },
     ),
     ("PUT", "/v1/datasets/{id}/output-policy", PROVIDER_WRITES),
+    // sharing between government departments (GD18; GD21 Art.22-23): a providing
+    // department asks for another's dataset; the owning department decides a
+    // conditional request and revokes a share (the requester: 403, anyone else: 404,
+    // checked inside); only the requesting department downloads, while the share is
+    // active (checked inside; refused to a suspended department, as every download);
+    // both departments, the data authority and supervisors read a share (other
+    // providers: 404, checked inside)
+    (
+        "GET",
+        "/v1/share-requests",
+        Policy {
+            roles: &[Provider, Authority, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/share-requests", PROVIDER_WRITES),
+    (
+        "GET",
+        "/v1/share-requests/{id}",
+        Policy {
+            roles: &[Provider, Authority, Supervisor],
+            owner: Owner::Any,
+            writes: false,
+        },
+    ),
+    ("POST", "/v1/share-requests/{id}/decision", PROVIDER_WRITES),
+    ("POST", "/v1/share-requests/{id}/revoke", PROVIDER_WRITES),
+    (
+        "GET",
+        "/v1/share-requests/{id}/download",
+        Policy {
+            roles: &[Provider],
+            owner: Owner::OwnOrg,
+            writes: false,
+        },
+    ),
     // models, dry runs, runs and outputs: the developer's own
     ("GET", "/v1/models", DEVELOPER_READS),
     ("POST", "/v1/models", DEVELOPER_OWN),
@@ -481,8 +524,29 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
     ("POST", "/v1/settlements/{period}", EXCHANGE_WRITES),
     ("GET", "/v1/settlements/{period}", EXCHANGE_READS),
     ("GET", "/v1/reconciliation", EXCHANGE_READS),
+    // remittances to public finance (GY ch.6): a region's public-finance bureau reads
+    // the remittances to its own region's account (a period with none to it is not
+    // found: checked inside); supervisors read every public-finance account's
+    (
+        "GET",
+        "/v1/public-finance/remittances",
+        Policy {
+            roles: &[Finance, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
+    (
+        "GET",
+        "/v1/public-finance/remittances/{period}",
+        Policy {
+            roles: &[Finance, Supervisor],
+            owner: Owner::OwnOrgOrSupervisor,
+            writes: false,
+        },
+    ),
     // supervision: supervisors verify, report, trace and suspend; everyone reads the
-    // public list of suspensions
+    // public list of suspensions, the public without a key too (SD22 Art.19)
     ("POST", "/v1/audit/verify", SUPERVISOR_WRITES),
     ("GET", "/v1/audit/compliance", SUPERVISOR_READS),
     ("GET", "/v1/audit/budgets", SUPERVISOR_READS),
@@ -498,7 +562,7 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
         },
     ),
     ("GET", "/v1/audit/lineage/product/{id}", SUPERVISOR_READS),
-    ("GET", "/v1/audit/suspensions", READ_ALL),
+    ("GET", "/v1/audit/suspensions", PUBLIC_READ),
     ("POST", "/v1/audit/suspensions", SUPERVISOR_WRITES),
     // witnesses (supervisors' own keys) cosign checkpoints
     ("POST", "/v1/ledger/cosignatures", SUPERVISOR_WRITES),
@@ -516,7 +580,96 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
     ),
     ("GET", "/v1/objections/{id}", READ_ALL),
     ("POST", "/v1/objections/{id}/answer", PROVIDER_WRITES),
+    // requests to open data (SD22 Art.9, 12; GD21 Art.34): anyone files one, the
+    // public without a key too (rate-limited per address); everyone reads them (the
+    // requester's contact only its own organisation, the data authority, supervisors
+    // and the provider it is routed to: checked inside); the data authority routes
+    // each to a provider; that provider answers (another provider's is not found)
+    (
+        "POST",
+        "/v1/open-data-requests",
+        Policy {
+            roles: EVERYONE,
+            owner: Owner::Public,
+            writes: true,
+        },
+    ),
+    ("GET", "/v1/open-data-requests", PUBLIC_READ),
+    ("GET", "/v1/open-data-requests/{id}", PUBLIC_READ),
+    (
+        "POST",
+        "/v1/open-data-requests/{id}/route",
+        AUTHORITY_WRITES,
+    ),
+    (
+        "POST",
+        "/v1/open-data-requests/{id}/answer",
+        PROVIDER_WRITES,
+    ),
+    // the data authority's evaluations and rectification orders (GD21 Art.48-49, 52;
+    // GD18 Art.30-31), public to every authenticated caller (SD22 Art.5): the authority
+    // publishes evaluations, issues and closes orders; the ordered organisation answers
+    // its own order (another organisation's is not found)
+    ("GET", "/v1/evaluations", READ_ALL),
+    ("POST", "/v1/evaluations", AUTHORITY_WRITES),
+    ("GET", "/v1/rectifications", READ_ALL),
+    ("POST", "/v1/rectifications", AUTHORITY_WRITES),
+    ("GET", "/v1/rectifications/{id}", READ_ALL),
+    (
+        "POST",
+        "/v1/rectifications/{id}/response",
+        Policy {
+            roles: &[
+                Provider, Developer, Reviewer, Exchange, Buyer, Subject, Finance,
+            ],
+            owner: Owner::OwnOrg,
+            writes: true,
+        },
+    ),
+    ("POST", "/v1/rectifications/{id}/close", AUTHORITY_WRITES),
 ];
+
+/// The reads a suspended organisation keeps (XT Art.33; [`crate::auth`]): who it is,
+/// the ledger as it may see it (its own entries, the suspension among them, and the
+/// public kinds, with their proofs), the catalog's metadata, the public list of
+/// suspensions, the requests to open data, and the data authority's evaluations and
+/// rectification orders (what it must put right). Never rows: dataset downloads and dummy
+/// data are not here, nor anything of its grants, runs, outputs, FHE queries, orders
+/// or jobs. A GET route not listed is refused to it (deny by default).
+pub const OPEN_WHILE_SUSPENDED: &[&str] = &[
+    "/v1/whoami",
+    "/v1/ledger/entries",
+    "/v1/ledger/entries/{seq}",
+    "/v1/ledger/checkpoint",
+    "/v1/ledger/public-key",
+    "/v1/ledger/proof/inclusion",
+    "/v1/ledger/proof/consistency",
+    "/v1/ledger/receipt/{seq}",
+    "/v1/datasets",
+    "/v1/datasets/{id}",
+    "/v1/datasets/{id}/revisions",
+    "/v1/datasets/{id}/versions",
+    "/v1/datasets/{id}/versions/{version}",
+    "/v1/datasets/{id}/versions/{version}/certificate",
+    "/v1/datasets/{id}/emergency-relaxations",
+    "/v1/elements",
+    "/v1/audit/suspensions",
+    "/v1/open-data-requests",
+    "/v1/open-data-requests/{id}",
+    "/v1/evaluations",
+    "/v1/rectifications",
+    "/v1/rectifications/{id}",
+];
+
+/// Whether a suspended organisation may still call a route: the GET routes of
+/// [`OPEN_WHILE_SUSPENDED`], nothing else.
+pub fn while_suspended(method: &Method, route: &str) -> WhileSuspended {
+    if *method == Method::GET && OPEN_WHILE_SUSPENDED.contains(&route) {
+        WhileSuspended::Open
+    } else {
+        WhileSuspended::Refused
+    }
+}
 
 /// The policy of a route, if it has one.
 pub fn policy_for(method: &Method, route: &str) -> Option<Policy> {
@@ -528,7 +681,59 @@ pub fn policy_for(method: &Method, route: &str) -> Option<Policy> {
 
 #[cfg(test)]
 mod tests {
-    use super::POLICIES;
+    use super::{OPEN_WHILE_SUSPENDED, POLICIES, while_suspended};
+    use crate::auth::{Owner, WhileSuspended};
+    use axum::http::Method;
+
+    #[test]
+    fn the_reads_open_while_suspended_are_get_routes_that_hand_out_no_rows() {
+        for route in OPEN_WHILE_SUSPENDED {
+            let policy = super::policy_for(&Method::GET, route);
+            assert!(policy.is_some_and(|p| !p.writes), "{route}: no read policy");
+            assert_eq!(while_suspended(&Method::GET, route), WhileSuspended::Open);
+            assert_eq!(
+                while_suspended(&Method::POST, route),
+                WhileSuspended::Refused,
+                "{route}"
+            );
+            assert!(
+                !route.ends_with("/download") && !route.ends_with("/dummy"),
+                "{route} hands out rows"
+            );
+        }
+        for refused in [
+            "/v1/datasets/{id}/versions/{version}/download",
+            "/v1/datasets/{id}/dummy",
+            "/v1/outputs/{id}/download",
+            "/v1/orders/{id}/download",
+            "/v1/fhe/queries/{id}",
+            "/v1/grants",
+            "/v1/jobs/{id}",
+        ] {
+            assert_eq!(
+                while_suspended(&Method::GET, refused),
+                WhileSuspended::Refused,
+                "{refused}"
+            );
+        }
+    }
+
+    #[test]
+    fn public_routes_are_reads_but_the_filing_of_open_data_requests() {
+        let mut public = 0;
+        for (method, route, policy) in POLICIES {
+            if policy.owner != Owner::Public {
+                continue;
+            }
+            public += 1;
+            assert!(
+                *method == "GET" || (*method == "POST" && *route == "/v1/open-data-requests"),
+                "{method} {route} must not be public"
+            );
+            assert_eq!(*method != "GET", policy.writes, "{method} {route}");
+        }
+        assert!(public >= 10, "only {public} public routes");
+    }
 
     #[test]
     fn every_route_that_is_not_a_get_writes() {

@@ -269,9 +269,10 @@ impl From<Denied> for ApiError {
     fn from(d: Denied) -> Self {
         match d {
             Denied::Role => ApiError::forbidden("your role may not do this"),
-            Denied::Suspended => {
-                ApiError::forbidden("your organisation is suspended; writes are refused")
-            }
+            Denied::Suspended => ApiError::forbidden(
+                "your organisation is suspended; writes and reads of data, outputs and \
+                 downloads are refused until it is reinstated (XT Art.33)",
+            ),
             Denied::NotOwner => ApiError::not_found("no such resource"),
         }
     }

@@ -94,12 +94,13 @@ pub struct ProductRequest {
     pub description: String,
     /// Licence offered to buyers: kind, term in days, permitted use.
     pub licence: Licence,
-    /// Price in fen (> 0).
+    /// Price in fen: > 0, or 0 for a free product under the `public_interest` licence.
     pub price_minor: i64,
     /// Currency; only `CNY`.
     #[serde(default = "default_currency")]
     pub currency: String,
-    /// Revenue split in basis points summing to 10,000.
+    /// Revenue split in basis points summing to 10,000; a paid product gives public
+    /// finance at least the configured minimum (`public_finance_min_bp`, default 1,000).
     pub split: RevenueSplit,
     /// The developer's released outputs, each by its release id or its output id, in
     /// manifest order.
@@ -174,8 +175,12 @@ async fn list_products(
 
 /// Create a product from the developer's own released outputs (pending the exchange's
 /// review). The provenance manifest is generated from the sandbox's records. Refused:
-/// another developer's release (403), a split not summing to 10,000 or a bad price
-/// (422), a commercial licence over any research-only source (409).
+/// another developer's release (403); a split not summing to 10,000, a negative price,
+/// a price of 0 under any licence but `public_interest`, a paid product's split giving
+/// public finance less than the configured minimum (the detail names it), and a licence
+/// that does not fit a source grant's purpose, e.g. a research grant feeding a
+/// commercial product (422, naming both; GY ch.6, GD21 Art.26); a commercial licence
+/// over a research-only dataset (409).
 #[utoipa::path(post, path = "/v1/products", tag = "products", security(("bearer" = [])),
     request_body = ProductRequest,
     responses((status = 201, body = Product), (status = 403, body = Problem), (status = 404, body = Problem),
@@ -239,7 +244,8 @@ async fn get_product(
 
 /// List a product after review (exchange): assigns its registration number and writes
 /// the `ProductListing` ledger entry. A commercial licence over research-only sources
-/// is refused (409) here too.
+/// is refused (409) here too, and so are the revenue rules and a licence that does not
+/// fit a source grant's purpose (422).
 #[utoipa::path(post, path = "/v1/products/{id}/list", tag = "products", security(("bearer" = [])),
     params(("id" = ProductId, Path, description = "product id")),
     responses((status = 200, body = Product), (status = 404, body = Problem), (status = 409, body = Problem)))]
@@ -380,7 +386,8 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
 /// Place an order for a listed product (buyers). The `Idempotency-Key` header is
 /// required: the first request creates the order (201) with the price and licence
 /// snapshotted; a retry with the same key and body returns the same order (200); the
-/// same key with another body is 422.
+/// same key with another body is 422. The order of a free public-interest product is
+/// paid at once (0 fen, a `Transaction` entry, no remittance) and downloads directly.
 #[utoipa::path(post, path = "/v1/orders", tag = "products", security(("bearer" = [])),
     params(("Idempotency-Key" = String, Header, description = "one key per intended order, 1 to 255 printable ASCII characters")),
     request_body = NewOrder,
@@ -499,6 +506,37 @@ async fn download_order(
         bytes = archive.record.archive_bytes,
         "product download"
     );
+    // Every download is a `DataAccess` ledger entry, written before the bytes leave
+    // (GD18 Art.28; XT Art.34(4)): readable by the product's developer and the providers
+    // of the data its manifest names.
+    let order = app.products.order_any(&archive.record.order_id).await?;
+    let product = app.products.product(&order.product_id).await?;
+    let sources = product
+        .manifest
+        .sources
+        .iter()
+        .flat_map(|source| source.datasets.iter())
+        .map(|d| {
+            (
+                d.dataset_id.clone(),
+                d.certificate_no.clone(),
+                d.provider_org.clone(),
+            )
+        })
+        .collect();
+    app.sandbox
+        .usage()
+        .record_product_download(
+            &caller.principal.actor(),
+            &pdx_sandbox::usage::ProductAccess {
+                order_id: &order.id,
+                product_id: &product.id,
+                developer_org: &product.developer_org,
+                sources,
+                body: &archive.bytes,
+            },
+        )
+        .await?;
     // The file name is `<registration no>-<order id>.tar`: ASCII letters, digits, `-`, `_`.
     let disposition = format!("attachment; filename=\"{}\"", archive.file_name);
     let disposition = HeaderValue::from_str(&disposition)

@@ -17,7 +17,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
 use pdx_ids::{DatasetId, GrantId, ModelId, OutputId};
 use pdx_sandbox::Job;
 use pdx_sandbox::grants::{Grant, GrantAnswer, GrantApplication, GrantView};
@@ -76,7 +75,12 @@ async fn list_grants(State(app): State<App>, caller: Caller) -> ApiResult<Json<V
 }
 
 /// Apply for a grant (open-use agreement) on a conditional dataset (developers); a
-/// not-open dataset is a 403.
+/// not-open dataset is a 403. The application states its purpose and the purpose's kind
+/// (`purpose_kind`: research, public_interest or commercial) and carries the agreement
+/// text the developer accepts (`agreement`; left out, the platform's standard
+/// agreement): it is stored with the grant, and its BLAKE3 is on the grant's
+/// `GrantDecision` entries with the purpose. A research-only grant with a commercial
+/// purpose is a 422.
 #[utoipa::path(post, path = "/v1/grants", tag = "sandbox", security(("bearer" = [])),
     request_body = GrantApplication,
     responses((status = 201, body = Grant), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -353,24 +357,24 @@ async fn download_output(
         _ => return Err(ApiError::not_found("no such output")),
     };
     let org = &caller.principal.org_id;
-    if format == "parquet" {
+    let (output, content_type, bytes) = if format == "parquet" {
         // The stored bytes themselves, so their hash matches the release entry.
         let (output, path) = app.sandbox.reviews().output_path(&id, org, view).await?;
         let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
-        tracing::info!(output = %output.id, key_id = %caller.principal.key_id, format, "output download");
-        return Ok((
-            [(header::CONTENT_TYPE, "application/vnd.apache.parquet")],
-            bytes,
-        )
-            .into_response());
-    }
-    let (output, mut frame) = app.sandbox.reviews().output_rows(&id, org, view).await?;
+        (output, "application/vnd.apache.parquet", bytes)
+    } else {
+        let (output, mut frame) = app.sandbox.reviews().output_rows(&id, org, view).await?;
+        let (content_type, bytes) = crate::http::usage_api::frame_body(&mut frame, format)?;
+        (output, content_type, bytes)
+    };
     tracing::info!(output = %output.id, key_id = %caller.principal.key_id, format, "output download");
-    if format == "json" {
-        return Ok(Json(to_json_rows(&frame, usize::MAX)).into_response());
-    }
-    let bytes = to_csv_bytes(&mut frame).map_err(ApiError::internal)?;
-    Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], bytes).into_response())
+    // Every download is a `DataAccess` ledger entry, written before the bytes leave
+    // (GD18 Art.28; XT Art.34(4)).
+    app.sandbox
+        .usage()
+        .record_output_download(&caller.principal.actor(), &output, format, &bytes)
+        .await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
 /// The review queue (reviewers): quarantined outputs of other organisations with the

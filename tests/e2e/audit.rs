@@ -103,6 +103,7 @@ async fn pending_product(t: &TestServer, org: &str) -> ProductId {
         model_hash: Hash32([1; 32]),
         reviewers: vec![KeyId::parse("k-review").unwrap()],
         research_only_grant: false,
+        grant_purpose: None,
         datasets: vec![SourceDataset {
             dataset_id: DatasetId::parse("ds_stand-in").unwrap(),
             title: "Stand-in".into(),

@@ -61,6 +61,40 @@ fn demo_runs_the_whole_journey_and_writes_its_summary() {
         stdout.contains("approved by the data authority"),
         "{stdout}"
     );
+    // The data authority published one yearly evaluation of the provider (GD21
+    // Art.48-49), shown as one row. By hand: its grant applications were all answered
+    // at once (answers on time n = d, at least the two sandbox grants); nothing was
+    // objected to, and no version is due yet (those indicators do not apply); of its
+    // three published entries, PUMS names no data element (GD21 Art.14), so 2 of 3 are
+    // complete. Score = round(100 x (30 x 1 + 15 x 2/3) / (30 + 15)) = round(88.9) = 89.
+    assert_eq!(governance["evaluations"], 1, "{s}");
+    let rows = governance["evaluation_scores"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{s}");
+    let row = &rows[0];
+    let provider = s["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["role"] == "provider")
+        .unwrap();
+    assert_eq!(row["provider_org"], provider["org_id"], "{s}");
+    let indicators: Vec<&str> = row["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert_eq!(indicators.len(), 5, "{s}");
+    let answers = indicators[0].strip_prefix("answers_on_time ").unwrap();
+    let (n, d) = answers.split_once('/').unwrap();
+    assert_eq!(n, d, "{s}");
+    assert!(d.parse::<u64>().unwrap() >= 2, "{s}");
+    assert_eq!(indicators[1], "objections_handled 0/0", "{s}");
+    assert_eq!(indicators[2], "corrections_on_time 0/0", "{s}");
+    assert_eq!(indicators[3], "updates_on_time 0/0", "{s}");
+    assert_eq!(indicators[4], "catalog_completeness 2/3", "{s}");
+    assert_eq!(row["score"], 89, "{s}");
+    assert!(stdout.contains("evaluation of "), "{stdout}");
     // The L3 Adult output needed two reviewers; the L2 outputs one.
     let runs = s["runs"].as_array().unwrap();
     assert!(runs.iter().any(|r| r["kind"] == "dp"), "{s}");

@@ -528,7 +528,7 @@ async fn a_returned_entry_is_edited_and_resubmitted_on_both_backends() {
 
         // Bad edits are refused and change nothing.
         let mut fixed = meta.clone();
-        fixed.update_frequency = "monthly, on the 5th".into();
+        fixed.update_frequency = "quarterly".into();
         let mut no_reason = json_of(&fixed);
         no_reason["reason"] = Value::Null;
         for (what, key, body, want) in [
@@ -594,7 +594,7 @@ async fn a_returned_entry_is_edited_and_resubmitted_on_both_backends() {
         assert_eq!(s, 200, "{b}: {edited}");
         assert_eq!(edited["revision"], 2, "{b}: {edited}");
         assert_eq!(edited["status"], "returned", "{b}: {edited}");
-        assert_eq!(edited["update_frequency"], "monthly, on the 5th");
+        assert_eq!(edited["update_frequency"], "quarterly");
         let (s, resubmitted) = post(&t, &provider, &submit, None).await;
         assert_eq!(s, 200, "{b}: {resubmitted}");
         assert_eq!(resubmitted["status"], "submitted");
@@ -905,8 +905,8 @@ async fn catalog_life_cycle_routes_refuse_every_other_role_on_both_backends() {
                 refused += 1;
             }
         }
-        // PUT and submit: 8 roles each; review: 8; revisions: none.
-        assert_eq!(refused, 24, "{b}");
+        // PUT and submit: 9 roles each; review: 9; revisions: none.
+        assert_eq!(refused, 27, "{b}");
         let (_, entry) = t.get(&provider, &format!("/v1/datasets/{id}")).await;
         assert_eq!(entry["status"], "draft", "{b}: {entry}");
         assert_eq!(entry["revision"], 1, "{b}: {entry}");

@@ -871,10 +871,10 @@ async fn open_attribute_routes_refuse_every_other_role_on_both_backends() {
             }
         }
         assert_eq!(routes, 5, "{b}: every new route is in the policy table");
-        // The request (8 roles), the decision (8), the relaxation (8) and the list of
-        // requests (6: providers, the authority and supervisors read it); every role
+        // The request (9 roles), the decision (9), the relaxation (9) and the list of
+        // requests (7: providers, the authority and supervisors read it); every role
         // reads a dataset's relaxations.
-        assert_eq!(refused, 30, "{b}");
+        assert_eq!(refused, 34, "{b}");
         let (_, changes) = t.get(&supervisor, "/v1/open-attribute-changes").await;
         assert_eq!(changes, json!([]), "{b}");
         let (_, entry) = t.get(&provider, &format!("/v1/datasets/{id}")).await;

@@ -101,7 +101,7 @@ pub(crate) async fn dataset(
 
 /// Runs the SQL model over a dataset as `dev` and has `reviewer` release the output;
 /// returns the released output (with `release_id`, `output_hash`, `model_id`).
-async fn release(
+pub(crate) async fn release(
     t: &TestServer,
     dev: &str,
     reviewer: &str,
@@ -913,6 +913,8 @@ async fn refusals_are_clear_4xx_problems_on_both_backends() {
         assert_eq!(s, 200, "{b}: {g}");
         let granted = release(t, &m.dev, &m.reviewer, &conditional, Some(gid)).await;
         let gr = granted["release_id"].as_str().unwrap();
+        // A research-only grant has a research purpose, which feeds no commercial
+        // product: 422 naming the licence and the purpose (GD21 Art.26).
         let (s, p) = post(
             t,
             &m.dev,
@@ -920,12 +922,10 @@ async fn refusals_are_clear_4xx_problems_on_both_backends() {
             product_body(json!([gr]), "commercial_internal", SPLIT),
         )
         .await;
-        assert_eq!(s, 409, "{b}: {p}");
+        assert_eq!(s, 422, "{b}: {p}");
+        let detail = p["detail"].as_str().unwrap();
         assert!(
-            p["detail"]
-                .as_str()
-                .unwrap()
-                .contains("research-only grant"),
+            detail.contains("commercial_internal") && detail.contains("research purpose"),
             "{p}"
         );
         let (s, p) = post(
@@ -937,6 +937,7 @@ async fn refusals_are_clear_4xx_problems_on_both_backends() {
         .await;
         assert_eq!(s, 201, "{b}: {p}");
         assert_eq!(p["manifest"]["sources"][0]["research_only_grant"], true);
+        assert_eq!(p["manifest"]["sources"][0]["grant_purpose"], "research");
 
         // The exchange rejects with a reason; a rejected product cannot be listed.
         let pid = p["id"].as_str().unwrap();

@@ -211,6 +211,7 @@ pub fn source_in(
         model_hash: hash(&format!("model of {release_id}")),
         reviewers: vec![key_of("org-reviewer-1"), key_of("org-reviewer-2")],
         research_only_grant: false,
+        grant_purpose: None,
         datasets,
     }
 }

@@ -40,6 +40,12 @@ pub(crate) struct NewGrant<'a> {
     pub applied_ms: i64,
     /// 1 if the results serve research only, else 0.
     pub research_only: i64,
+    /// The purpose's kind (`research`, `public_interest`, `commercial`).
+    pub purpose_kind: &'a str,
+    /// The agreement text accepted, byte for byte.
+    pub agreement_text: &'a str,
+    /// Its BLAKE3, hex.
+    pub agreement_hash: &'a str,
 }
 
 /// The terms of an approval (possibly narrowed from the application).
@@ -74,8 +80,10 @@ where
     sqlx::query(
         "INSERT INTO grants (id, dataset_id, applicant_org, provider_org, purpose, columns_json, \
          model_kinds_json, term_days, epsilon_micro, delta_pico, query_budget, status, \
-         answer_deadline, applied_ms, research_only) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14)",
+         answer_deadline, applied_ms, research_only, purpose_kind, agreement_text, \
+         agreement_hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, \
+         $16, $17)",
     )
     .bind(row.id.clone())
     .bind(row.dataset_id.clone())
@@ -91,6 +99,9 @@ where
     .bind(row.answer_deadline.to_string())
     .bind(row.applied_ms)
     .bind(row.research_only)
+    .bind(row.purpose_kind.to_string())
+    .bind(row.agreement_text.to_string())
+    .bind(row.agreement_hash.to_string())
     .execute(db)
     .await?;
     Ok(())
