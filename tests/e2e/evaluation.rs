@@ -510,7 +510,11 @@ async fn update_frequencies_are_six_words_and_an_overdue_dataset_is_reported_on_
         let on_due = compliance_on(&t, &supervisor, &due).await;
         assert!(overdue_updates(&on_due).is_empty(), "{b}: {on_due}");
         let past = compliance_on(&t, &supervisor, &iso_plus(&due, 1)).await;
-        assert_eq!(overdue_updates(&past), std::slice::from_ref(&weekly), "{b}: {past}");
+        assert_eq!(
+            overdue_updates(&past),
+            std::slice::from_ref(&weekly),
+            "{b}: {past}"
+        );
         let item = &past["overdue_updates"][0];
         assert_eq!(item["update_frequency"], "weekly", "{b}: {item}");
         assert_eq!(item["latest_version"], 1, "{b}: {item}");
@@ -543,7 +547,11 @@ async fn update_frequencies_are_six_words_and_an_overdue_dataset_is_reported_on_
             &iso_date(today() + time::Duration::days(800)),
         )
         .await;
-        assert_eq!(overdue_updates(&far), std::slice::from_ref(&weekly), "{b}: {far}");
+        assert_eq!(
+            overdue_updates(&far),
+            std::slice::from_ref(&weekly),
+            "{b}: {far}"
+        );
 
         // Its first version moved back to Monday 2020-01-06 (as time would): due by
         // Monday 2020-01-20 (a week, then five working days), overdue now; a new
@@ -556,7 +564,11 @@ async fn update_frequencies_are_six_words_and_an_overdue_dataset_is_reported_on_
         )
         .await;
         let now = compliance(&t, &supervisor).await;
-        assert_eq!(overdue_updates(&now), std::slice::from_ref(&weekly), "{b}: {now}");
+        assert_eq!(
+            overdue_updates(&now),
+            std::slice::from_ref(&weekly),
+            "{b}: {now}"
+        );
         assert_eq!(
             now["overdue_updates"][0]["next_version_due"], "2020-01-20",
             "{b}"
