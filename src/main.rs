@@ -53,6 +53,14 @@ enum Command {
     /// Witness the ledger: check each new checkpoint's consistency with the last one
     /// seen, store it and cosign it. Exits 2 on a split view.
     Witness(pdx::cli::witness::WitnessArgs),
+    /// Write an encrypted, consistent archive of the database and the data directory
+    /// (zones and keys) while the server runs. Exits 2 if the archive was written but
+    /// a file does not match its certificate or release hash (restore would refuse it).
+    Backup(pdx::cli::backup::BackupArgs),
+    /// Restore an archive into an empty or new --data-dir (a PostgreSQL archive into the
+    /// empty database of --database-url), verifying the ledger and every file against
+    /// its certificate or release hash; on any refusal nothing is left behind.
+    Restore(pdx::cli::restore::RestoreArgs),
     /// Reconcile trading from the local database: paid − refunded = remitted +
     /// unsettled, to the fen. Exits 1 if it does not balance.
     Reconcile {
@@ -170,6 +178,21 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .context("ledger")?;
             std::process::exit(code);
+        }
+        Command::Backup(args) => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            let code = pdx::cli::backup::run(&config, args)
+                .await
+                .context("backup")?;
+            std::process::exit(code);
+        }
+        Command::Restore(args) => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            pdx::cli::restore::run(&config, args)
+                .await
+                .context("restore")
         }
         Command::Reconcile { group_by } => {
             let config = Config::resolve(&cli.config, None)?;

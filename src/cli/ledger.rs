@@ -173,7 +173,7 @@ fn report(result: Result<VerifyReport, VerifyFailure>) -> i32 {
 /// is opened with `mode=ro` (in place of the default URL's `mode=rwc`, which creates
 /// it), so verifying never creates or changes a database; PostgreSQL URLs are kept
 /// (verification only runs SELECTs).
-fn read_only_url(url: &str) -> anyhow::Result<String> {
+pub(crate) fn read_only_url(url: &str) -> anyhow::Result<String> {
     let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))

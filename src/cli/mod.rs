@@ -1,5 +1,8 @@
 //! Command-line tools beyond `serve` and `demo`.
 
+pub mod backup;
+pub mod backup_format;
+pub mod backup_pg;
 pub mod bench;
 pub mod bench_deid;
 pub mod bench_fhe;
@@ -8,6 +11,7 @@ pub mod bench_sandbox;
 pub mod fhe;
 pub mod ledger;
 pub mod reconcile;
+pub mod restore;
 pub mod witness;
 
 /// A progress bar in the house style, hidden when stderr is not a terminal.

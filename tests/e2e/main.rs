@@ -1,6 +1,7 @@
 //! End-to-end tests of the pdx binary and HTTP API: one test binary, one module per area.
 mod abuse;
 mod audit;
+mod backup;
 mod catalog;
 mod crash;
 mod demo;
