@@ -15,7 +15,7 @@ use crate::model::{
     DownloadArchive, DownloadRecord, LicenceKind, NewOrder, Order, OrderPlacement, OrderStatus,
     ProductStatus, payee_for,
 };
-use crate::rows::{actor_key, actor_org, get_opt_u64, get_u64, line_field, to_i64};
+use crate::rows::{actor_key, actor_org, get_opt_u64, get_u64, line_field, narrowed, to_i64};
 use crate::split::allocate;
 
 const ORDER_COLUMNS: &str = "id, buyer_org, idempotency_key, request_hash, product_id, \
@@ -530,19 +530,7 @@ impl Products {
             ),
             ("status", filter.status.map(|s| s.as_str().to_string())),
         ];
-        let mut clauses = Vec::new();
-        let mut values = Vec::new();
-        for (column, value) in narrowing {
-            if let Some(value) = value {
-                values.push(value);
-                clauses.push(format!("{column} = ${}", values.len()));
-            }
-        }
-        let condition = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
+        let (condition, values) = narrowed(narrowing);
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders {condition} \
              ORDER BY created_ms DESC, id LIMIT ${}",

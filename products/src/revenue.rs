@@ -60,7 +60,7 @@ use crate::Products;
 use crate::clock::{DAY_MS, Period};
 use crate::error::{ProductsError, Result};
 use crate::model::{GrantPurpose, LicenceKind, OrderStatus};
-use crate::rows::{get_u64, to_i64};
+use crate::rows::{get_u64, narrowed, to_i64};
 use crate::split::{BP_TOTAL, PayeeKind, RevenueSplit};
 
 /// The default minimum public-finance share of a paid product: 1,000 bp (10 %).
@@ -299,19 +299,7 @@ impl Products {
             ("payee", filter.payee.clone()),
             ("period", filter.period.clone()),
         ];
-        let mut clauses = Vec::new();
-        let mut values = Vec::new();
-        for (column, value) in narrowing {
-            if let Some(value) = value {
-                values.push(value);
-                clauses.push(format!("{column} = ${}", values.len()));
-            }
-        }
-        let condition = if clauses.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", clauses.join(" AND "))
-        };
+        let (condition, values) = narrowed(narrowing);
         let sql = format!(
             "SELECT period, payee_kind, payee, currency, amount_minor, order_count, ledger_seq \
              FROM remittances {condition} ORDER BY period, payee_kind, payee, currency"

@@ -33,6 +33,27 @@ pub(crate) fn get_opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
         .transpose()
 }
 
+/// `WHERE column = $1 AND …` for each column a filter narrows (its value `Some`), and
+/// the values to bind in that order; no clause when nothing narrows.
+pub(crate) fn narrowed<'a>(
+    narrowing: impl IntoIterator<Item = (&'a str, Option<String>)>,
+) -> (String, Vec<String>) {
+    let mut clauses = Vec::new();
+    let mut values = Vec::new();
+    for (column, value) in narrowing {
+        if let Some(value) = value {
+            values.push(value);
+            clauses.push(format!("{column} = ${}", values.len()));
+        }
+    }
+    let condition = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    (condition, values)
+}
+
 /// A `u64` (ledger seq, count) as the `BIGINT` it is stored as.
 pub(crate) fn to_i64(v: u64, what: &str) -> Result<i64> {
     i64::try_from(v).map_err(|_| ProductsError::Internal(format!("{what} out of range")))

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
-use crate::store;
+use crate::store::{self, is_unique_violation, where_clause};
 use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
@@ -659,10 +659,6 @@ impl NewDataset {
 /// The reason recorded for revision 1, the registration.
 pub const REGISTRATION_REASON: &str = "registered";
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
 fn like_pattern(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -750,6 +746,20 @@ impl Catalog {
         row.as_ref().map(dataset_from_row).transpose()
     }
 
+    /// One dataset for a report scoped to its provider: `provider_org` `Some` for a
+    /// provider, who sees only its own datasets (another's is "not found", as an absent
+    /// one); `None` for supervisors and the data authority, who see every one.
+    pub async fn dataset_for_provider(
+        &self,
+        id: &DatasetId,
+        provider_org: Option<&OrgId>,
+    ) -> Result<Dataset> {
+        self.dataset(id)
+            .await?
+            .filter(|d| provider_org.is_none_or(|org| *org == d.provider_org))
+            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))
+    }
+
     /// One dataset as `reader` sees it: an entry it may not see is "not found", exactly
     /// as an absent one.
     pub async fn visible_dataset(
@@ -826,11 +836,7 @@ impl Catalog {
                 filters.push(format!("d.status = ${}", binds.len()));
             }
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter = where_clause(&filters);
         let count_sql = format!("SELECT COUNT(*) AS n FROM {DATASET_FROM} {filter}");
         let mut count = sqlx::query(sqlx::AssertSqlSafe(count_sql));
         for b in &binds {

@@ -41,7 +41,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::catalog::{CatalogReader, Dataset, Level, NewDataset, OpenAttribute, ShareType};
-use crate::store;
+use crate::store::{self, to_i64, where_clause};
 use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
@@ -142,10 +142,6 @@ fn filing_from_row(row: &AnyRow) -> Result<Filing> {
     })
 }
 
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a number is out of range".into()))
-}
-
 impl Classification {
     /// Files `meta`'s not-shared classification of `dataset_id` as `actor` (its
     /// provider), at catalog `revision`, inside the caller's transaction: a filing row
@@ -207,10 +203,10 @@ impl Classification {
                 share_type: &share_type,
                 legal_basis,
                 level: &level,
-                revision: to_i64(revision)?,
+                revision: to_i64(revision, "a number")?,
                 metadata_hash: &hash_hex,
                 filed_ms: now_ms(),
-                filing_seq: to_i64(appended.seq)?,
+                filing_seq: to_i64(appended.seq, "a number")?,
             },
         )
         .await?;
@@ -240,11 +236,7 @@ impl Classification {
             // Filings are the authority's and their providers' to read, not the public's.
             CatalogReader::Public => return Ok(Vec::new()),
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter = where_clause(&filters);
         let sql = format!(
             "SELECT {FILING_COLUMNS} FROM classification_filings {filter} \
              ORDER BY filed_ms DESC, id"

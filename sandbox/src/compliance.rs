@@ -56,7 +56,8 @@ use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 
 use crate::grants::{DELTA_UNIT, EPSILON_UNIT};
-use crate::objections::iso_day_of_ms;
+use crate::store::u64_of;
+use crate::workdays::{iso_day_of_ms, midnight_ms};
 use crate::{Result, SandboxError};
 
 crate::service! {
@@ -394,17 +395,10 @@ fn spend_units(text: &str, unit: f64) -> Option<i64> {
     (units <= 1e15).then_some(units as i64)
 }
 
-fn u64_of(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
 /// The instant a report is for: 00:00 UTC of `as_of`, or now.
 pub fn report_instant(as_of: Option<Date>) -> i64 {
     match as_of {
-        Some(day) => {
-            let midnight = day.midnight().assume_utc();
-            i64::try_from(midnight.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-        }
+        Some(day) => midnight_ms(day),
         None => now_ms(),
     }
 }

@@ -61,9 +61,9 @@ use sqlx::{AnyConnection, Row};
 use crate::catalog::CatalogStatus;
 use crate::lifecycle::MAX_REASON_CHARS;
 use crate::runs::cited_versions;
-use crate::store;
+use crate::store::{self, is_unique_violation, to_i64};
 use crate::versions::{INGEST_JOB_KIND, Version};
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// Destruction of dataset versions and whole datasets, and their tombstones.
@@ -197,25 +197,6 @@ struct StoredFile {
     content_hash: String,
     bytes: u64,
     deleted: bool,
-}
-
-/// Trims `text` and checks it is 1 to [`MAX_REASON_CHARS`] characters.
-fn checked_text<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_REASON_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a number is out of range".into()))
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 /// A stored hex hash as a [`Hash32`] (an internal fault when it is not one).
@@ -402,11 +383,11 @@ impl Destructions {
         only: Option<u64>,
         request: DestructionRequest,
     ) -> Result<DestructionRecord> {
-        let reason = checked_text("reason", &request.reason)?;
+        let reason = checked_text("reason", &request.reason, MAX_REASON_CHARS)?;
         let legal_basis = request
             .legal_basis
             .as_deref()
-            .map(|b| checked_text("legal_basis", b))
+            .map(|b| checked_text("legal_basis", b, MAX_REASON_CHARS))
             .transpose()?;
         let org = actor_org(actor)?;
         let key = actor_key(actor)?;
@@ -507,13 +488,13 @@ impl Destructions {
             grants_suspended: suspended.iter().map(ToString::to_string).collect(),
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        let seq = to_i64(appended.seq)?;
+        let seq = to_i64(appended.seq, "a number")?;
         let mut rows: Vec<(i64, String)> = Vec::new();
         for n in &target_numbers {
             let mine: Vec<&StoredFile> = files.iter().filter(|f| f.version == *n).collect();
             let json = serde_json::to_string(&mine)
                 .map_err(|e| SandboxError::Internal(format!("encoding a file list: {e}")))?;
-            rows.push((to_i64(*n)?, json));
+            rows.push((to_i64(*n, "a number")?, json));
         }
         if scope == DestructionScope::Dataset {
             rows.push((0, "[]".to_string()));
@@ -610,7 +591,7 @@ impl Destructions {
             "SELECT file_path FROM dataset_versions WHERE dataset_id = $1 AND version = $2",
         )
         .bind(dataset_id.clone())
-        .bind(to_i64(v.version)?)
+        .bind(to_i64(v.version, "a number")?)
         .fetch_one(self.db().pool())
         .await?;
         let deid: String = row.try_get("file_path")?;
@@ -705,7 +686,7 @@ impl Destructions {
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(dataset_id.clone());
         if let Some(n) = only {
-            q = q.bind(to_i64(n)?);
+            q = q.bind(to_i64(n, "a number")?);
         }
         let lookups: i64 = q.fetch_one(&mut *tx).await?.try_get("n")?;
         if lookups > 0 {
@@ -873,12 +854,17 @@ mod tests {
         let ok: DestructionRequest =
             serde_json::from_value(serde_json::json!({"reason": "retention over"})).unwrap();
         assert_eq!(ok.legal_basis, None);
-        assert_eq!(checked_text("reason", "  over  ").ok(), Some("over"));
-        let err = checked_text("reason", "   ").unwrap_err().to_string();
+        assert_eq!(
+            checked_text("reason", "  over  ", MAX_REASON_CHARS).ok(),
+            Some("over")
+        );
+        let err = checked_text("reason", "   ", MAX_REASON_CHARS)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("reason"), "{err}");
         let long = "x".repeat(MAX_REASON_CHARS + 1);
         assert!(
-            !checked_text("reason", &long)
+            !checked_text("reason", &long, MAX_REASON_CHARS)
                 .unwrap_err()
                 .to_string()
                 .contains("xxx")

@@ -186,12 +186,8 @@ impl DisclosureAudit {
     ) -> Result<DisclosureReport> {
         let dataset = self
             .catalog()
-            .dataset(dataset_id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-        if provider_org.is_some_and(|org| *org != dataset.provider_org) {
-            return Err(SandboxError::NotFound("no such dataset".into()));
-        }
+            .dataset_for_provider(dataset_id, provider_org)
+            .await?;
         let prefix = format!("{}@", dataset.id);
         // The run rows name their versions as `dataset@version` in a JSON list; the
         // LIKE narrows the scan and the parsed list decides.

@@ -43,9 +43,8 @@ use sqlx::any::AnyRow;
 use time::{Date, Month, OffsetDateTime};
 
 use crate::catalog::{NewDataset, OpenAttribute};
-use crate::quality::{day_of_ms, u64_of};
-use crate::store;
-use crate::workdays::iso_date;
+use crate::store::{self, is_unique_violation, u64_of};
+use crate::workdays::{day_of_ms, iso_date, midnight_ms};
 use crate::{Result, SandboxError, actor_key, actor_org};
 
 crate::service! {
@@ -223,18 +222,13 @@ pub fn catalog_entry_complete(meta: &NewDataset) -> bool {
             || !meta.legal_basis.trim().is_empty())
 }
 
-/// 00:00 UTC of a day, ms since epoch.
-fn ms_of(day: Date) -> i64 {
-    i64::try_from(day.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-}
-
 /// The instants that bound `year`: `[start, end)`, ms since epoch.
 fn year_bounds(year: i32) -> Result<(i64, i64)> {
     let bad = || SandboxError::Invalid("`year` is out of range".into());
     let start = Date::from_calendar_date(year, Month::January, 1).map_err(|_| bad())?;
     let next = year.checked_add(1).ok_or_else(bad)?;
     let end = Date::from_calendar_date(next, Month::January, 1).map_err(|_| bad())?;
-    Ok((ms_of(start), ms_of(end)))
+    Ok((midnight_ms(start), midnight_ms(end)))
 }
 
 fn evaluation_from_row(row: &AnyRow) -> Result<Evaluation> {
@@ -253,10 +247,6 @@ fn evaluation_from_row(row: &AnyRow) -> Result<Evaluation> {
         evaluated_ms: row.try_get("evaluated_ms")?,
         evaluation_seq: u64_of(row.try_get("evaluation_seq")?),
     })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
 const DUPLICATE: &str = "this provider already has an evaluation for that year";

@@ -77,8 +77,8 @@ use tokio::io::AsyncWriteExt;
 use crate::catalog::{Dataset, OpenAttribute};
 use crate::grants::{Grant, ModelKind, PrivacyCost};
 use crate::jobs::{self, Job, JobInputs};
-use crate::store;
-use crate::{Result, SandboxError, actor_org, scratch_name};
+use crate::store::{self, opt_u64};
+use crate::{Result, SandboxError, actor_org, scratch_name, validate_text};
 
 crate::service! {
     /// Private lookups: FHE templates, server keys and encrypted queries.
@@ -396,26 +396,6 @@ fn internal(e: impl std::fmt::Display) -> SandboxError {
 
 fn task_error(e: tokio::task::JoinError) -> SandboxError {
     SandboxError::Internal(format!("fhe task: {e}"))
-}
-
-fn validate_text(field: &str, value: &str, max: usize) -> Result<()> {
-    if value.trim().is_empty() {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must not be empty"
-        )));
-    }
-    if value.chars().count() > max {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` is longer than {max} characters"
-        )));
-    }
-    Ok(())
-}
-
-fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
 }
 
 fn template_from_row(row: &AnyRow) -> Result<FheTemplate> {

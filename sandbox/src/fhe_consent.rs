@@ -56,10 +56,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::objections::today_iso;
-use crate::store;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::store::{self, opt_u64};
+use crate::workdays::{iso_date, today_iso};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// Consent to private lookups: subjects' keys, authorisations and their opening.
@@ -204,22 +203,6 @@ pub fn parse_commitment(text: &str) -> Result<[u8; COMMITMENT_LEN]> {
         .map_err(|e| SandboxError::Invalid(e.to_string()))
 }
 
-fn checked_reason<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_REASON_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
-fn seq_of(row: &AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
-}
-
 fn key_from_row(row: &AnyRow) -> Result<ConsentKey> {
     Ok(ConsentKey {
         id: row.try_get("id")?,
@@ -262,7 +245,7 @@ fn request_from_row(row: &AnyRow, today: &str) -> Result<ConsentRequest> {
         subject_org: row.try_get("subject_org")?,
         subject_key: row.try_get("subject_key")?,
         opening,
-        answer_seq: seq_of(row, "answer_seq")?,
+        answer_seq: opt_u64(row, "answer_seq")?,
     })
 }
 
@@ -447,7 +430,7 @@ impl FheConsent {
         query_id: &FheQueryId,
         reason: &str,
     ) -> Result<ConsentView> {
-        let reason = checked_reason("reason", reason)?;
+        let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
         let org = actor_org(actor)?;
         let requester_key = actor_key(actor)?;
         let view = self.fhe_consent(query_id, &org, true).await?;
@@ -588,7 +571,7 @@ impl FheConsent {
         query_id: &FheQueryId,
         reason: &str,
     ) -> Result<ConsentView> {
-        let reason = checked_reason("reason", reason)?;
+        let reason = checked_text("reason", reason, MAX_REASON_CHARS)?;
         let org = actor_org(actor)?;
         self.fhe().fhe_query(query_id, &org, false).await?;
         let answer = BankAnswer {

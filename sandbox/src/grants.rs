@@ -43,7 +43,7 @@ use crate::catalog::OpenAttribute;
 use crate::grant_terms::{PurposeKind, filed_terms};
 use crate::store;
 use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_org};
+use crate::{Result, SandboxError, actor_org, validate_text};
 
 crate::service! {
     /// Grants (open-use agreements) and their budgets.
@@ -334,20 +334,6 @@ fn budget_units(value: f64, unit: f64, name: &str) -> Result<i64> {
         return Err(SandboxError::Invalid(format!("{name} is too large")));
     }
     Ok(units as i64)
-}
-
-fn validate_text(field: &str, value: &str, max: usize) -> Result<()> {
-    if value.trim().is_empty() {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must not be empty"
-        )));
-    }
-    if value.chars().count() > max {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` is longer than {max} characters"
-        )));
-    }
-    Ok(())
 }
 
 fn dedup_sorted<T: Ord + Clone>(items: &[T]) -> Vec<T> {

@@ -445,3 +445,30 @@ pub(crate) fn actor_key(actor: &Actor) -> Result<KeyId> {
     KeyId::parse(&actor.key_id)
         .map_err(|_| SandboxError::Internal("the acting key's id is malformed".into()))
 }
+
+/// Trims a free text (a reason, a legal basis, a detail) and checks it is 1 to `max`
+/// characters; returns it trimmed.
+pub(crate) fn checked_text<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > max {
+        return Err(SandboxError::Invalid(format!(
+            "`{field}` must be 1 to {max} characters"
+        )));
+    }
+    Ok(text)
+}
+
+/// Checks a free text is not blank and at most `max` characters (kept as sent, untrimmed).
+pub(crate) fn validate_text(field: &str, value: &str, max: usize) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(SandboxError::Invalid(format!(
+            "`{field}` must not be empty"
+        )));
+    }
+    if value.chars().count() > max {
+        return Err(SandboxError::Invalid(format!(
+            "`{field}` is longer than {max} characters"
+        )));
+    }
+    Ok(())
+}

@@ -51,11 +51,10 @@ use time::Date;
 use crate::catalog::{
     CatalogReader, CatalogStatus, Dataset, EncodedMeta, NewDataset, claim_element, metadata_hash,
 };
-use crate::objections::iso_day_of_ms;
-use crate::store;
+use crate::store::{self, opt_u64, to_i64};
 use crate::versions::INGEST_JOB_KIND;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::workdays::{iso_date, iso_day_of_ms};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// The catalog life cycle: submission, the data authority's review, and revisions.
@@ -140,17 +139,6 @@ struct PendingReview {
     review_due: String,
 }
 
-/// Trims `text` and checks it is 1 to [`MAX_REASON_CHARS`] characters.
-fn checked_reason<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_REASON_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
 fn revision_from_row(row: &AnyRow) -> Result<CatalogRevision> {
     let metadata: String = row.try_get("metadata_json")?;
     Ok(CatalogRevision {
@@ -164,17 +152,11 @@ fn revision_from_row(row: &AnyRow) -> Result<CatalogRevision> {
         legal_change_date: row.try_get("legal_change_date")?,
         update_due: row.try_get("update_due")?,
         late: row.try_get::<i64, _>("late")? != 0,
-        ledger_seq: row
-            .try_get::<Option<i64>, _>("revision_seq")?
-            .and_then(|s| u64::try_from(s).ok()),
+        ledger_seq: opt_u64(row, "revision_seq")?,
         metadata: serde_json::from_str(&metadata).map_err(|e| {
             SandboxError::Internal(format!("stored revision metadata does not parse: {e}"))
         })?,
     })
-}
-
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a revision number is out of range".into()))
 }
 
 /// The next review round of a dataset, read inside the caller's transaction.
@@ -234,7 +216,7 @@ impl Lifecycle {
             }
         }
         let hash = metadata_hash(&dataset.meta)?;
-        let revision = to_i64(dataset.revision)?;
+        let revision = to_i64(dataset.revision, "a revision number")?;
         let now = now_ms();
         let due = iso_date(
             self.calendar()
@@ -279,7 +261,7 @@ impl Lifecycle {
                 submitted_key: &key,
                 submitted_ms: now,
                 review_due: &due,
-                submission_seq: to_i64(appended.seq)?,
+                submission_seq: to_i64(appended.seq, "a revision number")?,
             },
         )
         .await?;
@@ -320,7 +302,7 @@ impl Lifecycle {
         let reason = review
             .reason
             .as_deref()
-            .map(|r| checked_reason("reason", r))
+            .map(|r| checked_text("reason", r, MAX_REASON_CHARS))
             .transpose()?;
         if review.decision == ReviewDecision::Return && reason.is_none() {
             return Err(SandboxError::Invalid(
@@ -405,7 +387,7 @@ impl Lifecycle {
                 reviewer_key: &key,
                 reviewed_ms: now,
                 reviewed_late: i64::from(late),
-                decision_seq: to_i64(appended.seq)?,
+                decision_seq: to_i64(appended.seq, "a revision number")?,
             },
         )
         .await?;
@@ -445,7 +427,7 @@ impl Lifecycle {
         note: RevisionNote,
     ) -> Result<Dataset> {
         new.validate()?;
-        let reason = checked_reason("reason", &note.reason)?;
+        let reason = checked_text("reason", &note.reason, MAX_REASON_CHARS)?;
         let org = actor_org(actor)?;
         let key = actor_key(actor)?;
         let dataset = self.own_dataset(id, &org).await?;
@@ -519,8 +501,8 @@ impl Lifecycle {
             &mut *tx,
             id,
             &encoded.row(&new),
-            to_i64(revision)?,
-            to_i64(dataset.revision)?,
+            to_i64(revision, "a revision number")?,
+            to_i64(dataset.revision, "a revision number")?,
             &dataset.status.as_str(),
             now,
         )
@@ -538,7 +520,7 @@ impl Lifecycle {
             &mut *tx,
             &store::catalog::NewRevisionRow {
                 dataset_id: id,
-                revision: to_i64(revision)?,
+                revision: to_i64(revision, "a revision number")?,
                 metadata_hash: &hash_hex,
                 metadata_json: &metadata_json,
                 provider_org: &org,
@@ -548,7 +530,7 @@ impl Lifecycle {
                 legal_change_date: legal_change_date.as_deref(),
                 update_due: update_due.as_deref(),
                 late: i64::from(late),
-                revision_seq: Some(to_i64(appended.seq)?),
+                revision_seq: Some(to_i64(appended.seq, "a revision number")?),
             },
         )
         .await?;
@@ -589,11 +571,18 @@ mod tests {
     #[test]
     fn reasons_are_trimmed_and_bounded() {
         assert_eq!(
-            checked_reason("reason", "  wrong theme  ").ok(),
+            checked_text("reason", "  wrong theme  ", MAX_REASON_CHARS).ok(),
             Some("wrong theme")
         );
-        assert!(checked_reason("reason", " ").is_err());
-        assert!(checked_reason("reason", &"字".repeat(MAX_REASON_CHARS + 1)).is_err());
+        assert!(checked_text("reason", " ", MAX_REASON_CHARS).is_err());
+        assert!(
+            checked_text(
+                "reason",
+                &"字".repeat(MAX_REASON_CHARS + 1),
+                MAX_REASON_CHARS
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
+use crate::store::opt_u64;
 use crate::{Result, SandboxError};
 
 crate::service! {
@@ -124,12 +125,6 @@ pub struct ReleaseLineage {
     pub problems: Vec<String>,
 }
 
-fn opt_seq(row: &sqlx::any::AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
-}
-
 /// The ledger hop at `seq`, whose entry must be of `T`'s kind: the hop and the typed
 /// payload, or `None` with the reason added to `problems`. `what` names the hop in
 /// that reason.
@@ -207,7 +202,7 @@ impl Lineage {
         let model = self.models().model_any(&model_id).await?;
 
         // The release.
-        let release = match opt_seq(&row, "release_seq")? {
+        let release = match opt_u64(&row, "release_seq")? {
             None => {
                 problems.push("release: no ledger seq recorded".into());
                 None
@@ -244,7 +239,7 @@ impl Lineage {
                     .bind(gid.clone())
                     .fetch_optional(self.db().pool())
                     .await?
-                    .map(|r| opt_seq(&r, "decision_seq"))
+                    .map(|r| opt_u64(&r, "decision_seq"))
                     .transpose()?
                     .flatten();
                 match seq {

@@ -27,13 +27,12 @@ use pdx_ledger::kinds::{Objection as ObjectionEntry, ObjectionAnswer};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use time::OffsetDateTime;
 
 use crate::catalog::CatalogReader;
 use crate::quality::Correction;
-use crate::store;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::store::{self, opt_u64};
+use crate::workdays::{iso_date, iso_day_of_ms, today_iso};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// Objections to dataset versions and their working-day deadlines.
@@ -204,25 +203,6 @@ impl ObjectionView {
     }
 }
 
-/// Today's date in UTC, as the deadlines are written.
-pub(crate) fn today_iso() -> String {
-    iso_date(OffsetDateTime::now_utc().date())
-}
-
-/// The UTC date of a timestamp in ms, as `YYYY-MM-DD`.
-pub(crate) fn iso_day_of_ms(ms: i64) -> String {
-    let date = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date();
-    iso_date(date)
-}
-
-fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
-}
-
 fn objection_from_row(row: &AnyRow, today: &str) -> Result<Objection> {
     let status = match row.try_get::<String, _>("status")?.as_str() {
         "open" => ObjectionStatus::Open,
@@ -257,21 +237,10 @@ fn objection_from_row(row: &AnyRow, today: &str) -> Result<Objection> {
     })
 }
 
-/// Trims `text` and checks it is 1 to [`MAX_TEXT_CHARS`] characters.
-fn checked_text<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_TEXT_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
 impl Objections {
     /// Files an objection to a certified dataset version on `actor`'s behalf.
     pub async fn file_objection(&self, actor: &Actor, new: NewObjection) -> Result<Objection> {
-        let detail = checked_text("detail", &new.detail)?;
+        let detail = checked_text("detail", &new.detail, MAX_TEXT_CHARS)?;
         let objector_org = actor_org(actor)?;
         // An unpublished entry is not in the objector's catalog (GD21 Art.10-11) unless
         // it is its own.
@@ -382,7 +351,7 @@ impl Objections {
         id: &ObjectionId,
         reply: ObjectionReply,
     ) -> Result<Objection> {
-        let answer = checked_text("answer", &reply.answer)?;
+        let answer = checked_text("answer", &reply.answer, MAX_TEXT_CHARS)?;
         let objection = self.load_objection(id).await?;
         if objection.provider_org != actor.org {
             return Err(SandboxError::NotFound("no such objection".into()));
@@ -436,14 +405,14 @@ mod tests {
     #[test]
     fn text_is_trimmed_and_bounded() {
         assert_eq!(
-            checked_text("detail", "  wrong total  ").ok(),
+            checked_text("detail", "  wrong total  ", MAX_TEXT_CHARS).ok(),
             Some("wrong total")
         );
-        assert!(checked_text("detail", "   ").is_err());
+        assert!(checked_text("detail", "   ", MAX_TEXT_CHARS).is_err());
         let long = "字".repeat(MAX_TEXT_CHARS + 1);
-        assert!(checked_text("detail", &long).is_err());
+        assert!(checked_text("detail", &long, MAX_TEXT_CHARS).is_err());
         assert!(
-            checked_text("detail", &long[3..]).is_ok(),
+            checked_text("detail", &long[3..], MAX_TEXT_CHARS).is_ok(),
             "4,000 characters fit"
         );
     }

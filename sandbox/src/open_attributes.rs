@@ -59,15 +59,14 @@ use pdx_ledger::kinds::{
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use time::{Date, OffsetDateTime};
 
 use crate::catalog::{
     CatalogReader, CatalogStatus, Dataset, EncodedMeta, OpenAttribute, metadata_hash,
 };
 use crate::lifecycle::MAX_REASON_CHARS;
-use crate::store;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::store::{self, is_unique_violation, opt_u64, to_i64, where_clause};
+use crate::workdays::{day_of_ms, end_ms_of, iso_date, parse_day};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// Open-attribute changes and emergency relaxations.
@@ -252,27 +251,6 @@ pub struct Relaxation {
     pub suspended_grants: Vec<GrantId>,
 }
 
-/// Trims `text` and checks it is 1 to [`MAX_REASON_CHARS`] characters.
-fn checked_text<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_REASON_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a revision number is out of range".into()))
-}
-
-fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
-}
-
 fn grant_list(row: &AnyRow) -> Result<Vec<GrantId>> {
     let json: String = row.try_get("suspended_grants_json")?;
     serde_json::from_str(&json).map_err(|_| {
@@ -283,36 +261,6 @@ fn grant_list(row: &AnyRow) -> Result<Vec<GrantId>> {
 fn grant_json(ids: &[GrantId]) -> Result<String> {
     serde_json::to_string(ids)
         .map_err(|e| SandboxError::Internal(format!("encoding suspended grants: {e}")))
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// Parses a `YYYY-MM-DD` day.
-fn parse_day(text: &str) -> Option<Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, format).ok()
-}
-
-/// The UTC day of an instant.
-fn day_of_ms(ms: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date()
-}
-
-/// 00:00 UTC of the day after `until`, ms since epoch: when a relaxation through
-/// `until` ends.
-fn end_ms_of(until: Date) -> Result<i64> {
-    let next = until
-        .next_day()
-        .ok_or_else(|| SandboxError::Invalid("`until` is too far ahead".into()))?;
-    Ok(next
-        .midnight()
-        .assume_utc()
-        .unix_timestamp()
-        .saturating_mul(1000))
 }
 
 const CHANGE_COLUMNS: &str = "id, dataset_id, provider_org, from_attribute, to_attribute, \
@@ -401,8 +349,8 @@ impl OpenAttributes {
         id: &DatasetId,
         request: ChangeRequest,
     ) -> Result<AttributeChange> {
-        let reason = checked_text("reason", &request.reason)?;
-        let legal_basis = checked_text("legal_basis", &request.legal_basis)?;
+        let reason = checked_text("reason", &request.reason, MAX_REASON_CHARS)?;
+        let legal_basis = checked_text("legal_basis", &request.legal_basis, MAX_REASON_CHARS)?;
         let org = actor_org(actor)?;
         let key = actor_key(actor)?;
         let dataset = self
@@ -493,7 +441,7 @@ impl OpenAttributes {
         let reason = decision
             .reason
             .as_deref()
-            .map(|r| checked_text("reason", r))
+            .map(|r| checked_text("reason", r, MAX_REASON_CHARS))
             .transpose()?;
         if !decision.approve && reason.is_none() {
             return Err(SandboxError::Invalid(
@@ -603,8 +551,8 @@ impl OpenAttributes {
             &mut *tx,
             &dataset.id,
             &encoded.row(&meta),
-            to_i64(revision)?,
-            to_i64(dataset.revision)?,
+            to_i64(revision, "a revision number")?,
+            to_i64(dataset.revision, "a revision number")?,
             &CatalogStatus::Published.as_str(),
             now,
         )
@@ -641,12 +589,12 @@ impl OpenAttributes {
             grants_suspended: suspended.iter().map(ToString::to_string).collect(),
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        let seq = to_i64(appended.seq)?;
+        let seq = to_i64(appended.seq, "a revision number")?;
         store::catalog::insert_revision(
             &mut *tx,
             &store::catalog::NewRevisionRow {
                 dataset_id: &dataset.id,
-                revision: to_i64(revision)?,
+                revision: to_i64(revision, "a revision number")?,
                 metadata_hash: &hash_hex,
                 metadata_json: &metadata_json,
                 provider_org: &dataset.provider_org,
@@ -670,7 +618,7 @@ impl OpenAttributes {
                 decider_key: &key,
                 decided_ms: now,
                 decision_reason: reason,
-                revision: Some(to_i64(revision)?),
+                revision: Some(to_i64(revision, "a revision number")?),
                 change_seq: Some(seq),
                 suspended_grants_json: &grants_json,
             },
@@ -721,11 +669,7 @@ impl OpenAttributes {
             // public sees none rather than all.
             CatalogReader::Public => return Ok(Vec::new()),
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter = where_clause(&filters);
         let sql = format!(
             "SELECT {CHANGE_COLUMNS} FROM open_attribute_changes {filter} \
              ORDER BY requested_ms DESC, id"
@@ -762,7 +706,7 @@ impl OpenAttributes {
         id: &DatasetId,
         request: RelaxationRequest,
     ) -> Result<Relaxation> {
-        let emergency = checked_text("emergency", &request.emergency)?;
+        let emergency = checked_text("emergency", &request.emergency, MAX_REASON_CHARS)?;
         let until = parse_day(&request.until)
             .ok_or_else(|| SandboxError::Invalid("`until` is a date, YYYY-MM-DD".into()))?;
         let now = now_ms();
@@ -842,7 +786,7 @@ impl OpenAttributes {
                 authority_org: &org,
                 authority_key: &key,
                 started_ms: now,
-                started_seq: to_i64(appended.seq)?,
+                started_seq: to_i64(appended.seq, "a revision number")?,
             },
         )
         .await;
@@ -980,7 +924,7 @@ impl OpenAttributes {
         store::open_attributes::record_end(
             &mut *tx,
             id,
-            to_i64(appended.seq)?,
+            to_i64(appended.seq, "a revision number")?,
             &grant_json(&suspended)?,
         )
         .await?;
@@ -1011,11 +955,18 @@ mod tests {
 
     #[test]
     fn texts_are_trimmed_bounded_and_never_echoed() {
-        assert_eq!(checked_text("reason", "  law  ").ok(), Some("law"));
-        let err = checked_text("legal_basis", "   ").unwrap_err().to_string();
+        assert_eq!(
+            checked_text("reason", "  law  ", MAX_REASON_CHARS).ok(),
+            Some("law")
+        );
+        let err = checked_text("legal_basis", "   ", MAX_REASON_CHARS)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("legal_basis"), "{err}");
         let long = "x".repeat(MAX_REASON_CHARS + 1);
-        let err = checked_text("reason", &long).unwrap_err().to_string();
+        let err = checked_text("reason", &long, MAX_REASON_CHARS)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("xxxx"), "{err}");
     }
 

@@ -50,10 +50,9 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::catalog::{CatalogReader, OpenAttribute};
-use crate::objections::iso_day_of_ms;
-use crate::store;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::store::{self, opt_u64, to_i64, where_clause};
+use crate::workdays::{iso_date, iso_day_of_ms};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// Requests to open data: filing, routing by the data authority, answers.
@@ -307,17 +306,6 @@ pub struct LateOpenDataRequest {
     pub routed_seq: u64,
 }
 
-/// Trims `text` and checks it is 1 to `max` characters.
-fn checked_text<'a>(field: &str, text: &'a str, max: usize) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > max {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {max} characters"
-        )));
-    }
-    Ok(text)
-}
-
 /// The contact, trimmed, checked and free of control characters.
 fn checked_contact(contact: &str) -> Result<&str> {
     let contact = checked_text("contact", contact, MAX_CONTACT_CHARS)?;
@@ -339,16 +327,6 @@ pub fn text_hash(subject: &str, description: &str) -> Hash32 {
     h.update(&[0]);
     h.update(description.as_bytes());
     Hash32(*h.finalize().as_bytes())
-}
-
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a ledger seq is out of range".into()))
-}
-
-fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
 }
 
 const REQUEST_COLUMNS: &str = "id, request, dataset_id, subject, description, contact, \
@@ -485,7 +463,7 @@ impl OpenDataRequests {
                 requester_org: requester_org.as_ref(),
                 requester_key: requester_key.as_ref(),
                 filed_ms: now,
-                filed_seq: to_i64(appended.seq)?,
+                filed_seq: to_i64(appended.seq, "a ledger seq")?,
             },
         )
         .await?;
@@ -557,7 +535,7 @@ impl OpenDataRequests {
                 routed_by_key: &key,
                 routed_ms: now,
                 answer_due: &due,
-                routed_seq: to_i64(appended.seq)?,
+                routed_seq: to_i64(appended.seq, "a ledger seq")?,
             },
         )
         .await?;
@@ -633,7 +611,7 @@ impl OpenDataRequests {
                 answered_key: &key,
                 answered_ms: now,
                 answered_late: i64::from(late),
-                answered_seq: to_i64(appended.seq)?,
+                answered_seq: to_i64(appended.seq, "a ledger seq")?,
             },
         )
         .await?;
@@ -690,11 +668,7 @@ impl OpenDataRequests {
             binds.push(provider.to_string());
             filters.push(format!("provider_org = ${}", binds.len()));
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter = where_clause(&filters);
         let sql = format!(
             "SELECT {REQUEST_COLUMNS} FROM open_data_requests {filter} \
              ORDER BY filed_ms DESC, id LIMIT ${} OFFSET ${}",

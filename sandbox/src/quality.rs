@@ -46,12 +46,12 @@ use pdx_ledger::{Actor, Ledger};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
-use time::{Date, Duration, OffsetDateTime};
+use time::{Date, Duration};
 
 use crate::catalog::Dataset;
 use crate::objections::{Objection, ObjectionStatus, ObjectionView, Outcome};
-use crate::store;
-use crate::workdays::{Calendar, iso_date};
+use crate::store::{self, u64_of};
+use crate::workdays::{Calendar, day_of_ms, iso_date};
 use crate::{Result, SandboxError};
 
 crate::service! {
@@ -160,35 +160,7 @@ impl UpdateFrequency {
     }
 }
 
-/// The UTC day of an instant (ms since epoch).
-pub(crate) fn day_of_ms(ms: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date()
-}
-
-/// Parses a `YYYY-MM-DD` day.
-pub(crate) fn parse_day(text: &str) -> Option<Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, format).ok()
-}
-
-/// Trims `text` and checks it is 1 to [`MAX_TEXT_CHARS`] characters.
-pub(crate) fn checked_text<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_TEXT_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_TEXT_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
-/// A stored count or seq as `u64` (negative ones, which the code never writes, as 0).
-pub(crate) fn u64_of(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
-}
-
+// Unlike `store::opt_u64`, a negative stored value (never written) reads as `Some(0)`.
 fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
     Ok(row.try_get::<Option<i64>, _>(col)?.map(u64_of))
 }
@@ -743,11 +715,8 @@ mod tests {
     use time::macros::date;
 
     use super::*;
-
-    /// ms since epoch of 00:00 UTC on a day.
-    fn ms(day: Date) -> i64 {
-        i64::try_from(day.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
-    }
+    use crate::checked_text;
+    use crate::workdays::{midnight_ms as ms, parse_day};
 
     #[test]
     fn frequencies_are_six_words_and_nothing_else() {
@@ -834,11 +803,13 @@ mod tests {
     #[test]
     fn texts_are_trimmed_and_bounded() {
         assert_eq!(
-            checked_text("findings", "  late answers ").ok(),
+            checked_text("findings", "  late answers ", MAX_TEXT_CHARS).ok(),
             Some("late answers")
         );
-        assert!(checked_text("findings", " ").is_err());
-        assert!(checked_text("findings", &"字".repeat(MAX_TEXT_CHARS + 1)).is_err());
+        assert!(checked_text("findings", " ", MAX_TEXT_CHARS).is_err());
+        assert!(
+            checked_text("findings", &"字".repeat(MAX_TEXT_CHARS + 1), MAX_TEXT_CHARS).is_err()
+        );
         assert_eq!(parse_day("2026-02-29"), None);
         assert_eq!(parse_day("2028-02-29"), Some(date!(2028 - 02 - 29)));
         assert_eq!(

@@ -29,10 +29,10 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::Duration;
 
-use crate::quality::{checked_text, day_of_ms, parse_day, u64_of};
-use crate::store;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::quality::MAX_TEXT_CHARS;
+use crate::store::{self, to_i64, u64_of, where_clause};
+use crate::workdays::{day_of_ms, iso_date, parse_day, today_iso};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// The data authority's rectification orders.
@@ -213,14 +213,6 @@ fn order_from_row(row: &AnyRow, today: &str) -> Result<RectificationOrder> {
     })
 }
 
-fn today_iso() -> String {
-    iso_date(day_of_ms(now_ms()))
-}
-
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a ledger seq is out of range".into()))
-}
-
 impl Rectifications {
     async fn load(&self, id: &RectificationId) -> Result<RectificationOrder> {
         let row = sqlx::query("SELECT * FROM rectification_orders WHERE id = $1")
@@ -236,7 +228,7 @@ impl Rectifications {
     /// the authority's own organisation, a deadline in the past or more than
     /// [`MAX_DEADLINE_DAYS`] ahead, and an evaluation of another organisation.
     pub async fn issue(&self, actor: &Actor, new: NewRectification) -> Result<RectificationOrder> {
-        let findings = checked_text("findings", &new.findings)?;
+        let findings = checked_text("findings", &new.findings, MAX_TEXT_CHARS)?;
         let deadline = parse_day(&new.deadline)
             .ok_or_else(|| SandboxError::Invalid("`deadline` is a date, YYYY-MM-DD".into()))?;
         let now = now_ms();
@@ -296,7 +288,7 @@ impl Rectifications {
                 findings,
                 deadline: &deadline,
                 issued_ms: now,
-                issued_seq: to_i64(appended.seq)?,
+                issued_seq: to_i64(appended.seq, "a ledger seq")?,
             },
         )
         .await?;
@@ -321,11 +313,7 @@ impl Rectifications {
             binds.push(status.as_str().to_string());
             filters.push(format!("status = ${}", binds.len()));
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter = where_clause(&filters);
         let sql =
             format!("SELECT * FROM rectification_orders {filter} ORDER BY issued_ms DESC, id");
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -346,7 +334,7 @@ impl Rectifications {
         id: &RectificationId,
         answer: RectificationResponse,
     ) -> Result<RectificationOrder> {
-        let response = checked_text("response", &answer.response)?;
+        let response = checked_text("response", &answer.response, MAX_TEXT_CHARS)?;
         let order = self.load(id).await?;
         if order.org_id.as_str() != actor.org {
             return Err(SandboxError::NotFound("no such rectification order".into()));
@@ -394,7 +382,8 @@ impl Rectifications {
             issued_seq: Some(order.issued_seq),
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        store::rectification::set_response_seq(&mut *tx, id, to_i64(appended.seq)?).await?;
+        store::rectification::set_response_seq(&mut *tx, id, to_i64(appended.seq, "a ledger seq")?)
+            .await?;
         tx.commit().await?;
         self.load(id).await
     }
@@ -407,7 +396,7 @@ impl Rectifications {
         id: &RectificationId,
         closing: RectificationClosing,
     ) -> Result<RectificationOrder> {
-        let note = checked_text("note", &closing.note)?;
+        let note = checked_text("note", &closing.note, MAX_TEXT_CHARS)?;
         let order = self.load(id).await?;
         match order.status {
             RectificationStatus::Issued | RectificationStatus::Responded => {}
@@ -447,7 +436,8 @@ impl Rectifications {
             issued_seq: Some(order.issued_seq),
         };
         let appended = self.ledger().append(&mut tx, actor, &entry).await?;
-        store::rectification::set_close_seq(&mut *tx, id, to_i64(appended.seq)?).await?;
+        store::rectification::set_close_seq(&mut *tx, id, to_i64(appended.seq, "a ledger seq")?)
+            .await?;
         tx.commit().await?;
         self.load(id).await
     }

@@ -482,7 +482,7 @@ impl Reviews {
         };
         let inserted = store::outputs::insert_review(&mut *tx, &review).await;
         if let Err(e) = inserted {
-            if matches!(&e, SandboxError::Db(sqlx::Error::Database(d)) if d.is_unique_violation()) {
+            if matches!(&e, SandboxError::Db(db) if store::is_unique_violation(db)) {
                 return Err(SandboxError::Conflict(
                     "this key has already reviewed the output".into(),
                 ));

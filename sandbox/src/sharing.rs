@@ -71,15 +71,13 @@ use pdx_ledger::{Actor, Hash32};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use time::{Date, OffsetDateTime};
 
 use crate::catalog::{CatalogReader, CatalogStatus, Dataset, ShareType};
 use crate::compliance::Lateness;
 use crate::lifecycle::MAX_REASON_CHARS;
-use crate::objections::iso_day_of_ms;
-use crate::store;
-use crate::workdays::iso_date;
-use crate::{Result, SandboxError, actor_key, actor_org};
+use crate::store::{self, is_unique_violation, opt_u64, to_i64, where_clause};
+use crate::workdays::{day_of_ms, end_ms_of, iso_date, iso_day_of_ms, parse_day};
+use crate::{Result, SandboxError, actor_key, actor_org, checked_text};
 
 crate::service! {
     /// Data sharing between government departments.
@@ -295,57 +293,6 @@ pub struct LateShareDecision {
     pub request_seq: u64,
 }
 
-/// Trims `text` and checks it is 1 to [`MAX_REASON_CHARS`] characters.
-fn checked_text<'a>(field: &str, text: &'a str) -> Result<&'a str> {
-    let text = text.trim();
-    if text.is_empty() || text.chars().count() > MAX_REASON_CHARS {
-        return Err(SandboxError::Invalid(format!(
-            "`{field}` must be 1 to {MAX_REASON_CHARS} characters"
-        )));
-    }
-    Ok(text)
-}
-
-/// Parses a `YYYY-MM-DD` day.
-fn parse_day(text: &str) -> Option<Date> {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(text, format).ok()
-}
-
-/// The UTC day of an instant.
-fn day_of_ms(ms: i64) -> Date {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-        .date()
-}
-
-/// 00:00 UTC of the day after `until`, ms since epoch: when a share through `until`
-/// ends.
-fn end_ms_of(until: Date) -> Result<i64> {
-    let next = until
-        .next_day()
-        .ok_or_else(|| SandboxError::Invalid("`until` is too far ahead".into()))?;
-    Ok(next
-        .midnight()
-        .assume_utc()
-        .unix_timestamp()
-        .saturating_mul(1000))
-}
-
-fn to_i64(n: u64) -> Result<i64> {
-    i64::try_from(n).map_err(|_| SandboxError::Internal("a number is out of range".into()))
-}
-
-fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
-    Ok(row
-        .try_get::<Option<i64>, _>(col)?
-        .and_then(|v| u64::try_from(v).ok()))
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
 /// The refusal recorded for a request of a not-shared dataset: the catalog's legal
 /// basis for not sharing it, or the rule when the entry records none.
 fn not_shared_reason(dataset: &Dataset) -> (String, Option<String>) {
@@ -498,8 +445,12 @@ impl Sharing {
     /// (absent, or unpublished) is "not found"; one not published, and a second pending
     /// request or active share of the same department for the dataset, are conflicts.
     pub async fn request(&self, actor: &Actor, request: NewShareRequest) -> Result<ShareRequest> {
-        let purpose = checked_text("purpose", &request.purpose)?;
-        let duty_legal_basis = checked_text("duty_legal_basis", &request.duty_legal_basis)?;
+        let purpose = checked_text("purpose", &request.purpose, MAX_REASON_CHARS)?;
+        let duty_legal_basis = checked_text(
+            "duty_legal_basis",
+            &request.duty_legal_basis,
+            MAX_REASON_CHARS,
+        )?;
         let until = parse_day(&request.until)
             .ok_or_else(|| SandboxError::Invalid("`until` is a date, YYYY-MM-DD".into()))?;
         let now = now_ms();
@@ -618,7 +569,7 @@ impl Sharing {
                 .append(&mut tx, &Actor::system(), &decision)
                 .await?
                 .seq;
-            Some(to_i64(seq)?)
+            Some(to_i64(seq, "a number")?)
         } else {
             None
         };
@@ -637,7 +588,7 @@ impl Sharing {
                 until_day: &until_day,
                 ends_ms,
                 requested_ms: now,
-                request_seq: to_i64(request_seq)?,
+                request_seq: to_i64(request_seq, "a number")?,
                 status,
                 answer_deadline: answer_deadline.as_deref(),
                 automatic: i64::from(decided_at_once),
@@ -679,7 +630,7 @@ impl Sharing {
         let reason = decision
             .reason
             .as_deref()
-            .map(|r| checked_text("reason", r))
+            .map(|r| checked_text("reason", r, MAX_REASON_CHARS))
             .transpose()?;
         if !decision.approve && reason.is_none() {
             return Err(SandboxError::Invalid(
@@ -759,7 +710,7 @@ impl Sharing {
                 decided_ms: now,
                 decision_reason: reason,
                 decision_late: i64::from(late),
-                decision_seq: to_i64(appended.seq)?,
+                decision_seq: to_i64(appended.seq, "a number")?,
             },
         )
         .await?;
@@ -783,7 +734,7 @@ impl Sharing {
         id: &ShareRequestId,
         revocation: ShareRevocation,
     ) -> Result<ShareRequest> {
-        let reason = checked_text("reason", &revocation.reason)?;
+        let reason = checked_text("reason", &revocation.reason, MAX_REASON_CHARS)?;
         let org = actor_org(actor)?;
         let key = actor_key(actor)?;
         let share = self.owned_share(id, &org).await?;
@@ -807,7 +758,7 @@ impl Sharing {
                 revoked_ms: now,
                 revoker_key: &key,
                 revoke_reason: reason,
-                revoke_seq: to_i64(appended.seq)?,
+                revoke_seq: to_i64(appended.seq, "a number")?,
             },
         )
         .await?;
@@ -859,11 +810,7 @@ impl Sharing {
             // The public (no key) sees no department's share requests.
             CatalogReader::Public => return Ok(Vec::new()),
         }
-        let filter = if filters.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", filters.join(" AND "))
-        };
+        let filter = where_clause(&filters);
         let sql = format!(
             "SELECT {SHARE_COLUMNS} FROM share_requests s {filter} \
              ORDER BY s.requested_ms DESC, s.id"
@@ -994,11 +941,11 @@ impl Sharing {
         store::sharing::insert_access(
             &mut *tx,
             &store::sharing::AccessRow {
-                access_seq: to_i64(appended.seq)?,
+                access_seq: to_i64(appended.seq, "a number")?,
                 share_id: id,
                 dataset_id: &dataset.id,
-                version: to_i64(number)?,
-                bytes: to_i64(size)?,
+                version: to_i64(number, "a number")?,
+                bytes: to_i64(size, "a number")?,
                 content_hash: &content_hash,
                 accessor_key: &key,
                 accessed_ms: now,
@@ -1094,13 +1041,18 @@ mod tests {
 
     #[test]
     fn texts_are_trimmed_bounded_and_never_echoed() {
-        assert_eq!(checked_text("purpose", "  duty  ").ok(), Some("duty"));
-        let err = checked_text("duty_legal_basis", " ")
+        assert_eq!(
+            checked_text("purpose", "  duty  ", MAX_REASON_CHARS).ok(),
+            Some("duty")
+        );
+        let err = checked_text("duty_legal_basis", " ", MAX_REASON_CHARS)
             .unwrap_err()
             .to_string();
         assert!(err.contains("duty_legal_basis"), "{err}");
         let long = "y".repeat(MAX_REASON_CHARS + 1);
-        let err = checked_text("purpose", &long).unwrap_err().to_string();
+        let err = checked_text("purpose", &long, MAX_REASON_CHARS)
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("yyyy"), "{err}");
     }
 

@@ -42,6 +42,7 @@ use crate::catalog::Dataset;
 use crate::destruction::Tombstone;
 use crate::review::Output;
 use crate::runs::cited_versions;
+use crate::store::u64_of;
 use crate::{Result, SandboxError};
 
 crate::service! {
@@ -191,10 +192,6 @@ struct NewAccess {
 
 fn hash_of(body: &[u8]) -> Hash32 {
     Hash32(*blake3::hash(body).as_bytes())
-}
-
-fn to_u64(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }
 
 /// Counts per `(org, status)`, as tallies.
@@ -369,7 +366,7 @@ impl Usage {
             .await?;
             if let Some(row) = row {
                 let dataset: DatasetId = row.try_get("dataset_id")?;
-                let version = to_u64(row.try_get::<i64, _>("version")?);
+                let version = u64_of(row.try_get::<i64, _>("version")?);
                 versions.insert(VersionRef::new(dataset, version).to_string());
             }
         }
@@ -441,12 +438,8 @@ impl Usage {
     ) -> Result<UsageReport> {
         let dataset = self
             .catalog()
-            .dataset(dataset_id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-        if provider_org.is_some_and(|org| *org != dataset.provider_org) {
-            return Err(SandboxError::NotFound("no such dataset".into()));
-        }
+            .dataset_for_provider(dataset_id, provider_org)
+            .await?;
         let versions = self.versions().versions(&dataset.id).await?;
         let mut collected: BTreeMap<u64, Collected> = versions
             .iter()
@@ -469,7 +462,7 @@ impl Usage {
                 status: row.try_get("status")?,
                 applied_ms: row.try_get("applied_ms")?,
                 decided_ms: row.try_get("decided_ms")?,
-                queries_used: to_u64(row.try_get::<i64, _>("queries_used")?),
+                queries_used: u64_of(row.try_get::<i64, _>("queries_used")?),
             })
         })
         .collect::<Result<Vec<_>>>()?;
@@ -525,13 +518,13 @@ impl Usage {
         .fetch_all(self.db().pool())
         .await?;
         for row in &lookups {
-            let version = to_u64(row.try_get::<i64, _>("version")?);
+            let version = u64_of(row.try_get::<i64, _>("version")?);
             if let Some(c) = collected.get_mut(&version) {
                 let key = (
                     row.try_get::<String, _>("org_id")?,
                     row.try_get::<String, _>("status")?,
                 );
-                *c.fhe.entry(key).or_default() += to_u64(row.try_get::<i64, _>("n")?);
+                *c.fhe.entry(key).or_default() += u64_of(row.try_get::<i64, _>("n")?);
             }
         }
 

@@ -4,10 +4,16 @@
 //! is filed does not count: filed on a Friday with a 5-working-day answer period, the
 //! deadline is the next Friday. The official holiday calendar (and its make-up working
 //! weekends) changes every year, so it is configuration, not code.
+//!
+//! The UTC day conversions the modules share live here too: the day of an instant,
+//! `YYYY-MM-DD` days, and the instant a day ends.
 
 use std::collections::BTreeSet;
 
+use pdx_ledger::db::now_ms;
 use time::{Date, Duration, OffsetDateTime, Weekday};
+
+use crate::{Result, SandboxError};
 
 /// A working-day calendar.
 #[derive(Clone, Debug, Default)]
@@ -44,10 +50,7 @@ impl Calendar {
 
     /// The deadline for an answer to something filed at `filed_ms` (ms since epoch, UTC).
     pub fn deadline_from_ms(&self, filed_ms: i64, days: u32) -> Date {
-        let filed = OffsetDateTime::from_unix_timestamp_nanos(i128::from(filed_ms) * 1_000_000)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-            .date();
-        self.add_working_days(filed, days)
+        self.add_working_days(day_of_ms(filed_ms), days)
     }
 }
 
@@ -59,6 +62,47 @@ pub fn iso_date(date: Date) -> String {
         u8::from(date.month()),
         date.day()
     )
+}
+
+/// The UTC day of `ms` (ms since epoch); the epoch's day for one out of range.
+pub(crate) fn day_of_ms(ms: i64) -> Date {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+        .date()
+}
+
+/// The first instant of the UTC day `day`, in ms since epoch (0 for one out of range).
+pub(crate) fn midnight_ms(day: Date) -> i64 {
+    i64::try_from(day.midnight().assume_utc().unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
+/// `YYYY-MM-DD` of the UTC day of `ms` (ms since epoch).
+pub(crate) fn iso_day_of_ms(ms: i64) -> String {
+    iso_date(day_of_ms(ms))
+}
+
+/// Today (UTC) as `YYYY-MM-DD`.
+pub(crate) fn today_iso() -> String {
+    iso_day_of_ms(now_ms())
+}
+
+/// A `YYYY-MM-DD` day, if `text` is one.
+pub fn parse_day(text: &str) -> Option<Date> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    Date::parse(text, format).ok()
+}
+
+/// The first instant (ms since epoch, UTC) after the day `until`: something that lasts
+/// "until" that day ends then. A day with no next one is invalid (`until` too far ahead).
+pub(crate) fn end_ms_of(until: Date) -> Result<i64> {
+    let next = until
+        .next_day()
+        .ok_or_else(|| SandboxError::Invalid("`until` is too far ahead".into()))?;
+    Ok(next
+        .midnight()
+        .assume_utc()
+        .unix_timestamp()
+        .saturating_mul(1000))
 }
 
 #[cfg(test)]

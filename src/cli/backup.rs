@@ -290,7 +290,7 @@ async fn snapshot_sqlite(url: &str, dir: &Path) -> anyhow::Result<Snapshot> {
         .await
         .context("opening the snapshot")?;
     let facts = match snap.pool().acquire().await {
-        Ok(mut conn) => Facts::read(&mut *conn).await,
+        Ok(mut conn) => Facts::read(&mut conn).await,
         Err(e) => Err(anyhow::Error::new(e).context("opening the snapshot")),
     };
     snap.close().await;
@@ -325,9 +325,9 @@ async fn dump_postgres(db: &Db, file: &Path) -> anyhow::Result<Facts> {
         .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .await
         .context("starting the snapshot transaction")?;
-    let facts = Facts::read(&mut *tx).await?;
+    let facts = Facts::read(&mut tx).await?;
     let bar = super::progress_bar(0, "dumping");
-    let dumped = super::backup_pg::dump(&mut *tx, file, &bar).await;
+    let dumped = super::backup_pg::dump(&mut tx, file, &bar).await;
     bar.finish_and_clear();
     dumped.context("dumping the database")?;
     tx.rollback().await?;

@@ -479,7 +479,7 @@ pub(crate) async fn load(
 ) -> anyhow::Result<u64> {
     let index = read_index(dump)?;
     let mut tx = db.begin_write().await?;
-    check_schema(&mut *tx, &index, archive_version).await?;
+    check_schema(&mut tx, &index, archive_version).await?;
     // Rows the migrations seeded make way for the archive's, children first.
     for (table, _) in index.tables.iter().rev() {
         if is_migration_table(table) {
@@ -519,12 +519,12 @@ pub(crate) async fn load(
                 loaded += 1;
                 bar.inc(1);
                 if batch.len() >= (MAX_PARAMS / columns.len().max(1)).max(1) {
-                    insert_rows(&mut *tx, table, columns, &mut batch).await?;
+                    insert_rows(&mut tx, table, columns, &mut batch).await?;
                 }
             }
             next => {
                 if let Some((table, columns)) = &current {
-                    insert_rows(&mut *tx, table, columns, &mut batch).await?;
+                    insert_rows(&mut tx, table, columns, &mut batch).await?;
                 }
                 current = match next {
                     Line::Table { table, columns } if !is_migration_table(&table) => {
@@ -536,7 +536,7 @@ pub(crate) async fn load(
         }
     }
     if let Some((table, columns)) = &current {
-        insert_rows(&mut *tx, table, columns, &mut batch).await?;
+        insert_rows(&mut tx, table, columns, &mut batch).await?;
     }
     tx.commit().await?;
     Ok(loaded)
@@ -546,7 +546,7 @@ pub(crate) async fn load(
 /// schema was empty before ([`ensure_empty`]).
 pub(crate) async fn clear(db: &Db) -> anyhow::Result<()> {
     let mut conn = db.pool().acquire().await?;
-    let tables = table_names(&mut *conn).await?;
+    let tables = table_names(&mut conn).await?;
     if !tables.is_empty() {
         let list: Vec<String> = tables.iter().map(String::as_str).map(quote).collect();
         sqlx::query(sqlx::AssertSqlSafe(format!(

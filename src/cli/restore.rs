@@ -462,7 +462,7 @@ async fn verify(db: &Db, dir: &Path, u: &Unpacked, config: &Config) -> anyhow::R
 
     let facts = {
         let mut conn = db.pool().acquire().await?;
-        Facts::read(&mut *conn).await?
+        Facts::read(&mut conn).await?
     };
     for v in &facts.versions {
         let what = format!("dataset {} version {}", v.dataset_id, v.version);

@@ -26,6 +26,7 @@ use pdx_sandbox::Job;
 use pdx_sandbox::compliance::{BudgetReport, ComplianceReport, report_instant};
 use pdx_sandbox::disclosure_audit::DisclosureReport;
 use pdx_sandbox::objections::{NewObjection, Objection, ObjectionReply, ObjectionView};
+use pdx_sandbox::workdays::parse_day;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -128,13 +129,10 @@ async fn compliance(
 ) -> ApiResult<Json<ComplianceReport>> {
     let as_of = match q.as_of.as_deref() {
         None => None,
-        Some(text) => {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            Some(
-                time::Date::parse(text, format)
-                    .map_err(|_| ApiError::bad_request("`as_of` must be a YYYY-MM-DD date"))?,
-            )
-        }
+        Some(text) => Some(
+            parse_day(text)
+                .ok_or_else(|| ApiError::bad_request("`as_of` must be a YYYY-MM-DD date"))?,
+        ),
     };
     Ok(Json(
         app.sandbox

@@ -40,6 +40,7 @@ use pdx_sandbox::catalog::{
 };
 use pdx_sandbox::lifecycle::{CatalogReview, CatalogRevision, RevisionNote};
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
+use pdx_sandbox::workdays::parse_day;
 use pdx_sandbox::{Job, SandboxError};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -90,12 +91,28 @@ pub(crate) fn visitor_reader(visitor: &Visitor) -> CatalogReader<'_> {
 }
 
 /// The dataset, if the caller may see it (404 otherwise, as for an absent one).
-async fn dataset_or_404(app: &App, caller: &Caller, id: &DatasetId) -> ApiResult<Dataset> {
+pub(crate) async fn dataset_or_404(
+    app: &App,
+    caller: &Caller,
+    id: &DatasetId,
+) -> ApiResult<Dataset> {
     Ok(app
         .sandbox
         .catalog()
         .visible_dataset(id, reader(caller))
         .await?)
+}
+
+/// The dataset, if the caller may see it and the route's policy lets it act on its
+/// provider's resources (404 otherwise, as for an absent one; see [`Caller::owns`]).
+pub(crate) async fn owned_dataset(
+    app: &App,
+    caller: &Caller,
+    id: &DatasetId,
+) -> ApiResult<Dataset> {
+    let dataset = dataset_or_404(app, caller, id).await?;
+    caller.owns(&dataset.provider_org)?;
+    Ok(dataset)
 }
 
 /// The dataset, if the visitor may see it (404 otherwise, as for an absent one).
@@ -252,15 +269,13 @@ async fn edit_dataset(
     ApiPath(id): ApiPath<DatasetId>,
     ApiJson(body): ApiJson<serde_json::Value>,
 ) -> ApiResult<Json<Dataset>> {
-    let dataset = dataset_or_404(&app, &caller, &id).await?;
-    caller.owns(&dataset.provider_org)?;
+    let dataset = owned_dataset(&app, &caller, &id).await?;
     let edit = DatasetEdit::parse(body)?;
     let legal_change_date = edit
         .legal_change_date
         .as_deref()
         .map(|d| {
-            let format = time::macros::format_description!("[year]-[month]-[day]");
-            time::Date::parse(d, format).map_err(|_| {
+            parse_day(d).ok_or_else(|| {
                 ApiError::invalid_field(
                     "legal_change_date",
                     "`legal_change_date` is a date, YYYY-MM-DD",
@@ -291,8 +306,7 @@ async fn submit_dataset(
     caller: Caller,
     ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<Dataset>> {
-    let dataset = dataset_or_404(&app, &caller, &id).await?;
-    caller.owns(&dataset.provider_org)?;
+    let dataset = owned_dataset(&app, &caller, &id).await?;
     let dataset = app
         .sandbox
         .lifecycle()
@@ -449,8 +463,7 @@ async fn upload_version(
     ApiQuery(params): ApiQuery<UploadParams>,
     body: Body,
 ) -> ApiResult<Response> {
-    let dataset = dataset_or_404(&app, &caller, &id).await?;
-    caller.owns(&dataset.provider_org)?;
+    let dataset = owned_dataset(&app, &caller, &id).await?;
     let format = params.to_format()?;
     let corrects = params.corrected_objections()?;
     let mut upload = app.sandbox.versions().start_upload().await?;

@@ -26,7 +26,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::http::Caller;
-use crate::http::catalog::reader;
+use crate::http::catalog::owned_dataset;
 use crate::http::json::{ApiJson, ApiPath};
 use crate::http::problem::{ApiResult, Problem};
 
@@ -52,12 +52,7 @@ async fn destroy_version(
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
     ApiJson(body): ApiJson<DestructionRequest>,
 ) -> ApiResult<(StatusCode, Json<DestructionRecord>)> {
-    let dataset = app
-        .sandbox
-        .catalog()
-        .visible_dataset(&id, reader(&caller))
-        .await?;
-    caller.owns(&dataset.provider_org)?;
+    let dataset = owned_dataset(&app, &caller, &id).await?;
     let record = app
         .sandbox
         .destructions()
@@ -82,12 +77,7 @@ async fn destroy_dataset(
     ApiPath(id): ApiPath<DatasetId>,
     ApiJson(body): ApiJson<DestructionRequest>,
 ) -> ApiResult<(StatusCode, Json<DestructionRecord>)> {
-    let dataset = app
-        .sandbox
-        .catalog()
-        .visible_dataset(&id, reader(&caller))
-        .await?;
-    caller.owns(&dataset.provider_org)?;
+    let dataset = owned_dataset(&app, &caller, &id).await?;
     let record = app
         .sandbox
         .destructions()

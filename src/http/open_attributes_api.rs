@@ -28,7 +28,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::http::Caller;
-use crate::http::catalog::reader;
+use crate::http::catalog::{owned_dataset, reader};
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiResult, Problem};
 
@@ -57,12 +57,7 @@ async fn request_change(
     ApiPath(id): ApiPath<DatasetId>,
     ApiJson(body): ApiJson<ChangeRequest>,
 ) -> ApiResult<(StatusCode, Json<AttributeChange>)> {
-    let dataset = app
-        .sandbox
-        .catalog()
-        .visible_dataset(&id, reader(&caller))
-        .await?;
-    caller.owns(&dataset.provider_org)?;
+    let dataset = owned_dataset(&app, &caller, &id).await?;
     let change = app
         .sandbox
         .open_attributes()

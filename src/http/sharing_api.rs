@@ -22,7 +22,6 @@ use axum::extract::State;
 use axum::http::{HeaderName, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pdx_ids::ShareRequestId;
-use pdx_sandbox::catalog::CatalogReader;
 use pdx_sandbox::sharing::{
     NewShareRequest, ShareDecision, ShareQuery, ShareRequest, ShareRevocation,
 };
@@ -32,23 +31,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
-use crate::auth::Role;
 use crate::http::Caller;
+use crate::http::catalog::reader;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiResult, Problem};
 
 /// The response header naming the seq of a download's `access` ledger entry.
 pub const ACCESS_SEQ_HEADER: &str = "x-pdx-access-seq";
-
-/// Which shares the caller reads: the data authority and supervisors every one, a
-/// department (the only other role the policy table lets in) those it asked for or
-/// provides the data of.
-fn reader(caller: &Caller) -> CatalogReader<'_> {
-    match caller.principal.role {
-        Role::Authority | Role::Supervisor => CatalogReader::Overseer,
-        _ => CatalogReader::Org(&caller.principal.org_id),
-    }
-}
 
 /// Routes of this area.
 pub fn routes() -> OpenApiRouter<App> {

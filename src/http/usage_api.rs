@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::auth::Role;
-use crate::http::catalog::reader;
+use crate::http::catalog::dataset_or_404;
 use crate::http::json::ApiPath;
 use crate::http::problem::{ApiError, ApiResult, Problem};
 use crate::http::{Caller, Visitor};
@@ -79,11 +79,7 @@ async fn dataset_usage(
     caller: Caller,
     ApiPath(id): ApiPath<DatasetId>,
 ) -> ApiResult<Json<UsageReport>> {
-    let dataset = app
-        .sandbox
-        .catalog()
-        .visible_dataset(&id, reader(&caller))
-        .await?;
+    let dataset = dataset_or_404(&app, &caller, &id).await?;
     // Supervisors and the data authority read every dataset's; a provider its own.
     let provider = match caller.principal.role {
         Role::Supervisor | Role::Authority => None,

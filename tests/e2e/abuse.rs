@@ -5,23 +5,15 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pdx::app::App;
-use pdx::http::limits::LimitsConfig;
 use pdx::samples;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::catalog::{register, wait_job};
-use crate::support::TestServer;
-
-/// The limits of the server about to start.
-fn limits(app: &mut App) -> &mut LimitsConfig {
-    &mut Arc::make_mut(&mut app.config).limits
-}
+use crate::support::{TestServer, limits};
 
 /// A response as the tests look at it.
 struct Answer {

@@ -19,12 +19,9 @@ use pdx_sandbox::workdays::{Calendar, iso_date};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{register, upload, wait_job};
-use crate::support::TestServer;
-
-async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::POST, path, Some(body)).await
-}
+use crate::catalog::{register, upload_certified, wait_job};
+use crate::governance::key_in;
+use crate::support::{TestServer, iso_plus, key_per_role, post};
 
 /// An entry's payload as JSON (entries carry it as canonical JSON text).
 fn payload(entry: &Value) -> Value {
@@ -32,19 +29,6 @@ fn payload(entry: &Value) -> Value {
         Value::String(text) => serde_json::from_str(text).unwrap(),
         other => other.clone(),
     }
-}
-
-/// Issues another key, with `role`, for an existing organisation.
-async fn key_in(t: &TestServer, org: &str, role: Role) -> String {
-    let (s, key) = post(
-        t,
-        &t.admin,
-        "/v1/keys",
-        json!({"org": org, "role": role.as_str()}),
-    )
-    .await;
-    assert_eq!(s, 201, "{key}");
-    key["key"].as_str().unwrap().to_string()
 }
 
 /// A route template with every `{param}` filled in.
@@ -71,10 +55,7 @@ async fn certified_dataset(t: &TestServer, provider: &str, rows: usize) -> Strin
     meta.elements = Vec::new();
     let id = register(t, provider, &serde_json::to_value(&meta).unwrap()).await;
     let csv = samples::electricity_csv(rows, 11);
-    let (s, job) = upload(t, provider, &id, "?format=csv", csv.into_bytes()).await;
-    assert_eq!(s, 202, "{job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    upload_certified(t, provider, &id, "?format=csv", csv.into_bytes()).await;
     id
 }
 
@@ -148,8 +129,14 @@ async fn pending_product(t: &TestServer, org: &str) -> ProductId {
     product.id
 }
 
-/// Records a model run of `org` as in progress, as a running job leaves it.
-async fn running_run(t: &TestServer, org: &str, model_id: &str) -> String {
+/// Records a model run of `org` reading `cited` (`dataset@version`s) as in progress, as
+/// a running job leaves it; returns its job id.
+pub(crate) async fn running_run(
+    t: &TestServer,
+    org: &str,
+    model_id: &str,
+    cited: &[&str],
+) -> String {
     let job_id = format!("job_running_{}", hex::encode(rand::random::<[u8; 4]>()));
     let now = pdx_ledger::db::now_ms();
     sqlx::query(
@@ -165,11 +152,12 @@ async fn running_run(t: &TestServer, org: &str, model_id: &str) -> String {
     .unwrap();
     sqlx::query(
         "INSERT INTO model_runs (job_id, model_id, org_id, dataset_versions, status, created_ms) \
-         VALUES ($1, $2, $3, '[]', 'running', $4)",
+         VALUES ($1, $2, $3, $4, 'running', $5)",
     )
     .bind(job_id.clone())
     .bind(model_id.to_string())
     .bind(org.to_string())
+    .bind(json!(cited).to_string())
     .bind(now)
     .execute(t.app.db.pool())
     .await
@@ -196,7 +184,7 @@ async fn a_suspended_organisation_is_refused_on_every_write_route_from_its_next_
         )
         .await;
         assert_eq!(s, 201, "{b}: {model}");
-        let job = running_run(&t, &org, model["id"].as_str().unwrap()).await;
+        let job = running_run(&t, &org, model["id"].as_str().unwrap(), &[]).await;
         let product = listed_product(&t, &org).await;
         let pending = pending_product(&t, &org).await;
 
@@ -362,11 +350,7 @@ async fn a_suspended_organisation_is_refused_on_every_write_route_from_its_next_
 #[tokio::test]
 async fn audit_routes_refuse_every_other_role() {
     let t = TestServer::start(false).await.unwrap();
-    let mut keys = Vec::new();
-    for role in Role::ALL {
-        let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
-        keys.push((role, key));
-    }
+    let keys = key_per_role(&t, "org").await;
     let mut refused = 0;
     for (method, path, policy) in POLICIES {
         let audit = path.starts_with("/v1/audit")
@@ -394,13 +378,6 @@ async fn audit_routes_refuse_every_other_role() {
     // 5 supervisor-only routes and the provider's answer, 6 refusals each.
     assert!(refused >= 36, "only {refused} refusals");
     t.stop().await;
-}
-
-/// `days` calendar days after an ISO date.
-fn iso_plus(day: &str, days: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    let d = time::Date::parse(day, format).unwrap();
-    iso_date(d.saturating_add(time::Duration::days(days)))
 }
 
 #[tokio::test]

@@ -23,9 +23,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use sqlx::Executor;
 
-use crate::products::{SPLIT, dataset, market, org_key, place, post, product_body};
+use crate::products::{SPLIT, dataset, market, org_key, place, product_body};
 use crate::restart::Serve;
-use crate::support::TestServer;
+use crate::support::{TestServer, post};
 
 const PDX: &str = env!("CARGO_BIN_EXE_pdx");
 

@@ -49,6 +49,23 @@ pub async fn upload(
     )
 }
 
+/// Uploads `body` as a new version of `dataset` (`query` as for [`upload`]) and waits
+/// for its certification; returns the finished job.
+pub async fn upload_certified(
+    t: &TestServer,
+    key: &str,
+    dataset: &str,
+    query: &str,
+    body: Vec<u8>,
+) -> Value {
+    let b = t.backend;
+    let (s, job) = upload(t, key, dataset, query, body).await;
+    assert_eq!(s, 202, "{b}: {job}");
+    let job = wait_job(t, key, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "succeeded", "{b}: {job}");
+    job
+}
+
 /// Polls a job until it finishes.
 pub async fn wait_job(t: &TestServer, key: &str, job_id: &str) -> Value {
     for _ in 0..600 {

@@ -63,10 +63,9 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
 use crate::catalog::wait_job;
-use crate::products::{
-    MODEL_SQL, Market, SPLIT, dataset, market, org_key, place, post, product_body,
-};
+use crate::products::{MODEL_SQL, Market, SPLIT, dataset, market, org_key, place, product_body};
 use crate::restart::Serve;
+use crate::support::post;
 
 /// The variable that repeats a run's kill delays.
 const SEED_VAR: &str = "PDX_CRASH_SEED";

@@ -30,11 +30,12 @@ use pdx_products::archive::read_tar;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{draft, register, upload, wait_job};
+use crate::audit::running_run;
+use crate::catalog::{draft, register, upload, upload_certified, wait_job};
 use crate::governance::entries;
-use crate::products::{MODEL_SQL, SPLIT, market, place, post, product_body};
+use crate::products::{MODEL_SQL, listed_product, market, paid_order};
 use crate::sandbox::{apply, approve};
-use crate::support::{TestServer, payload};
+use crate::support::{TestServer, blake3_hex, key_per_role, payload, post, refused_outside_policy};
 
 const PDX: &str = env!("CARGO_BIN_EXE_pdx");
 const REASON: &str = "the retention period under the Archives Law has ended";
@@ -47,12 +48,8 @@ fn destroy_body() -> Value {
 /// Uploads the electricity table drawn with `seed` as a new version and waits for its
 /// certificate; returns the version number.
 async fn certify(t: &TestServer, provider: &str, dataset: &str, seed: u64) -> u64 {
-    let b = t.backend;
     let csv = samples::electricity_csv(600, seed);
-    let (s, job) = upload(t, provider, dataset, "?format=csv", csv.into_bytes()).await;
-    assert_eq!(s, 202, "{b}: {job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{b}: {job}");
+    let job = upload_certified(t, provider, dataset, "?format=csv", csv.into_bytes()).await;
     job["result"]["version"].as_u64().unwrap()
 }
 
@@ -83,37 +80,6 @@ async fn version_files(t: &TestServer, dataset: &str, version: u64) -> Vec<PathB
             .join(dataset)
             .join(format!("{}.parquet", v.content_hash)),
     ]
-}
-
-/// Records a model run of `org` reading `cited` (`dataset@version`) as in progress, as a
-/// running job leaves it; returns its job id.
-async fn running_run(t: &TestServer, org: &str, model_id: &str, cited: &str) -> String {
-    let job_id = format!("job_running_{}", hex::encode(rand::random::<[u8; 4]>()));
-    let now = pdx_ledger::db::now_ms();
-    sqlx::query(
-        "INSERT INTO jobs (id, kind, org_id, subject, status, stage, progress, created_ms, updated_ms) \
-         VALUES ($1, 'model_run', $2, $3, 'running', 'running the model', 0.5, $4, $4)",
-    )
-    .bind(job_id.clone())
-    .bind(org.to_string())
-    .bind(model_id.to_string())
-    .bind(now)
-    .execute(t.app.db.pool())
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO model_runs (job_id, model_id, org_id, dataset_versions, status, created_ms) \
-         VALUES ($1, $2, $3, $4, 'running', $5)",
-    )
-    .bind(job_id.clone())
-    .bind(model_id.to_string())
-    .bind(org.to_string())
-    .bind(json!([cited]).to_string())
-    .bind(now)
-    .execute(t.app.db.pool())
-    .await
-    .unwrap();
-    job_id
 }
 
 /// Ends a job recorded by [`running_run`] (or an ingest recorded as running).
@@ -183,10 +149,6 @@ async fn accesses(t: &TestServer, key: &str) -> Vec<(u64, Value)> {
         .collect()
 }
 
-fn blake3_hex(bytes: &[u8]) -> String {
-    blake3::hash(bytes).to_hex().to_string()
-}
-
 fn assert_conflict(what: &str, status: u16, problem: &Value, part: &str) {
     assert_eq!(status, 409, "{what}: {problem}");
     let detail = problem["detail"].as_str().unwrap_or_default();
@@ -217,24 +179,7 @@ async fn a_destroyed_version_leaves_a_tombstone_its_files_gone_and_products_inta
 
         // A product on the release (an output of version 1), bought and paid.
         let release_id = m.release["release_id"].as_str().unwrap().to_string();
-        let (s, product) = post(
-            t,
-            &m.dev,
-            "/v1/products",
-            product_body(json!([release_id]), "commercial_internal", SPLIT),
-        )
-        .await;
-        assert_eq!(s, 201, "{b}: {product}");
-        let pid = product["id"].as_str().unwrap().to_string();
-        let (s, listed) = t
-            .call(
-                Some(&m.exchange),
-                Method::POST,
-                &format!("/v1/products/{pid}/list"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{b}: {listed}");
+        let (pid, listed) = listed_product(&m, &release_id).await;
         let (s, shown) = t.get(&m.buyer, &format!("/v1/products/{pid}")).await;
         assert_eq!(s, 200, "{b}: {shown}");
         let manifest_before = shown["manifest"].clone();
@@ -243,24 +188,7 @@ async fn a_destroyed_version_leaves_a_tombstone_its_files_gone_and_products_inta
             ds.as_str(),
             "{b}: the product is built on the dataset"
         );
-        let resp = place(
-            t,
-            &m.buyer,
-            Some("destruction-1"),
-            json!({"product_id": pid}),
-        )
-        .await;
-        assert_eq!(resp.status().as_u16(), 201, "{b}");
-        let order: Value = resp.json().await.unwrap();
-        let oid = order["id"].as_str().unwrap().to_string();
-        let (s, paid) = post(
-            t,
-            &m.buyer,
-            &format!("/v1/orders/{oid}/pay"),
-            json!({"payment_ref": "bank-0001"}),
-        )
-        .await;
-        assert_eq!(s, 200, "{b}: {paid}");
+        let oid = paid_order(t, &m.buyer, &pid, "destruction-1", "bank-0001").await;
 
         let mut v1_files = version_files(t, &ds, 1).await;
         let v2_files = version_files(t, &ds, 2).await;
@@ -334,7 +262,8 @@ async fn a_destroyed_version_leaves_a_tombstone_its_files_gone_and_products_inta
         }
         // A model run reading version 1 is in progress: 409, until it ends.
         let model = sql_model(t, &m.dev).await;
-        let job = running_run(t, &m.dev_org, &model, &format!("{ds}@1")).await;
+        let cited = format!("{ds}@1");
+        let job = running_run(t, &m.dev_org, &model, &[cited.as_str()]).await;
         let (s, p) = post(t, &m.provider, &path, destroy_body()).await;
         assert_conflict(&format!("{b}: a running job"), s, &p, "in progress");
         finish_job(t, &job).await;
@@ -994,36 +923,8 @@ async fn downloads_are_ledger_entries_and_the_usage_view_counts_them_on_both_bac
         assert_eq!(s, 200, "{b}");
         assert_eq!(blake3_hex(&out), m.release["output_hash"].as_str().unwrap());
         // A product on it, bought and downloaded once.
-        let (s, product) = post(
-            t,
-            &m.dev,
-            "/v1/products",
-            product_body(json!([release_id]), "commercial_internal", SPLIT),
-        )
-        .await;
-        assert_eq!(s, 201, "{b}: {product}");
-        let pid = product["id"].as_str().unwrap().to_string();
-        let (s, _) = t
-            .call(
-                Some(&m.exchange),
-                Method::POST,
-                &format!("/v1/products/{pid}/list"),
-                None,
-            )
-            .await;
-        assert_eq!(s, 200, "{b}");
-        let resp = place(t, &m.buyer, Some("usage-1"), json!({"product_id": pid})).await;
-        assert_eq!(resp.status().as_u16(), 201, "{b}");
-        let order: Value = resp.json().await.unwrap();
-        let oid = order["id"].as_str().unwrap().to_string();
-        let (s, _) = post(
-            t,
-            &m.buyer,
-            &format!("/v1/orders/{oid}/pay"),
-            json!({"payment_ref": "bank-0002"}),
-        )
-        .await;
-        assert_eq!(s, 200, "{b}");
+        let (pid, _) = listed_product(&m, &release_id).await;
+        let oid = paid_order(t, &m.buyer, &pid, "usage-1", "bank-0002").await;
         let (s, tar) = get_bytes(t, Some(&m.buyer), &format!("/v1/orders/{oid}/download")).await;
         assert_eq!(s, 200, "{b}");
         // A refused download writes nothing: another buyer's order is not found.
@@ -1263,11 +1164,7 @@ async fn destruction_and_usage_routes_refuse_every_other_role_on_both_backends()
         meta.elements = Vec::new();
         let ds = register(&t, &provider, &serde_json::to_value(&meta).unwrap()).await;
         assert_eq!(certify(&t, &provider, &ds, 3).await, 1, "{b}");
-        let mut keys = Vec::new();
-        for role in Role::ALL {
-            let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
-            keys.push((role, key));
-        }
+        let keys = key_per_role(&t, "org").await;
         let mut refused = 0;
         for (method, route, policy) in POLICIES {
             let mine = matches!(
@@ -1280,17 +1177,8 @@ async fn destruction_and_usage_routes_refuse_every_other_role_on_both_backends()
                 continue;
             }
             let path = route.replace("{id}", &ds).replace("{version}", "1");
-            for (role, key) in &keys {
-                if policy.roles.contains(role) {
-                    continue;
-                }
-                let body = (*method == "POST").then(destroy_body);
-                let (s, p) = t
-                    .call(Some(key), method.parse().unwrap(), &path, body)
-                    .await;
-                assert_eq!(s, 403, "{b}: {method} {route} as {role}: {p}");
-                refused += 1;
-            }
+            let body = (*method == "POST").then(destroy_body);
+            refused += refused_outside_policy(&t, &keys, policy, method, &path, body).await;
         }
         // Two destruction routes refused to every role but the provider, the usage view
         // to every role but the provider, supervisors and the data authority.

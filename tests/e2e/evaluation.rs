@@ -24,14 +24,12 @@ use pdx_sandbox::workdays::{Calendar, iso_date};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{draft, register, upload, wait_job};
-use crate::governance::entries;
+use crate::catalog::{draft, register, upload, upload_certified};
+use crate::governance::{compliance_as_of, entries, late_items};
 use crate::sandbox::{apply, approve};
-use crate::support::{TestServer, payload};
-
-async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::POST, path, Some(body)).await
-}
+use crate::support::{
+    TestServer, iso_plus, key_per_role, parse_day, payload, post, refused_outside_policy, today,
+};
 
 /// The electricity entry with these data elements and update frequency.
 fn electricity(elements: &[&str], frequency: &str) -> Value {
@@ -44,18 +42,13 @@ fn electricity(elements: &[&str], frequency: &str) -> Value {
 /// Uploads a version of `dataset` (naming `corrects` when given) and waits for its
 /// certification; returns the finished job.
 async fn certify(t: &TestServer, provider: &str, dataset: &str, corrects: &[&str]) -> Value {
-    let b = t.backend;
     let query = if corrects.is_empty() {
         "?format=csv".to_string()
     } else {
         format!("?format=csv&corrects={}", corrects.join(","))
     };
     let csv = samples::electricity_csv(600, 11);
-    let (s, job) = upload(t, provider, dataset, &query, csv.into_bytes()).await;
-    assert_eq!(s, 202, "{b}: {job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{b}: {job}");
-    job
+    upload_certified(t, provider, dataset, &query, csv.into_bytes()).await
 }
 
 /// Files an objection to version 1 of `dataset`; returns its id.
@@ -104,20 +97,6 @@ async fn shift(t: &TestServer, sql: &'static str, value: Value, id: &str) {
     assert_eq!(done.rows_affected(), 1, "{sql}");
 }
 
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
-
-fn parse_day(day: &str) -> time::Date {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(day, format).unwrap()
-}
-
-/// `days` calendar days after an ISO date.
-fn iso_plus(day: &str, days: i64) -> String {
-    iso_date(parse_day(day).saturating_add(time::Duration::days(days)))
-}
-
 /// Noon UTC of a day, ms since epoch.
 fn noon_ms(day: &str) -> i64 {
     let midnight = parse_day(day)
@@ -135,28 +114,9 @@ async fn compliance(t: &TestServer, supervisor: &str) -> Value {
     report
 }
 
-/// The compliance report as of a day.
-async fn compliance_on(t: &TestServer, supervisor: &str, day: &str) -> Value {
-    let (s, report) = t
-        .get(supervisor, &format!("/v1/audit/compliance?as_of={day}"))
-        .await;
-    assert_eq!(s, 200, "{}: {report}", t.backend);
-    report
-}
-
 /// The late corrections of a report, as (objection id, state).
 fn late_corrections(report: &Value) -> Vec<(String, String)> {
-    report["late_corrections"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| {
-            (
-                c["objection_id"].as_str().unwrap().to_string(),
-                c["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    late_items(report, "late_corrections", "objection_id")
 }
 
 /// The datasets whose next version is overdue on a report.
@@ -235,9 +195,9 @@ async fn an_accepted_objection_is_corrected_on_time_or_late_and_the_late_one_is_
         let (_, seen) = t.get(&dev, &format!("/v1/objections/{o1}")).await;
         assert_eq!(seen["correction"]["correction_due"], due.as_str(), "{b}");
         // Off the report on its deadline, on it (pending) from the day after.
-        let on_due = compliance_on(&t, &supervisor, &due).await;
+        let on_due = compliance_as_of(&t, &supervisor, &due).await;
         assert!(late_corrections(&on_due).is_empty(), "{b}: {on_due}");
-        let past = compliance_on(&t, &supervisor, &iso_plus(&due, 1)).await;
+        let past = compliance_as_of(&t, &supervisor, &iso_plus(&due, 1)).await;
         assert_eq!(
             late_corrections(&past),
             [(o1.clone(), "pending".to_string())],
@@ -363,7 +323,7 @@ async fn an_accepted_objection_is_corrected_on_time_or_late_and_the_late_one_is_
             404,
             "{b}: a stranger does not"
         );
-        let past = compliance_on(&t, &supervisor, &iso_plus(&due, 30)).await;
+        let past = compliance_as_of(&t, &supervisor, &iso_plus(&due, 30)).await;
         assert!(
             !late_corrections(&past).iter().any(|(id, _)| *id == o1),
             "{b}: {past}"
@@ -507,9 +467,9 @@ async fn update_frequencies_are_six_words_and_an_overdue_dataset_is_reported_on_
         let due = iso_date(
             Calendar::default().add_working_days(parse_day(&iso_plus(&certified_day, 7)), 5),
         );
-        let on_due = compliance_on(&t, &supervisor, &due).await;
+        let on_due = compliance_as_of(&t, &supervisor, &due).await;
         assert!(overdue_updates(&on_due).is_empty(), "{b}: {on_due}");
-        let past = compliance_on(&t, &supervisor, &iso_plus(&due, 1)).await;
+        let past = compliance_as_of(&t, &supervisor, &iso_plus(&due, 1)).await;
         assert_eq!(
             overdue_updates(&past),
             std::slice::from_ref(&weekly),
@@ -541,7 +501,7 @@ async fn update_frequencies_are_six_words_and_an_overdue_dataset_is_reported_on_
         .unwrap();
         let unpublished = draft(&t, &provider, &electricity(&[], "daily")).await;
         certify(&t, &provider, &unpublished, &[]).await;
-        let far = compliance_on(
+        let far = compliance_as_of(
             &t,
             &supervisor,
             &iso_date(today() + time::Duration::days(800)),
@@ -1013,7 +973,7 @@ async fn a_rectification_order_is_issued_answered_and_closed_and_leaves_the_repo
         let now = compliance(&t, &supervisor).await;
         assert_eq!(open_orders(&now), [(id.clone(), false)], "{b}: {now}");
         assert_eq!(now["clean"], false, "{b}");
-        let later = compliance_on(&t, &supervisor, &iso_plus(&deadline, 1)).await;
+        let later = compliance_as_of(&t, &supervisor, &iso_plus(&deadline, 1)).await;
         assert_eq!(open_orders(&later), [(id.clone(), true)], "{b}: {later}");
 
         // Only the ordered organisation answers, once.
@@ -1132,11 +1092,7 @@ async fn governance_routes_refuse_every_other_role_on_both_backends() {
         let b = t.backend;
         let (provider_org, _) = t.key_for("power-bureau", "provider").await;
         let (_, supervisor) = t.key_for("regulator", "supervisor").await;
-        let mut keys = Vec::new();
-        for role in Role::ALL {
-            let (_, key) = t.key_for(&format!("gov-{role}"), role.as_str()).await;
-            keys.push((role, key));
-        }
+        let keys = key_per_role(&t, "gov").await;
         let mut refused = 0;
         let mut routes = 0;
         for (method, route, policy) in POLICIES {
@@ -1145,25 +1101,12 @@ async fn governance_routes_refuse_every_other_role_on_both_backends() {
             }
             routes += 1;
             let path = route.replace("{id}", "rct_0123456789abcdef");
-            for (role, key) in &keys {
-                if policy.roles.contains(role) {
-                    continue;
-                }
-                let (s, p) = t
-                    .call(
-                        Some(key),
-                        method.parse().unwrap(),
-                        &path,
-                        Some(json!({
-                            "provider_org": provider_org, "year": 2024, "org": provider_org,
-                            "deadline": iso_date(today()), "findings": "x",
-                            "response": "y", "note": "z"
-                        })),
-                    )
-                    .await;
-                assert_eq!(s, 403, "{b}: {method} {route} as {role}: {p}");
-                refused += 1;
-            }
+            let body = json!({
+                "provider_org": provider_org, "year": 2024, "org": provider_org,
+                "deadline": iso_date(today()), "findings": "x",
+                "response": "y", "note": "z"
+            });
+            refused += refused_outside_policy(&t, &keys, policy, method, &path, Some(body)).await;
         }
         assert_eq!(routes, 7, "{b}: every new route is in the policy table");
         // By hand: the three reads admit every role; publishing an evaluation, issuing

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use pdx::auth::{Owner, Role};
+use pdx::auth::Owner;
 use pdx::http::policies::POLICIES;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, key_per_role};
 
 #[tokio::test]
 async fn bootstrap_writes_a_private_admin_key_once() {
@@ -410,11 +410,7 @@ fn every_route_has_exactly_one_policy_and_no_policy_is_stale() {
 #[tokio::test]
 async fn every_route_refuses_no_key_and_every_role_outside_its_policy() {
     let t = TestServer::start(false).await.unwrap();
-    let mut keys = Vec::new();
-    for role in Role::ALL {
-        let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
-        keys.push((role, key));
-    }
+    let keys = key_per_role(&t, "org").await;
     let mut refused = 0;
     for (method, path, policy) in POLICIES {
         let concrete = path

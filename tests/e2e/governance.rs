@@ -20,8 +20,11 @@ use pdx_sandbox::workdays::{Calendar, iso_date};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{draft, publish, register, upload, wait_job};
-use crate::support::{AUTHORITY_ORG, TestServer, payload};
+use crate::catalog::{draft, publish, register, upload_certified};
+use crate::support::{
+    AUTHORITY_ORG, TestServer, day, iso_plus, key_per_role, parse_day, payload, put,
+    refused_outside_policy,
+};
 
 const SQL: &str = "SELECT district, COUNT(*) AS n FROM data GROUP BY district";
 
@@ -29,23 +32,20 @@ async fn post(t: &TestServer, key: &str, path: &str, body: Option<Value>) -> (u1
     t.call(Some(key), Method::POST, path, body).await
 }
 
-async fn put(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::PUT, path, Some(body)).await
-}
-
 /// The electricity entry, without data elements (so several can be registered).
-fn electricity() -> NewDataset {
+pub(crate) fn electricity() -> NewDataset {
     let mut meta = samples::electricity_dataset();
     meta.elements = Vec::new();
     meta
 }
 
-fn json_of(meta: &NewDataset) -> Value {
+/// A catalog entry's metadata as a request body.
+pub(crate) fn json_of(meta: &NewDataset) -> Value {
     serde_json::to_value(meta).unwrap()
 }
 
 /// An edit's body: the whole metadata with its reason (and legal change date).
-fn edit_body(meta: &NewDataset, reason: &str, legal_change_date: Option<&str>) -> Value {
+pub(crate) fn edit_body(meta: &NewDataset, reason: &str, legal_change_date: Option<&str>) -> Value {
     let mut body = json_of(meta);
     body["reason"] = json!(reason);
     if let Some(date) = legal_change_date {
@@ -86,42 +86,34 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The late catalog reviews of a compliance report, as (dataset id, state).
-fn late_reviews(report: &Value) -> Vec<(String, String)> {
-    report["late_catalog_reviews"]
+/// The items of a compliance report's list `list` of late answers, as (their `id`
+/// field, state).
+pub(crate) fn late_items(report: &Value, list: &str, id: &str) -> Vec<(String, String)> {
+    report[list]
         .as_array()
         .unwrap()
         .iter()
         .map(|r| {
             (
-                r["dataset_id"].as_str().unwrap().to_string(),
+                r[id].as_str().unwrap().to_string(),
                 r["state"].as_str().unwrap().to_string(),
             )
         })
         .collect()
 }
 
+/// The late catalog reviews of a compliance report, as (dataset id, state).
+fn late_reviews(report: &Value) -> Vec<(String, String)> {
+    late_items(report, "late_catalog_reviews", "dataset_id")
+}
+
 /// The compliance report as of a day.
-async fn compliance_as_of(t: &TestServer, supervisor: &str, day: &str) -> Value {
+pub(crate) async fn compliance_as_of(t: &TestServer, supervisor: &str, day: &str) -> Value {
     let (s, report) = t
         .get(supervisor, &format!("/v1/audit/compliance?as_of={day}"))
         .await;
-    assert_eq!(s, 200, "{report}");
+    assert_eq!(s, 200, "{}: {report}", t.backend);
     report
-}
-
-fn today() -> String {
-    iso_date(time::OffsetDateTime::now_utc().date())
-}
-
-fn parse_day(day: &str) -> time::Date {
-    let format = time::macros::format_description!("[year]-[month]-[day]");
-    time::Date::parse(day, format).unwrap()
-}
-
-/// `days` calendar days after an ISO date.
-fn iso_plus(day: &str, days: i64) -> String {
-    iso_date(parse_day(day).saturating_add(time::Duration::days(days)))
 }
 
 /// The review deadline of a submission made now: 5 working days (either side of a
@@ -232,10 +224,7 @@ async fn a_catalog_entry_goes_from_draft_through_submission_to_publication_on_bo
         // Its provider prepares data before publication: a version is certified as
         // usual, and stays as invisible to others as the entry.
         let csv = samples::electricity_csv(40, 7);
-        let (s, job) = upload(&t, &provider, &id, "", csv.into_bytes()).await;
-        assert_eq!(s, 202, "{b}: {job}");
-        let job = wait_job(&t, &provider, job["id"].as_str().unwrap()).await;
-        assert_eq!(job["status"], "succeeded", "{b}: {job}");
+        upload_certified(&t, &provider, &id, "", csv.into_bytes()).await;
         let certificate = format!("{path}/versions/1/certificate");
         assert_eq!(t.get(&provider, &certificate).await.0, 200, "{b}");
         for key in [&dev, &buyer, &other_provider] {
@@ -475,7 +464,7 @@ async fn a_late_review_shows_on_the_compliance_report_on_both_backends() {
         let item = &now["late_catalog_reviews"][0];
         assert_eq!(item["decision"], "approved", "{b}: {item}");
         assert_eq!(item["reviewer_org"], authority_org.as_str(), "{b}: {item}");
-        assert_eq!(item["answered_on"], today().as_str(), "{b}: {item}");
+        assert_eq!(item["answered_on"], day(0).as_str(), "{b}: {item}");
         assert_eq!(item["submission_seq"], decisions[0]["seq"], "{b}: {item}");
         assert_eq!(now["clean"], false, "{b}");
         // The report is the supervisors'.
@@ -666,10 +655,7 @@ async fn catalog_revisions_keep_history_ledger_entries_and_certificates_on_both_
         let id = register(&t, &provider, &json_of(&meta)).await;
         let path = format!("/v1/datasets/{id}");
         let csv = samples::electricity_csv(40, 7);
-        let (s, job) = upload(&t, &provider, &id, "", csv.into_bytes()).await;
-        assert_eq!(s, 202, "{b}: {job}");
-        let job = wait_job(&t, &provider, job["id"].as_str().unwrap()).await;
-        assert_eq!(job["status"], "succeeded", "{b}: {job}");
+        upload_certified(&t, &provider, &id, "", csv.into_bytes()).await;
         let certificate_path = format!("{path}/versions/1/certificate");
         let (s, before) = t.get(&dev, &certificate_path).await;
         assert_eq!(s, 200, "{b}: {before}");
@@ -680,7 +666,7 @@ async fn catalog_revisions_keep_history_ledger_entries_and_certificates_on_both_
         edited.description =
             "Monthly electricity use of enterprises in kWh, by the 2026 tariff law".into();
         edited.legal_basis = "Electricity Law Art.5 (2026); GD21 Art.12".into();
-        let changed_on = today();
+        let changed_on = day(0);
         let (s, entry) = put(
             &t,
             &provider,
@@ -835,7 +821,7 @@ async fn catalog_revisions_keep_history_ledger_entries_and_certificates_on_both_
         assert_eq!(item["revision"], 3);
         assert_eq!(item["legal_change_date"], "2020-01-06");
         assert_eq!(item["update_due"], due3.as_str());
-        assert_eq!(item["revised_on"], today().as_str());
+        assert_eq!(item["revised_on"], day(0).as_str());
         assert_eq!(item["revision_seq"], seq3);
         assert_eq!(report["clean"], false);
         // The search text follows the edit.
@@ -871,11 +857,7 @@ async fn catalog_life_cycle_routes_refuse_every_other_role_on_both_backends() {
         let b = t.backend;
         let (_, provider) = t.key_for("power-bureau", "provider").await;
         let id = draft(&t, &provider, &json_of(&electricity())).await;
-        let mut keys = Vec::new();
-        for role in Role::ALL {
-            let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
-            keys.push((role, key));
-        }
+        let keys = key_per_role(&t, "org").await;
         let mut refused = 0;
         for (method, route, policy) in POLICIES {
             let life_cycle = matches!(
@@ -889,21 +871,8 @@ async fn catalog_life_cycle_routes_refuse_every_other_role_on_both_backends() {
                 continue;
             }
             let path = route.replace("{id}", &id);
-            for (role, key) in &keys {
-                if policy.roles.contains(role) {
-                    continue;
-                }
-                let (s, p) = t
-                    .call(
-                        Some(key),
-                        method.parse().unwrap(),
-                        &path,
-                        Some(json!({"decision": "approve", "reason": "x"})),
-                    )
-                    .await;
-                assert_eq!(s, 403, "{b}: {method} {route} as {role}: {p}");
-                refused += 1;
-            }
+            let body = json!({"decision": "approve", "reason": "x"});
+            refused += refused_outside_policy(&t, &keys, policy, method, &path, Some(body)).await;
         }
         // PUT and submit: 9 roles each; review: 9; revisions: none.
         assert_eq!(refused, 27, "{b}");

@@ -18,20 +18,16 @@ use pdx::http::policies::POLICIES;
 use pdx::samples;
 use pdx_sandbox::NewDataset;
 use pdx_sandbox::catalog::{OpenAttribute, metadata_hash};
-use pdx_sandbox::workdays::iso_date;
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{draft, register, upload, wait_job};
+use crate::catalog::{draft, register, upload_certified, wait_job};
 use crate::governance::{entries, key_in};
 use crate::sandbox::{apply, approve};
-use crate::support::{TestServer, payload};
+use crate::support::{
+    TestServer, day, key_id, key_per_role, payload, post, refused_outside_policy,
+};
 
 const COUNT_BY_DISTRICT: &str = "SELECT district, COUNT(*) AS n FROM data GROUP BY district";
-
-async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::POST, path, Some(body)).await
-}
 
 /// The electricity entry with `open`, without data elements (so several can be
 /// registered).
@@ -54,21 +50,10 @@ async fn published(t: &TestServer, provider: &str, open: OpenAttribute) -> Strin
 
 /// Like [`published`], with one certified version (runs need one).
 async fn certified(t: &TestServer, provider: &str, open: OpenAttribute) -> String {
-    let b = t.backend;
     let id = published(t, provider, open).await;
     let csv = samples::electricity_csv(crate::fhe::ROWS, crate::fhe::SEED);
-    let (s, job) = upload(t, provider, &id, "?format=csv", csv.into_bytes()).await;
-    assert_eq!(s, 202, "{b}: {job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{b}: {job}");
+    upload_certified(t, provider, &id, "?format=csv", csv.into_bytes()).await;
     id
-}
-
-/// The public id of an API key.
-async fn key_id(t: &TestServer, key: &str) -> String {
-    let (s, me) = t.get(key, "/v1/whoami").await;
-    assert_eq!(s, 200, "{me}");
-    me["key_id"].as_str().unwrap().to_string()
 }
 
 /// The `GrantDecision` entries with decision `suspended`, as (grant id, reason).
@@ -85,15 +70,6 @@ async fn suspensions(t: &TestServer, supervisor: &str) -> Vec<(String, String)> 
             )
         })
         .collect()
-}
-
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
-
-/// `days` calendar days from today, `YYYY-MM-DD`.
-fn day(days: i64) -> String {
-    iso_date(today().saturating_add(time::Duration::days(days)))
 }
 
 fn assert_not_open(what: &str, status: u16, problem: &Value) {
@@ -831,11 +807,7 @@ async fn open_attribute_routes_refuse_every_other_role_on_both_backends() {
         let (_, provider) = t.key_for("power-bureau", "provider").await;
         let (_, supervisor) = t.key_for("regulator", "supervisor").await;
         let id = published(&t, &provider, OpenAttribute::Conditional).await;
-        let mut keys = Vec::new();
-        for role in Role::ALL {
-            let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
-            keys.push((role, key));
-        }
+        let keys = key_per_role(&t, "org").await;
         let mut refused = 0;
         let mut routes = 0;
         for (method, route, policy) in POLICIES {
@@ -851,24 +823,11 @@ async fn open_attribute_routes_refuse_every_other_role_on_both_backends() {
             } else {
                 route.replace("{id}", &id)
             };
-            for (role, key) in &keys {
-                if policy.roles.contains(role) {
-                    continue;
-                }
-                let (s, p) = t
-                    .call(
-                        Some(key),
-                        method.parse().unwrap(),
-                        &path,
-                        Some(json!({
-                            "to": "not_open", "reason": "x", "legal_basis": "y",
-                            "approve": true, "emergency": "z", "until": day(1)
-                        })),
-                    )
-                    .await;
-                assert_eq!(s, 403, "{b}: {method} {route} as {role}: {p}");
-                refused += 1;
-            }
+            let body = json!({
+                "to": "not_open", "reason": "x", "legal_basis": "y",
+                "approve": true, "emergency": "z", "until": day(1)
+            });
+            refused += refused_outside_policy(&t, &keys, policy, method, &path, Some(body)).await;
         }
         assert_eq!(routes, 5, "{b}: every new route is in the policy table");
         // The request (9 roles), the decision (9), the relaxation (9) and the list of

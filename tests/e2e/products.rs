@@ -21,8 +21,8 @@ use pdx_sandbox::catalog::OpenAttribute;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{register, upload, wait_job};
-use crate::support::TestServer;
+use crate::catalog::{register, upload_certified, wait_job};
+use crate::support::{TestServer, key_id, post};
 
 const PDX: &str = env!("CARGO_BIN_EXE_pdx");
 const DAY_MS: i64 = 86_400_000;
@@ -66,17 +66,6 @@ pub(crate) async fn org_key(
     (org_id, key["key"].as_str().unwrap().to_string())
 }
 
-/// The public key id of a key.
-async fn key_id(t: &TestServer, key: &str) -> String {
-    let (s, me) = t.get(key, "/v1/whoami").await;
-    assert_eq!(s, 200, "{me}");
-    me["key_id"].as_str().unwrap().to_string()
-}
-
-pub(crate) async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::POST, path, Some(body)).await
-}
-
 /// Registers an electricity dataset and certifies a version of it.
 pub(crate) async fn dataset(
     t: &TestServer,
@@ -92,10 +81,7 @@ pub(crate) async fn dataset(
     meta.elements = Vec::new();
     let id = register(t, provider, &serde_json::to_value(&meta).unwrap()).await;
     let csv = samples::electricity_csv(CSV_ROWS, 7);
-    let (s, job) = upload(t, provider, &id, "?format=csv", csv.into_bytes()).await;
-    assert_eq!(s, 202, "{job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    upload_certified(t, provider, &id, "?format=csv", csv.into_bytes()).await;
     id
 }
 
@@ -223,6 +209,57 @@ pub(crate) fn product_body(releases: Value, licence: &str, split: [u32; 3]) -> V
 }
 
 pub(crate) const SPLIT: [u32; 3] = [3_000, 1_000, 6_000];
+
+/// `m.dev`'s commercial product on the release `release_id`, listed by the exchange;
+/// returns its id and the listing's answer.
+pub(crate) async fn listed_product(m: &Market, release_id: &str) -> (String, Value) {
+    let t = &m.t;
+    let b = t.backend;
+    let (s, product) = post(
+        t,
+        &m.dev,
+        "/v1/products",
+        product_body(json!([release_id]), "commercial_internal", SPLIT),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}: {product}");
+    let pid = product["id"].as_str().unwrap().to_string();
+    let (s, listed) = t
+        .call(
+            Some(&m.exchange),
+            Method::POST,
+            &format!("/v1/products/{pid}/list"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{b}: {listed}");
+    (pid, listed)
+}
+
+/// `buyer` orders the product `pid` (with the idempotency key `idem`) and pays for it
+/// under `payment_ref`; returns the order's id.
+pub(crate) async fn paid_order(
+    t: &TestServer,
+    buyer: &str,
+    pid: &str,
+    idem: &str,
+    payment_ref: &str,
+) -> String {
+    let b = t.backend;
+    let resp = place(t, buyer, Some(idem), json!({"product_id": pid})).await;
+    assert_eq!(resp.status().as_u16(), 201, "{b}");
+    let order: Value = resp.json().await.unwrap();
+    let oid = order["id"].as_str().unwrap().to_string();
+    let (s, paid) = post(
+        t,
+        buyer,
+        &format!("/v1/orders/{oid}/pay"),
+        json!({"payment_ref": payment_ref}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}: {paid}");
+    oid
+}
 
 /// GET with the raw response (downloads are not JSON).
 async fn raw_get(t: &TestServer, key: &str, path: &str) -> reqwest::Response {
@@ -994,24 +1031,7 @@ async fn every_products_route_refuses_the_wrong_roles_with_real_ids() {
     let m = market(false).await.unwrap();
     let t = &m.t;
     let release_id = m.release["release_id"].as_str().unwrap();
-    let (s, product) = post(
-        t,
-        &m.dev,
-        "/v1/products",
-        product_body(json!([release_id]), "commercial_internal", SPLIT),
-    )
-    .await;
-    assert_eq!(s, 201, "{product}");
-    let pid = product["id"].as_str().unwrap().to_string();
-    let (s, _) = t
-        .call(
-            Some(&m.exchange),
-            Method::POST,
-            &format!("/v1/products/{pid}/list"),
-            None,
-        )
-        .await;
-    assert_eq!(s, 200);
+    let (pid, _) = listed_product(&m, release_id).await;
     let resp = place(t, &m.buyer, Some("roles-1"), json!({"product_id": pid})).await;
     assert_eq!(resp.status().as_u16(), 201);
     let order: Value = resp.json().await.unwrap();

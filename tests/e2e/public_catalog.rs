@@ -19,11 +19,8 @@
 //!   data and outputs, and keeps the reads that show where it stands.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use pdx::app::App;
 use pdx::auth::{Owner, Role};
-use pdx::http::limits::LimitsConfig;
 use pdx::http::policies::{OPEN_WHILE_SUSPENDED, POLICIES};
 use pdx::samples;
 use pdx_ledger::note::NoteVerifier;
@@ -32,9 +29,9 @@ use pdx_sandbox::workdays::{Calendar, iso_date};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{draft, register, upload, wait_job};
-use crate::governance::key_in;
-use crate::support::{TestServer, payload};
+use crate::catalog::{draft, register, upload_certified};
+use crate::governance::{key_in, late_items};
+use crate::support::{TestServer, limits, payload};
 
 /// A well-formed key that no server issued.
 const BAD_KEY: &str = "pdx_0123456789abcdef_nope";
@@ -61,10 +58,7 @@ fn electricity(title: &str, open: &str) -> Value {
 /// Uploads a version of `id` and waits for its certificate.
 async fn certified(t: &TestServer, provider: &str, id: &str) {
     let csv = samples::electricity_csv(40, 7).into_bytes();
-    let (s, job) = upload(t, provider, id, "", csv).await;
-    assert_eq!(s, 202, "{job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{job}");
+    upload_certified(t, provider, id, "", csv).await;
 }
 
 /// A route template with every `{parameter}` replaced by `1`.
@@ -367,11 +361,6 @@ fn the_openapi_document_marks_the_key_optional_on_the_public_routes_only() {
     }
 }
 
-/// The limits of the server about to start.
-fn limits(app: &mut App) -> &mut LimitsConfig {
-    &mut Arc::make_mut(&mut app.config).limits
-}
-
 #[tokio::test]
 async fn a_bad_key_on_a_public_route_is_a_401_and_counts_towards_the_lock_out() {
     let public = public_gets();
@@ -413,17 +402,7 @@ async fn a_bad_key_on_a_public_route_is_a_401_and_counts_towards_the_lock_out() 
 async fn late_requests(t: &TestServer, supervisor: &str) -> Vec<(String, String)> {
     let (s, report) = t.get(supervisor, "/v1/audit/compliance").await;
     assert_eq!(s, 200, "{report}");
-    report["late_open_data_requests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["request_id"].as_str().unwrap().to_string(),
-                r["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    late_items(&report, "late_open_data_requests", "request_id")
 }
 
 /// The payloads of the `open_data_request` entries the public reads.

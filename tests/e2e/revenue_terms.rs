@@ -17,37 +17,20 @@
 //!   not at registration, not by an edit, not by an open-attribute change, not by an
 //!   emergency relaxation.
 
-use pdx::samples;
 use pdx_products::Period;
 use pdx_sandbox::NewDataset;
 use pdx_sandbox::catalog::{Level, OpenAttribute, ShareType};
-use pdx_sandbox::workdays::iso_date;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog::{draft, register};
-use crate::governance::entries;
-use crate::products::{SPLIT, dataset, market, org_key, place, post, product_body, release};
-use crate::support::{TestServer, payload};
+use crate::governance::{edit_body, electricity, entries, json_of};
+use crate::products::{SPLIT, dataset, market, org_key, place, product_body, release};
+use crate::support::{TestServer, blake3_hex, day, payload, post, put};
 
 const DAY_MS: i64 = 86_400_000;
 /// The region of the market's provider (`crate::products::market`).
 const REGION: &str = "guangzhou";
-
-fn blake3_hex(text: &str) -> String {
-    blake3::hash(text.as_bytes()).to_hex().to_string()
-}
-
-async fn put(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::PUT, path, Some(body)).await
-}
-
-/// The electricity entry without data elements (so that several can be registered).
-fn electricity() -> NewDataset {
-    let mut meta = samples::electricity_dataset();
-    meta.elements = Vec::new();
-    meta
-}
 
 /// The electricity entry classified as not shared, with `legal_basis`.
 fn not_shared(legal_basis: &str) -> NewDataset {
@@ -64,21 +47,6 @@ fn graded(level: Level, open: OpenAttribute) -> NewDataset {
     meta.level = level;
     meta.open_attribute = open;
     meta
-}
-
-fn json_of(meta: &NewDataset) -> Value {
-    serde_json::to_value(meta).unwrap()
-}
-
-/// An edit's body: the whole metadata and its reason.
-fn edit_body(meta: &NewDataset, reason: &str) -> Value {
-    let mut body = json_of(meta);
-    body["reason"] = json!(reason);
-    body
-}
-
-fn today() -> String {
-    iso_date(time::OffsetDateTime::now_utc().date())
 }
 
 /// A grant application on `dataset` with an optional purpose kind and agreement.
@@ -688,7 +656,7 @@ async fn a_not_shared_classification_is_filed_with_its_legal_basis_on_both_backe
             &t,
             &provider,
             &format!("/v1/datasets/{id}"),
-            edit_body(&meta, "clearer title"),
+            edit_body(&meta, "clearer title", None),
         )
         .await;
         assert_eq!(s, 200, "{b}: {edited}");
@@ -701,7 +669,7 @@ async fn a_not_shared_classification_is_filed_with_its_legal_basis_on_both_backe
             &t,
             &provider,
             &format!("/v1/datasets/{id}"),
-            edit_body(&meta, "the legal basis now names the PIPL too"),
+            edit_body(&meta, "the legal basis now names the PIPL too", None),
         )
         .await;
         assert_eq!(s, 200, "{b}: {edited}");
@@ -715,7 +683,7 @@ async fn a_not_shared_classification_is_filed_with_its_legal_basis_on_both_backe
             &t,
             &provider,
             &format!("/v1/datasets/{id}"),
-            edit_body(&meta, "drop the basis"),
+            edit_body(&meta, "drop the basis", None),
         )
         .await;
         assert_eq!(s, 422, "{b}: {p}");
@@ -731,7 +699,7 @@ async fn a_not_shared_classification_is_filed_with_its_legal_basis_on_both_backe
             &t,
             &provider,
             &format!("/v1/datasets/{id2}"),
-            edit_body(&not_shared(basis), "no longer shared"),
+            edit_body(&not_shared(basis), "no longer shared", None),
         )
         .await;
         assert_eq!(s, 200, "{b}: {edited}");
@@ -835,6 +803,7 @@ async fn level_l4_data_is_never_unconditionally_open_on_any_path_on_both_backend
             edit_body(
                 &graded(Level::L4, OpenAttribute::Unconditional),
                 "open it to all",
+                None,
             ),
         )
         .await;
@@ -849,7 +818,11 @@ async fn level_l4_data_is_never_unconditionally_open_on_any_path_on_both_backend
             &t,
             &provider,
             &format!("/v1/datasets/{open}"),
-            edit_body(&graded(Level::L4, OpenAttribute::Unconditional), "regraded"),
+            edit_body(
+                &graded(Level::L4, OpenAttribute::Unconditional),
+                "regraded",
+                None,
+            ),
         )
         .await;
         assert_l4("an edit of the level", s, &p);
@@ -902,7 +875,7 @@ async fn level_l4_data_is_never_unconditionally_open_on_any_path_on_both_backend
                     Some(json!({
                         "to": "unconditional",
                         "emergency": "flood relief routing",
-                        "until": today()
+                        "until": day(0)
                     })),
                 )
                 .await;
@@ -924,7 +897,7 @@ async fn level_l4_data_is_never_unconditionally_open_on_any_path_on_both_backend
                 Some(json!({
                     "to": "conditional",
                     "emergency": "flood relief routing",
-                    "until": today()
+                    "until": day(0)
                 })),
             )
             .await;
@@ -946,7 +919,7 @@ async fn level_l4_data_is_never_unconditionally_open_on_any_path_on_both_backend
                 Some(json!({
                     "to": "unconditional",
                     "emergency": "flood relief routing",
-                    "until": today()
+                    "until": day(0)
                 })),
             )
             .await;
@@ -958,6 +931,7 @@ async fn level_l4_data_is_never_unconditionally_open_on_any_path_on_both_backend
             edit_body(
                 &graded(Level::L4, OpenAttribute::Conditional),
                 "regraded during the emergency",
+                None,
             ),
         )
         .await;

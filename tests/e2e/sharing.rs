@@ -18,21 +18,16 @@ use pdx::samples;
 use pdx_sandbox::NewDataset;
 use pdx_sandbox::catalog::{OpenAttribute, ShareType};
 use pdx_sandbox::workdays::{Calendar, iso_date};
-use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::catalog::{draft, register, upload, wait_job};
-use crate::governance::entries;
-use crate::support::{TestServer, payload};
+use crate::catalog::{draft, register, upload_certified};
+use crate::governance::{entries, late_items};
+use crate::support::{TestServer, day, key_per_role, payload, post, refused_outside_policy, today};
 
 const SHARES: &str = "/v1/share-requests";
 
 /// The legal basis a not-shared test dataset records.
 const NOT_SHARED_BASIS: &str = "Measures on Grid Security Data Art.9; GD21 Art.13";
-
-async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
-    t.call(Some(key), Method::POST, path, Some(body)).await
-}
 
 /// The electricity entry with `share` and `open`, without data elements (so several
 /// can be registered).
@@ -55,7 +50,6 @@ async fn certified(
     share: ShareType,
     open: OpenAttribute,
 ) -> String {
-    let b = t.backend;
     let id = register(
         t,
         provider,
@@ -63,20 +57,8 @@ async fn certified(
     )
     .await;
     let csv = samples::electricity_csv(crate::fhe::ROWS, crate::fhe::SEED);
-    let (s, job) = upload(t, provider, &id, "?format=csv", csv.into_bytes()).await;
-    assert_eq!(s, 202, "{b}: {job}");
-    let job = wait_job(t, provider, job["id"].as_str().unwrap()).await;
-    assert_eq!(job["status"], "succeeded", "{b}: {job}");
+    upload_certified(t, provider, &id, "?format=csv", csv.into_bytes()).await;
     id
-}
-
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
-
-/// `days` calendar days from today, `YYYY-MM-DD`.
-fn day(days: i64) -> String {
-    iso_date(today().saturating_add(time::Duration::days(days)))
 }
 
 /// A request body for `dataset`, through the `until` day.
@@ -159,17 +141,7 @@ fn events(list: &[(String, Value)]) -> Vec<&str> {
 
 /// The late share decisions of a compliance report, as (share id, state).
 fn late_shares(report: &Value) -> Vec<(String, String)> {
-    report["late_share_decisions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["share_id"].as_str().unwrap().to_string(),
-                r["state"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+    late_items(report, "late_share_decisions", "share_id")
 }
 
 async fn compliance(t: &TestServer, supervisor: &str, as_of: Option<&str>) -> Value {
@@ -761,11 +733,7 @@ async fn revocation_and_the_end_of_the_term_stop_downloads_on_both_backends() {
 async fn share_routes_refuse_every_other_role_on_both_backends() {
     for t in TestServer::both().await {
         let b = t.backend;
-        let mut keys = Vec::new();
-        for role in Role::ALL {
-            let (_, key) = t.key_for(&format!("org-{role}"), role.as_str()).await;
-            keys.push((role, key));
-        }
+        let keys = key_per_role(&t, "org").await;
         let mut refused = 0;
         let mut routes = 0;
         for (method, route, policy) in POLICIES {
@@ -774,25 +742,12 @@ async fn share_routes_refuse_every_other_role_on_both_backends() {
             }
             routes += 1;
             let path = route.replace("{id}", "shr_0123456789abcdef");
-            for (role, key) in &keys {
-                if policy.roles.contains(role) {
-                    continue;
-                }
-                let (s, p) = t
-                    .call(
-                        Some(key),
-                        method.parse().unwrap(),
-                        &path,
-                        Some(json!({
-                            "dataset_id": "ds_0123456789abcdef", "purpose": "p",
-                            "duty_legal_basis": "b", "until": day(1),
-                            "approve": true, "reason": "r"
-                        })),
-                    )
-                    .await;
-                assert_eq!(s, 403, "{b}: {method} {route} as {role}: {p}");
-                refused += 1;
-            }
+            let body = json!({
+                "dataset_id": "ds_0123456789abcdef", "purpose": "p",
+                "duty_legal_basis": "b", "until": day(1),
+                "approve": true, "reason": "r"
+            });
+            refused += refused_outside_policy(&t, &keys, policy, method, &path, Some(body)).await;
         }
         assert_eq!(routes, 6, "{b}: every share route is in the policy table");
         // Four routes are the providers' alone; the list and a share are read by

@@ -1,9 +1,15 @@
 //! A real server per test: SQLite in a temp dir, or a fresh PostgreSQL schema when
 //! `PDX_TEST_POSTGRES_URL` is set (required under `CI=true`).
 
+use std::sync::Arc;
+
 use pdx::app::App;
+use pdx::auth::{Policy, Role};
 use pdx::config::{Config, ConfigArgs};
+use pdx::http::limits::LimitsConfig;
 use pdx::server::RunningServer;
+use pdx_sandbox::workdays::iso_date;
+use reqwest::Method;
 use serde_json::Value;
 
 pub struct TestServer {
@@ -193,4 +199,87 @@ pub fn payload(entry: &Value) -> Value {
         .as_str()
         .and_then(|text| serde_json::from_str(text).ok())
         .unwrap_or(Value::Null)
+}
+
+/// POSTs `body` to `path` with `key`.
+pub async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
+    t.call(Some(key), Method::POST, path, Some(body)).await
+}
+
+/// PUTs `body` to `path` with `key`.
+pub async fn put(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
+    t.call(Some(key), Method::PUT, path, Some(body)).await
+}
+
+/// The id of the API key `key`, as `/v1/whoami` names it.
+pub async fn key_id(t: &TestServer, key: &str) -> String {
+    let (s, me) = t.get(key, "/v1/whoami").await;
+    assert_eq!(s, 200, "{me}");
+    me["key_id"].as_str().unwrap().to_string()
+}
+
+/// The limits of a server about to start (for [`TestServer::start_with`]).
+pub fn limits(app: &mut App) -> &mut LimitsConfig {
+    &mut Arc::make_mut(&mut app.config).limits
+}
+
+/// Today, in UTC (as the server dates things).
+pub fn today() -> time::Date {
+    time::OffsetDateTime::now_utc().date()
+}
+
+/// `YYYY-MM-DD`, `days` days from today (UTC).
+pub fn day(days: i64) -> String {
+    iso_date(today().saturating_add(time::Duration::days(days)))
+}
+
+/// A `YYYY-MM-DD` date (panics on anything else).
+pub fn parse_day(day: &str) -> time::Date {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(day, format).unwrap()
+}
+
+/// `days` calendar days after a `YYYY-MM-DD` date.
+pub fn iso_plus(day: &str, days: i64) -> String {
+    iso_date(parse_day(day).saturating_add(time::Duration::days(days)))
+}
+
+/// BLAKE3 of some bytes, in hex (as the API names content hashes).
+pub fn blake3_hex(bytes: impl AsRef<[u8]>) -> String {
+    blake3::hash(bytes.as_ref()).to_hex().to_string()
+}
+
+/// A key for every role, each in an organisation of its own named `{prefix}-{role}`.
+pub async fn key_per_role(t: &TestServer, prefix: &str) -> Vec<(Role, String)> {
+    let mut keys = Vec::new();
+    for role in Role::ALL {
+        let (_, key) = t.key_for(&format!("{prefix}-{role}"), role.as_str()).await;
+        keys.push((role, key));
+    }
+    keys
+}
+
+/// Calls `method` `path` (with `body`) with each key of `keys` whose role `policy` does
+/// not admit, asserting each is refused (403); returns how many were.
+pub async fn refused_outside_policy(
+    t: &TestServer,
+    keys: &[(Role, String)],
+    policy: &Policy,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> usize {
+    let b = t.backend;
+    let mut refused = 0;
+    for (role, key) in keys {
+        if policy.roles.contains(role) {
+            continue;
+        }
+        let (s, p) = t
+            .call(Some(key), method.parse().unwrap(), path, body.clone())
+            .await;
+        assert_eq!(s, 403, "{b}: {method} {path} as {role}: {p}");
+        refused += 1;
+    }
+    refused
 }

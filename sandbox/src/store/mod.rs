@@ -27,6 +27,9 @@
 //! | [`consent`] | `consent_keys`, `fhe_consent_requests` |
 //! | [`sharing`] | `share_requests`, `share_accesses` |
 //! | [`destruction`] | `dataset_destructions` |
+//!
+//! It also holds the few row helpers every module's reads and writes share: integers
+//! to and from their `BIGINT` columns, the unique-violation test, a listing's `WHERE`.
 
 pub(crate) mod catalog;
 pub(crate) mod classification;
@@ -47,3 +50,41 @@ pub(crate) mod rectification;
 pub(crate) mod runs;
 pub(crate) mod sharing;
 pub(crate) mod versions;
+
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::{Result, SandboxError};
+
+/// True when a database error is a unique-constraint violation (a concurrent duplicate).
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// A `u64` (ledger seq, revision, count) as the `BIGINT` it is stored as; `what` names
+/// it in the internal error ("{what} is out of range").
+pub(crate) fn to_i64(n: u64, what: &str) -> Result<i64> {
+    i64::try_from(n).map_err(|_| SandboxError::Internal(format!("{what} is out of range")))
+}
+
+/// A stored count or seq as `u64` (a negative one, never written, reads as 0).
+pub(crate) fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// A nullable stored seq or count as `Option<u64>` (a negative one, never written, reads
+/// as absent).
+pub(crate) fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
+    Ok(row
+        .try_get::<Option<i64>, _>(col)?
+        .and_then(|v| u64::try_from(v).ok()))
+}
+
+/// `WHERE a AND b …` over a listing's filters, or nothing when there are none.
+pub(crate) fn where_clause(filters: &[String]) -> String {
+    if filters.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", filters.join(" AND "))
+    }
+}
