@@ -472,3 +472,20 @@ pub(crate) fn validate_text(field: &str, value: &str, max: usize) -> Result<()> 
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_trimmed_bounded_and_never_echoed() {
+        assert_eq!(checked_text("reason", "  law  ", 10).ok(), Some("law"));
+        let err = checked_text("legal_basis", "   ", 10)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("legal_basis"), "{err}");
+        let long = "x".repeat(11);
+        let err = checked_text("reason", &long, 10).unwrap_err().to_string();
+        assert!(!err.contains("xxxx"), "{err}");
+    }
+}

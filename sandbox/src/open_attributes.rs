@@ -954,23 +954,6 @@ mod tests {
     }
 
     #[test]
-    fn texts_are_trimmed_bounded_and_never_echoed() {
-        assert_eq!(
-            checked_text("reason", "  law  ", MAX_REASON_CHARS).ok(),
-            Some("law")
-        );
-        let err = checked_text("legal_basis", "   ", MAX_REASON_CHARS)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("legal_basis"), "{err}");
-        let long = "x".repeat(MAX_REASON_CHARS + 1);
-        let err = checked_text("reason", &long, MAX_REASON_CHARS)
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("xxxx"), "{err}");
-    }
-
-    #[test]
     fn strictness_orders_the_attributes() {
         assert!(
             OpenAttribute::Unconditional.strictness() < OpenAttribute::Conditional.strictness()

@@ -1040,23 +1040,6 @@ mod tests {
     }
 
     #[test]
-    fn texts_are_trimmed_bounded_and_never_echoed() {
-        assert_eq!(
-            checked_text("purpose", "  duty  ", MAX_REASON_CHARS).ok(),
-            Some("duty")
-        );
-        let err = checked_text("duty_legal_basis", " ", MAX_REASON_CHARS)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("duty_legal_basis"), "{err}");
-        let long = "y".repeat(MAX_REASON_CHARS + 1);
-        let err = checked_text("purpose", &long, MAX_REASON_CHARS)
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("yyyy"), "{err}");
-    }
-
-    #[test]
     fn request_bodies_need_every_field() {
         let ok: NewShareRequest = serde_json::from_value(serde_json::json!({
             "dataset_id": "ds_0123456789abcdef", "purpose": "p",
