@@ -60,7 +60,8 @@ impl From<sqlx::Error> for AccountError {
     }
 }
 
-/// The root package's migrations (organisations and keys).
+/// The root package's migrations: organisations and keys (0001), supervision (0002) and
+/// the web portal's sessions (0003, owned by `crate::portal::session`).
 pub fn migrations() -> MigrationSet {
     MigrationSet {
         table: "_pdx_accounts_migrations",
@@ -405,17 +406,43 @@ impl Accounts {
         if blake3::hash(secret.as_bytes()) != blake3::Hash::from_bytes(stored) {
             return Ok(None);
         }
-        let role: String = row.try_get("role")?;
-        let Ok(role) = role.parse::<Role>() else {
-            return Ok(None);
-        };
-        Ok(Some(Principal {
-            org_id: row.try_get("org_id")?,
-            role,
-            key_id,
-            suspended: row.try_get::<i64, _>("suspended")? != 0,
-        }))
+        principal_from_row(&row, key_id)
     }
+
+    /// The principal of an active key, by its public id alone: what the web portal's
+    /// session acts as (`crate::http::PortalIdentity`). The row is read afresh on
+    /// every call, so a revoked key is None from its revocation on and a suspension
+    /// shows at once. The secret is not checked here: the session proved it once, at
+    /// sign-in, and only server code can name a key this way.
+    pub async fn principal_of_key(
+        &self,
+        key_id: &KeyId,
+    ) -> Result<Option<Principal>, AccountError> {
+        let row = sqlx::query(
+            "SELECT k.role, k.org_id, o.suspended FROM api_keys k \
+             JOIN orgs o ON o.id = k.org_id WHERE k.key_id = $1 AND k.revoked_ms IS NULL",
+        )
+        .bind(key_id.clone())
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        principal_from_row(&row, key_id.clone())
+    }
+}
+
+/// The principal of an authenticated key's row (`role`, `org_id`, `suspended`); None if
+/// the stored role is unknown to this version.
+fn principal_from_row(row: &AnyRow, key_id: KeyId) -> Result<Option<Principal>, AccountError> {
+    let role: String = row.try_get("role")?;
+    let Ok(role) = role.parse::<Role>() else {
+        return Ok(None);
+    };
+    Ok(Some(Principal {
+        org_id: row.try_get("org_id")?,
+        role,
+        key_id,
+        suspended: row.try_get::<i64, _>("suspended")? != 0,
+    }))
 }
 
 #[cfg(test)]

@@ -116,6 +116,12 @@ pub struct FileConfig {
     /// Writes without a key (requests to open data) one client address may make in an
     /// hour (default 20; 0 turns this limit off). Over it: 429 with `Retry-After`.
     pub anonymous_writes_per_hour: Option<u32>,
+    /// The web portal signs a browser out after this long without a request, seconds
+    /// (default 1,800: 30 minutes).
+    pub portal_session_idle_secs: Option<u64>,
+    /// The web portal signs a browser out this long after sign-in whatever it does,
+    /// seconds (default 43,200: 12 hours).
+    pub portal_session_max_secs: Option<u64>,
 }
 
 /// Resolved configuration.
@@ -149,7 +155,19 @@ pub struct Config {
     /// TLS certificate and key files (`pdx serve --tls-cert/--tls-key`); None: plain
     /// HTTP. Read [`Config::tls_enabled`] rather than this field.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// A portal session without a request for this long ends (`portal_session_idle_secs`,
+    /// default [`DEFAULT_PORTAL_SESSION_IDLE`]).
+    pub portal_session_idle: Duration,
+    /// A portal session ends this long after sign-in (`portal_session_max_secs`, default
+    /// [`DEFAULT_PORTAL_SESSION_MAX`]); its cookie expires then too.
+    pub portal_session_max: Duration,
 }
+
+/// Default idle time after which a portal session ends.
+pub const DEFAULT_PORTAL_SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+
+/// Default longest life of a portal session.
+pub const DEFAULT_PORTAL_SESSION_MAX: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// Default listen address.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
@@ -231,6 +249,16 @@ impl Config {
             sandbox.max_output_bytes = bytes;
         }
         sandbox.job_start_pause = Duration::from_millis(args.job_start_pause_ms.unwrap_or(0));
+        let portal_session_idle = positive_secs(
+            file.portal_session_idle_secs,
+            "portal_session_idle_secs",
+            DEFAULT_PORTAL_SESSION_IDLE,
+        )?;
+        let portal_session_max = positive_secs(
+            file.portal_session_max_secs,
+            "portal_session_max_secs",
+            DEFAULT_PORTAL_SESSION_MAX,
+        )?;
         let public_finance_min_bp = file
             .public_finance_min_bp
             .unwrap_or(pdx_products::DEFAULT_PUBLIC_FINANCE_MIN_BP);
@@ -243,6 +271,8 @@ impl Config {
             public_finance_min_bp,
             limits,
             tls: None,
+            portal_session_idle,
+            portal_session_max,
             addr: addr
                 .parse()
                 .with_context(|| format!("--addr {addr:?} is not a socket address"))?,
@@ -315,6 +345,15 @@ fn limits_from_file(file: &FileConfig) -> anyhow::Result<crate::http::limits::Li
         limits.anonymous_writes_per_hour = n;
     }
     Ok(limits)
+}
+
+/// `secs` as a duration (at least one second), or `default` when unset.
+fn positive_secs(secs: Option<u64>, key: &str, default: Duration) -> anyhow::Result<Duration> {
+    match secs {
+        None => Ok(default),
+        Some(0) => anyhow::bail!("{key} must be at least 1"),
+        Some(secs) => Ok(Duration::from_secs(secs)),
+    }
 }
 
 fn load_file(path: &Path) -> anyhow::Result<FileConfig> {
@@ -401,6 +440,29 @@ mod tests {
             2_500
         );
         std::fs::write(&path, "public_finance_min_bp = 10001\n").unwrap();
+        assert!(Config::resolve(&args, None).is_err());
+    }
+
+    #[test]
+    fn portal_sessions_last_half_an_hour_idle_and_twelve_hours_at_most_by_default() {
+        let c = Config::resolve(&ConfigArgs::default(), None).unwrap();
+        assert_eq!(c.portal_session_idle, Duration::from_secs(1_800));
+        assert_eq!(c.portal_session_max, Duration::from_secs(43_200));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pdx.toml");
+        std::fs::write(
+            &path,
+            "portal_session_idle_secs = 60\nportal_session_max_secs = 600\n",
+        )
+        .unwrap();
+        let args = ConfigArgs {
+            config: Some(path.clone()),
+            ..ConfigArgs::default()
+        };
+        let c = Config::resolve(&args, None).unwrap();
+        assert_eq!(c.portal_session_idle, Duration::from_secs(60));
+        assert_eq!(c.portal_session_max, Duration::from_secs(600));
+        std::fs::write(&path, "portal_session_idle_secs = 0\n").unwrap();
         assert!(Config::resolve(&args, None).is_err());
     }
 

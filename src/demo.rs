@@ -3,7 +3,13 @@
 //!
 //! Each later area adds its steps here; the summary's JSON shape is what scripts and the
 //! notebooks rely on.
+//!
+//! At the end it prints the one command that opens the web portal on the demo's data
+//! (`pdx --data-dir <dir> serve`): the data directory is kept (a fresh one under the
+//! system's temporary directory unless `--data-dir` names one), and one key per role is
+//! written to `<dir>/portal-keys.txt` (0600) for the portal's sign-in form.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -270,9 +276,25 @@ pub struct Summary {
     pub lineage: LineageSummary,
     /// The ledger.
     pub ledger: LedgerSummary,
+    /// How to open the web portal on the demo's data.
+    pub portal: PortalSummary,
     /// Wall time, seconds.
     pub seconds: f64,
 }
+
+/// How to open the web portal on the demo's data afterwards.
+#[derive(Debug, Serialize)]
+pub struct PortalSummary {
+    /// The one command that serves the demo's data directory.
+    pub command: String,
+    /// Where to sign in once it runs.
+    pub url: String,
+    /// The file holding one API key per role (0600), to paste into the sign-in form.
+    pub keys_file: String,
+}
+
+/// The file in the data directory that keeps the demo's keys for the portal.
+const PORTAL_KEYS_FILE: &str = "portal-keys.txt";
 
 struct Client {
     http: reqwest::Client,
@@ -430,6 +452,9 @@ fn step(bar: &indicatif::ProgressBar, what: &str) {
 
 /// The keys the journey acts with.
 struct Keys {
+    /// Every key the demo issued, by role (the second reviewer's last), written to the
+    /// data directory for signing in to the portal.
+    all: Vec<(String, String)>,
     provider: String,
     developer: String,
     reviewer: String,
@@ -1205,7 +1230,16 @@ async fn journey(
         Role::Reviewer,
     )
     .await?;
+    let mut all: Vec<(String, String)> = keys
+        .iter()
+        .map(|(role, key)| (role.as_str().to_string(), key.clone()))
+        .collect();
+    all.push((
+        "reviewer (second organisation)".to_string(),
+        reviewer2.clone(),
+    ));
     let keys = Keys {
+        all,
         provider: key_of(Role::Provider)?,
         developer: key_of(Role::Developer)?,
         reviewer: key_of(Role::Reviewer)?,
@@ -1505,11 +1539,18 @@ async fn journey(
 /// Runs the demo.
 pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Result<()> {
     let started = Instant::now();
-    let tmp = tempfile::tempdir()?;
-    let data_dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| tmp.path().to_path_buf());
+    let data_dir = match &args.data_dir {
+        Some(dir) => dir.clone(),
+        // Kept after the demo (and named at its end), so that the portal can be opened
+        // on its data.
+        None => tempfile::Builder::new()
+            .prefix("pdx-demo-")
+            .tempdir()?
+            .keep(),
+    };
+    // The command printed at the end names the directory absolutely, to work from
+    // anywhere.
+    let data_dir = std::path::absolute(&data_dir).unwrap_or(data_dir);
     let mut args = args.clone();
     args.data_dir = Some(data_dir.clone());
     let config = Config::resolve(&args, Some("127.0.0.1:0"))?;
@@ -1564,6 +1605,7 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
     let lineage = check_lineage(&client, &journey.keys.supervisor, &journey.product_id, &key)
         .await
         .context("tracing the product's lineage")?;
+    let portal = portal_summary(&args, &data_dir, &journey.keys)?;
     let summary = Summary {
         data_dir: data_dir.display().to_string(),
         server: server.url(),
@@ -1587,6 +1629,7 @@ pub async fn run(args: &ConfigArgs, summary_json: Option<&Path>) -> anyhow::Resu
             root,
             public_key,
         },
+        portal,
         seconds: started.elapsed().as_secs_f64(),
     };
     server.shutdown().await?;
@@ -1667,6 +1710,68 @@ async fn check_lineage(
         receipts: receipts.len() as u64,
         receipts_verified: verified,
     })
+}
+
+/// Writes the demo's keys to `<data-dir>/portal-keys.txt` (0600, like `admin.key`) and
+/// says how to open the portal on the data: `pdx --data-dir <dir> serve`, then sign in
+/// with one of those keys. The keys go to that private file only, never to the output.
+fn portal_summary(
+    args: &ConfigArgs,
+    data_dir: &Path,
+    keys: &Keys,
+) -> anyhow::Result<PortalSummary> {
+    let keys_file = data_dir.join(PORTAL_KEYS_FILE);
+    let mut text = String::from(
+        "# pdx demo: one API key per role, to paste into the portal's sign-in form.\n\
+         # Keep this file private; the platform admin's key is in admin.key.\n",
+    );
+    for (role, key) in &keys.all {
+        let _ = writeln!(text, "{role:<31} {key}");
+    }
+    // A file left by an earlier demo in the same directory holds keys of that run.
+    let _ = std::fs::remove_file(&keys_file);
+    pdx_ledger::signing::write_secret_file(&keys_file, text.trim_end().as_bytes())
+        .with_context(|| format!("writing {}", keys_file.display()))?;
+    let mut command = String::from("pdx");
+    if let Some(config) = &args.config {
+        let _ = write!(
+            command,
+            " --config {}",
+            shell_word(&config.display().to_string())
+        );
+    }
+    let _ = write!(
+        command,
+        " --data-dir {}",
+        shell_word(&data_dir.display().to_string())
+    );
+    if args.database_url.is_some() {
+        // Not printed: the URL may hold a password.
+        command.push_str(" --database-url <the demo's database URL>");
+    }
+    command.push_str(" serve");
+    // Where `pdx serve` listens with the same flags and file (`--addr` aside).
+    let addr = Config::resolve(args, None)
+        .map(|c| c.addr.to_string())
+        .unwrap_or_else(|_| crate::config::DEFAULT_ADDR.to_string());
+    Ok(PortalSummary {
+        command,
+        url: format!("http://{addr}/signin"),
+        keys_file: keys_file.display().to_string(),
+    })
+}
+
+/// A word for a POSIX shell: as it is when it is plainly safe, else single-quoted.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn print_summary(s: &Summary) {
@@ -1763,6 +1868,14 @@ fn print_summary(s: &Summary) {
         if s.ledger.verified { "yes" } else { "NO" }
     );
     println!("public key: {}", s.ledger.public_key);
+    println!();
+    println!("open the web portal on this demo's data with:");
+    println!("  {}", s.portal.command);
+    println!(
+        "then sign in at {} with a key from {} (one per role; e.g. the provider's, the \
+         reviewer's or the supervisor's)",
+        s.portal.url, s.portal.keys_file
+    );
 }
 
 #[cfg(test)]

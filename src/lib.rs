@@ -10,6 +10,9 @@
 //!        http::authorize (bearer key → Principal, route policy → role check,
 //!                         http::limits: rate per key, lock-out, uploads, body sizes)
 //!        handlers (http::keys, http::ledger_api, …) ── Caller::owns for ownership
+//!
+//! portal (web pages, same server) ── Viewer (session cookie) ── Portal::get/send ──►
+//!        the same /v1 router in-process, through http::authorize as the viewer's key
 //! ```
 //!
 //! Business logic lives in the crates (`pdx-ledger`, `pdx-sandbox`, `pdx-products`,
@@ -26,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod portal;
 pub mod samples;
 pub mod server;
 pub mod supervision;

@@ -11,6 +11,12 @@
 //! the job, the model hash, the dataset versions, the checks passed and the reviewers,
 //! in the same transaction as the status change.
 //!
+//! Reviewers decide independently (two-person rule): while an output is undecided, a
+//! reviewer sees how many reviews it has but only their own
+//! ([`Output::for_reviewer`]). Each queue item names the release it can be compared
+//! with, the latest of the same model or else of the same grant ([`PreviousRelease`]),
+//! whose rows reviewers may read for that comparison.
+//!
 //! Downloads: a released output goes to its developer organisation; a quarantined one
 //! only to reviewers. Everyone else gets "not found".
 //!
@@ -32,7 +38,7 @@ use std::path::PathBuf;
 
 use pdx_algorithms::DataFrame;
 use pdx_algorithms::deid::storage::read_parquet;
-use pdx_ids::{JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, VersionRef};
+use pdx_ids::{GrantId, JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, VersionRef};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::Release;
 use pdx_ledger::{Actor, Hash32};
@@ -125,8 +131,13 @@ pub struct Output {
     pub release_id: Option<ReleaseId>,
     /// Ledger seq of the release.
     pub release_seq: Option<u64>,
-    /// Reviews so far.
+    /// Reviews so far (a reviewer sees only their own while the output is undecided:
+    /// [`Output::for_reviewer`]).
     pub reviews: Vec<Review>,
+    /// How many reviews were cast, whoever may see them (0 where reviews are not
+    /// loaded: a developer's list of its outputs).
+    #[serde(default)]
+    pub votes: u32,
     /// Created, ms since epoch.
     pub created_ms: i64,
     #[serde(skip)]
@@ -152,6 +163,49 @@ pub struct ReviewItem {
     /// The first rows.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub preview: serde_json::Value,
+    /// The grant the run used, on conditional data.
+    #[serde(default)]
+    pub grant_id: Option<GrantId>,
+    /// The release to compare this output with, if there is one
+    /// ([`Reviews::previous_release`]).
+    #[serde(default)]
+    pub previous_release: Option<PreviousRelease>,
+}
+
+/// An earlier released output a reviewer compares an output with: the latest release
+/// of the same model, else of another model run under the same grant (the page shows
+/// cells added, removed and changed since).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PreviousRelease {
+    /// The released output.
+    pub output_id: OutputId,
+    /// Its model.
+    pub model_id: ModelId,
+    /// `model` (the same model) or `grant` (another model under the same grant).
+    pub matched_by: String,
+    /// Its release.
+    pub release_id: Option<ReleaseId>,
+    /// Ledger seq of its `Release` entry.
+    pub release_seq: Option<u64>,
+    /// Its rows.
+    pub rows: u64,
+    /// Created, ms since epoch.
+    pub created_ms: i64,
+}
+
+impl PreviousRelease {
+    fn of(output: &Output, matched_by: &str) -> PreviousRelease {
+        PreviousRelease {
+            output_id: output.id.clone(),
+            model_id: output.model_id.clone(),
+            matched_by: matched_by.to_owned(),
+            release_id: output.release_id.clone(),
+            release_seq: output.release_seq,
+            rows: output.rows,
+            created_ms: output.created_ms,
+        }
+    }
 }
 
 /// A reviewer's decision.
@@ -169,6 +223,17 @@ impl Output {
     /// Whether this is the empty output of a conditional run that failed after admission.
     pub fn is_failed_run(&self) -> bool {
         self.check_report.get("run_failed") == Some(&serde_json::Value::Bool(true))
+    }
+
+    /// The view of the reviewer holding `key`: while the output is undecided, only that
+    /// reviewer's own review, so that each reviewer decides independently (the second
+    /// does not see the first vote until the output has all its votes; `votes` still
+    /// counts them). Decided outputs show every review.
+    pub fn for_reviewer(mut self, key: &KeyId) -> Output {
+        if self.status == OutputStatus::Quarantined {
+            self.reviews.retain(|r| r.reviewer_key == *key);
+        }
+        self
     }
 
     /// The view of the developer organisation that owns the output (see the module
@@ -289,6 +354,7 @@ fn output_from_row(row: &AnyRow) -> Result<Output> {
             .try_get::<Option<i64>, _>("release_seq")?
             .and_then(|s| u64::try_from(s).ok()),
         reviews: Vec::new(),
+        votes: 0,
         created_ms: row.try_get("created_ms")?,
         file_path: row.try_get("file_path")?,
         preview: serde_json::from_str(&preview).unwrap_or_default(),
@@ -313,8 +379,13 @@ impl Reviews {
             .fetch_optional(self.db().pool())
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such output".into()))?;
-        let mut output = output_from_row(&row)?;
-        output.reviews = self.reviews_of(id).await?;
+        self.with_reviews(output_from_row(&row)?).await
+    }
+
+    /// `output` with its reviews and their count.
+    async fn with_reviews(&self, mut output: Output) -> Result<Output> {
+        output.reviews = self.reviews_of(&output.id).await?;
+        output.votes = u32::try_from(output.reviews.len()).unwrap_or(u32::MAX);
         Ok(output)
     }
 
@@ -369,24 +440,139 @@ impl Reviews {
         .bind(reviewer_org.clone())
         .fetch_all(self.db().pool())
         .await?;
+        self.review_items(&rows).await
+    }
+
+    /// Outputs of other organisations that reviewers decided (released or rejected
+    /// after review; a DP output released without review is not one), most recently
+    /// decided first, at most `limit`.
+    pub async fn decided_reviews(
+        &self,
+        reviewer_org: &OrgId,
+        limit: i64,
+    ) -> Result<Vec<ReviewItem>> {
+        let rows = sqlx::query(
+            "SELECT * FROM outputs o WHERE o.status <> 'quarantined' AND o.org_id <> $1 \
+             AND EXISTS (SELECT 1 FROM output_reviews r WHERE r.output_id = o.id) \
+             ORDER BY o.decided_ms DESC, o.id LIMIT $2",
+        )
+        .bind(reviewer_org.clone())
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        self.review_items(&rows).await
+    }
+
+    /// One output as a reviewer of `reviewer_org` sees it, whatever its status; an
+    /// output of the reviewer's own organisation is not found (as in the queue).
+    pub async fn review_detail(
+        &self,
+        id: &OutputId,
+        reviewer_org: &OrgId,
+    ) -> Result<ReviewItem> {
+        let output = self.load_output(id).await?;
+        if output.org_id == *reviewer_org {
+            return Err(SandboxError::NotFound("no such output".into()));
+        }
+        self.review_item(output).await
+    }
+
+    /// The release an output is compared with: the latest release (created no later
+    /// than the output) of the same model, else of another model under the same grant.
+    pub async fn previous_release(
+        &self,
+        output: &Output,
+        grant: Option<&GrantId>,
+    ) -> Result<Option<PreviousRelease>> {
+        let same_model = sqlx::query(
+            "SELECT * FROM outputs WHERE status = 'released' AND org_id = $1 AND model_id = $2 \
+             AND id <> $3 AND created_ms <= $4 ORDER BY created_ms DESC, id DESC LIMIT 1",
+        )
+        .bind(output.org_id.clone())
+        .bind(output.model_id.clone())
+        .bind(output.id.clone())
+        .bind(output.created_ms)
+        .fetch_optional(self.db().pool())
+        .await?;
+        if let Some(row) = same_model {
+            return Ok(Some(PreviousRelease::of(&output_from_row(&row)?, "model")));
+        }
+        let Some(grant) = grant else {
+            return Ok(None);
+        };
+        let same_grant = sqlx::query(
+            "SELECT o.* FROM outputs o JOIN model_runs r ON r.job_id = o.job_id \
+             WHERE o.status = 'released' AND o.org_id = $1 AND r.grant_id = $2 \
+             AND o.id <> $3 AND o.created_ms <= $4 \
+             ORDER BY o.created_ms DESC, o.id DESC LIMIT 1",
+        )
+        .bind(output.org_id.clone())
+        .bind(grant.clone())
+        .bind(output.id.clone())
+        .bind(output.created_ms)
+        .fetch_optional(self.db().pool())
+        .await?;
+        same_grant
+            .map(|row| output_from_row(&row).map(|o| PreviousRelease::of(&o, "grant")))
+            .transpose()
+    }
+
+    /// The rows of the release an output is compared with, for a reviewer of another
+    /// organisation than the output's (404 when there is none). The caller logs the
+    /// access, as for every download.
+    pub async fn previous_release_rows(
+        &self,
+        id: &OutputId,
+        reviewer_org: &OrgId,
+    ) -> Result<(PreviousRelease, Output, DataFrame)> {
+        let output = self.load_output(id).await?;
+        if output.org_id == *reviewer_org {
+            return Err(SandboxError::NotFound("no such output".into()));
+        }
+        let grant = self.run_grant(&output.job_id).await?;
+        let Some(previous) = self.previous_release(&output, grant.as_ref()).await? else {
+            return Err(SandboxError::NotFound("no earlier release of this model or grant".into()));
+        };
+        let released = self.load_output(&previous.output_id).await?;
+        let frame = read_rows(self.zones().root().join(&released.file_path)).await?;
+        Ok((previous, released, frame))
+    }
+
+    /// Queue items of output rows, with their reviews.
+    async fn review_items(&self, rows: &[AnyRow]) -> Result<Vec<ReviewItem>> {
         let mut items = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let mut output = output_from_row(row)?;
-            output.reviews = self.reviews_of(&output.id).await?;
+        for row in rows {
+            let output = self.with_reviews(output_from_row(row)?).await?;
             items.push(self.review_item(output).await?);
         }
         Ok(items)
     }
 
+    /// The grant a run used, if any.
+    async fn run_grant(&self, job_id: &JobId) -> Result<Option<GrantId>> {
+        let row = sqlx::query("SELECT grant_id FROM model_runs WHERE job_id = $1")
+            .bind(job_id.clone())
+            .fetch_optional(self.db().pool())
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("grant_id")?,
+            None => None,
+        })
+    }
+
     async fn review_item(&self, output: Output) -> Result<ReviewItem> {
         let model = self.models().model_any(&output.model_id).await?;
         let versions = self.run_versions(&output.job_id).await?;
+        let grant_id = self.run_grant(&output.job_id).await?;
+        let previous_release = self.previous_release(&output, grant_id.as_ref()).await?;
         Ok(ReviewItem {
             model_text: model.body,
             model_kind: model.kind.as_str().into(),
             model_hash: model.model_hash,
             dataset_versions: versions,
             preview: output.preview.clone(),
+            grant_id,
+            previous_release,
             output,
         })
     }
@@ -637,11 +823,7 @@ impl Reviews {
         view: OutputView,
     ) -> Result<(Output, DataFrame)> {
         let (output, path) = self.output_path(id, org, view).await?;
-        let frame = tokio::task::spawn_blocking(move || read_parquet(&path))
-            .await
-            .map_err(|e| SandboxError::Internal(format!("output task: {e}")))?
-            .map_err(|e| SandboxError::Internal(format!("reading an output: {e}")))?;
-        Ok((output, frame))
+        Ok((output, read_rows(path).await?))
     }
 
     /// The Parquet file of a released output, for its owner (and the products crate).
@@ -653,6 +835,14 @@ impl Reviews {
         let path = self.zones().root().join(&output.file_path);
         Ok((output, path))
     }
+}
+
+/// The rows of an output file, read off the async runtime.
+async fn read_rows(path: PathBuf) -> Result<DataFrame> {
+    tokio::task::spawn_blocking(move || read_parquet(&path))
+        .await
+        .map_err(|e| SandboxError::Internal(format!("output task: {e}")))?
+        .map_err(|e| SandboxError::Internal(format!("reading an output: {e}")))
 }
 
 /// Copies `from` to `to` so that `to` is either absent or whole after a crash: a

@@ -24,6 +24,8 @@
 //! first thing more access needs (a conditional dataset is then reached through the
 //! sandbox under a grant; a developer's download of it is a 403 as before).
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -36,9 +38,11 @@ use pdx_algorithms::deid::storage::{to_csv_bytes, to_json_rows};
 use pdx_ids::{DatasetId, JobId, ObjectionId};
 use pdx_sandbox::access::{MAX_DUMMY_ROWS, Reader};
 use pdx_sandbox::catalog::{
-    CatalogReader, DataElement, Dataset, DatasetPage, DatasetQuery, NewDataset, OpenAttribute,
+    CatalogReader, CatalogStatus, DataElement, Dataset, DatasetPage, DatasetQuery, Level,
+    NewDataset, OpenAttribute,
 };
 use pdx_sandbox::lifecycle::{CatalogReview, CatalogRevision, RevisionNote};
+use pdx_sandbox::quality::UpdateFrequency;
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
 use pdx_sandbox::workdays::parse_day;
 use pdx_sandbox::{Job, SandboxError};
@@ -149,22 +153,158 @@ fn rows_for(visitor: &Visitor, dataset: &Dataset) -> ApiResult<()> {
     }
 }
 
-/// Search the catalog by text, theme, open attribute and provider. Public: without a
-/// key, published entries only.
+/// Catalog search filters and paging: the catalog's own ([`DatasetQuery`]), and the
+/// classification level and update frequency, which this route applies to the
+/// catalog's matches (see [`search_filtered`]).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct SearchParams {
+    /// Text contained in the title, description or theme (case-insensitive).
+    q: Option<String>,
+    /// Exact theme.
+    theme: Option<String>,
+    /// Open attribute in force (an emergency relaxation's while it lasts).
+    open_attribute: Option<OpenAttribute>,
+    /// Provider organisation id, or providing department name.
+    provider: Option<String>,
+    /// Life-cycle status (`submitted` lists the data authority's queue). Callers see
+    /// only the entries they may see, whatever they filter on.
+    status: Option<CatalogStatus>,
+    /// Classification level: `L1`, `L2`, `L3` or `L4` (anything else is a 422).
+    level: Option<String>,
+    /// Update frequency: `daily`, `weekly`, `monthly`, `quarterly`, `yearly` or
+    /// `irregular` (anything else is a 422).
+    update_frequency: Option<String>,
+    /// Page, from 1.
+    page: Option<u32>,
+    /// Items per page, 1–100 (default 20).
+    per_page: Option<u32>,
+}
+
+impl SearchParams {
+    /// The catalog's own part of the search.
+    fn catalog_query(&self) -> DatasetQuery {
+        DatasetQuery {
+            q: self.q.clone(),
+            theme: self.theme.clone(),
+            open_attribute: self.open_attribute,
+            provider: self.provider.clone(),
+            status: self.status,
+            page: self.page,
+            per_page: self.per_page,
+        }
+    }
+
+    /// The level asked for, if any (a 422 naming the accepted ones, never the input).
+    fn level(&self) -> ApiResult<Option<Level>> {
+        let Some(text) = self.level.as_deref() else {
+            return Ok(None);
+        };
+        match text {
+            "L1" => Ok(Some(Level::L1)),
+            "L2" => Ok(Some(Level::L2)),
+            "L3" => Ok(Some(Level::L3)),
+            "L4" => Ok(Some(Level::L4)),
+            _ => Err(ApiError::invalid_field(
+                "level",
+                "`level` is one of L1, L2, L3, L4",
+            )),
+        }
+    }
+
+    /// The update frequency asked for, if any (a 422 naming the accepted ones).
+    fn update_frequency(&self) -> ApiResult<Option<UpdateFrequency>> {
+        Ok(self
+            .update_frequency
+            .as_deref()
+            .map(UpdateFrequency::parse)
+            .transpose()?)
+    }
+}
+
+/// Entries read from the catalog at a time by a search filtered by level or update
+/// frequency (the catalog's largest page).
+const SCAN_PAGE: u32 = 100;
+
+/// The catalog's matches of `query` as `reader` sees them, kept by `keep` (the level
+/// and update frequency, which the catalog's own search does not filter on), paged as
+/// `query` asks. It reads every match of the catalog's own filters, a page of
+/// [`SCAN_PAGE`] at a time, so that `total` and the pages are exact; an entry registered
+/// while it reads may shift the pages, so the ids it has kept are not kept twice.
+async fn search_filtered(
+    app: &App,
+    query: &DatasetQuery,
+    reader: CatalogReader<'_>,
+    keep: impl Fn(&Dataset) -> bool,
+) -> ApiResult<DatasetPage> {
+    let per_page = query.per_page.unwrap_or(20);
+    if !(1..=100).contains(&per_page) {
+        return Err(ApiError::invalid_field(
+            "per_page",
+            "per_page must be between 1 and 100",
+        ));
+    }
+    let page = query.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::invalid_field("page", "page counts from 1"));
+    }
+    let mut kept: Vec<Dataset> = Vec::new();
+    let mut seen: HashSet<DatasetId> = HashSet::new();
+    let mut scan = DatasetQuery {
+        page: Some(1),
+        per_page: Some(SCAN_PAGE),
+        ..query.clone()
+    };
+    loop {
+        let batch = app.sandbox.catalog().search(&scan, reader).await?;
+        let read = u64::from(scan.page.unwrap_or(1)) * u64::from(SCAN_PAGE);
+        let last = batch.items.len() < SCAN_PAGE as usize || read >= batch.total;
+        for dataset in batch.items {
+            if keep(&dataset) && seen.insert(dataset.id.clone()) {
+                kept.push(dataset);
+            }
+        }
+        if last {
+            break;
+        }
+        scan.page = Some(scan.page.unwrap_or(1).saturating_add(1));
+    }
+    let total = kept.len() as u64;
+    let skip = (page as usize - 1).saturating_mul(per_page as usize);
+    Ok(DatasetPage {
+        items: kept
+            .into_iter()
+            .skip(skip)
+            .take(per_page as usize)
+            .collect(),
+        total,
+        page,
+        per_page,
+    })
+}
+
+/// Search the catalog by text, theme, open attribute, provider, classification level and
+/// update frequency. Public: without a key, published entries only.
 #[utoipa::path(get, path = "/v1/datasets", tag = "catalog", security((), ("bearer" = [])),
-    params(DatasetQuery),
-    responses((status = 200, body = DatasetPage), (status = 422, body = Problem)))]
+    params(SearchParams),
+    responses((status = 200, body = DatasetPage), (status = 400, body = Problem), (status = 422, body = Problem)))]
 async fn search_datasets(
     State(app): State<App>,
     visitor: Visitor,
-    ApiQuery(query): ApiQuery<DatasetQuery>,
+    ApiQuery(params): ApiQuery<SearchParams>,
 ) -> ApiResult<Json<DatasetPage>> {
-    Ok(Json(
-        app.sandbox
-            .catalog()
-            .search(&query, visitor_reader(&visitor))
-            .await?,
-    ))
+    let level = params.level()?;
+    let frequency = params.update_frequency()?;
+    let query = params.catalog_query();
+    let reader = visitor_reader(&visitor);
+    if level.is_none() && frequency.is_none() {
+        return Ok(Json(app.sandbox.catalog().search(&query, reader).await?));
+    }
+    let keep = |dataset: &Dataset| {
+        level.is_none_or(|level| dataset.meta.level == level)
+            && frequency.is_none_or(|f| dataset.meta.update_frequency == f.as_str())
+    };
+    Ok(Json(search_filtered(&app, &query, reader, keep).await?))
 }
 
 /// Register a dataset (providers) as a draft, claiming its data elements. It is

@@ -7,6 +7,11 @@
 //! content, so every role may read them. The reads are public routes (SD22 Art.10): the
 //! public, without a key, reads the public kinds only, with their proofs and receipts,
 //! so that anyone can check a data asset certificate offline.
+//!
+//! The list of entries is narrowed by kind, by organisation (the entries it appended or
+//! is a party to) and by time range, inside the query, never by filtering a page after
+//! it is read: a page always holds up to `limit` matching entries, and every filter
+//! applies within what the caller may see.
 
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use pdx_ledger::store::{StoredCheckpoint, Visibility};
+use pdx_ids::OrgId;
+use pdx_ledger::store::{EntryFilter, StoredCheckpoint, Visibility};
 use pdx_ledger::{Entry, EntryKind, Hash32, Receipt};
 
 use crate::app::App;
@@ -78,6 +84,42 @@ pub struct Page {
     /// Only entries of this kind (its wire name, e.g. `suspension`); an unknown kind is
     /// a 400 that lists the accepted ones.
     pub kind: Option<String>,
+    /// Only entries this organisation (its id, `org-…`) appended or is a party to,
+    /// among those the caller may see.
+    pub org: Option<String>,
+    /// Only entries appended at or after this time (RFC 3339, e.g.
+    /// `2026-03-01T00:00:00+08:00`).
+    pub since: Option<String>,
+    /// Only entries appended before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+/// A time bound of the entry filter, as ms since epoch: an RFC 3339 time, or a 400 that
+/// names the parameter (never the value).
+fn time_bound(name: &str, value: Option<&str>) -> ApiResult<Option<i64>> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "`{name}` must be an RFC 3339 time, e.g. 2026-03-01T00:00:00+08:00"
+            ))
+        })?;
+    let ms = at.unix_timestamp_nanos() / 1_000_000;
+    i64::try_from(ms)
+        .map(Some)
+        .map_err(|_| ApiError::bad_request(format!("`{name}` is out of range")))
+}
+
+/// The organisation filter: a well-formed organisation id, or a 400.
+fn org_filter(value: Option<&str>) -> ApiResult<Option<String>> {
+    let Some(text) = value else {
+        return Ok(None);
+    };
+    OrgId::parse(text)
+        .map(|org| Some(org.into_string()))
+        .map_err(|_| ApiError::bad_request("`org` must be an organisation id (org-…)"))
 }
 
 /// The kind asked for, if any: a name this build knows, or a 400 listing the known ones.
@@ -112,7 +154,8 @@ pub struct EntryPage {
     pub next_from: Option<u64>,
 }
 
-/// Entries visible to the caller, from a seq on, optionally of one kind.
+/// Entries visible to the caller, from a seq on, optionally of one kind, of one
+/// organisation (appended by it or naming it as a party) and within a time range.
 #[utoipa::path(get, path = "/v1/ledger/entries", tag = "ledger", security((), ("bearer" = [])), params(Page),
     responses((status = 200, body = EntryPage), (status = 400, body = Problem)))]
 async fn list_entries(
@@ -126,14 +169,19 @@ async fn list_entries(
             "limit must be 1 to {MAX_PAGE}"
         )));
     }
-    let kind = requested_kind(page.kind.as_deref())?;
+    let filter = EntryFilter {
+        kind: requested_kind(page.kind.as_deref())?,
+        org: org_filter(page.org.as_deref())?,
+        since_ms: time_bound("since", page.since.as_deref())?,
+        until_ms: time_bound("until", page.until.as_deref())?,
+    };
     let entries = app
         .ledger
-        .entries_filtered(
+        .entries_matching(
             page.from.unwrap_or(0),
             limit,
             &visibility(&visitor),
-            kind.as_ref(),
+            &filter,
         )
         .await?;
     let next_from = (entries.len() == limit as usize)

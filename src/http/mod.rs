@@ -16,6 +16,10 @@
 //!    request that carries no `Authorization` header at all, as the public; one that
 //!    carries a header is authenticated like any other, so a bad key is a 401 there too
 //!    (and counts towards the address's lock-out), never a quiet fall-back to the public.
+//!    The web portal's pages ([`crate::portal`]) call these routes in-process as their
+//!    viewer: a signed-in viewer's request carries a `PortalIdentity` (a request
+//!    extension no client can set) instead of a header, and is then treated exactly as
+//!    a request with that key; an anonymous viewer's carries neither, as the public.
 //! 4. Handlers take [`Caller`] and call [`Caller::owns`] for resources owned by an
 //!    organisation; that is the one ownership check. Handlers of public routes take
 //!    [`Visitor`] instead: a caller with a key, or [`Visitor::Anonymous`]. A handler
@@ -51,13 +55,14 @@ pub mod sharing_api;
 pub mod system;
 pub mod usage_api;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use rand::RngCore;
@@ -212,6 +217,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
 #[derive(Clone)]
 struct LoggedKey(KeyId);
 
+/// The identity of a web-portal viewer who signed in: [`crate::portal`] puts it on the
+/// requests its pages send in-process to the `/v1` router, in place of an
+/// `Authorization` header, and [`authorize`] then treats the request as one made with
+/// that key (fresh principal, rate limit, role and suspension checks, [`Caller`]).
+///
+/// It is safe because no client can set it: request extensions exist only inside the
+/// process (hyper builds every request off the wire with none, and axum adds only
+/// `ConnectInfo`), and the portal sets it only for the key of a session the viewer's
+/// cookie names. The key is read afresh on every request
+/// ([`crate::accounts::Accounts::principal_of_key`]), so a revoked key's session is
+/// refused (401) from its next request on.
+#[derive(Clone, Debug)]
+pub(crate) struct PortalIdentity(pub(crate) KeyId);
+
 /// The `/v1` API routes with their OpenAPI document (before auth is layered on).
 pub fn api_routes() -> OpenApiRouter<App> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
@@ -233,7 +252,8 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(revenue_api::routes())
 }
 
-/// The whole application router.
+/// The whole application router: the system routes, the `/v1` API and the web portal's
+/// pages ([`crate::portal`]), all under [`observe`], the body limit and the panic guard.
 pub fn router(app: App) -> Router {
     let (api, openapi) = api_routes().split_for_parts();
     // One set of admission limits per router, so per server process.
@@ -243,18 +263,31 @@ pub fn router(app: App) -> Router {
         authorize,
     ));
     let body_limit = app.config.body_limit;
+    // The portal's pages call this same router in-process, through the same `authorize`
+    // and the same limits (one policy table: a page is refused exactly when its API
+    // route would be). The body limit is the one the server applies to the API.
+    let portal = crate::portal::Portal {
+        api: api
+            .clone()
+            .layer(DefaultBodyLimit::max(body_limit))
+            .with_state(app.clone()),
+        secure_cookies: app.config.tls_enabled(),
+        app: app.clone(),
+    };
     Router::new()
         .merge(system::routes(openapi))
         .merge(api)
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state::<()>(app.clone())
+        .merge(crate::portal::routes(portal))
+        // `/v1/...` keeps the API's problem+json 404; other paths get the portal's page.
+        .fallback(crate::portal::not_found)
         .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(middleware::map_response(close_after_too_large))
-        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .layer(middleware::from_fn_with_state(app, observe))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("a handler panicked").into_response()
         }))
-        .with_state(app)
 }
 
 fn new_request_id() -> String {
@@ -336,7 +369,10 @@ async fn authorize(
         return ApiError::forbidden("this route has no authorization policy").into_response();
     };
     let client = limits::client_address(&req);
-    let carries_key = req.headers().contains_key(header::AUTHORIZATION);
+    // A portal page acting in-process as its signed-in viewer ([`PortalIdentity`]).
+    let portal_identity = req.extensions_mut().remove::<PortalIdentity>();
+    let carries_key =
+        portal_identity.is_some() || req.headers().contains_key(header::AUTHORIZATION);
     // The public, without a key, on a public route (SD22 Art.10): no principal at all,
     // counted per address. Only the absence of the header makes a request anonymous: a
     // header that does not authenticate is a 401 below, on public routes too.
@@ -348,29 +384,23 @@ async fn authorize(
         req.extensions_mut().insert(AnonymousRequest);
         return limits.run(&route, req, next).await;
     }
-    // A locked-out address is refused before its key is looked at, valid or not.
-    if carries_key && let Err(refused) = limits.check_address(client) {
-        return ApiError::from(refused).into_response();
-    }
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(token) = token else {
-        if carries_key {
-            limits.record_failure(client);
-        }
-        return ApiError::unauthorized("send Authorization: Bearer <api key>").into_response();
-    };
-    let principal = match app.accounts.authenticate(token).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            limits.record_failure(client);
-            return ApiError::unauthorized("the API key is unknown or revoked").into_response();
-        }
-        Err(e) => return ApiError::from(e).into_response(),
+    let principal = match portal_identity {
+        // The session proved the key at sign-in; its row is read afresh here. The
+        // lock-out is not applied: a session is no guess at a key.
+        Some(PortalIdentity(key_id)) => match app.accounts.principal_of_key(&key_id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                return ApiError::unauthorized(
+                    "the API key of this portal session is revoked; sign in again",
+                )
+                .into_response();
+            }
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => match bearer_principal(&app, &limits, req.headers(), client).await {
+            Ok(p) => p,
+            Err(e) => return e.into_response(),
+        },
     };
     let key_id = principal.key_id.clone();
     if let Err(refused) = limits.check_rate(&key_id) {
@@ -396,4 +426,40 @@ async fn authorize(
     };
     resp.extensions_mut().insert(LoggedKey(key_id));
     resp
+}
+
+/// The principal of a request's `Authorization: Bearer` key, under the lock-out of
+/// addresses that failed too often ([`limits`]): a locked-out address is refused before
+/// its key is looked at, valid or not, and every failure counts towards its lock-out.
+async fn bearer_principal(
+    app: &App,
+    limits: &limits::Limits,
+    headers: &HeaderMap,
+    client: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
+    let carries_key = headers.contains_key(header::AUTHORIZATION);
+    if carries_key && let Err(refused) = limits.check_address(client) {
+        return Err(ApiError::from(refused));
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let Some(token) = token else {
+        if carries_key {
+            limits.record_failure(client);
+        }
+        return Err(ApiError::unauthorized(
+            "send Authorization: Bearer <api key>",
+        ));
+    };
+    match app.accounts.authenticate(token).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => {
+            limits.record_failure(client);
+            Err(ApiError::unauthorized("the API key is unknown or revoked"))
+        }
+        Err(e) => Err(ApiError::from(e)),
+    }
 }

@@ -62,6 +62,13 @@ const REVIEWERS: Policy = Policy {
     writes: true,
 };
 
+/// Output checkers read the queue and what they compare an output with.
+const REVIEWER_READS: Policy = Policy {
+    roles: &[Reviewer],
+    owner: Owner::Any,
+    writes: false,
+};
+
 /// The trading platform's operator acts (review, listing, refunds, settlement).
 const EXCHANGE_WRITES: Policy = Policy {
     roles: &[Exchange],
@@ -390,17 +397,13 @@ pub const POLICIES: &[(&str, &str, Policy)] = &[
             writes: false,
         },
     ),
-    // review: output checkers only
-    (
-        "GET",
-        "/v1/review",
-        Policy {
-            roles: &[Reviewer],
-            owner: Owner::Any,
-            writes: false,
-        },
-    ),
+    // review: output checkers only (an output of their own organisation is not found,
+    // and refused to their vote: checked inside); the previous release's rows are read
+    // for the comparison, logged as every download
+    ("GET", "/v1/review", REVIEWER_READS),
+    ("GET", "/v1/review/{id}", REVIEWER_READS),
     ("POST", "/v1/review/{id}", REVIEWERS),
+    ("GET", "/v1/review/{id}/previous", REVIEWER_READS),
     // private lookups: developers propose templates, upload server keys and query;
     // providers decide on templates of their datasets; supervisors read metadata
     (

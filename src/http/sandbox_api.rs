@@ -6,8 +6,10 @@
 //!   runs and download their *released* outputs;
 //! - providers answer and revoke grants on their own datasets and set each dataset's
 //!   output policy;
-//! - reviewers see the quarantine queue (model text, check report, preview) and approve
-//!   or reject outputs of other organisations;
+//! - reviewers see the quarantine queue (model text, check report, preview) and the
+//!   outputs they decided, compare an output with the previous release of its model or
+//!   grant, and approve or reject outputs of other organisations, each without seeing
+//!   the others' votes until the output is decided;
 //! - supervisors read grants and output metadata.
 //!
 //! Every other combination is refused with 403 (wrong role) or 404 (another
@@ -17,13 +19,14 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use pdx_algorithms::deid::storage::to_json_rows;
 use pdx_ids::{DatasetId, GrantId, ModelId, OutputId};
 use pdx_sandbox::Job;
 use pdx_sandbox::grants::{Grant, GrantAnswer, GrantApplication, GrantView};
 use pdx_sandbox::models::{Model, NewModel};
-use pdx_sandbox::review::{Output, OutputView, ReviewDecision, ReviewItem};
+use pdx_sandbox::review::{Output, OutputView, PreviousRelease, ReviewDecision, ReviewItem};
 use pdx_sandbox::runs::{DryRunRequest, DryRunResult, OutputPolicy, RunRequest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -50,7 +53,8 @@ pub fn routes() -> OpenApiRouter<App> {
         .routes(routes!(get_output))
         .routes(routes!(download_output))
         .routes(routes!(review_queue))
-        .routes(routes!(review_output))
+        .routes(routes!(review_detail, review_output))
+        .routes(routes!(previous_release_rows))
 }
 
 fn grant_view(caller: &Caller) -> GrantView {
@@ -318,12 +322,27 @@ async fn get_output(
     caller: Caller,
     ApiPath(id): ApiPath<OutputId>,
 ) -> ApiResult<Json<Output>> {
-    Ok(Json(
-        app.sandbox
-            .reviews()
-            .output(&id, &caller.principal.org_id, output_view(&caller))
-            .await?,
-    ))
+    let output = app
+        .sandbox
+        .reviews()
+        .output(&id, &caller.principal.org_id, output_view(&caller))
+        .await?;
+    Ok(Json(for_caller(&caller, output)))
+}
+
+/// An output as the caller may see its reviews: a reviewer only their own until the
+/// output is decided (two independent reviewers), everyone else as given.
+fn for_caller(caller: &Caller, output: Output) -> Output {
+    match caller.principal.role {
+        Role::Reviewer => output.for_reviewer(&caller.principal.key_id),
+        _ => output,
+    }
+}
+
+/// A queue item as the calling reviewer may see it ([`for_caller`]).
+fn item_for_caller(caller: &Caller, mut item: ReviewItem) -> ReviewItem {
+    item.output = for_caller(caller, item.output);
+    item
 }
 
 /// Download format.
@@ -377,21 +396,118 @@ async fn download_output(
     Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response())
 }
 
+/// Which part of the review queue.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+struct QueueParams {
+    /// `open` (default: outputs awaiting review) or `decided` (released or rejected
+    /// after review, most recently decided first).
+    state: Option<String>,
+    /// Most decided outputs to return (default 50, at most 200).
+    limit: Option<u32>,
+}
+
 /// The review queue (reviewers): quarantined outputs of other organisations with the
-/// job, the model text, the check report and a preview.
+/// job, the model text, the check report, a preview, the grant and the previous release
+/// of the same model or grant; with `state=decided`, those reviewers released or
+/// rejected. Other reviewers' votes are counted (`votes`) but not shown until an output
+/// is decided.
 #[utoipa::path(get, path = "/v1/review", tag = "sandbox", security(("bearer" = [])),
-    responses((status = 200, body = Vec<ReviewItem>)))]
-async fn review_queue(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<ReviewItem>>> {
+    params(QueueParams),
+    responses((status = 200, body = Vec<ReviewItem>), (status = 422, body = Problem)))]
+async fn review_queue(
+    State(app): State<App>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<QueueParams>,
+) -> ApiResult<Json<Vec<ReviewItem>>> {
+    let org = &caller.principal.org_id;
+    let items = match params.state.as_deref().unwrap_or("open") {
+        "open" => app.sandbox.reviews().review_queue(org).await?,
+        "decided" => {
+            let limit = params.limit.unwrap_or(50).clamp(1, 200);
+            app.sandbox
+                .reviews()
+                .decided_reviews(org, i64::from(limit))
+                .await?
+        }
+        _ => {
+            return Err(ApiError::invalid_field("state", "state is open or decided"));
+        }
+    };
     Ok(Json(
-        app.sandbox
-            .reviews()
-            .review_queue(&caller.principal.org_id)
-            .await?,
+        items
+            .into_iter()
+            .map(|item| item_for_caller(&caller, item))
+            .collect(),
     ))
 }
 
+/// One output as its reviewers see it, whatever its status: the job, the model text,
+/// the whole check report, a preview, the grant and the previous release of the same
+/// model or grant. An output of the reviewer's own organisation is not found.
+#[utoipa::path(get, path = "/v1/review/{id}", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = OutputId, Path, description = "output id")),
+    responses((status = 200, body = ReviewItem), (status = 404, body = Problem)))]
+async fn review_detail(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OutputId>,
+) -> ApiResult<Json<ReviewItem>> {
+    let item = app
+        .sandbox
+        .reviews()
+        .review_detail(&id, &caller.principal.org_id)
+        .await?;
+    Ok(Json(item_for_caller(&caller, item)))
+}
+
+/// The rows of the release an output is compared with.
+#[derive(Debug, Serialize, ToSchema)]
+struct PreviousRows {
+    /// Which release, and why it is the one.
+    release: PreviousRelease,
+    /// BLAKE3 of its Parquet file, hex (as on its `Release` entry).
+    output_hash: String,
+    /// Its rows, as JSON objects.
+    #[schema(value_type = Object)]
+    rows: serde_json::Value,
+}
+
+/// The rows of the previous release of an output's model (else of its grant), so that a
+/// reviewer sees which cells were added, removed or changed since (404 when there is
+/// none, or for an output of the reviewer's own organisation). Logged as a
+/// `DataAccess` entry, as every download.
+#[utoipa::path(get, path = "/v1/review/{id}/previous", tag = "sandbox", security(("bearer" = [])),
+    params(("id" = OutputId, Path, description = "output id (the one under review)")),
+    responses((status = 200, body = PreviousRows), (status = 404, body = Problem)))]
+async fn previous_release_rows(
+    State(app): State<App>,
+    caller: Caller,
+    ApiPath(id): ApiPath<OutputId>,
+) -> ApiResult<Json<PreviousRows>> {
+    let (release, output, frame) = app
+        .sandbox
+        .reviews()
+        .previous_release_rows(&id, &caller.principal.org_id)
+        .await?;
+    let rows = to_json_rows(&frame, usize::MAX);
+    let bytes = serde_json::to_vec(&rows).map_err(ApiError::internal)?;
+    tracing::info!(output = %output.id, key_id = %caller.principal.key_id, "previous release read for review");
+    app.sandbox
+        .usage()
+        .record_output_download(&caller.principal.actor(), &output, "json", &bytes)
+        .await?;
+    Ok(Json(PreviousRows {
+        release,
+        output_hash: output.output_hash,
+        rows,
+    }))
+}
+
 /// Approve or reject a quarantined output (reviewers). The last approval needed
-/// releases it and writes a `Release` ledger entry.
+/// releases it and writes a `Release` ledger entry. An output of the reviewer's own
+/// organisation is refused (403); a decided one, or a second vote of the same key, is a
+/// 409.
 #[utoipa::path(post, path = "/v1/review/{id}", tag = "sandbox", security(("bearer" = [])),
     params(("id" = OutputId, Path, description = "output id")),
     request_body = ReviewDecision,
@@ -402,10 +518,10 @@ async fn review_output(
     ApiPath(id): ApiPath<OutputId>,
     ApiJson(body): ApiJson<ReviewDecision>,
 ) -> ApiResult<Json<Output>> {
-    Ok(Json(
-        app.sandbox
-            .reviews()
-            .review_output(&caller.principal.actor(), &id, body)
-            .await?,
-    ))
+    let output = app
+        .sandbox
+        .reviews()
+        .review_output(&caller.principal.actor(), &id, body)
+        .await?;
+    Ok(Json(for_caller(&caller, output)))
 }

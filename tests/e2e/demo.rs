@@ -114,4 +114,47 @@ fn demo_runs_the_whole_journey_and_writes_its_summary() {
         s["reconciliation"]["paid_minor"], s["reconciliation"]["remitted_minor"],
         "{s}"
     );
+    // The one command that opens the web portal on the demo's data, and where its
+    // keys are: printed, and in the summary. The keys themselves are in that private
+    // file only, never in the output.
+    let data = dir.path().join("data");
+    let command = s["portal"]["command"].as_str().unwrap();
+    assert_eq!(
+        command,
+        format!("pdx --data-dir {} serve", data.display()),
+        "{s}"
+    );
+    assert!(stdout.contains(command), "{stdout}");
+    assert!(stdout.contains("http://127.0.0.1:8080/signin"), "{stdout}");
+    let keys_file = s["portal"]["keys_file"].as_str().unwrap();
+    assert_eq!(
+        keys_file,
+        data.join("portal-keys.txt").display().to_string()
+    );
+    let keys = std::fs::read_to_string(keys_file).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(keys_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the key file is readable by others");
+    }
+    for role in [
+        "provider",
+        "developer",
+        "reviewer",
+        "exchange",
+        "buyer",
+        "supervisor",
+    ] {
+        let line = keys
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(role))
+            .unwrap_or_else(|| panic!("no {role} key in {keys_file}"));
+        let key = line.split_whitespace().last().unwrap();
+        assert!(key.starts_with("pdx_"), "{line}");
+        assert!(
+            !stdout.contains(key) && !stderr.contains(key),
+            "a key was printed"
+        );
+    }
 }

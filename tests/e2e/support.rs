@@ -283,3 +283,47 @@ pub async fn refused_outside_policy(
     }
     refused
 }
+
+/// A browser-like client (it keeps cookies) signed in to the portal with `key`: GET
+/// /signin for the form's CSRF token, then POST the key with it. Redirects are
+/// followed, so the client ends on the role's home page.
+pub async fn portal_sign_in(t: &TestServer, key: &str) -> reqwest::Client {
+    let client = reqwest::Client::builder()
+        .cookie_store(true)
+        .build()
+        .unwrap();
+    let page = client.get(t.url("/signin")).send().await.unwrap();
+    assert_eq!(page.status(), 200, "{}: GET /signin", t.backend);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let resp = client
+        .post(t.url("/signin"))
+        .form(&[("api_key", key), ("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    // A refused key shows the form again (401); a good one leaves /signin.
+    assert_ne!(
+        resp.status(),
+        401,
+        "{}: the portal refused the key",
+        t.backend
+    );
+    assert_ne!(
+        resp.url().path(),
+        "/signin",
+        "{}: still on /signin",
+        t.backend
+    );
+    client
+}
+
+/// The value of the first hidden `csrf` field of a portal page.
+pub fn csrf_of(html: &str) -> String {
+    let field = html
+        .find("name=\"csrf\"")
+        .unwrap_or_else(|| panic!("no csrf field in the page: {html}"));
+    let rest = &html[field..];
+    let value = rest.find("value=\"").expect("the csrf field has a value") + "value=\"".len();
+    let end = rest[value..].find('"').expect("the csrf value ends");
+    rest[value..value + end].to_string()
+}

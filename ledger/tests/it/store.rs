@@ -2,7 +2,7 @@
 
 use pdx_ledger::kinds::{Release, Suspension, Transaction};
 use pdx_ledger::merkle::{self, Blake3Hasher, MerkleHasher};
-use pdx_ledger::store::{NewEntry, Visibility};
+use pdx_ledger::store::{EntryFilter, NewEntry, Visibility};
 use pdx_ledger::{Actor, EntryKind, Hash32};
 
 use crate::support::{TestDb, signer};
@@ -477,6 +477,87 @@ async fn entries_filtered_by_kind_page_and_keep_visibility() {
             .await
             .unwrap();
         assert_eq!(unfiltered.len(), txs.len() + susps.len(), "{}", t.name);
+        t.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn entries_match_an_organisation_and_a_time_range_within_visibility() {
+    for t in TestDb::all().await {
+        let ledger = t.ledger(signer("test.pdx/ledger"), 0);
+        let mut txs = Vec::new();
+        for i in 0..4 {
+            let buyer = if i % 2 == 0 { "org-even" } else { "org-odd" };
+            txs.push(ledger.append_now(&actor("org-dev"), &tx(i, buyer)).await.unwrap());
+        }
+        let s = Suspension {
+            org: "org-even".into(),
+            action: "suspended".into(),
+            reason: "test".into(),
+        };
+        let suspension = ledger.append_now(&actor("org-sup"), &s).await.unwrap();
+        let seqs = |v: &[pdx_ledger::Entry]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        let filter = |org: Option<&str>, since_ms: Option<i64>, until_ms: Option<i64>| EntryFilter {
+            kind: None,
+            org: org.map(String::from),
+            since_ms,
+            until_ms,
+        };
+        let all = Visibility::All;
+        // An organisation's entries: those it is a party to and those it appended.
+        let even = ledger
+            .entries_matching(0, 100, &all, &filter(Some("org-even"), None, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            seqs(&even),
+            vec![txs[0].seq, txs[2].seq, suspension.seq],
+            "{}",
+            t.name
+        );
+        let dev = ledger
+            .entries_matching(0, 100, &all, &filter(Some("org-dev"), None, None))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&dev), txs.iter().map(|a| a.seq).collect::<Vec<_>>());
+        // With a kind and a page: the next one of that kind and organisation.
+        let mut by_kind = filter(Some("org-even"), None, None);
+        by_kind.kind = Some(EntryKind::Transaction);
+        let page = ledger
+            .entries_matching(txs[0].seq + 1, 1, &all, &by_kind)
+            .await
+            .unwrap();
+        assert_eq!(seqs(&page), vec![txs[2].seq], "{}", t.name);
+        // Within what the reader may see: a stranger filtering by org-even sees only the
+        // public suspension, not the transactions.
+        let stranger = Visibility::Org("org-stranger".into());
+        let seen = ledger
+            .entries_matching(0, 100, &stranger, &filter(Some("org-even"), None, None))
+            .await
+            .unwrap();
+        assert_eq!(seqs(&seen), vec![suspension.seq], "{}", t.name);
+        let public = ledger
+            .entries_matching(0, 100, &Visibility::Public, &filter(Some("org-odd"), None, None))
+            .await
+            .unwrap();
+        assert!(public.is_empty(), "{}: {public:?}", t.name);
+        // A time range: [since, until).
+        let (first, last) = (txs[0].timestamp_ms, suspension.timestamp_ms);
+        let every = ledger
+            .entries_matching(0, 100, &all, &filter(None, Some(first), Some(last + 1)))
+            .await
+            .unwrap();
+        assert_eq!(every.len(), 5, "{}", t.name);
+        let after = ledger
+            .entries_matching(0, 100, &all, &filter(None, Some(last + 1), None))
+            .await
+            .unwrap();
+        assert!(after.is_empty(), "{}", t.name);
+        let before = ledger
+            .entries_matching(0, 100, &all, &filter(None, None, Some(first)))
+            .await
+            .unwrap();
+        assert!(before.is_empty(), "{}", t.name);
         t.cleanup().await;
     }
 }
