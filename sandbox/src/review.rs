@@ -465,11 +465,7 @@ impl Reviews {
 
     /// One output as a reviewer of `reviewer_org` sees it, whatever its status; an
     /// output of the reviewer's own organisation is not found (as in the queue).
-    pub async fn review_detail(
-        &self,
-        id: &OutputId,
-        reviewer_org: &OrgId,
-    ) -> Result<ReviewItem> {
+    pub async fn review_detail(&self, id: &OutputId, reviewer_org: &OrgId) -> Result<ReviewItem> {
         let output = self.load_output(id).await?;
         if output.org_id == *reviewer_org {
             return Err(SandboxError::NotFound("no such output".into()));
@@ -531,7 +527,9 @@ impl Reviews {
         }
         let grant = self.run_grant(&output.job_id).await?;
         let Some(previous) = self.previous_release(&output, grant.as_ref()).await? else {
-            return Err(SandboxError::NotFound("no earlier release of this model or grant".into()));
+            return Err(SandboxError::NotFound(
+                "no earlier release of this model or grant".into(),
+            ));
         };
         let released = self.load_output(&previous.output_id).await?;
         let frame = read_rows(self.zones().root().join(&released.file_path)).await?;

@@ -56,6 +56,12 @@ pub enum BenchCommand {
         /// Runs per query to take the median of.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Only this query (1 to 5), e.g. to profile one.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=5))]
+        query: Option<u8>,
+        /// Only pdx with record sets: no baselines, no DP (for a profiler; no ratios).
+        #[arg(long)]
+        without_baselines: bool,
     },
     /// Encrypted lookups (TFHE) at several table sizes, the operations they are made
     /// of, and Zama's published figures scaled to this machine.
@@ -178,7 +184,12 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Deid { adult_runs, rows } => {
             tokio::task::spawn_blocking(move || super::bench_deid::run(adult_runs, rows)).await?
         }
-        BenchCommand::Sandbox { rows, runs } => super::bench_sandbox::run(rows, runs).await,
+        BenchCommand::Sandbox {
+            rows,
+            runs,
+            query,
+            without_baselines,
+        } => super::bench_sandbox::run(rows, runs, query, without_baselines).await,
         BenchCommand::Fhe {
             rows,
             runs,

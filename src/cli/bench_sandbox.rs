@@ -29,12 +29,26 @@ use super::bench::median;
 /// Earlier outputs on the version whose record sets each query is checked against.
 const EARLIER_OUTPUTS: usize = 1_000;
 
-/// Runs the benchmark and prints a markdown table.
-pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
+/// Runs the benchmark and prints a markdown table: every query (or only `query`, 1 to
+/// 5), with the baselines unless `without_baselines` (then pdx alone, for a profiler).
+pub async fn run(
+    rows: usize,
+    runs: usize,
+    query: Option<u8>,
+    without_baselines: bool,
+) -> anyhow::Result<()> {
+    let queries: Vec<&str> = GENERATED_QUERIES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| query.is_none_or(|q| usize::from(q) == i + 1))
+        .map(|(_, sql)| *sql)
+        .collect();
+    let per_query = if without_baselines { 1 } else { 3 };
+    let dp_steps = if without_baselines { 0 } else { runs * 2 };
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("generated.parquet");
     let bar = super::progress_bar(
-        2 + (GENERATED_QUERIES.len() * runs * 3 + runs * 2) as u64,
+        2 + (queries.len() * runs * per_query + dp_steps) as u64,
         "sandbox",
     );
     {
@@ -70,7 +84,7 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
     };
 
     let mut table = Vec::new();
-    for sql in GENERATED_QUERIES {
+    for sql in queries {
         let (mut ours, mut untracked, mut base) = (Vec::new(), Vec::new(), Vec::new());
         let mut set_bytes = 0usize;
         for _ in 0..runs {
@@ -89,6 +103,9 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
                 .map(|t| t.set.to_bytes().len() + t.set.summary().to_bytes().len())
                 .sum();
             bar.inc(1);
+            if without_baselines {
+                continue;
+            }
 
             let t = Instant::now();
             let sandbox = SqlSandbox::new(std::slice::from_ref(&grant), limits.clone()).await?;
@@ -119,7 +136,7 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
     let dp_sql = "SELECT region, AVG(amount) AS mean_amount FROM data GROUP BY region";
     let dp_table_desc = DpTable::from_catalog("data", &generated_columns(), u32::try_from(rows)?);
     let (mut dp_ours, mut dp_base) = (Vec::new(), Vec::new());
-    for _ in 0..runs {
+    for _ in 0..dp_steps / 2 {
         let plan = dp_plan(dp_sql, &dp_table_desc, 1.0, 0.0)?;
         let scan = scan_parquet(&path)?;
         let t = Instant::now();
@@ -135,6 +152,20 @@ pub async fn run(rows: usize, runs: usize) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    if without_baselines {
+        println!("{rows} rows, {runs} runs each, medians; pdx alone (no baselines).");
+        println!();
+        println!("| query | pdx (checks, record sets vs earlier outputs) | record sets stored |");
+        println!("|---|---|---|");
+        for (sql, ours, _, _, bytes) in &table {
+            println!(
+                "| `{sql}` | {:.1} ms | {:.1} KiB |",
+                ours.as_secs_f64() * 1e3,
+                *bytes as f64 / 1024.0
+            );
+        }
+        return Ok(());
+    }
 
     println!(
         "{rows} rows, {runs} runs each, medians; pdx and baselines alternate in one process; \

@@ -89,7 +89,10 @@ const LICENCE_KINDS: [(&str, &str); 4] = [
     ("research_only", "market.licence.research_only"),
     ("public_interest", "market.licence.public_interest"),
     ("commercial_internal", "market.licence.commercial_internal"),
-    ("commercial_redistribution", "market.licence.commercial_redistribution"),
+    (
+        "commercial_redistribution",
+        "market.licence.commercial_redistribution",
+    ),
 ];
 
 /// The reconciliation's groupings, with their labels (the first is the page's default).
@@ -1321,7 +1324,10 @@ async fn market(
     // A buyer's own orders (the API answers a buyer with its own only).
     let orders: Vec<Order> = if admitted(&viewer, &Method::POST, "/v1/orders") {
         portal
-            .get(&viewer, &with_query("/v1/orders", &[("limit", ORDERS_LIMIT)]))
+            .get(
+                &viewer,
+                &with_query("/v1/orders", &[("limit", ORDERS_LIMIT)]),
+            )
             .await?
     } else {
         Vec::new()
@@ -1417,8 +1423,8 @@ async fn buyer_product_page(
 ) -> Result<Response, PageError> {
     let lang = viewer.lang;
     let product: Product = portal.get(viewer, &format!("/v1/products/{id}")).await?;
-    let may_order = product.status == ProductStatus::Listed
-        && admitted(viewer, &Method::POST, "/v1/orders");
+    let may_order =
+        product.status == ProductStatus::Listed && admitted(viewer, &Method::POST, "/v1/orders");
     let idempotency_key = new_idempotency_key();
     let price = yuan(product.price_minor);
     let body = html! {
@@ -1672,7 +1678,9 @@ mod tests {
     fn periods_are_four_digits_a_dash_and_two_digits() {
         assert!(is_period("2030-03"));
         assert!(is_period("2030-13"), "the API judges the month");
-        for bad in ["2030-3", "2030/03", "20300-03", "2030-0a", "../../x", "", "2030-03/"] {
+        for bad in [
+            "2030-3", "2030/03", "20300-03", "2030-0a", "../../x", "", "2030-03/",
+        ] {
             assert!(!is_period(bad), "{bad}");
         }
     }

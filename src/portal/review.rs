@@ -461,10 +461,7 @@ async fn load_output(
     let (rows, whole) = if preview.len() as u64 >= item.output.rows {
         (preview, true)
     } else if item.output.status == "quarantined" {
-        let path = with_query(
-            &format!("/v1/outputs/{id}/download"),
-            &[("format", "json")],
-        );
+        let path = with_query(&format!("/v1/outputs/{id}/download"), &[("format", "json")]);
         (portal.get::<Vec<Value>>(viewer, &path).await?, true)
     } else {
         (preview, false)
@@ -579,8 +576,14 @@ fn job_section(lang: Lang, item: &Item) -> Markup {
 fn report_section(lang: Lang, report: &Value, hits: &[Hit]) -> Markup {
     let counters = [
         ("cells_total", t(lang, "review.report.cells_total")),
-        ("cells_suppressed", t(lang, "review.report.cells_suppressed")),
-        ("values_suppressed", t(lang, "review.report.values_suppressed")),
+        (
+            "cells_suppressed",
+            t(lang, "review.report.cells_suppressed"),
+        ),
+        (
+            "values_suppressed",
+            t(lang, "review.report.values_suppressed"),
+        ),
         ("values_released", t(lang, "review.report.values_released")),
     ];
     let rules = report.get("rules").and_then(Value::as_object);
@@ -827,7 +830,10 @@ fn previous_line(lang: Lang, previous: &PreviousJson) -> Markup {
         "model" => t(lang, "review.diff.same_model"),
         _ => t(lang, "review.diff.same_grant"),
     };
-    let seq = previous.release_seq.map(|s| s.to_string()).unwrap_or_default();
+    let seq = previous
+        .release_seq
+        .map(|s| s.to_string())
+        .unwrap_or_default();
     html! {
         p data-previous=(previous.output_id) {
             (tf(lang, "review.diff.against", &[
@@ -1092,9 +1098,23 @@ fn summary_text(output_id: &str, report: &Value) -> String {
         ]));
     }
     for (rule, count) in &by_rule {
-        out.push_str(&csv_line(&[output_id, "total", "", "", rule, &count.to_string()]));
+        out.push_str(&csv_line(&[
+            output_id,
+            "total",
+            "",
+            "",
+            rule,
+            &count.to_string(),
+        ]));
     }
-    out.push_str(&csv_line(&[output_id, "total", "", "", "hits", &hits.len().to_string()]));
+    out.push_str(&csv_line(&[
+        output_id,
+        "total",
+        "",
+        "",
+        "hits",
+        &hits.len().to_string(),
+    ]));
     for counter in [
         "cells_total",
         "cells_suppressed",
@@ -1102,7 +1122,14 @@ fn summary_text(output_id: &str, report: &Value) -> String {
         "values_released",
     ] {
         if let Some(n) = report.get(counter).and_then(Value::as_u64) {
-            out.push_str(&csv_line(&[output_id, "total", "", "", counter, &n.to_string()]));
+            out.push_str(&csv_line(&[
+                output_id,
+                "total",
+                "",
+                "",
+                counter,
+                &n.to_string(),
+            ]));
         }
     }
     out
@@ -1145,7 +1172,10 @@ fn csv_field(value: &str) -> String {
 enum Token {
     /// An identifier or keyword: lower-cased unless quoted (as DataFusion names
     /// columns).
-    Word { text: String, quoted: bool },
+    Word {
+        text: String,
+        quoted: bool,
+    },
     Open,
     Close,
     Comma,
@@ -1251,8 +1281,8 @@ const SELECT_LIST_END: [&str; 12] = [
 /// Words that end an expression but are not an implicit alias (`CASE … END`,
 /// `x IS NULL`).
 const NOT_ALIASES: [&str; 16] = [
-    "end", "null", "true", "false", "and", "or", "not", "is", "then", "else", "when", "in",
-    "like", "between", "distinct", "all",
+    "end", "null", "true", "false", "and", "or", "not", "is", "then", "else", "when", "in", "like",
+    "between", "distinct", "all",
 ];
 
 /// The items of every `SELECT` list in `tokens`, each with its output name when it

@@ -62,8 +62,14 @@ pub fn routes() -> Router<Portal> {
         .route("/supervisor", get(overview))
         .route("/supervisor/ledger", get(ledger))
         .route("/supervisor/ledger/{seq}", get(ledger_entry))
-        .route("/supervisor/ledger/{seq}/receipt.json", get(receipt_download))
-        .route("/supervisor/verify", get(verify_page).post(start_verification))
+        .route(
+            "/supervisor/ledger/{seq}/receipt.json",
+            get(receipt_download),
+        )
+        .route(
+            "/supervisor/verify",
+            get(verify_page).post(start_verification),
+        )
         .route("/supervisor/verify/{job_id}", get(verification_status))
         .route("/supervisor/lineage", get(lineage_index))
         .route("/supervisor/lineage/{product_id}", get(lineage))
@@ -174,7 +180,9 @@ async fn organisations(portal: &Portal, viewer: &Viewer) -> Result<Vec<OrgRow>, 
 }
 
 fn org_names(orgs: &[OrgRow]) -> HashMap<String, String> {
-    orgs.iter().map(|o| (o.id.clone(), o.name.clone())).collect()
+    orgs.iter()
+        .map(|o| (o.id.clone(), o.name.clone()))
+        .collect()
 }
 
 /// "name (id)", or the id alone for an organisation not in the list.
@@ -189,7 +197,10 @@ fn org_label(names: &HashMap<String, String>, id: &str) -> String {
 fn rfc3339_utc(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
         .ok()
-        .and_then(|at| at.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -520,7 +531,11 @@ async fn overview(State(portal): State<Portal>, viewer: Viewer) -> Result<Markup
             "supervisor.suspensions.title",
             "supervisor.overview.suspensions",
         ),
-        ("/authority", "authority.title", "supervisor.overview.authority"),
+        (
+            "/authority",
+            "authority.title",
+            "supervisor.overview.authority",
+        ),
     ];
     let body = html! {
         h1 { (t(lang, "supervisor.title")) }
@@ -756,7 +771,11 @@ async fn ledger_entry(
     );
     let verify_command = format!("pdx ledger verify-receipt {file} --key '{key}'");
     let expected = format!("ok: entry {seq} ({kind}) is in the log {origin} at size {tree_size}");
-    let title = tf(lang, "supervisor.entry.title", &[("seq", seq.to_string().as_str())]);
+    let title = tf(
+        lang,
+        "supervisor.entry.title",
+        &[("seq", seq.to_string().as_str())],
+    );
     let body = html! {
         h1 { (title) }
         dl {
@@ -1107,13 +1126,21 @@ fn lineage_graph(lang: Lang, lineage: &Value) -> Graph {
     let product_id = text(lineage, "product_id");
     let product = graph.node(
         format!("product:{product_id}"),
-        tf(lang, "supervisor.lineage.node_product", &[("title", text(lineage, "title"))]),
+        tf(
+            lang,
+            "supervisor.lineage.node_product",
+            &[("title", text(lineage, "title"))],
+        ),
     );
     for release in items(lineage, "releases") {
         let release_id = text(release, "release_id");
         let release_node = graph.node(
             format!("release:{release_id}"),
-            tf(lang, "supervisor.lineage.node_release", &[("id", release_id)]),
+            tf(
+                lang,
+                "supervisor.lineage.node_release",
+                &[("id", release_id)],
+            ),
         );
         graph.edge(&release_node, &product);
         let output_id = text(release, "output_id");
@@ -1135,7 +1162,10 @@ fn lineage_graph(lang: Lang, lineage: &Value) -> Graph {
             tf(
                 lang,
                 "supervisor.lineage.node_model",
-                &[("kind", text(model, "kind")), ("id", text(model, "model_id"))],
+                &[
+                    ("kind", text(model, "kind")),
+                    ("id", text(model, "model_id")),
+                ],
             ),
         );
         graph.edge(&model_node, &run);
@@ -1151,7 +1181,11 @@ fn lineage_graph(lang: Lang, lineage: &Value) -> Graph {
             let version_no = number(version, "version");
             let dataset = graph.node(
                 format!("dataset:{dataset_id}"),
-                tf(lang, "supervisor.lineage.node_dataset", &[("title", text(version, "title"))]),
+                tf(
+                    lang,
+                    "supervisor.lineage.node_dataset",
+                    &[("title", text(version, "title"))],
+                ),
             );
             let certified = graph.node(
                 format!("version:{dataset_id}@{version_no}"),
@@ -1179,8 +1213,14 @@ fn lineage_hops(lang: Lang, lineage: &Value) -> Vec<(String, u64, String)> {
             hops.push((what, seq, text(value, "kind").to_string()));
         }
     };
-    hop(t(lang, "supervisor.lineage.hop_listing").to_string(), &lineage["listing"]);
-    hop(t(lang, "supervisor.lineage.hop_delisting").to_string(), &lineage["delisting"]);
+    hop(
+        t(lang, "supervisor.lineage.hop_listing").to_string(),
+        &lineage["listing"],
+    );
+    hop(
+        t(lang, "supervisor.lineage.hop_delisting").to_string(),
+        &lineage["delisting"],
+    );
     for release in items(lineage, "releases") {
         let id = text(release, "release_id");
         hop(
@@ -1188,10 +1228,14 @@ fn lineage_hops(lang: Lang, lineage: &Value) -> Vec<(String, u64, String)> {
             &release["release"],
         );
         hop(
-            tf(lang, "supervisor.lineage.node_model", &[
-                ("kind", text(&release["model"], "kind")),
-                ("id", text(&release["model"], "model_id")),
-            ]),
+            tf(
+                lang,
+                "supervisor.lineage.node_model",
+                &[
+                    ("kind", text(&release["model"], "kind")),
+                    ("id", text(&release["model"], "model_id")),
+                ],
+            ),
             &release["model"]["registration"],
         );
         if let Some(grant_id) = release["job"]["grant_id"].as_str() {
@@ -1205,10 +1249,14 @@ fn lineage_hops(lang: Lang, lineage: &Value) -> Vec<(String, u64, String)> {
         }
         for version in items(release, "datasets") {
             hop(
-                tf(lang, "supervisor.lineage.node_version", &[
-                    ("version", number(version, "version").as_str()),
-                    ("certificate", text(version, "certificate_no")),
-                ]),
+                tf(
+                    lang,
+                    "supervisor.lineage.node_version",
+                    &[
+                        ("version", number(version, "version").as_str()),
+                        ("certificate", text(version, "certificate_no")),
+                    ],
+                ),
                 &version["certificate"],
             );
         }
@@ -1233,7 +1281,11 @@ async fn lineage(
         .filter_map(Value::as_str)
         .collect();
     let complete = lineage["complete"].as_bool().unwrap_or(false);
-    let title = tf(lang, "supervisor.lineage.title", &[("title", text(&lineage, "title"))]);
+    let title = tf(
+        lang,
+        "supervisor.lineage.title",
+        &[("title", text(&lineage, "title"))],
+    );
     let body = html! {
         h1 { (title) }
         dl {
@@ -1327,9 +1379,18 @@ async fn budgets(State(portal): State<Portal>, viewer: Viewer) -> Result<Markup,
     let totals_columns = [
         (t(lang, "supervisor.col.key"), "/key"),
         (t(lang, "supervisor.col.grants"), "/grants"),
-        (t(lang, "supervisor.budgets.epsilon_granted"), "/epsilon_granted"),
-        (t(lang, "supervisor.budgets.epsilon_spent"), "/epsilon_spent"),
-        (t(lang, "supervisor.budgets.queries_granted"), "/queries_granted"),
+        (
+            t(lang, "supervisor.budgets.epsilon_granted"),
+            "/epsilon_granted",
+        ),
+        (
+            t(lang, "supervisor.budgets.epsilon_spent"),
+            "/epsilon_spent",
+        ),
+        (
+            t(lang, "supervisor.budgets.queries_granted"),
+            "/queries_granted",
+        ),
         (t(lang, "supervisor.budgets.queries_used"), "/queries_used"),
     ];
     let body = html! {
@@ -1418,7 +1479,10 @@ async fn compliance(
     let report: Value = portal
         .get(
             &viewer,
-            &with_query("/v1/audit/compliance", &[("as_of", as_of.unwrap_or_default())]),
+            &with_query(
+                "/v1/audit/compliance",
+                &[("as_of", as_of.unwrap_or_default())],
+            ),
         )
         .await?;
     let clean = report["clean"].as_bool().unwrap_or(false);
@@ -1611,7 +1675,10 @@ async fn authority(
         .get(&viewer, "/v1/datasets?status=submitted&per_page=100")
         .await?;
     let relaxations: Value = portal
-        .get(&viewer, "/v1/ledger/entries?kind=emergency_relaxation&limit=100")
+        .get(
+            &viewer,
+            "/v1/ledger/entries?kind=emergency_relaxation&limit=100",
+        )
         .await?;
     let evaluations: Vec<Value> = portal.get(&viewer, "/v1/evaluations").await?;
     let orders: Vec<Value> = portal.get(&viewer, "/v1/rectifications").await?;

@@ -57,7 +57,9 @@ const ROW_GAP: f64 = 18.0;
 const GRAPH_MARGIN: f64 = 16.0;
 
 /// Series colours (a colour-blind-safe palette) and dash patterns, used in turn.
-const COLOURS: [&str; 6] = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9"];
+const COLOURS: [&str; 6] = [
+    "#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9",
+];
 const DASHES: [&str; 4] = ["none", "6 3", "2 3", "9 3 2 3"];
 const BAR_FILL: &str = "#0072b2";
 const TEXT_FILL: &str = "#1a1a1a";
@@ -163,7 +165,11 @@ fn nice_step(raw: f64) -> f64 {
 /// About five evenly spaced round ticks covering `min..=max` (a range of 1 if empty).
 fn nice_ticks(min: f64, max: f64) -> Vec<f64> {
     let (min, max) = (finite(min), finite(max));
-    let (min, max) = if max > min { (min, max) } else { (min, min + 1.0) };
+    let (min, max) = if max > min {
+        (min, max)
+    } else {
+        (min, min + 1.0)
+    };
     let step = nice_step((max - min) / 4.0);
     let start = (min / step).floor() * step;
     let end = (max / step).ceil() * step;
@@ -312,7 +318,14 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)], unit: &str) -> Markup {
             }
         }
     };
-    frame(&ids, (CHART_WIDTH, height), title, &description, true, content)
+    frame(
+        &ids,
+        (CHART_WIDTH, height),
+        title,
+        &description,
+        true,
+        content,
+    )
 }
 
 /// The points of the series with NaN and infinities as 0, and the ranges they span.
@@ -326,8 +339,10 @@ fn line_geometry(series: &[(String, Vec<(f64, f64)>)]) -> LineGeometry {
     let series: Vec<(String, Vec<(f64, f64)>)> = series
         .iter()
         .map(|(name, points)| {
-            let points: Vec<(f64, f64)> =
-                points.iter().map(|(x, y)| (finite(*x), finite(*y))).collect();
+            let points: Vec<(f64, f64)> = points
+                .iter()
+                .map(|(x, y)| (finite(*x), finite(*y)))
+                .collect();
             (name.clone(), points)
         })
         .collect();
@@ -435,7 +450,14 @@ pub fn line_chart(
                 fill=(TEXT_FILL) { (name) }
         }
     };
-    frame(&ids, (CHART_WIDTH, height), title, &description, true, content)
+    frame(
+        &ids,
+        (CHART_WIDTH, height),
+        title,
+        &description,
+        true,
+        content,
+    )
 }
 
 /// The first and last tick, never equal.
@@ -503,11 +525,7 @@ fn dag_layout(nodes: &[(String, String)], edges: &[(String, String)]) -> DagLayo
         .into_iter()
         .map(|e| (e.0, e.1, back.contains(&e)))
         .collect();
-    DagLayout {
-        layer,
-        rows,
-        edges,
-    }
+    DagLayout { layer, rows, edges }
 }
 
 /// The edges that close a cycle: those a depth-first search (iterative, so deep graphs
@@ -628,8 +646,8 @@ pub fn dag(nodes: &[(String, String)], edges: &[(String, String)]) -> Markup {
     let tallest = layout.rows.iter().map(Vec::len).max().unwrap_or(1).max(1);
     let column_height = |count: usize| count as f64 * (NODE_HEIGHT + ROW_GAP) - ROW_GAP;
     let height = 2.0 * GRAPH_MARGIN + column_height(tallest);
-    let width = 2.0 * GRAPH_MARGIN + layout.rows.len() as f64 * (NODE_WIDTH + LAYER_GAP)
-        - LAYER_GAP;
+    let width =
+        2.0 * GRAPH_MARGIN + layout.rows.len() as f64 * (NODE_WIDTH + LAYER_GAP) - LAYER_GAP;
     // Top-left corner of each drawn node; each layer is centred vertically.
     let mut corner: HashMap<usize, (f64, f64)> = HashMap::new();
     for (l, row) in layout.rows.iter().enumerate() {
@@ -760,7 +778,10 @@ mod tests {
         let scale_max = *ticks.last().unwrap();
         assert!(scale_max >= 5.0, "{ticks:?}");
         for g in &geometry {
-            assert!((g.length - g.value / scale_max * 300.0).abs() < 1e-9, "{g:?}");
+            assert!(
+                (g.length - g.value / scale_max * 300.0).abs() < 1e-9,
+                "{g:?}"
+            );
         }
         assert!((geometry[2].length / geometry[0].length - 5.0).abs() < 1e-9);
         assert!((geometry[1].length * 2.0 - geometry[2].length).abs() < 1e-9);
@@ -770,7 +791,12 @@ mod tests {
 
     #[test]
     fn nan_and_infinite_values_count_as_zero_and_negatives_draw_no_bar() {
-        let bars = named(&[("p", f64::NAN), ("q", f64::INFINITY), ("r", -3.0), ("s", 1.0)]);
+        let bars = named(&[
+            ("p", f64::NAN),
+            ("q", f64::INFINITY),
+            ("r", -3.0),
+            ("s", 1.0),
+        ]);
         let (geometry, _) = bar_geometry(&bars, 100.0);
         assert!(geometry[0].value.abs() < 1e-12);
         assert!(geometry[1].value.abs() < 1e-12);
@@ -810,7 +836,10 @@ mod tests {
     #[test]
     fn line_charts_draw_every_series_with_axes_and_legend() {
         let series = vec![
-            ("a".to_string(), vec![(0.0, 1.0), (1.0, 3.0), (2.0, f64::NAN)]),
+            (
+                "a".to_string(),
+                vec![(0.0, 1.0), (1.0, 3.0), (2.0, f64::NAN)],
+            ),
             ("b".to_string(), vec![(0.0, 2.0)]),
         ];
         let svg = line_chart("growth", &series, "day", "count").into_string();
@@ -837,7 +866,9 @@ mod tests {
 
     #[test]
     fn dag_layers_respect_edges() {
-        let nodes = graph(&["product", "release", "job", "model", "version", "dataset", "grant"]);
+        let nodes = graph(&[
+            "product", "release", "job", "model", "version", "dataset", "grant",
+        ]);
         let e = edges(&[
             ("dataset", "version"),
             ("version", "job"),

@@ -74,7 +74,10 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
         let pid = product["id"].as_str().unwrap().to_string();
         let title = product["title"].as_str().unwrap().to_string();
         let price = product["price_minor"].as_i64().unwrap();
-        let region = product["regions"][0]["region"].as_str().unwrap().to_string();
+        let region = product["regions"][0]["region"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let certificate = product["manifest"]["sources"][0]["datasets"][0]["certificate_no"]
             .as_str()
             .unwrap()
@@ -88,8 +91,14 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
         // The desk's queue: the pending product with its manifest, lineage and forms.
         let (s, _, queue) = get_page(&exchange, t, "/exchange").await;
         assert_eq!(s, 200, "{b}: {queue}");
-        assert!(queue.contains(&pid) && queue.contains(&title), "{b}: {queue}");
-        assert!(queue.contains(&certificate), "{b}: the manifest's certificate");
+        assert!(
+            queue.contains(&pid) && queue.contains(&title),
+            "{b}: {queue}"
+        );
+        assert!(
+            queue.contains(&certificate),
+            "{b}: the manifest's certificate"
+        );
         assert!(queue.contains("<svg"), "{b}: the lineage graph");
         let list_path = format!("/exchange/products/{pid}/list");
         assert!(queue.contains(&format!("action=\"{list_path}\"")), "{b}");
@@ -108,21 +117,36 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
             "/exchange/reconciliation",
             product_desk.as_str(),
         ] {
-            assert_eq!(get_page(&buyer, t, path).await.0, 403, "{b}: {path} as a buyer");
-            assert_eq!(get_page(&visitor, t, path).await.0, 401, "{b}: {path} signed out");
+            assert_eq!(
+                get_page(&buyer, t, path).await.0,
+                403,
+                "{b}: {path} as a buyer"
+            );
+            assert_eq!(
+                get_page(&visitor, t, path).await.0,
+                401,
+                "{b}: {path} signed out"
+            );
         }
         assert_eq!(get_page(&visitor, t, "/buyer").await.0, 401, "{b}");
 
         // Not on the market before it is listed.
         let (s, _, on_sale) = get_page(&buyer, t, "/buyer").await;
         assert_eq!(s, 200, "{b}: {on_sale}");
-        assert!(!on_sale.contains(&pid), "{b}: a pending product is not on sale");
+        assert!(
+            !on_sale.contains(&pid),
+            "{b}: a pending product is not on sale"
+        );
 
         // A list form post without the CSRF token, or with another one, is refused and
         // lists nothing.
         assert_eq!(submit(&exchange, t, &list_path, &[]).await.0, 403, "{b}");
         let forged = [("csrf", "not-the-session-token")];
-        assert_eq!(submit(&exchange, t, &list_path, &forged).await.0, 403, "{b}");
+        assert_eq!(
+            submit(&exchange, t, &list_path, &forged).await.0,
+            403,
+            "{b}"
+        );
         let (_, p) = t.get(&m.exchange, &format!("/v1/products/{pid}")).await;
         assert_eq!(p["status"], "pending_review", "{b}");
         // A buyer's session cannot list it either (the API's 403).
@@ -157,7 +181,10 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
         let blank = [("csrf", csrf.as_str()), ("reason", "  ")];
         let (s, _, refused) = submit(&exchange, t, &reject_path, &blank).await;
         assert_eq!(s, 422, "{b}: the API's status: {refused}");
-        assert!(refused.contains("reason is empty"), "{b}: the API's detail: {refused}");
+        assert!(
+            refused.contains("reason is empty"),
+            "{b}: the API's detail: {refused}"
+        );
         let reason = "the description overstates the coverage";
         let given = [("csrf", csrf.as_str()), ("reason", reason)];
         let (s, _, rejected) = submit(&exchange, t, &reject_path, &given).await;
@@ -188,7 +215,10 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
 
         // The same rendered form submitted twice is one order.
         let order_path = format!("/buyer/products/{pid}/order");
-        let order_form = [("csrf", buyer_csrf.as_str()), ("idempotency_key", key.as_str())];
+        let order_form = [
+            ("csrf", buyer_csrf.as_str()),
+            ("idempotency_key", key.as_str()),
+        ];
         let (s, first, placed) = submit(&buyer, t, &order_path, &order_form).await;
         assert_eq!(s, 200, "{b}: {placed}");
         let oid = first
@@ -200,7 +230,11 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
         assert_eq!(replay, first, "{b}: the same form is the same order");
         let (s, orders) = t.get(&m.buyer, "/v1/orders").await;
         assert_eq!(s, 200);
-        assert_eq!(orders.as_array().unwrap().len(), 1, "{b}: one order: {orders}");
+        assert_eq!(
+            orders.as_array().unwrap().len(),
+            1,
+            "{b}: one order: {orders}"
+        );
         assert_eq!(orders[0]["id"], oid.as_str());
         assert_eq!(orders[0]["status"], "pending");
 
@@ -224,7 +258,10 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
         assert_eq!(t.get(&m.buyer2, &format!("/v1/orders/{oid}")).await.0, 404);
 
         // Pay with the form.
-        let payment = [("csrf", buyer_csrf.as_str()), ("payment_ref", "bank-portal-0001")];
+        let payment = [
+            ("csrf", buyer_csrf.as_str()),
+            ("payment_ref", "bank-portal-0001"),
+        ];
         let (s, end, paid) = submit(&buyer, t, &pay_path, &payment).await;
         assert_eq!(s, 200, "{b}: {paid}");
         assert_eq!(end, order_page, "{b}");
@@ -263,7 +300,10 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
             .await
             .unwrap();
         assert_eq!(direct.status().as_u16(), 200, "{b}");
-        assert_eq!(direct.headers()["content-disposition"].to_str().unwrap(), disposition);
+        assert_eq!(
+            direct.headers()["content-disposition"].to_str().unwrap(),
+            disposition
+        );
         let direct = direct.bytes().await.unwrap();
         // The archives are built per download from the same records and the products'
         // manual clock; only the receipt's checkpoint may be newer if the server signed
@@ -319,12 +359,20 @@ async fn the_market_pages_list_order_once_pay_download_and_settle() {
         let (s, _, early) = submit(&exchange, t, "/exchange/settlements", &march).await;
         assert_eq!(s, 409, "{b}: {early}");
         let bad = [("csrf", csrf.as_str()), ("period", "March")];
-        assert_eq!(submit(&exchange, t, "/exchange/settlements", &bad).await.0, 422);
+        assert_eq!(
+            submit(&exchange, t, "/exchange/settlements", &bad).await.0,
+            422
+        );
         let bad_month = [("csrf", csrf.as_str()), ("period", "2030-13")];
         let (s, _, _) = submit(&exchange, t, "/exchange/settlements", &bad_month).await;
         assert_eq!(s, 422, "{b}: the API judges the month");
         let no_token = [("period", "2030-03")];
-        assert_eq!(submit(&exchange, t, "/exchange/settlements", &no_token).await.0, 403);
+        assert_eq!(
+            submit(&exchange, t, "/exchange/settlements", &no_token)
+                .await
+                .0,
+            403
+        );
         m.clock
             .set_ms(Period::parse("2030-04").unwrap().from_ms + DAY_MS);
         let (s, _, open) = get_page(&exchange, t, "/exchange/settlements").await;

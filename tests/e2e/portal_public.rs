@@ -40,13 +40,10 @@ use crate::support::{TestServer, blake3_hex, csrf_of, portal_sign_in, post};
 /// A dataset title that would run script if a page did not escape it.
 const HOSTILE: &str = r#"Hostile <script>alert(1)</script> "><img src=x onerror=alert(1)>"#;
 
-/// A browser without a session: it keeps cookies (the pre-session CSRF token) and
-/// follows redirects.
-fn browser() -> reqwest::Client {
-    reqwest::Client::builder()
-        .cookie_store(true)
-        .build()
-        .unwrap()
+/// A browser without a session: it holds the pre-session CSRF cookie and follows
+/// redirects.
+async fn browser(t: &TestServer) -> reqwest::Client {
+    crate::support::portal_visitor(t).await
 }
 
 /// GETs a page; returns (status, HTML).
@@ -198,7 +195,7 @@ async fn the_open_catalog_searches_filters_shows_and_verifies_for_anyone_on_both
     for t in TestServer::both().await {
         let b = t.backend;
         let w = world(&t).await;
-        let anyone = browser();
+        let anyone = browser(&t).await;
         let published = set(&[&w.open, &w.conditional, &w.closed, &w.hostile]);
 
         // The home page leads everywhere a visitor may go.
@@ -674,7 +671,7 @@ async fn requests_suspensions_checkpoint_and_market_pages_follow_the_api_on_both
             &electricity("Portal open meters", "unconditional"),
         )
         .await;
-        let anyone = browser();
+        let anyone = browser(&t).await;
 
         // Requests to open data: the form, prefilled with a dataset.
         let (s, html) = page(

@@ -18,8 +18,8 @@
 
 use pdx::portal::i18n::{Lang, t as message};
 use pdx::samples;
-use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use reqwest::Method;
+use reqwest::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
 use crate::catalog::{register, upload_certified, wait_job};
@@ -149,7 +149,9 @@ async fn run(t: &TestServer, dev: &str, model: &str, dataset: &str, grant: &str)
             Some(dev),
             Method::POST,
             "/v1/runs",
-            Some(json!({"model_id": model, "inputs": [{"dataset_id": dataset, "grant_id": grant}]})),
+            Some(
+                json!({"model_id": model, "inputs": [{"dataset_id": dataset, "grant_id": grant}]}),
+            ),
         )
         .await;
     assert_eq!(s, 202, "{b}: {job}");
@@ -167,8 +169,7 @@ fn enterprises(rows: &Value, district: &str) -> Value {
 }
 
 #[tokio::test]
-async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_run_shows_its_diff()
-{
+async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_run_shows_its_diff() {
     for t in TestServer::both().await {
         let b = t.backend;
         let (_, provider) = t.key_for("power-bureau", "provider").await;
@@ -190,7 +191,14 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         // A conditional dataset needing two reviewers, a grant, a model, a run.
         let meta = serde_json::to_value(samples::electricity_dataset()).unwrap();
         let dataset = register(&t, &provider, &meta).await;
-        upload_certified(&t, &provider, &dataset, "?format=csv", electricity(VERSION_1)).await;
+        upload_certified(
+            &t,
+            &provider,
+            &dataset,
+            "?format=csv",
+            electricity(VERSION_1),
+        )
+        .await;
         let (s, policy) = put(
             &t,
             &provider,
@@ -222,13 +230,20 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         assert_eq!(item["output"]["votes"], 0, "{b}: {item}");
         assert_eq!(item["grant_id"], grant.as_str(), "{b}: {item}");
         assert!(item["previous_release"].is_null(), "{b}: {item}");
-        let hits = item["output"]["check_report"]["hits"].as_array().unwrap().clone();
+        let hits = item["output"]["check_report"]["hits"]
+            .as_array()
+            .unwrap()
+            .clone();
         assert!(
-            hits.iter().any(|h| h["rule"] == "threshold" && h["column"] == "=software"),
+            hits.iter()
+                .any(|h| h["rule"] == "threshold" && h["column"] == "=software"),
             "{b}: {hits:?}"
         );
         let (s, rows) = t
-            .get(&reviewer1, &format!("/v1/outputs/{output}/download?format=json"))
+            .get(
+                &reviewer1,
+                &format!("/v1/outputs/{output}/download?format=json"),
+            )
             .await;
         assert_eq!(s, 200, "{b}: {rows}");
         assert_eq!(enterprises(&rows, "Nanshan"), 60, "{b}: {rows}");
@@ -238,7 +253,10 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         let (s, _, queue) = get_page(&first, &t, "/review").await;
         assert_eq!(s, 200, "{b}: {queue}");
         let marker = format!("data-output=\"{output}\"");
-        assert!(queue_part(&queue, "awaiting-me").contains(&marker), "{b}: {queue}");
+        assert!(
+            queue_part(&queue, "awaiting-me").contains(&marker),
+            "{b}: {queue}"
+        );
 
         // The output page: the job, the SQL shown inert, the flagged cell with the
         // threshold class and its badge, the legend, no previous release.
@@ -247,18 +265,35 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         assert_eq!(s, 200, "{b}: {page}");
         assert!(page.contains(&model), "{b}: the model id is shown");
         let flagged = flagged_cells(&page, "flag-threshold");
-        assert!(!flagged.is_empty(), "{b}: no cell flagged by the threshold: {page}");
+        assert!(
+            !flagged.is_empty(),
+            "{b}: no cell flagged by the threshold: {page}"
+        );
         let label = message(Lang::Zh, "review.rule.threshold");
         assert!(
-            flagged.iter().any(|cell| cell.contains("data-rule=\"threshold\"") && cell.contains(label)),
+            flagged
+                .iter()
+                .any(|cell| cell.contains("data-rule=\"threshold\"") && cell.contains(label)),
             "{b}: the flagged cell has no badge: {flagged:?}"
         );
-        assert!(page.contains("data-legend=\"threshold\""), "{b}: the legend");
+        assert!(
+            page.contains("data-legend=\"threshold\""),
+            "{b}: the legend"
+        );
         assert!(!page.contains("<script>alert(1)"), "{b}: {page}");
         assert!(!page.contains("<img src=x"), "{b}: {page}");
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{b}");
-        assert!(page.contains("data-previous=\"\""), "{b}: no previous release");
-        assert!(page.contains("action=\"/review/outputs/"), "{b}: the vote form");
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{b}"
+        );
+        assert!(
+            page.contains("data-previous=\"\""),
+            "{b}: no previous release"
+        );
+        assert!(
+            page.contains("action=\"/review/outputs/"),
+            "{b}: the vote form"
+        );
 
         // A vote without the CSRF token is refused, and nothing is recorded.
         let (s, _, _) = submit(
@@ -276,16 +311,28 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         let author = portal_sign_in(&t, &own_reviewer).await;
         let (s, _, _) = get_page(&author, &t, &page_path).await;
         assert_eq!(s, 404, "{b}");
-        assert_eq!(t.get(&own_reviewer, &format!("/v1/review/{output}")).await.0, 404);
+        assert_eq!(
+            t.get(&own_reviewer, &format!("/v1/review/{output}"))
+                .await
+                .0,
+            404
+        );
         let (s, _, author_queue) = get_page(&author, &t, "/review").await;
         assert_eq!(s, 200, "{b}: {author_queue}");
-        assert!(!author_queue.contains(&marker), "{b}: its own output is not queued");
+        assert!(
+            !author_queue.contains(&marker),
+            "{b}: its own output is not queued"
+        );
         let author_csrf = csrf_of(&author_queue);
         let (s, _, refused) = submit(
             &author,
             &t,
             &page_path,
-            &[("csrf", &author_csrf), ("decision", "approve"), ("reason", "mine")],
+            &[
+                ("csrf", &author_csrf),
+                ("decision", "approve"),
+                ("reason", "mine"),
+            ],
         )
         .await;
         assert_eq!(s, 403, "{b}: {refused}");
@@ -296,34 +343,56 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
             &first,
             &t,
             &page_path,
-            &[("csrf", &csrf), ("decision", "approve"), ("reason", FIRST_REASON)],
+            &[
+                ("csrf", &csrf),
+                ("decision", "approve"),
+                ("reason", FIRST_REASON),
+            ],
         )
         .await;
         assert_eq!(s, 200, "{b}: {after}");
         assert_eq!(end, page_path, "{b}");
-        assert!(after.contains("data-decision=\"approve\""), "{b}: one's own vote shows");
+        assert!(
+            after.contains("data-decision=\"approve\""),
+            "{b}: one's own vote shows"
+        );
         let (_, seen) = t.get(&reviewer1, &format!("/v1/outputs/{output}")).await;
         assert_eq!(seen["status"], "quarantined", "{b}: {seen}");
         assert_eq!(seen["votes"], 1, "{b}: {seen}");
         assert_eq!(seen["reviews"].as_array().unwrap().len(), 1, "{b}: {seen}");
         let (s, _, queue) = get_page(&first, &t, "/review").await;
         assert_eq!(s, 200, "{b}: {queue}");
-        assert!(queue_part(&queue, "awaiting-others").contains(&marker), "{b}: {queue}");
-        assert!(!queue_part(&queue, "awaiting-me").contains(&marker), "{b}: {queue}");
+        assert!(
+            queue_part(&queue, "awaiting-others").contains(&marker),
+            "{b}: {queue}"
+        );
+        assert!(
+            !queue_part(&queue, "awaiting-me").contains(&marker),
+            "{b}: {queue}"
+        );
 
         // The second reviewer sees one vote, not its decision nor its comment (the API
         // does not hand them out either).
         let second = portal_sign_in(&t, &reviewer2).await;
         let (s, _, queue2) = get_page(&second, &t, "/review").await;
         assert_eq!(s, 200, "{b}: {queue2}");
-        assert!(queue_part(&queue2, "awaiting-me").contains(&marker), "{b}: {queue2}");
+        assert!(
+            queue_part(&queue2, "awaiting-me").contains(&marker),
+            "{b}: {queue2}"
+        );
         let (s, _, page2) = get_page(&second, &t, &page_path).await;
         assert_eq!(s, 200, "{b}: {page2}");
         let first_key = key_id(&t, &reviewer1).await;
         assert!(page2.contains("data-votes=\"1\""), "{b}: {page2}");
-        assert!(!page2.contains("first-look"), "{b}: the first comment shows: {page2}");
+        assert!(
+            !page2.contains("first-look"),
+            "{b}: the first comment shows: {page2}"
+        );
         assert!(!page2.contains(&first_key), "{b}: the first reviewer shows");
-        assert!(!page2.contains("data-decision="), "{b}: a decision shows: {page2}");
+        assert!(
+            !page2.contains("data-decision="),
+            "{b}: a decision shows: {page2}"
+        );
         let (_, hidden) = t.get(&reviewer2, &format!("/v1/outputs/{output}")).await;
         assert_eq!(hidden["votes"], 1, "{b}: {hidden}");
         assert_eq!(hidden["reviews"], json!([]), "{b}: {hidden}");
@@ -335,7 +404,11 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
             &second,
             &t,
             &page_path,
-            &[("csrf", &csrf), ("decision", "approve"), ("reason", "second look: fine")],
+            &[
+                ("csrf", &csrf),
+                ("decision", "approve"),
+                ("reason", "second look: fine"),
+            ],
         )
         .await;
         assert_eq!(s, 200, "{b}: {released_page}");
@@ -348,16 +421,26 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
             2,
             "{b}: {released_page}"
         );
-        assert!(!released_page.contains("name=\"decision\""), "{b}: no form once decided");
+        assert!(
+            !released_page.contains("name=\"decision\""),
+            "{b}: no form once decided"
+        );
         let (s, _, queue) = get_page(&first, &t, "/review").await;
         assert_eq!(s, 200, "{b}: {queue}");
-        assert!(queue_part(&queue, "decided").contains(&marker), "{b}: {queue}");
+        assert!(
+            queue_part(&queue, "decided").contains(&marker),
+            "{b}: {queue}"
+        );
         // A vote on a decided output is the API's 409.
         let (s, _, _) = submit(
             &first,
             &t,
             &page_path,
-            &[("csrf", &csrf_of(&queue)), ("decision", "return"), ("reason", "late")],
+            &[
+                ("csrf", &csrf_of(&queue)),
+                ("decision", "return"),
+                ("reason", "late"),
+            ],
         )
         .await;
         assert_eq!(s, 409, "{b}");
@@ -369,8 +452,15 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200, "{b}");
-        assert_eq!(resp.headers()[CONTENT_TYPE], "text/csv; charset=utf-8", "{b}");
-        let disposition = resp.headers()[CONTENT_DISPOSITION].to_str().unwrap().to_string();
+        assert_eq!(
+            resp.headers()[CONTENT_TYPE],
+            "text/csv; charset=utf-8",
+            "{b}"
+        );
+        let disposition = resp.headers()[CONTENT_DISPOSITION]
+            .to_str()
+            .unwrap()
+            .to_string();
         assert!(disposition.starts_with("attachment"), "{b}: {disposition}");
         let csv = resp.text().await.unwrap();
         let lines: Vec<Vec<String>> = csv
@@ -380,19 +470,33 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
             .collect();
         assert_eq!(
             lines[0],
-            ["output_id", "row", "released_row", "column", "rule", "detail"],
+            [
+                "output_id",
+                "row",
+                "released_row",
+                "column",
+                "rule",
+                "detail"
+            ],
             "{b}: {csv}"
         );
-        let hit_lines: Vec<&Vec<String>> =
-            lines[1..].iter().filter(|l| l[1] != "total").collect();
+        let hit_lines: Vec<&Vec<String>> = lines[1..].iter().filter(|l| l[1] != "total").collect();
         assert_eq!(hit_lines.len(), hits.len(), "{b}: {csv}");
-        assert!(hit_lines.iter().all(|l| l.len() == 6 && l[0] == output), "{b}: {csv}");
         assert!(
-            hit_lines.iter().any(|l| l[3] == "'=software" && l[4] == "threshold"),
+            hit_lines.iter().all(|l| l.len() == 6 && l[0] == output),
             "{b}: {csv}"
         );
         assert!(
-            lines.iter().flatten().all(|f| !f.starts_with(['=', '+', '-', '@'])),
+            hit_lines
+                .iter()
+                .any(|l| l[3] == "'=software" && l[4] == "threshold"),
+            "{b}: {csv}"
+        );
+        assert!(
+            lines
+                .iter()
+                .flatten()
+                .all(|f| !f.starts_with(['=', '+', '-', '@'])),
             "{b}: a field a spreadsheet would run: {csv}"
         );
         let total = lines
@@ -404,11 +508,15 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         // The developer gets the API's 403 on every review page, a visitor 401.
         let developer = portal_sign_in(&t, &dev).await;
         assert_eq!(t.get(&dev, "/v1/review").await.0, 403, "{b}");
-        for path in ["/review".to_string(), page_path.clone(), format!("{page_path}/summary.csv")] {
+        for path in [
+            "/review".to_string(),
+            page_path.clone(),
+            format!("{page_path}/summary.csv"),
+        ] {
             let (s, _, _) = get_page(&developer, &t, &path).await;
             assert_eq!(s, 403, "{b}: {path}");
         }
-        let visitor = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let visitor = reqwest::Client::new();
         let (s, _, _) = get_page(&visitor, &t, "/review").await;
         assert_eq!(s, 401, "{b}");
 
@@ -416,33 +524,75 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
         // release (Nanshan's count changed, Yantian added), through the API's new route.
         let mut version_2 = VERSION_1.to_vec();
         version_2.extend_from_slice(VERSION_2_MORE);
-        upload_certified(&t, &provider, &dataset, "?format=csv", electricity(&version_2)).await;
+        upload_certified(
+            &t,
+            &provider,
+            &dataset,
+            "?format=csv",
+            electricity(&version_2),
+        )
+        .await;
         let output2 = run(&t, &dev, &model, &dataset, &grant).await;
         let (s, rows2) = t
-            .get(&reviewer1, &format!("/v1/outputs/{output2}/download?format=json"))
+            .get(
+                &reviewer1,
+                &format!("/v1/outputs/{output2}/download?format=json"),
+            )
             .await;
         assert_eq!(s, 200, "{b}: {rows2}");
         assert_eq!(enterprises(&rows2, "Nanshan"), 75, "{b}: {rows2}");
         assert_eq!(enterprises(&rows2, "Yantian"), 30, "{b}: {rows2}");
-        let (s, previous) = t.get(&reviewer1, &format!("/v1/review/{output2}/previous")).await;
+        let (s, previous) = t
+            .get(&reviewer1, &format!("/v1/review/{output2}/previous"))
+            .await;
         assert_eq!(s, 200, "{b}: {previous}");
-        assert_eq!(previous["release"]["output_id"], output.as_str(), "{b}: {previous}");
-        assert_eq!(previous["release"]["matched_by"], "model", "{b}: {previous}");
-        assert_eq!(previous["output_hash"], mine["output_hash"], "{b}: {previous}");
-        assert_eq!(enterprises(&previous["rows"], "Nanshan"), 60, "{b}: {previous}");
-        assert_eq!(t.get(&dev, &format!("/v1/review/{output2}/previous")).await.0, 403);
         assert_eq!(
-            t.get(&reviewer1, &format!("/v1/review/{output}/previous")).await.0,
+            previous["release"]["output_id"],
+            output.as_str(),
+            "{b}: {previous}"
+        );
+        assert_eq!(
+            previous["release"]["matched_by"], "model",
+            "{b}: {previous}"
+        );
+        assert_eq!(
+            previous["output_hash"], mine["output_hash"],
+            "{b}: {previous}"
+        );
+        assert_eq!(
+            enterprises(&previous["rows"], "Nanshan"),
+            60,
+            "{b}: {previous}"
+        );
+        assert_eq!(
+            t.get(&dev, &format!("/v1/review/{output2}/previous"))
+                .await
+                .0,
+            403
+        );
+        assert_eq!(
+            t.get(&reviewer1, &format!("/v1/review/{output}/previous"))
+                .await
+                .0,
             404,
             "{b}: the first release has nothing before it"
         );
         let page2_path = format!("/review/outputs/{output2}");
         let (s, _, diff_page) = get_page(&first, &t, &page2_path).await;
         assert_eq!(s, 200, "{b}: {diff_page}");
-        assert!(diff_page.contains(&format!("data-previous=\"{output}\"")), "{b}: {diff_page}");
+        assert!(
+            diff_page.contains(&format!("data-previous=\"{output}\"")),
+            "{b}: {diff_page}"
+        );
         assert!(diff_page.contains("60 → 75"), "{b}: {diff_page}");
-        assert!(diff_page.contains("data-diff=\"added-row\""), "{b}: {diff_page}");
-        assert!(diff_page.contains("data-diff-counts=\"1,0,1,3,0\""), "{b}: {diff_page}");
+        assert!(
+            diff_page.contains("data-diff=\"added-row\""),
+            "{b}: {diff_page}"
+        );
+        assert!(
+            diff_page.contains("data-diff-counts=\"1,0,1,3,0\""),
+            "{b}: {diff_page}"
+        );
 
         // Returned with a comment: an empty one is the API's 422; then it is rejected.
         let csrf = csrf_of(&diff_page);
@@ -458,11 +608,18 @@ async fn two_reviewers_check_and_release_an_output_in_the_portal_and_the_next_ru
             &first,
             &t,
             &page2_path,
-            &[("csrf", &csrf), ("decision", "return"), ("reason", "Yantian is new; ask why")],
+            &[
+                ("csrf", &csrf),
+                ("decision", "return"),
+                ("reason", "Yantian is new; ask why"),
+            ],
         )
         .await;
         assert_eq!(s, 200, "{b}: {returned}");
-        assert!(returned.contains("data-decision=\"reject\""), "{b}: {returned}");
+        assert!(
+            returned.contains("data-decision=\"reject\""),
+            "{b}: {returned}"
+        );
         let (_, seen) = t.get(&dev, &format!("/v1/outputs/{output2}")).await;
         assert_eq!(seen["status"], "rejected", "{b}: {seen}");
         let (s, bad) = t.get(&reviewer1, "/v1/review?state=closed").await;

@@ -83,9 +83,9 @@ fn electricity(title: &str) -> Value {
     serde_json::to_value(&meta).unwrap()
 }
 
-/// A client with a cookie jar and no session.
-fn visitor() -> reqwest::Client {
-    reqwest::Client::builder().cookie_store(true).build().unwrap()
+/// A client with the pre-session cookie and no session.
+async fn visitor(t: &TestServer) -> reqwest::Client {
+    crate::support::portal_visitor(t).await
 }
 
 #[tokio::test]
@@ -132,7 +132,11 @@ async fn a_supervisor_filters_the_ledger_checks_a_receipt_verifies_and_reads_the
         let web = portal_sign_in(&t, &supervisor).await;
         let (s, _, home) = get_page(&web, &t, "/supervisor").await;
         assert_eq!(s, 200, "{b}: {home}");
-        for link in ["/supervisor/ledger", "/supervisor/verify", "/supervisor/budgets"] {
+        for link in [
+            "/supervisor/ledger",
+            "/supervisor/verify",
+            "/supervisor/budgets",
+        ] {
             assert!(home.contains(&format!("href=\"{link}\"")), "{b}: {link}");
         }
 
@@ -240,7 +244,10 @@ async fn a_supervisor_filters_the_ledger_checks_a_receipt_verifies_and_reads_the
         assert_eq!(receipt.entry.seq, seq);
         let key = NoteVerifier::parse(&vkey).unwrap();
         receipt.verify(&key).unwrap();
-        for absent in ["/supervisor/ledger/not-a-seq", "/supervisor/ledger/99999999"] {
+        for absent in [
+            "/supervisor/ledger/not-a-seq",
+            "/supervisor/ledger/99999999",
+        ] {
             let (s, _, _) = get_page(&web, &t, absent).await;
             assert_eq!(s, 404, "{b}: {absent}");
         }
@@ -255,20 +262,29 @@ async fn a_supervisor_filters_the_ledger_checks_a_receipt_verifies_and_reads_the
         let (s, status_path, mut status) =
             submit(&web, &t, "/supervisor/verify", &[("csrf", csrf.as_str())]).await;
         assert_eq!(s, 200, "{b}: {status}");
-        assert!(status_path.starts_with("/supervisor/verify/"), "{b}: {status_path}");
+        assert!(
+            status_path.starts_with("/supervisor/verify/"),
+            "{b}: {status_path}"
+        );
         for _ in 0..600 {
             if status.contains("data-status=\"succeeded\"")
                 || status.contains("data-status=\"failed\"")
             {
                 break;
             }
-            assert!(status.contains("<progress"), "{b}: a running job shows its progress");
+            assert!(
+                status.contains("<progress"),
+                "{b}: a running job shows its progress"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
             let (s, _, again) = get_page(&web, &t, &status_path).await;
             assert_eq!(s, 200, "{b}: {again}");
             status = again;
         }
-        assert!(status.contains("data-status=\"succeeded\""), "{b}: {status}");
+        assert!(
+            status.contains("data-status=\"succeeded\""),
+            "{b}: {status}"
+        );
         assert!(status.contains("data-ok=\"true\""), "{b}: {status}");
         let (_, _, verify) = get_page(&web, &t, "/supervisor/verify").await;
         assert!(verify.contains(&status_path), "{b}: the job is listed");
@@ -283,7 +299,10 @@ async fn a_supervisor_filters_the_ledger_checks_a_receipt_verifies_and_reads_the
         // The compliance report, and a bad date.
         let (s, _, report) = get_page(&web, &t, "/supervisor/compliance").await;
         assert_eq!(s, 200, "{b}: {report}");
-        assert!(report.contains("data-section=\"late_grant_applications\""), "{b}");
+        assert!(
+            report.contains("data-section=\"late_grant_applications\""),
+            "{b}"
+        );
         let (s, _, _) = get_page(&web, &t, "/supervisor/compliance?as_of=someday").await;
         assert_eq!(s, 400, "{b}");
 
@@ -308,7 +327,11 @@ async fn a_supervisor_filters_the_ledger_checks_a_receipt_verifies_and_reads_the
         assert!(end.starts_with("/supervisor/suspensions"), "{b}: {end}");
         assert!(page.contains("misuse found in the portal test"), "{b}");
         let (_, list) = t.get(&supervisor, "/v1/audit/suspensions").await;
-        assert_eq!(list["suspended"][0]["org_id"], quiet_org.as_str(), "{b}: {list}");
+        assert_eq!(
+            list["suspended"][0]["org_id"],
+            quiet_org.as_str(),
+            "{b}: {list}"
+        );
 
         // A developer's session is refused every supervisor page, as the API refuses
         // the supervisor routes; a form with the developer's own token too.
@@ -335,12 +358,17 @@ async fn a_supervisor_filters_the_ledger_checks_a_receipt_verifies_and_reads_the
         let (s, _, account) = get_page(&developer, &t, "/account").await;
         assert_eq!(s, 200, "{b}: {account}");
         let dev_csrf = csrf_of(&account);
-        let (s, _, _) =
-            submit(&developer, &t, "/supervisor/verify", &[("csrf", dev_csrf.as_str())]).await;
+        let (s, _, _) = submit(
+            &developer,
+            &t,
+            "/supervisor/verify",
+            &[("csrf", dev_csrf.as_str())],
+        )
+        .await;
         assert_eq!(s, 403, "{b}");
 
         // Without a session: 401.
-        let anonymous = visitor();
+        let anonymous = visitor(&t).await;
         for path in [
             "/supervisor",
             "/supervisor/ledger",
@@ -379,12 +407,18 @@ async fn a_supervisor_opens_a_product_lineage_graph() {
         let svg_end = svg_start + graph[svg_start..].find("</svg>").unwrap();
         let svg = &graph[svg_start..svg_end];
         assert!(svg.contains("role=\"img\""), "{b}");
-        assert!(svg.contains(&format!("data-node=\"product:{pid}\"")), "{b}: {svg}");
+        assert!(
+            svg.contains(&format!("data-node=\"product:{pid}\"")),
+            "{b}: {svg}"
+        );
         assert!(
             svg.contains(&format!("data-node=\"dataset:{}\"", m.dataset)),
             "{b}: {svg}"
         );
-        assert!(svg.contains(&format!("data-node=\"release:{release_id}\"")), "{b}");
+        assert!(
+            svg.contains(&format!("data-node=\"release:{release_id}\"")),
+            "{b}"
+        );
         assert!(svg.contains("marker-end="), "{b}: edges with arrowheads");
         // The hops link to their ledger entries.
         assert!(graph.contains("href=\"/supervisor/ledger/"), "{b}");
@@ -392,7 +426,9 @@ async fn a_supervisor_opens_a_product_lineage_graph() {
         let developer = portal_sign_in(t, &m.dev).await;
         let (s, _, _) = get_page(&developer, t, &format!("/supervisor/lineage/{pid}")).await;
         assert_eq!(s, 403, "{b}");
-        let (s, _) = t.get(&m.dev, &format!("/v1/audit/lineage/product/{pid}")).await;
+        let (s, _) = t
+            .get(&m.dev, &format!("/v1/audit/lineage/product/{pid}"))
+            .await;
         assert_eq!(s, 403, "{b}");
         let (s, _, _) = get_page(&web, t, "/supervisor/lineage/not-a-product").await;
         assert_eq!(s, 404, "{b}");
@@ -408,8 +444,13 @@ async fn the_data_authority_approves_and_returns_catalog_entries_in_the_portal()
         let mut submitted = Vec::new();
         for title in ["Entry to approve", "Entry to return"] {
             let id = draft(&t, &provider, &electricity(title)).await;
-            let (s, body) =
-                post(&t, &provider, &format!("/v1/datasets/{id}/submit"), json!({})).await;
+            let (s, body) = post(
+                &t,
+                &provider,
+                &format!("/v1/datasets/{id}/submit"),
+                json!({}),
+            )
+            .await;
             assert_eq!(s, 200, "{b}: {body}");
             assert_eq!(body["status"], "submitted", "{b}");
             submitted.push(id);
@@ -421,7 +462,10 @@ async fn the_data_authority_approves_and_returns_catalog_entries_in_the_portal()
         let (s, _, desk) = get_page(&web, &t, "/authority").await;
         assert_eq!(s, 200, "{b}: {desk}");
         for id in &submitted {
-            assert!(desk.contains(&format!("data-dataset=\"{id}\"")), "{b}: {id}");
+            assert!(
+                desk.contains(&format!("data-dataset=\"{id}\"")),
+                "{b}: {id}"
+            );
         }
         assert!(desk.contains("Entry to approve"), "{b}");
         let csrf = csrf_of(&desk);
@@ -434,11 +478,19 @@ async fn the_data_authority_approves_and_returns_catalog_entries_in_the_portal()
         assert_eq!(entry["status"], "submitted", "{b}: {entry}");
 
         // With it: published, as the API shows.
-        let (s, end, page) =
-            submit(&web, &t, &review, &[("csrf", csrf.as_str()), ("decision", "approve")]).await;
+        let (s, end, page) = submit(
+            &web,
+            &t,
+            &review,
+            &[("csrf", csrf.as_str()), ("decision", "approve")],
+        )
+        .await;
         assert_eq!(s, 200, "{b}: {page}");
         assert!(end.starts_with("/authority"), "{b}: {end}");
-        assert!(!page.contains(&format!("data-dataset=\"{approve}\"")), "{b}");
+        assert!(
+            !page.contains(&format!("data-dataset=\"{approve}\"")),
+            "{b}"
+        );
         let (_, entry) = t.get(&provider, &format!("/v1/datasets/{approve}")).await;
         assert_eq!(entry["status"], "published", "{b}: {entry}");
 
@@ -468,8 +520,13 @@ async fn the_data_authority_approves_and_returns_catalog_entries_in_the_portal()
         assert_eq!(entry["status"], "returned", "{b}: {entry}");
 
         // Deciding again is the API's conflict; a developer is refused the desk.
-        let (s, _, _) =
-            submit(&web, &t, &review, &[("csrf", csrf.as_str()), ("decision", "approve")]).await;
+        let (s, _, _) = submit(
+            &web,
+            &t,
+            &review,
+            &[("csrf", csrf.as_str()), ("decision", "approve")],
+        )
+        .await;
         assert_eq!(s, 409, "{b}");
         let developer = portal_sign_in(&t, &dev).await;
         let (s, _, _) = get_page(&developer, &t, "/authority").await;

@@ -284,37 +284,81 @@ pub async fn refused_outside_policy(
     refused
 }
 
-/// A browser-like client (it keeps cookies) signed in to the portal with `key`: GET
-/// /signin for the form's CSRF token, then POST the key with it. Redirects are
-/// followed, so the client ends on the role's home page.
+/// The `name=value` pairs a response sets (`Set-Cookie`), without their attributes.
+fn set_cookies(resp: &reqwest::Response) -> Vec<(String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// A client that sends `cookies` with every request (as a browser would send the ones
+/// it holds) and follows redirects. The tests build it by hand rather than with
+/// reqwest's cookie store: that feature changes the features of `url`, which nearly
+/// every dependency builds on, and so would rebuild them all.
+fn client_with_cookies(cookies: &[(String, String)]) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let line: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !line.is_empty() {
+        headers.insert(
+            reqwest::header::COOKIE,
+            reqwest::header::HeaderValue::from_str(&line.join("; ")).unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+/// A visitor without a session who has opened a page: it holds the pre-session CSRF
+/// cookie, so its forms (with the page's `csrf` field) are accepted.
+pub async fn portal_visitor(t: &TestServer) -> reqwest::Client {
+    let resp = reqwest::Client::new()
+        .get(t.url("/signin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}: GET /signin", t.backend);
+    client_with_cookies(&set_cookies(&resp))
+}
+
+/// A browser-like client signed in to the portal with `key`: GET /signin for the
+/// pre-session cookie and the form's CSRF token, then POST the key with them; the
+/// client then sends the session cookie (and the pre-session one) with every request.
 pub async fn portal_sign_in(t: &TestServer, key: &str) -> reqwest::Client {
-    let client = reqwest::Client::builder()
-        .cookie_store(true)
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = client.get(t.url("/signin")).send().await.unwrap();
+    let page = plain.get(t.url("/signin")).send().await.unwrap();
     assert_eq!(page.status(), 200, "{}: GET /signin", t.backend);
+    let mut cookies = set_cookies(&page);
     let csrf = csrf_of(&page.text().await.unwrap());
-    let resp = client
+    let line: Vec<String> = cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let resp = plain
         .post(t.url("/signin"))
+        .header(reqwest::header::COOKIE, line.join("; "))
         .form(&[("api_key", key), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
-    // A refused key shows the form again (401); a good one leaves /signin.
-    assert_ne!(
+    // A refused key shows the form again (401); a good one is sent on (303).
+    assert_eq!(
         resp.status(),
-        401,
+        303,
         "{}: the portal refused the key",
         t.backend
     );
-    assert_ne!(
-        resp.url().path(),
-        "/signin",
-        "{}: still on /signin",
-        t.backend
-    );
-    client
+    for (name, value) in set_cookies(&resp) {
+        cookies.retain(|(k, _)| *k != name);
+        cookies.push((name, value));
+    }
+    client_with_cookies(&cookies)
 }
 
 /// The value of the first hidden `csrf` field of a portal page.

@@ -58,7 +58,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use super::DisclosureError;
-use super::record_sets::{RecordSet, SetSummary, TrackedSet};
+use super::record_sets::{DenseSet, RecordSet, SetSummary, TrackedSet};
 
 /// An earlier set's summary with its identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,6 +429,27 @@ fn may_lie_inside(
     prior_inside || new_inside
 }
 
+/// Whether [`greedy_cover`] of `against` (of `records` records) by `start` and `parts`
+/// leaves fewer than `threshold` of its records uncovered.
+///
+/// The cover is a subset of the union of `start` and `parts`, so when even the whole
+/// union leaves `threshold` or more outside, so does the cover: one multi-way union
+/// answers most calls (earlier outputs that overlap cover much less than their sizes
+/// add up to), and the greedy walk over every part runs only when it could matter.
+fn cover_leaves_few(
+    against: &RecordSet,
+    records: u64,
+    start: Option<&RecordSet>,
+    parts: &[&RecordSet],
+    threshold: u64,
+) -> bool {
+    let union = RecordSet::union_of(start.into_iter().chain(parts.iter().copied()));
+    if records.saturating_sub(against.common(&union)) >= threshold {
+        return false;
+    }
+    records.saturating_sub(greedy_cover(against, start, parts)) < threshold
+}
+
 /// Most blocks of 65,536 ordinals the dense form of [`greedy_cover`] spans (8 KiB each).
 const DENSE_BLOCKS: u64 = 2048;
 
@@ -569,8 +590,13 @@ impl Verdicts {
 
 /// `|N ∩ P|` for candidate `c` (`new`) and earlier set `p`: known, or counted with the
 /// loaded bitmap (and then known).
+///
+/// Against a much smaller earlier set, counted with `new`'s dense form
+/// ([`DenseSet`]), made on first use and kept in `dense` for the candidate's other
+/// comparisons.
 fn common_of(
     commons: &mut HashMap<(usize, usize), u64>,
+    dense: &mut Option<DenseSet>,
     new: &RecordSet,
     c: usize,
     p: usize,
@@ -579,7 +605,13 @@ fn common_of(
     if let Some(known) = commons.get(&(c, p)) {
         return *known;
     }
-    let value = cache.get(&p).map_or(0, |prior| new.common(prior));
+    let value = cache.get(&p).map_or(0, |prior| {
+        if DenseSet::pays_off(new, prior.len()) {
+            dense.get_or_insert_with(|| DenseSet::of(new)).common(prior)
+        } else {
+            new.common(prior)
+        }
+    });
     commons.insert((c, p), value);
     value
 }
@@ -766,18 +798,19 @@ impl<'a> Check<'a> {
             let n = self.sizes[c];
             let new = &candidate.set;
             let commons = &mut self.commons;
+            let dense = &mut None;
             for target in &self.targets[c] {
                 let close = match *target {
                     Target::Prior(p) => {
                         let prior = &summaries[p];
-                        let shared = common_of(commons, new, c, p, cache);
+                        let shared = common_of(commons, dense, new, c, p, cache);
                         let same = prior.selection == candidate.selection;
                         too_close(n, prior.summary.records, shared, same, threshold)
                     }
                     Target::Complement(p) => {
                         let rows = self.table_rows.unwrap_or(0);
                         let size = rows.saturating_sub(summaries[p].summary.records);
-                        let shared = n.saturating_sub(common_of(commons, new, c, p, cache));
+                        let shared = n.saturating_sub(common_of(commons, dense, new, c, p, cache));
                         too_close(n, size, shared, false, threshold)
                     }
                     Target::Difference(outer, inner) => {
@@ -785,8 +818,8 @@ impl<'a> Check<'a> {
                             .summary
                             .records
                             .saturating_sub(summaries[inner].summary.records);
-                        let shared = common_of(commons, new, c, outer, cache)
-                            .saturating_sub(common_of(commons, new, c, inner, cache));
+                        let shared = common_of(commons, dense, new, c, outer, cache)
+                            .saturating_sub(common_of(commons, dense, new, c, inner, cache));
                         too_close(n, size, shared, false, threshold)
                     }
                 };
@@ -811,7 +844,7 @@ impl<'a> Check<'a> {
                 {
                     continue;
                 }
-                let shared = common_of(commons, new, c, p, cache);
+                let shared = common_of(commons, dense, new, c, p, cache);
                 let prior_id = SetId {
                     hash: prior.hash.clone(),
                     selection: prior.selection.clone(),
@@ -876,8 +909,7 @@ impl<'a> Check<'a> {
                 // Only disjoint earlier sets add up to the sum over their union.
                 let parts: Vec<&RecordSet> =
                     self.inside[c].iter().filter_map(|p| cache.get(p)).collect();
-                let left = n.saturating_sub(greedy_cover(&candidate.set, None, &parts));
-                if left < threshold {
+                if cover_leaves_few(&candidate.set, n, None, &parts, threshold) {
                     self.verdicts.close[c] = true;
                     continue;
                 }
@@ -898,12 +930,8 @@ impl<'a> Check<'a> {
                 // The candidate and the earlier parts of P disjoint from it and from
                 // each other: P's value minus theirs is the sum over the rest of P.
                 let parts: Vec<&RecordSet> = parts.iter().filter_map(|q| cache.get(q)).collect();
-                let left = self.records(p).saturating_sub(greedy_cover(
-                    outer,
-                    Some(&candidate.set),
-                    &parts,
-                ));
-                if left < threshold {
+                let records = self.records(p);
+                if cover_leaves_few(outer, records, Some(&candidate.set), &parts, threshold) {
                     self.verdicts.close[c] = true;
                     break;
                 }
@@ -950,24 +978,13 @@ pub(crate) async fn column_gives_away(
     let union: &RecordSet = match union {
         Some(union) => union,
         None => {
-            let mut union = RecordSet::default();
-            for cell in released {
-                union.union_with(cell);
-            }
-            union.optimize();
-            computed = union;
+            computed = RecordSet::union_of(released.iter().copied());
             &computed
         }
     };
     // With the withheld cells; without any, the same set (not copied).
-    let with_withheld = (!withheld.is_empty()).then(|| {
-        let mut full = union.clone();
-        for cell in withheld {
-            full.union_with(cell);
-        }
-        full.optimize();
-        full
-    });
+    let with_withheld = (!withheld.is_empty())
+        .then(|| RecordSet::union_of(std::iter::once(union).chain(withheld.iter().copied())));
     let full: &RecordSet = with_withheld.as_ref().unwrap_or(union);
     let (n_union, n_full) = (union.len(), full.len());
 
@@ -999,13 +1016,12 @@ pub(crate) async fn column_gives_away(
         }
         // Released cells meeting an earlier set around one of them.
         if around.contains(p) {
-            let mut meeting = RecordSet::default();
-            for cell in released {
-                if !cell.is_disjoint(prior) {
-                    meeting.union_with(cell);
-                }
-            }
-            meeting.optimize();
+            let meeting = RecordSet::union_of(
+                released
+                    .iter()
+                    .copied()
+                    .filter(|cell| !cell.is_disjoint(prior)),
+            );
             if prior.is_subset(&meeting) {
                 let left = meeting.len() - size;
                 let same = left == 0 && summary.selection == selection;

@@ -630,7 +630,13 @@ impl Rewriter<'_> {
         let group_size = shadows.add(backing(None));
         let mut aggr_expr = top.aggr_expr.clone();
         aggr_expr.extend(shadows.exprs.iter().map(|(name, e)| e.clone().alias(name)));
-        let aggregate_input = ordinal_input.unwrap_or_else(|| top.input.as_ref().clone());
+        // Without a set to collect (a global aggregate over the whole table reads every
+        // record, a set known without reading), the plain scan: the ordinals cost a scan
+        // of their own.
+        let aggregate_input = match ordinal_input {
+            Some(input) if !set_columns.is_empty() => input,
+            _ => top.input.as_ref().clone(),
+        };
         let augmented =
             Aggregate::try_new(Arc::new(aggregate_input), top.group_expr.clone(), aggr_expr)
                 .map_err(rewrite_error)?;

@@ -262,14 +262,7 @@ pub(crate) async fn run(
                 .map(|(_, union)| *union);
             let union = match made {
                 Some(union) => pool.set(union).clone(),
-                None => {
-                    let mut union = RecordSet::default();
-                    for &index in &members {
-                        union.union_with(pool.set(index));
-                    }
-                    union.optimize();
-                    union
-                }
+                None => RecordSet::union_of(members.iter().map(|&index| pool.set(index))),
             };
             let index = pool.add(union, selection_of(s));
             if made.is_none() {

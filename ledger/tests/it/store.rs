@@ -488,7 +488,12 @@ async fn entries_match_an_organisation_and_a_time_range_within_visibility() {
         let mut txs = Vec::new();
         for i in 0..4 {
             let buyer = if i % 2 == 0 { "org-even" } else { "org-odd" };
-            txs.push(ledger.append_now(&actor("org-dev"), &tx(i, buyer)).await.unwrap());
+            txs.push(
+                ledger
+                    .append_now(&actor("org-dev"), &tx(i, buyer))
+                    .await
+                    .unwrap(),
+            );
         }
         let s = Suspension {
             org: "org-even".into(),
@@ -497,12 +502,13 @@ async fn entries_match_an_organisation_and_a_time_range_within_visibility() {
         };
         let suspension = ledger.append_now(&actor("org-sup"), &s).await.unwrap();
         let seqs = |v: &[pdx_ledger::Entry]| v.iter().map(|e| e.seq).collect::<Vec<_>>();
-        let filter = |org: Option<&str>, since_ms: Option<i64>, until_ms: Option<i64>| EntryFilter {
-            kind: None,
-            org: org.map(String::from),
-            since_ms,
-            until_ms,
-        };
+        let filter =
+            |org: Option<&str>, since_ms: Option<i64>, until_ms: Option<i64>| EntryFilter {
+                kind: None,
+                org: org.map(String::from),
+                since_ms,
+                until_ms,
+            };
         let all = Visibility::All;
         // An organisation's entries: those it is a party to and those it appended.
         let even = ledger
@@ -537,7 +543,12 @@ async fn entries_match_an_organisation_and_a_time_range_within_visibility() {
             .unwrap();
         assert_eq!(seqs(&seen), vec![suspension.seq], "{}", t.name);
         let public = ledger
-            .entries_matching(0, 100, &Visibility::Public, &filter(Some("org-odd"), None, None))
+            .entries_matching(
+                0,
+                100,
+                &Visibility::Public,
+                &filter(Some("org-odd"), None, None),
+            )
             .await
             .unwrap();
         assert!(public.is_empty(), "{}: {public:?}", t.name);
