@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::products::dataset as certified_dataset;
 use crate::sandbox::{apply, approve};
-use crate::support::{TestServer, csrf_of, portal_sign_in, post};
+use crate::support::{TestServer, csrf_of, get_page, portal_sign_in, post};
 
 /// A title that would run a script if it were not escaped.
 const TITLE: &str = "Enterprise electricity <script>alert(\"title\")</script>";
@@ -77,14 +77,6 @@ async fn editor_session(w: &World) -> (reqwest::Client, String) {
     assert_eq!(s, 200, "{}: {editor}", w.t.backend);
     let csrf = csrf_of(&editor);
     (dev, csrf)
-}
-
-/// GETs a page; returns its status, the path it ended on (after redirects) and its body.
-async fn get_page(client: &reqwest::Client, t: &TestServer, path: &str) -> (u16, String, String) {
-    let resp = client.get(t.url(path)).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let end = resp.url().path().to_string();
-    (status, end, resp.text().await.unwrap())
 }
 
 /// Submits a form (following the redirect a successful one answers with); returns the

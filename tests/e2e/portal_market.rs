@@ -17,17 +17,9 @@ use pdx_products::archive::read_tar;
 use serde_json::{Value, json};
 
 use crate::products::{SPLIT, market, product_body};
-use crate::support::{TestServer, blake3_hex, csrf_of, portal_sign_in, post};
+use crate::support::{TestServer, blake3_hex, csrf_of, get_page, portal_sign_in, post};
 
 const DAY_MS: i64 = 86_400_000;
-
-/// GETs a page; returns its status, the path it ended on (after redirects) and its body.
-async fn get_page(client: &reqwest::Client, t: &TestServer, path: &str) -> (u16, String, String) {
-    let resp = client.get(t.url(path)).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let end = resp.url().path().to_string();
-    (status, end, resp.text().await.unwrap())
-}
 
 /// Submits a form (following the redirect a successful one answers with); returns the
 /// status, the path it ended on and the body.

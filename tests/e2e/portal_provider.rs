@@ -19,7 +19,7 @@ use pdx_sandbox::catalog::OpenAttribute;
 use reqwest::header::LOCATION;
 use serde_json::{Value, json};
 
-use crate::support::{TestServer, csrf_of, portal_sign_in, post};
+use crate::support::{TestServer, csrf_of, get_page, portal_sign_in, post};
 
 /// The title the form registers: markup in it must come back inert.
 const TITLE: &str = "Adult census via the portal <script>alert(1)</script>";
@@ -88,14 +88,6 @@ fn with_field(form: &[(String, String)], name: &str, value: &str) -> Vec<(String
             (k.clone(), v)
         })
         .collect()
-}
-
-/// A page as the browser gets it: status, the path it ended on and the body.
-async fn get_page(client: &reqwest::Client, t: &TestServer, path: &str) -> (u16, String, String) {
-    let resp = client.get(t.url(path)).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let end = resp.url().path().to_string();
-    (status, end, resp.text().await.unwrap())
 }
 
 /// Posts a form and follows the redirect a successful one answers with (whether or not

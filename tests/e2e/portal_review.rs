@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::catalog::{register, upload_certified, wait_job};
 use crate::sandbox::{apply, approve};
-use crate::support::{TestServer, csrf_of, key_id, portal_sign_in, put};
+use crate::support::{TestServer, csrf_of, get_page, key_id, portal_sign_in, put};
 
 /// The model: per district, the firms and the software firms (a column whose name a
 /// spreadsheet would take for a formula), with markup in a comment.
@@ -66,14 +66,6 @@ fn electricity(groups: &[(&str, &str, usize)]) -> Vec<u8> {
         }
     }
     csv.into_bytes()
-}
-
-/// GETs a page; returns the status, the path it ended on and the body.
-async fn get_page(client: &reqwest::Client, t: &TestServer, path: &str) -> (u16, String, String) {
-    let resp = client.get(t.url(path)).send().await.unwrap();
-    let status = resp.status().as_u16();
-    let end = resp.url().path().to_string();
-    (status, end, resp.text().await.unwrap())
 }
 
 /// Posts a form and follows the redirect a successful one answers with (whether or not

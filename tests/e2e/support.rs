@@ -361,6 +361,19 @@ pub async fn portal_sign_in(t: &TestServer, key: &str) -> reqwest::Client {
     client_with_cookies(&cookies)
 }
 
+/// GETs a portal page; returns its status, the path it ended on (after redirects) and
+/// its body.
+pub async fn get_page(
+    client: &reqwest::Client,
+    t: &TestServer,
+    path: &str,
+) -> (u16, String, String) {
+    let resp = client.get(t.url(path)).send().await.unwrap();
+    let status = resp.status().as_u16();
+    let end = resp.url().path().to_string();
+    (status, end, resp.text().await.unwrap())
+}
+
 /// The value of the first hidden `csrf` field of a portal page.
 pub fn csrf_of(html: &str) -> String {
     let field = html

@@ -429,27 +429,6 @@ fn may_lie_inside(
     prior_inside || new_inside
 }
 
-/// Whether [`greedy_cover`] of `against` (of `records` records) by `start` and `parts`
-/// leaves fewer than `threshold` of its records uncovered.
-///
-/// The cover is a subset of the union of `start` and `parts`, so when even the whole
-/// union leaves `threshold` or more outside, so does the cover: one multi-way union
-/// answers most calls (earlier outputs that overlap cover much less than their sizes
-/// add up to), and the greedy walk over every part runs only when it could matter.
-fn cover_leaves_few(
-    against: &RecordSet,
-    records: u64,
-    start: Option<&RecordSet>,
-    parts: &[&RecordSet],
-    threshold: u64,
-) -> bool {
-    let union = RecordSet::union_of(start.into_iter().chain(parts.iter().copied()));
-    if records.saturating_sub(against.common(&union)) >= threshold {
-        return false;
-    }
-    records.saturating_sub(greedy_cover(against, start, parts)) < threshold
-}
-
 /// Most blocks of 65,536 ordinals the dense form of [`greedy_cover`] spans (8 KiB each).
 const DENSE_BLOCKS: u64 = 2048;
 
@@ -909,7 +888,8 @@ impl<'a> Check<'a> {
                 // Only disjoint earlier sets add up to the sum over their union.
                 let parts: Vec<&RecordSet> =
                     self.inside[c].iter().filter_map(|p| cache.get(p)).collect();
-                if cover_leaves_few(&candidate.set, n, None, &parts, threshold) {
+                let left = n.saturating_sub(greedy_cover(&candidate.set, None, &parts));
+                if left < threshold {
                     self.verdicts.close[c] = true;
                     continue;
                 }
@@ -930,8 +910,12 @@ impl<'a> Check<'a> {
                 // The candidate and the earlier parts of P disjoint from it and from
                 // each other: P's value minus theirs is the sum over the rest of P.
                 let parts: Vec<&RecordSet> = parts.iter().filter_map(|q| cache.get(q)).collect();
-                let records = self.records(p);
-                if cover_leaves_few(outer, records, Some(&candidate.set), &parts, threshold) {
+                let left = self.records(p).saturating_sub(greedy_cover(
+                    outer,
+                    Some(&candidate.set),
+                    &parts,
+                ));
+                if left < threshold {
                     self.verdicts.close[c] = true;
                     break;
                 }
