@@ -213,9 +213,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Visitor {
     }
 }
 
-/// Key id of the caller, attached to the response for the access log.
+/// Key id of the caller, attached to the response for the access log (by `authorize`
+/// for the API, by the portal for a signed-in viewer's page).
 #[derive(Clone)]
-struct LoggedKey(KeyId);
+pub(crate) struct LoggedKey(pub(crate) KeyId);
 
 /// The identity of a web-portal viewer who signed in: [`crate::portal`] puts it on the
 /// requests its pages send in-process to the `/v1` router, in place of an

@@ -201,6 +201,11 @@ async fn protect(State(portal): State<Portal>, mut req: Request, next: Next) -> 
         req.extensions_mut().insert(context.clone());
     }
     let mut resp = next.run(req).await;
+    // The access log names the signed-in key of a page, as it does for the API.
+    if let Some(signed_in) = context.viewer().and_then(|viewer| viewer.signed_in) {
+        resp.extensions_mut()
+            .insert(crate::http::LoggedKey(signed_in.key_id));
+    }
     // An error page drawn without the viewer (`PageError` knows only its language) is
     // drawn again with the viewer's navigation, language switch and sign-out form.
     if let Some(error) = resp.extensions_mut().remove::<api::RenderedError>()
