@@ -11,6 +11,8 @@
 //! submitted (UTF-8, byte for byte). The registration row and its `ModelRegistration`
 //! ledger entry are written in one transaction.
 
+use std::collections::HashMap;
+
 use pdx_ids::{ModelId, OrgId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::ModelRegistration;
@@ -160,6 +162,28 @@ impl Models {
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such model".into()))?;
         model_from_row(&row)
+    }
+
+    /// The models of `ids`, whichever organisation registered them, by id (an id with
+    /// no model is absent): one query per [`store::IN_LIST_CHUNK`] ids, for lists that
+    /// name many models (the review queue).
+    pub(crate) async fn models_by_id(&self, ids: &[ModelId]) -> Result<HashMap<ModelId, Model>> {
+        let mut found = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(store::IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT * FROM models WHERE id IN ({})",
+                store::placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.clone());
+            }
+            for row in query.fetch_all(self.db().pool()).await? {
+                let model = model_from_row(&row)?;
+                found.insert(model.id.clone(), model);
+            }
+        }
+        Ok(found)
     }
 
     /// The models of `org`, newest first.

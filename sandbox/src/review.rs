@@ -34,6 +34,7 @@
 //! conditional data that failed after admission looks the same to its developer and can
 //! only be rejected. Reviewers and supervisors see everything.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use pdx_algorithms::DataFrame;
@@ -46,6 +47,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::models::Model;
 use crate::runs::cited_versions;
 use crate::store;
 use crate::{Result, SandboxError, actor_key, actor_org};
@@ -361,6 +363,14 @@ fn output_from_row(row: &AnyRow) -> Result<Output> {
     })
 }
 
+/// What a queue item shows of the run that made an output.
+struct RunFacts {
+    /// The grant it ran under, on conditional data.
+    grant_id: Option<GrantId>,
+    /// The dataset versions it read.
+    versions: Vec<VersionRef>,
+}
+
 /// Who is asking for an output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputView {
@@ -390,23 +400,42 @@ impl Reviews {
     }
 
     async fn reviews_of(&self, id: &OutputId) -> Result<Vec<Review>> {
-        let rows = sqlx::query(
-            "SELECT * FROM output_reviews WHERE output_id = $1 ORDER BY created_ms, reviewer_key",
-        )
-        .bind(id.clone())
-        .fetch_all(self.db().pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Review {
-                    reviewer_org: r.try_get("reviewer_org")?,
-                    reviewer_key: r.try_get("reviewer_key")?,
-                    decision: r.try_get("decision")?,
-                    reason: r.try_get("reason")?,
-                    created_ms: r.try_get("created_ms")?,
-                })
-            })
-            .collect()
+        Ok(self
+            .reviews_by_output(std::slice::from_ref(id))
+            .await?
+            .remove(id)
+            .unwrap_or_default())
+    }
+
+    /// The reviews of each of `ids`, oldest first (an output without reviews is absent),
+    /// one query per [`store::IN_LIST_CHUNK`] outputs.
+    async fn reviews_by_output(&self, ids: &[OutputId]) -> Result<HashMap<OutputId, Vec<Review>>> {
+        let mut found: HashMap<OutputId, Vec<Review>> = HashMap::new();
+        for chunk in ids.chunks(store::IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT * FROM output_reviews WHERE output_id IN ({}) \
+                 ORDER BY output_id, created_ms, reviewer_key",
+                store::placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                query = query.bind(id.clone());
+            }
+            for row in query.fetch_all(self.db().pool()).await? {
+                let review = Review {
+                    reviewer_org: row.try_get("reviewer_org")?,
+                    reviewer_key: row.try_get("reviewer_key")?,
+                    decision: row.try_get("decision")?,
+                    reason: row.try_get("reason")?,
+                    created_ms: row.try_get("created_ms")?,
+                };
+                found
+                    .entry(row.try_get::<OutputId, _>("output_id")?)
+                    .or_default()
+                    .push(review);
+            }
+        }
+        Ok(found)
     }
 
     /// An output, if the caller may see it.
@@ -536,14 +565,61 @@ impl Reviews {
         Ok((previous, released, frame))
     }
 
-    /// Queue items of output rows, with their reviews.
+    /// Queue items of output rows, with their reviews. The reviews, models and runs of
+    /// all the rows are read together, a query each (per [`store::IN_LIST_CHUNK`] rows),
+    /// rather than four queries per row; only the previous release is looked up per
+    /// item (an indexed read, two when the model has none and the run used a grant).
     async fn review_items(&self, rows: &[AnyRow]) -> Result<Vec<ReviewItem>> {
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let output = self.with_reviews(output_from_row(row)?).await?;
-            items.push(self.review_item(output).await?);
+        let outputs = rows
+            .iter()
+            .map(output_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let ids: Vec<OutputId> = outputs.iter().map(|o| o.id.clone()).collect();
+        let jobs: Vec<JobId> = outputs.iter().map(|o| o.job_id.clone()).collect();
+        let mut model_ids: Vec<ModelId> = outputs.iter().map(|o| o.model_id.clone()).collect();
+        model_ids.sort();
+        model_ids.dedup();
+        let mut reviews = self.reviews_by_output(&ids).await?;
+        let models = self.models().models_by_id(&model_ids).await?;
+        // An output's job id is unique (a constraint), so each run is taken once.
+        let mut runs = self.runs_by_job(&jobs).await?;
+        let mut items = Vec::with_capacity(outputs.len());
+        for mut output in outputs {
+            output.reviews = reviews.remove(&output.id).unwrap_or_default();
+            output.votes = u32::try_from(output.reviews.len()).unwrap_or(u32::MAX);
+            let model = models
+                .get(&output.model_id)
+                .ok_or_else(|| SandboxError::NotFound("no such model".into()))?;
+            let run = runs
+                .remove(&output.job_id)
+                .ok_or_else(|| SandboxError::Internal("an output without its run".into()))?;
+            items.push(self.item_of(output, model, run).await?);
         }
         Ok(items)
+    }
+
+    /// The grant and the dataset versions of each of `jobs`' runs (a job without a run
+    /// is absent), one query per [`store::IN_LIST_CHUNK`] jobs.
+    async fn runs_by_job(&self, jobs: &[JobId]) -> Result<HashMap<JobId, RunFacts>> {
+        let mut found = HashMap::with_capacity(jobs.len());
+        for chunk in jobs.chunks(store::IN_LIST_CHUNK) {
+            let sql = format!(
+                "SELECT job_id, grant_id, dataset_versions FROM model_runs WHERE job_id IN ({})",
+                store::placeholders(1, chunk.len())
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for job in chunk {
+                query = query.bind(job.clone());
+            }
+            for row in query.fetch_all(self.db().pool()).await? {
+                let facts = RunFacts {
+                    grant_id: row.try_get("grant_id")?,
+                    versions: cited_versions(&row.try_get::<String, _>("dataset_versions")?)?,
+                };
+                found.insert(row.try_get::<JobId, _>("job_id")?, facts);
+            }
+        }
+        Ok(found)
     }
 
     /// The grant a run used, if any.
@@ -560,16 +636,25 @@ impl Reviews {
 
     async fn review_item(&self, output: Output) -> Result<ReviewItem> {
         let model = self.models().model_any(&output.model_id).await?;
-        let versions = self.run_versions(&output.job_id).await?;
-        let grant_id = self.run_grant(&output.job_id).await?;
-        let previous_release = self.previous_release(&output, grant_id.as_ref()).await?;
+        let run = RunFacts {
+            versions: self.run_versions(&output.job_id).await?,
+            grant_id: self.run_grant(&output.job_id).await?,
+        };
+        self.item_of(output, &model, run).await
+    }
+
+    /// The queue item of `output`, given its model and its run.
+    async fn item_of(&self, output: Output, model: &Model, run: RunFacts) -> Result<ReviewItem> {
+        let previous_release = self
+            .previous_release(&output, run.grant_id.as_ref())
+            .await?;
         Ok(ReviewItem {
-            model_text: model.body,
+            model_text: model.body.clone(),
             model_kind: model.kind.as_str().into(),
-            model_hash: model.model_hash,
-            dataset_versions: versions,
+            model_hash: model.model_hash.clone(),
+            dataset_versions: run.versions,
             preview: output.preview.clone(),
-            grant_id,
+            grant_id: run.grant_id,
             previous_release,
             output,
         })

@@ -93,6 +93,25 @@ pub enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Server time of the web portal's catalog, ledger and review pages against the
+    /// JSON routes that serve them, on a large generated instance.
+    Portal {
+        /// Published catalog entries.
+        #[arg(long, default_value_t = 10_000)]
+        datasets: usize,
+        /// Ledger entries appended besides those the seeding writes.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: u64,
+        /// Requests per row, of the page and of its JSON route each.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+        /// Outputs waiting in the review queue.
+        #[arg(long, default_value_t = 50)]
+        outputs: usize,
+        /// Also run on this PostgreSQL server (a fresh schema, dropped afterwards).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 /// The median of some timings (zero for none).
@@ -201,6 +220,21 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             clients,
             postgres,
         } => super::bench_orders::run(orders, clients, postgres).await,
+        BenchCommand::Portal {
+            datasets,
+            entries,
+            runs,
+            outputs,
+            postgres,
+        } => {
+            let sizes = super::bench_portal::Sizes {
+                datasets,
+                entries,
+                runs,
+                outputs,
+            };
+            super::bench_portal::run(sizes, postgres).await
+        }
     }
 }
 

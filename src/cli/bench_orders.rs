@@ -68,7 +68,7 @@ impl Measured {
 }
 
 /// The `q` quantile of sorted timings (nearest rank; zero for none).
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -77,7 +77,7 @@ fn percentile(sorted: &[Duration], q: f64) -> Duration {
 }
 
 /// A fresh PostgreSQL schema under `base`; returns (URL using it, schema name).
-async fn pg_schema(base: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn pg_schema(base: &str) -> anyhow::Result<(String, String)> {
     let schema = format!("bench_{}", hex::encode(rand::random::<[u8; 6]>()));
     let db = pdx_ledger::db::Db::connect_with(base, 1)
         .await
@@ -91,7 +91,8 @@ async fn pg_schema(base: &str) -> anyhow::Result<(String, String)> {
     Ok((format!("{base}{sep}options[search_path]={schema}"), schema))
 }
 
-async fn drop_pg_schema(base: &str, schema: &str) -> anyhow::Result<()> {
+/// Drops the schema [`pg_schema`] made.
+pub(crate) async fn drop_pg_schema(base: &str, schema: &str) -> anyhow::Result<()> {
     let db = pdx_ledger::db::Db::connect_with(base, 1).await?;
     sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
         .execute(db.pool())

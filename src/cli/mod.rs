@@ -7,6 +7,7 @@ pub mod bench;
 pub mod bench_deid;
 pub mod bench_fhe;
 pub mod bench_orders;
+pub mod bench_portal;
 pub mod bench_sandbox;
 pub mod fhe;
 pub mod ledger;

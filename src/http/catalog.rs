@@ -24,8 +24,6 @@
 //! first thing more access needs (a conditional dataset is then reached through the
 //! sandbox under a grant; a developer's download of it is a 403 as before).
 
-use std::collections::HashSet;
-
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
@@ -153,9 +151,9 @@ fn rows_for(visitor: &Visitor, dataset: &Dataset) -> ApiResult<()> {
     }
 }
 
-/// Catalog search filters and paging: the catalog's own ([`DatasetQuery`]), and the
-/// classification level and update frequency, which this route applies to the
-/// catalog's matches (see [`search_filtered`]).
+/// Catalog search filters and paging, as [`DatasetQuery`] has them, with the level and
+/// the update frequency checked here so that a wrong one is a 422 naming the accepted
+/// values (never the input).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 struct SearchParams {
@@ -182,17 +180,19 @@ struct SearchParams {
 }
 
 impl SearchParams {
-    /// The catalog's own part of the search.
-    fn catalog_query(&self) -> DatasetQuery {
-        DatasetQuery {
+    /// The catalog's search, every filter applied in its query.
+    fn catalog_query(&self) -> ApiResult<DatasetQuery> {
+        Ok(DatasetQuery {
             q: self.q.clone(),
             theme: self.theme.clone(),
             open_attribute: self.open_attribute,
             provider: self.provider.clone(),
             status: self.status,
+            level: self.level()?,
+            update_frequency: self.update_frequency()?,
             page: self.page,
             per_page: self.per_page,
-        }
+        })
     }
 
     /// The level asked for, if any (a 422 naming the accepted ones, never the input).
@@ -222,67 +222,6 @@ impl SearchParams {
     }
 }
 
-/// Entries read from the catalog at a time by a search filtered by level or update
-/// frequency (the catalog's largest page).
-const SCAN_PAGE: u32 = 100;
-
-/// The catalog's matches of `query` as `reader` sees them, kept by `keep` (the level
-/// and update frequency, which the catalog's own search does not filter on), paged as
-/// `query` asks. It reads every match of the catalog's own filters, a page of
-/// [`SCAN_PAGE`] at a time, so that `total` and the pages are exact; an entry registered
-/// while it reads may shift the pages, so the ids it has kept are not kept twice.
-async fn search_filtered(
-    app: &App,
-    query: &DatasetQuery,
-    reader: CatalogReader<'_>,
-    keep: impl Fn(&Dataset) -> bool,
-) -> ApiResult<DatasetPage> {
-    let per_page = query.per_page.unwrap_or(20);
-    if !(1..=100).contains(&per_page) {
-        return Err(ApiError::invalid_field(
-            "per_page",
-            "per_page must be between 1 and 100",
-        ));
-    }
-    let page = query.page.unwrap_or(1);
-    if page == 0 {
-        return Err(ApiError::invalid_field("page", "page counts from 1"));
-    }
-    let mut kept: Vec<Dataset> = Vec::new();
-    let mut seen: HashSet<DatasetId> = HashSet::new();
-    let mut scan = DatasetQuery {
-        page: Some(1),
-        per_page: Some(SCAN_PAGE),
-        ..query.clone()
-    };
-    loop {
-        let batch = app.sandbox.catalog().search(&scan, reader).await?;
-        let read = u64::from(scan.page.unwrap_or(1)) * u64::from(SCAN_PAGE);
-        let last = batch.items.len() < SCAN_PAGE as usize || read >= batch.total;
-        for dataset in batch.items {
-            if keep(&dataset) && seen.insert(dataset.id.clone()) {
-                kept.push(dataset);
-            }
-        }
-        if last {
-            break;
-        }
-        scan.page = Some(scan.page.unwrap_or(1).saturating_add(1));
-    }
-    let total = kept.len() as u64;
-    let skip = (page as usize - 1).saturating_mul(per_page as usize);
-    Ok(DatasetPage {
-        items: kept
-            .into_iter()
-            .skip(skip)
-            .take(per_page as usize)
-            .collect(),
-        total,
-        page,
-        per_page,
-    })
-}
-
 /// Search the catalog by text, theme, open attribute, provider, classification level and
 /// update frequency. Public: without a key, published entries only.
 #[utoipa::path(get, path = "/v1/datasets", tag = "catalog", security((), ("bearer" = [])),
@@ -293,18 +232,13 @@ async fn search_datasets(
     visitor: Visitor,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> ApiResult<Json<DatasetPage>> {
-    let level = params.level()?;
-    let frequency = params.update_frequency()?;
-    let query = params.catalog_query();
-    let reader = visitor_reader(&visitor);
-    if level.is_none() && frequency.is_none() {
-        return Ok(Json(app.sandbox.catalog().search(&query, reader).await?));
-    }
-    let keep = |dataset: &Dataset| {
-        level.is_none_or(|level| dataset.meta.level == level)
-            && frequency.is_none_or(|f| dataset.meta.update_frequency == f.as_str())
-    };
-    Ok(Json(search_filtered(&app, &query, reader, keep).await?))
+    let query = params.catalog_query()?;
+    Ok(Json(
+        app.sandbox
+            .catalog()
+            .search(&query, visitor_reader(&visitor))
+            .await?,
+    ))
 }
 
 /// Register a dataset (providers) as a draft, claiming its data elements. It is

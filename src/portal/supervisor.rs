@@ -50,7 +50,7 @@ use crate::portal::session::{Viewer, check_csrf};
 use crate::portal::svg;
 
 /// Entries per page of the ledger browser.
-const LEDGER_PAGE: u32 = 50;
+pub(crate) const LEDGER_PAGE: u32 = 50;
 /// How long a running verification's page waits before the browser reloads it (s).
 const REFRESH_SECONDS: &str = "2";
 /// Largest public-key answer read (the key is one line).
@@ -594,25 +594,41 @@ struct EntryPage {
     next_from: Option<u64>,
 }
 
+/// The ledger browser's `from` checked, and its day range as the API's times: from
+/// 00:00 (China time) of `since` to 00:00 after `until` (400 for a bad one).
+fn ledger_range(
+    from: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+    lang: Lang,
+) -> Result<(Option<String>, Option<String>), PageError> {
+    if from.is_some_and(|f| f.parse::<u64>().is_err()) {
+        return Err(bad_request(lang, "supervisor.error.bad_from"));
+    }
+    let since_at = since.map(|d| china_midnight(d, 0, lang)).transpose()?;
+    let until_at = until.map(|d| china_midnight(d, 1, lang)).transpose()?;
+    Ok((since_at, until_at))
+}
+
 async fn ledger(
     State(portal): State<Portal>,
     viewer: Viewer,
     Query(query): Query<LedgerQuery>,
 ) -> Result<Markup, PageError> {
     let lang = viewer.lang;
-    let orgs = organisations(&portal, &viewer).await?;
-    let names = org_names(&orgs);
     let kind = given(&query.kind);
     let org = given(&query.org);
     let since = given(&query.since);
     let until = given(&query.until);
     let from = given(&query.from);
-    if from.is_some_and(|f| f.parse::<u64>().is_err()) {
-        return Err(bad_request(lang, "supervisor.error.bad_from"));
-    }
-    // The range is whole days: from 00:00 of `since` to 00:00 after `until`.
-    let since_at = since.map(|d| china_midnight(d, 0, lang)).transpose()?;
-    let until_at = until.map(|d| china_midnight(d, 1, lang)).transpose()?;
+    let (since_at, until_at) = match ledger_range(from, since, until, lang) {
+        Ok(range) => range,
+        Err(bad) => {
+            // A viewer the API refuses hears that first, whatever the filters say.
+            organisations(&portal, &viewer).await?;
+            return Err(bad);
+        }
+    };
     let limit = LEDGER_PAGE.to_string();
     let api_path = with_query(
         "/v1/ledger/entries",
@@ -625,7 +641,14 @@ async fn ledger(
             ("limit", limit.as_str()),
         ],
     );
-    let listed: EntryPage = portal.get(&viewer, &api_path).await?;
+    // The organisations (to name actors and to filter by) and the entries are two
+    // independent API calls: made together, the page waits for the longer one only.
+    let (orgs, listed) = tokio::join!(
+        organisations(&portal, &viewer),
+        portal.get::<EntryPage>(&viewer, &api_path),
+    );
+    let (orgs, listed) = (orgs?, listed?);
+    let names = org_names(&orgs);
     let link_from = |start: &str| {
         with_query(
             "/supervisor/ledger",
@@ -2089,6 +2112,23 @@ mod tests {
         );
         assert!(china_midnight("2026-13-01", 0, Lang::En).is_err());
         assert!(china_midnight("yesterday", 0, Lang::En).is_err());
+    }
+
+    #[test]
+    fn the_ledger_range_runs_to_the_midnight_after_until_and_refuses_a_bad_from() {
+        let range =
+            ledger_range(Some("5"), Some("2026-03-01"), Some("2026-03-01"), Lang::En).unwrap();
+        assert_eq!(
+            range,
+            (
+                Some("2026-03-01T00:00:00+08:00".to_string()),
+                Some("2026-03-02T00:00:00+08:00".to_string())
+            )
+        );
+        assert_eq!(ledger_range(None, None, None, Lang::En).unwrap(), (None, None));
+        let bad = ledger_range(Some("-1"), None, None, Lang::En).unwrap_err();
+        assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+        assert!(ledger_range(None, None, Some("soon"), Lang::En).is_err());
     }
 
     #[test]

@@ -88,3 +88,29 @@ pub(crate) fn where_clause(filters: &[String]) -> String {
         format!("WHERE {}", filters.join(" AND "))
     }
 }
+
+/// Most values bound in one `IN (…)` list: lists of ids read together (a review queue's
+/// models, runs and reviews) are read this many at a time, well inside both backends'
+/// limits on bound values.
+pub(crate) const IN_LIST_CHUNK: usize = 500;
+
+/// `$first, $first+1, …`: the placeholders of `count` values bound in that order, for an
+/// `IN (…)` list (callers bind each value; none is spliced).
+pub(crate) fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_number_the_values_from_the_first() {
+        assert_eq!(placeholders(1, 3), "$1, $2, $3");
+        assert_eq!(placeholders(4, 1), "$4");
+        assert_eq!(placeholders(1, 0), "");
+    }
+}
