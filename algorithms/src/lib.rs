@@ -14,6 +14,9 @@
 //!   dominance, rounding, secondary suppression of tables with totals, differencing
 //!   within and across outputs through record sets, no outcome oracles);
 //! - [`dp`]: restricted DP SQL translated to OpenDP `make_private_lazyframe` plans;
+//! - [`regression`]: OLS and logistic regression over polars columns, with ACRO-style
+//!   output checks (residual degrees of freedom, records per level, saturation,
+//!   separation) and the record sets of the rows used;
 //! - [`fhe`]: TFHE-rs encrypted lookups (templates, client, server evaluator) and
 //!   signed consent to them;
 //! - [`bench`]: generated data and baselines for `pdx bench`.
@@ -29,6 +32,7 @@ pub mod deid;
 pub mod disclosure;
 pub mod dp;
 pub mod fhe;
+pub mod regression;
 pub mod sql;
 
 /// The frame types results come in (and lazy scans go in), re-exported from polars.

@@ -112,7 +112,7 @@ impl LedgerPayload for GrantDecision {
 pub struct ModelRegistration {
     /// Model id.
     pub model_id: String,
-    /// Model kind (`sql`, `dp`, `fhe`).
+    /// Model kind (`sql`, `dp`, `fhe`, `regression`).
     pub model_kind: String,
     /// BLAKE3 of the model text.
     pub model_hash: Hash32,

@@ -125,7 +125,8 @@ macro_rules! engine_error {
 engine_error!(
     pdx_algorithms::sql::SqlError,
     pdx_algorithms::dp::DpError,
-    pdx_algorithms::disclosure::DisclosureError
+    pdx_algorithms::disclosure::DisclosureError,
+    pdx_algorithms::regression::RegressionError
 );
 
 /// Result alias.

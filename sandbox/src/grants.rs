@@ -70,6 +70,8 @@ pub enum ModelKind {
     Dp,
     /// Encrypted lookups with TFHE.
     Fhe,
+    /// OLS or logistic regression with ACRO-style output checks.
+    Regression,
 }
 
 impl ModelKind {
@@ -79,6 +81,7 @@ impl ModelKind {
             ModelKind::Sql => "sql",
             ModelKind::Dp => "dp",
             ModelKind::Fhe => "fhe",
+            ModelKind::Regression => "regression",
         }
     }
 
@@ -88,6 +91,7 @@ impl ModelKind {
             "sql" => Ok(ModelKind::Sql),
             "dp" => Ok(ModelKind::Dp),
             "fhe" => Ok(ModelKind::Fhe),
+            "regression" => Ok(ModelKind::Regression),
             _ => Err(SandboxError::Invalid(format!("unknown model kind `{s}`"))),
         }
     }

@@ -7,9 +7,9 @@
 //! model_hash = BLAKE3( "pdx model v1" || 0x00 || kind || 0x00 || body )
 //! ```
 //!
-//! where `kind` is the wire name (`sql`, `dp`, `fhe`) and `body` the model text as
-//! submitted (UTF-8, byte for byte). The registration row and its `ModelRegistration`
-//! ledger entry are written in one transaction.
+//! where `kind` is the wire name (`sql`, `dp`, `fhe`, `regression`) and `body` the model
+//! text as submitted (UTF-8, byte for byte). The registration row and its
+//! `ModelRegistration` ledger entry are written in one transaction.
 
 use std::collections::HashMap;
 
@@ -41,9 +41,9 @@ const HASH_DOMAIN: &[u8] = b"pdx model v1";
 pub struct NewModel {
     /// A name for people.
     pub name: String,
-    /// `sql` or `dp` (FHE lookups use templates instead).
+    /// `sql`, `dp` or `regression` (FHE lookups use templates instead).
     pub kind: ModelKind,
-    /// The SQL text.
+    /// The model text: SQL, or a regression's JSON spec.
     pub body: String,
 }
 

@@ -30,9 +30,11 @@
 //! query passed. The cell-level report (which cells were withheld, how many there were),
 //! the row and byte counts and the output hash would each tell something about records
 //! that may never be released (the hash confirms a guessed output), so they are withheld
-//! until release; then the report keeps the hits of released rows only. A run on
-//! conditional data that failed after admission looks the same to its developer and can
-//! only be rejected. Reviewers and supervisors see everything.
+//! until release; then the report keeps the hits of released rows only. A regression's
+//! report shows its developer the checks applied, and after release only which rules
+//! held the estimates back (no count, no level). A run on conditional data that failed
+//! after admission looks the same to its developer and can only be rejected. Reviewers
+//! and supervisors see everything.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -255,6 +257,9 @@ impl Output {
 /// A disclosure-checked report as its developer may see it; other reports (DP,
 /// unconditional data) hold nothing that depends on the records and pass unchanged.
 fn owner_report(report: &serde_json::Value, released: bool) -> serde_json::Value {
+    if is_regression(report) {
+        return regression_owner_report(report, released);
+    }
     let checked = report.get("hits").is_some() || report.get("run_failed").is_some();
     if !checked {
         return report.clone();
@@ -307,11 +312,54 @@ fn owner_report(report: &serde_json::Value, released: bool) -> serde_json::Value
     view
 }
 
+/// Whether a report is a regression's (`crate::engines::regression`).
+fn is_regression(report: &serde_json::Value) -> bool {
+    report.get("kind").and_then(serde_json::Value::as_str) == Some("regression")
+}
+
+/// A regression's report as its developer may see it: on unconditionally open data
+/// all of it; otherwise what the model text and the rules fix (family, rules, checks
+/// applied), the same for a failed run, and after release the rules that held the
+/// estimates back, each once: never a count, a level or a failure.
+fn regression_owner_report(report: &serde_json::Value, released: bool) -> serde_json::Value {
+    if report.get("unconditional") == Some(&serde_json::Value::Bool(true)) {
+        return report.clone();
+    }
+    let field = |name: &str| report.get(name).cloned().unwrap_or_default();
+    let mut view = serde_json::json!({
+        "kind": "regression",
+        "family": field("family"),
+        "statistic": field("statistic"),
+        "rules": field("rules"),
+        "checks": field("checks"),
+        "cell_checks": if released {
+            "applied; `withheld_by` names the rules that held the estimates back"
+        } else {
+            "applied; shown to reviewers, and to you once the output is released"
+        },
+    });
+    if released {
+        let rules: std::collections::BTreeSet<&str> = report
+            .get("hits")
+            .and_then(serde_json::Value::as_array)
+            .map(|hits| {
+                hits.iter()
+                    .filter_map(|h| h.get("rule").and_then(serde_json::Value::as_str))
+                    .collect()
+            })
+            .unwrap_or_default();
+        view["withheld_by"] = serde_json::json!(rules);
+    }
+    view
+}
+
 /// The checks a `Release` entry names: the plan checks and the cell rules *applied*,
 /// never which of them held (the developer is a party to the entry, and whether a rule
 /// held depends on records that did not leave); a DP or unconditional report's own list.
 fn release_checks(report: &serde_json::Value) -> Vec<String> {
-    if report.get("hits").is_none() {
+    // A regression's report lists the checks it applied, as DP and unconditional
+    // reports do.
+    if report.get("hits").is_none() || is_regression(report) {
         return report
             .get("checks")
             .and_then(|c| serde_json::from_value::<Vec<String>>(c.clone()).ok())

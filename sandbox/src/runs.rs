@@ -18,7 +18,8 @@
 //!    granted columns of the granted versions are registered. SQL runs on DataFusion
 //!    under a memory pool without spilling, a timeout and output caps; on conditional
 //!    data its output goes through automatic disclosure control. DP runs on OpenDP over
-//!    polars.
+//!    polars. A regression is fitted over polars and its estimates pass ACRO-style
+//!    checks and the record-set checks across outputs.
 //! 4. **Quarantine**: the output is written content-addressed into the quarantine zone
 //!    with its check report and a preview, and waits for review ([`crate::review`]).
 //!
@@ -831,7 +832,7 @@ fn suspended_failure() -> JobFailure {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DryRunRequest {
-    /// `sql` or `dp`.
+    /// `sql`, `dp` or `regression`.
     pub kind: ModelKind,
     /// The model text.
     pub body: String,
@@ -986,6 +987,17 @@ impl Runs {
             }
             ModelKind::Fhe => {
                 return Err(SandboxError::Invalid("FHE lookups have no dry run".into()));
+            }
+            ModelKind::Regression => {
+                let policy = self.output_policy(&dataset.id).await?;
+                let rules = conditional.then(|| policy.disclosure_rules(None));
+                crate::engines::regression::dry_run(
+                    &request.body,
+                    &input,
+                    rules.as_ref(),
+                    policy.dp_identifier.as_deref(),
+                )
+                .await?
             }
         };
         let columns = frame

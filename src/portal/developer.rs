@@ -539,6 +539,7 @@ fn model_kind_label(lang: Lang, kind: &str) -> String {
     match kind {
         "sql" => t(lang, "developer.model.kind.sql").to_owned(),
         "dp" => t(lang, "developer.model.kind.dp").to_owned(),
+        "regression" => t(lang, "developer.model.kind.regression").to_owned(),
         other => other.to_owned(),
     }
 }
@@ -1315,7 +1316,7 @@ fn grant_form(viewer: &Viewer, dataset: &str, released: &[String], draft: &Grant
             }
             fieldset {
                 legend { (t(lang, "developer.grant.model_kinds")) }
-                @for kind in ["sql", "dp"] {
+                @for kind in ["sql", "dp", "regression"] {
                     @let field = format!("grant-kind-{kind}");
                     div {
                         input type="checkbox" id=(field) name="model_kinds" value=(kind)
@@ -1683,7 +1684,7 @@ async fn editor_view(
             }
             label for="kind" { (t(lang, "developer.model.kind")) }
             select id="kind" name="kind" {
-                @for kind in ["sql", "dp"] {
+                @for kind in ["sql", "dp", "regression"] {
                     option value=(kind) selected[draft.kind == kind] { (model_kind_label(lang, kind)) }
                 }
             }

@@ -175,6 +175,9 @@ struct Hit {
     rule: String,
     #[serde(default)]
     detail: String,
+    /// A regression hit's term, level or target (`pdx_algorithms::regression`).
+    #[serde(default)]
+    term: Option<String>,
 }
 
 /// The hits of a report (none for a DP or unconditional report).
@@ -513,7 +516,10 @@ fn render_output(viewer: &Viewer, view: &OutputPage) -> Markup {
         }
         (report_section(lang, &output.check_report, &view.hits))
         (table_section(lang, view))
-        (removed_section(lang, &view.hits))
+        // A regression removes no row: its hits concern terms and the whole model.
+        @if view.item.model_kind != "regression" {
+            (removed_section(lang, &view.hits))
+        }
         (diff_section(lang, &view.comparison))
         (votes_section(viewer, output))
     };
@@ -647,7 +653,7 @@ fn report_section(lang: Lang, report: &Value, hits: &[Hit]) -> Markup {
                             tr {
                                 td { (optional_number(hit.row)) }
                                 td { (optional_number(hit.released_row)) }
-                                td { (hit.column.as_deref().unwrap_or("—")) }
+                                td { (hit.column.as_deref().or(hit.term.as_deref()).unwrap_or("—")) }
                                 td { (rule_badge(lang, &hit.rule, None)) }
                                 td { (hit.detail) }
                             }

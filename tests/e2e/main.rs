@@ -23,6 +23,7 @@ mod portal_review;
 mod portal_supervisor;
 mod products;
 mod public_catalog;
+mod regression;
 mod restart;
 mod revenue_terms;
 mod sandbox;

@@ -141,7 +141,10 @@
 //!   released cells and an earlier value give away its withheld cells; such a column is
 //!   withheld whole and the query's operators above the aggregate run again, so they
 //!   never see its values. The sets of what is released are returned
-//!   ([`CheckedOutput::record_sets`]) for the caller to keep.
+//!   ([`CheckedOutput::record_sets`]) for the caller to keep. Models outside SQL (a
+//!   regression's rows and its levels' rows, `crate::regression`) are checked against
+//!   the same earlier sets by [`check_sets_after`], under the fingerprint of a plain
+//!   aggregate ([`plain_selection`]).
 //! * **Rounding** ([`DisclosureRules::rounding_base`], default none). Every `COUNT` and
 //!   `SUM` value that is released is rounded to the nearest multiple of the base; an
 //!   `AVG` value is recomputed as rounded sum / rounded count, so `AVG × COUNT` cannot
@@ -630,4 +633,58 @@ pub async fn check_query(
     let analysis = analyse::analyse(&plan)?;
     rewrite::shadow(&plan, &analysis, rules, None)?;
     Ok(analysis.shape)
+}
+
+/// What [`check_sets_after`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetsVerdict {
+    /// Per set, whether it is too close to what the organisation already holds.
+    pub close: Vec<bool>,
+    /// Nestings between the sets and earlier ones, to keep with them.
+    pub nestings: Vec<Nesting>,
+}
+
+/// Checks the record sets of values computed outside SQL (a regression's rows and its
+/// levels' rows) against the earlier sets `priors` of the organisation on `table`
+/// (`table_rows` records when the row count is public), by the rule SQL values are
+/// held to across outputs (`across.rs`): a set is too close when it and an earlier set,
+/// a difference of two nested ones, or the rest of the table after one, differ by 1 to
+/// `threshold − 1` records, are the same records selected differently, or are covered
+/// by earlier sets but for a few records.
+pub async fn check_sets_after<P: PriorRecordSets>(
+    sets: &[TrackedSet],
+    priors: &P,
+    table: &str,
+    table_rows: Option<u64>,
+    threshold: u64,
+) -> Result<SetsVerdict, DisclosureError> {
+    let candidates: Vec<&TrackedSet> = sets.iter().collect();
+    let ids: Vec<SetId> = sets.iter().map(SetId::of).collect();
+    let verdicts =
+        across::check_against_priors(&candidates, &ids, priors, table, table_rows, threshold)
+            .await?;
+    Ok(SetsVerdict {
+        close: verdicts.close,
+        nestings: verdicts.nestings,
+    })
+}
+
+/// The selection fingerprint of a plain aggregate over `table` in `sandbox`: what
+/// `SELECT COUNT(*) FROM table` records, and `AVG(x)` too (which plain column must not
+/// be NULL is not part of a selection). A model that reads a table whole, as a
+/// regression does (its rows are those where its columns are not NULL, its levels'
+/// rows a breakdown like `GROUP BY`), records its sets under this fingerprint, so that
+/// its sets and a plain SQL aggregate's over the same records count as selected the
+/// same way rather than as a crafted re-selection.
+pub async fn plain_selection(sandbox: &SqlSandbox, table: &str) -> Result<String, DisclosureError> {
+    let plan = sandbox
+        .plan(&format!("SELECT COUNT(*) FROM \"{table}\""))
+        .await?;
+    let plan = safe::make_safe(plan)?;
+    let analysis = analyse::analyse(&plan)?;
+    // As the rewrite fingerprints a value without a crafted condition.
+    Ok(selection_fingerprint(&[
+        format!("{:?}", analysis.top.input),
+        String::new(),
+    ]))
 }

@@ -121,6 +121,11 @@ pub(crate) async fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// The fixture's Parquet file (table `people`).
+    pub(crate) fn path(&self) -> std::path::PathBuf {
+        self._dir.path().join("people.parquet")
+    }
+
     pub(crate) async fn run(&self, sql: &str, rules: &DisclosureRules) -> CheckedOutput {
         match check_and_run(&self.sandbox, sql, rules).await {
             Ok(out) => out,

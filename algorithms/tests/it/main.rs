@@ -12,4 +12,5 @@ mod disclosure_attacks;
 mod disclosure_tables;
 mod dp;
 mod fhe;
+mod regression;
 mod sql;

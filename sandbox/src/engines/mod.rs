@@ -16,6 +16,7 @@
 //! | `sql` | [`sql`] | plans the text over the granted columns; on conditional data, the disclosure checks of the plan | DataFusion, with automatic disclosure control and record sets on conditional data |
 //! | `dp` | [`dp`] | plans the restricted SQL as an OpenDP measurement at the requested ε and δ | OpenDP over polars |
 //! | `fhe` | [`fhe`] | refused: private lookups run through vetted query templates | — |
+//! | `regression` | [`regression`] | parses the JSON spec; granted, non-identifying columns of the right kinds | OLS or logistic over polars, ACRO-style checks, record sets on conditional data |
 
 use async_trait::async_trait;
 use pdx_algorithms::DataFrame;
@@ -30,6 +31,7 @@ use crate::runs::{ResolvedInput, Runs};
 
 pub(crate) mod dp;
 pub(crate) mod fhe;
+pub(crate) mod regression;
 pub(crate) mod sql;
 
 /// What a model's run produced, for quarantine.
@@ -101,5 +103,6 @@ pub(crate) fn engine_for(kind: ModelKind) -> &'static dyn Engine {
         ModelKind::Sql => &sql::SqlEngine,
         ModelKind::Dp => &dp::DpEngine,
         ModelKind::Fhe => &fhe::TemplatesOnly,
+        ModelKind::Regression => &regression::RegressionEngine,
     }
 }
