@@ -479,7 +479,13 @@ async fn a_regression_is_checked_against_earlier_outputs_as_a_plain_aggregate() 
         json!({"family": "ols", "table": "people", "target": "income",
         "features": ["sex"], "categorical": ["sex"]}),
     );
-    let fit = fit_parquet(&model, &f.path()).unwrap();
+    // polars reads Parquet on a runtime of its own: off the test's runtime, as the
+    // engine does (`spawn_blocking`).
+    let (fit_model, path) = (model.clone(), f.path());
+    let fit = tokio::task::spawn_blocking(move || fit_parquet(&fit_model, &path))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fit.records, 200);
     let sets = fit.record_sets(&selection);
     let verdict = check_sets_after(&sets, &priors, "people", Some(200), rules.threshold)
