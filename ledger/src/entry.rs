@@ -169,6 +169,7 @@ pub enum EntryError {
 
 /// Who appended an entry: the organisation and the public id of the API key used.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Actor {
     /// Organisation id (or the reserved `pdx` for the platform itself).
     pub org: String,
@@ -395,6 +396,7 @@ impl<'de> Deserialize<'de> for EntryKind {
 
 /// One ledger entry, as stored, exported and put in receipts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// Position in the ledger, from 0, contiguous.
     pub seq: u64,

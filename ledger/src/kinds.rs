@@ -29,6 +29,7 @@ pub fn decode<T: LedgerPayload + DeserializeOwned>(entry: &Entry) -> Option<T> {
 
 /// A data asset certificate (公共数据资产凭证) for one de-identified dataset version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AssetCertificate {
     /// Certificate number, e.g. `PDX-CERT-2026-000001`.
     pub certificate_no: String,

@@ -28,6 +28,8 @@
 //! own (`sqlite_scan`), because sqlx's row-at-a-time hand-over cost more than hashing.
 //!
 //! This crate depends on no other pdx crate: it is what a supervisor compiles and trusts.
+//! Its `openapi` feature (off by default; the server turns it on) adds the OpenAPI
+//! schemas of the types the HTTP API sends (the `openapi` module).
 
 pub mod canonical;
 pub mod db;
@@ -36,6 +38,8 @@ pub mod export;
 pub mod kinds;
 pub mod merkle;
 pub mod note;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod page;
 pub mod receipt;
 pub mod signing;

@@ -13,6 +13,7 @@ pub const RECEIPT_FORMAT: &str = "pdx-ledger-receipt/v1";
 
 /// A self-contained proof that an entry is in the signed log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// Always [`RECEIPT_FORMAT`].
     pub format: String,

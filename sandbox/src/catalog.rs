@@ -152,26 +152,34 @@ impl OpenAttribute {
 #[serde(deny_unknown_fields)]
 pub struct NewDataset {
     /// Title.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub title: String,
     /// Description.
     #[serde(default)]
     pub description: String,
     /// Theme, e.g. `census`, `enterprise`, `utilities`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub theme: String,
     /// The legally designated source department.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub source_department: String,
     /// Collecting department.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub collecting_department: String,
     /// Approving department.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub approving_department: String,
     /// Providing department.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub providing_department: String,
     /// Data form, e.g. `table`.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub data_form: String,
     /// Update frequency: `daily`, `weekly`, `monthly`, `quarterly`, `yearly` or
     /// `irregular` ([`crate::quality::UpdateFrequency`]; anything else is a 422). A
     /// published dataset's next version is due one period after its latest, plus a grace
     /// of 5 working days (GD21 Art.16; XT Art.20).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::quality::UpdateFrequency))]
     pub update_frequency: String,
     /// Classification level.
     pub level: Level,
@@ -191,7 +199,6 @@ pub struct NewDataset {
     #[serde(default)]
     pub research_only: bool,
     /// Column schema with roles and de-identification rules.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub schema: DatasetSchema,
     /// Data elements carried, e.g. `enterprise.registration`.
     #[serde(default)]
@@ -208,6 +215,7 @@ pub struct Dataset {
     pub provider_org: OrgId,
     /// The registered metadata.
     #[serde(flatten)]
+    #[cfg_attr(feature = "openapi", schema(schema_with = open_metadata_schema))]
     pub meta: NewDataset,
     /// Latest certified version not destroyed, if any.
     pub latest_version: Option<u64>,
@@ -239,6 +247,21 @@ pub struct Dataset {
     /// with its versions' metadata and certificates, and nothing more is done with it.
     #[serde(default)]
     pub destroyed: Option<crate::destruction::Tombstone>,
+}
+
+/// The schema of a [`Dataset`]'s flattened metadata: [`NewDataset`]'s, inline, without
+/// its `additionalProperties: false`. A registration is closed (an unknown field is a
+/// 422), but in a catalog entry the metadata sits in an `allOf` beside the entry's own
+/// fields, and a closed member would refuse those: no entry could match its schema.
+#[cfg(feature = "openapi")]
+fn open_metadata_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::schema::Schema;
+    let mut schema = <NewDataset as utoipa::PartialSchema>::schema();
+    if let RefOr::T(Schema::Object(object)) = &mut schema {
+        object.additional_properties = None;
+    }
+    schema
 }
 
 /// An emergency relaxation of a dataset's open attribute while it is in force (XT
@@ -443,6 +466,7 @@ pub struct DataElement {
 /// Catalog search filters and paging.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct DatasetQuery {
     /// Text contained in the title, description or theme (case-insensitive).
@@ -461,8 +485,10 @@ pub struct DatasetQuery {
     /// Update frequency.
     pub update_frequency: Option<crate::quality::UpdateFrequency>,
     /// Page, from 1.
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
 }
 

@@ -113,6 +113,7 @@ pub struct Filing {
 /// Filters of the filing list.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct FilingQuery {
     /// Only filings of this dataset.

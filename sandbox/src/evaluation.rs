@@ -133,6 +133,7 @@ pub struct Evaluation {
 /// Filters of the evaluation list.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct EvaluationQuery {
     /// Only this provider organisation's evaluations.

@@ -136,12 +136,19 @@ pub struct NewTemplate {
     /// The dataset it reads.
     pub dataset_id: DatasetId,
     /// A name for people.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub name: String,
     /// What the answers are for.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 4000, pattern = r"\S")
+    )]
     pub purpose: String,
     /// Key column, value rule, output domain, key width (`u16`, `u32`, `u64`) and
     /// public-bucket bits; see `pdx_algorithms::fhe::TemplateSpec`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub spec: TemplateSpec,
 }
 
@@ -179,7 +186,6 @@ pub struct FheTemplate {
     /// Stated purpose.
     pub purpose: String,
     /// The template.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub spec: TemplateSpec,
     /// `BLAKE3("pdx fhe template v1" || 0x00 || canonical JSON of spec)`, hex.
     pub template_hash: String,

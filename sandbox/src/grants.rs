@@ -153,20 +153,30 @@ pub struct GrantApplication {
     /// The conditional dataset.
     pub dataset_id: DatasetId,
     /// What the data will be used for.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 4000, pattern = r"\S")
+    )]
     pub purpose: String,
     /// Columns the models may read.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub columns: Vec<String>,
     /// Model kinds the developer will submit.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub model_kinds: Vec<ModelKind>,
     /// Term in days, at most three years.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1096))]
     pub term_days: u32,
     /// Total ε for DP models (0 when no DP model is planned).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 100))]
     pub epsilon: f64,
     /// Total δ for DP models.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, exclusive_maximum = 0.001))]
     pub delta: f64,
     /// Most model runs (SQL, DP or FHE queries) under the grant.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub query_budget: u64,
     /// The results serve research only (no commercial product may be built on them).
     #[serde(default)]
@@ -197,12 +207,16 @@ pub struct GrantAnswer {
     /// Narrowed model kinds.
     pub model_kinds: Option<Vec<ModelKind>>,
     /// Shorter term.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub term_days: Option<u32>,
     /// Smaller ε.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub epsilon: Option<f64>,
     /// Smaller δ.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub delta: Option<f64>,
     /// Smaller query budget.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub query_budget: Option<u64>,
 }
 

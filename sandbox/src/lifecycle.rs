@@ -69,9 +69,12 @@ pub const OPEN_ATTRIBUTE_REFUSAL: &str = "a published entry's open attribute cha
     through the open-attribute change procedure (POST /v1/datasets/{id}/open-attribute), \
     with the data authority's approval (SD22 Art.8); an edit of its metadata must keep it";
 
-/// The data authority's decision on a submitted entry.
+/// The data authority's decision on a submitted entry. Its schema is named
+/// `CatalogDecision`: the output checkers' `ReviewDecision` ([`crate::review`]) has the
+/// name, and two schemas of one name would overwrite each other in the document.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = CatalogDecision))]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewDecision {
     /// Publish the entry.

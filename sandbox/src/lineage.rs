@@ -39,7 +39,6 @@ pub struct LedgerHop {
     /// Entry kind.
     pub kind: String,
     /// Offline receipt: check it with `pdx ledger verify-receipt`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub receipt: Receipt,
 }
 

@@ -40,10 +40,15 @@ const HASH_DOMAIN: &[u8] = b"pdx model v1";
 #[serde(deny_unknown_fields)]
 pub struct NewModel {
     /// A name for people.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub name: String,
     /// `sql`, `dp` or `regression` (FHE lookups use templates instead).
     pub kind: ModelKind,
     /// The model text: SQL, or a regression's JSON spec.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub body: String,
 }
 

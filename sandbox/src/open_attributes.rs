@@ -190,6 +190,7 @@ pub struct AttributeChange {
 /// Filters of the change-request list.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ChangeQuery {
     /// Only requests in this status (`pending` is the data authority's queue).

@@ -269,6 +269,7 @@ pub struct OpenDataRequest {
 /// Filters and page of the request list.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct OpenDataRequestQuery {
     /// Only requests in this status (`filed` is the data authority's queue, `routed` the
@@ -279,8 +280,10 @@ pub struct OpenDataRequestQuery {
     /// Only requests routed to this provider.
     pub provider_org: Option<OrgId>,
     /// Page, from 1 (default 1).
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u32>,
     /// Requests a page, 1 to 100 (default 50).
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
 }
 

@@ -156,6 +156,7 @@ pub struct RectificationOrder {
 /// Filters of the order list.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct RectificationQuery {
     /// Only orders to this organisation.

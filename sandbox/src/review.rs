@@ -164,8 +164,8 @@ pub struct ReviewItem {
     pub model_hash: String,
     /// Dataset versions read.
     pub dataset_versions: Vec<VersionRef>,
-    /// The first rows.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The first rows, as JSON objects.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub preview: serde_json::Value,
     /// The grant the run used, on conditional data.
     #[serde(default)]

@@ -850,8 +850,8 @@ pub struct DryRunRequest {
 pub struct DryRunResult {
     /// Output columns and their types.
     pub columns: Vec<OutputColumn>,
-    /// The first rows of the output on dummy data.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    /// The first rows of the output on dummy data, as JSON objects.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub sample: serde_json::Value,
     /// The check report the real run would produce on this shape.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -859,7 +859,6 @@ pub struct DryRunResult {
     /// What each column holds in the latest certified version (a generalised
     /// quasi-identifier holds bands or labels, so a filter on a raw value matches
     /// nothing); the declared domains when nothing is certified yet.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub released_domains: Vec<pdx_algorithms::deid::released::ReleasedDomain>,
 }
 

@@ -247,6 +247,7 @@ pub struct ShareRequest {
 /// Filters of the share-request list.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
 #[serde(deny_unknown_fields)]
 pub struct ShareQuery {
     /// Only requests in this status (`pending` is an owner's queue).

@@ -190,7 +190,6 @@ pub struct Version {
     /// What each released column holds in this version (generalised quasi-identifiers
     /// hold bands or hierarchy labels, not raw values), from the schema and the levels
     /// the search chose.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub released_domains: Vec<ReleasedDomain>,
     /// The accepted objections this version corrects (SD22 Art.13; XT Art.22), named at
     /// upload and linked when it was certified.
@@ -208,11 +207,9 @@ pub struct Version {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificateWithReceipt {
     /// The `AssetCertificate` ledger payload.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub certificate: AssetCertificate,
     /// Inclusion proof under a signed checkpoint; check it with
     /// `pdx ledger verify-receipt`.
-    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub receipt: Receipt,
     /// The accepted objections the certified version corrects, as on the version.
     #[serde(default)]

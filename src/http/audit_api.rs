@@ -110,9 +110,11 @@ async fn start_verification(State(app): State<App>, caller: Caller) -> ApiResult
 
 /// The date a report is for.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AsOf {
     /// `YYYY-MM-DD`: the report as of 00:00 UTC that day (default: now).
+    #[param(format = Date)]
     pub as_of: Option<String>,
 }
 
@@ -152,6 +154,7 @@ async fn budgets(State(app): State<App>, _caller: Caller) -> ApiResult<Json<Budg
 
 /// Which dataset's disclosure record.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DisclosureQuery {
     /// The dataset id.

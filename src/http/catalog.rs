@@ -39,18 +39,21 @@ use pdx_sandbox::catalog::{
     CatalogReader, CatalogStatus, DataElement, Dataset, DatasetPage, DatasetQuery, Level,
     NewDataset, OpenAttribute,
 };
-use pdx_sandbox::lifecycle::{CatalogReview, CatalogRevision, RevisionNote};
+use pdx_sandbox::lifecycle::{CatalogReview, CatalogRevision, MAX_REASON_CHARS, RevisionNote};
 use pdx_sandbox::quality::UpdateFrequency;
 use pdx_sandbox::versions::{CertificateWithReceipt, Version};
 use pdx_sandbox::workdays::parse_day;
 use pdx_sandbox::{Job, SandboxError};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::auth::Role;
+use crate::http::api_doc::RawBytes;
 use crate::http::body::discard_rest;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery, parse_json};
 use crate::http::problem::{ApiError, ApiResult, Problem};
@@ -155,6 +158,7 @@ fn rows_for(visitor: &Visitor, dataset: &Dataset) -> ApiResult<()> {
 /// the update frequency checked here so that a wrong one is a 422 naming the accepted
 /// values (never the input).
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SearchParams {
     /// Text contained in the title, description or theme (case-insensitive).
@@ -169,13 +173,17 @@ struct SearchParams {
     /// only the entries they may see, whatever they filter on.
     status: Option<CatalogStatus>,
     /// Classification level: `L1`, `L2`, `L3` or `L4` (anything else is a 422).
+    #[param(value_type = Option<Level>)]
     level: Option<String>,
     /// Update frequency: `daily`, `weekly`, `monthly`, `quarterly`, `yearly` or
     /// `irregular` (anything else is a 422).
+    #[param(value_type = Option<UpdateFrequency>)]
     update_frequency: Option<String>,
     /// Page, from 1.
+    #[param(minimum = 1)]
     page: Option<u32>,
     /// Items per page, 1–100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     per_page: Option<u32>,
 }
 
@@ -273,11 +281,13 @@ async fn get_dataset(
 }
 
 /// Body of `PUT /v1/datasets/{id}`: the registration's metadata, whole, with why it
-/// changes.
-#[derive(Debug, Serialize, ToSchema)]
+/// changes. It is parsed by hand ([`DatasetEdit::parse`]) and its schema is written by
+/// hand ([`utoipa::PartialSchema`] below): `NewDataset`'s closed object with the two
+/// fields of the edit added. A derived schema would be an `allOf` of the closed
+/// `NewDataset` and the edit's fields, which no object can satisfy.
+#[derive(Debug)]
 struct DatasetEdit {
     /// The new metadata, as at registration.
-    #[serde(flatten)]
     metadata: NewDataset,
     /// Why the metadata changes (1 to 4,000 characters).
     reason: String,
@@ -285,6 +295,53 @@ struct DatasetEdit {
     /// the edit is late when made more than `catalog_update_working_days` (default 15)
     /// working days after it (GD21 Art.11; XT Art.14).
     legal_change_date: Option<String>,
+}
+
+impl utoipa::PartialSchema for DatasetEdit {
+    fn schema() -> RefOr<Schema> {
+        let mut schema = <NewDataset as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.description = Some(
+                "The registration's metadata, whole, with why it changes (`reason`) and the \
+                 legal change that required it, if one did (`legal_change_date`)."
+                    .to_string(),
+            );
+            object.properties.insert(
+                "reason".to_string(),
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some("Why the metadata changes (1 to 4,000 characters)."))
+                    .min_length(Some(1))
+                    .max_length(Some(MAX_REASON_CHARS))
+                    // Not blank: the reason is trimmed before its length is checked.
+                    .pattern(Some(r"\S"))
+                    .into(),
+            );
+            object.required.push("reason".to_string());
+            object.properties.insert(
+                "legal_change_date".to_string(),
+                ObjectBuilder::new()
+                    .schema_type(
+                        [Type::String, Type::Null]
+                            .into_iter()
+                            .collect::<SchemaType>(),
+                    )
+                    .description(Some(
+                        "The date (`YYYY-MM-DD`) of the legal change that required the edit, \
+                         if one did (GD21 Art.11; XT Art.14).",
+                    ))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+                    .into(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for DatasetEdit {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        <NewDataset as ToSchema>::schemas(schemas);
+    }
 }
 
 impl DatasetEdit {
@@ -447,17 +504,20 @@ async fn list_versions(
 
 /// How the upload body is encoded.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct UploadParams {
     /// `csv` (default) or `parquet`.
+    #[param(pattern = "^(csv|parquet)$")]
     format: Option<String>,
-    /// CSV delimiter, one ASCII character (default `,`).
+    /// CSV delimiter, one ASCII character other than a quote or a newline (default `,`).
+    #[param(pattern = r"^[\x00-\x09\x0B-\x21\x23-\x7F]$")]
     delimiter: Option<String>,
     /// CSV text encoding: `utf8` (default) or `gbk`.
-    #[param(value_type = Option<String>)]
     encoding: Option<TextEncoding>,
     /// The accepted objections this version corrects, as comma-separated objection ids
     /// (SD22 Art.13; XT Art.22): each is linked to the version once it is certified.
+    #[param(pattern = "^\\s*obj_[0-9a-z_-]{1,64}\\s*(,\\s*obj_[0-9a-z_-]{1,64}\\s*)*$")]
     corrects: Option<String>,
 }
 
@@ -527,7 +587,7 @@ impl UploadParams {
 /// or already corrected.
 #[utoipa::path(post, path = "/v1/datasets/{id}/versions", tag = "catalog", security(("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = RawBytes, content_type = "application/octet-stream"),
     responses((status = 202, body = Job), (status = 404, body = Problem), (status = 409, body = Problem),
         (status = 413, body = Problem), (status = 422, body = Problem)))]
 async fn upload_version(
@@ -606,14 +666,17 @@ async fn get_certificate(
 
 /// Output format of row-returning endpoints.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RowsParams {
     /// `json` or `csv` (dummy data default `json`); downloads also take `parquet`
     /// (default).
+    #[param(pattern = "^(json|csv|parquet)$")]
     format: Option<String>,
-    /// Dummy rows to draw (default 100).
+    /// Dummy rows to draw, 1 to 10,000 (default 100; dummy data only).
+    #[param(minimum = 1, maximum = 10000)]
     rows: Option<usize>,
-    /// Seed for the dummy generator (default 0).
+    /// Seed for the dummy generator (default 0; dummy data only).
     seed: Option<u64>,
 }
 
@@ -622,8 +685,11 @@ struct RowsParams {
 /// key, a published unconditionally open dataset's (401 for any other).
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
-    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 401, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "the version's rows: the certified Parquet file (`format=parquet`), \
+            or its rows as CSV or as JSON objects",
+            content((RawBytes = "application/vnd.apache.parquet"), (String = "text/csv"), (Vec<Object> = "application/json"))),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn download_version(
     State(app): State<App>,
     visitor: Visitor,
@@ -685,8 +751,10 @@ async fn download_version(
 /// other).
 #[utoipa::path(get, path = "/v1/datasets/{id}/dummy", tag = "catalog", security((), ("bearer" = [])),
     params(("id" = DatasetId, Path, description = "dataset id"), RowsParams),
-    responses((status = 200, description = "rows as JSON or CSV"), (status = 401, body = Problem), (status = 403, body = Problem),
-        (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "dummy rows as JSON objects or as CSV",
+            content((Vec<Object> = "application/json"), (String = "text/csv"))),
+        (status = 401, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn dummy_data(
     State(app): State<App>,
     visitor: Visitor,

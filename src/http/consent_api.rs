@@ -48,6 +48,7 @@ pub fn routes() -> OpenApiRouter<App> {
 
 /// Filter of the key list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct KeyFilter {
     /// Only this organisation's keys (supervisors; subjects always see their own).
@@ -164,7 +165,6 @@ async fn request_consent(
 struct OpenBody {
     /// The authorisation the subject signed: `subject_org`, `bank_org`, `template_id`,
     /// `valid_from_ms`, `valid_until_ms` (ms since the epoch, inclusive) and `purpose`.
-    #[schema(value_type = Object)]
     authorisation: ConsentAuthorisation,
     /// The subject's Ed25519 signature over the authorisation bytes, 128 hex digits.
     signature: String,

@@ -36,6 +36,7 @@ use utoipa_axum::routes;
 use crate::app::App;
 use crate::auth::Role;
 use crate::http::Caller;
+use crate::http::api_doc::RawBytes;
 use crate::http::body::discard_rest;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
@@ -63,6 +64,7 @@ fn template_view(caller: &Caller) -> TemplateView {
 
 /// Filter of the template list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct TemplateFilter {
     /// Only templates of this dataset.
@@ -94,7 +96,8 @@ async fn list_templates(
 /// Propose a query template for a dataset (developers). It waits for the provider.
 #[utoipa::path(post, path = "/v1/fhe/templates", tag = "fhe", security(("bearer" = [])),
     request_body = NewTemplate,
-    responses((status = 201, body = FheTemplate), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 201, body = FheTemplate), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn propose_template(
     State(app): State<App>,
     caller: Caller,
@@ -175,8 +178,9 @@ async fn retire_template(
     ))
 }
 
-/// The caller's uploaded server keys.
-#[utoipa::path(get, path = "/v1/fhe/keys", tag = "fhe", security(("bearer" = [])),
+/// The caller's uploaded server keys. (Its operation id is its own: `list_keys` lists
+/// API keys.)
+#[utoipa::path(get, path = "/v1/fhe/keys", tag = "fhe", operation_id = "list_server_keys", security(("bearer" = [])),
     responses((status = 200, body = Vec<ServerKeyInfo>)))]
 async fn list_keys(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec<ServerKeyInfo>>> {
     Ok(Json(
@@ -192,7 +196,7 @@ async fn list_keys(State(app): State<App>, caller: Caller) -> ApiResult<Json<Vec
 /// refused by type and never stored. 201 for a new key, 200 when the organisation had
 /// already uploaded it.
 #[utoipa::path(post, path = "/v1/fhe/keys", tag = "fhe", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    request_body(content = RawBytes, content_type = "application/octet-stream"),
     responses((status = 201, body = ServerKeyInfo), (status = 200, body = ServerKeyInfo),
         (status = 413, body = Problem), (status = 422, body = Problem)))]
 async fn upload_key(State(app): State<App>, caller: Caller, body: Body) -> ApiResult<Response> {

@@ -76,21 +76,26 @@ async fn visible_entry(app: &App, visitor: &Visitor, seq: u64) -> ApiResult<Entr
 
 /// Paging parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
     /// First seq (default 0).
     pub from: Option<u64>,
     /// Most entries to return (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Only entries of this kind (its wire name, e.g. `suspension`); an unknown kind is
     /// a 400 that lists the accepted ones.
     pub kind: Option<String>,
     /// Only entries this organisation (its id, `org-…`) appended or is a party to,
     /// among those the caller may see.
+    #[param(value_type = Option<OrgId>)]
     pub org: Option<String>,
     /// Only entries appended at or after this time (RFC 3339, e.g.
     /// `2026-03-01T00:00:00+08:00`).
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// Only entries appended before this time (RFC 3339).
+    #[param(format = DateTime)]
     pub until: Option<String>,
 }
 
@@ -148,7 +153,6 @@ fn requested_kind(kind: Option<&str>) -> ApiResult<Option<EntryKind>> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EntryPage {
     /// Entries visible to the caller, in seq order.
-    #[schema(value_type = Vec<Object>)]
     pub entries: Vec<Entry>,
     /// Where the next page starts, if there may be more.
     pub next_from: Option<u64>,
@@ -193,7 +197,7 @@ async fn list_entries(
 /// One entry.
 #[utoipa::path(get, path = "/v1/ledger/entries/{seq}", tag = "ledger", security((), ("bearer" = [])),
     params(("seq" = u64, Path, description = "entry seq")),
-    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+    responses((status = 200, body = Entry), (status = 404, body = Problem)))]
 async fn get_entry(
     State(app): State<App>,
     visitor: Visitor,
@@ -247,6 +251,7 @@ async fn public_key(State(app): State<App>, _visitor: Visitor) -> Response {
 
 /// Inclusion proof parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InclusionQuery {
     /// Entry seq.
     pub seq: u64,
@@ -296,6 +301,7 @@ async fn inclusion_proof(
 
 /// Consistency proof parameters.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ConsistencyQuery {
     /// Older tree size.
     pub from: u64,
@@ -339,7 +345,7 @@ async fn consistency_proof(
 /// caller may see.
 #[utoipa::path(get, path = "/v1/ledger/receipt/{seq}", tag = "ledger", security((), ("bearer" = [])),
     params(("seq" = u64, Path, description = "entry seq")),
-    responses((status = 200, body = Object), (status = 404, body = Problem)))]
+    responses((status = 200, body = Receipt), (status = 404, body = Problem)))]
 async fn receipt(
     State(app): State<App>,
     visitor: Visitor,

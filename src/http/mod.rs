@@ -31,6 +31,7 @@
 //! opens a new one. The streamed uploads also discard the rest within a bound first
 //! ([`body`]).
 
+pub mod api_doc;
 pub mod audit_api;
 pub mod body;
 pub mod catalog;
@@ -88,9 +89,12 @@ use problem::{ApiError, REQUEST_ID};
     info(title = "pdx", description = "Privacy-preserving public-data product and trading sandbox"),
     modifiers(&BearerAuth),
     // The ids in paths, each a named string schema with its pattern, listed here so that
-    // every path parameter's reference resolves even where no body names the kind.
+    // every path parameter's reference resolves even where no body names the kind (utoipa
+    // collects the schemas of bodies, not of parameters); so is every other type that
+    // only a query parameter names.
     components(schemas(
         problem::Problem,
+        pdx_algorithms::deid::ingest::TextEncoding,
         AttributeChangeId,
         DatasetId,
         EvaluationId,
@@ -232,9 +236,11 @@ pub(crate) struct LoggedKey(pub(crate) KeyId);
 #[derive(Clone, Debug)]
 pub(crate) struct PortalIdentity(pub(crate) KeyId);
 
-/// The `/v1` API routes with their OpenAPI document (before auth is layered on).
+/// The `/v1` API routes with their OpenAPI document (before auth is layered on). The
+/// document gets the responses every operation shares once all routes are in
+/// ([`api_doc::StandardResponses`]).
 pub fn api_routes() -> OpenApiRouter<App> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(keys::routes())
         .merge(catalog::routes())
         .merge(open_attributes_api::routes())
@@ -250,7 +256,9 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(consent_api::routes())
         .merge(audit_api::routes())
         .merge(products_api::routes())
-        .merge(revenue_api::routes())
+        .merge(revenue_api::routes());
+    utoipa::Modify::modify(&api_doc::StandardResponses, routes.get_openapi_mut());
+    routes
 }
 
 /// The whole application router: the system routes, the `/v1` API and the web portal's

@@ -38,6 +38,7 @@ use utoipa_axum::routes;
 use crate::app::App;
 use crate::auth::Role;
 use crate::http::Caller;
+use crate::http::api_doc::RawBytes;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 
@@ -109,6 +110,7 @@ pub struct ProductRequest {
 
 /// Which products to list.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProductsQuery {
     /// `pending_review`, `listed` (the default), `rejected` or `delisted`. Other than
@@ -315,6 +317,7 @@ async fn delist_product(
 
 /// Which orders to list, and how many.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrdersQuery {
     /// At most this many, newest first (default 100, at most 1,000).
@@ -389,7 +392,8 @@ fn idempotency_key(headers: &HeaderMap) -> ApiResult<String> {
 /// same key with another body is 422. The order of a free public-interest product is
 /// paid at once (0 fen, a `Transaction` entry, no remittance) and downloads directly.
 #[utoipa::path(post, path = "/v1/orders", tag = "products", security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "one key per intended order, 1 to 255 printable ASCII characters")),
+    params(("Idempotency-Key" = String, Header, description = "one key per intended order, 1 to 255 printable ASCII characters",
+        min_length = 1, max_length = 255, pattern = r"^[\x20-\x7E]+$")),
     request_body = NewOrder,
     responses((status = 201, body = Order), (status = 200, description = "a replayed key: the existing order", body = Order),
         (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
@@ -488,8 +492,9 @@ async fn refund_order(
 /// download is logged. Unpaid: 402; refunded or after the term: 403.
 #[utoipa::path(get, path = "/v1/orders/{id}/download", tag = "products", security(("bearer" = [])),
     params(("id" = OrderId, Path, description = "order id")),
-    responses((status = 200, content_type = "application/x-tar"), (status = 402, body = Problem),
-        (status = 403, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 200, description = "a tar archive: the data, `manifest.json`, the licence and the \
+            sale's ledger receipt", body = RawBytes, content_type = "application/x-tar"),
+        (status = 402, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
 async fn download_order(
     State(app): State<App>,
     caller: Caller,
@@ -559,7 +564,7 @@ async fn download_order(
 /// now; 200 with the stored result (nothing changed) when already settled. A period
 /// that has not ended, or one before the latest settled period, is 409.
 #[utoipa::path(post, path = "/v1/settlements/{period}", tag = "products", security(("bearer" = [])),
-    params(("period" = String, Path, description = "period, YYYY-MM")),
+    params(("period" = String, Path, description = "period, YYYY-MM (UTC)", pattern = r"^(2\d{3}|[3-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])-(0[1-9]|1[0-2])$")),
     responses((status = 201, body = Settlement), (status = 200, description = "already settled: the stored result", body = Settlement),
         (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn settle_period(
@@ -582,7 +587,7 @@ async fn settle_period(
 
 /// A settled period and its remittances (exchange, supervisors).
 #[utoipa::path(get, path = "/v1/settlements/{period}", tag = "products", security(("bearer" = [])),
-    params(("period" = String, Path, description = "period, YYYY-MM")),
+    params(("period" = String, Path, description = "period, YYYY-MM (UTC)", pattern = r"^(2\d{3}|[3-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])-(0[1-9]|1[0-2])$")),
     responses((status = 200, body = Settlement), (status = 404, body = Problem)))]
 async fn get_settlement(
     State(app): State<App>,
@@ -594,6 +599,7 @@ async fn get_settlement(
 
 /// How to group the reconciliation.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReconQuery {
     /// `total` (default), `provider_region`, `developer` or `period`.

@@ -33,6 +33,7 @@ pub fn routes() -> OpenApiRouter<App> {
 
 /// Which public-finance account to read.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RemittanceQuery {
     /// Supervisors only: only this region's account (a public-finance bureau reads its
@@ -95,7 +96,7 @@ async fn list_remittances(
 /// bureau's own account's (404 when nothing was remitted to it then), or every
 /// account's for supervisors (404 when none).
 #[utoipa::path(get, path = "/v1/public-finance/remittances/{period}", tag = "products", security(("bearer" = [])),
-    params(("period" = String, Path, description = "period, YYYY-MM"), RemittanceQuery),
+    params(("period" = String, Path, description = "period, YYYY-MM (UTC)", pattern = r"^(2\d{3}|[3-8]\d{3}|9[0-8]\d{2}|99[0-8]\d|999[0-8])-(0[1-9]|1[0-2])$"), RemittanceQuery),
     responses((status = 200, body = Vec<PayeeRemittance>), (status = 403, body = Problem), (status = 404, body = Problem),
         (status = 422, body = Problem)))]
 async fn period_remittances(

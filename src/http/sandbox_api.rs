@@ -34,6 +34,7 @@ use utoipa_axum::routes;
 use crate::app::App;
 use crate::auth::Role;
 use crate::http::Caller;
+use crate::http::api_doc::RawBytes;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiError, ApiResult, Problem};
 
@@ -257,7 +258,8 @@ async fn get_model(
 /// the check report. No grant, no budget, no real row. Not on a not-open dataset (403).
 #[utoipa::path(post, path = "/v1/dry-run", tag = "sandbox", security(("bearer" = [])),
     request_body = DryRunRequest,
-    responses((status = 200, body = DryRunResult), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = DryRunResult), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn dry_run(
     State(app): State<App>,
     _caller: Caller,
@@ -272,7 +274,7 @@ async fn dry_run(
 #[utoipa::path(post, path = "/v1/runs", tag = "sandbox", security(("bearer" = [])),
     request_body = RunRequest,
     responses((status = 202, body = Job), (status = 403, body = Problem), (status = 404, body = Problem),
-        (status = 422, body = Problem), (status = 429, body = Problem)))]
+        (status = 409, body = Problem), (status = 422, body = Problem), (status = 429, body = Problem)))]
 async fn start_run(
     State(app): State<App>,
     caller: Caller,
@@ -347,16 +349,21 @@ fn item_for_caller(caller: &Caller, mut item: ReviewItem) -> ReviewItem {
 
 /// Download format.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct DownloadParams {
     /// `parquet` (default), `csv` or `json`.
+    #[param(pattern = "^(parquet|csv|json)$")]
     format: Option<String>,
 }
 
 /// Download an output: its developer once released; reviewers while quarantined.
 #[utoipa::path(get, path = "/v1/outputs/{id}/download", tag = "sandbox", security(("bearer" = [])),
     params(("id" = OutputId, Path, description = "output id"), DownloadParams),
-    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, description = "the output's rows: its Parquet file (`format=parquet`), or its rows \
+            as CSV or as JSON objects",
+            content((RawBytes = "application/vnd.apache.parquet"), (String = "text/csv"), (Vec<Object> = "application/json"))),
+        (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
 async fn download_output(
     State(app): State<App>,
     caller: Caller,
@@ -398,10 +405,12 @@ async fn download_output(
 
 /// Which part of the review queue.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct QueueParams {
     /// `open` (default: outputs awaiting review) or `decided` (released or rejected
     /// after review, most recently decided first).
+    #[param(pattern = "^(open|decided)$")]
     state: Option<String>,
     /// Most decided outputs to return (default 50, at most 200).
     limit: Option<u32>,
@@ -469,7 +478,7 @@ struct PreviousRows {
     /// BLAKE3 of its Parquet file, hex (as on its `Release` entry).
     output_hash: String,
     /// Its rows, as JSON objects.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Vec<Object>)]
     rows: serde_json::Value,
 }
 

@@ -32,6 +32,7 @@ use utoipa_axum::routes;
 
 use crate::app::App;
 use crate::http::Caller;
+use crate::http::api_doc::RawBytes;
 use crate::http::catalog::reader;
 use crate::http::json::{ApiJson, ApiPath, ApiQuery};
 use crate::http::problem::{ApiResult, Problem};
@@ -155,6 +156,7 @@ async fn revoke_share(
 
 /// Which version a shared download serves.
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct SharedDownloadParams {
     /// The version (default: the latest certified one).
@@ -168,8 +170,9 @@ struct SharedDownloadParams {
 /// department, 404 for anyone else and for an absent version.
 #[utoipa::path(get, path = "/v1/share-requests/{id}/download", tag = "sharing", security(("bearer" = [])),
     params(("id" = ShareRequestId, Path, description = "share request id"), SharedDownloadParams),
-    responses((status = 200, content_type = "application/vnd.apache.parquet"), (status = 403, body = Problem),
-        (status = 404, body = Problem)))]
+    responses((status = 200, description = "the version's certified Parquet file", body = RawBytes,
+            content_type = "application/vnd.apache.parquet"),
+        (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn download_shared(
     State(app): State<App>,
     caller: Caller,

@@ -13,6 +13,7 @@ mod governance;
 mod ledger_http;
 mod notebooks;
 mod open_attribute;
+mod openapi;
 mod portal;
 mod portal_browser;
 mod portal_developer;

@@ -52,6 +52,7 @@ use super::schema::{ColumnSpec, ColumnType, DatasetSchema, Domain};
 
 /// Character encoding of a CSV upload.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum TextEncoding {
     /// UTF-8 (a leading byte-order mark is ignored).

@@ -82,6 +82,7 @@ pub const LOSS_METRIC: &str = "LM (Iyengar loss metric, ARX \"Loss\"): mean over
 /// Serialised in snake_case (`loss`, `non_uniform_entropy`, `discernibility`,
 /// `average_class_size`); the short names `lm`, `nue`, `dm`, `aecs` are accepted too.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LossMetric {
     /// Iyengar's LM (ARX "Loss"), suppressed records costing 1: today's default.

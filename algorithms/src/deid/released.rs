@@ -18,6 +18,7 @@ use super::schema::{ColumnSpec, DatasetSchema, DateUnit, DeidRule, Domain};
 
 /// How one released column's values look.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleasedDomain {
     /// The column.
     pub column: String,

@@ -14,6 +14,7 @@ use super::lattice::LossMetric;
 
 /// The logical type of a column's values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnType {
     /// UTF-8 text.
@@ -30,6 +31,7 @@ pub enum ColumnType {
 
 /// What a column means for disclosure risk (classification and grading, GD21 Art.9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ColumnRole {
     /// Identifies a person or enterprise by itself (name, ID number): never leaves raw.
@@ -44,6 +46,7 @@ pub enum ColumnRole {
 
 /// Which identifier format a mask recognises.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "format", rename_all = "snake_case")]
 pub enum MaskFormat {
     /// 18-digit resident identity number (GB 11643-1999, ISO 7064 MOD 11-2 check).
@@ -65,6 +68,7 @@ pub enum MaskFormat {
 
 /// Calendar unit a date is truncated to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DateUnit {
     /// Keep year and month.
@@ -78,6 +82,7 @@ pub enum DateUnit {
 /// For quasi-identifiers, `hierarchy`, `bin` and `date_truncate` define a *ladder* of
 /// generalisation levels; the k-anonymity search chooses the level, the rule does not.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum DeidRule {
     /// Kept as is.
@@ -118,6 +123,7 @@ pub enum DeidRule {
 
 /// The values a column may take; used for validation, dummy data and DP clipping.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Domain {
     /// A closed set of categories.
@@ -145,6 +151,7 @@ pub enum Domain {
 
 /// One declared column.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ColumnSpec {
     /// Column name as it appears in the upload header.
     pub name: String,
@@ -166,6 +173,7 @@ pub struct ColumnSpec {
 /// A generalisation hierarchy: each row is a value followed by its coarser levels,
 /// the last usually `*` (the format of `../shared/data/adult/adult_hierarchy_*.csv`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hierarchy {
     /// `rows[i][0]` is an original value, `rows[i][j]` its level-`j` generalisation.
     pub rows: Vec<Vec<String>>,
@@ -173,6 +181,7 @@ pub struct Hierarchy {
 
 /// Targets for the k-anonymity search.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PrivacyModel {
     /// Minimum equivalence-class size.
     pub k: u32,
@@ -200,6 +209,7 @@ impl Default for PrivacyModel {
 
 /// Everything the pipeline needs to know about a dataset.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DatasetSchema {
     /// Columns in upload order.
     pub columns: Vec<ColumnSpec>,

@@ -86,6 +86,7 @@ pub const MAX_TIME_MS: i64 = (1 << 53) - 1;
 /// What a subject signs: this bank may look this subject up through this template
 /// during this period, for this purpose.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConsentAuthorisation {
     /// The subject organisation (the enterprise looked up), as pdx names it.

@@ -131,6 +131,7 @@ pub fn platform_config() -> tfhe::Config {
 
 /// Width of the hashed lookup key.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeyWidth {
     /// 16 bits (8 blocks): small tables and tests.

@@ -43,6 +43,7 @@ const INDEX_HASH: &str = "key_hash";
 
 /// A comparison against a threshold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Comparison {
     /// `>=`
@@ -68,6 +69,7 @@ impl Comparison {
 
 /// How one key's value is computed in clear.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum ValueRule {
     /// 1 when `column op value`, else 0.
@@ -141,6 +143,7 @@ impl ValueRule {
 
 /// Folds several rows of one key into one number before the rule applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Aggregate {
     /// Sum of the values.
@@ -157,6 +160,7 @@ pub enum Aggregate {
 
 /// What an answer may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum OutputDomain {
     /// 0 or 1.
@@ -186,6 +190,7 @@ impl OutputDomain {
 
 /// A query template: key column, value rule, output domain, key width, public bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TemplateSpec {
     /// The key column, e.g. the unified social credit code (kept or pseudonymised).

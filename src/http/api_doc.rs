@@ -1,0 +1,187 @@
+//! The parts of the OpenAPI document that no single handler states: what every operation
+//! can answer besides its own responses, and the schema of a raw upload.
+//!
+//! A handler's annotation (`#[utoipa::path]`) states what is particular to it: its
+//! success responses and the 403s, 404s, 409s and 422s its own logic returns.
+//! [`StandardResponses`] then adds, once for every operation, what the layers around the
+//! handlers answer, read from where the operation sits:
+//!
+//! - 400 where it takes a query, a body or a path parameter that is not an id: the
+//!   extractors' parse errors ([`super::json`]);
+//! - 401 wherever a security requirement is stated: no key, or one that does not
+//!   authenticate (on the public routes too: a bad key is never the public);
+//! - 403 where the policy table can refuse the caller ([`super::policies`]): a role
+//!   outside the route's policy, or a suspended organisation on a write or on a read not
+//!   open to it;
+//! - 404 where the path names a resource: a malformed id names nothing, as an unknown
+//!   one does;
+//! - 413 wherever a body is read, and 415 and 422 where it is JSON ([`super::json`]);
+//! - 429 everywhere (the admission limits of [`super::limits`]), with `Retry-After`;
+//! - 503 everywhere: the request timeout of `observe`.
+//!
+//! It also states every error response as what [`super::problem::ApiError`] sends,
+//! `application/problem+json` with the `Problem` schema, where utoipa would say
+//! `application/json`. Doing this in one place keeps 125 annotations short and means a
+//! new route cannot forget them; `tests/e2e/openapi.rs` checks the result.
+
+use axum::http::Method;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::{
+    Content, HeaderBuilder, Object, OpenApi, Ref, RefOr, Response, SecurityRequirement, Type,
+};
+
+use super::policies;
+use crate::auth::{Role, WhileSuspended};
+
+/// The media type of every error response.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The body of a raw upload (a CSV or Parquet file, a serialised FHE server key): the
+/// bytes as they are, `application/octet-stream`. utoipa would describe `Vec<u8>` as an
+/// array of integers, which no client sends.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct RawBytes(pub Vec<u8>);
+
+/// Adds the responses every operation can give besides its own, and states every error
+/// response as problem+json (see the module documentation).
+pub struct StandardResponses;
+
+impl utoipa::Modify for StandardResponses {
+    fn modify(&self, openapi: &mut OpenApi) {
+        for (route, item) in openapi.paths.paths.iter_mut() {
+            for (method, operation) in operations_mut(item) {
+                complete(&method, route, operation);
+            }
+        }
+    }
+}
+
+/// The operations of one path, with their methods.
+fn operations_mut(item: &mut PathItem) -> impl Iterator<Item = (Method, &mut Operation)> {
+    [
+        (Method::GET, item.get.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.map(|operation| (method, operation)))
+}
+
+/// What each added status means, as its description says.
+fn standard_description(status: u16) -> &'static str {
+    match status {
+        400 => "Bad request: a query, path parameter or body that does not parse",
+        401 => "Unauthorized: no API key, or one that is unknown or revoked",
+        403 => {
+            "Forbidden: the caller's role may not call this route, or its organisation is \
+             suspended"
+        }
+        404 => "Not found: no such resource, or none the caller may see",
+        409 => "Conflict: the resource is not in a state that allows this",
+        413 => "Payload too large: the body is over this route's limit",
+        415 => "Unsupported media type: send the body as application/json",
+        422 => "Unprocessable: a value that does not fit; `path` names the field",
+        429 => {
+            "Too many requests: a rate limit, an address locked out after failed keys, or too \
+             many uploads in progress; retry after `Retry-After` seconds when given"
+        }
+        503 => "Service unavailable: the request took longer than the server allows",
+        _ => "An error, as a problem",
+    }
+}
+
+/// Adds the standard responses to one operation and rewrites its error responses.
+fn complete(method: &Method, route: &str, operation: &mut Operation) {
+    let secured = operation.security.as_ref().is_some_and(|requirements| {
+        requirements
+            .iter()
+            .any(|r| *r != SecurityRequirement::default())
+    });
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    // A typed id (a `$ref` to its named schema) that does not parse is a 404 (`ApiPath`);
+    // any other path or query parameter that does not parse is a 400.
+    let parses_parameters = parameters.iter().any(|p| match p.parameter_in {
+        ParameterIn::Query => true,
+        ParameterIn::Path => !matches!(p.schema, Some(RefOr::Ref(_))),
+        _ => false,
+    });
+    let names_resource = parameters
+        .iter()
+        .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+    let body = operation.request_body.as_ref();
+    let reads_body = body.is_some();
+    let reads_json = body.is_some_and(|b| b.content.contains_key("application/json"));
+
+    let mut added: Vec<u16> = Vec::new();
+    if parses_parameters || reads_body {
+        added.push(400);
+    }
+    if secured {
+        added.push(401);
+        if refusable(method, route) {
+            added.push(403);
+        }
+    }
+    if names_resource {
+        added.push(404);
+    }
+    if reads_body {
+        added.push(413);
+    }
+    if reads_json {
+        added.extend([415, 422]);
+    }
+    added.extend([429, 503]);
+
+    let responses = &mut operation.responses.responses;
+    for status in added {
+        responses
+            .entry(status.to_string())
+            .or_insert_with(|| RefOr::T(Response::new(standard_description(status))));
+    }
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else {
+            continue;
+        };
+        let Ok(code) = status.parse::<u16>() else {
+            continue;
+        };
+        if code < 400 {
+            continue;
+        }
+        if response.description.is_empty() {
+            response.description = standard_description(code).to_string();
+        }
+        response.content.clear();
+        response.content.insert(
+            PROBLEM_JSON.to_string(),
+            Content::new(Some(Ref::from_schema_name("Problem"))),
+        );
+        if code == 429 {
+            response.headers.insert(
+                "Retry-After".to_string(),
+                HeaderBuilder::new()
+                    .schema(Object::with_type(Type::Integer))
+                    .description(Some("Seconds to wait before trying again"))
+                    .build(),
+            );
+        }
+    }
+}
+
+/// Whether the policy table can refuse a caller with a valid key at this route: a role
+/// outside its policy, or a suspended organisation ([`crate::auth::Principal::admit`]).
+fn refusable(method: &Method, route: &str) -> bool {
+    let Some(policy) = policies::policy_for(method, route) else {
+        // A route without a policy is refused to everyone.
+        return true;
+    };
+    let every_role = Role::ALL.iter().all(|role| policy.roles.contains(role));
+    let refused_while_suspended = policy.writes
+        || *method != Method::GET
+        || policies::while_suspended(method, route) == WhileSuspended::Refused;
+    !every_role || refused_while_suspended
+}
