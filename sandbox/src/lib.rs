@@ -147,6 +147,7 @@ struct Inner {
     runner: jobs::JobRunner,
     fhe: fhe::FheState,
     record_locks: record_sets::Locks,
+    record_unions: Arc<record_sets::Unions>,
 }
 
 impl Sandbox {
@@ -169,6 +170,7 @@ impl Sandbox {
                 runner,
                 fhe: fhe::FheState::default(),
                 record_locks: record_sets::Locks::default(),
+                record_unions: Arc::default(),
             }),
         })
     }
@@ -392,6 +394,10 @@ impl Sandbox {
 
     fn record_locks(&self) -> &record_sets::Locks {
         &self.inner.record_locks
+    }
+
+    fn record_unions(&self) -> Arc<record_sets::Unions> {
+        Arc::clone(&self.inner.record_unions)
     }
 }
 

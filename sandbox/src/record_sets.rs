@@ -21,7 +21,7 @@
 //!   read for every earlier set; bitmaps are read for the few pairs the summaries
 //!   cannot settle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use pdx_algorithms::disclosure::{
@@ -64,6 +64,24 @@ impl Locks {
     }
 }
 
+/// Most `organisation / version` unions kept ([`Unions`]); when full, the map starts
+/// afresh (a union is rebuilt from the stored sets on its next use).
+const MAX_UNIONS: usize = 64;
+
+/// Per process, per `organisation / dataset version`: a set holding every record set
+/// stored so far, with the hashes it took in. The differencing check reads it to rule
+/// out covers by earlier sets without loading them (`PriorRecordSets::union`).
+///
+/// It only grows: a set whose outputs were all rejected since stays in it, which keeps
+/// it a superset of the sets that count, and a superset is all the bound needs.
+/// Servers sharing one database each keep their own and take in what others stored
+/// by hash on their next use.
+#[derive(Default)]
+pub(crate) struct Unions {
+    /// `org/version` → (hashes taken in, their union).
+    map: Mutex<HashMap<String, (HashSet<String>, RecordSet)>>,
+}
+
 /// The earlier sets of one organisation, for the tables of one run.
 pub(crate) struct PriorSets {
     /// The database.
@@ -75,12 +93,15 @@ pub(crate) struct PriorSets {
     /// `(hash, selection)` behind the last summaries handed out, per table (for `load`
     /// and `nestings`).
     hashes: Mutex<HashMap<String, Vec<(String, String)>>>,
+    /// The process's unions of stored sets.
+    unions: Arc<Unions>,
 }
 
 impl PriorSets {
     /// Earlier sets of `org` on the versions behind `tables` (`(table, version)`).
     pub(crate) fn new(
         db: pdx_ledger::db::Db,
+        unions: Arc<Unions>,
         org: &OrgId,
         tables: Vec<(String, VersionRef)>,
     ) -> Self {
@@ -89,7 +110,33 @@ impl PriorSets {
             org: org.clone(),
             versions: tables,
             hashes: Mutex::new(HashMap::new()),
+            unions,
         }
+    }
+
+    /// The stored bitmaps of `hashes` on `version`, in that order.
+    async fn bitmaps(
+        &self,
+        version: &VersionRef,
+        hashes: impl IntoIterator<Item = String>,
+    ) -> Result<Vec<RecordSet>, DisclosureError> {
+        let mut sets = Vec::new();
+        for hash in hashes {
+            let bytes: Vec<u8> = sqlx::query(
+                "SELECT bitmap FROM record_sets \
+                 WHERE org_id = $1 AND dataset_version = $2 AND set_hash = $3 LIMIT 1",
+            )
+            .bind(self.org.clone())
+            .bind(version.to_string())
+            .bind(hash)
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(read_failed)?
+            .try_get("bitmap")
+            .map_err(read_failed)?;
+            sets.push(RecordSet::from_bytes(&bytes)?);
+        }
+        Ok(sets)
     }
 
     /// The version behind `table`.
@@ -216,23 +263,44 @@ impl PriorRecordSets for PriorSets {
                 })
                 .collect::<Result<_, _>>()?
         };
-        let mut sets = Vec::with_capacity(wanted.len());
-        for hash in wanted {
-            let bytes: Vec<u8> = sqlx::query(
-                "SELECT bitmap FROM record_sets \
-                 WHERE org_id = $1 AND dataset_version = $2 AND set_hash = $3 LIMIT 1",
-            )
-            .bind(self.org.clone())
-            .bind(version.to_string())
-            .bind(hash)
-            .fetch_one(self.db.pool())
-            .await
-            .map_err(read_failed)?
-            .try_get("bitmap")
-            .map_err(read_failed)?;
-            sets.push(RecordSet::from_bytes(&bytes)?);
+        self.bitmaps(version, wanted).await
+    }
+
+    async fn union(&self, table: &str) -> Result<Option<RecordSet>, DisclosureError> {
+        let Some(version) = self.version_of(table) else {
+            return Ok(None);
+        };
+        let counted: Vec<String> = {
+            let hashes = self.hashes.lock().unwrap_or_else(|p| p.into_inner());
+            match hashes.get(table) {
+                Some(known) => known.iter().map(|(hash, _)| hash.clone()).collect(),
+                // Asked before the summaries: nothing to bound with.
+                None => return Ok(None),
+            }
+        };
+        let key = format!("{}/{version}", self.org);
+        let (mut taken, union) = {
+            let map = self.unions.map.lock().unwrap_or_else(|p| p.into_inner());
+            map.get(&key).cloned().unwrap_or_default()
+        };
+        let missing: Vec<String> = counted
+            .into_iter()
+            .filter(|hash| !taken.contains(hash))
+            .collect::<HashSet<String>>()
+            .into_iter()
+            .collect();
+        if missing.is_empty() {
+            return Ok(Some(union));
         }
-        Ok(sets)
+        let loaded = self.bitmaps(version, missing.iter().cloned()).await?;
+        let union = RecordSet::union_of(std::iter::once(&union).chain(loaded.iter()));
+        taken.extend(missing);
+        let mut map = self.unions.map.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= MAX_UNIONS && !map.contains_key(&key) {
+            map.clear();
+        }
+        map.insert(key, (taken, union.clone()));
+        Ok(Some(union))
     }
 }
 

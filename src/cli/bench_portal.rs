@@ -321,11 +321,20 @@ impl InProcess {
     /// session cookie. Returns the cookies the browser sends from then on.
     async fn sign_in(&self, key: &str) -> anyhow::Result<Auth> {
         let (page, _) = self
-            .send(build_request(Method::GET, "/signin", &Auth::Anonymous, None)?)
+            .send(build_request(
+                Method::GET,
+                "/signin",
+                &Auth::Anonymous,
+                None,
+            )?)
             .await?;
-        ensure!(page.status == StatusCode::OK, "GET /signin: {}", page.status);
-        let csrf =
-            set_cookie(&page.headers, CSRF_COOKIE).context("the sign-in page set no CSRF cookie")?;
+        ensure!(
+            page.status == StatusCode::OK,
+            "GET /signin: {}",
+            page.status
+        );
+        let csrf = set_cookie(&page.headers, CSRF_COOKIE)
+            .context("the sign-in page set no CSRF cookie")?;
         let form = serde_urlencoded::to_string([("api_key", key), ("csrf", csrf.as_str())])?;
         let before = Auth::Cookie(format!("{CSRF_COOKIE}={csrf}"));
         let body = ("application/x-www-form-urlencoded", form.into_bytes());
@@ -521,7 +530,11 @@ async fn cast(app: &App) -> anyhow::Result<Cast> {
     let mut traders: Vec<Actor> = providers.iter().map(|p| p.actor.clone()).collect();
     traders.push(developer.actor.clone());
     for n in 0..2 {
-        traders.push(acting(app, &format!("bench-buyer-{n}"), Role::Buyer).await?.actor);
+        traders.push(
+            acting(app, &format!("bench-buyer-{n}"), Role::Buyer)
+                .await?
+                .actor,
+        );
     }
     Ok(Cast {
         providers,
@@ -655,9 +668,7 @@ async fn seed_review_queue(
                 StatusCode::ACCEPTED,
             )
             .await?;
-        let done = http
-            .wait_job(&as_developer, str_field(&job, "id")?)
-            .await?;
+        let done = http.wait_job(&as_developer, str_field(&job, "id")?).await?;
         ensure!(
             done["result"]["output_id"].is_string(),
             "run {i} made no output: {done}"
@@ -671,7 +682,10 @@ async fn seed_review_queue(
 /// Appends `count` generated entries to the App's own ledger, [`LEDGER_BATCH`] per
 /// transaction.
 async fn seed_ledger(app: &App, traders: &[Actor], count: u64) -> anyhow::Result<()> {
-    ensure!(traders.len() >= 2, "the ledger's entries need two organisations");
+    ensure!(
+        traders.len() >= 2,
+        "the ledger's entries need two organisations"
+    );
     let bar = super::progress_bar(count, "ledger");
     let mut next = 0u64;
     while next < count {
@@ -716,12 +730,7 @@ fn ledger_row(name: &str, query: &[(&str, &str)], page_auth: &Auth, json_auth: &
 }
 
 /// The rows of the table, on the seeded instance.
-async fn rows(
-    http: &InProcess,
-    app: &App,
-    cast: &Cast,
-    sizes: &Sizes,
-) -> anyhow::Result<Vec<Row>> {
+async fn rows(http: &InProcess, app: &App, cast: &Cast, sizes: &Sizes) -> anyhow::Result<Vec<Row>> {
     let supervisor_page = http.sign_in(&cast.supervisor.key).await?;
     let supervisor_key = Auth::Key(cast.supervisor.key.clone());
     let reviewer_page = http.sign_in(&cast.reviewer.key).await?;
@@ -749,12 +758,7 @@ async fn rows(
             format!("catalog, page {middle}"),
             &[("page", middle.as_str())],
         ),
-        ledger_row(
-            "ledger, first page",
-            &[],
-            &supervisor_page,
-            &supervisor_key,
-        ),
+        ledger_row("ledger, first page", &[], &supervisor_page, &supervisor_key),
         ledger_row(
             "ledger, newest entries",
             &[("from", newest.as_str())],
@@ -788,8 +792,8 @@ async fn measure(
     for _ in 0..WARM_UP {
         http.timed(&row.page, &row.page_auth).await?;
         let (body, _) = http.timed(&row.json, &row.json_auth).await?;
-        let answer: Value = serde_json::from_slice(&body)
-            .with_context(|| format!("GET {}: not JSON", row.json))?;
+        let answer: Value =
+            serde_json::from_slice(&body).with_context(|| format!("GET {}: not JSON", row.json))?;
         ensure!(has_rows(&answer), "GET {}: no rows: {answer}", row.json);
     }
     let bar = super::progress_bar(2 * runs as u64, "measuring");
@@ -918,7 +922,11 @@ mod tests {
         let template = samples::electricity_dataset();
         let entries: Vec<NewDataset> = (0..600).map(|i| catalog_entry(i, &template)).collect();
         for (i, entry) in entries.iter().enumerate() {
-            assert!(entry.validate().is_ok(), "entry {i}: {:?}", entry.validate());
+            assert!(
+                entry.validate().is_ok(),
+                "entry {i}: {:?}",
+                entry.validate()
+            );
         }
         let themes: BTreeSet<&str> = entries.iter().map(|e| e.theme.as_str()).collect();
         assert_eq!(themes.len(), 10);
@@ -998,7 +1006,10 @@ mod tests {
         // Within the ratio, but its p95 is 60 ms (the 19th of 20, nearest rank).
         let slow_tail: Vec<u64> = (0..20).map(|i| if i >= 18 { 60 } else { 12 }).collect();
         let line = table_line("tail", &ms(&slow_tail), &ms(&[10; 20]));
-        assert!(line.ends_with("| 60.00 ms | 10.00 ms | 10.00 ms | 1.20 | no |"), "{line}");
+        assert!(
+            line.ends_with("| 60.00 ms | 10.00 ms | 10.00 ms | 1.20 | no |"),
+            "{line}"
+        );
         // Fast, but twice its JSON route.
         let line = table_line("ratio", &ms(&[20, 20]), &ms(&[10, 10]));
         assert!(line.ends_with("| 2.00 | no |"), "{line}");

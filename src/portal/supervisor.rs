@@ -2125,7 +2125,10 @@ mod tests {
                 Some("2026-03-02T00:00:00+08:00".to_string())
             )
         );
-        assert_eq!(ledger_range(None, None, None, Lang::En).unwrap(), (None, None));
+        assert_eq!(
+            ledger_range(None, None, None, Lang::En).unwrap(),
+            (None, None)
+        );
         let bad = ledger_range(Some("-1"), None, None, Lang::En).unwrap_err();
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
         assert!(ledger_range(None, None, Some("soon"), Lang::En).is_err());

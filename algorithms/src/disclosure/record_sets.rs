@@ -220,6 +220,12 @@ impl RecordSet {
         self.bitmap.contains(ordinal)
     }
 
+    /// Its ordinals, ascending (for tests).
+    #[cfg(test)]
+    pub(crate) fn bitmap_ordinals(&self) -> Vec<u32> {
+        self.bitmap.iter().collect()
+    }
+
     /// Smallest and largest ordinal (none for an empty set).
     pub(crate) fn bounds(&self) -> Option<(u32, u32)> {
         self.bitmap.min().zip(self.bitmap.max())
@@ -570,22 +576,42 @@ impl Block {
         runs
     }
 
-    /// How many runs (as roaring's `count_runs`), without listing them.
-    fn run_count(&self) -> u64 {
+    /// Whether its runs take fewer bytes than its container (`2 + 4r` against `2c` for
+    /// an array of `c` values, 8,192 for a bitmap; a tie keeps the container), as
+    /// roaring's `optimize` decides. Runs are counted (as roaring's `count_runs`) only
+    /// until they reach that size: scattered ordinals, the usual case, settle it after
+    /// half of an array instead of all of it.
+    fn runs_pay(&self) -> bool {
         match self {
             Block::Array(_, values) => {
-                1 + values.windows(2).filter(|w| w[1] != w[0] + 1).count() as u64
+                // Runs pay while `r < limit`; `r` starts at 1 and grows at each gap.
+                let limit = (2 * values.len()).saturating_sub(2).div_ceil(4);
+                let mut runs = 1usize;
+                for pair in values.windows(2) {
+                    if pair[1] != pair[0] + 1 {
+                        runs += 1;
+                        if runs >= limit {
+                            return false;
+                        }
+                    }
+                }
+                runs < limit
             }
             Block::Bitmap(_, words, _) => {
-                // A run starts at each set bit whose predecessor is clear.
+                // `2 + 4r < 8192` is `r ≤ 2047`. A run starts at each set bit whose
+                // predecessor is clear.
+                const LIMIT: u64 = 2048;
                 let mut carry = 0u64;
                 let mut runs = 0u64;
                 for &word in words.iter() {
                     let starts = word & !((word << 1) | carry);
                     runs += u64::from(starts.count_ones());
+                    if runs >= LIMIT {
+                        return false;
+                    }
                     carry = word >> 63;
                 }
-                runs
+                true
             }
         }
     }
@@ -769,14 +795,7 @@ fn blocks_bytes(blocks: &[Block]) -> Vec<u8> {
     // Per block: its runs when it becomes a run container.
     let runs: Vec<Option<Vec<(u16, u16)>>> = blocks
         .iter()
-        .map(|block| {
-            let as_runs = 2 + 4 * block.run_count() as usize;
-            let kept = match block {
-                Block::Array(_, values) => 2 * values.len(),
-                Block::Bitmap(..) => 8192,
-            };
-            (as_runs < kept).then(|| block.runs())
-        })
+        .map(|block| block.runs_pay().then(|| block.runs()))
         .collect();
     let size = blocks.len();
     let with_runs = runs.iter().any(Option::is_some);

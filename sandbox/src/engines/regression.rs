@@ -158,7 +158,7 @@ impl AdmittedModel for AdmittedRegression {
             .lock(run.org, std::slice::from_ref(&conditional.version))
             .await;
         let tables = vec![(spec.table.clone(), conditional.version.clone())];
-        let priors = PriorSets::new(runs.db().clone(), run.org, tables);
+        let priors = PriorSets::new(runs.db().clone(), runs.record_unions(), run.org, tables);
         match checked_run(&spec, path, rows, &conditional, &priors).await {
             Ok((out, report, released)) => Ok(EngineOutput {
                 frame: out.frame,

@@ -74,7 +74,12 @@ impl AdmittedModel for AdmittedSql {
             .collect();
         let versions: Vec<VersionRef> = conditional.iter().map(|(_, v)| v.clone()).collect();
         let record_locks = runs.record_locks().lock(run.org, &versions).await;
-        let priors = PriorSets::new(runs.db().clone(), run.org, conditional);
+        let priors = PriorSets::new(
+            runs.db().clone(),
+            runs.record_unions(),
+            run.org,
+            conditional,
+        );
         match check_and_run_after(&engine, &run.model.body, &rules, &priors).await {
             Ok(checked) => {
                 let released_sets = checked.record_sets.and_then(|released| {
