@@ -44,6 +44,11 @@
 //! conditions first (sizes, spans, per-block counts, `P`'s sampled ordinals inside
 //! `N`), then the same exact intersection. Every nesting is recorded (their number grows
 //! with pairs of nested outputs; a drill-down of `k` cells under a total adds `k`).
+//! A cover by the earlier sets inside `N` lies inside their union, so when the caller
+//! keeps a set holding every earlier set ([`PriorRecordSets::union`]) and `N` has
+//! `threshold` or more records outside it, no cover is loaded or walked: a whole-table
+//! total after a thousand narrow outputs costs one intersection instead of a walk
+//! through all of them.
 //!
 //! # Limits
 //!
