@@ -484,13 +484,17 @@ pub struct DatasetQuery {
     pub level: Option<Level>,
     /// Update frequency.
     pub update_frequency: Option<crate::quality::UpdateFrequency>,
-    /// Page, from 1.
-    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    /// Page, from 1 to [`MAX_PAGE`].
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 2147483647))]
     pub page: Option<u32>,
     /// Items per page, 1–100 (default 20).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub per_page: Option<u32>,
 }
+
+/// The last page a listing serves: the largest 32-bit signed integer, the range the
+/// OpenAPI document states for page numbers (clients generated from it use `int32`).
+pub const MAX_PAGE: u32 = i32::MAX as u32;
 
 /// One page of search results.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -818,8 +822,10 @@ impl Catalog {
             ));
         }
         let page = query.page.unwrap_or(1);
-        if page == 0 {
-            return Err(SandboxError::Invalid("page counts from 1".into()));
+        if !(1..=MAX_PAGE).contains(&page) {
+            return Err(SandboxError::Invalid(format!(
+                "page must be between 1 and {MAX_PAGE}"
+            )));
         }
         let mut filters = Vec::new();
         let mut binds: Vec<String> = Vec::new();

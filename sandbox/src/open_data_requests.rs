@@ -279,8 +279,8 @@ pub struct OpenDataRequestQuery {
     pub dataset_id: Option<DatasetId>,
     /// Only requests routed to this provider.
     pub provider_org: Option<OrgId>,
-    /// Page, from 1 (default 1).
-    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    /// Page, from 1 (default 1) to [`crate::catalog::MAX_PAGE`].
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 2147483647))]
     pub page: Option<u32>,
     /// Requests a page, 1 to 100 (default 50).
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
@@ -654,8 +654,11 @@ impl OpenDataRequests {
             )));
         }
         let page = query.page.unwrap_or(1);
-        if page == 0 {
-            return Err(SandboxError::Invalid("page counts from 1".into()));
+        if !(1..=crate::catalog::MAX_PAGE).contains(&page) {
+            return Err(SandboxError::Invalid(format!(
+                "page must be between 1 and {}",
+                crate::catalog::MAX_PAGE
+            )));
         }
         let mut filters = Vec::new();
         let mut binds: Vec<String> = Vec::new();

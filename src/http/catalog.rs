@@ -179,8 +179,8 @@ struct SearchParams {
     /// `irregular` (anything else is a 422).
     #[param(value_type = Option<UpdateFrequency>)]
     update_frequency: Option<String>,
-    /// Page, from 1.
-    #[param(minimum = 1)]
+    /// Page, from 1 to 2,147,483,647.
+    #[param(minimum = 1, maximum = 2147483647)]
     page: Option<u32>,
     /// Items per page, 1–100 (default 20).
     #[param(minimum = 1, maximum = 100)]

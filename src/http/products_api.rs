@@ -123,9 +123,12 @@ pub struct ProductsQuery {
     /// Only the caller's own organisation's products, in every status.
     #[serde(default)]
     pub mine: bool,
-    /// At most this many (default 100, at most 1,000).
+    /// At most this many (default 100; values above 1,000 list 1,000; at most
+    /// 2,147,483,647).
+    #[param(maximum = 2147483647)]
     pub limit: Option<u32>,
-    /// Skip this many (oldest first).
+    /// Skip this many (oldest first), at most 2,147,483,647.
+    #[param(maximum = 2147483647)]
     pub offset: Option<u32>,
 }
 
@@ -166,6 +169,13 @@ async fn list_products(
             }
         }
     };
+    // The document states the 32-bit signed range for these (clients use `int32`).
+    let too_large = |n: Option<u32>| n.is_some_and(|n| n > pdx_sandbox::catalog::MAX_PAGE);
+    if too_large(q.limit) || too_large(q.offset) {
+        return Err(ApiError::unprocessable(
+            "limit and offset must be at most 2147483647",
+        ));
+    }
     let filter = ProductFilter {
         status,
         developer_org: developer,

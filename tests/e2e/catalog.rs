@@ -376,6 +376,24 @@ async fn elements_have_one_source_and_search_filters_and_pages() {
         assert_eq!(seen.len(), 5, "{b}: paging lost or repeated entries");
         let (s, _) = t.get(&buyer, "/v1/datasets?per_page=0").await;
         assert_eq!(s, 422);
+        // Pages within the document's int32 range; beyond it, refused, not an empty page.
+        let (s, last) = t.get(&buyer, "/v1/datasets?page=2147483647").await;
+        assert_eq!(s, 200, "{b}: {last}");
+        assert_eq!(last["items"], serde_json::json!([]));
+        for beyond in ["page=2147483648", "page=0"] {
+            let (s, problem) = t.get(&buyer, &format!("/v1/datasets?{beyond}")).await;
+            assert_eq!(s, 422, "{b}: {beyond}");
+            assert!(
+                !problem["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("2147483648")
+            );
+        }
+        let (s, _) = t.get(&buyer, "/v1/products?offset=2147483648").await;
+        assert_eq!(s, 422, "{b}");
+        let (s, _) = t.get(&buyer, "/v1/products?offset=2147483647").await;
+        assert_eq!(s, 200, "{b}");
         let (s, _) = t.get(&buyer, "/v1/datasets?open_attribute=sometimes").await;
         assert_eq!(s, 400);
         t.stop().await;
