@@ -260,6 +260,7 @@ pub struct QueryRequest {
     pub bucket: Option<u64>,
     /// Commitment to the enterprise's signed authorisation, 64 hex digits (required on
     /// conditionally open data; see `pdx_algorithms::fhe::consent`).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
     pub consent_commitment: Option<String>,
 }
 

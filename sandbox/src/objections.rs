@@ -127,6 +127,7 @@ pub struct NewObjection {
     /// `error` or `omission`.
     pub ground: Ground,
     /// What is wrong or missing (1 to 4,000 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
     pub detail: String,
 }
 

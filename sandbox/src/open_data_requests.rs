@@ -175,8 +175,10 @@ pub struct NewOpenDataRequest {
     #[serde(default)]
     pub dataset_id: Option<DatasetId>,
     /// The subject (1 to 200 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub subject: String,
     /// What is asked for, and why (1 to 4,000 characters).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
     pub description: String,
     /// How to reach the requester (1 to 200 characters): shown only to the data
     /// authority, supervisors, the provider it is routed to and the requester's own

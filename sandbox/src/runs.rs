@@ -185,7 +185,8 @@ pub struct RunInput {
 pub struct RunRequest {
     /// The caller's model.
     pub model_id: ModelId,
-    /// The datasets it reads.
+    /// The datasets it reads (1 to 8).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 8))]
     pub inputs: Vec<RunInput>,
     /// ε for a DP model.
     pub epsilon: Option<f64>,

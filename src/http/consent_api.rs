@@ -132,7 +132,8 @@ async fn get_consent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConsentRequestBody {
-    /// The reason, shown to the bank and written to the ledger.
+    /// The reason, shown to the bank and written to the ledger (1 to 4,000 characters).
+    #[schema(min_length = 1, max_length = 4000)]
     reason: String,
 }
 
@@ -205,7 +206,8 @@ async fn open_consent(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RefuseBody {
-    /// The reason, written to the ledger.
+    /// The reason, written to the ledger (1 to 4,000 characters).
+    #[schema(min_length = 1, max_length = 4000)]
     reason: String,
 }
 

@@ -104,7 +104,8 @@ pub struct ProductRequest {
     /// finance at least the configured minimum (`public_finance_min_bp`, default 1,000).
     pub split: RevenueSplit,
     /// The developer's released outputs, each by its release id or its output id, in
-    /// manifest order.
+    /// manifest order (at least one).
+    #[schema(min_items = 1)]
     pub releases: Vec<ReleaseRef>,
 }
 
