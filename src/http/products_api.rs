@@ -170,13 +170,7 @@ async fn list_products(
             }
         }
     };
-    // The document states the 32-bit signed range for these (clients use `int32`).
-    let too_large = |n: Option<u32>| n.is_some_and(|n| n > pdx_sandbox::catalog::MAX_PAGE);
-    if too_large(q.limit) || too_large(q.offset) {
-        return Err(ApiError::unprocessable(
-            "limit and offset must be at most 2147483647",
-        ));
-    }
+    within_int32(&[q.limit, q.offset])?;
     let filter = ProductFilter {
         status,
         developer_org: developer,
@@ -326,12 +320,29 @@ async fn delist_product(
     ))
 }
 
+/// Refuses a listing's `limit` or `offset` above 2,147,483,647: the document states the
+/// 32-bit signed range for them (clients generated from it use `int32`).
+fn within_int32(values: &[Option<u32>]) -> ApiResult<()> {
+    if values
+        .iter()
+        .flatten()
+        .any(|n| *n > pdx_sandbox::catalog::MAX_PAGE)
+    {
+        return Err(ApiError::unprocessable(
+            "limit and offset must be at most 2147483647",
+        ));
+    }
+    Ok(())
+}
+
 /// Which orders to list, and how many.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrdersQuery {
-    /// At most this many, newest first (default 100, at most 1,000).
+    /// At most this many, newest first (default 100; values above 1,000 list 1,000; at
+    /// most 2,147,483,647).
+    #[param(maximum = 2147483647)]
     pub limit: Option<u32>,
     /// Only this buyer organisation's orders (the exchange and supervisors; a buyer
     /// may only name its own).
@@ -363,6 +374,7 @@ async fn list_orders(
         }
         Some(own.clone())
     };
+    within_int32(&[q.limit])?;
     let filter = OrderFilter {
         buyer_org,
         product_id: q.product_id,

@@ -394,6 +394,10 @@ async fn elements_have_one_source_and_search_filters_and_pages() {
         assert_eq!(s, 422, "{b}");
         let (s, _) = t.get(&buyer, "/v1/products?offset=2147483647").await;
         assert_eq!(s, 200, "{b}");
+        let (s, _) = t.get(&buyer, "/v1/orders?limit=2147483648").await;
+        assert_eq!(s, 422, "{b}");
+        let (s, _) = t.get(&buyer, "/v1/orders?limit=2147483647").await;
+        assert_eq!(s, 200, "{b}");
         let (s, _) = t.get(&buyer, "/v1/datasets?open_attribute=sometimes").await;
         assert_eq!(s, 400);
         t.stop().await;
