@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::catalog::{register, upload_certified, wait_job};
 use crate::sandbox::{apply, approve};
-use crate::support::TestServer;
+use crate::support::{TestServer, reviewer_view};
 
 const ROWS: usize = 2000;
 /// Enterprises on the `green` tariff: fewer than the default threshold of 10.
@@ -219,19 +219,7 @@ impl World {
             (200, &json!("quarantined")),
             "{b}: {mine}"
         );
-        let (s, meta) = self
-            .t
-            .get(&self.reviewer, &format!("/v1/outputs/{output}"))
-            .await;
-        assert_eq!(s, 200, "{b}: {meta}");
-        let (s, rows) = self
-            .t
-            .get(
-                &self.reviewer,
-                &format!("/v1/outputs/{output}/download?format=json"),
-            )
-            .await;
-        assert_eq!(s, 200, "{b}: {rows}");
+        let (meta, rows) = reviewer_view(&self.t, &self.reviewer, &output).await;
         Run {
             job: job_id,
             output,

@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::catalog::{register, upload, wait_job};
-use crate::support::{TestServer, payload};
+use crate::support::{TestServer, payload, reviewer_view};
 
 const ROWS: usize = 2000;
 /// The planted enterprise (a smelter): far larger than the rest of its cell together.
@@ -255,19 +255,7 @@ impl World {
             assert!(job["result"]["rows"].is_null(), "{job}");
         }
         // Reviewers see the whole report.
-        let (s, meta) = self
-            .t
-            .get(&self.reviewer, &format!("/v1/outputs/{output}"))
-            .await;
-        assert_eq!(s, 200, "{meta}");
-        let (s, rows) = self
-            .t
-            .get(
-                &self.reviewer,
-                &format!("/v1/outputs/{output}/download?format=json"),
-            )
-            .await;
-        assert_eq!(s, 200, "{rows}");
+        let (meta, rows) = reviewer_view(&self.t, &self.reviewer, &output).await;
         Outcome::Output(output, meta, rows)
     }
 

@@ -384,3 +384,18 @@ pub fn csrf_of(html: &str) -> String {
     let end = rest[value..].find('"').expect("the csrf value ends");
     rest[value..value + end].to_string()
 }
+
+/// What reviewers see of an output: its record (with the whole check report) and its
+/// rows as JSON; both must answer 200.
+pub async fn reviewer_view(t: &TestServer, reviewer: &str, output: &str) -> (Value, Value) {
+    let (s, meta) = t.get(reviewer, &format!("/v1/outputs/{output}")).await;
+    assert_eq!(s, 200, "{}: {meta}", t.backend);
+    let (s, rows) = t
+        .get(
+            reviewer,
+            &format!("/v1/outputs/{output}/download?format=json"),
+        )
+        .await;
+    assert_eq!(s, 200, "{}: {rows}", t.backend);
+    (meta, rows)
+}
