@@ -279,28 +279,33 @@ impl PriorRecordSets for PriorSets {
             }
         };
         let key = format!("{}/{version}", self.org);
-        let (mut taken, union) = {
+        // What the kept union lacks, read under the lock without copying its hashes
+        // (the usual answer is nothing: the union is handed out as it is).
+        let missing = {
             let map = self.unions.map.lock().unwrap_or_else(|p| p.into_inner());
-            map.get(&key).cloned().unwrap_or_default()
+            let kept = map.get(&key);
+            let missing: HashSet<String> = counted
+                .into_iter()
+                .filter(|hash| kept.is_none_or(|(taken, _)| !taken.contains(hash)))
+                .collect();
+            if missing.is_empty() {
+                return Ok(Some(
+                    kept.map(|(_, union)| union.clone()).unwrap_or_default(),
+                ));
+            }
+            missing
         };
-        let missing: Vec<String> = counted
-            .into_iter()
-            .filter(|hash| !taken.contains(hash))
-            .collect::<HashSet<String>>()
-            .into_iter()
-            .collect();
-        if missing.is_empty() {
-            return Ok(Some(union));
-        }
         let loaded = self.bitmaps(version, missing.iter().cloned()).await?;
-        let union = RecordSet::union_of(std::iter::once(&union).chain(loaded.iter()));
-        taken.extend(missing);
         let mut map = self.unions.map.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_UNIONS && !map.contains_key(&key) {
             map.clear();
         }
-        map.insert(key, (taken, union.clone()));
-        Ok(Some(union))
+        // Into the union kept now (the same one unless the map was cleared meanwhile),
+        // so that every hash marked taken is in the set it marks.
+        let (taken, kept) = map.entry(key).or_default();
+        *kept = RecordSet::union_of(std::iter::once(&*kept).chain(loaded.iter()));
+        taken.extend(missing);
+        Ok(Some(kept.clone()))
     }
 }
 
