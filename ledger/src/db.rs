@@ -13,6 +13,9 @@
 //! connections can starve past any timeout), writers within a process first queue on an
 //! async mutex held until commit, so each process has one contender for the file lock.
 //! PostgreSQL queues row-lock waiters fairly and needs neither.
+//!
+//! Frequent small writes go through [`Db::write_grouped`] instead, which shares one
+//! transaction and one commit among concurrent writers ([`crate::group`]).
 
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
@@ -45,6 +48,14 @@ pub enum DbError {
     /// A migration failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The group-committed transaction this write ran in failed to start or commit, so
+    /// nothing of it was written ([`crate::group`]).
+    #[error("group commit failed: {0}")]
+    Group(Arc<DbError>),
+    /// The group commit's flusher stopped before answering (nothing of the write's group
+    /// was committed).
+    #[error("group commit stopped before it answered; the write was not committed")]
+    GroupLost,
     /// The SQLite C library failed (used directly by the ledger's fast scan).
     #[error("sqlite error {code}: {message}")]
     Sqlite {
@@ -65,6 +76,8 @@ pub struct Db {
     backend: Backend,
     /// Queue for SQLite writers in this process (see the module docs).
     writer: Arc<Mutex<()>>,
+    /// Writes waiting for a group commit ([`crate::group`]).
+    group: Arc<crate::group::Group>,
 }
 
 /// A write transaction; derefs to the connection, so `&mut *tx` is an executor.
@@ -157,12 +170,18 @@ impl Db {
             pool,
             backend,
             writer: Arc::new(Mutex::new(())),
+            group: Arc::default(),
         })
     }
 
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The group-commit queue shared by this handle's clones.
+    pub(crate) fn group(&self) -> &crate::group::Group {
+        &self.group
     }
 
     /// The backend.

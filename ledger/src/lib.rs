@@ -23,7 +23,8 @@
 //! Storage ([`store`]) runs on SQLite and PostgreSQL through sqlx's `Any` driver; the
 //! database itself rejects UPDATE and DELETE with triggers, and appends are serialised
 //! across processes by a lock row. [`Ledger::append`] runs inside the caller's
-//! transaction, so a business row and its ledger entry commit together or not at all.
+//! transaction, so a business row and its ledger entry commit together or not at all;
+//! [`group`] lets concurrent writers share one such transaction and one commit.
 //! Full verification of a SQLite file reads it through a read-only connection of its
 //! own (`sqlite_scan`), because sqlx's row-at-a-time hand-over cost more than hashing.
 //!
@@ -35,6 +36,7 @@ pub mod canonical;
 pub mod db;
 pub mod entry;
 pub mod export;
+pub mod group;
 pub mod kinds;
 pub mod merkle;
 pub mod note;

@@ -439,16 +439,22 @@ impl Ledger {
             .ok_or_else(|| LedgerError::Corrupt("empty batch result".into()))
     }
 
-    /// Appends a typed payload in a transaction of its own, and commits.
+    /// Appends a typed payload and returns once it is committed. Concurrent calls share
+    /// one transaction and one commit ([`crate::group`]).
     pub async fn append_now<P: LedgerPayload>(
         &self,
         actor: &Actor,
         payload: &P,
     ) -> Result<Appended, LedgerError> {
-        let mut tx = self.db.begin_write().await?;
-        let out = self.append(&mut tx, actor, payload).await?;
-        tx.commit().await?;
-        Ok(out)
+        self.append_entry_now(NewEntry::typed(actor, payload)?)
+            .await
+    }
+
+    /// True if `other` appends to the same log with the same checkpoint rule, so their
+    /// entries may share one batch.
+    pub(crate) fn same_log(&self, other: &Ledger) -> bool {
+        Arc::ptr_eq(&self.signer, &other.signer)
+            && self.config.checkpoint_every == other.config.checkpoint_every
     }
 
     /// Appends many entries inside the caller's transaction, in order.

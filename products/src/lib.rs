@@ -5,6 +5,9 @@
 //! public finance of the providers' regions, the developer and the platform, then
 //! settled and remitted. Every economically significant step is a ledger entry written
 //! in the same database transaction as the business row, so the two never disagree.
+//! Orders and payments, the frequent writes, are group-committed
+//! ([`pdx_ledger::group`]): concurrent buyers share a transaction and its commit, each
+//! in a savepoint of its own, and each is answered once the commit is durable.
 //!
 //! ## Life cycle
 //!

@@ -228,6 +228,23 @@ fn file_stem(release_id: &ReleaseId) -> String {
     release_id.as_str().chars().take(36).collect()
 }
 
+/// What [`Products::place_order`] hands to its grouped transaction.
+struct Placing {
+    buyer: Actor,
+    buyer_org: OrgId,
+    key: String,
+    hash: String,
+    req: NewOrder,
+}
+
+/// What [`Products::pay`] hands to its grouped transaction.
+struct Paying {
+    buyer: Actor,
+    buyer_org: OrgId,
+    order_id: OrderId,
+    payment_ref: String,
+}
+
 impl Products {
     /// Places an order for a listed product, bound to the buyer's idempotency key.
     ///
@@ -235,7 +252,8 @@ impl Products {
     /// with another body it is `IdempotencyMismatch`. The price and licence are
     /// snapshotted from the product. An order of a free (public-interest) product is
     /// placed paid, with a `Transaction` entry of 0 fen and no revenue lines
-    /// ([`crate::revenue`]).
+    /// ([`crate::revenue`]). Concurrent orders share a group commit
+    /// ([`pdx_ledger::group`]); the answer comes once the order is durable.
     pub async fn place_order(
         &self,
         buyer: &Actor,
@@ -243,19 +261,43 @@ impl Products {
         req: &NewOrder,
     ) -> Result<OrderPlacement> {
         check_key(idempotency_key)?;
-        let buyer_org = actor_org(buyer)?;
-        let hash = request_hash(req)?;
-        let mut tx = self.db.begin_write().await?;
-        if let Some(existing) = order_by_key(&mut tx, &buyer_org, idempotency_key).await? {
-            tx.rollback().await?;
-            return replay(existing, &hash, idempotency_key);
+        let placing = Placing {
+            buyer_org: actor_org(buyer)?,
+            hash: request_hash(req)?,
+            buyer: buyer.clone(),
+            key: idempotency_key.to_string(),
+            req: req.clone(),
+        };
+        let me = self.clone();
+        self.db
+            .write_grouped(move |conn| {
+                Box::pin(async move { me.place_order_on(conn, &placing).await })
+            })
+            .await
+    }
+
+    /// [`Products::place_order`]'s transaction body.
+    async fn place_order_on(
+        &self,
+        conn: &mut AnyConnection,
+        placing: &Placing,
+    ) -> Result<OrderPlacement> {
+        let Placing {
+            buyer,
+            buyer_org,
+            key,
+            hash,
+            req,
+        } = placing;
+        if let Some(existing) = order_by_key(conn, buyer_org, key).await? {
+            return replay(existing, hash, key);
         }
         let product = sqlx::query(
             "SELECT status, developer_org, price_minor, currency, licence_kind, \
              licence_term_days FROM products WHERE id = $1",
         )
         .bind(req.product_id.clone())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| ProductsError::NotFound(format!("product {}", req.product_id)))?;
         let status: String = product.try_get("status")?;
@@ -275,7 +317,7 @@ impl Products {
         )
         .bind(id.clone())
         .bind(buyer_org.clone())
-        .bind(idempotency_key.to_string())
+        .bind(key.clone())
         .bind(hash.clone())
         .bind(req.product_id.clone())
         .bind(product.try_get::<OrgId, _>("developer_org")?)
@@ -285,23 +327,22 @@ impl Products {
         .bind(product.try_get::<i64, _>("licence_term_days")?)
         .bind(OrderStatus::Pending.as_str())
         .bind(self.clock.now_ms())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if inserted.rows_affected() == 0 {
-            // A concurrent request with the same key committed first (PostgreSQL).
-            let existing = order_by_key(&mut tx, &buyer_org, idempotency_key)
+            // A concurrent request with the same key committed first (another server
+            // on the same PostgreSQL).
+            let existing = order_by_key(conn, buyer_org, key)
                 .await?
                 .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
-            tx.rollback().await?;
-            return replay(existing, &hash, idempotency_key);
+            return replay(existing, hash, key);
         }
         if free {
             // A free public-interest product: the order is complete at once, with its
             // `Transaction` entry of 0 fen (GY ch.6; `crate::revenue`).
-            self.complete_free_order(&mut tx, buyer, &id).await?;
+            self.complete_free_order(conn, buyer, &id).await?;
         }
-        let row = order_on(&mut tx, &id, None).await?;
-        tx.commit().await?;
+        let row = order_on(conn, &id, None).await?;
         Ok(OrderPlacement {
             order: row.order,
             created: true,
@@ -311,18 +352,35 @@ impl Products {
     /// Records the buyer's payment (a reference; no gateway) and appends the
     /// `Transaction` entry in the same transaction. Paying again with the same
     /// reference returns the order unchanged; no second entry is ever written.
+    /// Concurrent payments share a group commit ([`pdx_ledger::group`]).
     pub async fn pay(&self, buyer: &Actor, order_id: &OrderId, payment_ref: &str) -> Result<Order> {
-        let payment_ref = line_field(payment_ref, "payment reference", 128)?;
-        let buyer_org = actor_org(buyer)?;
-        let mut tx = self.db.begin_write().await?;
-        let row = order_on(&mut tx, order_id, Some(&buyer_org)).await?;
+        let paying = Paying {
+            payment_ref: line_field(payment_ref, "payment reference", 128)?,
+            buyer_org: actor_org(buyer)?,
+            buyer: buyer.clone(),
+            order_id: order_id.clone(),
+        };
+        let me = self.clone();
+        self.db
+            .write_grouped(move |conn| Box::pin(async move { me.pay_on(conn, &paying).await }))
+            .await
+    }
+
+    /// [`Products::pay`]'s transaction body.
+    async fn pay_on(&self, conn: &mut AnyConnection, paying: &Paying) -> Result<Order> {
+        let Paying {
+            buyer,
+            buyer_org,
+            order_id,
+            payment_ref,
+        } = paying;
+        let row = order_on(conn, order_id, Some(buyer_org)).await?;
         if row.order.status != OrderStatus::Pending {
-            tx.rollback().await?;
-            return pay_outcome(row, &payment_ref);
+            return pay_outcome(row, payment_ref);
         }
         let status: String = sqlx::query_scalar("SELECT status FROM products WHERE id = $1")
             .bind(row.order.product_id.clone())
-            .fetch_one(&mut *tx)
+            .fetch_one(&mut *conn)
             .await?;
         if status != ProductStatus::Listed.as_str() {
             return Err(ProductsError::Conflict(format!(
@@ -344,20 +402,19 @@ impl Products {
         .bind(period.label.clone())
         .bind(expires)
         .bind(OrderStatus::Pending.as_str())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         if claimed.rows_affected() != 1 {
-            // A concurrent payment won (PostgreSQL): answer as for a repeated payment.
-            tx.rollback().await?;
-            let mut conn = self.db.pool().acquire().await?;
-            let row = order_on(&mut conn, order_id, Some(&buyer_org)).await?;
-            return pay_outcome(row, &payment_ref);
+            // A concurrent payment committed first (another server on the same
+            // PostgreSQL): answer as for a repeated payment.
+            let row = order_on(conn, order_id, Some(buyer_org)).await?;
+            return pay_outcome(row, payment_ref);
         }
         let order = &row.order;
         let appended = self
             .ledger
             .append(
-                &mut tx,
+                conn,
                 buyer,
                 &Transaction {
                     order_id: order.id.to_string(),
@@ -373,9 +430,9 @@ impl Products {
         sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
             .bind(order_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        let (split, regions) = Self::split_of(&mut tx, &order.product_id).await?;
+        let (split, regions) = Self::split_of(conn, &order.product_id).await?;
         for cell in allocate(order.price_minor, &split, &regions)? {
             sqlx::query(
                 "INSERT INTO revenue_lines (order_id, kind, region, payee_kind, payee, \
@@ -395,11 +452,10 @@ impl Products {
             .bind(order.currency.clone())
             .bind(now)
             .bind(period.label.clone())
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
         }
-        let row = order_on(&mut tx, order_id, None).await?;
-        tx.commit().await?;
+        let row = order_on(conn, order_id, None).await?;
         Ok(row.order)
     }
 

@@ -4,6 +4,7 @@
 //! | row | what | baseline |
 //! |---|---|---|
 //! | single append | one entry per durable transaction | one raw INSERT + COMMIT |
+//! | concurrent appends | `writers` tasks appending one entry each at a time (group commit) | the same tasks each doing a raw INSERT + COMMIT |
 //! | batch append | 1,000 entries per transaction | 1,000 raw INSERTs per transaction |
 //! | inclusion proof | proof latency at the large size | — |
 //! | verify (db) | full verification reading the database | — |
@@ -30,6 +31,12 @@ pub enum BenchCommand {
         /// Durable single appends to time (and raw inserts).
         #[arg(long, default_value_t = 1000)]
         single: usize,
+        /// Concurrent writers for the group-commit row.
+        #[arg(long, default_value_t = 64)]
+        writers: usize,
+        /// Appends the concurrent writers make in all (and raw inserts).
+        #[arg(long, default_value_t = 20_000)]
+        concurrent: usize,
         /// Ledger size for the proof and verification rows.
         #[arg(long, default_value_t = 1_000_000)]
         entries: u64,
@@ -197,9 +204,20 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     match cmd {
         BenchCommand::Ledger {
             single,
+            writers,
+            concurrent,
             entries,
             proofs,
-        } => run_ledger(single, entries, proofs).await,
+        } => {
+            let sizes = LedgerSizes {
+                single,
+                writers,
+                concurrent,
+                entries,
+                proofs,
+            };
+            run_ledger(sizes).await
+        }
         BenchCommand::Deid { adult_runs, rows } => {
             tokio::task::spawn_blocking(move || super::bench_deid::run(adult_runs, rows)).await?
         }
@@ -238,7 +256,56 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn run_ledger(single: usize, entries: u64, proofs: usize) -> anyhow::Result<()> {
+/// What `pdx bench ledger` times.
+struct LedgerSizes {
+    single: usize,
+    writers: usize,
+    concurrent: usize,
+    entries: u64,
+    proofs: usize,
+}
+
+/// Runs `total` operations on `writers` concurrent tasks (task `w` doing operations
+/// `w, w + writers, …`); returns the wall time and each operation's latency.
+async fn concurrently<F, Fut>(
+    writers: usize,
+    total: usize,
+    op: F,
+) -> anyhow::Result<(Duration, Vec<Duration>)>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let writers = writers.max(1);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..writers {
+        let op = op.clone();
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            for i in (w..total).step_by(writers) {
+                let t = Instant::now();
+                op(i as u64).await?;
+                latencies.push(t.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut all = Vec::with_capacity(total);
+    while let Some(done) = tasks.join_next().await {
+        all.extend(done??);
+    }
+    Ok((start.elapsed(), all))
+}
+
+async fn run_ledger(sizes: LedgerSizes) -> anyhow::Result<()> {
+    let LedgerSizes {
+        single,
+        writers,
+        concurrent,
+        entries,
+        proofs,
+    } = sizes;
     let dir = tempfile::tempdir()?;
     let actor = Actor {
         org: "org-bench".into(),
@@ -279,7 +346,60 @@ async fn run_ledger(single: usize, entries: u64, proofs: usize) -> anyhow::Resul
         ratio: format!("{:.2} of raw", led_rate / raw_rate),
     });
 
-    // 2. Batches of 1,000 per transaction, growing the big ledger used below.
+    // 2. Concurrent single appends through the group commit, against the same number of
+    //    writers each committing a raw INSERT of its own.
+    let grouped = fresh(dir.path(), "grouped").await?;
+    let (led_wall, led_lat) = {
+        let (ledger, actor) = (grouped.clone(), actor.clone());
+        concurrently(writers, concurrent, move |i| {
+            let (ledger, actor) = (ledger.clone(), actor.clone());
+            async move {
+                let entry = NewEntry {
+                    kind: EntryKind::Transaction,
+                    actor,
+                    payload: payload(i),
+                    parties: vec![],
+                };
+                ledger.append_entry_now(entry).await?;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    anyhow::ensure!(
+        grouped.size().await? == concurrent as u64,
+        "the grouped ledger holds a different number of entries than were appended"
+    );
+    let (raw_wall, _) = {
+        let raw = raw.clone();
+        concurrently(writers, concurrent, move |i| {
+            let raw = raw.clone();
+            async move {
+                raw_insert(&raw, &serde_json::to_string(&payload(i))?).await?;
+                Ok(())
+            }
+        })
+        .await?
+    };
+    let mut sorted = led_lat.clone();
+    sorted.sort();
+    let (led_rate, raw_rate) = (
+        per_sec(concurrent as f64, led_wall),
+        per_sec(concurrent as f64, raw_wall),
+    );
+    rows.push(Row {
+        name: "concurrent appends (group commit)",
+        median: format!(
+            "{:.3} ms (p99 {:.3} ms)",
+            median(led_lat).as_secs_f64() * 1e3,
+            super::bench_orders::percentile(&sorted, 0.99).as_secs_f64() * 1e3
+        ),
+        rate: format!("{led_rate:.0}/s, {writers} writers"),
+        baseline: format!("raw insert+commit per writer {raw_rate:.0}/s"),
+        ratio: format!("{:.2} of raw", led_rate / raw_rate),
+    });
+
+    // 3. Batches of 1,000 per transaction, growing the big ledger used below.
     let big = fresh(dir.path(), "big").await?;
     let batches = entries.div_ceil(1000);
     let bar = super::progress_bar(entries, "batch");
@@ -327,7 +447,7 @@ async fn run_ledger(single: usize, entries: u64, proofs: usize) -> anyhow::Resul
         ratio: format!("{:.2} of raw", per_sec(1000.0, bm) / per_sec(1000.0, rbm)),
     });
 
-    // 3. Inclusion proofs at the big size.
+    // 4. Inclusion proofs at the big size.
     let size = big.size().await?;
     let mut rng = rand::thread_rng();
     let mut proof_t = Vec::new();
@@ -347,7 +467,7 @@ async fn run_ledger(single: usize, entries: u64, proofs: usize) -> anyhow::Resul
         ratio: "-".into(),
     });
 
-    // 4. Full verification from the database and from an export file.
+    // 5. Full verification from the database and from an export file.
     let key = big.verifier();
     let t = Instant::now();
     let report = big

@@ -4,8 +4,11 @@
 //! The real `pdx serve` (the child process of [`crate::restart`]) takes a burst of
 //! concurrent clients, each doing one kind of write in a loop:
 //!
-//! * six buyers placing orders (each with its own `Idempotency-Key`) and paying them:
-//!   the order row, its `Transaction` entry and its revenue lines;
+//! * sixteen buyers placing orders (each with its own `Idempotency-Key`) and paying
+//!   them: the order row, its `Transaction` entry and its revenue lines. Orders and
+//!   payments are group-committed (`pdx_ledger::group`), so a kill usually lands while a
+//!   group of several buyers' writes is open: none of it may be acknowledged or kept
+//!   in part;
 //! * the exchange settling past months in order, one paid order in each: the
 //!   settlement, its `Remittance` entries and remittance rows, the lines marked settled;
 //! * a reviewer approving quarantined outputs, which releases them: the file copied to
@@ -70,7 +73,7 @@ use crate::support::post;
 /// The variable that repeats a run's kill delays.
 const SEED_VAR: &str = "PDX_CRASH_SEED";
 /// Buyers ordering at once.
-const BUYERS: usize = 6;
+const BUYERS: usize = 16;
 /// Past months with one paid order each, from January of [`FIRST_YEAR`].
 const PERIODS: usize = 48;
 const FIRST_YEAR: usize = 2018;
