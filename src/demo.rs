@@ -439,7 +439,7 @@ fn str_of<'a>(value: &'a Value, field: &str) -> anyhow::Result<&'a str> {
 }
 
 /// An id field of a response, of the kind expected, or an error naming the field.
-fn id_of<T: FromStr<Err = IdError>>(value: &Value, field: &str) -> anyhow::Result<T> {
+pub(crate) fn id_of<T: FromStr<Err = IdError>>(value: &Value, field: &str) -> anyhow::Result<T> {
     str_of(value, field)?
         .parse()
         .with_context(|| format!("{field:?} is not the expected kind of id"))
@@ -625,7 +625,7 @@ fn pums_dataset() -> NewDataset {
 
 /// Where the Adult files come from: the shared folder, or a generated stand-in written
 /// to `scratch` (hierarchies and rows) when that folder is absent.
-fn adult_source(shared: &Path, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
+pub(crate) fn adult_source(shared: &Path, scratch: &Path) -> anyhow::Result<(PathBuf, String)> {
     if shared.join("adult.csv").is_file() {
         return Ok((shared.to_path_buf(), shared.display().to_string()));
     }

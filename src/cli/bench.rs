@@ -119,6 +119,25 @@ pub enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// A steady mixed load (catalog reads, dry runs, SQL runs, orders, ledger proofs)
+    /// against one `pdx serve` child process: fails on any error, on RSS growth over
+    /// 10 % after the warm-up, or on books that do not reconcile.
+    Soak {
+        /// Length of the load, warm-up included, in minutes.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Operations started per second, every kind together (an order is two
+        /// requests, a SQL run one plus its polls).
+        #[arg(long, default_value_t = 40)]
+        rate: u32,
+        /// Minutes at the start whose memory is not judged.
+        #[arg(long, default_value_t = 2)]
+        warmup_minutes: u64,
+        /// Run on this PostgreSQL server instead of SQLite (a fresh schema, dropped
+        /// afterwards).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
 }
 
 /// The median of some timings (zero for none).
@@ -252,6 +271,19 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
                 outputs,
             };
             super::bench_portal::run(sizes, postgres).await
+        }
+        BenchCommand::Soak {
+            minutes,
+            rate,
+            warmup_minutes,
+            postgres,
+        } => {
+            let plan = super::bench_soak::Plan {
+                minutes,
+                rate,
+                warmup_minutes,
+            };
+            super::bench_soak::run(plan, postgres).await
         }
     }
 }

@@ -39,7 +39,7 @@ use crate::config::{Config, ConfigArgs};
 use super::bench::median;
 
 /// The price of the benchmark product, in fen.
-const PRICE_MINOR: i64 = 9_900;
+pub(crate) const PRICE_MINOR: i64 = 9_900;
 
 /// One measured workload.
 struct Measured {
@@ -103,7 +103,7 @@ pub(crate) async fn drop_pg_schema(base: &str, schema: &str) -> anyhow::Result<(
 
 /// Creates the developer's product straight through the products crate (the sandbox
 /// flow that produces a real release is not what is measured) and lists it over HTTP.
-async fn listed_product(
+pub(crate) async fn listed_product(
     app: &App,
     http: &reqwest::Client,
     base: &str,
@@ -234,7 +234,13 @@ where
     Ok((wall, all))
 }
 
-async fn expect_status(resp: reqwest::Response, want: u16, what: &str) -> anyhow::Result<Value> {
+/// The JSON answer (null when it is not JSON), or an error with the answer unless its
+/// status is `want`.
+pub(crate) async fn expect_status(
+    resp: reqwest::Response,
+    want: u16,
+    what: &str,
+) -> anyhow::Result<Value> {
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap_or_default();
     if status != want {

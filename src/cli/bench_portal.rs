@@ -100,7 +100,7 @@ const QUEUE_ROWS: usize = 2000;
 const REGION: &str = "guangdong";
 
 /// The word searched for in the catalog (in the titles of one entry in twelve).
-const SEARCH_WORD: &str = "hospital";
+pub(crate) const SEARCH_WORD: &str = "hospital";
 
 /// Topics of the generated catalog: words in the title, theme, providing department.
 const TOPICS: [(&str, &str, &str); 12] = [
@@ -405,7 +405,7 @@ fn splitmix64(i: u64) -> u64 {
 /// (so one entry in twelve has [`SEARCH_WORD`] in its title, with its theme and its
 /// department), and a place, a year, a level, an open attribute the level allows and an
 /// update frequency drawn independently.
-fn catalog_entry(i: usize, template: &NewDataset) -> NewDataset {
+pub(crate) fn catalog_entry(i: usize, template: &NewDataset) -> NewDataset {
     let dice = splitmix64(i as u64);
     let (topic, theme, department) = TOPICS[i % TOPICS.len()];
     let place = PLACES[(dice >> 24) as usize % PLACES.len()];
@@ -490,13 +490,15 @@ fn table_line(name: &str, page: &[Duration], json: &[Duration]) -> String {
 }
 
 /// An organisation's key: who it acts as, and the secret its HTTP requests send.
-struct Acting {
-    actor: Actor,
-    key: String,
+pub(crate) struct Acting {
+    /// The organisation and key id, as the modules' own APIs take them.
+    pub(crate) actor: Actor,
+    /// The secret, for `Authorization: Bearer`.
+    pub(crate) key: String,
 }
 
 /// A new organisation (or the one of that name) with a key of `role`.
-async fn acting(app: &App, name: &str, role: Role) -> anyhow::Result<Acting> {
+pub(crate) async fn acting(app: &App, name: &str, role: Role) -> anyhow::Result<Acting> {
     let org = app.accounts.ensure_org(name, REGION).await?;
     let issued = app.accounts.issue_key(&org.id, role, "bench").await?;
     Ok(Acting {
@@ -548,7 +550,7 @@ async fn cast(app: &App) -> anyhow::Result<Cast> {
 
 /// Registers `new` for `provider`, submits it and has the data authority approve it:
 /// the way every entry reaches the public catalog (GD21 Art.10–11).
-async fn publish(
+pub(crate) async fn publish(
     app: &App,
     provider: &Actor,
     authority: &Actor,

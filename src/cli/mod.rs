@@ -9,6 +9,7 @@ pub mod bench_fhe;
 pub mod bench_orders;
 pub mod bench_portal;
 pub mod bench_sandbox;
+pub mod bench_soak;
 pub mod fhe;
 pub mod ledger;
 pub mod reconcile;
