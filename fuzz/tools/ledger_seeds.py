@@ -111,7 +111,9 @@ def main():
     write("cosignature", "structured_edited",
           structured + bytes([0, 0, 1, 0]) + u64(9) + bytes([2, 0x20, 0x00, 0, 1, 0x05, 0x00, 0x2b]))
 
-    # receipt: decisions (size, seq, field changes, edits), then raw JSON.
+    # receipt: decisions (size, seq, field changes, edits), then raw JSON. No raw seed
+    # carries a checkpoint the log key signed: the target takes any receipt that verifies
+    # to be about the fixture's own log.
     for size, seq in [(7, 3), (1, 0), (7, 6), (4, 2), (5, 4)]:
         write("receipt", f"genuine_{size}_{seq}", structured + bytes([size - 1, seq, 0]))
     write("receipt", "proof_popped", structured + bytes([6, 3, 1, 7, 0]))
@@ -124,7 +126,7 @@ def main():
         '"kind":"release","actor":{"org":"org-fuzz","key_id":"key-1"},"payload":"{}",'
         '"payload_hash":"' + "00" * 32 + '","prev_hash":"' + "00" * 32 + '",'
         '"entry_hash":"' + "11" * 32 + '"},"tree_size":1,"inclusion_proof":[],'
-        '"checkpoint":' + json_string(log.sign(checkpoint(LOG_NAME, 1, bytes([0x11] * 32)))) + "}"
+        '"checkpoint":' + json_string(GO_TEXT + "\n" + PETER_SIG) + "}"
     )
     write("receipt", "raw_unrelated_hashes", raw + fake.encode())
 
