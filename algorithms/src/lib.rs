@@ -19,7 +19,9 @@
 //!   separation) and the record sets of the rows used;
 //! - [`fhe`]: TFHE-rs encrypted lookups (templates, client, server evaluator) and
 //!   signed consent to them;
-//! - [`bench`]: generated data and baselines for `pdx bench`.
+//! - [`bench`]: generated data and baselines for `pdx bench`;
+//! - [`fuzzing`]: the bodies of the heavy cargo-fuzz targets (`fuzz/`), which this
+//!   crate's tests replay over the committed inputs.
 //!
 //! The polars frame types in these signatures are re-exported ([`DataFrame`],
 //! [`LazyFrame`]), so callers can name them without depending on polars.
@@ -32,6 +34,8 @@ pub mod deid;
 pub mod disclosure;
 pub mod dp;
 pub mod fhe;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod regression;
 pub mod sql;
 

@@ -31,11 +31,16 @@
 //! This crate depends on no other pdx crate: it is what a supervisor compiles and trusts.
 //! Its `openapi` feature (off by default; the server turns it on) adds the OpenAPI
 //! schemas of the types the HTTP API sends (the `openapi` module).
+//!
+//! [`fuzzing`] holds the bodies of the cargo-fuzz targets over these parsers and
+//! verifiers (`fuzz/`), so that the ledger's own tests replay their committed inputs.
 
 pub mod canonical;
 pub mod db;
 pub mod entry;
 pub mod export;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod group;
 pub mod kinds;
 pub mod merkle;

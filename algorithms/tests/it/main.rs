@@ -12,5 +12,6 @@ mod disclosure_attacks;
 mod disclosure_tables;
 mod dp;
 mod fhe;
+mod fuzz_corpus;
 mod regression;
 mod sql;

@@ -1,5 +1,6 @@
 //! The ledger's one integration-test binary; each area is a module.
 mod canonical;
+mod fuzz_corpus;
 mod group;
 mod note;
 mod processes;

@@ -1,0 +1,18 @@
+//! CSV uploads (UTF-8 and GBK) on arbitrary bytes (needs `--features heavy`); the body and its
+//! properties are `pdx_algorithms::fuzzing::ingest_csv`. Each input is written to
+//! `$TMPDIR/pdx-fuzz-ingest-<pid>/upload` before it is read.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use pdx_algorithms::fuzzing::{self, IngestFixture};
+
+static FIXTURE: LazyLock<IngestFixture> = LazyLock::new(|| {
+    let dir = std::env::temp_dir().join(format!("pdx-fuzz-ingest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for the uploads");
+    IngestFixture::new(&dir)
+});
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    fuzzing::ingest_csv(&FIXTURE, data);
+});
