@@ -23,11 +23,23 @@
 //! `application/problem+json` with the `Problem` schema, where utoipa would say
 //! `application/json`. Doing this in one place keeps 125 annotations short and means a
 //! new route cannot forget them; `tests/e2e/openapi.rs` checks the result.
+//!
+//! [`FlatUnions`] spells out the tagged unions nested in others. An internally tagged
+//! newtype variant that holds another tagged enum (`DeidRule::Mask(MaskFormat)`,
+//! `Domain::Identifier(MaskFormat)`, serialised as `{"kind": "mask", "format": "mobile"}`)
+//! is what utoipa states as `allOf: [MaskFormat, {kind}]`, an `allOf` whose first member
+//! is a `oneOf`. openapi-python-client cannot read that, and dropped every catalog
+//! operation whose body or answer holds a dataset schema. The document states the same
+//! values as one object per variant of the inner enum with the outer tag added;
+//! `tests/e2e/client.rs` generates a client from it.
+
+use std::collections::BTreeMap;
 
 use axum::http::Method;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::{
-    Content, HeaderBuilder, Object, OpenApi, Ref, RefOr, Response, SecurityRequirement, Type,
+    Content, HeaderBuilder, Object, OpenApi, Ref, RefOr, Response, Schema, SecurityRequirement,
+    Type,
 };
 
 use super::policies;
@@ -184,4 +196,87 @@ fn refusable(method: &Method, route: &str) -> bool {
         || *method != Method::GET
         || policies::while_suspended(method, route) == WhileSuspended::Refused;
     !every_role || refused_while_suspended
+}
+
+/// Spells out every variant `allOf: [a union of objects, an object]` of a union as one
+/// object per variant of the inner union, each with the outer object's properties added
+/// (see the module documentation). The values allowed are the same.
+pub struct FlatUnions;
+
+impl utoipa::Modify for FlatUnions {
+    fn modify(&self, openapi: &mut OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        // The named unions whose variants are all objects, as they are before any change.
+        let unions: BTreeMap<String, Vec<Object>> = components
+            .schemas
+            .iter()
+            .filter_map(|(name, schema)| object_variants(schema).map(|v| (name.clone(), v)))
+            .collect();
+        for schema in components.schemas.values_mut() {
+            let RefOr::T(Schema::OneOf(one_of)) = schema else {
+                continue;
+            };
+            let variants = std::mem::take(&mut one_of.items);
+            one_of.items = variants
+                .into_iter()
+                .flat_map(|variant| spelled_out(variant, &unions))
+                .collect();
+        }
+    }
+}
+
+/// The variants of a union (`oneOf`) whose variants are all inline objects.
+fn object_variants(schema: &RefOr<Schema>) -> Option<Vec<Object>> {
+    let RefOr::T(Schema::OneOf(one_of)) = schema else {
+        return None;
+    };
+    one_of
+        .items
+        .iter()
+        .map(|variant| match variant {
+            RefOr::T(Schema::Object(object)) => Some(object.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A variant `allOf: [$ref, object]` whose reference names one of `unions`, as one object
+/// per variant of that union, each with the object's properties and required names added
+/// and both descriptions; any other variant as it is.
+fn spelled_out(
+    variant: RefOr<Schema>,
+    unions: &BTreeMap<String, Vec<Object>>,
+) -> Vec<RefOr<Schema>> {
+    if let RefOr::T(Schema::AllOf(both)) = &variant
+        && let [RefOr::Ref(inner), RefOr::T(Schema::Object(outer))] = both.items.as_slice()
+        && let Some(inner_variants) = inner
+            .ref_location
+            .strip_prefix("#/components/schemas/")
+            .and_then(|name| unions.get(name))
+    {
+        return inner_variants
+            .iter()
+            .map(|inner_variant| {
+                let mut merged = inner_variant.clone();
+                for (name, property) in &outer.properties {
+                    if !merged.properties.contains_key(name) {
+                        merged.properties.insert(name.clone(), property.clone());
+                    }
+                }
+                for name in &outer.required {
+                    if !merged.required.contains(name) {
+                        merged.required.push(name.clone());
+                    }
+                }
+                merged.description = match (&both.description, &inner_variant.description) {
+                    (Some(what), Some(which)) => Some(format!("{what} {which}")),
+                    (what, which) => what.clone().or_else(|| which.clone()),
+                };
+                RefOr::T(Schema::Object(merged))
+            })
+            .collect();
+    }
+    vec![variant]
 }

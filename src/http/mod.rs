@@ -238,7 +238,8 @@ pub(crate) struct PortalIdentity(pub(crate) KeyId);
 
 /// The `/v1` API routes with their OpenAPI document (before auth is layered on). The
 /// document gets the responses every operation shares once all routes are in
-/// ([`api_doc::StandardResponses`]).
+/// ([`api_doc::StandardResponses`]), and its nested tagged unions spelled out
+/// ([`api_doc::FlatUnions`]).
 pub fn api_routes() -> OpenApiRouter<App> {
     let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(keys::routes())
@@ -258,6 +259,7 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(products_api::routes())
         .merge(revenue_api::routes());
     utoipa::Modify::modify(&api_doc::StandardResponses, routes.get_openapi_mut());
+    utoipa::Modify::modify(&api_doc::FlatUnions, routes.get_openapi_mut());
     routes
 }
 

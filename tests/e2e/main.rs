@@ -3,6 +3,7 @@ mod abuse;
 mod audit;
 mod backup;
 mod catalog;
+mod client;
 mod crash;
 mod demo;
 mod destruction;

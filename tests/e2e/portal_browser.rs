@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 use crate::catalog::{draft, wait_job};
 use crate::products::{MODEL_SQL, Market, SPLIT, dataset, market, org_key, product_body};
 use crate::sandbox::{apply, approve};
-use crate::support::{TestServer, post, put};
+use crate::support::{TestServer, post, put, redact};
 
 /// The browser tests' directory (package.json, the lock file, node_modules).
 const BROWSER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser");
@@ -141,13 +141,6 @@ fn cannot_run(why: &str) {
         "CI=true but the browser journeys cannot run: {why}"
     );
     eprintln!("skipping the browser journeys (this is no coverage): {why}");
-}
-
-/// `text` with every key replaced, for printing.
-fn redact(text: &str, keys: &[&str]) -> String {
-    keys.iter()
-        .filter(|key| !key.is_empty())
-        .fold(text.to_string(), |out, key| out.replace(key, "[api key]"))
 }
 
 /// Runs `sql` as `dev` on `dataset` under `grant` and waits for it; the output's id.

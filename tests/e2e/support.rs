@@ -201,6 +201,14 @@ pub fn payload(entry: &Value) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// `text` with every key replaced, for printing the output of a tool the keys were
+/// given to.
+pub fn redact(text: &str, keys: &[&str]) -> String {
+    keys.iter()
+        .filter(|key| !key.is_empty())
+        .fold(text.to_string(), |out, key| out.replace(key, "[api key]"))
+}
+
 /// POSTs `body` to `path` with `key`.
 pub async fn post(t: &TestServer, key: &str, path: &str, body: Value) -> (u16, Value) {
     t.call(Some(key), Method::POST, path, Some(body)).await
