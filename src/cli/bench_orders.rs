@@ -48,6 +48,8 @@ struct Measured {
     count: usize,
     wall: Duration,
     latencies: Vec<Duration>,
+    /// Group commits during the row: (transactions, writes they held).
+    groups: Option<(u64, u64)>,
 }
 
 impl Measured {
@@ -55,8 +57,15 @@ impl Measured {
         let mut xs = self.latencies.clone();
         xs.sort();
         let p99 = percentile(&xs, 0.99);
+        let grouping = match self.groups {
+            Some((commits, writes)) if commits > 0 => format!(
+                "{writes} in {commits} commits ({:.1} per commit)",
+                writes as f64 / commits as f64
+            ),
+            _ => "-".into(),
+        };
         format!(
-            "| {} | {} | {} | {clients} | {:.0}/s | {:.2} ms | {:.2} ms |",
+            "| {} | {} | {} | {clients} | {:.0}/s | {:.2} ms | {:.2} ms | {grouping} |",
             self.backend,
             self.workload,
             self.count,
@@ -317,6 +326,7 @@ async fn run_backend(
         count: orders,
         wall,
         latencies,
+        groups: None,
     });
 
     // Baseline 2: an authenticated read.
@@ -340,9 +350,11 @@ async fn run_backend(
         count: orders,
         wall,
         latencies,
+        groups: None,
     });
 
     // The measured workload: place + pay.
+    let before = app.db.group_commits();
     let (h, u, k, p) = (http.clone(), base.clone(), keys.clone(), product.clone());
     let (wall, latencies) = measure(clients, orders, "orders", move |c, i| {
         let (h, u, key, p) = (h.clone(), u.clone(), k[c].clone(), p.clone());
@@ -370,12 +382,14 @@ async fn run_backend(
         }
     })
     .await?;
+    let after = app.db.group_commits();
     out.push(Measured {
         backend,
         workload: "order + pay (2 writes)",
         count: orders,
         wall,
         latencies,
+        groups: Some((after.groups - before.groups, after.jobs - before.jobs)),
     });
 
     // The books must balance: one Transaction entry per order, exact to the fen.
@@ -416,8 +430,10 @@ pub async fn run(orders: usize, clients: usize, postgres: Option<String>) -> any
          server on 127.0.0.1); an order + pay operation is two requests, timed together."
     );
     println!();
-    println!("| backend | workload | operations | clients | rate | p50 | p99 |");
-    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| backend | workload | operations | clients | rate | p50 | p99 | writes per commit |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!("{}", r.row(clients));
     }
