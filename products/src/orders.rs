@@ -2,6 +2,7 @@
 
 use pdx_ids::{DownloadId, KeyId, OrderId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::Actor;
+use pdx_ledger::group::Grouped;
 use pdx_ledger::kinds::{Refund, Transaction};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -271,16 +272,14 @@ impl Products {
         };
         let me = self.clone();
         self.db
-            .write_grouped(move |conn| {
-                Box::pin(async move { me.place_order_on(conn, &placing).await })
-            })
+            .write_grouped(move |g| Box::pin(async move { me.place_order_on(g, &placing).await }))
             .await
     }
 
     /// [`Products::place_order`]'s transaction body.
     async fn place_order_on(
         &self,
-        conn: &mut AnyConnection,
+        mut g: Grouped<'_>,
         placing: &Placing,
     ) -> Result<OrderPlacement> {
         let Placing {
@@ -290,7 +289,7 @@ impl Products {
             hash,
             req,
         } = placing;
-        if let Some(existing) = order_by_key(conn, buyer_org, key).await? {
+        if let Some(existing) = order_by_key(g.conn, buyer_org, key).await? {
             return replay(existing, hash, key);
         }
         let product = sqlx::query(
@@ -298,7 +297,7 @@ impl Products {
              licence_term_days FROM products WHERE id = $1",
         )
         .bind(req.product_id.clone())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *g.conn)
         .await?
         .ok_or_else(|| ProductsError::NotFound(format!("product {}", req.product_id)))?;
         let status: String = product.try_get("status")?;
@@ -351,12 +350,12 @@ impl Products {
         .bind(i64::from(order.licence_term_days))
         .bind(OrderStatus::Pending.as_str())
         .bind(created_ms)
-        .execute(&mut *conn)
+        .execute(&mut *g.conn)
         .await?;
         if inserted.rows_affected() == 0 {
             // A concurrent request with the same key committed first (another server
             // on the same PostgreSQL).
-            let existing = order_by_key(conn, buyer_org, key)
+            let existing = order_by_key(g.conn, buyer_org, key)
                 .await?
                 .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
             return replay(existing, hash, key);
@@ -364,8 +363,8 @@ impl Products {
         if price_minor == 0 {
             // A free public-interest product: the order is complete at once, with its
             // `Transaction` entry of 0 fen (GY ch.6; `crate::revenue`).
-            self.complete_free_order(conn, buyer, &order.id).await?;
-            let row = order_on(conn, &order.id, None).await?;
+            self.complete_free_order(&mut g, buyer, &order.id).await?;
+            let row = order_on(g.conn, &order.id, None).await?;
             return Ok(OrderPlacement {
                 order: row.order,
                 created: true,
@@ -391,12 +390,12 @@ impl Products {
         };
         let me = self.clone();
         self.db
-            .write_grouped(move |conn| Box::pin(async move { me.pay_on(conn, &paying).await }))
+            .write_grouped(move |g| Box::pin(async move { me.pay_on(g, &paying).await }))
             .await
     }
 
     /// [`Products::pay`]'s transaction body.
-    async fn pay_on(&self, conn: &mut AnyConnection, paying: &Paying) -> Result<Order> {
+    async fn pay_on(&self, mut g: Grouped<'_>, paying: &Paying) -> Result<Order> {
         let Paying {
             buyer,
             buyer_org,
@@ -412,7 +411,7 @@ impl Products {
         let joined = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(order_id.clone())
             .bind(buyer_org.clone())
-            .fetch_optional(&mut *conn)
+            .fetch_optional(&mut *g.conn)
             .await?
             .ok_or_else(|| ProductsError::NotFound(format!("order {order_id}")))?;
         let row = order_from_row(&joined)?;
@@ -440,19 +439,18 @@ impl Products {
         .bind(period.label.clone())
         .bind(expires)
         .bind(OrderStatus::Pending.as_str())
-        .execute(&mut *conn)
+        .execute(&mut *g.conn)
         .await?;
         if claimed.rows_affected() != 1 {
             // A concurrent payment committed first (another server on the same
             // PostgreSQL): answer as for a repeated payment.
-            let row = order_on(conn, order_id, Some(buyer_org)).await?;
+            let row = order_on(g.conn, order_id, Some(buyer_org)).await?;
             return pay_outcome(row, payment_ref);
         }
         let order = &row.order;
-        let appended = self
-            .ledger
+        let appended = g
             .append(
-                conn,
+                &self.ledger,
                 buyer,
                 &Transaction {
                     order_id: order.id.to_string(),
@@ -468,10 +466,10 @@ impl Products {
         sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
             .bind(order_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
-            .execute(&mut *conn)
+            .execute(&mut *g.conn)
             .await?;
         let split = split_from_row(&joined)?;
-        let regions = Self::regions_of(conn, &order.product_id).await?;
+        let regions = Self::regions_of(g.conn, &order.product_id).await?;
         let cells = allocate(order.price_minor, &split, &regions)?;
         // One statement for all the sale's lines.
         let values: Vec<String> = (0..cells.len())
@@ -513,7 +511,7 @@ impl Products {
                 .bind(now)
                 .bind(period.label.clone());
         }
-        insert.execute(&mut *conn).await?;
+        insert.execute(&mut *g.conn).await?;
         // What the statements above made of the order, without reading it back.
         let mut paid = row.order;
         paid.status = OrderStatus::Paid;
