@@ -34,8 +34,9 @@
 //!   database (that write would queue behind the group it is running in: a deadlock);
 //! - it appends to the ledger through [`Grouped::append`], never [`Ledger::append`] on
 //!   the group's connection: staged entries are rows only at the commit, so SQL in the
-//!   group does not see them, and an append beside them would take their seqs (it
-//!   fails on the seq's uniqueness, and so does that job, rather than fork the log);
+//!   group does not see them, and an append beside them would take their seqs (the
+//!   staged write then fails on the seq's uniqueness and nothing of the group is kept:
+//!   the log cannot fork, but every writer of the group gets an error);
 //! - all its appends go to the one ledger of the group (one log per database);
 //! - it must not rely on being alone in its transaction: it sees the rows of the jobs
 //!   before it in the same group, as it would if they had committed just before;
