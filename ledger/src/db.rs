@@ -52,6 +52,10 @@ pub enum DbError {
     /// nothing of it was written ([`crate::group`]).
     #[error("group commit failed: {0}")]
     Group(Arc<DbError>),
+    /// The ledger entries a group staged could not be written, so nothing of the group
+    /// was committed.
+    #[error("writing the group's ledger entries failed: {0}")]
+    GroupLedger(String),
     /// The group commit's flusher stopped before answering (nothing of the write's group
     /// was committed).
     #[error("group commit stopped before it answered; the write was not committed")]

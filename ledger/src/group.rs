@@ -14,9 +14,15 @@
 //! 3. The flusher opens one write transaction ([`Db::begin_write`]) and runs the jobs in
 //!    queue order. Each job runs between `SAVEPOINT` and `RELEASE`; a job that returns
 //!    an error is rolled back to its savepoint alone, so it leaves nothing behind and
-//!    its peers carry on. Consecutive bare ledger appends are merged into one
-//!    [`Ledger::append_batch`] (one head lock and one multi-row insert for all of them).
-//! 4. The flusher commits once, then replies to every job: its own result if the commit
+//!    its peers carry on.
+//! 4. Ledger entries are *staged*: the first append of a group locks the ledger head
+//!    (as any append does), and every entry of the group (a job's, through
+//!    [`Grouped::append`], or a bare one) is built in memory on that head, getting its
+//!    seq and hash at once. A job that fails drops the entries it staged with its
+//!    savepoint. Before the commit the flusher writes all of them with one multi-row
+//!    insert per table and one head update, so a group of n payments costs one head
+//!    lock and a handful of statements for the ledger, not 5n.
+//! 5. The flusher commits once, then replies to every job: its own result if the commit
 //!    succeeded (or if the job itself failed), the commit's error otherwise.
 //!
 //! So a reply of success means the job's rows and entries are committed, exactly as
@@ -26,6 +32,12 @@
 //! Rules for work run in a group (each caller's closure):
 //! - it uses only the connection it is given, and never waits on another write of this
 //!   database (that write would queue behind the group it is running in: a deadlock);
+//! - it appends to the ledger through [`Grouped::append`], never [`Ledger::append`] on
+//!   the group's connection: staged entries are rows only at the commit, so SQL in the
+//!   group does not see them, and an append beside them would take their seqs (the
+//!   staged write then fails on the seq's uniqueness and nothing of the group is kept:
+//!   the log cannot fork, but every writer of the group gets an error);
+//! - all its appends go to the one ledger of the group (one log per database);
 //! - it must not rely on being alone in its transaction: it sees the rows of the jobs
 //!   before it in the same group, as it would if they had committed just before;
 //! - it should be short: the whole group waits for it.
@@ -46,7 +58,9 @@ use sqlx::AnyConnection;
 use tokio::sync::oneshot;
 
 use crate::db::{Db, DbError};
-use crate::store::{Appended, Ledger, LedgerError, NewEntry};
+use crate::entry::Actor;
+use crate::kinds::LedgerPayload;
+use crate::store::{Appended, Ledger, LedgerError, NewEntry, Staged};
 
 /// A boxed, sendable future borrowing for `'a` (the shape of a grouped job's work).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -102,7 +116,7 @@ struct Append {
 
 /// Type-erased work: run it on the group's connection, or tell its caller it never ran.
 trait Work: Send {
-    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, Box<dyn Reply>>;
+    fn run<'c>(self: Box<Self>, grouped: Grouped<'c>) -> BoxFuture<'c, Box<dyn Reply>>;
     fn abort(self: Box<Self>, error: &Arc<DbError>);
 }
 
@@ -121,12 +135,12 @@ impl<T, E, F> Work for Pending<T, E, F>
 where
     T: Send + 'static,
     E: From<DbError> + Send + 'static,
-    F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+    F: for<'c> FnOnce(Grouped<'c>) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
 {
-    fn run<'c>(self: Box<Self>, conn: &'c mut AnyConnection) -> BoxFuture<'c, Box<dyn Reply>> {
+    fn run<'c>(self: Box<Self>, grouped: Grouped<'c>) -> BoxFuture<'c, Box<dyn Reply>> {
         let Pending { work, reply } = *self;
         Box::pin(async move {
-            let result = work(conn).await;
+            let result = work(grouped).await;
             Box::new(Done { result, reply }) as Box<dyn Reply>
         })
     }
@@ -196,6 +210,95 @@ impl Group {
     }
 }
 
+/// What grouped work gets: the group's connection, inside the group's transaction and
+/// the job's savepoint, and the group's staged ledger appends.
+pub struct Grouped<'c> {
+    /// The group's connection, for the job's own SQL.
+    pub conn: &'c mut AnyConnection,
+    staging: &'c mut Staging,
+}
+
+impl Grouped<'_> {
+    /// Stages a typed ledger entry: its seq and hash are known now, its rows are written
+    /// with the group's before the commit (see the module docs).
+    pub async fn append<P: LedgerPayload>(
+        &mut self,
+        ledger: &Ledger,
+        actor: &Actor,
+        payload: &P,
+    ) -> Result<Appended, LedgerError> {
+        let entry = NewEntry::typed(actor, payload)?;
+        let staged = self.staging.open(self.conn, ledger).await?;
+        ledger.stage(staged, entry)
+    }
+}
+
+/// The ledger entries a group has staged, on the one ledger they go to.
+#[derive(Default)]
+struct Staging {
+    staged: Option<(Ledger, Staged)>,
+}
+
+/// What a failing job must go back to: whether anything was staged before it, and where.
+enum StagingMark {
+    Empty,
+    At(crate::store::StagedMark),
+}
+
+impl Staging {
+    /// The staging area for `ledger`, opened (the head locked) on first use.
+    async fn open(
+        &mut self,
+        conn: &mut AnyConnection,
+        ledger: &Ledger,
+    ) -> Result<&mut Staged, LedgerError> {
+        match &self.staged {
+            Some((kept, _)) if !kept.same_log(ledger) => {
+                return Err(LedgerError::Corrupt(
+                    "one group appends to one ledger; this database has two".into(),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                let staged = Ledger::stage_begin(conn, MAX_GROUP).await?;
+                self.staged = Some((ledger.clone(), staged));
+            }
+        }
+        match &mut self.staged {
+            Some((_, staged)) => Ok(staged),
+            None => Err(LedgerError::Corrupt("staging area vanished".into())),
+        }
+    }
+
+    fn mark(&self) -> StagingMark {
+        match &self.staged {
+            None => StagingMark::Empty,
+            Some((_, staged)) => StagingMark::At(staged.mark()),
+        }
+    }
+
+    /// Forgets what was staged since `mark` (the job that staged it failed). If the
+    /// head was first locked since, the lock itself went with the job's savepoint.
+    fn reset(&mut self, mark: StagingMark) {
+        match mark {
+            StagingMark::Empty => self.staged = None,
+            StagingMark::At(at) => {
+                if let Some((_, staged)) = &mut self.staged {
+                    staged.reset(at);
+                }
+            }
+        }
+    }
+
+    /// Writes everything staged (before the group's commit).
+    async fn write(&mut self, conn: &mut AnyConnection) -> Result<(), LedgerError> {
+        if let Some((ledger, staged)) = self.staged.take() {
+            ledger.write_staged(conn, staged).await?;
+        }
+        Ok(())
+    }
+}
+
 impl Db {
     /// Runs `work` inside a group-committed write transaction and returns its result once
     /// that transaction is durable (see the module docs for the rules `work` follows).
@@ -206,7 +309,7 @@ impl Db {
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
-        F: for<'c> FnOnce(&'c mut AnyConnection) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
+        F: for<'c> FnOnce(Grouped<'c>) -> BoxFuture<'c, Result<T, E>> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         self.group()
@@ -318,32 +421,31 @@ async fn write_group(db: &Db, jobs: Vec<Job>) {
             return;
         }
     };
+    let mut staging = Staging::default();
     let mut replies: Vec<Box<dyn Reply>> = Vec::with_capacity(jobs.len());
     let mut broken: Option<Arc<DbError>> = None;
-    let mut jobs = jobs.into_iter().peekable();
-    while let Some(job) = jobs.next() {
+    let mut jobs = jobs.into_iter();
+    for job in jobs.by_ref() {
         let outcome = match job {
-            Job::Work(work) => run_work(&mut tx, work, &mut replies).await,
-            Job::Append(first) => {
-                let mut appends = vec![first];
-                while matches!(jobs.peek(),
-                    Some(Job::Append(next)) if next.ledger.same_log(&appends[0].ledger))
-                {
-                    if let Some(Job::Append(next)) = jobs.next() {
-                        appends.push(next);
-                    }
-                }
-                run_appends(&mut tx, appends, &mut replies).await
-            }
+            Job::Work(work) => run_work(&mut tx, &mut staging, work, &mut replies).await,
+            Job::Append(append) => stage_bare(&mut tx, &mut staging, append, &mut replies).await,
         };
         if let Err(e) = outcome {
             broken = Some(e);
             break;
         }
     }
+    if broken.is_none()
+        && let Err(e) = staging.write(&mut tx).await
+    {
+        broken = Some(Arc::new(match e {
+            LedgerError::Db(e) => e,
+            other => DbError::GroupLedger(other.to_string()),
+        }));
+    }
     if let Some(e) = broken {
-        // A savepoint statement failed: the transaction is in an unknown state, so
-        // nothing of the group is kept.
+        // A savepoint statement or the staged entries' write failed: the transaction is
+        // in an unknown state, so nothing of the group is kept.
         drop(tx);
         jobs.for_each(|job| job.abort(&e));
         replies.into_iter().for_each(|r| r.send(Err(&e)));
@@ -365,8 +467,11 @@ async fn write_group(db: &Db, jobs: Vec<Job>) {
     }
 }
 
+/// Runs one job between a savepoint and its release; a failing job's rows go with its
+/// savepoint and its staged entries with the staging mark.
 async fn run_work(
     conn: &mut AnyConnection,
+    staging: &mut Staging,
     work: Box<dyn Work>,
     replies: &mut Vec<Box<dyn Reply>>,
 ) -> Result<(), Arc<DbError>> {
@@ -374,68 +479,45 @@ async fn run_work(
         work.abort(&e);
         return Err(e);
     }
-    let reply = work.run(conn).await;
+    let mark = staging.mark();
+    let reply = work
+        .run(Grouped {
+            conn: &mut *conn,
+            staging: &mut *staging,
+        })
+        .await;
     let failed = reply.failed();
+    if failed {
+        staging.reset(mark);
+    }
     replies.push(reply);
     end_job(conn, failed).await
 }
 
-/// Appends consecutive bare entries as one batch. If the batch fails (one entry cannot
-/// be built, say), it is rolled back and each entry is appended alone, so that only the
-/// bad one fails.
-async fn run_appends(
+/// Stages one bare entry. Building it touches no row (only the first append of a group
+/// locks the head), so it needs no savepoint: an entry that cannot be built fails
+/// alone and leaves the staging area as it was.
+async fn stage_bare(
     conn: &mut AnyConnection,
-    appends: Vec<Append>,
+    staging: &mut Staging,
+    append: Append,
     replies: &mut Vec<Box<dyn Reply>>,
 ) -> Result<(), Arc<DbError>> {
-    if let Err(e) = exec(conn, SAVEPOINT).await {
-        appends.into_iter().for_each(|a| Job::Append(a).abort(&e));
-        return Err(e);
-    }
-    let ledger = appends[0].ledger.clone();
-    // Kept only for the retry one by one, which a batch of one does not need.
-    let retry: Vec<NewEntry> = match appends.len() {
-        1 => Vec::new(),
-        _ => appends.iter().map(|a| a.entry.clone()).collect(),
+    let Append {
+        ledger,
+        entry,
+        reply,
+    } = append;
+    let result = match staging.open(conn, &ledger).await {
+        Ok(staged) => ledger.stage(staged, entry),
+        // Locking the head failed: the transaction is no longer usable.
+        Err(LedgerError::Db(e)) => {
+            let e = Arc::new(e);
+            let _ = reply.send(Err(DbError::Group(Arc::clone(&e)).into()));
+            return Err(e);
+        }
+        Err(other) => Err(other),
     };
-    let (entries, senders): (Vec<NewEntry>, Vec<_>) =
-        appends.into_iter().map(|a| (a.entry, a.reply)).unzip();
-    match ledger.append_batch(conn, entries).await {
-        Ok(appended) => {
-            for (result, reply) in appended.into_iter().zip(senders) {
-                replies.push(Box::new(Done {
-                    result: Ok(result),
-                    reply,
-                }));
-            }
-            end_job(conn, false).await
-        }
-        Err(e) if retry.is_empty() => {
-            // A batch of one: its one caller gets the error.
-            if let Some(reply) = senders.into_iter().next() {
-                replies.push(Box::new(Done {
-                    result: Err(e),
-                    reply,
-                }));
-            }
-            end_job(conn, true).await
-        }
-        Err(_) => {
-            end_job(conn, true).await?;
-            for (entry, reply) in retry.into_iter().zip(senders) {
-                exec(conn, SAVEPOINT).await?;
-                let result = ledger
-                    .append_batch(conn, vec![entry])
-                    .await
-                    .and_then(|mut one| {
-                        one.pop()
-                            .ok_or_else(|| LedgerError::Corrupt("empty batch result".into()))
-                    });
-                let failed = result.is_err();
-                replies.push(Box::new(Done { result, reply }));
-                end_job(conn, failed).await?;
-            }
-            Ok(())
-        }
-    }
+    replies.push(Box::new(Done { result, reply }));
+    Ok(())
 }

@@ -269,7 +269,8 @@ fn checkpoint_from_row(row: &AnyRow) -> Result<StoredCheckpoint, LedgerError> {
 }
 
 /// The head row: size, last entry hash and frontier.
-struct Head {
+#[derive(Clone)]
+pub(crate) struct Head {
     head_hash: Hash32,
     /// The tree's right frontier: the hashes of `complete_subtrees(0..size)`, largest
     /// first, exactly as stored in `ledger_head.frontier`.
@@ -313,6 +314,48 @@ impl Head {
     /// Adds one leaf; records the complete subtrees it finishes (to store) in `nodes`.
     fn push(&mut self, leaf: merkle::Hash, nodes: &mut Vec<(NodeId, merkle::Hash)>) {
         self.tree.append_recording(leaf, nodes);
+    }
+}
+
+/// Entries built on a locked head and not yet written ([`Ledger::stage`]).
+pub(crate) struct Staged {
+    head: Head,
+    /// The one timestamp of everything staged together.
+    ts: i64,
+    entries: Vec<Entry>,
+    nodes: Vec<(NodeId, merkle::Hash)>,
+    parties: Vec<(String, u64)>,
+    checkpoints: Vec<StoredCheckpoint>,
+}
+
+/// Where a staging area stood ([`Staged::mark`]), to go back to on a failure.
+pub(crate) struct StagedMark {
+    head: Head,
+    entries: usize,
+    nodes: usize,
+    parties: usize,
+    checkpoints: usize,
+}
+
+impl Staged {
+    /// Where the staging area stands now.
+    pub(crate) fn mark(&self) -> StagedMark {
+        StagedMark {
+            head: self.head.clone(),
+            entries: self.entries.len(),
+            nodes: self.nodes.len(),
+            parties: self.parties.len(),
+            checkpoints: self.checkpoints.len(),
+        }
+    }
+
+    /// Drops everything staged since `mark`.
+    pub(crate) fn reset(&mut self, mark: StagedMark) {
+        self.head = mark.head;
+        self.entries.truncate(mark.entries);
+        self.nodes.truncate(mark.nodes);
+        self.parties.truncate(mark.parties);
+        self.checkpoints.truncate(mark.checkpoints);
     }
 }
 
@@ -463,42 +506,94 @@ impl Ledger {
         conn: &mut AnyConnection,
         items: Vec<NewEntry>,
     ) -> Result<Vec<Appended>, LedgerError> {
-        let mut head = Self::lock_head(conn).await?;
-        let ts = now_ms();
-        let mut entries = Vec::with_capacity(items.len());
-        // An append completes one leaf and, amortised, one interior subtree.
-        let mut nodes = Vec::with_capacity(items.len() * 2 + 64);
-        let mut parties = Vec::new();
-        let mut checkpoints = Vec::new();
-        for item in items {
-            let entry = Entry::build(
-                head.size(),
-                ts,
-                item.kind,
-                item.actor,
-                &item.payload,
-                head.head_hash,
-            )?;
-            head.push(Blake3Hasher::leaf(entry.leaf_data()), &mut nodes);
-            head.head_hash = entry.entry_hash;
-            for org in item.parties {
-                if org != entry.actor.org && !parties.contains(&(org.clone(), entry.seq)) {
-                    parties.push((org, entry.seq));
+        let mut staged = Self::stage_begin(conn, items.len()).await?;
+        let appended = items
+            .into_iter()
+            .map(|item| self.stage(&mut staged, item))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write_staged(conn, staged).await?;
+        Ok(appended)
+    }
+
+    /// Locks the head (see the module docs) and opens a staging area on it for about
+    /// `expected` entries: the first half of an append.
+    pub(crate) async fn stage_begin(
+        conn: &mut AnyConnection,
+        expected: usize,
+    ) -> Result<Staged, LedgerError> {
+        Ok(Staged {
+            head: Self::lock_head(conn).await?,
+            ts: now_ms(),
+            entries: Vec::with_capacity(expected),
+            // An append completes one leaf and, amortised, one interior subtree.
+            nodes: Vec::with_capacity(expected * 2 + 64),
+            parties: Vec::new(),
+            checkpoints: Vec::new(),
+        })
+    }
+
+    /// Builds one entry on top of the staged head, in memory; on an error the staging
+    /// area is as it was.
+    pub(crate) fn stage(
+        &self,
+        staged: &mut Staged,
+        item: NewEntry,
+    ) -> Result<Appended, LedgerError> {
+        let entry = Entry::build(
+            staged.head.size(),
+            staged.ts,
+            item.kind,
+            item.actor,
+            &item.payload,
+            staged.head.head_hash,
+        )?;
+        // Signing is the one step after the push that can fail: only then is the
+        // staging area's state kept to go back to.
+        let signs = self.config.checkpoint_every > 0
+            && (staged.head.size() + 1) % self.config.checkpoint_every == 0;
+        let mark = signs.then(|| staged.mark());
+        staged
+            .head
+            .push(Blake3Hasher::leaf(entry.leaf_data()), &mut staged.nodes);
+        staged.head.head_hash = entry.entry_hash;
+        if let Some(mark) = mark {
+            match self.sign(staged.head.size(), staged.head.root(), staged.ts) {
+                Ok(cp) => staged.checkpoints.push(cp),
+                Err(e) => {
+                    staged.reset(mark);
+                    return Err(e);
                 }
             }
-            if self.config.checkpoint_every > 0 && head.size() % self.config.checkpoint_every == 0 {
-                checkpoints.push(self.sign(head.size(), head.root(), ts)?);
-            }
-            entries.push(entry);
         }
-        let appended = entries
-            .iter()
-            .map(|e| Appended {
-                seq: e.seq,
-                entry_hash: e.entry_hash,
-                timestamp_ms: e.timestamp_ms,
-            })
-            .collect();
+        for org in item.parties {
+            if org != entry.actor.org && !staged.parties.contains(&(org.clone(), entry.seq)) {
+                staged.parties.push((org, entry.seq));
+            }
+        }
+        let appended = Appended {
+            seq: entry.seq,
+            entry_hash: entry.entry_hash,
+            timestamp_ms: entry.timestamp_ms,
+        };
+        staged.entries.push(entry);
+        Ok(appended)
+    }
+
+    /// Writes staged entries, their subtrees, parties and checkpoints, and the new head:
+    /// the second half of an append.
+    pub(crate) async fn write_staged(
+        &self,
+        conn: &mut AnyConnection,
+        staged: Staged,
+    ) -> Result<(), LedgerError> {
+        let Staged {
+            head,
+            mut nodes,
+            entries,
+            parties,
+            checkpoints,
+            ..
+        } = staged;
         // Leaves are implied by the entries (see the module docs); only interior subtrees
         // are stored.
         nodes.retain(|(id, _)| id.level > 0);
@@ -515,7 +610,7 @@ impl Ledger {
             .bind(head.frontier_bytes())
             .execute(&mut *conn)
             .await?;
-        Ok(appended)
+        Ok(())
     }
 
     fn sign(

@@ -32,6 +32,15 @@ fn bp(row: &AnyRow, col: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| ProductsError::Internal(format!("{col} out of range")))
 }
 
+/// A product's revenue split, from a row with its three `*_bp` columns.
+pub(crate) fn split_from_row(row: &AnyRow) -> Result<RevenueSplit> {
+    Ok(RevenueSplit {
+        public_finance_bp: bp(row, "public_finance_bp")?,
+        platform_bp: bp(row, "platform_bp")?,
+        developer_bp: bp(row, "developer_bp")?,
+    })
+}
+
 fn licence_kind(text: &str) -> Result<LicenceKind> {
     LicenceKind::parse(text)
         .ok_or_else(|| ProductsError::Internal(format!("licence kind {text:?}")))
@@ -633,11 +642,15 @@ impl Products {
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| ProductsError::NotFound(format!("product {product_id}")))?;
-        let split = RevenueSplit {
-            public_finance_bp: bp(&row, "public_finance_bp")?,
-            platform_bp: bp(&row, "platform_bp")?,
-            developer_bp: bp(&row, "developer_bp")?,
-        };
+        let split = split_from_row(&row)?;
+        Ok((split, Self::regions_of(conn, product_id).await?))
+    }
+
+    /// The provider regions of `product_id` and their weights, by region.
+    pub(crate) async fn regions_of(
+        conn: &mut AnyConnection,
+        product_id: &ProductId,
+    ) -> Result<Vec<(String, u64)>> {
         let rows = sqlx::query(
             "SELECT region, weight FROM product_regions WHERE product_id = $1 ORDER BY region",
         )
@@ -653,6 +666,6 @@ impl Products {
                 "product {product_id} has no provider region"
             )));
         }
-        Ok((split, regions))
+        Ok(regions)
     }
 }

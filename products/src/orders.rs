@@ -2,6 +2,7 @@
 
 use pdx_ids::{DownloadId, KeyId, OrderId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::Actor;
+use pdx_ledger::group::Grouped;
 use pdx_ledger::kinds::{Refund, Transaction};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -9,6 +10,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::Products;
 use crate::archive::TarWriter;
+use crate::catalog::split_from_row;
 use crate::clock::{DAY_MS, Period, rfc3339};
 use crate::error::{ProductsError, Result};
 use crate::model::{
@@ -270,16 +272,14 @@ impl Products {
         };
         let me = self.clone();
         self.db
-            .write_grouped(move |conn| {
-                Box::pin(async move { me.place_order_on(conn, &placing).await })
-            })
+            .write_grouped(move |g| Box::pin(async move { me.place_order_on(g, &placing).await }))
             .await
     }
 
     /// [`Products::place_order`]'s transaction body.
     async fn place_order_on(
         &self,
-        conn: &mut AnyConnection,
+        mut g: Grouped<'_>,
         placing: &Placing,
     ) -> Result<OrderPlacement> {
         let Placing {
@@ -289,7 +289,7 @@ impl Products {
             hash,
             req,
         } = placing;
-        if let Some(existing) = order_by_key(conn, buyer_org, key).await? {
+        if let Some(existing) = order_by_key(g.conn, buyer_org, key).await? {
             return replay(existing, hash, key);
         }
         let product = sqlx::query(
@@ -297,7 +297,7 @@ impl Products {
              licence_term_days FROM products WHERE id = $1",
         )
         .bind(req.product_id.clone())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *g.conn)
         .await?
         .ok_or_else(|| ProductsError::NotFound(format!("product {}", req.product_id)))?;
         let status: String = product.try_get("status")?;
@@ -307,44 +307,72 @@ impl Products {
                 req.product_id
             )));
         }
-        let free = product.try_get::<i64, _>("price_minor")? == 0;
-        let id = OrderId::random();
+        let price_minor: i64 = product.try_get("price_minor")?;
+        let kind: String = product.try_get("licence_kind")?;
+        let created_ms = self.clock.now_ms();
+        let order = Order {
+            id: OrderId::random(),
+            product_id: req.product_id.clone(),
+            buyer_org: buyer_org.clone(),
+            developer_org: product.try_get::<OrgId, _>("developer_org")?,
+            price_minor,
+            currency: product.try_get("currency")?,
+            licence_kind: LicenceKind::parse(&kind)
+                .ok_or_else(|| ProductsError::Internal(format!("licence kind {kind:?}")))?,
+            licence_term_days: u32::try_from(get_u64(&product, "licence_term_days")?)
+                .map_err(|_| ProductsError::Internal("licence term out of range".into()))?,
+            status: OrderStatus::Pending,
+            created_at: rfc3339(created_ms),
+            payment_ref: None,
+            paid_at: None,
+            licence_expires_at: None,
+            transaction_seq: None,
+            delivered_at: None,
+            refunded_at: None,
+            refund_reason: None,
+            refund_seq: None,
+        };
         let inserted = sqlx::query(
             "INSERT INTO orders (id, buyer_org, idempotency_key, request_hash, product_id, \
              developer_org, price_minor, currency, licence_kind, licence_term_days, status, \
              created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
              ON CONFLICT (buyer_org, idempotency_key) DO NOTHING",
         )
-        .bind(id.clone())
+        .bind(order.id.clone())
         .bind(buyer_org.clone())
         .bind(key.clone())
         .bind(hash.clone())
         .bind(req.product_id.clone())
-        .bind(product.try_get::<OrgId, _>("developer_org")?)
-        .bind(product.try_get::<i64, _>("price_minor")?)
-        .bind(product.try_get::<String, _>("currency")?)
-        .bind(product.try_get::<String, _>("licence_kind")?)
-        .bind(product.try_get::<i64, _>("licence_term_days")?)
+        .bind(order.developer_org.clone())
+        .bind(price_minor)
+        .bind(order.currency.clone())
+        .bind(kind)
+        .bind(i64::from(order.licence_term_days))
         .bind(OrderStatus::Pending.as_str())
-        .bind(self.clock.now_ms())
-        .execute(&mut *conn)
+        .bind(created_ms)
+        .execute(&mut *g.conn)
         .await?;
         if inserted.rows_affected() == 0 {
             // A concurrent request with the same key committed first (another server
             // on the same PostgreSQL).
-            let existing = order_by_key(conn, buyer_org, key)
+            let existing = order_by_key(g.conn, buyer_org, key)
                 .await?
                 .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
             return replay(existing, hash, key);
         }
-        if free {
+        if price_minor == 0 {
             // A free public-interest product: the order is complete at once, with its
             // `Transaction` entry of 0 fen (GY ch.6; `crate::revenue`).
-            self.complete_free_order(conn, buyer, &id).await?;
+            self.complete_free_order(&mut g, buyer, &order.id).await?;
+            let row = order_on(g.conn, &order.id, None).await?;
+            return Ok(OrderPlacement {
+                order: row.order,
+                created: true,
+            });
         }
-        let row = order_on(conn, &id, None).await?;
+        // A paid product's order is as inserted: no need to read it back.
         Ok(OrderPlacement {
-            order: row.order,
+            order,
             created: true,
         })
     }
@@ -362,26 +390,35 @@ impl Products {
         };
         let me = self.clone();
         self.db
-            .write_grouped(move |conn| Box::pin(async move { me.pay_on(conn, &paying).await }))
+            .write_grouped(move |g| Box::pin(async move { me.pay_on(g, &paying).await }))
             .await
     }
 
     /// [`Products::pay`]'s transaction body.
-    async fn pay_on(&self, conn: &mut AnyConnection, paying: &Paying) -> Result<Order> {
+    async fn pay_on(&self, mut g: Grouped<'_>, paying: &Paying) -> Result<Order> {
         let Paying {
             buyer,
             buyer_org,
             order_id,
             payment_ref,
         } = paying;
-        let row = order_on(conn, order_id, Some(buyer_org)).await?;
+        // The order with its product's status and split, in one read.
+        let sql = format!(
+            "SELECT o.*, p.status AS product_status, p.public_finance_bp, p.developer_bp, \
+             p.platform_bp FROM (SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND \
+             buyer_org = $2) o JOIN products p ON p.id = o.product_id"
+        );
+        let joined = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(order_id.clone())
+            .bind(buyer_org.clone())
+            .fetch_optional(&mut *g.conn)
+            .await?
+            .ok_or_else(|| ProductsError::NotFound(format!("order {order_id}")))?;
+        let row = order_from_row(&joined)?;
         if row.order.status != OrderStatus::Pending {
             return pay_outcome(row, payment_ref);
         }
-        let status: String = sqlx::query_scalar("SELECT status FROM products WHERE id = $1")
-            .bind(row.order.product_id.clone())
-            .fetch_one(&mut *conn)
-            .await?;
+        let status: String = joined.try_get("product_status")?;
         if status != ProductStatus::Listed.as_str() {
             return Err(ProductsError::Conflict(format!(
                 "product {} is {status}; order {order_id} can no longer be paid",
@@ -402,19 +439,18 @@ impl Products {
         .bind(period.label.clone())
         .bind(expires)
         .bind(OrderStatus::Pending.as_str())
-        .execute(&mut *conn)
+        .execute(&mut *g.conn)
         .await?;
         if claimed.rows_affected() != 1 {
             // A concurrent payment committed first (another server on the same
             // PostgreSQL): answer as for a repeated payment.
-            let row = order_on(conn, order_id, Some(buyer_org)).await?;
+            let row = order_on(g.conn, order_id, Some(buyer_org)).await?;
             return pay_outcome(row, payment_ref);
         }
         let order = &row.order;
-        let appended = self
-            .ledger
+        let appended = g
             .append(
-                conn,
+                &self.ledger,
                 buyer,
                 &Transaction {
                     order_id: order.id.to_string(),
@@ -430,33 +466,60 @@ impl Products {
         sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
             .bind(order_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
-            .execute(&mut *conn)
+            .execute(&mut *g.conn)
             .await?;
-        let (split, regions) = Self::split_of(conn, &order.product_id).await?;
-        for cell in allocate(order.price_minor, &split, &regions)? {
-            sqlx::query(
-                "INSERT INTO revenue_lines (order_id, kind, region, payee_kind, payee, \
-                 developer_org, amount_minor, currency, effective_ms, effective_period) \
-                 VALUES ($1, 'sale', $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(order_id.clone())
-            .bind(cell.region.clone())
-            .bind(cell.payee_kind.as_str())
-            .bind(payee_for(
-                cell.payee_kind,
-                &cell.region,
-                &order.developer_org,
-            ))
-            .bind(order.developer_org.clone())
-            .bind(cell.amount_minor)
-            .bind(order.currency.clone())
-            .bind(now)
-            .bind(period.label.clone())
-            .execute(&mut *conn)
-            .await?;
+        let split = split_from_row(&joined)?;
+        let regions = Self::regions_of(g.conn, &order.product_id).await?;
+        let cells = allocate(order.price_minor, &split, &regions)?;
+        // One statement for all the sale's lines.
+        let values: Vec<String> = (0..cells.len())
+            .map(|i| {
+                let n = i * 9;
+                format!(
+                    "(${}, 'sale', ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6,
+                    n + 7,
+                    n + 8,
+                    n + 9
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO revenue_lines (order_id, kind, region, payee_kind, payee, \
+             developer_org, amount_minor, currency, effective_ms, effective_period) VALUES {}",
+            values.join(", ")
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for cell in &cells {
+            insert = insert
+                .bind(order_id.clone())
+                .bind(cell.region.clone())
+                .bind(cell.payee_kind.as_str())
+                .bind(payee_for(
+                    cell.payee_kind,
+                    &cell.region,
+                    &order.developer_org,
+                ))
+                .bind(order.developer_org.clone())
+                .bind(cell.amount_minor)
+                .bind(order.currency.clone())
+                .bind(now)
+                .bind(period.label.clone());
         }
-        let row = order_on(conn, order_id, None).await?;
-        Ok(row.order)
+        insert.execute(&mut *g.conn).await?;
+        // What the statements above made of the order, without reading it back.
+        let mut paid = row.order;
+        paid.status = OrderStatus::Paid;
+        paid.payment_ref = Some(payment_ref.clone());
+        paid.paid_at = Some(rfc3339(now));
+        paid.licence_expires_at = Some(rfc3339(expires));
+        paid.transaction_seq = Some(appended.seq);
+        Ok(paid)
     }
 
     /// Refunds a paid order in full (exchange): revokes the licence, appends `Refund`

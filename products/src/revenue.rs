@@ -52,9 +52,10 @@
 
 use pdx_ids::OrderId;
 use pdx_ledger::Actor;
+use pdx_ledger::group::Grouped;
 use pdx_ledger::kinds::Transaction;
 use serde::{Deserialize, Serialize};
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::Products;
 use crate::clock::{DAY_MS, Period};
@@ -220,7 +221,7 @@ impl Products {
     /// lines: nothing is remitted for a free product.
     pub(crate) async fn complete_free_order(
         &self,
-        conn: &mut AnyConnection,
+        g: &mut Grouped<'_>,
         buyer: &Actor,
         order_id: &OrderId,
     ) -> Result<()> {
@@ -230,7 +231,7 @@ impl Products {
         )
         .bind(order_id.clone())
         .bind(OrderStatus::Pending.as_str())
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut *g.conn)
         .await?
         .ok_or_else(|| ProductsError::Internal(format!("free order {order_id} is not pending")))?;
         if row.try_get::<i64, _>("price_minor")? != 0 {
@@ -253,17 +254,16 @@ impl Products {
         .bind(period.label.clone())
         .bind(expires)
         .bind(OrderStatus::Pending.as_str())
-        .execute(&mut *conn)
+        .execute(&mut *g.conn)
         .await?;
         if claimed.rows_affected() != 1 {
             return Err(ProductsError::Internal(format!(
                 "free order {order_id} changed while being completed"
             )));
         }
-        let appended = self
-            .ledger
+        let appended = g
             .append(
-                &mut *conn,
+                &self.ledger,
                 buyer,
                 &Transaction {
                     order_id: order_id.to_string(),
@@ -279,7 +279,7 @@ impl Products {
         sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
             .bind(order_id.clone())
             .bind(to_i64(appended.seq, "seq")?)
-            .execute(&mut *conn)
+            .execute(&mut *g.conn)
             .await?;
         Ok(())
     }

@@ -491,6 +491,12 @@ async fn a_product_goes_from_release_to_listing_order_download_settlement_and_re
         assert_eq!(resp.headers()["idempotent-replayed"], "true");
         let again: Value = resp.json().await.unwrap();
         assert_eq!(again["id"], oid.as_str());
+        // The placement's answer is built without reading the order back: it must be
+        // exactly what the stored order reads as.
+        assert_eq!(
+            again, order,
+            "{b}: the placement differs from the stored order"
+        );
         refused(
             place(
                 t,
@@ -551,6 +557,12 @@ async fn a_product_goes_from_release_to_listing_order_download_settlement_and_re
         .await;
         assert_eq!(s, 200, "{repaid}");
         assert_eq!(repaid["transaction_seq"], tx_seq);
+        // The payment's answer is built without reading the order back; a repeated
+        // payment reads it: the two must agree field for field.
+        assert_eq!(
+            repaid, paid,
+            "{b}: the payment differs from the stored order"
+        );
         let (s, _) = post(
             t,
             &m.buyer,

@@ -1,5 +1,6 @@
 //! Group commit (`pdx_ledger::group`): concurrent writers share transactions, each is
-//! answered after its own commit, and a failing writer takes only its own writes back.
+//! answered after its own commit, and a failing writer takes only its own writes (rows
+//! and staged entries) back.
 //!
 //! To make groups form whatever the scheduling, each test first holds the writer (the
 //! SQLite write lock; on PostgreSQL the `ledger_head` row lock), queues its writers,
@@ -86,19 +87,20 @@ async fn grouped_writes_commit_together_and_a_failing_one_rolls_back_alone() {
             writers.spawn(async move {
                 let db = ledger.db().clone();
                 let result = db
-                    .write_grouped(move |conn| {
+                    .write_grouped(move |mut g| {
                         Box::pin(async move {
                             sqlx::query("INSERT INTO business (id) VALUES ($1)")
                                 .bind(format!("o{i}"))
-                                .execute(&mut *conn)
+                                .execute(&mut *g.conn)
                                 .await?;
-                            let appended = ledger.append(conn, &actor("org-x"), &sale(i)).await?;
+                            let appended = g.append(&ledger, &actor("org-x"), &sale(i)).await?;
                             sqlx::query("UPDATE business SET seq = $2 WHERE id = $1")
                                 .bind(format!("o{i}"))
                                 .bind(appended.seq as i64)
-                                .execute(&mut *conn)
+                                .execute(&mut *g.conn)
                                 .await?;
-                            // Every seventh writer fails after writing its row and entry.
+                            // Every seventh writer fails after writing its row and
+                            // staging its entry.
                             if i % 7 == 3 {
                                 return Err(LedgerError::OutOfRange("refused by the test".into()));
                             }
