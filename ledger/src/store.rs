@@ -550,7 +550,7 @@ impl Ledger {
         // Signing is the one step after the push that can fail: only then is the
         // staging area's state kept to go back to.
         let signs = self.config.checkpoint_every > 0
-            && (staged.head.size() + 1) % self.config.checkpoint_every == 0;
+            && (staged.head.size() + 1).is_multiple_of(self.config.checkpoint_every);
         let mark = signs.then(|| staged.mark());
         staged
             .head

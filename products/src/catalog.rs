@@ -630,24 +630,9 @@ impl Products {
         Ok(out)
     }
 
-    /// The split and region weights a sale of `product_id` is allocated with.
-    pub(crate) async fn split_of(
-        conn: &mut AnyConnection,
-        product_id: &ProductId,
-    ) -> Result<(RevenueSplit, Vec<(String, u64)>)> {
-        let row = sqlx::query(
-            "SELECT public_finance_bp, developer_bp, platform_bp FROM products WHERE id = $1",
-        )
-        .bind(product_id.clone())
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| ProductsError::NotFound(format!("product {product_id}")))?;
-        let split = split_from_row(&row)?;
-        Ok((split, Self::regions_of(conn, product_id).await?))
-    }
-
-    /// The provider regions of `product_id` and their weights, by region.
-    pub(crate) async fn regions_of(
+    /// The provider regions a sale of `product_id` is allocated to, with their weights,
+    /// by region.
+    pub(crate) async fn sale_regions(
         conn: &mut AnyConnection,
         product_id: &ProductId,
     ) -> Result<Vec<(String, u64)>> {

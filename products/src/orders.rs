@@ -469,7 +469,7 @@ impl Products {
             .execute(&mut *g.conn)
             .await?;
         let split = split_from_row(&joined)?;
-        let regions = Self::regions_of(g.conn, &order.product_id).await?;
+        let regions = Self::sale_regions(g.conn, &order.product_id).await?;
         let cells = allocate(order.price_minor, &split, &regions)?;
         // One statement for all the sale's lines.
         let values: Vec<String> = (0..cells.len())
