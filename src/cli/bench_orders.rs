@@ -13,7 +13,7 @@
 //! |---|---|
 //! | `GET /healthz` | baseline: the same number of requests at the same concurrency, no auth, no database |
 //! | `GET /v1/whoami` | baseline: an authenticated request (one key lookup) |
-//! | order + pay | two authenticated writes, each one durable transaction |
+//! | order + pay | two authenticated writes, group-committed (`pdx_ledger::group`): each answered once durable; the last column gives the writes per commit |
 //!
 //! Each client first sends a few unreported requests so that connection set-up lands in
 //! no row. Afterwards the reconciliation must be exact with one `Transaction` entry per
