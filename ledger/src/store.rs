@@ -494,7 +494,7 @@ impl Ledger {
     }
 
     /// True if `other` appends to the same log with the same checkpoint rule, so their
-    /// entries may share one batch.
+    /// entries may share one group's staging area.
     pub(crate) fn same_log(&self, other: &Ledger) -> bool {
         Arc::ptr_eq(&self.signer, &other.signer)
             && self.config.checkpoint_every == other.config.checkpoint_every
@@ -565,8 +565,11 @@ impl Ledger {
                 }
             }
         }
+        // Only this entry's own parties can repeat one of its rows (they all carry its
+        // seq), so the duplicate check looks at those alone, not the whole group's.
+        let first = staged.parties.len();
         for org in item.parties {
-            if org != entry.actor.org && !staged.parties.contains(&(org.clone(), entry.seq)) {
+            if org != entry.actor.org && !staged.parties[first..].iter().any(|(o, _)| *o == org) {
                 staged.parties.push((org, entry.seq));
             }
         }

@@ -76,6 +76,25 @@ impl Measured {
     }
 }
 
+/// A fresh app over `data` (and `database_url`, else SQLite in `data`), bootstrapped
+/// and served in this process on a loopback port.
+pub(crate) async fn serve_in_process(
+    data: &std::path::Path,
+    database_url: Option<String>,
+) -> anyhow::Result<(App, crate::server::RunningServer)> {
+    let args = ConfigArgs {
+        data_dir: Some(data.to_path_buf()),
+        database_url,
+        ..ConfigArgs::default()
+    };
+    let config = Config::resolve(&args, Some("127.0.0.1:0"))?;
+    let app = App::open(config).await?;
+    app.bootstrap().await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server = crate::server::spawn(app.clone(), listener)?;
+    Ok((app, server))
+}
+
 /// The `q` quantile of sorted timings (nearest rank; zero for none).
 pub(crate) fn percentile(sorted: &[Duration], q: f64) -> Duration {
     if sorted.is_empty() {
@@ -266,16 +285,7 @@ async fn run_backend(
     clients: usize,
 ) -> anyhow::Result<Vec<Measured>> {
     let dir = tempfile::tempdir()?;
-    let args = ConfigArgs {
-        data_dir: Some(dir.path().to_path_buf()),
-        database_url,
-        ..ConfigArgs::default()
-    };
-    let config = Config::resolve(&args, Some("127.0.0.1:0"))?;
-    let app = App::open(config).await?;
-    app.bootstrap().await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = crate::server::spawn(app.clone(), listener)?;
+    let (app, server) = serve_in_process(dir.path(), database_url).await?;
     let base = server.url();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients.max(1))

@@ -77,7 +77,6 @@ use pdx_sandbox::catalog::{NewDataset, OpenAttribute};
 
 use crate::app::App;
 use crate::auth::Role;
-use crate::config::{Config, ConfigArgs};
 use crate::demo::{adult_source, id_of};
 use crate::samples;
 
@@ -497,16 +496,7 @@ async fn seed(
     database_url: Option<String>,
     plan: Plan,
 ) -> anyhow::Result<Arc<Seeded>> {
-    let args = ConfigArgs {
-        data_dir: Some(data.to_path_buf()),
-        database_url,
-        ..ConfigArgs::default()
-    };
-    let config = Config::resolve(&args, Some("127.0.0.1:0"))?;
-    let app = App::open(config).await?;
-    app.bootstrap().await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = crate::server::spawn(app.clone(), listener)?;
+    let (app, server) = super::bench_orders::serve_in_process(data, database_url).await?;
     let http = reqwest::Client::builder()
         .timeout(REQUEST_TIMEOUT)
         .build()?;

@@ -12,20 +12,13 @@ use std::time::Duration;
 use pdx_ledger::db::{Db, WriteTx};
 use pdx_ledger::kinds::Transaction;
 use pdx_ledger::store::NewEntry;
-use pdx_ledger::{Actor, EntryKind, Ledger, LedgerError};
+use pdx_ledger::{EntryKind, Ledger, LedgerError};
 use tokio::task::JoinSet;
 
-use crate::support::{TestDb, signer};
+use crate::support::{TestDb, actor, signer};
 
 /// Concurrent writers per test.
 const WRITERS: u64 = 64;
-
-fn actor(org: &str) -> Actor {
-    Actor {
-        org: org.into(),
-        key_id: "k-test".into(),
-    }
-}
 
 fn sale(i: u64) -> Transaction {
     Transaction {

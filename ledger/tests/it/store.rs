@@ -3,16 +3,9 @@
 use pdx_ledger::kinds::{Release, Suspension, Transaction};
 use pdx_ledger::merkle::{self, Blake3Hasher, MerkleHasher};
 use pdx_ledger::store::{EntryFilter, NewEntry, Visibility};
-use pdx_ledger::{Actor, EntryKind, Hash32};
+use pdx_ledger::{EntryKind, Hash32};
 
-use crate::support::{TestDb, signer};
-
-fn actor(org: &str) -> Actor {
-    Actor {
-        org: org.into(),
-        key_id: "k-test".into(),
-    }
-}
+use crate::support::{TestDb, actor, signer};
 
 fn tx(i: i64, buyer: &str) -> Transaction {
     Transaction {

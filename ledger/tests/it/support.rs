@@ -4,7 +4,7 @@
 
 use pdx_ledger::db::{Db, sqlite_url};
 use pdx_ledger::note::NoteSigner;
-use pdx_ledger::{Ledger, LedgerConfig};
+use pdx_ledger::{Actor, Ledger, LedgerConfig};
 
 /// One test database.
 pub struct TestDb {
@@ -97,4 +97,12 @@ pub fn signer(name: &str) -> NoteSigner {
         ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng),
     )
     .unwrap()
+}
+
+/// An actor of `org` with the tests' key id.
+pub fn actor(org: &str) -> Actor {
+    Actor {
+        org: org.into(),
+        key_id: "k-test".into(),
+    }
 }
