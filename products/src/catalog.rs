@@ -629,28 +629,4 @@ impl Products {
         }
         Ok(out)
     }
-
-    /// The provider regions a sale of `product_id` is allocated to, with their weights,
-    /// by region.
-    pub(crate) async fn sale_regions(
-        conn: &mut AnyConnection,
-        product_id: &ProductId,
-    ) -> Result<Vec<(String, u64)>> {
-        let rows = sqlx::query(
-            "SELECT region, weight FROM product_regions WHERE product_id = $1 ORDER BY region",
-        )
-        .bind(product_id.clone())
-        .fetch_all(&mut *conn)
-        .await?;
-        let regions = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<String, _>("region")?, get_u64(r, "weight")?)))
-            .collect::<Result<Vec<_>>>()?;
-        if regions.is_empty() {
-            return Err(ProductsError::Internal(format!(
-                "product {product_id} has no provider region"
-            )));
-        }
-        Ok(regions)
-    }
 }

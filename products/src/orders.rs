@@ -2,6 +2,7 @@
 
 use pdx_ids::{DownloadId, KeyId, OrderId, OrgId, ProductId, ReleaseId};
 use pdx_ledger::Actor;
+use pdx_ledger::db::DbError;
 use pdx_ledger::group::Grouped;
 use pdx_ledger::kinds::{Refund, Transaction};
 use serde::Serialize;
@@ -18,7 +19,7 @@ use crate::model::{
     ProductStatus, payee_for,
 };
 use crate::rows::{actor_key, actor_org, get_opt_u64, get_u64, line_field, narrowed, to_i64};
-use crate::split::allocate;
+use crate::split::{Allocation, allocate};
 
 const ORDER_COLUMNS: &str = "id, buyer_org, idempotency_key, request_hash, product_id, \
     developer_org, price_minor, currency, licence_kind, licence_term_days, status, created_ms, \
@@ -160,6 +161,24 @@ fn replay(existing: OrderRow, hash: &str, key: &str) -> Result<OrderPlacement> {
 }
 
 /// What paying an order that is no longer pending means.
+/// The provider regions and weights in the `sale_region` / `sale_weight` columns of a
+/// payment's joined read ([`Products::pay`]), one row per region.
+fn sale_regions_of(rows: &[AnyRow], product_id: &ProductId) -> Result<Vec<(String, u64)>> {
+    let mut regions = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(region) = row.try_get::<Option<String>, _>("sale_region")? else {
+            continue;
+        };
+        regions.push((region, get_u64(row, "sale_weight")?));
+    }
+    if regions.is_empty() {
+        return Err(ProductsError::Internal(format!(
+            "product {product_id} has no provider region"
+        )));
+    }
+    Ok(regions)
+}
+
 fn pay_outcome(row: OrderRow, payment_ref: &str) -> Result<Order> {
     match row.order.status {
         OrderStatus::Paid | OrderStatus::Delivered
@@ -233,18 +252,45 @@ fn file_stem(release_id: &ReleaseId) -> String {
 /// What [`Products::place_order`] hands to its grouped transaction.
 struct Placing {
     buyer: Actor,
-    buyer_org: OrgId,
     key: String,
     hash: String,
-    req: NewOrder,
+    /// The order to insert, pending, as read from its product.
+    order: Order,
 }
 
 /// What [`Products::pay`] hands to its grouped transaction.
 struct Paying {
     buyer: Actor,
-    buyer_org: OrgId,
-    order_id: OrderId,
     payment_ref: String,
+    /// The order as read, pending.
+    order: Order,
+    /// The sale's allocation to payees and regions.
+    cells: Vec<Allocation>,
+}
+
+/// What a payment's read found.
+enum PayRead {
+    /// The order is pending and its product listed: pay it.
+    Pending(Paying),
+    /// The order is no longer pending: [`pay_outcome`] answers.
+    Settled(OrderRow),
+}
+
+/// Attempts at paying an order whose claim finds it changed since it was read.
+const PAY_ATTEMPTS: usize = 3;
+
+/// Why a payment's grouped job failed.
+enum PayFailure {
+    /// The order or its product changed since it was read: read again.
+    Changed,
+    /// Anything else, for the caller.
+    Failed(ProductsError),
+}
+
+impl From<DbError> for PayFailure {
+    fn from(e: DbError) -> Self {
+        PayFailure::Failed(e.into())
+    }
 }
 
 impl Products {
@@ -254,8 +300,12 @@ impl Products {
     /// with another body it is `IdempotencyMismatch`. The price and licence are
     /// snapshotted from the product. An order of a free (public-interest) product is
     /// placed paid, with a `Transaction` entry of 0 fen and no revenue lines
-    /// ([`crate::revenue`]). Concurrent orders share a group commit
-    /// ([`pdx_ledger::group`]); the answer comes once the order is durable.
+    /// ([`crate::revenue`]).
+    ///
+    /// Concurrent orders share a group commit ([`pdx_ledger::group`]); the answer
+    /// comes once the order is durable. The key and the product are read before the
+    /// group, from committed rows; in the group, one `INSERT` adds the order only if
+    /// the product is still listed and the key still unused (else the group reads why).
     pub async fn place_order(
         &self,
         buyer: &Actor,
@@ -263,12 +313,21 @@ impl Products {
         req: &NewOrder,
     ) -> Result<OrderPlacement> {
         check_key(idempotency_key)?;
+        let buyer_org = actor_org(buyer)?;
+        let hash = request_hash(req)?;
+        let order = {
+            let mut conn = self.db.pool().acquire().await?;
+            if let Some(existing) = order_by_key(&mut conn, &buyer_org, idempotency_key).await? {
+                return replay(existing, &hash, idempotency_key);
+            }
+            self.new_order(&mut conn, &buyer_org, &req.product_id)
+                .await?
+        };
         let placing = Placing {
-            buyer_org: actor_org(buyer)?,
-            hash: request_hash(req)?,
             buyer: buyer.clone(),
             key: idempotency_key.to_string(),
-            req: req.clone(),
+            hash,
+            order,
         };
         let me = self.clone();
         self.db
@@ -276,53 +335,42 @@ impl Products {
             .await
     }
 
-    /// [`Products::place_order`]'s transaction body.
-    async fn place_order_on(
+    /// A pending order of `product_id` for `buyer_org`, priced and licensed as the
+    /// product is now; `NotFound` or `Conflict` unless the product is listed.
+    async fn new_order(
         &self,
-        mut g: Grouped<'_>,
-        placing: &Placing,
-    ) -> Result<OrderPlacement> {
-        let Placing {
-            buyer,
-            buyer_org,
-            key,
-            hash,
-            req,
-        } = placing;
-        if let Some(existing) = order_by_key(g.conn, buyer_org, key).await? {
-            return replay(existing, hash, key);
-        }
+        conn: &mut AnyConnection,
+        buyer_org: &OrgId,
+        product_id: &ProductId,
+    ) -> Result<Order> {
         let product = sqlx::query(
             "SELECT status, developer_org, price_minor, currency, licence_kind, \
              licence_term_days FROM products WHERE id = $1",
         )
-        .bind(req.product_id.clone())
-        .fetch_optional(&mut *g.conn)
+        .bind(product_id.clone())
+        .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| ProductsError::NotFound(format!("product {}", req.product_id)))?;
+        .ok_or_else(|| ProductsError::NotFound(format!("product {product_id}")))?;
         let status: String = product.try_get("status")?;
         if status != ProductStatus::Listed.as_str() {
             return Err(ProductsError::Conflict(format!(
-                "product {} is {status}, not listed",
-                req.product_id
+                "product {product_id} is {status}, not listed"
             )));
         }
-        let price_minor: i64 = product.try_get("price_minor")?;
         let kind: String = product.try_get("licence_kind")?;
-        let created_ms = self.clock.now_ms();
-        let order = Order {
+        Ok(Order {
             id: OrderId::random(),
-            product_id: req.product_id.clone(),
+            product_id: product_id.clone(),
             buyer_org: buyer_org.clone(),
             developer_org: product.try_get::<OrgId, _>("developer_org")?,
-            price_minor,
+            price_minor: product.try_get("price_minor")?,
             currency: product.try_get("currency")?,
             licence_kind: LicenceKind::parse(&kind)
                 .ok_or_else(|| ProductsError::Internal(format!("licence kind {kind:?}")))?,
             licence_term_days: u32::try_from(get_u64(&product, "licence_term_days")?)
                 .map_err(|_| ProductsError::Internal("licence term out of range".into()))?,
             status: OrderStatus::Pending,
-            created_at: rfc3339(created_ms),
+            created_at: rfc3339(self.clock.now_ms()),
             payment_ref: None,
             paid_at: None,
             licence_expires_at: None,
@@ -331,36 +379,57 @@ impl Products {
             refunded_at: None,
             refund_reason: None,
             refund_seq: None,
-        };
+        })
+    }
+
+    /// [`Products::place_order`]'s work in the group.
+    async fn place_order_on(
+        &self,
+        mut g: Grouped<'_>,
+        placing: &Placing,
+    ) -> Result<OrderPlacement> {
+        let Placing {
+            buyer,
+            key,
+            hash,
+            order,
+        } = placing;
+        let created_ms = self.clock.now_ms();
+        // The product must still be listed and the key still unused (a concurrent
+        // request with the same key, in this group or from another server on the same
+        // PostgreSQL, may have taken it since the read).
         let inserted = sqlx::query(
             "INSERT INTO orders (id, buyer_org, idempotency_key, request_hash, product_id, \
              developer_org, price_minor, currency, licence_kind, licence_term_days, status, \
-             created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             created_ms) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+             WHERE EXISTS (SELECT 1 FROM products WHERE id = $5 AND status = $13) \
              ON CONFLICT (buyer_org, idempotency_key) DO NOTHING",
         )
         .bind(order.id.clone())
-        .bind(buyer_org.clone())
+        .bind(order.buyer_org.clone())
         .bind(key.clone())
         .bind(hash.clone())
-        .bind(req.product_id.clone())
+        .bind(order.product_id.clone())
         .bind(order.developer_org.clone())
-        .bind(price_minor)
+        .bind(order.price_minor)
         .bind(order.currency.clone())
-        .bind(kind)
+        .bind(order.licence_kind.as_str())
         .bind(i64::from(order.licence_term_days))
         .bind(OrderStatus::Pending.as_str())
         .bind(created_ms)
+        .bind(ProductStatus::Listed.as_str())
         .execute(&mut *g.conn)
         .await?;
         if inserted.rows_affected() == 0 {
-            // A concurrent request with the same key committed first (another server
-            // on the same PostgreSQL).
-            let existing = order_by_key(g.conn, buyer_org, key)
-                .await?
-                .ok_or_else(|| ProductsError::Internal("idempotency conflict vanished".into()))?;
-            return replay(existing, hash, key);
+            if let Some(existing) = order_by_key(g.conn, &order.buyer_org, key).await? {
+                return replay(existing, hash, key);
+            }
+            return Err(ProductsError::Conflict(format!(
+                "product {} is no longer listed",
+                order.product_id
+            )));
         }
-        if price_minor == 0 {
+        if order.price_minor == 0 {
             // A free public-interest product: the order is complete at once, with its
             // `Transaction` entry of 0 fen (GY ch.6; `crate::revenue`).
             self.complete_free_order(&mut g, buyer, &order.id).await?;
@@ -371,6 +440,8 @@ impl Products {
             });
         }
         // A paid product's order is as inserted: no need to read it back.
+        let mut order = order.clone();
+        order.created_at = rfc3339(created_ms);
         Ok(OrderPlacement {
             order,
             created: true,
@@ -380,43 +451,83 @@ impl Products {
     /// Records the buyer's payment (a reference; no gateway) and appends the
     /// `Transaction` entry in the same transaction. Paying again with the same
     /// reference returns the order unchanged; no second entry is ever written.
-    /// Concurrent payments share a group commit ([`pdx_ledger::group`]).
+    ///
+    /// Concurrent payments share a group commit ([`pdx_ledger::group`]), and the
+    /// group runs only what must be serial: the order, its product and the sale's
+    /// allocation are read before, from committed rows, and the group then claims the
+    /// order with one guarded `UPDATE` (still pending, product still listed) and writes
+    /// the sale lines with one `INSERT`. A claim that finds the order or product changed
+    /// since the read rolls back its job (and its staged entry) and the payment is read
+    /// and decided again.
     pub async fn pay(&self, buyer: &Actor, order_id: &OrderId, payment_ref: &str) -> Result<Order> {
-        let paying = Paying {
-            payment_ref: line_field(payment_ref, "payment reference", 128)?,
-            buyer_org: actor_org(buyer)?,
-            buyer: buyer.clone(),
-            order_id: order_id.clone(),
-        };
-        let me = self.clone();
-        self.db
-            .write_grouped(move |g| Box::pin(async move { me.pay_on(g, &paying).await }))
-            .await
+        let payment_ref = line_field(payment_ref, "payment reference", 128)?;
+        let buyer_org = actor_org(buyer)?;
+        for _ in 0..PAY_ATTEMPTS {
+            let paying = match self
+                .pay_read(buyer, &buyer_org, order_id, &payment_ref)
+                .await?
+            {
+                PayRead::Pending(paying) => paying,
+                // Not pending: the outcome is decided by the stored order alone.
+                PayRead::Settled(row) => return pay_outcome(row, &payment_ref),
+            };
+            let me = self.clone();
+            let claimed = self
+                .db
+                .write_grouped(move |g| {
+                    Box::pin(async move {
+                        match me.pay_on(g, &paying).await {
+                            Ok(Some(order)) => Ok(order),
+                            Ok(None) => Err(PayFailure::Changed),
+                            Err(e) => Err(PayFailure::Failed(e)),
+                        }
+                    })
+                })
+                .await;
+            match claimed {
+                Ok(order) => return Ok(order),
+                // Read again: paid meanwhile (by a peer in the same group, or another
+                // server), or the product closed.
+                Err(PayFailure::Changed) => continue,
+                Err(PayFailure::Failed(e)) => return Err(e),
+            }
+        }
+        Err(ProductsError::Conflict(format!(
+            "order {order_id} changed while being paid; retry"
+        )))
     }
 
-    /// [`Products::pay`]'s transaction body.
-    async fn pay_on(&self, mut g: Grouped<'_>, paying: &Paying) -> Result<Order> {
-        let Paying {
-            buyer,
-            buyer_org,
-            order_id,
-            payment_ref,
-        } = paying;
-        // The order with its product's status and split, in one read.
+    /// A payment's read, before its group; a `Conflict` when the order is pending but
+    /// its product is not listed.
+    async fn pay_read(
+        &self,
+        buyer: &Actor,
+        buyer_org: &OrgId,
+        order_id: &OrderId,
+        payment_ref: &str,
+    ) -> Result<PayRead> {
+        // The order with its product's status, split and provider regions, in one read:
+        // a row per region (a product has at least one; they never change after the
+        // product is created, nor does its split), the order and product columns
+        // repeated on each.
         let sql = format!(
             "SELECT o.*, p.status AS product_status, p.public_finance_bp, p.developer_bp, \
-             p.platform_bp FROM (SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND \
-             buyer_org = $2) o JOIN products p ON p.id = o.product_id"
+             p.platform_bp, r.region AS sale_region, r.weight AS sale_weight FROM \
+             (SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1 AND buyer_org = $2) o \
+             JOIN products p ON p.id = o.product_id \
+             LEFT JOIN product_regions r ON r.product_id = o.product_id ORDER BY r.region"
         );
-        let joined = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(order_id.clone())
             .bind(buyer_org.clone())
-            .fetch_optional(&mut *g.conn)
-            .await?
+            .fetch_all(self.db.pool())
+            .await?;
+        let joined = rows
+            .first()
             .ok_or_else(|| ProductsError::NotFound(format!("order {order_id}")))?;
-        let row = order_from_row(&joined)?;
+        let row = order_from_row(joined)?;
         if row.order.status != OrderStatus::Pending {
-            return pay_outcome(row, payment_ref);
+            return Ok(PayRead::Settled(row));
         }
         let status: String = joined.try_get("product_status")?;
         if status != ProductStatus::Listed.as_str() {
@@ -425,29 +536,31 @@ impl Products {
                 row.order.product_id
             )));
         }
+        let split = split_from_row(joined)?;
+        let regions = sale_regions_of(&rows, &row.order.product_id)?;
+        let cells = allocate(row.order.price_minor, &split, &regions)?;
+        Ok(PayRead::Pending(Paying {
+            buyer: buyer.clone(),
+            payment_ref: payment_ref.to_string(),
+            order: row.order,
+            cells,
+        }))
+    }
+
+    /// [`Products::pay`]'s work in the group: `None` when the order or its product
+    /// changed since [`Products::pay_read`] (the caller then fails the job, so that its
+    /// staged entry goes with it, and reads again).
+    async fn pay_on(&self, mut g: Grouped<'_>, paying: &Paying) -> Result<Option<Order>> {
+        let Paying {
+            buyer,
+            payment_ref,
+            order,
+            cells,
+        } = paying;
         let now = self.clock.now_ms();
         let period = Period::containing(now)?;
-        let expires = now.saturating_add(i64::from(row.order.licence_term_days) * DAY_MS);
-        let claimed = sqlx::query(
-            "UPDATE orders SET status = $2, payment_ref = $3, paid_ms = $4, paid_period = $5, \
-             licence_expires_ms = $6 WHERE id = $1 AND status = $7",
-        )
-        .bind(order_id.clone())
-        .bind(OrderStatus::Paid.as_str())
-        .bind(payment_ref.clone())
-        .bind(now)
-        .bind(period.label.clone())
-        .bind(expires)
-        .bind(OrderStatus::Pending.as_str())
-        .execute(&mut *g.conn)
-        .await?;
-        if claimed.rows_affected() != 1 {
-            // A concurrent payment committed first (another server on the same
-            // PostgreSQL): answer as for a repeated payment.
-            let row = order_on(g.conn, order_id, Some(buyer_org)).await?;
-            return pay_outcome(row, payment_ref);
-        }
-        let order = &row.order;
+        let expires = now.saturating_add(i64::from(order.licence_term_days) * DAY_MS);
+        // Staged: its seq is known now, its row is written with the group's.
         let appended = g
             .append(
                 &self.ledger,
@@ -463,14 +576,26 @@ impl Products {
                 },
             )
             .await?;
-        sqlx::query("UPDATE orders SET transaction_seq = $2 WHERE id = $1")
-            .bind(order_id.clone())
-            .bind(to_i64(appended.seq, "seq")?)
-            .execute(&mut *g.conn)
-            .await?;
-        let split = split_from_row(&joined)?;
-        let regions = Self::sale_regions(g.conn, &order.product_id).await?;
-        let cells = allocate(order.price_minor, &split, &regions)?;
+        let claimed = sqlx::query(
+            "UPDATE orders SET status = $2, payment_ref = $3, paid_ms = $4, paid_period = $5, \
+             licence_expires_ms = $6, transaction_seq = $7 WHERE id = $1 AND status = $8 \
+             AND EXISTS (SELECT 1 FROM products WHERE id = $9 AND status = $10)",
+        )
+        .bind(order.id.clone())
+        .bind(OrderStatus::Paid.as_str())
+        .bind(payment_ref.clone())
+        .bind(now)
+        .bind(period.label.clone())
+        .bind(expires)
+        .bind(to_i64(appended.seq, "seq")?)
+        .bind(OrderStatus::Pending.as_str())
+        .bind(order.product_id.clone())
+        .bind(ProductStatus::Listed.as_str())
+        .execute(&mut *g.conn)
+        .await?;
+        if claimed.rows_affected() != 1 {
+            return Ok(None);
+        }
         // One statement for all the sale's lines.
         let values: Vec<String> = (0..cells.len())
             .map(|i| {
@@ -495,9 +620,9 @@ impl Products {
             values.join(", ")
         );
         let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for cell in &cells {
+        for cell in cells {
             insert = insert
-                .bind(order_id.clone())
+                .bind(order.id.clone())
                 .bind(cell.region.clone())
                 .bind(cell.payee_kind.as_str())
                 .bind(payee_for(
@@ -513,13 +638,13 @@ impl Products {
         }
         insert.execute(&mut *g.conn).await?;
         // What the statements above made of the order, without reading it back.
-        let mut paid = row.order;
+        let mut paid = order.clone();
         paid.status = OrderStatus::Paid;
         paid.payment_ref = Some(payment_ref.clone());
         paid.paid_at = Some(rfc3339(now));
         paid.licence_expires_at = Some(rfc3339(expires));
         paid.transaction_seq = Some(appended.seq);
-        Ok(paid)
+        Ok(Some(paid))
     }
 
     /// Refunds a paid order in full (exchange): revokes the licence, appends `Refund`

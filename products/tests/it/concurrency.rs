@@ -147,3 +147,101 @@ async fn concurrent_orders_with_retries_pay_once_and_reconcile_exactly() {
         env.cleanup().await;
     }
 }
+
+/// Payments read their order and product before their group and claim the order in
+/// it only if both are unchanged: payments racing a delisting must each either pay in
+/// full (one `Transaction` entry, revenue lines adding up to the price) or fail with a
+/// conflict and leave nothing, and the books must reconcile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payments_racing_a_delisting_pay_in_full_or_leave_nothing() {
+    const PENDING: usize = 120;
+    for env in Env::all().await {
+        let product = env.listed("org-dev-a", "GD-SZ", 7_777).await;
+        let mut orders = Vec::new();
+        for i in 0..PENDING {
+            let buyer = actor(&format!("org-buyer-{:02}", i % BUYERS));
+            let placed = env
+                .products
+                .place_order(
+                    &buyer,
+                    &format!("race-{i}"),
+                    &NewOrder {
+                        product_id: product.id.clone(),
+                    },
+                )
+                .await
+                .unwrap();
+            orders.push(placed.order);
+        }
+        let mut tasks = Vec::new();
+        for (i, o) in orders.iter().enumerate() {
+            let p = env.products.clone();
+            let o = o.clone();
+            tasks.push(tokio::spawn(async move {
+                // Spread the payments around the delisting below.
+                tokio::time::sleep(std::time::Duration::from_micros((i as u64 % 40) * 250)).await;
+                let buyer = actor(o.buyer_org.as_str());
+                (
+                    o.id.clone(),
+                    p.pay(&buyer, &o.id, &format!("PAY-{}", o.id)).await,
+                )
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(4)).await;
+        env.products
+            .delist(&exchange(), &product.id, "race test")
+            .await
+            .unwrap();
+        let mut paid = BTreeSet::new();
+        let mut refused = 0usize;
+        for t in futures_util::future::join_all(tasks).await {
+            let (id, outcome) = t.unwrap();
+            match outcome {
+                Ok(o) => {
+                    assert_eq!(o.status, OrderStatus::Paid, "{}", env.name);
+                    assert!(o.transaction_seq.is_some());
+                    paid.insert(id.to_string());
+                }
+                Err(pdx_products::ProductsError::Conflict(_)) => refused += 1,
+                Err(e) => panic!("{}: {e}", env.name),
+            }
+        }
+        assert_eq!(paid.len() + refused, PENDING);
+        // Every order paid has its one entry; no refused one has any.
+        let entries = env
+            .ledger
+            .entries(0, 100_000, &Visibility::All)
+            .await
+            .unwrap();
+        let with_entry: BTreeSet<String> = entries
+            .iter()
+            .filter_map(kinds::decode::<Transaction>)
+            .map(|tx| tx.order_id)
+            .collect();
+        assert_eq!(with_entry, paid, "{}", env.name);
+        // Every order still pending is one the delisting refused.
+        for o in &orders {
+            let stored = env.products.order_any(&o.id).await.unwrap();
+            let expected = if paid.contains(&o.id.to_string()) {
+                OrderStatus::Paid
+            } else {
+                OrderStatus::Pending
+            };
+            assert_eq!(stored.status, expected, "{}", env.name);
+        }
+        let r = env
+            .products
+            .reconcile(ReconGroupBy::Developer)
+            .await
+            .unwrap();
+        assert!(r.exact, "{r:#?}");
+        assert_eq!(r.total.paid_minor, 7_777 * paid.len() as i64);
+        assert_eq!(r.ledger.transaction_entries, paid.len() as u64);
+        eprintln!(
+            "{}: {} paid before the delisting, {refused} refused after it",
+            env.name,
+            paid.len()
+        );
+        env.cleanup().await;
+    }
+}
