@@ -103,7 +103,13 @@ pub struct SuspensionRequest {
     pub org_id: OrgId,
     /// `suspend` or `reinstate`.
     pub action: SuspensionAction,
-    /// Why (1 to 1,000 characters, one line): published with the suspension.
+    /// Why (1 to 1,000 characters, one line, not blank; trimmed): published with the
+    /// suspension.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+    )]
     pub reason: String,
 }
 

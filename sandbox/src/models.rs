@@ -46,6 +46,10 @@ pub struct NewModel {
     )]
     pub name: String,
     /// `sql`, `dp` or `regression` (FHE lookups use templates instead).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, pattern = "^(sql|dp|regression)$")
+    )]
     pub kind: ModelKind,
     /// The model text: SQL, or a regression's JSON spec.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]

@@ -174,16 +174,31 @@ pub struct NewOpenDataRequest {
     /// The catalogued dataset to open further; absent to ask for a new dataset.
     #[serde(default)]
     pub dataset_id: Option<DatasetId>,
-    /// The subject (1 to 200 characters).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
+    /// The subject (1 to 200 characters, not blank; trimmed).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 200, pattern = r"\S")
+    )]
     pub subject: String,
-    /// What is asked for, and why (1 to 4,000 characters).
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4000))]
+    /// What is asked for, and why (1 to 4,000 characters, not blank; trimmed).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 4000, pattern = r"\S")
+    )]
     pub description: String,
-    /// How to reach the requester (1 to 200 characters): shown only to the data
-    /// authority, supervisors, the provider it is routed to and the requester's own
-    /// organisation; never to the public, never on the ledger.
+    /// How to reach the requester (1 to 200 characters, not blank, no control
+    /// characters; trimmed): shown only to the data authority, supervisors, the provider
+    /// it is routed to and the requester's own organisation; never to the public, never
+    /// on the ledger.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 200,
+            pattern = r"^[^\x00-\x1F\x7F-\x9F]*[^\s\x00-\x1F\x7F-\x9F][^\x00-\x1F\x7F-\x9F]*$"
+        )
+    )]
     pub contact: Option<String>,
 }
 

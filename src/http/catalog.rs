@@ -664,14 +664,23 @@ async fn get_certificate(
     ))
 }
 
-/// Output format of row-returning endpoints.
+/// Output format of a version's download.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct DownloadParams {
+    /// `parquet` (default), `csv` or `json`.
+    #[param(pattern = "^(json|csv|parquet)$")]
+    format: Option<String>,
+}
+
+/// Output format and size of dummy data.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RowsParams {
-    /// `json` or `csv` (dummy data default `json`); downloads also take `parquet`
-    /// (default).
-    #[param(pattern = "^(json|csv|parquet)$")]
+    /// `json` (default) or `csv`.
+    #[param(pattern = "^(json|csv)$")]
     format: Option<String>,
     /// Dummy rows to draw, 1 to 10,000 (default 100; dummy data only).
     #[param(minimum = 1, maximum = 10000)]
@@ -684,7 +693,7 @@ struct RowsParams {
 /// datasets (403 otherwise; a not-open dataset's 403 names its rule). Public: without a
 /// key, a published unconditionally open dataset's (401 for any other).
 #[utoipa::path(get, path = "/v1/datasets/{id}/versions/{version}/download", tag = "catalog", security((), ("bearer" = [])),
-    params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), RowsParams),
+    params(("id" = DatasetId, Path, description = "dataset id"), ("version" = u64, Path, description = "version"), DownloadParams),
     responses((status = 200, description = "the version's rows: the certified Parquet file (`format=parquet`), \
             or its rows as CSV or as JSON objects",
             content((RawBytes = "application/vnd.apache.parquet"), (String = "text/csv"), (Vec<Object> = "application/json"))),
@@ -694,14 +703,8 @@ async fn download_version(
     State(app): State<App>,
     visitor: Visitor,
     ApiPath((id, version)): ApiPath<(DatasetId, u64)>,
-    ApiQuery(params): ApiQuery<RowsParams>,
+    ApiQuery(params): ApiQuery<DownloadParams>,
 ) -> ApiResult<Response> {
-    if params.rows.is_some() || params.seed.is_some() {
-        return Err(ApiError::invalid_field(
-            "rows",
-            "rows and seed apply to dummy data only",
-        ));
-    }
     let dataset = visible_or_404(&app, &visitor, &id).await?;
     rows_for(&visitor, &dataset)?;
     let format = params.format.as_deref().unwrap_or("parquet");

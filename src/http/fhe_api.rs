@@ -278,11 +278,13 @@ struct QueryBody {
     /// Base64 (standard alphabet) of a TFHE-rs safe serialisation of a
     /// `CompressedFheUint16`, `CompressedFheUint32` or `CompressedFheUint64` (the
     /// template's key width) encrypting the hashed key.
+    #[schema(min_length = 1, pattern = "^[A-Za-z0-9+/]+={0,2}$")]
     ciphertext: String,
     /// Commitment to the enterprise's signed authorisation, 64 hex digits (GD21
     /// Art.41): `BLAKE3("pdx consent commitment v1" || 0x00 || authorisation bytes ||
     /// signature || nonce)` with a fresh random nonce. Required on conditionally open
     /// data; see `pdx_algorithms::fhe::consent`.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     consent_commitment: Option<String>,
 }
 

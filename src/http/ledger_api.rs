@@ -85,6 +85,7 @@ pub struct Page {
     pub limit: Option<u32>,
     /// Only entries of this kind (its wire name, e.g. `suspension`); an unknown kind is
     /// a 400 that lists the accepted ones.
+    #[param(schema_with = kind_schema)]
     pub kind: Option<String>,
     /// Only entries this organisation (its id, `org-…`) appended or is a party to,
     /// among those the caller may see.
@@ -97,6 +98,14 @@ pub struct Page {
     /// Only entries appended before this time (RFC 3339).
     #[param(format = DateTime)]
     pub until: Option<String>,
+}
+
+/// The schema of the `kind` filter: the wire names of the entry kinds this build knows.
+fn kind_schema() -> utoipa::openapi::Object {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(EntryKind::known_names()))
+        .build()
 }
 
 /// A time bound of the entry filter, as ms since epoch: an RFC 3339 time, or a 400 that

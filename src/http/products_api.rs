@@ -117,11 +117,12 @@ pub struct ProductsQuery {
     /// `pending_review`, `listed` (the default), `rejected` or `delisted`. Other than
     /// the exchange and supervisors, callers see only `listed` and `delisted` products
     /// of other developers.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(pending_review|listed|rejected|delisted)$")]
     pub status: Option<ProductStatus>,
     /// Only this developer organisation's products.
     pub developer: Option<OrgId>,
-    /// Only the caller's own organisation's products, in every status.
+    /// Only the caller's own organisation's products, in every status (with another
+    /// organisation's `developer`, none).
     #[serde(default)]
     pub mine: bool,
     /// At most this many (default 100; values above 1,000 list 1,000; at most
@@ -138,19 +139,21 @@ pub struct ProductsQuery {
 /// exchange and supervisors.
 #[utoipa::path(get, path = "/v1/products", tag = "products", security(("bearer" = [])),
     params(ProductsQuery),
-    responses((status = 200, body = Vec<Product>), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = Vec<Product>), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
 async fn list_products(
     State(app): State<App>,
     caller: Caller,
     ApiQuery(q): ApiQuery<ProductsQuery>,
 ) -> ApiResult<Json<Vec<Product>>> {
     let own_org = &caller.principal.org_id;
+    // The filters combine: `mine=true` with another organisation's `developer` matches
+    // no product.
+    if q.mine && q.developer.as_ref().is_some_and(|d| d != own_org) {
+        within_int32(&[q.limit, q.offset])?;
+        return Ok(Json(Vec::new()));
+    }
     let developer = if q.mine {
-        if q.developer.as_ref().is_some_and(|d| d != own_org) {
-            return Err(ApiError::bad_request(
-                "`mine=true` and another `developer` contradict each other",
-            ));
-        }
         Some(own_org.clone())
     } else {
         q.developer
@@ -357,7 +360,8 @@ pub struct OrdersQuery {
 /// whole order book, narrowed by buyer, product or status.
 #[utoipa::path(get, path = "/v1/orders", tag = "products", security(("bearer" = [])),
     params(OrdersQuery),
-    responses((status = 200, body = Vec<Order>), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = Vec<Order>), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 422, body = Problem)))]
 async fn list_orders(
     State(app): State<App>,
     caller: Caller,
@@ -626,7 +630,7 @@ async fn get_settlement(
 #[serde(deny_unknown_fields)]
 pub struct ReconQuery {
     /// `total` (default), `provider_region`, `developer` or `period`.
-    #[param(value_type = Option<String>)]
+    #[param(value_type = Option<String>, pattern = "^(total|provider_region|developer|period)$")]
     pub group_by: Option<ReconGroupBy>,
 }
 

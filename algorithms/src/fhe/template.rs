@@ -104,9 +104,11 @@ pub enum ValueRule {
         /// Numeric column.
         column: String,
         /// Number of groups, 2 to 16.
+        #[cfg_attr(feature = "openapi", schema(minimum = 2, maximum = 16))]
         buckets: u8,
-        /// Answer only whether the group is at least this.
+        /// Answer only whether the group is at least this (below `buckets`).
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 15))]
         at_least: Option<u8>,
     },
     /// The value's position in `order` (first = 0); unlisted values read as absent.
