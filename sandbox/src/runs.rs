@@ -74,22 +74,29 @@ pub const PREVIEW_ROWS: usize = 20;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct OutputPolicy {
-    /// Fewest records behind an output cell (threshold rule).
+    /// Fewest records behind an output cell (threshold rule), 1 to 1,000,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
     pub threshold: u64,
-    /// Contributors counted by the dominance rule.
+    /// Contributors counted by the dominance rule, 1 to 5.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 5))]
     pub dominance_n: u8,
-    /// Largest share, in percent, the top contributors may hold of a SUM cell.
+    /// Largest share, in percent, the top contributors may hold of a SUM cell, 1 to 100.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub dominance_p_percent: u8,
-    /// Round counts and sums to this base, if set.
+    /// Round counts and sums to this base, if set (at least 1).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub rounding_base: Option<u32>,
-    /// Reviewers needed to release an output; default 2 at L3 and above, else 1.
+    /// Reviewers needed to release an output, 1 to 3; default 2 at L3 and above, else 1.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3))]
     pub reviewers_required: Option<u8>,
     /// Release DP outputs within budget without a reviewer.
     pub dp_auto_release: bool,
     /// The column naming the person, for user-level DP (a person's records count as
     /// one unit); record level when absent.
     pub dp_identifier: Option<String>,
-    /// Most records one person may contribute under user-level DP (more are truncated).
+    /// Most records one person may contribute under user-level DP (more are truncated),
+    /// 1 to 1,000.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub dp_max_contributions: u32,
 }
 

@@ -32,6 +32,14 @@
 //! operation whose body or answer holds a dataset schema. The document states the same
 //! values as one object per variant of the inner enum with the outer tag added;
 //! `tests/e2e/client.rs` generates a client from it.
+//!
+//! [`IntegerRanges`] states the range of every integer the server parses. utoipa names
+//! Rust's integer types by format (`uint8`, `uint16`, `uint32`, `uint64`, `int8`,
+//! `int16`, with its `non_strict_integers` feature; without it a `u32` was an `int32`,
+//! whose range a client reads as ending at 2³¹ − 1 while the server took up to
+//! 2³² − 1). Formats beyond `int32` and `int64` are annotations a client may not know, so
+//! each such integer also gets its type's `minimum` and `maximum`, unless its field
+//! states a narrower range itself.
 
 use std::collections::BTreeMap;
 
@@ -279,4 +287,62 @@ fn spelled_out(
             .collect();
     }
     vec![variant]
+}
+
+/// States each integer's range from its format (see the module documentation).
+pub struct IntegerRanges;
+
+impl utoipa::Modify for IntegerRanges {
+    fn modify(&self, openapi: &mut OpenApi) {
+        // The schemas sit in components, parameters, bodies and responses, nested in
+        // every kind of composition: rewrite the document's JSON form in one walk.
+        let Ok(mut document) = serde_json::to_value(&*openapi) else {
+            return;
+        };
+        state_ranges(&mut document);
+        if let Ok(ranged) = serde_json::from_value::<OpenApi>(document) {
+            *openapi = ranged;
+        }
+    }
+}
+
+/// The range of an integer format beyond `int32` and `int64`.
+fn format_range(format: &str) -> Option<(serde_json::Value, serde_json::Value)> {
+    use serde_json::Value;
+    let (min, max): (Value, Value) = match format {
+        "uint8" => (0.into(), u8::MAX.into()),
+        "uint16" => (0.into(), u16::MAX.into()),
+        "uint32" => (0.into(), u32::MAX.into()),
+        "uint64" => (0.into(), u64::MAX.into()),
+        "int8" => (i8::MIN.into(), i8::MAX.into()),
+        "int16" => (i16::MIN.into(), i16::MAX.into()),
+        _ => return None,
+    };
+    Some((min, max))
+}
+
+/// Adds `minimum` and `maximum` to every integer schema under `value` whose format has a
+/// range and which does not state that bound itself.
+fn state_ranges(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let integer = match map.get("type") {
+                Some(Value::String(t)) => t == "integer",
+                Some(Value::Array(types)) => types.iter().any(|t| t == "integer"),
+                _ => false,
+            };
+            let range = map
+                .get("format")
+                .and_then(Value::as_str)
+                .and_then(format_range);
+            if let (true, Some((min, max))) = (integer, range) {
+                map.entry("minimum").or_insert(min);
+                map.entry("maximum").or_insert(max);
+            }
+            map.values_mut().for_each(state_ranges);
+        }
+        Value::Array(items) => items.iter_mut().for_each(state_ranges),
+        _ => {}
+    }
 }

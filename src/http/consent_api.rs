@@ -80,6 +80,7 @@ async fn list_consent_keys(
 #[serde(deny_unknown_fields)]
 struct NewConsentKey {
     /// Ed25519 public key, 64 hex digits.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$")]
     public_key: String,
 }
 

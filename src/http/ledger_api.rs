@@ -188,14 +188,17 @@ async fn list_entries(
         since_ms: time_bound("since", page.since.as_deref())?,
         until_ms: time_bound("until", page.until.as_deref())?,
     };
+    let from = page.from.unwrap_or(0);
+    // Seqs are stored as SQL integers: no entry lies beyond i64::MAX.
+    if i64::try_from(from).is_err() {
+        return Ok(Json(EntryPage {
+            entries: Vec::new(),
+            next_from: None,
+        }));
+    }
     let entries = app
         .ledger
-        .entries_matching(
-            page.from.unwrap_or(0),
-            limit,
-            &visibility(&visitor),
-            &filter,
-        )
+        .entries_matching(from, limit, &visibility(&visitor), &filter)
         .await?;
     let next_from = (entries.len() == limit as usize)
         .then(|| entries.last().map(|e| e.seq + 1))

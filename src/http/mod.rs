@@ -238,8 +238,8 @@ pub(crate) struct PortalIdentity(pub(crate) KeyId);
 
 /// The `/v1` API routes with their OpenAPI document (before auth is layered on). The
 /// document gets the responses every operation shares once all routes are in
-/// ([`api_doc::StandardResponses`]), and its nested tagged unions spelled out
-/// ([`api_doc::FlatUnions`]).
+/// ([`api_doc::StandardResponses`]), its nested tagged unions spelled out
+/// ([`api_doc::FlatUnions`]) and each integer's range ([`api_doc::IntegerRanges`]).
 pub fn api_routes() -> OpenApiRouter<App> {
     let mut routes = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(keys::routes())
@@ -260,6 +260,7 @@ pub fn api_routes() -> OpenApiRouter<App> {
         .merge(revenue_api::routes());
     utoipa::Modify::modify(&api_doc::StandardResponses, routes.get_openapi_mut());
     utoipa::Modify::modify(&api_doc::FlatUnions, routes.get_openapi_mut());
+    utoipa::Modify::modify(&api_doc::IntegerRanges, routes.get_openapi_mut());
     routes
 }
 
