@@ -22,7 +22,8 @@
 #                         finance supervisor admin, and `public` for no key)
 #   PDX_ST_MAX_EXAMPLES   test cases per operation and phase (default 10: with the
 #                         default roles, about 5 minutes on 2 cores)
-#   PDX_ST_WORKERS        schemathesis workers (default 2)
+#   PDX_ST_WORKERS        schemathesis workers (default 2; CI uses 1: with two,
+#                         schemathesis 4.32 sometimes stops on an internal error)
 #   PDX_ST_PHASES         phases (default examples,coverage,fuzzing,stateful)
 #   PDX_ST_SEED           a fixed seed, to reproduce a run
 #   PDX_ST_DEMO=1         seed the data directory with `pdx demo` first, so that ids in
@@ -44,9 +45,8 @@ if [ ! -x "$pdx" ]; then
     echo "no pdx binary at $pdx: build it first (cargo build)" >&2
     exit 2
 fi
-if ! command -v schemathesis >/dev/null; then
-    python3 -m pip install -q schemathesis
-fi
+# The pinned version (a no-op when it is installed already).
+python3 -m pip install -q -r tests/schemathesis/requirements.txt
 # pip may have put the script where PATH does not look; the module always runs.
 schemathesis=(schemathesis)
 command -v schemathesis >/dev/null || schemathesis=(python3 -m schemathesis.cli)

@@ -173,21 +173,25 @@ async fn payments_racing_a_delisting_pay_in_full_or_leave_nothing() {
                 .unwrap();
             orders.push(placed.order);
         }
+        // The delisting comes once a third of the payments are answered, while the
+        // rest are being read, queued and claimed.
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut tasks = Vec::new();
         for (i, o) in orders.iter().enumerate() {
             let p = env.products.clone();
             let o = o.clone();
+            let answered = answered.clone();
             tasks.push(tokio::spawn(async move {
-                // Spread the payments around the delisting below.
-                tokio::time::sleep(std::time::Duration::from_micros((i as u64 % 40) * 250)).await;
+                tokio::time::sleep(std::time::Duration::from_micros((i as u64 % 60) * 200)).await;
                 let buyer = actor(o.buyer_org.as_str());
-                (
-                    o.id.clone(),
-                    p.pay(&buyer, &o.id, &format!("PAY-{}", o.id)).await,
-                )
+                let outcome = p.pay(&buyer, &o.id, &format!("PAY-{}", o.id)).await;
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (o.id.clone(), outcome)
             }));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(4)).await;
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < PENDING / 3 {
+            tokio::time::sleep(std::time::Duration::from_micros(200)).await;
+        }
         env.products
             .delist(&exchange(), &product.id, "race test")
             .await
@@ -207,6 +211,12 @@ async fn payments_racing_a_delisting_pay_in_full_or_leave_nothing() {
             }
         }
         assert_eq!(paid.len() + refused, PENDING);
+        assert!(
+            paid.len() >= PENDING / 3,
+            "{}: {} paid",
+            env.name,
+            paid.len()
+        );
         // Every order paid has its one entry; no refused one has any.
         let entries = env
             .ledger
