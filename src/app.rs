@@ -65,7 +65,8 @@ impl App {
             .await
             .context("opening products")?
             .with_public_finance_min_bp(config.public_finance_min_bp)
-            .context("the minimum public-finance share")?;
+            .context("the minimum public-finance share")?
+            .with_zone_files(sandbox.at_rest().clone());
         Ok(App {
             released_outputs: SandboxReleases::new(sandbox.clone(), accounts.clone()),
             sandbox,

@@ -68,6 +68,10 @@ pub struct FileConfig {
     pub upload_limit_bytes: Option<u64>,
     /// Keep raw uploads after de-identification (default false: delete them).
     pub retain_raw: Option<bool>,
+    /// The key-encryption key that wraps the zones' data keys (default
+    /// `<data-dir>/zones-kek.key`, created if absent). Keep it off the data disk in
+    /// production: a stolen data directory without it shows no plaintext.
+    pub zones_kek_file: Option<PathBuf>,
     /// Validity of data asset certificates, in days (default 365).
     pub certificate_validity_days: Option<u32>,
     /// Working days a provider has to answer a grant application (default 5).
@@ -205,6 +209,9 @@ impl Config {
         }
         if let Some(retain) = file.retain_raw {
             sandbox.retain_raw = retain;
+        }
+        if let Some(kek) = &file.zones_kek_file {
+            sandbox.zones_kek_file = kek.clone();
         }
         if let Some(days) = file.certificate_validity_days {
             sandbox.certificate_validity_days = days;

@@ -68,6 +68,10 @@ enum Command {
         #[arg(long, value_enum, default_value = "total")]
         group_by: pdx::cli::reconcile::GroupBy,
     },
+    /// The keys that seal the zone files: rotate the KEK, add a data key, verify every
+    /// sealed file, seal an older data directory's files (with the server stopped).
+    #[command(subcommand)]
+    Zones(pdx::cli::zones::ZonesCommand),
 }
 
 #[derive(Subcommand)]
@@ -193,6 +197,12 @@ async fn main() -> anyhow::Result<()> {
             pdx::cli::restore::run(&config, args)
                 .await
                 .context("restore")
+        }
+        Command::Zones(command) => {
+            let config = Config::resolve(&cli.config, None)?;
+            init_logging(config.log_format, "warn");
+            let code = pdx::cli::zones::run(&config, command).context("zones")?;
+            std::process::exit(code);
         }
         Command::Reconcile { group_by } => {
             let config = Config::resolve(&cli.config, None)?;

@@ -133,6 +133,7 @@ pub mod split;
 
 use pdx_ledger::Ledger;
 use pdx_ledger::db::{Db, MigrationSet};
+use pdx_seal::AtRest;
 
 pub use clock::{Clock, Period};
 pub use error::{ProductsError, Result};
@@ -165,6 +166,8 @@ pub struct Products {
     clock: Clock,
     /// The minimum public-finance share of a paid product, basis points ([`revenue`]).
     public_finance_min_bp: u32,
+    /// How the released files a bundle ships are kept (sealed in the server).
+    at_rest: AtRest,
 }
 
 impl Products {
@@ -176,7 +179,15 @@ impl Products {
             ledger,
             clock: Clock::system(),
             public_finance_min_bp: DEFAULT_PUBLIC_FINANCE_MIN_BP,
+            at_rest: AtRest::Plain,
         })
+    }
+
+    /// Reads released files (for bundles) through `at_rest`: the sandbox zones' handle
+    /// in the server, where every zone file is sealed.
+    pub fn with_zone_files(mut self, at_rest: AtRest) -> Products {
+        self.at_rest = at_rest;
+        self
     }
 
     /// Uses `clock` for "now" (licence terms, periods); the ledger keeps its own time.

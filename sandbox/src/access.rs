@@ -114,7 +114,8 @@ impl Access {
     /// The de-identified rows of a version, for unconditionally open datasets only.
     pub async fn download(&self, dataset: &Dataset, version: u64) -> Result<DataFrame> {
         let path = self.download_path(dataset, version).await?;
-        tokio::task::spawn_blocking(move || read_parquet(&path))
+        let at_rest = self.zones().at_rest().clone();
+        tokio::task::spawn_blocking(move || read_parquet(&path, &at_rest))
             .await
             .map_err(|e| SandboxError::Internal(format!("download task: {e}")))?
             .map_err(|e| SandboxError::Internal(format!("reading a version: {e}")))

@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+/// The default name of the zones' key-encryption key file in the data directory.
+pub const ZONES_KEK_FILE_NAME: &str = "zones-kek.key";
+
 /// Settings of the sandbox.
 #[derive(Clone, Debug)]
 pub struct SandboxConfig {
@@ -12,6 +15,9 @@ pub struct SandboxConfig {
     pub upload_limit: u64,
     /// Keep raw uploads after de-identification (default: delete them).
     pub retain_raw: bool,
+    /// The key-encryption key file wrapping the zones' data keys (XT Art.35: encryption
+    /// at rest; default `<data-dir>/zones-kek.key`, created if absent).
+    pub zones_kek_file: PathBuf,
     /// Validity of a data asset certificate, in days.
     pub certificate_validity_days: u32,
     /// Working days a provider has to answer a grant application.
@@ -52,8 +58,10 @@ impl SandboxConfig {
     /// Defaults for a data directory: 1 GiB uploads, raw files deleted, one-year
     /// certificates.
     pub fn new(data_dir: impl Into<PathBuf>) -> SandboxConfig {
+        let data_dir: PathBuf = data_dir.into();
         SandboxConfig {
-            data_dir: data_dir.into(),
+            zones_kek_file: data_dir.join(ZONES_KEK_FILE_NAME),
+            data_dir,
             upload_limit: 1 << 30,
             retain_raw: false,
             certificate_validity_days: 365,

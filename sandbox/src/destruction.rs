@@ -54,6 +54,7 @@ use pdx_ids::{DatasetId, GrantId, OrgId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::{DestroyedFile as FileEntry, Destruction as DestructionEntry};
 use pdx_ledger::{Actor, Hash32};
+use pdx_seal::{AtRest, SealError};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -204,17 +205,14 @@ fn hash_of_hex(hex: &str) -> Result<Hash32> {
     Hash32::from_hex(hex).map_err(|_| SandboxError::Internal("a stored hash is not hex".into()))
 }
 
-/// BLAKE3 and size of a file, or `None` when it does not exist.
-async fn hash_file(path: PathBuf) -> Result<Option<(String, u64)>> {
-    tokio::task::spawn_blocking(move || {
-        let mut file = match std::fs::File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SandboxError::Io(e)),
-        };
-        let mut hasher = blake3::Hasher::new();
-        let bytes = std::io::copy(&mut file, &mut hasher)?;
-        Ok(Some((hasher.finalize().to_hex().to_string(), bytes)))
+/// BLAKE3 and size of a zone file's plaintext (as certificates hash it), or `None`
+/// when it does not exist.
+async fn hash_file(at_rest: &AtRest, path: PathBuf) -> Result<Option<(String, u64)>> {
+    let at_rest = at_rest.clone();
+    tokio::task::spawn_blocking(move || match at_rest.hash(&path) {
+        Ok((hash, bytes)) => Ok(Some((hex::encode(hash), bytes))),
+        Err(SealError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(SandboxError::from(e)),
     })
     .await
     .map_err(|e| SandboxError::Internal(format!("hashing task: {e}")))?
@@ -622,7 +620,9 @@ impl Destructions {
             deleted: !shared,
         });
         let raw = raw_relative(dataset_id, v.version);
-        if let Some((hash, bytes)) = hash_file(self.zones().root().join(&raw)).await? {
+        if let Some((hash, bytes)) =
+            hash_file(self.zones().at_rest(), self.zones().root().join(&raw)).await?
+        {
             out.push(StoredFile {
                 version: v.version,
                 zone: "raw".into(),
@@ -633,7 +633,9 @@ impl Destructions {
             });
         }
         let index = key_index_relative(dataset_id, &v.content_hash);
-        if let Some((hash, bytes)) = hash_file(self.zones().root().join(&index)).await? {
+        if let Some((hash, bytes)) =
+            hash_file(self.zones().at_rest(), self.zones().root().join(&index)).await?
+        {
             out.push(StoredFile {
                 version: v.version,
                 zone: "fhe_index".into(),

@@ -42,6 +42,9 @@ pub enum SandboxError {
     /// File-system failure.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A sealed zone file could not be opened or written (tampered, wrong key, …).
+    #[error("sealed zone file: {0}")]
+    Seal(#[from] pdx_seal::SealError),
     /// Anything else internal.
     #[error("internal: {0}")]
     Internal(String),

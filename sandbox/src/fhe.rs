@@ -513,11 +513,13 @@ impl Fhe {
             return Ok(());
         };
         let path = self.key_index_path(dataset_id, &hex::encode(content_hash));
+        // It holds the clear identifiers: sealed like every zone file.
+        let at_rest = self.zones().at_rest().clone();
         tokio::task::spawn_blocking(move || {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            write_parquet(&mut frame, &path)
+            write_parquet(&mut frame, &path, &at_rest)
                 .map(|_| ())
                 .map_err(|e| SandboxError::Internal(format!("storing the FHE key index: {e}")))
         })
@@ -810,12 +812,13 @@ impl Fhe {
         let spec = spec.clone();
         let salt = dataset.id.to_string();
         let key_column = spec.key_column.clone();
+        let at_rest = self.zones().at_rest().clone();
         tokio::task::spawn_blocking(move || {
-            let frame = read_parquet(&file)
+            let frame = read_parquet(&file, &at_rest)
                 .map_err(|e| SandboxError::Internal(format!("reading a version: {e}")))?;
             let index = match &index_path {
                 Some(p) => {
-                    let raw = read_parquet(p)
+                    let raw = read_parquet(p, &at_rest)
                         .map_err(|e| SandboxError::Internal(format!("reading a key index: {e}")))?;
                     Some(read_key_index(&raw, &key_column).map_err(fhe_error)?)
                 }

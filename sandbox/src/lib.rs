@@ -157,7 +157,7 @@ impl Sandbox {
     /// data directory leave a running server's work alone).
     pub async fn open(db: Db, ledger: Ledger, config: SandboxConfig) -> Result<Sandbox> {
         db.migrate(migrations()).await?;
-        let zones = zones::Zones::open(&config.data_dir)?;
+        let zones = zones::Zones::open(&config.data_dir, &config.zones_kek_file)?;
         let jobs = Jobs::new(db.clone());
         let runner = jobs::JobRunner::new(jobs.clone(), config.job_start_pause);
         Ok(Sandbox {
@@ -382,6 +382,22 @@ impl Sandbox {
     /// The working-day calendar for deadlines.
     pub fn calendar(&self) -> workdays::Calendar {
         workdays::Calendar::with_holidays(self.inner.config.holidays.iter().copied())
+    }
+
+    /// How zone files are kept: sealed under the zones' keyring. Every read of a zone
+    /// file outside this crate (downloads, product bundles) goes through it.
+    pub fn at_rest(&self) -> &pdx_seal::AtRest {
+        self.zones().at_rest()
+    }
+
+    /// The plaintext of the zone file at `path` (a path this crate handed out), read
+    /// off the async threads; a tampered file fails here.
+    pub async fn read_zone_file(&self, path: std::path::PathBuf) -> Result<Vec<u8>> {
+        let at_rest = self.at_rest().clone();
+        tokio::task::spawn_blocking(move || at_rest.read_all(&path))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("zone read task: {e}")))?
+            .map_err(SandboxError::from)
     }
 
     fn zones(&self) -> &zones::Zones {

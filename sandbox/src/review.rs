@@ -45,6 +45,7 @@ use pdx_ids::{GrantId, JobId, KeyId, ModelId, OrgId, OutputId, ReleaseId, Versio
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::Release;
 use pdx_ledger::{Actor, Hash32};
+use pdx_seal::AtRest;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -609,7 +610,11 @@ impl Reviews {
             ));
         };
         let released = self.load_output(&previous.output_id).await?;
-        let frame = read_rows(self.zones().root().join(&released.file_path)).await?;
+        let frame = read_rows(
+            self.zones().at_rest(),
+            self.zones().root().join(&released.file_path),
+        )
+        .await?;
         Ok((previous, released, frame))
     }
 
@@ -954,7 +959,7 @@ impl Reviews {
         view: OutputView,
     ) -> Result<(Output, DataFrame)> {
         let (output, path) = self.output_path(id, org, view).await?;
-        Ok((output, read_rows(path).await?))
+        Ok((output, read_rows(self.zones().at_rest(), path).await?))
     }
 
     /// The Parquet file of a released output, for its owner (and the products crate).
@@ -968,9 +973,10 @@ impl Reviews {
     }
 }
 
-/// The rows of an output file, read off the async runtime.
-async fn read_rows(path: PathBuf) -> Result<DataFrame> {
-    tokio::task::spawn_blocking(move || read_parquet(&path))
+/// The rows of an output file (kept as `at_rest` says), read off the async runtime.
+async fn read_rows(at_rest: &AtRest, path: PathBuf) -> Result<DataFrame> {
+    let at_rest = at_rest.clone();
+    tokio::task::spawn_blocking(move || read_parquet(&path, &at_rest))
         .await
         .map_err(|e| SandboxError::Internal(format!("output task: {e}")))?
         .map_err(|e| SandboxError::Internal(format!("reading an output: {e}")))
@@ -978,6 +984,8 @@ async fn read_rows(path: PathBuf) -> Result<DataFrame> {
 
 /// Copies `from` to `to` so that `to` is either absent or whole after a crash: a
 /// temporary file beside `to`, fsynced, renamed into place, and the directory fsynced.
+/// The bytes are copied as they are: a sealed file stays sealed (an identical copy
+/// reuses no nonce on a different plaintext).
 async fn copy_durably(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
     let mut part = to.as_os_str().to_owned();
     part.push(".part");

@@ -49,6 +49,7 @@ use pdx_ids::{DatasetId, GrantId, JobId, ModelId, OrgId, OutputId, VersionRef};
 use pdx_ledger::Actor;
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::PrivacySpend;
+use pdx_seal::AtRest;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -207,6 +208,8 @@ pub(crate) struct ResolvedInput {
     pub dataset: Dataset,
     pub version: u64,
     pub path: PathBuf,
+    /// How the file at `path` is kept (sealed: the zones' handle).
+    pub at_rest: AtRest,
     pub rows: u64,
     pub table: String,
     pub columns: Vec<String>,
@@ -369,6 +372,7 @@ impl Runs {
                 (columns, Some(grant))
             };
             resolved.push(ResolvedInput {
+                at_rest: self.zones().at_rest().clone(),
                 dataset,
                 version,
                 path,
@@ -696,6 +700,7 @@ impl Runs {
                 name: i.table.clone(),
                 path: i.path.clone(),
                 columns: i.columns.clone(),
+                at_rest: i.at_rest.clone(),
             })
             .collect();
         SqlSandbox::new(&tables, self.sql_limits())
@@ -759,10 +764,11 @@ impl Runs {
             record_locks,
         } = output;
         let dir = self.zones().quarantine();
+        let at_rest = self.zones().at_rest().clone();
         let (path, stored, preview, rows) = tokio::task::spawn_blocking(move || {
             let preview = to_json_rows(&frame, PREVIEW_ROWS);
             let rows = frame.height() as u64;
-            store_content_addressed(&mut frame, &dir)
+            store_content_addressed(&mut frame, &dir, &at_rest)
                 .map(|(p, s)| (p, s, preview, rows))
                 .map_err(|e| SandboxError::Internal(format!("storing an output: {e}")))
         })
@@ -913,8 +919,9 @@ impl Runs {
         let path = scratch.join("dummy.parquet");
         let written = {
             let path = path.clone();
+            let at_rest = self.zones().at_rest().clone();
             tokio::task::spawn_blocking(move || {
-                pdx_algorithms::deid::storage::write_parquet(&mut frame, &path)
+                pdx_algorithms::deid::storage::write_parquet(&mut frame, &path, &at_rest)
             })
             .await
         };
@@ -937,6 +944,7 @@ impl Runs {
         rows: usize,
     ) -> Result<DryRunResult> {
         let input = ResolvedInput {
+            at_rest: self.zones().at_rest().clone(),
             dataset: dataset.clone(),
             version: 0,
             path,
@@ -952,6 +960,7 @@ impl Runs {
                     name: input.table.clone(),
                     path: input.path.clone(),
                     columns: input.columns.clone(),
+                    at_rest: input.at_rest.clone(),
                 }];
                 let engine = SqlSandbox::new(&tables, self.sql_limits())
                     .await
@@ -982,9 +991,9 @@ impl Runs {
                 let eps = request.epsilon.unwrap_or(1.0);
                 let table = self.dp_table(&input).await?;
                 let plan = dp_plan(&request.body, &table, eps, 0.0).map_err(SandboxError::from)?;
-                let path = input.path.clone();
+                let (path, at_rest) = (input.path.clone(), input.at_rest.clone());
                 let out = tokio::task::spawn_blocking(move || {
-                    dp_run_parquet(&plan, &path).map_err(SandboxError::from)
+                    dp_run_parquet(&plan, &path, &at_rest).map_err(SandboxError::from)
                 })
                 .await
                 .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;

@@ -912,14 +912,16 @@ impl Sharing {
         crate::destruction::refuse_destroyed(self.db().pool(), &dataset.id, number).await?;
         // The de-identified zone only: the file the version's certificate names.
         let path = self.versions().version_file(&dataset.id, number).await?;
-        let bytes = match tokio::fs::read(&path).await {
+        let bytes = match self.read_zone_file(path).await {
             Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(SandboxError::Seal(pdx_seal::SealError::Io(e)))
+                if e.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Err(SandboxError::NotFound(
                     "the version's file is no longer kept".into(),
                 ));
             }
-            Err(e) => return Err(SandboxError::Io(e)),
+            Err(e) => return Err(e),
         };
         let hash = *blake3::hash(&bytes).as_bytes();
         let content_hash = hex::encode(hash);

@@ -22,6 +22,7 @@
 //! it already certified or de-identifies the kept upload again; never two versions.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use pdx_algorithms::DataFrame;
@@ -33,11 +34,11 @@ use pdx_ids::{DatasetId, JobId, ObjectionId};
 use pdx_ledger::db::now_ms;
 use pdx_ledger::kinds::AssetCertificate;
 use pdx_ledger::{Actor, Hash32, Receipt};
+use pdx_seal::{AtRest, ZoneFileWriter};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::format_description::well_known::Rfc3339;
-use tokio::io::AsyncWriteExt;
 
 use crate::catalog::Dataset;
 use crate::jobs::{Job, JobInputs};
@@ -50,10 +51,11 @@ crate::service! {
     Versions
 }
 
-/// An upload being streamed into the raw zone. Dropped before [`RawUpload::finish`],
-/// its file is removed, so an aborted or oversized upload leaves nothing behind.
+/// An upload being streamed into the raw zone, sealed as it arrives (the plaintext
+/// never touches the disk). Dropped before [`RawUpload::finish`], its temporary is
+/// removed, so an aborted or oversized upload leaves nothing behind.
 pub struct RawUpload {
-    file: Option<tokio::fs::File>,
+    file: Option<ZoneFileWriter>,
     raw: RawFile,
     limit: u64,
 }
@@ -65,19 +67,28 @@ impl RawUpload {
         if self.raw.bytes > self.limit {
             return Err(SandboxError::TooLarge { limit: self.limit });
         }
-        let file = self
+        let mut file = self
             .file
-            .as_mut()
+            .take()
             .ok_or_else(|| SandboxError::Internal("upload already finished".into()))?;
-        file.write_all(chunk).await?;
+        // Sealing and writing block: off the async threads, as tokio::fs does. A failed
+        // write leaves `file` gone, so the upload cannot go on (and its temporary is
+        // removed when the writer drops).
+        let chunk = chunk.to_vec();
+        let file = tokio::task::spawn_blocking(move || file.write_all(&chunk).map(|()| file))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("upload write task: {e}")))??;
+        self.file = Some(file);
         Ok(())
     }
 
-    /// Flushes and syncs the file.
+    /// Seals the last segment, syncs the file and puts it in place (as `<…>.upload`).
     pub async fn finish(mut self) -> Result<RawFile> {
-        if let Some(mut file) = self.file.take() {
-            file.flush().await?;
-            file.sync_all().await?;
+        if let Some(file) = self.file.take() {
+            let path = self.raw.path.clone();
+            tokio::task::spawn_blocking(move || file.commit(&path))
+                .await
+                .map_err(|e| SandboxError::Internal(format!("upload finish task: {e}")))??;
         }
         Ok(std::mem::replace(
             &mut self.raw,
@@ -113,7 +124,7 @@ impl RawFile {
     }
 
     /// The durable upload of an interrupted ingest, if it is still there.
-    fn durable(raw_dir: &Path, name: &str) -> Result<RawFile> {
+    fn durable(raw_dir: &Path, at_rest: &AtRest, name: &str) -> Result<RawFile> {
         // The name comes from our own job row; refuse anything that is not a plain name.
         if name.contains(['/', '\\']) || name.starts_with('.') {
             return Err(SandboxError::Internal(
@@ -121,13 +132,11 @@ impl RawFile {
             ));
         }
         let path = raw_dir.join(name);
-        let bytes = std::fs::metadata(&path)
-            .map_err(|_| {
-                SandboxError::Conflict(
-                    "the server restarted before the upload was kept; upload it again".into(),
-                )
-            })?
-            .len();
+        let bytes = at_rest.len(&path).map_err(|_| {
+            SandboxError::Conflict(
+                "the server restarted before the upload was kept; upload it again".into(),
+            )
+        })?;
         Ok(RawFile {
             path,
             bytes,
@@ -249,14 +258,20 @@ fn version_from_row(row: &AnyRow) -> Result<Version> {
     })
 }
 
-/// Reads and checks a whole upload against the dataset's schema.
-async fn validate(raw: &RawFile, format: &UploadFormat, dataset: &Dataset) -> Result<DataFrame> {
-    let (path, format, schema) = (
+/// Reads (unsealing) and checks a whole upload against the dataset's schema.
+async fn validate(
+    at_rest: &AtRest,
+    raw: &RawFile,
+    format: &UploadFormat,
+    dataset: &Dataset,
+) -> Result<DataFrame> {
+    let (at_rest, path, format, schema) = (
+        at_rest.clone(),
         raw.path.clone(),
         format.clone(),
         dataset.meta.schema.clone(),
     );
-    let frame = tokio::task::spawn_blocking(move || read_upload(&path, &format, &schema))
+    let frame = tokio::task::spawn_blocking(move || read_upload(&at_rest, &path, &format, &schema))
         .await
         .map_err(|e| SandboxError::Internal(format!("validation task: {e}")))??;
     if frame.height() == 0 {
@@ -290,11 +305,12 @@ fn rfc3339(t: time::OffsetDateTime) -> Result<String> {
 impl Versions {
     /// Opens a new upload in the raw zone.
     pub async fn start_upload(&self) -> Result<RawUpload> {
-        let path = self
-            .zones()
-            .raw()
-            .join(format!("{}.upload", scratch_name("raw")));
-        let file = tokio::fs::File::create(&path).await?;
+        let raw_dir = self.zones().raw();
+        let path = raw_dir.join(format!("{}.upload", scratch_name("raw")));
+        let at_rest = self.zones().at_rest().clone();
+        let file = tokio::task::spawn_blocking(move || at_rest.create_in(&raw_dir))
+            .await
+            .map_err(|e| SandboxError::Internal(format!("upload start task: {e}")))??;
         Ok(RawUpload {
             file: Some(file),
             raw: RawFile {
@@ -338,7 +354,7 @@ impl Versions {
             return Err(SandboxError::Invalid("the upload is empty".into()));
         }
         let corrected = self.quality().check_corrections(dataset, corrects).await?;
-        let frame = validate(&raw, &format, dataset).await?;
+        let frame = validate(self.zones().at_rest(), &raw, &format, dataset).await?;
         let org = actor_org(actor)?;
         let job_id = JobId::random();
         let raw_file = format!("{job_id}.pending");
@@ -400,7 +416,7 @@ impl Versions {
         format: UploadFormat,
         raw_file: &str,
     ) -> Result<()> {
-        let raw = RawFile::durable(&self.zones().raw(), raw_file);
+        let raw = RawFile::durable(&self.zones().raw(), self.zones().at_rest(), raw_file);
         if let Some(version) = self.version_of_ingest(job_id).await? {
             // Still there: the crash came before it was disposed of. Gone: it was.
             let retained = match raw {
@@ -418,7 +434,7 @@ impl Versions {
             .dataset(dataset_id)
             .await?
             .ok_or_else(|| SandboxError::NotFound("no such dataset".into()))?;
-        let frame = validate(&raw, &format, &dataset).await?;
+        let frame = validate(self.zones().at_rest(), &raw, &format, &dataset).await?;
         self.spawn_ingest(job_id, actor, dataset, frame, raw);
         Ok(())
     }
@@ -487,10 +503,11 @@ impl Versions {
         let out = out.map_err(|e| SandboxError::Invalid(format!("de-identification: {e}")))?;
         jobs.progress(job_id, "storing", 0.7).await?;
         let deid_dir = self.zones().deid();
+        let at_rest = self.zones().at_rest().clone();
         let mut frame = out.frame;
         let stored = tokio::task::spawn_blocking(move || {
             let schema_hash = schema_hash(frame.schema());
-            store_content_addressed(&mut frame, &deid_dir)
+            store_content_addressed(&mut frame, &deid_dir, &at_rest)
                 .map(|(p, s)| (p, s, schema_hash, frame.height()))
         })
         .await

@@ -135,7 +135,11 @@
 //! - [`SealedReader`] implements `Read + Seek` over a sealed file; [`read_range`],
 //!   [`read_all`], [`open_bytes`], [`verify`] and [`plaintext_len`] are the one-call
 //!   forms (`read_range` is what an object-store adapter's range reads need).
+//! - [`AtRest`] is the handle the rest of pdx does all zone I/O through: sealed under
+//!   the zones' keyring in the server, plain for library callers over their own files
+//!   (benchmarks, fuzz targets, engine unit tests), with the same plaintext meaning.
 
+mod at_rest;
 mod error;
 mod format;
 mod fsutil;
@@ -144,6 +148,7 @@ mod keys;
 mod reader;
 mod writer;
 
+pub use at_rest::{AtRest, PlainRead, ZoneFileWriter};
 pub use error::SealError;
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, SEGMENT_SIZE, TAG_LEN};
 pub use keyring::{KEYRING_FILE_NAME, KEYRING_FORMAT, Keyring, rotate_kek};

@@ -11,9 +11,13 @@
 //! db/pdx.db | db/postgres.jsonl   the database snapshot (first, so restore learns its kind)
 //! keys/ledger.key                 the ledger signing key (restore verifies the ledger with it,
 //!                                 and the restored server keeps signing with it)
+//! keys/zones-kek.key              the zones' key-encryption key (wherever the configuration
+//!                                 keeps it; restore puts it in the data directory)
 //! keys/<name>.key                 the data directory's other keys (pseudonym.key, admin.key, …;
 //!                                 never the backup key)
-//! zones/<path>                    the zone files (raw, deid, quarantine, released, fhe)
+//! zones/<path>                    the zone files as they are on disk: sealed (raw, deid,
+//!                                 quarantine, released, the FHE key indexes) with
+//!                                 zones/keyring.json; FHE server keys and ciphertexts as stored
 //! manifest.json                   last: every entry above with its size and BLAKE3, the
 //!                                 database kind, the snapshot's ledger head (size, last seq,
 //!                                 Merkle root) and the pdx version
@@ -40,8 +44,9 @@
 //!    - version, quarantine and released files are content-addressed (named by their
 //!      BLAKE3, `algorithms/src/deid/storage.rs`) and never rewritten: writing a name again
 //!      writes the same bytes. So what is copied after the snapshot is what the snapshot
-//!      refers to. The backup does not take this on trust: it hashes every file as it
-//!      copies it and compares each with the snapshot's hash;
+//!      refers to. The backup does not take this on trust: after copying, it hashes the
+//!      plaintext of every file the snapshot refers to (opening its seal, which
+//!      authenticates every segment) and compares it with the snapshot's hash;
 //!    - the only thing that removes such a file is a destruction
 //!      (`sandbox/src/destruction.rs`), which deletes the files after its tombstone
 //!      commits. A destruction committed after the snapshot can delete a file the snapshot
@@ -72,6 +77,8 @@ use anyhow::Context;
 use pdx_ledger::Hash32;
 use pdx_ledger::db::{Backend, Db, now_ms};
 use pdx_ledger::merkle::{Blake3Hasher, CompactRange};
+use pdx_sandbox::config::ZONES_KEK_FILE_NAME;
+use pdx_seal::{AtRest, KEYRING_FILE_NAME, Kek, Keyring, SealError};
 use serde::Deserialize;
 use sqlx::{AnyConnection, Row};
 
@@ -343,8 +350,17 @@ fn key_files(config: &Config, backup_key: &Path) -> anyhow::Result<Vec<(String, 
         "no ledger key at {}: the archive needs it (restore verifies the ledger with it)",
         ledger.display()
     );
-    let mut keys = vec![("keys/ledger.key".to_string(), ledger.clone())];
-    let skip: Vec<PathBuf> = [ledger.as_path(), backup_key]
+    let zones_kek = &config.sandbox.zones_kek_file;
+    anyhow::ensure!(
+        zones_kek.is_file(),
+        "no zones KEK at {}: the archive needs it (the zone files are sealed under it)",
+        zones_kek.display()
+    );
+    let mut keys = vec![
+        ("keys/ledger.key".to_string(), ledger.clone()),
+        (format!("keys/{ZONES_KEK_FILE_NAME}"), zones_kek.clone()),
+    ];
+    let skip: Vec<PathBuf> = [ledger.as_path(), zones_kek.as_path(), backup_key]
         .iter()
         .filter_map(|p| std::fs::canonicalize(p).ok())
         .collect();
@@ -355,7 +371,11 @@ fn key_files(config: &Config, backup_key: &Path) -> anyhow::Result<Vec<(String, 
         let Some(name) = entry.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if !name.ends_with(".key") || name == "ledger.key" || name == KEY_FILE_NAME {
+        if !name.ends_with(".key")
+            || name == "ledger.key"
+            || name == ZONES_KEK_FILE_NAME
+            || name == KEY_FILE_NAME
+        {
             continue;
         }
         if !entry.file_type()?.is_file() {
@@ -369,6 +389,32 @@ fn key_files(config: &Config, backup_key: &Path) -> anyhow::Result<Vec<(String, 
     }
     keys.sort();
     Ok(keys)
+}
+
+/// The sealing handle of a data directory's zones: its keyring, opened under the KEK
+/// in `kek_file`. Zone files are sealed; certificates and release hashes are of their
+/// plaintext, so the checks below hash through this.
+pub(crate) fn zones_at_rest(zones_root: &Path, kek_file: &Path) -> anyhow::Result<AtRest> {
+    let kek = Kek::load(kek_file)
+        .with_context(|| format!("loading the zones' KEK {}", kek_file.display()))?;
+    let keyring = Keyring::open(&zones_root.join(KEYRING_FILE_NAME), &kek)
+        .context("opening the zones' keyring")?;
+    Ok(AtRest::sealed(keyring))
+}
+
+/// What a zone file's plaintext hashes to, for comparing with certificates and release
+/// hashes: its BLAKE3 (hex), or `unreadable: <why>` when its seal does not open (an
+/// altered, truncated or foreign file: it matches no hash, and the report says why);
+/// None when the file is gone. Every segment is authenticated on the way.
+pub(crate) fn plaintext_hash(at_rest: &AtRest, path: &Path) -> anyhow::Result<Option<String>> {
+    match at_rest.hash(path) {
+        Ok((hash, _)) => Ok(Some(hex::encode(hash))),
+        Err(SealError::Io(e)) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(SealError::Io(e)) => {
+            Err(anyhow::Error::new(e).context(format!("reading {}", path.display())))
+        }
+        Err(e) => Ok(Some(format!("unreadable: {e}"))),
+    }
 }
 
 /// A name pdx gives files still being written, or hidden.
@@ -514,6 +560,8 @@ struct ArchiveInput {
     snapshot: Snapshot,
     keys: Vec<(String, PathBuf)>,
     zones_root: PathBuf,
+    /// Opens the sealed zone files, for the checks against the snapshot's hashes.
+    at_rest: AtRest,
 }
 
 /// Writes the archive to `input.partial` (blocking I/O).
@@ -525,6 +573,7 @@ fn write_archive(input: ArchiveInput) -> anyhow::Result<ArchiveReport> {
         snapshot,
         keys,
         zones_root,
+        at_rest,
     } = input;
     let facts = &snapshot.facts;
     let zones = zone_files(&zones_root, &facts.destroyed)?;
@@ -572,6 +621,23 @@ fn write_archive(input: ArchiveInput) -> anyhow::Result<ArchiveReport> {
         }
     }
     bar.finish_and_clear();
+    // The files the snapshot refers to, by the hash of their plaintext (zone files are
+    // sealed; certificates and release hashes are of the plaintext). Files are never
+    // rewritten, so the file hashed here is the one archived; one gone since (a
+    // destruction) counts as vanished.
+    let mut plain: BTreeMap<&str, String> = BTreeMap::new();
+    let referenced = facts
+        .versions
+        .iter()
+        .map(|v| v.file_path.as_str())
+        .chain(facts.outputs.iter().map(|o| o.file_path.as_str()));
+    for rel in referenced {
+        if copied.contains_key(rel)
+            && let Some(hash) = plaintext_hash(&at_rest, &zones_root.join(rel))?
+        {
+            plain.insert(rel, hash);
+        }
+    }
 
     let mut report = ArchiveReport {
         files: listed.len(),
@@ -583,7 +649,7 @@ fn write_archive(input: ArchiveInput) -> anyhow::Result<ArchiveReport> {
     };
     for v in &facts.versions {
         let what = format!("dataset {} version {}", v.dataset_id, v.version);
-        match copied.get(v.file_path.as_str()) {
+        match plain.get(v.file_path.as_str()) {
             None => report.vanished.push(format!(
                 "{what}: its file (content hash {})",
                 v.content_hash
@@ -597,7 +663,7 @@ fn write_archive(input: ArchiveInput) -> anyhow::Result<ArchiveReport> {
     }
     for o in &facts.outputs {
         let what = format!("output {} ({})", o.id, o.status);
-        match copied.get(o.file_path.as_str()) {
+        match plain.get(o.file_path.as_str()) {
             None => report
                 .vanished
                 .push(format!("{what}: its file (output hash {})", o.output_hash)),
@@ -658,6 +724,7 @@ pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<i32> {
         );
     }
     let keys = key_files(config, &key_path)?;
+    let at_rest = zones_at_rest(&zones_root, &config.sandbox.zones_kek_file)?;
     let out = std::path::absolute(&args.out)
         .with_context(|| format!("resolving {}", args.out.display()))?;
     let parent = out
@@ -686,6 +753,7 @@ pub async fn run(config: &Config, args: BackupArgs) -> anyhow::Result<i32> {
             snapshot,
             keys: keys.clone(),
             zones_root: zones_root.clone(),
+            at_rest: at_rest.clone(),
         };
         let written = tokio::task::spawn_blocking(move || write_archive(input))
             .await

@@ -48,16 +48,22 @@ pub fn run(adult_runs: usize, rows: usize) -> anyhow::Result<()> {
         encoding: TextEncoding::Utf8,
     };
     let key = [7u8; 32];
+    // Stored as the server stores it: sealed under a keyring.
+    let kek = pdx_seal::Kek::from_bytes([9; 32]);
+    let at_rest = pdx_seal::AtRest::sealed(pdx_seal::Keyring::create(
+        &dir.path().join(pdx_seal::KEYRING_FILE_NAME),
+        &kek,
+    )?);
 
     let bar = super::progress_bar(adult_runs as u64 * 2, "adult");
     let (mut ours, mut base) = (Vec::new(), Vec::new());
     let mut last_report = None;
     for _ in 0..adult_runs {
         let t = Instant::now();
-        let frame = read_upload(&csv, &format, &adult.schema)?;
+        let frame = read_upload(&pdx_seal::AtRest::Plain, &csv, &format, &adult.schema)?;
         let out = deidentify(frame, &adult.schema, &key)?;
         let mut result = out.frame;
-        store_content_addressed(&mut result, dir.path())?;
+        store_content_addressed(&mut result, dir.path(), &at_rest)?;
         ours.push(t.elapsed());
         last_report = Some(out.report);
         bar.inc(1);

@@ -159,7 +159,8 @@ pub(crate) async fn listed_product(
         .await?;
     let data = b"PAR1 benchmark output (not read by the benchmark)".to_vec();
     let path = dir.join("bench-release.parquet");
-    std::fs::write(&path, &data)?;
+    // Kept as a released output is: sealed.
+    app.sandbox.at_rest().write_file(&path, &data)?;
     let source = ReleasedSource {
         release_id: ReleaseId::parse("rel_bench")?,
         developer_org: developer.id.clone(),

@@ -62,12 +62,21 @@ pub async fn run(
     .await?;
     bar.inc(1);
 
+    // pdx reads the file as the server keeps it, sealed; the baselines read it plain.
+    let kek = pdx_seal::Kek::from_bytes([9; 32]);
+    let at_rest = pdx_seal::AtRest::sealed(pdx_seal::Keyring::create(
+        &dir.path().join(pdx_seal::KEYRING_FILE_NAME),
+        &kek,
+    )?);
+    let sealed = dir.path().join("generated.sealed.parquet");
+    at_rest.store_file(&path, &sealed)?;
     let grant = TableGrant {
         name: "data".into(),
-        path: path.clone(),
+        path: sealed,
         columns: ["region", "sector", "year", "amount", "units"]
             .map(String::from)
             .to_vec(),
+        at_rest,
     };
     let limits = SqlLimits {
         memory_bytes: 2 << 30,

@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod reconcile;
 pub mod restore;
 pub mod witness;
+pub mod zones;
 
 /// A progress bar in the house style, hidden when stderr is not a terminal.
 pub fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {

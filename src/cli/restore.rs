@@ -22,7 +22,9 @@
 //!    archive recorded (same size and Merkle root); every live dataset version's file
 //!    has the BLAKE3 its certificate on the ledger (`AssetCertificate.content_hash`, at
 //!    `dataset_versions.certificate_seq`) states, and `dataset_versions.content_hash`
-//!    agrees; every released output's file has the hash its `Release` entry (at
+//!    agrees (the hash of the file's plaintext: zone files are sealed, and are opened
+//!    with the archive's keyring under its zones KEK, which authenticates every
+//!    segment); every released output's file has the hash its `Release` entry (at
 //!    `outputs.release_seq`) states, and `outputs.output_hash` agrees; a quarantined
 //!    output's file matches `outputs.output_hash`.
 //!
@@ -43,6 +45,8 @@ use pdx_ledger::db::{Backend, Db, sqlite_url};
 use pdx_ledger::kinds::{AssetCertificate, Release, decode};
 use pdx_ledger::note::NoteSigner;
 use pdx_ledger::verify::FailureKind;
+use pdx_sandbox::config::ZONES_KEK_FILE_NAME;
+use pdx_seal::KEYRING_FILE_NAME;
 
 use super::backup::Facts;
 use super::backup_format::{
@@ -556,6 +560,34 @@ async fn verify(db: &Db, dir: &Path, u: &Unpacked, config: &Config) -> anyhow::R
     })
 }
 
+/// Replaces the archive hash of every sealed zone file by the hash of its plaintext
+/// (what certificates and release hashes state), opening the seals with the restored
+/// keyring under the restored KEK (`DIR/zones-kek.key`); a seal that does not open
+/// (a wrong or missing KEK, a damaged file) refuses the archive.
+async fn plaintext_hashes(mut unpacked: Unpacked, dir: &Path) -> anyhow::Result<Unpacked> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let zones_root = dir.join("zones");
+        if !zones_root.join(KEYRING_FILE_NAME).is_file() {
+            // An archive from before zone files were sealed: its hashes are already of
+            // the plaintext (`pdx zones seal` seals the restored files).
+            return Ok(unpacked);
+        }
+        let at_rest = super::backup::zones_at_rest(&zones_root, &dir.join(ZONES_KEK_FILE_NAME))?;
+        for (rel, hash) in unpacked.zones.iter_mut() {
+            let path = zones_root.join(rel.as_str());
+            if rel.as_str() == KEYRING_FILE_NAME || !pdx_seal::is_sealed(&path)? {
+                continue;
+            }
+            *hash = super::backup::plaintext_hash(&at_rest, &path)?
+                .ok_or_else(|| anyhow::anyhow!("{rel} vanished while it was restored"))?;
+        }
+        Ok(unpacked)
+    })
+    .await
+    .context("the hashing task")?
+}
+
 /// Steps 2–4 of the module docs; the caller cleans up on failure.
 async fn restore_into<R: Read + Send + 'static>(
     reader: DecryptingReader<R>,
@@ -571,6 +603,7 @@ async fn restore_into<R: Read + Send + 'static>(
         .await
         .context("the unpacking task")??;
     check_manifest(&unpacked)?;
+    let unpacked = plaintext_hashes(unpacked, dir).await?;
     let ours = env!("CARGO_PKG_VERSION");
     if unpacked.manifest.pdx_version != ours {
         eprintln!(

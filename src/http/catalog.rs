@@ -726,7 +726,7 @@ async fn download_version(
     let (content_type, bytes) = if format == "parquet" {
         // The certified bytes themselves, so the buyer can check them against the
         // certificate's content hash.
-        let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+        let bytes = app.sandbox.read_zone_file(path).await?;
         ("application/vnd.apache.parquet", bytes)
     } else {
         let mut frame = app.sandbox.access().download(&dataset, version).await?;

@@ -386,7 +386,7 @@ async fn download_output(
     let (output, content_type, bytes) = if format == "parquet" {
         // The stored bytes themselves, so their hash matches the release entry.
         let (output, path) = app.sandbox.reviews().output_path(&id, org, view).await?;
-        let bytes = tokio::fs::read(&path).await.map_err(ApiError::internal)?;
+        let bytes = app.sandbox.read_zone_file(path).await?;
         (output, "application/vnd.apache.parquet", bytes)
     } else {
         let (output, mut frame) = app.sandbox.reviews().output_rows(&id, org, view).await?;

@@ -75,7 +75,7 @@ async fn listed_product(t: &TestServer, org: &str) -> ProductId {
 async fn pending_product(t: &TestServer, org: &str) -> ProductId {
     let bytes = b"PAR1 stand-in release PAR1".to_vec();
     let path = t.dir.path().join("stand-in-release.parquet");
-    std::fs::write(&path, &bytes).unwrap();
+    t.app.sandbox.at_rest().write_file(&path, &bytes).unwrap();
     let source = ReleasedSource {
         release_id: ReleaseId::parse("rel_stand-in").unwrap(),
         developer_org: OrgId::parse(org).unwrap(),

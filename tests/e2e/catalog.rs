@@ -736,7 +736,7 @@ async fn stored_column(t: &TestServer, dataset: &str, column: &str) -> Vec<Strin
         .join("zones/deid")
         .join(&v.content_hash[..2])
         .join(format!("{}.parquet", v.content_hash));
-    let df = pdx_algorithms::deid::storage::read_parquet(&path).unwrap();
+    let df = pdx_algorithms::deid::storage::read_parquet(&path, t.app.sandbox.at_rest()).unwrap();
     let col = df.column(column).unwrap().str().unwrap().clone();
     col.into_iter().map(|v| v.unwrap().to_string()).collect()
 }

@@ -196,7 +196,11 @@ async fn a_destroyed_version_leaves_a_tombstone_its_files_gone_and_products_inta
         // name is the one `sandbox/src/versions.rs` gives it).
         let raw = t.dir.path().join("zones/raw").join(format!("{ds}-v1.raw"));
         let raw_bytes = samples::electricity_csv(600, 7).into_bytes();
-        std::fs::write(&raw, &raw_bytes).unwrap();
+        t.app
+            .sandbox
+            .at_rest()
+            .write_file(&raw, &raw_bytes)
+            .unwrap();
         v1_files.push(raw.clone());
         for f in v1_files.iter().chain(&v2_files) {
             assert!(f.exists(), "{b}: {} is there before", f.display());

@@ -1,5 +1,6 @@
 //! End-to-end tests of the pdx binary and HTTP API: one test binary, one module per area.
 mod abuse;
+mod at_rest;
 mod audit;
 mod backup;
 mod catalog;

@@ -40,11 +40,11 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
 use encoding_rs::{Decoder, DecoderResult};
+use pdx_seal::AtRest;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -1184,9 +1184,13 @@ fn check_column(column: &Column, spec: &ColumnSpec) -> Result<(), IngestError> {
     result.map_err(|(i, p)| fail(i, p))
 }
 
-fn read_parquet_upload(path: &Path, schema: &DatasetSchema) -> Result<DataFrame, IngestError> {
-    let file = File::open(path)?;
-    let frame = ParquetReader::new(file)
+fn read_parquet_upload(
+    path: &Path,
+    at_rest: &AtRest,
+    schema: &DatasetSchema,
+) -> Result<DataFrame, IngestError> {
+    let bytes = at_rest.read_all(path).map_err(io::Error::from)?;
+    let frame = ParquetReader::new(io::Cursor::new(bytes))
         .finish()
         .map_err(IngestError::InvalidParquet)?;
     let found: Vec<String> = frame
@@ -1222,8 +1226,10 @@ fn read_parquet_upload(path: &Path, schema: &DatasetSchema) -> Result<DataFrame,
 // Entry point
 // ---------------------------------------------------------------------------------
 
-/// Reads the upload at `path` and validates it against `schema` (see module docs).
+/// Reads the upload at `path` (kept as `at_rest` says: sealed in the server's raw
+/// zone) and validates it against `schema` (see module docs).
 pub fn read_upload(
+    at_rest: &AtRest,
     path: &Path,
     format: &UploadFormat,
     schema: &DatasetSchema,
@@ -1235,7 +1241,7 @@ pub fn read_upload(
             encoding,
         } => {
             let delimiter = csv_delimiter(*delimiter)?;
-            let file = File::open(path)?;
+            let file = at_rest.open(path).map_err(io::Error::from)?;
             match encoding {
                 TextEncoding::Utf8 => read_csv(file, delimiter, *encoding, schema),
                 TextEncoding::Gbk => read_csv(
@@ -1246,12 +1252,13 @@ pub fn read_upload(
                 ),
             }
         }
-        UploadFormat::Parquet => read_parquet_upload(path, schema),
+        UploadFormat::Parquet => read_parquet_upload(path, at_rest, schema),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::fs::File;
     use std::io::Write;
 
     use super::*;
@@ -1327,7 +1334,8 @@ mod tests {
     fn csv_error(bytes: &[u8], schema: &DatasetSchema) -> IngestError {
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(&dir, "upload.csv", bytes);
-        read_upload(&path, &csv(','), schema).expect_err("upload should be rejected")
+        read_upload(&AtRest::Plain, &path, &csv(','), schema)
+            .expect_err("upload should be rejected")
     }
 
     fn assert_no_leak(err: &IngestError, secret: &str) {
@@ -1354,7 +1362,7 @@ mod tests {
     #[test]
     fn adult_reads_with_types_and_row_count() {
         let path = adult_dir().join("adult.csv");
-        let frame = read_upload(&path, &csv(';'), &adult_schema()).unwrap();
+        let frame = read_upload(&AtRest::Plain, &path, &csv(';'), &adult_schema()).unwrap();
         assert_eq!(frame.height(), 30_162);
         assert_eq!(frame.width(), 9);
         assert_eq!(frame.column("age").unwrap().dtype(), &DataType::Int64);
@@ -1376,7 +1384,7 @@ mod tests {
         let mut declared = adult_schema();
         declared.columns.reverse();
         let path = adult_dir().join("adult.csv");
-        let frame = read_upload(&path, &csv(';'), &declared).unwrap();
+        let frame = read_upload(&AtRest::Plain, &path, &csv(';'), &declared).unwrap();
         let names: Vec<String> = frame
             .get_column_names()
             .iter()
@@ -1403,7 +1411,7 @@ mod tests {
         let text = "\u{FEFF}s,i,f,d,b\r\n\"a, \"\"quoted\"\"\nline\",-42, 1.5 ,2024-02-29,TRUE\r\n,,,,\r\nz,+7,1e3,1970-01-01,0\r\n";
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(&dir, "t.csv", text.as_bytes());
-        let frame = read_upload(&path, &csv(','), &declared).unwrap();
+        let frame = read_upload(&AtRest::Plain, &path, &csv(','), &declared).unwrap();
         assert_eq!(frame.height(), 3);
         let s = frame
             .column("s")
@@ -1485,7 +1493,7 @@ mod tests {
             delimiter: '|',
             encoding: TextEncoding::Gbk,
         };
-        let frame = read_upload(&path, &format, &declared).unwrap();
+        let frame = read_upload(&AtRest::Plain, &path, &format, &declared).unwrap();
         assert_eq!(frame.height(), 20_000);
         let names = frame
             .column("姓名")
@@ -1506,7 +1514,7 @@ mod tests {
         assert_eq!(cities.get(1), Some("上海"));
 
         // Declared as UTF-8, the same bytes are rejected at the header, without content.
-        let err = read_upload(&path, &csv('|'), &declared).unwrap_err();
+        let err = read_upload(&AtRest::Plain, &path, &csv('|'), &declared).unwrap_err();
         assert!(
             matches!(err, IngestError::InvalidEncoding { row: 0, .. }),
             "{err}"
@@ -1566,7 +1574,7 @@ mod tests {
             delimiter: ',',
             encoding: TextEncoding::Gbk,
         };
-        let err = read_upload(&path, &format, &declared).unwrap_err();
+        let err = read_upload(&AtRest::Plain, &path, &format, &declared).unwrap_err();
         assert!(
             matches!(
                 err,
@@ -1831,14 +1839,19 @@ mod tests {
     fn bad_delimiter_and_schema_are_client_errors() {
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(&dir, "x.csv", b"sex,age,note\nMale,1,x\n");
-        let err = read_upload(&path, &csv('；'), &small_schema()).unwrap_err();
+        let err = read_upload(&AtRest::Plain, &path, &csv('；'), &small_schema()).unwrap_err();
         assert!(matches!(err, IngestError::BadFormat(_)) && err.is_client_error());
         let mut bad = small_schema();
         bad.columns[0].domain = Some(Domain::Range { min: 0.0, max: 1.0 });
-        let err = read_upload(&path, &csv(','), &bad).unwrap_err();
+        let err = read_upload(&AtRest::Plain, &path, &csv(','), &bad).unwrap_err();
         assert!(matches!(err, IngestError::Schema(_)) && err.is_client_error());
-        let missing =
-            read_upload(&dir.path().join("nope.csv"), &csv(','), &small_schema()).unwrap_err();
+        let missing = read_upload(
+            &AtRest::Plain,
+            &dir.path().join("nope.csv"),
+            &csv(','),
+            &small_schema(),
+        )
+        .unwrap_err();
         assert!(matches!(missing, IngestError::Io(_)) && !missing.is_client_error());
     }
 
@@ -1893,7 +1906,13 @@ mod tests {
         )
         .unwrap();
         let path = write_parquet_file(&dir, "ok.parquet", frame);
-        let out = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap();
+        let out = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap();
         let names: Vec<String> = out
             .get_column_names()
             .iter()
@@ -1914,7 +1933,13 @@ mod tests {
         )
         .unwrap();
         let path = write_parquet_file(&dir, "wrong.parquet", frame);
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         match &err {
             IngestError::WrongType {
                 column,
@@ -1935,7 +1960,13 @@ mod tests {
 
         let frame = df!("sex" => ["Male"], "age" => [30.5f64], "note" => ["x"]).unwrap();
         let path = write_parquet_file(&dir, "float.parquet", frame);
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         assert!(matches!(err, IngestError::WrongType { .. }), "{err}");
     }
 
@@ -1945,7 +1976,13 @@ mod tests {
         let frame =
             df!("sex" => ["Male", "SECRET"], "age" => [30i64, 31], "note" => ["x", "y"]).unwrap();
         let path = write_parquet_file(&dir, "dom.parquet", frame);
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         assert_eq!(
             err.to_string(),
             "column \"sex\", row 2: not one of the declared categories"
@@ -1954,7 +1991,13 @@ mod tests {
 
         let frame = df!("sex" => ["Male"], "age" => [None::<i64>], "note" => ["x"]).unwrap();
         let path = write_parquet_file(&dir, "null.parquet", frame);
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         assert!(matches!(
             err,
             IngestError::InvalidValue {
@@ -1966,18 +2009,36 @@ mod tests {
 
         let frame = df!("sex" => ["Male"], "age" => [30i64]).unwrap();
         let path = write_parquet_file(&dir, "missing.parquet", frame);
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         assert!(
             matches!(&err, IngestError::WrongColumns { missing, .. } if missing == &vec!["note".to_owned()])
         );
 
         let frame = df!("sex" => Vec::<&str>::new(), "age" => Vec::<i64>::new(), "note" => Vec::<&str>::new()).unwrap();
         let path = write_parquet_file(&dir, "empty.parquet", frame);
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         assert!(matches!(err, IngestError::Empty));
 
         let path = write_file(&dir, "junk.parquet", b"sex,age\nMale,SECRET\n");
-        let err = read_upload(&path, &UploadFormat::Parquet, &small_schema()).unwrap_err();
+        let err = read_upload(
+            &AtRest::Plain,
+            &path,
+            &UploadFormat::Parquet,
+            &small_schema(),
+        )
+        .unwrap_err();
         assert!(matches!(err, IngestError::InvalidParquet(_)));
         assert_no_leak(&err, "SECRET");
     }

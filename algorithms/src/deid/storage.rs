@@ -2,12 +2,17 @@
 //!
 //! # Design
 //!
+//! - **Sealed at rest.** Every read and write goes through a [`pdx_seal::AtRest`]: in
+//!   the server the files are sealed (AES-256-GCM segments under the zones' keyring),
+//!   for library callers over their own files they are plain. Sizes and hashes are of
+//!   the **plaintext** either way, so content addresses and certificates do not depend
+//!   on the sealing.
 //! - **Atomic writes.** A frame is written to a hidden temporary file in the target
 //!   directory, `fsync`ed, then renamed into place, and the directory is `fsync`ed so
 //!   the rename survives a crash. A reader therefore sees either no file or a complete
 //!   one, and a failed write leaves nothing behind (the temporary is removed).
-//! - **Hash while writing.** The bytes go through a [`HashingWriter`] that feeds BLAKE3
-//!   and counts them, so the content hash costs no second read of the file.
+//! - **Hash while writing.** The plaintext goes through a `HashingWriter` that feeds
+//!   BLAKE3 before it is sealed, so the content hash costs no second read of the file.
 //! - **Content addressing.** [`store_content_addressed`] files a version under
 //!   `dir/ab/<64 hex>.parquet` ([`content_path`]), where `ab` are the first two hex
 //!   digits, so equal content lands on one path and directories stay small. Polars'
@@ -27,12 +32,11 @@
 //!   `Display` of the type prefixed by `other/`. The length prefix makes names with
 //!   `:` or newlines unambiguous.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use pdx_seal::{AtRest, SealError, ZoneFileWriter};
 use polars::prelude::*;
-use rand::RngCore;
 
 use super::ingest::format_iso_date;
 
@@ -42,32 +46,34 @@ pub enum StorageError {
     /// File-system failure.
     #[error("storage I/O error: {0}")]
     Io(#[from] io::Error),
+    /// A sealed zone file failed to open or write (tampered, wrong key, …).
+    #[error("sealed storage error: {0}")]
+    Seal(#[from] SealError),
     /// Parquet or CSV encoding/decoding failure.
     #[error("storage encoding error: {0}")]
     Polars(#[from] PolarsError),
 }
 
-/// Size and BLAKE3 hash of a stored file.
+/// Plaintext size and BLAKE3 hash of a stored file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoredFile {
-    /// File size in bytes.
+    /// Plaintext size in bytes.
     pub bytes: u64,
-    /// BLAKE3 of the file's bytes.
+    /// BLAKE3 of the plaintext bytes.
     pub content_hash: [u8; 32],
 }
 
-/// A writer that hashes and counts everything written through it.
+/// A writer that hashes everything written through it (the plaintext, before any
+/// sealing), so the content hash costs no second read.
 struct HashingWriter<W> {
     inner: W,
     hasher: blake3::Hasher,
-    bytes: u64,
 }
 
 impl<W: Write> Write for HashingWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
         Ok(n)
     }
 
@@ -76,68 +82,23 @@ impl<W: Write> Write for HashingWriter<W> {
     }
 }
 
-/// Deletes the temporary file on drop unless disarmed.
-struct TempGuard(Option<PathBuf>);
-
-impl Drop for TempGuard {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
-/// Creates a fresh hidden temporary file in `dir`.
-fn create_temp(dir: &Path) -> io::Result<(File, PathBuf)> {
-    let mut rng = rand::thread_rng();
-    loop {
-        let path = dir.join(format!(".pdx-{:016x}.parquet.tmp", rng.next_u64()));
-        match OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(file) => return Ok((file, path)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Writes `frame` as Parquet to a new temporary file in `dir`, fsynced and hashed.
-fn write_temp(frame: &mut DataFrame, dir: &Path) -> Result<(TempGuard, StoredFile), StorageError> {
-    let (file, path) = create_temp(dir)?;
-    let guard = TempGuard(Some(path));
+/// Writes `frame` as Parquet into a new zone file in `dir` (kept as `at_rest` says),
+/// not yet placed; returns the writer and the plaintext hash.
+fn write_temp(
+    frame: &mut DataFrame,
+    dir: &Path,
+    at_rest: &AtRest,
+) -> Result<(ZoneFileWriter, [u8; 32]), StorageError> {
+    let file = at_rest.create_in(dir)?;
     let mut writer = HashingWriter {
-        inner: BufWriter::new(file),
+        inner: BufWriter::with_capacity(256 * 1024, file),
         hasher: blake3::Hasher::new(),
-        bytes: 0,
     };
     ParquetWriter::new(&mut writer).finish(frame)?;
     writer.flush()?;
-    let HashingWriter {
-        inner,
-        hasher,
-        bytes,
-    } = writer;
+    let HashingWriter { inner, hasher } = writer;
     let file = inner.into_inner().map_err(|e| e.into_error())?;
-    file.sync_all()?;
-    Ok((
-        guard,
-        StoredFile {
-            bytes,
-            content_hash: *hasher.finalize().as_bytes(),
-        },
-    ))
-}
-
-/// Fsyncs a directory so that renames into it are durable (no-op where unsupported).
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)?.sync_all()?;
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = dir;
-    }
-    Ok(())
+    Ok((file, *hasher.finalize().as_bytes()))
 }
 
 /// The directory a path lives in (`.` for a bare file name).
@@ -148,16 +109,19 @@ fn parent_dir(path: &Path) -> &Path {
     }
 }
 
-/// Atomically writes `frame` as Parquet to `path` and returns its size and hash.
-pub fn write_parquet(frame: &mut DataFrame, path: &Path) -> Result<StoredFile, StorageError> {
-    let dir = parent_dir(path);
-    let (mut guard, stored) = write_temp(frame, dir)?;
-    if let Some(temp) = guard.0.as_deref() {
-        fs::rename(temp, path)?;
-    }
-    guard.0 = None;
-    sync_dir(dir)?;
-    Ok(stored)
+/// Atomically writes `frame` as Parquet to `path` (kept as `at_rest` says) and returns
+/// its plaintext size and hash.
+pub fn write_parquet(
+    frame: &mut DataFrame,
+    path: &Path,
+    at_rest: &AtRest,
+) -> Result<StoredFile, StorageError> {
+    let (file, content_hash) = write_temp(frame, parent_dir(path), at_rest)?;
+    let bytes = file.commit(path)?;
+    Ok(StoredFile {
+        bytes,
+        content_hash,
+    })
 }
 
 /// The content-addressed location of a file with `hash` under `dir`: `dir/ab/<hex>.parquet`.
@@ -166,33 +130,40 @@ pub fn content_path(dir: &Path, hash: &[u8; 32]) -> PathBuf {
     dir.join(&hex[..2]).join(format!("{hex}.parquet"))
 }
 
-/// Writes `frame` under `dir` at its [`content_path`]; idempotent for equal content.
+/// Writes `frame` under `dir` at its [`content_path`] (of the plaintext); idempotent
+/// for equal content.
 pub fn store_content_addressed(
     frame: &mut DataFrame,
     dir: &Path,
+    at_rest: &AtRest,
 ) -> Result<(PathBuf, StoredFile), StorageError> {
-    fs::create_dir_all(dir)?;
-    let (mut guard, stored) = write_temp(frame, dir)?;
-    let target = content_path(dir, &stored.content_hash);
-    let shard = parent_dir(&target);
-    fs::create_dir_all(shard)?;
+    let (file, content_hash) = write_temp(frame, dir, at_rest)?;
+    let bytes = file.plaintext_written();
+    let target = content_path(dir, &content_hash);
     if target.exists() {
-        // Same hash, same bytes: keep the existing file, drop the temporary.
-        return Ok((target, stored));
+        // Same hash, same plaintext: keep the existing file; the dropped writer removes
+        // its temporary.
+        return Ok((
+            target,
+            StoredFile {
+                bytes,
+                content_hash,
+            },
+        ));
     }
-    if let Some(temp) = guard.0.as_deref() {
-        fs::rename(temp, &target)?;
-    }
-    guard.0 = None;
-    sync_dir(shard)?;
-    sync_dir(dir)?;
-    Ok((target, stored))
+    file.commit(&target)?;
+    Ok((
+        target,
+        StoredFile {
+            bytes,
+            content_hash,
+        },
+    ))
 }
 
 /// Reads a Parquet file written by this module.
-pub fn read_parquet(path: &Path) -> Result<DataFrame, StorageError> {
-    let file = File::open(path)?;
-    Ok(ParquetReader::new(file).finish()?)
+pub fn read_parquet(path: &Path, at_rest: &AtRest) -> Result<DataFrame, StorageError> {
+    read_parquet_bytes(at_rest.read_all(path)?)
 }
 
 /// Reads a Parquet file held in memory (e.g. an engine output encoded as Parquet).
@@ -208,21 +179,9 @@ pub fn empty_boolean_frame(column: &str) -> Result<DataFrame, StorageError> {
     )])?)
 }
 
-/// BLAKE3 of a file's bytes, streamed in 64 KiB chunks.
-pub fn hash_file(path: &Path) -> Result<[u8; 32], StorageError> {
-    let mut file = File::open(path)?;
-    let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        hasher.update(&buf[..n]);
-    }
-    Ok(*hasher.finalize().as_bytes())
+/// BLAKE3 of a file's plaintext, streamed.
+pub fn hash_file(path: &Path, at_rest: &AtRest) -> Result<[u8; 32], StorageError> {
+    Ok(at_rest.hash(path)?.0)
 }
 
 /// Canonical, polars-version-independent name of a dtype (see module docs).
@@ -317,6 +276,8 @@ pub fn to_json_rows(frame: &DataFrame, limit: usize) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn sample() -> DataFrame {
@@ -344,24 +305,72 @@ mod tests {
             .count()
     }
 
+    /// A sealing handle with a fresh keyring under `dir`.
+    fn sealed(dir: &Path) -> AtRest {
+        let kek = pdx_seal::Kek::from_bytes([7; 32]);
+        AtRest::sealed(pdx_seal::Keyring::create(&dir.join("keyring.json"), &kek).unwrap())
+    }
+
     #[test]
     fn write_and_read_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.parquet");
         let mut frame = sample();
-        let stored = write_parquet(&mut frame, &path).unwrap();
+        let stored = write_parquet(&mut frame, &path, &AtRest::Plain).unwrap();
         assert_eq!(stored.bytes, fs::metadata(&path).unwrap().len());
-        assert_eq!(stored.content_hash, hash_file(&path).unwrap());
-        let back = read_parquet(&path).unwrap();
+        assert_eq!(
+            stored.content_hash,
+            hash_file(&path, &AtRest::Plain).unwrap()
+        );
+        let back = read_parquet(&path, &AtRest::Plain).unwrap();
         assert!(back.equals_missing(&frame));
         assert_eq!(leftover_temps(dir.path()), 0);
     }
 
     #[test]
+    fn sealed_files_keep_plaintext_sizes_and_hashes_and_show_no_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let at_rest = sealed(dir.path());
+        let plain =
+            write_parquet(&mut sample(), &dir.path().join("p.parquet"), &AtRest::Plain).unwrap();
+        let path = dir.path().join("s.parquet");
+        let stored = write_parquet(&mut sample(), &path, &at_rest).unwrap();
+        // Certificates and release hashes stay over the plaintext.
+        assert_eq!(stored, plain);
+        assert_eq!(hash_file(&path, &at_rest).unwrap(), plain.content_hash);
+        let on_disk = fs::read(&path).unwrap();
+        assert!(on_disk.starts_with(pdx_seal::MAGIC));
+        assert_ne!(on_disk.len() as u64, plain.bytes);
+        // Neither the column names nor the Parquet magic are visible on disk.
+        for needle in [&b"score"[..], b"name", b"PAR1"] {
+            assert!(!on_disk.windows(needle.len()).any(|w| w == needle));
+        }
+        assert!(
+            read_parquet(&path, &at_rest)
+                .unwrap()
+                .equals_missing(&sample())
+        );
+        // Read as plain, the sealed file is not Parquet; read sealed, a plain file is
+        // refused as not sealed.
+        assert!(read_parquet(&path, &AtRest::Plain).is_err());
+        assert!(matches!(
+            read_parquet(&dir.path().join("p.parquet"), &at_rest),
+            Err(StorageError::Seal(SealError::NotSealed))
+        ));
+        let (addressed, again) =
+            store_content_addressed(&mut sample(), &dir.path().join("deid"), &at_rest).unwrap();
+        assert_eq!(again, plain);
+        assert_eq!(
+            addressed,
+            content_path(&dir.path().join("deid"), &plain.content_hash)
+        );
+    }
+
+    #[test]
     fn content_addressing_is_stable() {
         let dir = tempfile::tempdir().unwrap();
-        let (p1, s1) = store_content_addressed(&mut sample(), dir.path()).unwrap();
-        let (p2, s2) = store_content_addressed(&mut sample(), dir.path()).unwrap();
+        let (p1, s1) = store_content_addressed(&mut sample(), dir.path(), &AtRest::Plain).unwrap();
+        let (p2, s2) = store_content_addressed(&mut sample(), dir.path(), &AtRest::Plain).unwrap();
         assert_eq!(s1, s2);
         assert_eq!(p1, p2);
         assert_eq!(p1, content_path(dir.path(), &s1.content_hash));
@@ -374,12 +383,12 @@ mod tests {
             p1.file_name().unwrap().to_string_lossy(),
             format!("{hex}.parquet")
         );
-        assert_eq!(hash_file(&p1).unwrap(), s1.content_hash);
+        assert_eq!(hash_file(&p1, &AtRest::Plain).unwrap(), s1.content_hash);
         assert_eq!(leftover_temps(dir.path()), 0);
 
         let mut other = sample();
         other.rename("name", "who".into()).unwrap();
-        let (p3, s3) = store_content_addressed(&mut other, dir.path()).unwrap();
+        let (p3, s3) = store_content_addressed(&mut other, dir.path(), &AtRest::Plain).unwrap();
         assert_ne!(s3.content_hash, s1.content_hash);
         assert_ne!(p3, p1);
     }

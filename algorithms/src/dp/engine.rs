@@ -12,6 +12,7 @@ use opendp::measurements::make_private_lazyframe;
 use opendp::measures::{Approximate, MaxDivergence};
 use opendp::metrics::{Bounds, FrameDistance, SymmetricDistance, SymmetricIdDistance};
 use opendp::polars::{OnceFrame, PrivacyNamespace};
+use pdx_seal::AtRest;
 use polars::prelude::*;
 
 use super::DpError;
@@ -326,13 +327,30 @@ pub fn plan(sql: &str, table: &DpTable, epsilon: f64, delta: f64) -> Result<DpPl
     Ok(plan)
 }
 
-/// Runs `plan` over the Parquet file at `path` (see [`run`]).
-pub fn run_parquet(plan: &DpPlan, path: &Path) -> Result<DpOutput, DpError> {
-    let frame = LazyFrame::scan_parquet(PlPath::Local(Arc::from(path)), ScanArgsParquet::default())
-        .map_err(|_| DpError::Execution {
-            stage: "opening the Parquet file",
-            detail: String::new(),
-        })?;
+/// Runs `plan` over the Parquet file at `path`, kept as `at_rest` says (see [`run`]).
+/// A sealed file is opened (and authenticated) into memory first: polars scans only
+/// local paths or memory.
+pub fn run_parquet(plan: &DpPlan, path: &Path, at_rest: &AtRest) -> Result<DpOutput, DpError> {
+    let opening = |_| DpError::Execution {
+        stage: "opening the Parquet file",
+        detail: String::new(),
+    };
+    let frame = match at_rest {
+        AtRest::Plain => {
+            LazyFrame::scan_parquet(PlPath::Local(Arc::from(path)), ScanArgsParquet::default())
+                .map_err(opening)?
+        }
+        AtRest::Sealed(_) => {
+            let bytes = at_rest.read_all(path).map_err(|_| DpError::Execution {
+                stage: "opening the Parquet file",
+                detail: String::new(),
+            })?;
+            ParquetReader::new(std::io::Cursor::new(bytes))
+                .finish()
+                .map_err(opening)?
+                .lazy()
+        }
+    };
     run(plan, frame)
 }
 

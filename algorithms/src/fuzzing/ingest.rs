@@ -57,7 +57,7 @@ impl IngestFixture {
         if let Err(e) = std::fs::write(&self.upload, bytes) {
             panic!("the fixture directory is not writable: {e}");
         }
-        read_upload(&self.upload, format, schema)
+        read_upload(&pdx_seal::AtRest::Plain, &self.upload, format, schema)
     }
 }
 

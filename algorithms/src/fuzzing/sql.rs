@@ -76,11 +76,13 @@ impl SqlFixture {
                 columns: owned(&[
                     "id", "name", "region", "sex", "age", "income", "score", "born",
                 ]),
+                at_rest: pdx_seal::AtRest::Plain,
             },
             TableGrant {
                 name: "data".to_owned(),
                 path: data,
                 columns: owned(&["credit_code", "district", "industry", "kwh_12m"]),
+                at_rest: pdx_seal::AtRest::Plain,
             },
         ];
         let limits = SqlLimits {

@@ -12,6 +12,7 @@ use std::f64::consts::SQRT_2;
 use std::ops::Range;
 use std::path::Path;
 
+use pdx_seal::AtRest;
 use polars::prelude::*;
 use statrs::function::beta::checked_beta_reg;
 use statrs::function::erf::erfc;
@@ -174,8 +175,12 @@ impl Fit {
 }
 
 /// Fits `spec` over the Parquet file at `path`, reading only its columns.
-pub fn fit_parquet(spec: &RegressionSpec, path: &Path) -> Result<Fit, RegressionError> {
-    fit_lazy(spec, scan(path)?)
+pub fn fit_parquet(
+    spec: &RegressionSpec,
+    path: &Path,
+    at_rest: &AtRest,
+) -> Result<Fit, RegressionError> {
+    fit_lazy(spec, scan(path, at_rest)?)
 }
 
 /// Fits `spec` over `frame` (tests and tools).

@@ -115,7 +115,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use polars::prelude::{DataType, LazyFrame, PlPath, ScanArgsParquet};
+use pdx_seal::AtRest;
+use polars::prelude::{
+    DataType, IntoLazy, LazyFrame, ParquetReader, PlPath, ScanArgsParquet, SerReader,
+};
 use serde::{Deserialize, Serialize};
 
 /// Most features one model may name.
@@ -216,8 +219,11 @@ pub fn value_kind(dtype: &DataType) -> ValueKind {
 }
 
 /// The kind of every column of a Parquet file, from its footer (no row is read).
-pub fn parquet_value_kinds(path: &Path) -> Result<BTreeMap<String, ValueKind>, RegressionError> {
-    let mut frame = scan(path)?;
+pub fn parquet_value_kinds(
+    path: &Path,
+    at_rest: &AtRest,
+) -> Result<BTreeMap<String, ValueKind>, RegressionError> {
+    let mut frame = scan(path, at_rest)?;
     let schema = frame
         .collect_schema()
         .map_err(|_| RegressionError::Read("reading the table schema"))?;
@@ -227,10 +233,25 @@ pub fn parquet_value_kinds(path: &Path) -> Result<BTreeMap<String, ValueKind>, R
         .collect())
 }
 
-/// A lazy scan of the Parquet file at `path`.
-fn scan(path: &Path) -> Result<LazyFrame, RegressionError> {
-    LazyFrame::scan_parquet(PlPath::Local(Arc::from(path)), ScanArgsParquet::default())
-        .map_err(|_| RegressionError::Read("opening the Parquet file"))
+/// A lazy scan of the Parquet file at `path`, kept as `at_rest` says (a sealed file is
+/// opened and authenticated into memory first: polars scans only local paths or memory).
+fn scan(path: &Path, at_rest: &AtRest) -> Result<LazyFrame, RegressionError> {
+    let opening = RegressionError::Read("opening the Parquet file");
+    match at_rest {
+        AtRest::Plain => {
+            LazyFrame::scan_parquet(PlPath::Local(Arc::from(path)), ScanArgsParquet::default())
+                .map_err(|_| opening)
+        }
+        AtRest::Sealed(_) => {
+            let bytes = at_rest
+                .read_all(path)
+                .map_err(|_| RegressionError::Read("opening the Parquet file"))?;
+            ParquetReader::new(std::io::Cursor::new(bytes))
+                .finish()
+                .map(IntoLazy::lazy)
+                .map_err(|_| opening)
+        }
+    }
 }
 
 impl RegressionSpec {

@@ -30,6 +30,10 @@
 //!   messages are passed on only when every quoted word in them comes from the query
 //!   text or the granted schema, and anything unrecognised is withheld.
 //!
+//! Granted files may be sealed at rest ([`TableGrant::at_rest`]): each table reads its
+//! file through a read-only object store (`zone_store.rs`) that decrypts only the
+//! segments a range read touches, so DataFusion sees the plaintext Parquet file.
+//!
 //! Limits the memory pool cannot see (untracked allocations inside a single scalar
 //! function call, the Parquet footer cache) are bounded by the denied-function list and
 //! the timeout; an OS-level memory limit on the sandbox process remains the backstop.
@@ -41,6 +45,7 @@ mod guard;
 mod ordinals;
 mod output;
 mod session;
+mod zone_store;
 
 use std::sync::Arc;
 

@@ -11,10 +11,13 @@
 //! reader would be fine, but skipping row groups by statistics is the only pruning the
 //! listing table did, and a full scan keeps the numbering obviously right). Row groups
 //! are split into contiguous runs, one per partition, so scans stay parallel.
+//!
+//! The file is read through the same zone store as the granted table (a sealed file is
+//! decrypted segment by segment as it is read); its footer is read once, when the table
+//! is built, and shared by every scan.
 
 use std::any::Any;
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions, UInt32Array};
@@ -24,10 +27,14 @@ use datafusion::common::{DataFusionError, Result};
 use datafusion::datasource::TableType;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
+use datafusion::object_store::ObjectStore;
+use datafusion::object_store::path::Path as ObjectPath;
 use datafusion::parquet::arrow::ProjectionMask;
-use datafusion::parquet::arrow::arrow_reader::ArrowReaderOptions;
-use datafusion::parquet::arrow::async_reader::ParquetRecordBatchStreamBuilder;
-use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+use datafusion::parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+use datafusion::parquet::arrow::async_reader::{
+    AsyncFileReader, ParquetObjectReader, ParquetRecordBatchStreamBuilder,
+};
+use datafusion::parquet::file::metadata::ParquetMetaData;
 use datafusion::physical_expr::EquivalenceProperties;
 use datafusion::physical_plan::Partitioning;
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
@@ -39,10 +46,15 @@ use futures_util::{StreamExt, TryStreamExt};
 pub const ORDINAL_COLUMN: &str = "__pdx_row";
 
 /// What a scan needs to know about the file.
-#[derive(Debug)]
 struct OrdinalFile {
-    /// The canonical path of the Parquet file.
-    path: PathBuf,
+    /// The store the file is read through (the table's zone store).
+    store: Arc<dyn ObjectStore>,
+    /// The file's path in `store`.
+    location: ObjectPath,
+    /// The file's (plaintext) length.
+    size: u64,
+    /// The file's Parquet metadata, read once.
+    metadata: Arc<ParquetMetaData>,
     /// The whole file's schema as the listing table inferred it (types included).
     file_schema: SchemaRef,
     /// Per granted column, its index in `file_schema`.
@@ -53,6 +65,18 @@ struct OrdinalFile {
     schema: SchemaRef,
 }
 
+impl fmt::Debug for OrdinalFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Neither the location nor the metadata: its statistics hold data values.
+        f.debug_struct("OrdinalFile")
+            .field("store", &self.store)
+            .field("size", &self.size)
+            .field("row_groups", &self.first_ordinals.len())
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A granted table with its row ordinals (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct OrdinalTable {
@@ -61,10 +85,12 @@ pub struct OrdinalTable {
 }
 
 impl OrdinalTable {
-    /// The table over `path` exposing `granted` (the listing table's schema, whose
-    /// fields all exist in `file_schema`) and the ordinals. Reads the file footer.
-    pub(crate) fn try_new(
-        path: PathBuf,
+    /// The table over the file `location` of `store` exposing `granted` (the listing
+    /// table's schema, whose fields all exist in `file_schema`) and the ordinals. Reads
+    /// the file footer.
+    pub(crate) async fn try_new(
+        store: Arc<dyn ObjectStore>,
+        location: ObjectPath,
         file_schema: SchemaRef,
         granted: &Schema,
     ) -> Result<Self, &'static str> {
@@ -74,11 +100,20 @@ impl OrdinalTable {
             .map(|f| file_schema.index_of(f.name()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| "a granted column is not in the file")?;
-        let file = std::fs::File::open(&path).map_err(|_| "the file cannot be opened")?;
-        let reader = SerializedFileReader::new(file).map_err(|_| "the file is not Parquet")?;
+        let size = store
+            .head(&location)
+            .await
+            .map_err(|_| "the file cannot be opened")?
+            .size;
+        let mut reader =
+            ParquetObjectReader::new(Arc::clone(&store), location.clone()).with_file_size(size);
+        let metadata = reader
+            .get_metadata(None)
+            .await
+            .map_err(|_| "the file is not Parquet")?;
         let mut first_ordinals = Vec::new();
         let mut next: u64 = 0;
-        for group in reader.metadata().row_groups() {
+        for group in metadata.row_groups() {
             first_ordinals.push(u32::try_from(next).map_err(|_| "the file has over 2^32 rows")?);
             next += u64::try_from(group.num_rows()).map_err(|_| "a row group is corrupt")?;
         }
@@ -91,7 +126,10 @@ impl OrdinalTable {
         fields.push(Field::new(ORDINAL_COLUMN, DataType::UInt32, false));
         Ok(Self {
             file: Arc::new(OrdinalFile {
-                path,
+                store,
+                location,
+                size,
+                metadata,
                 file_schema,
                 file_indices,
                 first_ordinals,
@@ -233,13 +271,13 @@ impl ExecutionPlan for OrdinalScanExec {
                     futures_util::stream::empty::<Result<RecordBatch>>().boxed(),
                 );
             };
-            let handle = tokio::fs::File::open(&file.path)
-                .await
-                .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            // The footer read when the table was built, seen with the inferred schema.
             let options = ArrowReaderOptions::new().with_schema(Arc::clone(&file.file_schema));
-            let builder = ParquetRecordBatchStreamBuilder::new_with_options(handle, options)
-                .await
+            let metadata = ArrowReaderMetadata::try_new(Arc::clone(&file.metadata), options)
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
+            let reader = ParquetObjectReader::new(Arc::clone(&file.store), file.location.clone())
+                .with_file_size(file.size);
+            let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
             // The reader returns columns in file order; map them to projection order.
             // Deduplicated: the reader returns each root column once.
             let mut sorted = wanted;

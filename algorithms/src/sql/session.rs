@@ -9,18 +9,18 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{
-    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
-};
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig};
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::{SessionStateBuilder, SessionStateDefaults};
 use datafusion::optimizer::Optimizer;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use pdx_seal::AtRest;
 
 use super::SqlError;
 use super::ordinals::OrdinalTable;
+use super::zone_store::{self, ZONE_SCHEME};
 
 /// Hard limits of one sandbox session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Default for SqlLimits {
 }
 
 /// One de-identified Parquet file a job may read, and the columns it may see.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct TableGrant {
     /// Table name in SQL: lower-case ASCII letters, digits and `_`, not starting with a digit.
     pub name: String,
@@ -58,7 +58,28 @@ pub struct TableGrant {
     pub path: PathBuf,
     /// Granted columns (exact, case-sensitive names); all others are invisible.
     pub columns: Vec<String>,
+    /// How the file is kept: sealed in the server (read through the zones' keyring),
+    /// plain for library callers over their own files.
+    pub at_rest: AtRest,
 }
+
+/// Grants are equal when they name the same table, file and columns and read the file
+/// the same way: both plain, or both sealed under the same keyring handle.
+impl PartialEq for TableGrant {
+    fn eq(&self, other: &Self) -> bool {
+        let same_keeping = match (&self.at_rest, &other.at_rest) {
+            (AtRest::Plain, AtRest::Plain) => true,
+            (AtRest::Sealed(a), AtRest::Sealed(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.name == other.name
+            && self.path == other.path
+            && self.columns == other.columns
+            && same_keeping
+    }
+}
+
+impl Eq for TableGrant {}
 
 /// Scalar functions left out: they build arbitrarily large values from a literal
 /// (`repeat('x', 2000000000)`) or generate rows (`unnest(range(1e9))`), and such
@@ -143,7 +164,10 @@ pub(crate) struct Registered {
 /// Validates `grant`, registers its projected table in `ctx` and returns the providers.
 ///
 /// The table's schema holds only the granted columns (in file order, without schema
-/// or field metadata), so the planner never learns the other columns exist.
+/// or field metadata), so the planner never learns the other columns exist. The file is
+/// read through a zone store registered for the table (`pdx-zone://<name>/`, rooted at
+/// the file's directory), which decrypts a sealed file's segments as they are read;
+/// the row-ordinal twin reads through the same store.
 pub(crate) async fn register_grant(
     ctx: &SessionContext,
     grant: &TableGrant,
@@ -162,8 +186,8 @@ pub(crate) async fn register_grant(
     if path_str.contains(['*', '?', '[', ']', '{', '}']) {
         return Err(bad("the path contains glob characters"));
     }
-    let url =
-        ListingTableUrl::parse(path_str).map_err(|_| bad("the path is not a valid file URL"))?;
+    let zone = zone_store::register_file(ctx, name, &path, grant.at_rest.clone()).map_err(bad)?;
+    let url = zone.url;
 
     let state = ctx.state();
     let format = ParquetFormat::new().with_options(state.table_options().parquet.clone());
@@ -202,7 +226,9 @@ pub(crate) async fn register_grant(
     let schema = Arc::new(Schema::new(fields));
 
     let ordinals =
-        OrdinalTable::try_new(path.clone(), Arc::clone(&file_schema), &schema).map_err(bad)?;
+        OrdinalTable::try_new(zone.store, zone.location, Arc::clone(&file_schema), &schema)
+            .await
+            .map_err(bad)?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);
@@ -237,12 +263,14 @@ fn validate_table_name(name: &str) -> Result<(), SqlError> {
     }
 }
 
-/// Strings of `path` that error messages must not echo: the path, its file name and
-/// (when longer than `/`) its directory.
+/// Strings of `path` that error messages must not echo: the path, its file name,
+/// (when longer than `/`) its directory, and the zone stores' URLs (`pdx-zone://…`,
+/// which name the table's store and the file).
 pub(crate) fn hidden_strings(path: &Path, original: &Path) -> Vec<String> {
     let mut out = vec![
         path.to_string_lossy().into_owned(),
         original.to_string_lossy().into_owned(),
+        format!("{ZONE_SCHEME}://"),
     ];
     if let Some(file) = path.file_name() {
         out.push(file.to_string_lossy().into_owned());

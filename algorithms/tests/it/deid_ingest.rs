@@ -36,7 +36,12 @@ fn read(csv: &str, schema: &DatasetSchema) -> Result<DataFrame, IngestError> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("upload.csv");
     std::fs::write(&path, csv).unwrap();
-    read_upload(&path, &UploadFormat::default(), schema)
+    read_upload(
+        &pdx_seal::AtRest::Plain,
+        &path,
+        &UploadFormat::default(),
+        schema,
+    )
 }
 
 fn incomes(frame: &DataFrame) -> Vec<Option<i64>> {

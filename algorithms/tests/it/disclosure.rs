@@ -109,6 +109,7 @@ pub(crate) async fn fixture() -> Fixture {
         columns: ["id", "region", "sex", "income"]
             .map(str::to_owned)
             .to_vec(),
+        at_rest: pdx_seal::AtRest::Plain,
     };
     let sandbox = SqlSandbox::new(&[grant], SqlLimits::default())
         .await

@@ -260,7 +260,7 @@ fn dp_count_by_sex_at_large_epsilon_is_close_and_spends_epsilon() {
         .finish(&mut df)
         .unwrap();
 
-    let out = dp::run_parquet(&plan, &path).unwrap();
+    let out = dp::run_parquet(&plan, &path, &pdx_seal::AtRest::Plain).unwrap();
     assert!(
         out.epsilon_spent <= epsilon && out.epsilon_spent > epsilon * (1.0 - 1e-6),
         "{}",

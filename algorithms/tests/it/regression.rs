@@ -482,10 +482,12 @@ async fn a_regression_is_checked_against_earlier_outputs_as_a_plain_aggregate() 
     // polars reads Parquet on a runtime of its own: off the test's runtime, as the
     // engine does (`spawn_blocking`).
     let (fit_model, path) = (model.clone(), f.path());
-    let fit = tokio::task::spawn_blocking(move || fit_parquet(&fit_model, &path))
-        .await
-        .unwrap()
-        .unwrap();
+    let fit = tokio::task::spawn_blocking(move || {
+        fit_parquet(&fit_model, &path, &pdx_seal::AtRest::Plain)
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(fit.records, 200);
     let sets = fit.record_sets(&selection);
     let verdict = check_sets_after(&sets, &priors, "people", Some(200), rules.threshold)
@@ -495,7 +497,7 @@ async fn a_regression_is_checked_against_earlier_outputs_as_a_plain_aggregate() 
 
     // The same model with person 42's income missing reads every row but one: too
     // close to the count (and its level to the breakdown), whichever came first.
-    let mut frame = read_parquet(&f.path()).unwrap();
+    let mut frame = read_parquet(&f.path(), &pdx_seal::AtRest::Plain).unwrap();
     let income: Vec<Option<i64>> = frame
         .column("income")
         .unwrap()

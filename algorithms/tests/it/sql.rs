@@ -137,6 +137,7 @@ fn grant(f: &Fixture) -> Vec<TableGrant> {
         name: "people".to_owned(),
         path: f.people.clone(),
         columns: vec!["age".to_owned(), "name".to_owned(), "city".to_owned()],
+        at_rest: pdx_seal::AtRest::Plain,
     }]
 }
 

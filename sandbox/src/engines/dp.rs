@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use pdx_algorithms::dp::{DpPlan, plan as dp_plan, run_parquet as dp_run_parquet};
+use pdx_seal::AtRest;
 
 use super::{AdmittedModel, Engine, EngineOutput, RunContext};
 use crate::grants::PrivacyCost;
@@ -22,6 +23,8 @@ struct AdmittedDp {
     plan: DpPlan,
     /// The certified version it reads.
     path: PathBuf,
+    /// How that file is kept.
+    at_rest: AtRest,
 }
 
 #[async_trait]
@@ -43,6 +46,7 @@ impl Engine for DpEngine {
         Ok(Box::new(AdmittedDp {
             plan,
             path: input.path.clone(),
+            at_rest: input.at_rest.clone(),
         }))
     }
 }
@@ -50,9 +54,13 @@ impl Engine for DpEngine {
 #[async_trait]
 impl AdmittedModel for AdmittedDp {
     async fn run(self: Box<Self>, _runs: &Runs, _run: &RunContext<'_>) -> Result<EngineOutput> {
-        let AdmittedDp { plan, path } = *self;
+        let AdmittedDp {
+            plan,
+            path,
+            at_rest,
+        } = *self;
         let out = tokio::task::spawn_blocking(move || {
-            dp_run_parquet(&plan, &path).map_err(SandboxError::from)
+            dp_run_parquet(&plan, &path, &at_rest).map_err(SandboxError::from)
         })
         .await
         .map_err(|e| SandboxError::Internal(format!("dp task: {e}")))??;

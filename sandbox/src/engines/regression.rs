@@ -53,6 +53,7 @@ use pdx_algorithms::regression::{
     self, Fit, MAX_LEVELS, RegressionOutput, RegressionRule, RegressionSpec, Verdict,
 };
 use pdx_ids::VersionRef;
+use pdx_seal::AtRest;
 use serde_json::{Value, json};
 
 use super::{AdmittedModel, Engine, EngineOutput, RunContext};
@@ -71,6 +72,8 @@ struct AdmittedRegression {
     spec: RegressionSpec,
     /// The certified version it reads.
     path: PathBuf,
+    /// How that file is kept.
+    at_rest: AtRest,
     /// That version's certified row count (public).
     rows: u64,
     /// The rules and record-set identity, on conditional data.
@@ -111,10 +114,11 @@ impl Engine for RegressionEngine {
         let policy = runs.output_policy(&input.dataset.id).await?;
         admit_columns(&spec, input, policy.dp_identifier.as_deref())?;
         admit_level_domains(runs, &spec, input).await?;
-        let path = input.path.clone();
-        let kinds = tokio::task::spawn_blocking(move || regression::parquet_value_kinds(&path))
-            .await
-            .map_err(|e| SandboxError::Internal(format!("regression task: {e}")))??;
+        let (path, at_rest) = (input.path.clone(), input.at_rest.clone());
+        let kinds =
+            tokio::task::spawn_blocking(move || regression::parquet_value_kinds(&path, &at_rest))
+                .await
+                .map_err(|e| SandboxError::Internal(format!("regression task: {e}")))??;
         spec.check_kinds(|name| kinds.get(name).copied())?;
         let conditional = match runs.disclosure_rules_for(inputs).await? {
             Some(rules) => {
@@ -131,6 +135,7 @@ impl Engine for RegressionEngine {
         Ok(Box::new(AdmittedRegression {
             spec,
             path: input.path.clone(),
+            at_rest: input.at_rest.clone(),
             rows: input.rows,
             conditional,
         }))
@@ -143,11 +148,12 @@ impl AdmittedModel for AdmittedRegression {
         let AdmittedRegression {
             spec,
             path,
+            at_rest,
             rows,
             conditional,
         } = *self;
         let Some(conditional) = conditional else {
-            let fit = fit_file(spec.clone(), path).await?;
+            let fit = fit_file(spec.clone(), path, at_rest).await?;
             let verdict = regression::check(&fit, 1);
             let out = regression::output(&fit, &verdict)?;
             let report = checked_report(&spec, None, &fit, &verdict, out.values_released);
@@ -159,7 +165,7 @@ impl AdmittedModel for AdmittedRegression {
             .await;
         let tables = vec![(spec.table.clone(), conditional.version.clone())];
         let priors = PriorSets::new(runs.db().clone(), runs.record_unions(), run.org, tables);
-        match checked_run(&spec, path, rows, &conditional, &priors).await {
+        match checked_run(&spec, (path, at_rest), rows, &conditional, &priors).await {
             Ok((out, report, released)) => Ok(EngineOutput {
                 frame: out.frame,
                 report,
@@ -186,13 +192,13 @@ impl AdmittedModel for AdmittedRegression {
 /// keep when the estimates are released.
 async fn checked_run(
     spec: &RegressionSpec,
-    path: PathBuf,
+    (path, at_rest): (PathBuf, AtRest),
     rows: u64,
     conditional: &Conditional,
     priors: &PriorSets,
 ) -> Result<(RegressionOutput, Value, Option<ReleasedSets>)> {
     let threshold = conditional.rules.threshold;
-    let fit = fit_file(spec.clone(), path).await?;
+    let fit = fit_file(spec.clone(), path, at_rest).await?;
     let mut verdict = regression::check(&fit, threshold);
     let mut released = None;
     if !verdict.withheld() {
@@ -241,7 +247,7 @@ pub(crate) async fn dry_run(
 ) -> Result<(DataFrame, Value)> {
     let spec = RegressionSpec::parse(body)?;
     admit_columns(&spec, input, identifier)?;
-    let fit = fit_file(spec.clone(), input.path.clone()).await?;
+    let fit = fit_file(spec.clone(), input.path.clone(), input.at_rest.clone()).await?;
     let verdict = regression::check(&fit, rules.map_or(1, |r| r.threshold));
     let out = regression::output(&fit, &verdict)?;
     let report = checked_report(&spec, rules, &fit, &verdict, out.values_released);
@@ -310,10 +316,10 @@ async fn admit_level_domains(
     Ok(())
 }
 
-/// Fits `spec` over the file at `path`, off the async threads.
-async fn fit_file(spec: RegressionSpec, path: PathBuf) -> Result<Fit> {
+/// Fits `spec` over the file at `path` (kept as `at_rest` says), off the async threads.
+async fn fit_file(spec: RegressionSpec, path: PathBuf, at_rest: AtRest) -> Result<Fit> {
     tokio::task::spawn_blocking(move || {
-        regression::fit_parquet(&spec, &path).map_err(SandboxError::from)
+        regression::fit_parquet(&spec, &path, &at_rest).map_err(SandboxError::from)
     })
     .await
     .map_err(|e| SandboxError::Internal(format!("regression task: {e}")))?
