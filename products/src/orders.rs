@@ -370,7 +370,8 @@ impl Products {
             licence_term_days: u32::try_from(get_u64(&product, "licence_term_days")?)
                 .map_err(|_| ProductsError::Internal("licence term out of range".into()))?,
             status: OrderStatus::Pending,
-            created_at: rfc3339(self.clock.now_ms()),
+            // Set by `place_order_on`, from the clock read when the row is inserted.
+            created_at: String::new(),
             payment_ref: None,
             paid_at: None,
             licence_expires_at: None,
@@ -913,11 +914,14 @@ impl Products {
             let pos = get_u64(s, "position")?;
             let release_id: ReleaseId = s.try_get("release_id")?;
             let path: String = s.try_get("output_path")?;
-            let data = tokio::fs::read(&path)
+            let at_rest = self.at_rest.clone();
+            let file = std::path::PathBuf::from(&path);
+            let data = tokio::task::spawn_blocking(move || at_rest.read_all(&file))
                 .await
-                .map_err(|source| ProductsError::Io {
+                .map_err(|e| ProductsError::Internal(format!("bundle read task: {e}")))?
+                .map_err(|e| ProductsError::Io {
                     path: path.clone(),
-                    source,
+                    source: e.into(),
                 })?;
             members.push((
                 format!("data/{pos:02}-{}.parquet", file_stem(&release_id)),
