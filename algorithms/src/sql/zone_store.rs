@@ -51,6 +51,10 @@ pub(crate) struct ZoneStore {
     root: PathBuf,
     /// How the files are kept: sealed (the server) or plain.
     at_rest: AtRest,
+    /// The one object this store serves, when it serves one (a grant's store): every
+    /// other file under the root is not found, so a store rooted at a content-address
+    /// shard never shows the other versions filed there.
+    only: Option<Path>,
 }
 
 impl fmt::Display for ZoneStore {
@@ -72,7 +76,17 @@ impl fmt::Debug for ZoneStore {
 impl ZoneStore {
     /// A store over the files below `root`, read through `at_rest`.
     pub(crate) fn new(root: PathBuf, at_rest: AtRest) -> ZoneStore {
-        ZoneStore { root, at_rest }
+        ZoneStore {
+            root,
+            at_rest,
+            only: None,
+        }
+    }
+
+    /// The same store serving only the object `location`.
+    pub(crate) fn serving_only(mut self, location: Path) -> ZoneStore {
+        self.only = Some(location);
+        self
     }
 
     /// The file `location` names: the root joined with its segments. A segment that is
@@ -100,6 +114,9 @@ impl ZoneStore {
     /// plaintext length and modification time. Symbolic links, directories and special
     /// files are not objects of this store.
     fn object_meta(&self, location: &Path, path: &FsPath) -> Result<ObjectMeta> {
+        if self.only.as_ref().is_some_and(|only| only != location) {
+            return Err(not_found(location, "not served by this store"));
+        }
         let metadata = std::fs::symlink_metadata(path).map_err(|e| io_error(location, e))?;
         if !metadata.is_file() {
             return Err(not_found(location, "not a regular file"));
@@ -426,15 +443,14 @@ impl ObjectStore for ZoneStore {
     }
 }
 
-/// Registers a [`ZoneStore`] over `root` in `ctx`'s runtime under
+/// Registers `store` in `ctx`'s runtime under
 /// `pdx-zone://<name>/` (replacing any store registered there) and returns that base
 /// URL (a collection) and the store. `name` must be lower-case ASCII letters, digits,
 /// `_` or `-` (a table name is).
 pub(crate) fn register(
     ctx: &SessionContext,
     name: &str,
-    root: PathBuf,
-    at_rest: AtRest,
+    store: ZoneStore,
 ) -> std::result::Result<(ListingTableUrl, Arc<dyn ObjectStore>), &'static str> {
     let plain = !name.is_empty()
         && name
@@ -448,7 +464,7 @@ pub(crate) fn register(
     if base.get_url().host_str() != Some(name) || !base.is_collection() {
         return Err("the store URL is not valid");
     }
-    let store: Arc<dyn ObjectStore> = Arc::new(ZoneStore::new(root, at_rest));
+    let store: Arc<dyn ObjectStore> = Arc::new(store);
     ctx.runtime_env()
         .register_object_store(base.get_url(), Arc::clone(&store));
     Ok((base, store))
@@ -466,8 +482,8 @@ pub(crate) struct ZoneFile {
 }
 
 /// Registers a [`ZoneStore`] over the directory of `file` (a canonical path to a
-/// regular file) under `pdx-zone://<name>/` (see [`register`]) and returns how to read
-/// the file through it.
+/// regular file), serving that file only, under `pdx-zone://<name>/` (see
+/// [`register`]) and returns how to read the file through it.
 pub(crate) fn register_file(
     ctx: &SessionContext,
     name: &str,
@@ -484,7 +500,8 @@ pub(crate) fn register_file(
     if location.as_ref() != file_name {
         return Err("the file name is not a valid object name");
     }
-    let (base, store) = register(ctx, name, root.to_path_buf(), at_rest)?;
+    let store = ZoneStore::new(root.to_path_buf(), at_rest).serving_only(location.clone());
+    let (base, store) = register(ctx, name, store)?;
     // The file name as one percent-encoded path segment, so that the listing table's
     // object path (the decoded URL path) is exactly the file name.
     let mut url = base.get_url().clone();
@@ -625,6 +642,38 @@ mod tests {
             .await
             .expect_err("past the end");
         assert!(matches!(past, Error::Generic { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_store_serving_one_file_shows_no_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, data) = fixture(dir.path());
+        let store = store.serving_only(Path::from("a/data.bin"));
+        let meta = store.head(&Path::from("a/data.bin")).await.expect("head");
+        assert_eq!(meta.size, data.len() as u64);
+        assert!(matches!(
+            store.head(&Path::from("top.bin")).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            store.get_range(&Path::from("top.bin"), 0..1).await,
+            Err(Error::NotFound { .. })
+        ));
+        assert!(matches!(
+            store
+                .get_ranges(&Path::from("top.bin"), &[0..1, 1..2])
+                .await,
+            Err(Error::NotFound { .. })
+        ));
+        let listed: Vec<String> = store
+            .list(None)
+            .map_ok(|meta| meta.location.to_string())
+            .try_collect()
+            .await
+            .expect("list");
+        assert_eq!(listed, vec!["a/data.bin".to_owned()]);
+        let top = store.list_with_delimiter(None).await.expect("list top");
+        assert!(top.objects.is_empty(), "{:?}", top.objects);
     }
 
     #[tokio::test]

@@ -351,6 +351,11 @@ async fn sql_file_paths_and_table_functions_are_unavailable() {
         format!("SELECT * FROM '{other_path}'"),
         format!("SELECT * FROM \"{other_path}\""),
         format!("SELECT * FROM 'file://{other_path}'"),
+        // The granted table's own store, by URL: the whole file (every column) and its
+        // neighbour in the same directory.
+        "SELECT * FROM 'pdx-zone://people/people.parquet'".to_owned(),
+        "SELECT * FROM 'pdx-zone://people/other.parquet'".to_owned(),
+        "SELECT * FROM read_parquet('pdx-zone://people/other.parquet')".to_owned(),
         format!("SELECT * FROM read_parquet('{other_path}')"),
         format!("SELECT * FROM parquet_scan('{other_path}')"),
         "SELECT * FROM read_csv('/etc/passwd')".to_owned(),
