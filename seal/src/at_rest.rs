@@ -79,16 +79,7 @@ impl AtRest {
             AtRest::Sealed(keys) => reader::read_range(path, range, keys.as_ref()),
             AtRest::Plain => {
                 let mut file = File::open(path)?;
-                let len = file.metadata()?.len();
-                let out_of_bounds = SealError::RangeOutOfBounds {
-                    start: range.start,
-                    end: range.end,
-                    len,
-                };
-                if range.start > range.end || range.end > len {
-                    return Err(out_of_bounds);
-                }
-                let size = usize::try_from(range.end - range.start).map_err(|_| out_of_bounds)?;
+                let size = reader::range_size(&range, file.metadata()?.len())?;
                 let mut out = vec![0u8; size];
                 file.seek(SeekFrom::Start(range.start))?;
                 file.read_exact(&mut out)?;

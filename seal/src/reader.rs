@@ -83,18 +83,7 @@ impl<R: Read + Seek> SealedReader<R> {
     /// The plaintext bytes `range` (which must lie within the plaintext), decrypting
     /// only the segments it covers.
     pub fn read_range(&mut self, range: Range<u64>) -> Result<Vec<u8>, SealError> {
-        let len = self.layout.plaintext_len;
-        let out_of_bounds = SealError::RangeOutOfBounds {
-            start: range.start,
-            end: range.end,
-            len,
-        };
-        if range.start > range.end || range.end > len {
-            return Err(out_of_bounds);
-        }
-        let Ok(size) = usize::try_from(range.end - range.start) else {
-            return Err(out_of_bounds);
-        };
+        let size = range_size(&range, self.layout.plaintext_len)?;
         let mut out = vec![0u8; size];
         self.pos = range.start;
         self.read_exact(&mut out)?;
@@ -245,6 +234,20 @@ fn read_header<R: Read>(inner: &mut R, total: u64) -> Result<[u8; HEADER_LEN], S
     }
     inner.read_exact(&mut bytes).map_err(eof_is_truncation)?;
     Ok(bytes)
+}
+
+/// The byte count of `range` over a plaintext of `len` bytes, or
+/// [`SealError::RangeOutOfBounds`] when it does not lie within it.
+pub(crate) fn range_size(range: &Range<u64>, len: u64) -> Result<usize, SealError> {
+    let out_of_bounds = || SealError::RangeOutOfBounds {
+        start: range.start,
+        end: range.end,
+        len,
+    };
+    if range.start > range.end || range.end > len {
+        return Err(out_of_bounds());
+    }
+    usize::try_from(range.end - range.start).map_err(|_| out_of_bounds())
 }
 
 /// The plaintext bytes `range` of the sealed file at `path` (see

@@ -394,7 +394,7 @@ fn key_files(config: &Config, backup_key: &Path) -> anyhow::Result<Vec<(String, 
 /// The sealing handle of a data directory's zones: its keyring, opened under the KEK
 /// in `kek_file`. Zone files are sealed; certificates and release hashes are of their
 /// plaintext, so the checks below hash through this.
-pub(crate) fn zones_at_rest(zones_root: &Path, kek_file: &Path) -> anyhow::Result<AtRest> {
+pub fn zones_at_rest(zones_root: &Path, kek_file: &Path) -> anyhow::Result<AtRest> {
     let kek = Kek::load(kek_file)
         .with_context(|| format!("loading the zones' KEK {}", kek_file.display()))?;
     let keyring = Keyring::open(&zones_root.join(KEYRING_FILE_NAME), &kek)

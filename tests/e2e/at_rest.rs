@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use pdx_sandbox::config::ZONES_KEK_FILE_NAME;
 use pdx_seal::{KEYRING_FILE_NAME, Kek, Keyring, MAGIC, SealError};
 
-use crate::products::market;
+use crate::products::{Market, market};
 use crate::support::{TestServer, blake3_hex};
 
 /// Strings the market's data holds in the clear (column names, category values) and
@@ -70,6 +70,35 @@ async fn get_bytes(t: &TestServer, key: &str, path: &str) -> (u16, Vec<u8>) {
         .unwrap();
     let status = resp.status().as_u16();
     (status, resp.bytes().await.unwrap().to_vec())
+}
+
+/// The certified Parquet file of the market's dataset version 1, downloaded (200).
+async fn version_parquet(m: &Market) -> Vec<u8> {
+    let path = format!(
+        "/v1/datasets/{}/versions/1/download?format=parquet",
+        m.dataset
+    );
+    let (s, bytes) = get_bytes(&m.t, &m.dev, &path).await;
+    assert_eq!(s, 200, "{path}");
+    bytes
+}
+
+/// The market's released output, downloaded by its owner in `format` (200).
+async fn output_download(m: &Market, format: &str) -> Vec<u8> {
+    let output = m.release["id"].as_str().unwrap();
+    let path = format!("/v1/outputs/{output}/download?format={format}");
+    let (s, bytes) = get_bytes(&m.t, &m.dev, &path).await;
+    assert_eq!(s, 200, "{path}");
+    bytes
+}
+
+/// BLAKE3 of every file under `zones` as it is on disk, the keyring left out.
+fn disk_hashes(zones: &Path) -> BTreeMap<String, String> {
+    files_under(zones)
+        .into_iter()
+        .filter(|(rel, _)| rel != KEYRING_FILE_NAME)
+        .map(|(rel, path)| (rel, blake3_hex(std::fs::read(path).unwrap())))
+        .collect()
 }
 
 /// Runs `pdx --data-dir DIR [--config CONFIG] zones ARGS`; returns the exit code and
@@ -143,37 +172,15 @@ async fn zone_files_read_off_the_disk_are_sealed_and_show_no_value() {
         )
         .await;
     assert_eq!(s, 200, "{version}");
-    let (s, parquet) = get_bytes(
-        t,
-        &m.dev,
-        &format!(
-            "/v1/datasets/{}/versions/1/download?format=parquet",
-            m.dataset
-        ),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let parquet = version_parquet(&m).await;
     assert!(parquet.starts_with(b"PAR1") && parquet.ends_with(b"PAR1"));
     assert_eq!(
         blake3_hex(&parquet),
         version["content_hash"].as_str().unwrap()
     );
-    let output = m.release["id"].as_str().unwrap();
-    let (s, out) = get_bytes(
-        t,
-        &m.dev,
-        &format!("/v1/outputs/{output}/download?format=parquet"),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let out = output_download(&m, "parquet").await;
     assert_eq!(blake3_hex(&out), m.release["output_hash"].as_str().unwrap());
-    let (s, csv_out) = get_bytes(
-        t,
-        &m.dev,
-        &format!("/v1/outputs/{output}/download?format=csv"),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let csv_out = output_download(&m, "csv").await;
     assert!(
         contains(&csv_out, b"district"),
         "{}",
@@ -227,11 +234,7 @@ async fn rotating_the_kek_rewraps_the_keyring_and_rewrites_no_zone_file() {
     let t = &m.t;
     let dir = t.dir.path();
     let zones = dir.join("zones");
-    let before: BTreeMap<String, String> = files_under(&zones)
-        .into_iter()
-        .filter(|(rel, _)| rel != KEYRING_FILE_NAME)
-        .map(|(rel, path)| (rel, blake3_hex(std::fs::read(path).unwrap())))
-        .collect();
+    let before = disk_hashes(&zones);
     let old_kek = dir.join(ZONES_KEK_FILE_NAME);
     let scratch = tempfile::tempdir().unwrap();
     let new_kek = scratch.path().join("new-kek.key");
@@ -246,11 +249,7 @@ async fn rotating_the_kek_rewraps_the_keyring_and_rewrites_no_zone_file() {
     assert!(out.contains("re-wrapped 1 data key"), "{out}");
     assert!(new_kek.is_file());
 
-    let after: BTreeMap<String, String> = files_under(&zones)
-        .into_iter()
-        .filter(|(rel, _)| rel != KEYRING_FILE_NAME)
-        .map(|(rel, path)| (rel, blake3_hex(std::fs::read(path).unwrap())))
-        .collect();
+    let after = disk_hashes(&zones);
     assert_eq!(before, after, "a zone file was rewritten");
 
     let keyring = zones.join(KEYRING_FILE_NAME);
@@ -272,14 +271,7 @@ async fn rotating_the_kek_rewraps_the_keyring_and_rewrites_no_zone_file() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains(" zone file(s), 0 failed"), "{out}");
     // The running server keeps its unwrapped keys: downloads go on.
-    let output = m.release["id"].as_str().unwrap();
-    let (s, out) = get_bytes(
-        t,
-        &m.dev,
-        &format!("/v1/outputs/{output}/download?format=parquet"),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let out = output_download(&m, "parquet").await;
     assert_eq!(blake3_hex(&out), m.release["output_hash"].as_str().unwrap());
     m.t.stop().await;
 }
@@ -321,16 +313,7 @@ async fn a_data_directory_from_before_sealing_is_sealed_in_place() {
     let (code, out) = pdx_zones(dir, None, &["verify"]).await;
     assert_eq!(code, Some(0), "{out}");
     // Sealed again with its name and certified hash unchanged: it downloads as before.
-    let (s, parquet) = get_bytes(
-        t,
-        &m.dev,
-        &format!(
-            "/v1/datasets/{}/versions/1/download?format=parquet",
-            m.dataset
-        ),
-    )
-    .await;
-    assert_eq!(s, 200);
+    let parquet = version_parquet(&m).await;
     assert_eq!(blake3_hex(&parquet), hash);
     // Nothing left to seal the second time.
     let (code, out) = pdx_zones(dir, None, &["seal"]).await;

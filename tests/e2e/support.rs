@@ -255,11 +255,11 @@ pub fn iso_plus(day: &str, days: i64) -> String {
 /// The sealing handle of the zones of the data directory `data` (default KEK place),
 /// to read zone files as the server does.
 pub fn zones_at_rest(data: &std::path::Path) -> pdx_seal::AtRest {
-    let kek = pdx_seal::Kek::load(&data.join(pdx_sandbox::config::ZONES_KEK_FILE_NAME)).unwrap();
-    let keyring =
-        pdx_seal::Keyring::open(&data.join("zones").join(pdx_seal::KEYRING_FILE_NAME), &kek)
-            .unwrap();
-    pdx_seal::AtRest::sealed(keyring)
+    pdx::cli::backup::zones_at_rest(
+        &data.join("zones"),
+        &data.join(pdx_sandbox::config::ZONES_KEK_FILE_NAME),
+    )
+    .unwrap()
 }
 
 /// BLAKE3 of some bytes, in hex (as the API names content hashes).

@@ -166,6 +166,19 @@ pub fn read_parquet(path: &Path, at_rest: &AtRest) -> Result<DataFrame, StorageE
     read_parquet_bytes(at_rest.read_all(path)?)
 }
 
+/// A lazy scan of the Parquet file at `path`: polars scans a plain file itself; a
+/// sealed one is opened (and authenticated) into memory first, since polars scans only
+/// local paths or memory.
+pub fn scan_parquet(path: &Path, at_rest: &AtRest) -> Result<LazyFrame, StorageError> {
+    Ok(match at_rest {
+        AtRest::Plain => LazyFrame::scan_parquet(
+            PlPath::Local(std::sync::Arc::from(path)),
+            ScanArgsParquet::default(),
+        )?,
+        AtRest::Sealed(_) => read_parquet(path, at_rest)?.lazy(),
+    })
+}
+
 /// Reads a Parquet file held in memory (e.g. an engine output encoded as Parquet).
 pub fn read_parquet_bytes(bytes: Vec<u8>) -> Result<DataFrame, StorageError> {
     Ok(ParquetReader::new(io::Cursor::new(bytes)).finish()?)

@@ -2,7 +2,6 @@
 //! budget calibration, execution and post-processing.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use opendp::accuracy::polars::summarize_polars_measurement;
 use opendp::accuracy::{discrete_laplacian_scale_to_accuracy, laplacian_scale_to_accuracy};
@@ -18,6 +17,7 @@ use polars::prelude::*;
 use super::DpError;
 use super::query::{self, Aggregate, CmpOp, Item, Lit, Pred, Query};
 use super::table::{ColumnKind, DpTable, PrivacyUnit};
+use crate::deid::storage::scan_parquet;
 
 /// Significance level of every reported error bound: each bound holds with probability 95%.
 pub const ALPHA: f64 = 0.05;
@@ -328,29 +328,11 @@ pub fn plan(sql: &str, table: &DpTable, epsilon: f64, delta: f64) -> Result<DpPl
 }
 
 /// Runs `plan` over the Parquet file at `path`, kept as `at_rest` says (see [`run`]).
-/// A sealed file is opened (and authenticated) into memory first: polars scans only
-/// local paths or memory.
 pub fn run_parquet(plan: &DpPlan, path: &Path, at_rest: &AtRest) -> Result<DpOutput, DpError> {
-    let opening = |_| DpError::Execution {
+    let frame = scan_parquet(path, at_rest).map_err(|_| DpError::Execution {
         stage: "opening the Parquet file",
         detail: String::new(),
-    };
-    let frame = match at_rest {
-        AtRest::Plain => {
-            LazyFrame::scan_parquet(PlPath::Local(Arc::from(path)), ScanArgsParquet::default())
-                .map_err(opening)?
-        }
-        AtRest::Sealed(_) => {
-            let bytes = at_rest.read_all(path).map_err(|_| DpError::Execution {
-                stage: "opening the Parquet file",
-                detail: String::new(),
-            })?;
-            ParquetReader::new(std::io::Cursor::new(bytes))
-                .finish()
-                .map_err(opening)?
-                .lazy()
-        }
-    };
+    })?;
     run(plan, frame)
 }
 

@@ -113,13 +113,12 @@ pub use fit::{
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
 
 use pdx_seal::AtRest;
-use polars::prelude::{
-    DataType, IntoLazy, LazyFrame, ParquetReader, PlPath, ScanArgsParquet, SerReader,
-};
+use polars::prelude::{DataType, LazyFrame};
 use serde::{Deserialize, Serialize};
+
+use crate::deid::storage::scan_parquet;
 
 /// Most features one model may name.
 pub const MAX_FEATURES: usize = 30;
@@ -233,25 +232,9 @@ pub fn parquet_value_kinds(
         .collect())
 }
 
-/// A lazy scan of the Parquet file at `path`, kept as `at_rest` says (a sealed file is
-/// opened and authenticated into memory first: polars scans only local paths or memory).
+/// A lazy scan of the Parquet file at `path`, kept as `at_rest` says.
 fn scan(path: &Path, at_rest: &AtRest) -> Result<LazyFrame, RegressionError> {
-    let opening = RegressionError::Read("opening the Parquet file");
-    match at_rest {
-        AtRest::Plain => {
-            LazyFrame::scan_parquet(PlPath::Local(Arc::from(path)), ScanArgsParquet::default())
-                .map_err(|_| opening)
-        }
-        AtRest::Sealed(_) => {
-            let bytes = at_rest
-                .read_all(path)
-                .map_err(|_| RegressionError::Read("opening the Parquet file"))?;
-            ParquetReader::new(std::io::Cursor::new(bytes))
-                .finish()
-                .map(IntoLazy::lazy)
-                .map_err(|_| opening)
-        }
-    }
+    scan_parquet(path, at_rest).map_err(|_| RegressionError::Read("opening the Parquet file"))
 }
 
 impl RegressionSpec {

@@ -63,24 +63,6 @@ pub struct TableGrant {
     pub at_rest: AtRest,
 }
 
-/// Grants are equal when they name the same table, file and columns and read the file
-/// the same way: both plain, or both sealed under the same keyring handle.
-impl PartialEq for TableGrant {
-    fn eq(&self, other: &Self) -> bool {
-        let same_keeping = match (&self.at_rest, &other.at_rest) {
-            (AtRest::Plain, AtRest::Plain) => true,
-            (AtRest::Sealed(a), AtRest::Sealed(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        self.name == other.name
-            && self.path == other.path
-            && self.columns == other.columns
-            && same_keeping
-    }
-}
-
-impl Eq for TableGrant {}
-
 /// Scalar functions left out: they build arbitrarily large values from a literal
 /// (`repeat('x', 2000000000)`) or generate rows (`unnest(range(1e9))`), and such
 /// allocations are not tracked by the memory pool.
