@@ -79,23 +79,37 @@ impl App {
         })
     }
 
-    /// Resumes the sandbox's jobs that a restart cut off; a suspended organisation's
-    /// model runs are cancelled instead, as its suspension cancels them. Called once by
-    /// `pdx serve` before it listens.
-    pub async fn resume_jobs(&self) -> anyhow::Result<()> {
-        let suspended: BTreeSet<OrgId> = self
-            .accounts
-            .orgs()
-            .await
-            .context("reading the organisations")?
+    /// The suspended organisations (their model runs are cancelled, not resumed).
+    async fn suspended_orgs(&self) -> pdx_sandbox::Result<BTreeSet<OrgId>> {
+        let orgs = self.accounts.orgs().await.map_err(|e| {
+            pdx_sandbox::SandboxError::Internal(format!("reading the organisations: {e}"))
+        })?;
+        Ok(orgs
             .into_iter()
             .filter(|org| org.suspended)
             .map(|org| org.id)
-            .collect();
+            .collect())
+    }
+
+    /// Registers this server among those sharing the database (`addr` is where it
+    /// listens) and resumes the sandbox's jobs that a restart cut off; a suspended
+    /// organisation's model runs are cancelled instead, as its suspension cancels them.
+    /// Called once by `pdx serve` after it bound its address and before it serves.
+    pub async fn resume_jobs(&self, addr: &str) -> anyhow::Result<()> {
+        let suspended = self.suspended_orgs().await?;
         self.sandbox
-            .resume_jobs(&suspended)
+            .resume_jobs(addr, &suspended)
             .await
             .context("resuming interrupted jobs")
+    }
+
+    /// Takes over the jobs of servers on the same database that stopped (see
+    /// `pdx_sandbox::cluster`); how many. The server polls it.
+    pub async fn take_over_jobs(&self) -> anyhow::Result<usize> {
+        self.sandbox
+            .take_over_jobs(|| self.suspended_orgs())
+            .await
+            .context("taking over jobs")
     }
 
     /// On first start (no organisations), creates the platform organisation and an admin

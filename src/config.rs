@@ -38,6 +38,10 @@ pub struct ConfigArgs {
     /// kill the server while jobs are certainly running (default 0).
     #[arg(long, env = "PDX_JOB_START_PAUSE_MS", global = true, hide = true)]
     pub job_start_pause_ms: Option<u64>,
+    /// This server's name among several sharing one database (default the host name);
+    /// each server needs its own.
+    #[arg(long, env = "PDX_INSTANCE", global = true)]
+    pub instance: Option<String>,
 }
 
 /// The TOML file's keys (all optional).
@@ -120,6 +124,13 @@ pub struct FileConfig {
     /// Writes without a key (requests to open data) one client address may make in an
     /// hour (default 20; 0 turns this limit off). Over it: 429 with `Retry-After`.
     pub anonymous_writes_per_hour: Option<u32>,
+    /// This server's name among several sharing one database (default the host name).
+    pub instance: Option<String>,
+    /// How long a server's heartbeat and a leader's lease stay valid, seconds (default
+    /// 10): a stopped server's jobs are taken over this long after its last heartbeat.
+    pub instance_lease_secs: Option<u64>,
+    /// How often a server looks for jobs of servers that stopped, seconds (default 2).
+    pub job_poll_interval_secs: Option<u64>,
     /// The web portal signs a browser out after this long without a request, seconds
     /// (default 1,800: 30 minutes).
     pub portal_session_idle_secs: Option<u64>,
@@ -256,6 +267,21 @@ impl Config {
             sandbox.max_output_bytes = bytes;
         }
         sandbox.job_start_pause = Duration::from_millis(args.job_start_pause_ms.unwrap_or(0));
+        if let Some(instance) = args.instance.clone().or(file.instance.clone()) {
+            anyhow::ensure!(
+                pdx_sandbox::cluster::valid_instance_name(&instance),
+                "instance {instance:?} must be 1 to 64 ASCII letters, digits, '.', '_', '-' or ':'"
+            );
+            sandbox.instance = instance;
+        }
+        if let Some(secs) = file.instance_lease_secs {
+            anyhow::ensure!(secs >= 1, "instance_lease_secs must be at least 1");
+            sandbox.instance_lease = Duration::from_secs(secs);
+        }
+        if let Some(secs) = file.job_poll_interval_secs {
+            anyhow::ensure!(secs >= 1, "job_poll_interval_secs must be at least 1");
+            sandbox.job_poll_interval = Duration::from_secs(secs);
+        }
         let portal_session_idle = positive_secs(
             file.portal_session_idle_secs,
             "portal_session_idle_secs",

@@ -1,6 +1,8 @@
-//! `pdx serve`: bind, bootstrap, serve (HTTP, or HTTPS with `--tls-cert`/`--tls-key`,
-//! see [`crate::tls`]) until SIGTERM or Ctrl-C, then drain. Two timers run beside the
-//! server: signed checkpoints, and the end of emergency relaxations (XT Art.23(7)).
+//! `pdx serve`: bootstrap, bind, register and resume jobs, serve (HTTP, or HTTPS with
+//! `--tls-cert`/`--tls-key`, see [`crate::tls`]) until SIGTERM or Ctrl-C, then drain.
+//! Timers run beside the server: this instance's heartbeat (with the ledger leadership,
+//! `pdx_sandbox::cluster`), the poll for jobs of servers that stopped, and, on the
+//! leader only, signed checkpoints and the end of emergency relaxations (XT Art.23(7)).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::serve::ListenerExt;
+use pdx_sandbox::cluster::LEDGER_ROLE;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::rustls;
@@ -79,6 +82,9 @@ fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
     let router = crate::http::router(app.clone());
     let timer = spawn_checkpoint_timer(app.clone(), stop_rx.clone());
     let relaxations = spawn_relaxation_timer(app.clone(), stop_rx.clone());
+    let heartbeat = spawn_heartbeat(app.clone(), stop_rx.clone());
+    let takeover = spawn_job_poll(app.clone(), stop_rx.clone());
+    let sandbox = app.sandbox.clone();
     let task = tokio::spawn(async move {
         // The peer address reaches the handlers: the lock-out after failed keys counts
         // per client address (`http::limits`).
@@ -102,6 +108,12 @@ fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
         };
         timer.abort();
         relaxations.abort();
+        heartbeat.abort();
+        takeover.abort();
+        // Stopped cleanly: the other servers take this one's jobs and roles now.
+        if let Err(e) = sandbox.leave().await {
+            tracing::warn!(error = %e, "could not mark this instance stopped");
+        }
         served.context("serving HTTP")
     });
     Ok(RunningServer {
@@ -112,26 +124,87 @@ fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Signs a checkpoint whenever the newest is stale (the "every T seconds" rule).
-fn spawn_checkpoint_timer(
-    app: App,
+/// Whether this instance leads the deployment-wide periodic work now: takes or renews
+/// the lease (see `pdx_sandbox::cluster`); a database error counts as not leading.
+async fn leading(app: &App) -> bool {
+    match app.sandbox.cluster().lead(LEDGER_ROLE).await {
+        Ok(leading) => leading,
+        Err(e) => {
+            tracing::warn!(error = %e, "renewing the leader lease failed");
+            false
+        }
+    }
+}
+
+/// Runs `tick` every `every` (the first at once, a slow tick delaying the next rather
+/// than bunching them) until `stop` changes. Every timer beside the server is one.
+fn spawn_every<F, Fut>(
+    every: Duration,
     mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
+    mut tick: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => tick().await,
+                _ = stop.changed() => break,
+            }
+        }
+    })
+}
+
+/// This instance's heartbeat, every third of the lease: see `Sandbox::heartbeat`.
+fn spawn_heartbeat(app: App, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    let every = (app.config.sandbox.instance_lease / 3).max(Duration::from_millis(100));
+    spawn_every(every, stop, move || {
+        let app = app.clone();
+        async move {
+            if let Err(e) = app.sandbox.heartbeat().await {
+                tracing::warn!(error = %e, "the instance heartbeat failed");
+            }
+        }
+    })
+}
+
+/// Takes over the jobs of servers that stopped, every `job_poll_interval`.
+fn spawn_job_poll(app: App, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    let every = app
+        .config
+        .sandbox
+        .job_poll_interval
+        .max(Duration::from_millis(100));
+    spawn_every(every, stop, move || {
+        let app = app.clone();
+        async move {
+            if let Err(e) = app.take_over_jobs().await {
+                tracing::warn!(error = %e, "looking for jobs to take over failed");
+            }
+        }
+    })
+}
+
+/// Signs a checkpoint whenever the newest is stale (the "every T seconds" rule), on the
+/// leader only: one instance at a time signs the periodic checkpoints.
+fn spawn_checkpoint_timer(app: App, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     let every = app
         .config
         .ledger
         .checkpoint_interval
         .max(Duration::from_secs(1));
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    if let Err(e) = app.ledger.checkpoint_if_stale().await {
-                        tracing::warn!(error = %e, "periodic checkpoint failed");
-                    }
-                }
-                _ = stop.changed() => break,
+    spawn_every(every, stop, move || {
+        let app = app.clone();
+        async move {
+            if !leading(&app).await {
+                return;
+            }
+            if let Err(e) = app.ledger.checkpoint_if_stale().await {
+                tracing::warn!(error = %e, "periodic checkpoint failed");
             }
         }
     })
@@ -145,24 +218,18 @@ const RELAXATION_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 /// Records the end of emergency relaxations (the `ended` ledger entry, and the
 /// suspension of grants on data that is not open again) when the server starts (the
 /// interval's first tick is immediate, so one that ended while the server was down is
-/// recorded at once) and every [`RELAXATION_CHECK_INTERVAL`].
-fn spawn_relaxation_timer(
-    app: App,
-    mut stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(RELAXATION_CHECK_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {
-                    match app.sandbox.open_attributes().end_due_relaxations().await {
-                        Ok(0) => {}
-                        Ok(ended) => tracing::info!(ended, "recorded the end of emergency relaxations"),
-                        Err(e) => tracing::warn!(error = %e, "checking emergency relaxations failed"),
-                    }
-                }
-                _ = stop.changed() => break,
+/// recorded at once) and every [`RELAXATION_CHECK_INTERVAL`], on the leader only.
+fn spawn_relaxation_timer(app: App, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    spawn_every(RELAXATION_CHECK_INTERVAL, stop, move || {
+        let app = app.clone();
+        async move {
+            if !leading(&app).await {
+                return;
+            }
+            match app.sandbox.open_attributes().end_due_relaxations().await {
+                Ok(0) => {}
+                Ok(ended) => tracing::info!(ended, "recorded the end of emergency relaxations"),
+                Err(e) => tracing::warn!(error = %e, "checking emergency relaxations failed"),
             }
         }
     })
@@ -173,10 +240,12 @@ fn spawn_relaxation_timer(
 /// serves plain HTTP.
 pub async fn serve(app: App, tls: Option<Arc<rustls::ServerConfig>>) -> anyhow::Result<()> {
     bootstrap_and_announce(&app).await?;
-    app.resume_jobs().await?;
+    // Bound first: a second server on the same address fails here, before it could
+    // claim any job.
     let listener = TcpListener::bind(app.config.addr)
         .await
         .with_context(|| format!("binding {}", app.config.addr))?;
+    app.resume_jobs(&listener.local_addr()?.to_string()).await?;
     let server = match tls {
         Some(tls) => spawn_tls(app, listener, tls)?,
         None => spawn(app, listener)?,

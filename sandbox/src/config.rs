@@ -52,6 +52,14 @@ pub struct SandboxConfig {
     /// in service; crash tests set it, through `PDX_JOB_START_PAUSE_MS`, to kill the
     /// server while jobs are certainly running).
     pub job_start_pause: std::time::Duration,
+    /// This server's name among the servers sharing the database (`cluster.rs`;
+    /// default the host name). Each server needs its own.
+    pub instance: String,
+    /// How long an instance's heartbeat, and a leader's lease, stays valid: a dead
+    /// server's jobs are taken over this long after its last heartbeat (default 10 s).
+    pub instance_lease: std::time::Duration,
+    /// How often a server looks for jobs a dead server left (default 2 s).
+    pub job_poll_interval: std::time::Duration,
 }
 
 impl SandboxConfig {
@@ -79,6 +87,9 @@ impl SandboxConfig {
             fhe_max_rows: 4096,
             fhe_threads: 0,
             job_start_pause: std::time::Duration::ZERO,
+            instance: crate::cluster::default_instance_name(),
+            instance_lease: std::time::Duration::from_secs(10),
+            job_poll_interval: std::time::Duration::from_secs(2),
         }
     }
 }

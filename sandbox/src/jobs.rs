@@ -6,11 +6,17 @@
 //!   keeps its abort handle (a suspension cancels runs) and records the work's outcome
 //!   (a resume that finds the result already stored records it without running).
 //! * **Durable.** Each job row keeps its [`JobInputs`]: what the work needs to run
-//!   again. When the server starts, every job left `queued` or `running` by the last
-//!   process is resumed from them (`Sandbox::resume_jobs`); each kind's resume first
+//!   again. When the server starts, every job its last process left `queued` or
+//!   `running` (and any a dead server left) is resumed from them (`Sandbox::resume_jobs`,
+//!   and `Sandbox::take_over_jobs` while it serves); each kind's resume first
 //!   checks whether its result was already stored, so nothing runs twice into two
 //!   results and nothing spent at admission is spent again. The first outcome recorded
 //!   stands: a finished job is never marked again.
+//! * **Claimed.** A job runs on the one server instance whose claim succeeded (a
+//!   conditional `UPDATE` naming the instance in `jobs.instance_id`): the one that
+//!   accepted it, or, once that one is no longer live, whichever takes it over
+//!   ([`crate::cluster`] gives the rules). A job claimed by another instance, or
+//!   cancelled elsewhere, is aborted here at the next heartbeat ([`JobRunner::abort_lost`]).
 //! * **Safe failures.** A failure stores a client-safe problem (status and detail).
 //!   Internal causes are logged with the job id and replaced by a generic detail,
 //!   because an engine error can carry a row's value.
@@ -28,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::cluster::Cluster;
 use crate::runs::RunRequest;
 use crate::store;
 use crate::{ErrorClass, Result, SandboxError};
@@ -236,14 +243,14 @@ impl Jobs {
     /// Marks an unfinished job succeeded with its result (a finished one stays as it is:
     /// the first outcome recorded stands).
     pub async fn succeed(&self, id: &JobId, result: &serde_json::Value) -> Result<()> {
-        store::jobs::mark_succeeded(self.db.pool(), id, result.to_string(), now_ms()).await
+        store::jobs::mark_succeeded(self.db.pool(), id, result.to_string(), now_ms(), None).await
     }
 
     /// Marks an unfinished job failed (a finished one stays as it is).
     pub async fn fail(&self, id: &JobId, failure: &JobFailure) -> Result<()> {
         let json = serde_json::to_string(failure)
             .map_err(|e| SandboxError::Internal(format!("encoding a job failure: {e}")))?;
-        store::jobs::mark_failed(self.db.pool(), id, json, now_ms()).await
+        store::jobs::mark_failed(self.db.pool(), id, json, now_ms(), None).await
     }
 
     /// One job.
@@ -271,25 +278,56 @@ impl Jobs {
 
     /// Records a job's outcome (logging, not failing, when that cannot be written).
     pub async fn finish(&self, id: &JobId, outcome: Result<serde_json::Value>) {
+        self.finish_as(id, outcome, None).await;
+    }
+
+    /// [`Self::finish`], with `holder` only while that instance holds the job: the
+    /// outcome of a runner that lost the job to another instance is not recorded.
+    pub(crate) async fn finish_as(
+        &self,
+        id: &JobId,
+        outcome: Result<serde_json::Value>,
+        holder: Option<&str>,
+    ) {
+        let db = self.db.pool();
         let recorded = match outcome {
-            Ok(value) => self.succeed(id, &value).await,
-            Err(err) => self.fail(id, &JobFailure::from_error(id, &err)).await,
+            Ok(value) => {
+                store::jobs::mark_succeeded(db, id, value.to_string(), now_ms(), holder).await
+            }
+            Err(err) => match serde_json::to_string(&JobFailure::from_error(id, &err)) {
+                Ok(json) => store::jobs::mark_failed(db, id, json, now_ms(), holder).await,
+                Err(e) => Err(SandboxError::Internal(format!(
+                    "encoding a job failure: {e}"
+                ))),
+            },
         };
         if let Err(e) = recorded {
             tracing::error!(job_id = %id, error = %e, "could not record a job's outcome");
         }
     }
 
-    /// Jobs the last process left queued or running, oldest first, with their inputs
-    /// (`None` for jobs from before inputs were kept).
-    pub(crate) async fn unfinished(&self) -> Result<Vec<(Job, Option<JobInputs>)>> {
-        let sql = format!(
-            "SELECT {COLUMNS}, inputs_json FROM jobs WHERE status IN ('queued', 'running') \
-             ORDER BY created_ms, id"
-        );
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.db.pool())
-            .await?;
+    /// Claims for this instance, oldest first, at most [`CLAIM_BATCH`] unfinished jobs
+    /// that no live instance runs: jobs `running` under an instance that is no longer
+    /// live (or under none), jobs left `queued` longer than a lease (their instance died
+    /// before claiming them) and, with `take_own` (at start), every job this instance's
+    /// name left running (all of them). Returns them with their inputs (`None` for jobs
+    /// from before inputs were kept).
+    pub(crate) async fn claim_unfinished(
+        &self,
+        cluster: &Cluster,
+        take_own: bool,
+    ) -> Result<Vec<(Job, Option<JobInputs>)>> {
+        let now = now_ms();
+        let claim = store::jobs::Claim {
+            instance: cluster.name(),
+            now,
+            queued_before: cluster.lease_ago(now),
+            take_own,
+            // At start every job of this name at once: once claimed they are this
+            // process's, and a later claim would not take them again.
+            limit: if take_own { i64::MAX } else { CLAIM_BATCH },
+        };
+        let rows = store::jobs::claim_unfinished(&self.db, &claim, COLUMNS).await?;
         rows.iter()
             .map(|row| {
                 let inputs: Option<String> = row.try_get("inputs_json")?;
@@ -305,6 +343,35 @@ impl Jobs {
             .collect()
     }
 }
+
+/// Unfinished jobs by the instance holding them (`None`: queued, not claimed yet) and
+/// status (`queued` or `running`), for the metrics.
+pub type JobCounts = Vec<(Option<String>, String, i64)>;
+
+impl Jobs {
+    /// How many jobs each instance holds, queued or running ([`JobCounts`]).
+    pub async fn unfinished_counts(&self) -> Result<JobCounts> {
+        let rows = sqlx::query(
+            "SELECT instance_id, status, COUNT(*) AS n FROM jobs \
+             WHERE status IN ('queued', 'running') GROUP BY instance_id, status \
+             ORDER BY instance_id, status",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("instance_id")?,
+                    row.try_get("status")?,
+                    row.try_get("n")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+/// Most jobs one claim takes (the rest wait for the next poll).
+pub(crate) const CLAIM_BATCH: i64 = 16;
 
 /// Inserts a queued job, on a caller's connection so that it can share a transaction
 /// with what admitted it (budget spends, run rows).
@@ -335,6 +402,8 @@ pub(crate) async fn insert(
 pub struct JobRunner {
     /// The job table.
     jobs: Jobs,
+    /// This instance, which claims the jobs it runs.
+    cluster: Cluster,
     /// Abort handles of jobs in progress, by job id.
     running: Arc<Mutex<BTreeMap<JobId, tokio::task::AbortHandle>>>,
     /// Held after a job is marked started and before its work (see
@@ -344,16 +413,18 @@ pub struct JobRunner {
 
 impl JobRunner {
     /// A runner over the job table.
-    pub(crate) fn new(jobs: Jobs, start_pause: Duration) -> JobRunner {
+    pub(crate) fn new(jobs: Jobs, cluster: Cluster, start_pause: Duration) -> JobRunner {
         JobRunner {
             jobs,
+            cluster,
             running: Arc::default(),
             start_pause,
         }
     }
 
-    /// Runs `work` for the job `job_id` in the background: marks the job started, runs
-    /// the work and records its result or failure.
+    /// Runs `work` for the job `job_id` in the background: claims the job for this
+    /// instance (marking it started), runs the work and records its result or failure.
+    /// When another instance holds the job, nothing runs here.
     pub(crate) fn spawn<F>(&self, job_id: &JobId, work: F)
     where
         F: Future<Output = Result<serde_json::Value>> + Send + 'static,
@@ -367,8 +438,25 @@ impl JobRunner {
             return;
         };
         let task = tokio::spawn(async move {
+            let claim = &store::jobs::Claim {
+                instance: runner.cluster.name(),
+                now: now_ms(),
+                queued_before: now_ms(),
+                take_own: true,
+                limit: 1,
+            };
+            let claimed = store::jobs::claim_one(runner.jobs.db.pool(), &id, claim).await;
+            if !matches!(claimed, Ok(true)) {
+                if let Ok(mut running) = runner.running.lock() {
+                    running.remove(&id);
+                }
+                match claimed {
+                    Ok(_) => tracing::info!(job_id = %id, "another instance runs this job"),
+                    Err(e) => runner.jobs.finish(&id, Err(e)).await,
+                }
+                return;
+            }
             let outcome = async {
-                runner.jobs.progress(&id, "started", 0.0).await?;
                 if !runner.start_pause.is_zero() {
                     tokio::time::sleep(runner.start_pause).await;
                 }
@@ -378,7 +466,10 @@ impl JobRunner {
             if let Ok(mut running) = runner.running.lock() {
                 running.remove(&id);
             }
-            runner.jobs.finish(&id, outcome).await;
+            runner
+                .jobs
+                .finish_as(&id, outcome, Some(runner.cluster.name()))
+                .await;
         });
         running.insert(job_id.clone(), task.abort_handle());
     }
@@ -393,5 +484,56 @@ impl JobRunner {
         let aborted = handle.map(|h| h.abort()).is_some();
         self.jobs.fail(job_id, failure).await?;
         Ok(aborted)
+    }
+
+    /// Aborts every job running here without recording anything: this instance can no
+    /// longer tell that they are still its own (see `Sandbox::heartbeat`).
+    pub(crate) fn abort_all(&self) {
+        let handles: Vec<(JobId, tokio::task::AbortHandle)> = match self.running.lock() {
+            Ok(mut running) => std::mem::take(&mut *running).into_iter().collect(),
+            Err(_) => Vec::new(),
+        };
+        for (id, handle) in handles {
+            handle.abort();
+            tracing::warn!(job_id = %id, "stopped a job: this instance's heartbeat lapsed");
+        }
+    }
+
+    /// Whether this instance holds the job `id` (it is running here, under its name).
+    pub(crate) async fn holds(&self, id: &JobId) -> Result<bool> {
+        let owner = store::jobs::owner(self.jobs.db.pool(), id).await?;
+        Ok(matches!(owner, Some((status, Some(instance)))
+            if status == "running" && instance == self.cluster.name()))
+    }
+
+    /// Aborts the jobs running here that are no longer this instance's: claimed by
+    /// another instance (after this one's heartbeat lapsed) or finished elsewhere (a
+    /// cancellation served by another instance). Jobs still queued are being claimed.
+    pub(crate) async fn abort_lost(&self) -> Result<()> {
+        let ids: Vec<JobId> = match self.running.lock() {
+            Ok(running) => running.keys().cloned().collect(),
+            Err(_) => return Ok(()),
+        };
+        for id in ids {
+            let owner = store::jobs::owner(self.jobs.db.pool(), &id).await?;
+            let lost = match owner {
+                None => true,
+                Some((status, _)) if status == "queued" => false,
+                Some((status, instance)) => {
+                    status != "running" || instance.as_deref() != Some(self.cluster.name())
+                }
+            };
+            if lost {
+                let handle = match self.running.lock() {
+                    Ok(mut running) => running.remove(&id),
+                    Err(_) => None,
+                };
+                if let Some(handle) = handle {
+                    handle.abort();
+                    tracing::warn!(job_id = %id, "stopped a job that is no longer this instance's");
+                }
+            }
+        }
+        Ok(())
     }
 }

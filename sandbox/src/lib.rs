@@ -16,7 +16,9 @@
 //! Read top-down:
 //! - [`Sandbox::open`] migrates and prepares the [`zones`]; [`Sandbox::resume_jobs`]
 //!   then resumes the [`jobs`] a restart cut off (durable: each keeps the inputs it
-//!   needs to run again; one runner starts every job and records its outcome).
+//!   needs to run again; one runner starts every job and records its outcome). Several
+//!   servers may share one database ([`cluster`]): each job runs on the instance that
+//!   claimed it, and [`Sandbox::take_over_jobs`] resumes those of a server that died.
 //! - [`catalog`]: dataset metadata, the data-element registry (one data, one source)
 //!   and catalog search; [`lifecycle`]: an entry is a draft until its provider submits
 //!   it and the data authority publishes it, and each edit of its metadata is a catalog
@@ -78,6 +80,7 @@
 pub mod access;
 pub mod catalog;
 pub mod classification;
+pub mod cluster;
 pub mod compliance;
 pub mod config;
 pub mod destruction;
@@ -145,6 +148,7 @@ struct Inner {
     zones: zones::Zones,
     jobs: Jobs,
     runner: jobs::JobRunner,
+    cluster: cluster::Cluster,
     fhe: fhe::FheState,
     record_locks: record_sets::Locks,
     record_unions: Arc<record_sets::Unions>,
@@ -158,8 +162,16 @@ impl Sandbox {
     pub async fn open(db: Db, ledger: Ledger, config: SandboxConfig) -> Result<Sandbox> {
         db.migrate(migrations()).await?;
         let zones = zones::Zones::open(&config.data_dir, &config.zones_kek_file)?;
+        if !cluster::valid_instance_name(&config.instance) {
+            return Err(SandboxError::Invalid(
+                "the instance name must be 1 to 64 ASCII letters, digits, '.', '_', '-' or ':'"
+                    .into(),
+            ));
+        }
+        let cluster =
+            cluster::Cluster::new(db.clone(), config.instance.clone(), config.instance_lease);
         let jobs = Jobs::new(db.clone());
-        let runner = jobs::JobRunner::new(jobs.clone(), config.job_start_pause);
+        let runner = jobs::JobRunner::new(jobs.clone(), cluster.clone(), config.job_start_pause);
         Ok(Sandbox {
             inner: Arc::new(Inner {
                 db,
@@ -168,6 +180,7 @@ impl Sandbox {
                 zones,
                 jobs,
                 runner,
+                cluster,
                 fhe: fhe::FheState::default(),
                 record_locks: record_sets::Locks::default(),
                 record_unions: Arc::default(),
@@ -175,24 +188,98 @@ impl Sandbox {
         })
     }
 
-    /// Resumes every job the last process left queued or running, each from its stored
-    /// inputs (see [`jobs`]); a job that cannot be resumed is recorded failed with the
-    /// reason. The model runs of `suspended_orgs` are cancelled instead, as their
-    /// suspension cancels them ([`runs::Runs::cancel_runs_of`]): a crash between a
-    /// suspension and that clean-up must not let them finish. Call it once, at start,
-    /// before any request.
-    pub async fn resume_jobs(&self, suspended_orgs: &BTreeSet<OrgId>) -> Result<()> {
+    /// At start: registers this instance ([`cluster::Cluster::register`]: refused on
+    /// SQLite while another server is live), then claims and resumes every job this
+    /// instance's name left running, every job of a server that is no longer live and
+    /// every queued one, each from its stored inputs (see [`jobs`]); a job that cannot be
+    /// resumed is recorded failed with the reason. The model runs of `suspended_orgs`
+    /// are cancelled instead, as their suspension cancels them
+    /// ([`runs::Runs::cancel_runs_of`]): a crash between a suspension and that clean-up
+    /// must not let them finish. Call it once, at start, before any request; `addr` is
+    /// the address this server listens on.
+    pub async fn resume_jobs(&self, addr: &str, suspended_orgs: &BTreeSet<OrgId>) -> Result<()> {
+        self.cluster().register(addr).await?;
         // Uploads cut off mid-stream were never acknowledged (validated ones are kept
-        // under another name for their ingest jobs).
-        self.zones().discard_partial_uploads()?;
-        let unfinished = self.jobs().unfinished().await?;
-        if !unfinished.is_empty() {
+        // under another name for their ingest jobs). A live peer may be writing its own
+        // right now, so with one only what no process has touched for a while goes.
+        let peers = self.cluster().live_peers().await?;
+        let older_than = if peers.is_empty() {
+            None
+        } else {
+            Some(zones::ABANDONED_AFTER)
+        };
+        self.zones().discard_partial_uploads(older_than)?;
+        let claimed = self.jobs().claim_unfinished(self.cluster(), true).await?;
+        if !claimed.is_empty() {
             tracing::warn!(
-                jobs = unfinished.len(),
+                jobs = claimed.len(),
                 "resuming jobs interrupted by a restart"
             );
         }
-        for (job, inputs) in unfinished {
+        self.resume_claimed(claimed, suspended_orgs).await
+    }
+
+    /// Claims the jobs a server that is no longer live left running, and jobs left
+    /// queued longer than a lease, and resumes them here; the jobs claimed. Servers call
+    /// it every [`SandboxConfig::job_poll_interval`]; `suspended_orgs` reads the
+    /// suspended organisations (before anything is claimed, so that a failure to read
+    /// them leaves no job claimed and not resumed).
+    pub async fn take_over_jobs<F, Fut>(&self, suspended_orgs: F) -> Result<usize>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<BTreeSet<OrgId>>>,
+    {
+        if self.cluster().lapsed() {
+            // Its own jobs may be being taken over: it takes none until it beats again.
+            return Ok(0);
+        }
+        let suspended = suspended_orgs().await?;
+        let claimed = self.jobs().claim_unfinished(self.cluster(), false).await?;
+        if claimed.is_empty() {
+            return Ok(0);
+        }
+        let count = claimed.len();
+        tracing::warn!(
+            jobs = count,
+            instance = self.cluster().name(),
+            "taking over jobs of a server that stopped"
+        );
+        self.resume_claimed(claimed, &suspended).await?;
+        Ok(count)
+    }
+
+    /// One heartbeat of this instance (every third of the lease): refreshes its row,
+    /// takes or renews the ledger leadership, and aborts the jobs it runs that another
+    /// instance claimed or that were cancelled elsewhere. When its heartbeats have
+    /// failed for longer than its lease (the database unreachable), or another process
+    /// took its name, it stops every job it runs: other instances may be running them
+    /// now. True while this instance leads.
+    pub async fn heartbeat(&self) -> Result<bool> {
+        let beat = self.cluster().heartbeat().await;
+        if matches!(beat, Ok(false)) || (beat.is_err() && self.cluster().lapsed()) {
+            self.runner().abort_all();
+        }
+        beat?;
+        let leading = self.cluster().lead(cluster::LEDGER_ROLE).await?;
+        self.runner().abort_lost().await?;
+        Ok(leading)
+    }
+
+    /// At a clean stop: stops the jobs running here and marks this instance stopped,
+    /// giving up its leader leases, so that other servers take both over at once (a
+    /// restart under the same name takes its jobs back).
+    pub async fn leave(&self) -> Result<()> {
+        self.runner().abort_all();
+        self.cluster().leave().await
+    }
+
+    /// Resumes jobs this instance claimed (see [`Self::resume_jobs`]).
+    async fn resume_claimed(
+        &self,
+        claimed: Vec<(jobs::Job, Option<jobs::JobInputs>)>,
+        suspended_orgs: &BTreeSet<OrgId>,
+    ) -> Result<()> {
+        for (job, inputs) in claimed {
             use jobs::JobInputs;
             let resumed = match inputs {
                 Some(JobInputs::Ingest {
@@ -232,6 +319,11 @@ impl Sandbox {
         runs::close_unresumed(self.db()).await?;
         fhe::fail_unresumed(self.db()).await?;
         Ok(())
+    }
+
+    /// This server among the servers sharing the database.
+    pub fn cluster(&self) -> &cluster::Cluster {
+        &self.inner.cluster
     }
 
     /// Who may see which rows: dummy data and de-identified downloads.

@@ -14,9 +14,12 @@
 //!   made it. Outputs in review count because they may be released later.
 //! * **Serialisation:** runs of one organisation on one version check and store under
 //!   a lock ([`Locks`]), so two concurrent runs cannot both pass against the sets
-//!   before either stored its own. The lock is per process: servers sharing one
-//!   PostgreSQL database must not run the same organisation's runs on the same version
-//!   at once (scale-out takes this on).
+//!   before either stored its own. The lock is a process lock and, on PostgreSQL, also
+//!   a session advisory lock per `organisation / version` on a connection of its own,
+//!   so servers sharing the database (`cluster.rs`) serialise these runs too. The
+//!   connection is closed, not returned to the pool, when the lock is released, so a
+//!   lock can never stay behind on a pooled connection (nor outlive a killed server:
+//!   PostgreSQL ends the session). SQLite serves one server only.
 //! * **Cost:** only summaries (about 4 bytes per 65,536 rows of the set's span) are
 //!   read for every earlier set; bitmaps are read for the few pairs the summaries
 //!   cannot settle.
@@ -31,8 +34,8 @@ use pdx_algorithms::disclosure::{
 use pdx_ids::{OrgId, OutputId, VersionRef};
 use sqlx::Row;
 
-use crate::Result;
 use crate::store;
+use crate::{Result, SandboxError};
 
 /// Per-process locks, one per `organisation / dataset version`.
 #[derive(Default)]
@@ -41,26 +44,86 @@ pub(crate) struct Locks {
     map: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
+/// Held locks of one run (see [`Locks::lock`]); dropping it releases them.
+#[derive(Default)]
+pub(crate) struct RecordLocks {
+    /// This process's locks.
+    _process: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    /// On PostgreSQL, the detached connection holding the advisory locks: closed on
+    /// drop, which ends the session and with it the locks.
+    _database: Option<sqlx::AnyConnection>,
+}
+
+/// The advisory-lock key of `key`: the first 8 bytes of its BLAKE3 hash, in a space of
+/// its own (domain-separated) so no other use of advisory locks collides with it.
+fn advisory_key(key: &str) -> i64 {
+    let hash = blake3::derive_key("pdx 2026-12 record-set lock v1", key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    i64::from_be_bytes(first)
+}
+
 impl Locks {
     /// Takes the locks of `org` on every version in `versions` (sorted, so two runs
-    /// over the same versions cannot deadlock).
+    /// over the same versions cannot deadlock): this process's, then, on PostgreSQL,
+    /// the database's advisory locks, which other servers on the database take too,
+    /// waiting at most `wait` for them (then a conflict).
     pub(crate) async fn lock(
         &self,
+        db: &pdx_ledger::db::Db,
         org: &OrgId,
         versions: &[VersionRef],
-    ) -> Vec<tokio::sync::OwnedMutexGuard<()>> {
+        wait: std::time::Duration,
+    ) -> Result<RecordLocks> {
         let mut keys: Vec<String> = versions.iter().map(|v| format!("{org}/{v}")).collect();
         keys.sort();
         keys.dedup();
-        let mut guards = Vec::with_capacity(keys.len());
-        for key in keys {
+        let mut process = Vec::with_capacity(keys.len());
+        for key in &keys {
             let lock = {
                 let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
-                Arc::clone(map.entry(key).or_default())
+                Arc::clone(map.entry(key.clone()).or_default())
             };
-            guards.push(lock.lock_owned().await);
+            process.push(lock.lock_owned().await);
         }
-        guards
+        let database = match db.backend() {
+            pdx_ledger::db::Backend::Postgres if !keys.is_empty() => {
+                let mut conn = db.pool().acquire().await?.detach();
+                // The wait is bounded, and a holder whose machine vanished without
+                // closing its connection is found dead within a minute (keepalives)
+                // instead of the operating system's two hours.
+                let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX).max(1);
+                for setting in [
+                    format!("SET lock_timeout = {wait_ms}"),
+                    "SET tcp_keepalives_idle = 30".to_owned(),
+                    "SET tcp_keepalives_interval = 10".to_owned(),
+                    "SET tcp_keepalives_count = 3".to_owned(),
+                ] {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(setting))
+                        .execute(&mut conn)
+                        .await?;
+                }
+                for key in &keys {
+                    sqlx::query("SELECT pg_advisory_lock($1)")
+                        .bind(advisory_key(key))
+                        .execute(&mut conn)
+                        .await
+                        .map_err(|_| {
+                            SandboxError::Conflict(
+                                "another run of this organisation on the same dataset version \
+                                 is being checked on another server; run it again later"
+                                    .into(),
+                            )
+                        })?;
+                }
+                Some(conn)
+            }
+            _ => None,
+        };
+        Ok(RecordLocks {
+            _process: process,
+            _database: database,
+        })
     }
 }
 

@@ -469,7 +469,11 @@ impl Runs {
             } else {
                 "failed"
             };
-            sandbox.close_run(&id, status).await;
+            // A run another server took over (or a cancellation elsewhere closed) is
+            // not this one's to close.
+            if sandbox.runner().holds(&id).await.unwrap_or(false) {
+                sandbox.close_run(&id, status).await;
+            }
             serde_json::to_value(outcome?).map_err(internal)
         });
     }
@@ -811,6 +815,16 @@ impl Runs {
             created_ms: now_ms(),
         };
         let mut tx = self.db().begin_write().await?;
+        // Cancelled (a suspension served by another server) or taken over by another
+        // server meanwhile: this run stores nothing.
+        if !store::jobs::still_held(&mut tx, self.db().backend(), job_id, self.cluster().name())
+            .await?
+        {
+            tx.rollback().await?;
+            return Err(SandboxError::Conflict(
+                "the run was cancelled or is finished by another server".into(),
+            ));
+        }
         store::outputs::insert_output(&mut *tx, &row).await?;
         if let Some((version, released)) = &released_sets {
             record_sets::save(&mut tx, &id, org, version, released).await?;

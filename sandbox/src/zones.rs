@@ -31,6 +31,11 @@ use pdx_seal::{AtRest, KEYRING_FILE_NAME, Kek, Keyring};
 
 use crate::{Result, SandboxError};
 
+/// A half-written zone file untouched for this long is abandoned: its writer is gone,
+/// even when other servers share the data directory (an upload streams continuously,
+/// and validation or ingest writes well within it).
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(3600);
+
 const KEY_CONTEXT: &str = "pdx 2026-11 per-dataset pseudonym key v1";
 
 fn bad_key() -> SandboxError {
@@ -135,17 +140,28 @@ impl Zones {
     /// (`.upload`) and, in every zone, the hidden temporaries of files still being
     /// written (`.….tmp`: a sealed or Parquet temporary is renamed into place only once
     /// whole). Validated uploads (`.pending`) and retained ones stay. Called at start,
-    /// before any writer runs.
-    pub fn discard_partial_uploads(&self) -> Result<()> {
+    /// before this process writes; with `older_than`, only files not modified for that
+    /// long go (another server sharing the directory may be writing the others).
+    pub fn discard_partial_uploads(&self, older_than: Option<std::time::Duration>) -> Result<()> {
         let is_hidden_temporary = |path: &Path| {
             path.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
                 n.starts_with('.') && n.ends_with(".tmp")
             })
         };
+        let abandoned = |path: &Path| match older_than {
+            None => true,
+            Some(age) => std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age),
+        };
         for entry in std::fs::read_dir(self.raw())? {
             let path = entry?.path();
-            if is_hidden_temporary(&path) || path.extension().is_some_and(|e| e == "upload") {
+            if (is_hidden_temporary(&path) || path.extension().is_some_and(|e| e == "upload"))
+                && abandoned(&path)
+            {
                 std::fs::remove_file(&path)?;
                 tracing::info!(file = %path.display(), "discarded a partial upload");
             }
@@ -167,7 +183,7 @@ impl Zones {
                 let path = entry.path();
                 if entry.file_type()?.is_dir() {
                     dirs.push(path);
-                } else if is_hidden_temporary(&path) {
+                } else if is_hidden_temporary(&path) && abandoned(&path) {
                     std::fs::remove_file(&path)?;
                     tracing::info!(file = %path.display(), "discarded a half-written zone file");
                 }
@@ -224,7 +240,7 @@ mod tests {
         std::fs::write(zones.deid().join("ab/kept.parquet"), b"whole").unwrap();
         std::fs::write(zones.raw().join("kept.csv"), b"retained").unwrap();
         std::fs::write(zones.raw().join("job_1.pending"), b"validated").unwrap();
-        zones.discard_partial_uploads().unwrap();
+        zones.discard_partial_uploads(None).unwrap();
         assert!(!zones.raw().join("x.upload").exists());
         assert!(!zones.raw().join(".pdx-seal.0123.tmp").exists());
         assert!(!zones.deid().join("ab/.pdx-seal.4567.tmp").exists());

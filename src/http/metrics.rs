@@ -31,7 +31,8 @@ pub struct Metrics {
     inner: Mutex<Inner>,
 }
 
-fn escape(label: &str) -> String {
+/// Escapes a Prometheus label value (backslash, quote, newline).
+pub(crate) fn escape(label: &str) -> String {
     label
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -905,14 +905,18 @@ async fn check(
 
 /// Runs the `pdx` CLI on the data directory (and database); returns its exit code and
 /// its output.
-async fn pdx_cli(data: &Path, database_url: Option<&str>, args: &[&str]) -> (Option<i32>, String) {
+pub(crate) async fn pdx_cli(
+    data: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> (Option<i32>, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pdx"));
     cmd.arg("--data-dir").arg(data);
     if let Some(url) = database_url {
         cmd.arg("--database-url").arg(url);
     }
     cmd.args(args);
-    for var in ["PDX_CONFIG", "PDX_ADDR", "PDX_DATA_DIR", "PDX_DATABASE_URL"] {
+    for var in crate::restart::SERVER_ENV {
         cmd.env_remove(var);
     }
     let out = cmd

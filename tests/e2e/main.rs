@@ -30,6 +30,7 @@ mod regression;
 mod restart;
 mod revenue_terms;
 mod sandbox;
+mod scale_out;
 mod sharing;
 mod support;
 mod tls;

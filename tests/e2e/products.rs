@@ -27,7 +27,7 @@ use crate::support::{TestServer, key_id, post};
 const PDX: &str = env!("CARGO_BIN_EXE_pdx");
 const DAY_MS: i64 = 86_400_000;
 const CSV_ROWS: usize = 600;
-const PRICE: i64 = 12_345;
+pub(crate) const PRICE: i64 = 12_345;
 const REGION: &str = "guangzhou";
 pub(crate) const MODEL_SQL: &str =
     "SELECT district, COUNT(*) AS enterprises FROM data GROUP BY district";

@@ -36,6 +36,15 @@ use crate::fhe::{self, Consent};
 use crate::sandbox::{apply, approve};
 use crate::support::{TestServer, payload};
 
+/// The environment variables that would point a `pdx` process the tests start at
+/// another configuration, address, data directory, database or instance name.
+pub(crate) const SERVER_ENV: [&str; 5] = [
+    "PDX_CONFIG",
+    "PDX_ADDR",
+    "PDX_DATA_DIR",
+    "PDX_DATABASE_URL",
+    "PDX_INSTANCE",
+];
 /// The server's switch that holds every job after it is marked started.
 const PAUSE_VAR: &str = "PDX_JOB_START_PAUSE_MS";
 /// Far longer than it takes to see all four jobs started and kill the server.
@@ -563,6 +572,19 @@ impl Serve {
         pause_ms: Option<u64>,
         log: PathBuf,
     ) -> Serve {
+        Self::start_with(backend, data, database_url, pause_ms, log, &[]).await
+    }
+
+    /// [`Serve::start`] with `flags` (global flags such as `--config` or `--instance`)
+    /// before the `serve` command.
+    pub(crate) async fn start_with(
+        backend: &'static str,
+        data: &Path,
+        database_url: Option<&str>,
+        pause_ms: Option<u64>,
+        log: PathBuf,
+        flags: &[&str],
+    ) -> Serve {
         let port = free_port();
         let out = std::fs::File::create(&log)
             .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
@@ -572,15 +594,10 @@ impl Serve {
         if let Some(url) = database_url {
             cmd.arg("--database-url").arg(url);
         }
+        cmd.args(flags);
         cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
         // Nothing from the test's environment may point it elsewhere.
-        for var in [
-            "PDX_CONFIG",
-            "PDX_ADDR",
-            "PDX_DATA_DIR",
-            "PDX_DATABASE_URL",
-            PAUSE_VAR,
-        ] {
+        for var in SERVER_ENV.into_iter().chain([PAUSE_VAR]) {
             cmd.env_remove(var);
         }
         if let Some(ms) = pause_ms {

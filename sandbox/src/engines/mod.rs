@@ -45,7 +45,7 @@ pub(crate) struct EngineOutput {
     pub released_sets: Option<(VersionRef, ReleasedSets)>,
     /// Held until the output and its record sets are stored, so that two runs of one
     /// organisation on one version are checked against each other (see `record_sets`).
-    pub record_locks: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    pub record_locks: crate::record_sets::RecordLocks,
 }
 
 impl EngineOutput {
@@ -55,7 +55,7 @@ impl EngineOutput {
             frame,
             report,
             released_sets: None,
-            record_locks: Vec::new(),
+            record_locks: Default::default(),
         }
     }
 }

@@ -161,8 +161,13 @@ impl AdmittedModel for AdmittedRegression {
         };
         let record_locks = runs
             .record_locks()
-            .lock(run.org, std::slice::from_ref(&conditional.version))
-            .await;
+            .lock(
+                runs.db(),
+                run.org,
+                std::slice::from_ref(&conditional.version),
+                runs.config().run_timeout,
+            )
+            .await?;
         let tables = vec![(spec.table.clone(), conditional.version.clone())];
         let priors = PriorSets::new(runs.db().clone(), runs.record_unions(), run.org, tables);
         match checked_run(&spec, (path, at_rest), rows, &conditional, &priors).await {

@@ -73,7 +73,10 @@ impl AdmittedModel for AdmittedSql {
             .map(|i| (i.table.clone(), i.cited()))
             .collect();
         let versions: Vec<VersionRef> = conditional.iter().map(|(_, v)| v.clone()).collect();
-        let record_locks = runs.record_locks().lock(run.org, &versions).await;
+        let record_locks = runs
+            .record_locks()
+            .lock(runs.db(), run.org, &versions, runs.config().run_timeout)
+            .await?;
         let priors = PriorSets::new(
             runs.db().clone(),
             runs.record_unions(),
