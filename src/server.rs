@@ -124,9 +124,14 @@ fn spawn_on(app: App, listener: Bound) -> anyhow::Result<RunningServer> {
     })
 }
 
-/// Whether this instance leads the deployment-wide periodic work now: takes or renews
-/// the lease (see `pdx_sandbox::cluster`); a database error counts as not leading.
+/// Whether this instance leads the deployment-wide periodic work now (see
+/// `pdx_sandbox::cluster`): the heartbeat keeps the lease renewed, so this asks the
+/// database only when that is not known (at start, or after losing the lease); a
+/// database error counts as not leading.
 async fn leading(app: &App) -> bool {
+    if app.sandbox.cluster().is_leader(LEDGER_ROLE) {
+        return true;
+    }
     match app.sandbox.cluster().lead(LEDGER_ROLE).await {
         Ok(leading) => leading,
         Err(e) => {

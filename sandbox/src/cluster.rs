@@ -113,7 +113,6 @@ pub fn valid_instance_name(name: &str) -> bool {
 
 /// One server as the `instances` table knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Instance {
     /// Its name.
     pub name: String,
@@ -131,7 +130,6 @@ pub struct Instance {
 
 /// One term of a leader role.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaderTerm {
     /// The role (`ledger`).
     pub role: String,
@@ -193,11 +191,6 @@ impl Cluster {
     /// This instance's name.
     pub fn name(&self) -> &str {
         &self.inner.name
-    }
-
-    /// How long a heartbeat (and a leader lease) stays valid.
-    pub fn lease(&self) -> Duration {
-        self.inner.lease
     }
 
     /// `now` less one lease (ms since epoch): a job queued before this has waited too

@@ -243,14 +243,30 @@ impl Jobs {
     /// Marks an unfinished job succeeded with its result (a finished one stays as it is:
     /// the first outcome recorded stands).
     pub async fn succeed(&self, id: &JobId, result: &serde_json::Value) -> Result<()> {
-        store::jobs::mark_succeeded(self.db.pool(), id, result.to_string(), now_ms(), None).await
+        self.succeed_as(id, result, None).await
     }
 
     /// Marks an unfinished job failed (a finished one stays as it is).
     pub async fn fail(&self, id: &JobId, failure: &JobFailure) -> Result<()> {
+        self.fail_as(id, failure, None).await
+    }
+
+    /// [`Self::succeed`], with `holder` only while that instance holds the job.
+    async fn succeed_as(
+        &self,
+        id: &JobId,
+        result: &serde_json::Value,
+        holder: Option<&str>,
+    ) -> Result<()> {
+        let db = self.db.pool();
+        store::jobs::mark_succeeded(db, id, result.to_string(), now_ms(), holder).await
+    }
+
+    /// [`Self::fail`], with `holder` only while that instance holds the job.
+    async fn fail_as(&self, id: &JobId, failure: &JobFailure, holder: Option<&str>) -> Result<()> {
         let json = serde_json::to_string(failure)
             .map_err(|e| SandboxError::Internal(format!("encoding a job failure: {e}")))?;
-        store::jobs::mark_failed(self.db.pool(), id, json, now_ms(), None).await
+        store::jobs::mark_failed(self.db.pool(), id, json, now_ms(), holder).await
     }
 
     /// One job.
@@ -289,17 +305,12 @@ impl Jobs {
         outcome: Result<serde_json::Value>,
         holder: Option<&str>,
     ) {
-        let db = self.db.pool();
         let recorded = match outcome {
-            Ok(value) => {
-                store::jobs::mark_succeeded(db, id, value.to_string(), now_ms(), holder).await
+            Ok(value) => self.succeed_as(id, &value, holder).await,
+            Err(err) => {
+                self.fail_as(id, &JobFailure::from_error(id, &err), holder)
+                    .await
             }
-            Err(err) => match serde_json::to_string(&JobFailure::from_error(id, &err)) {
-                Ok(json) => store::jobs::mark_failed(db, id, json, now_ms(), holder).await,
-                Err(e) => Err(SandboxError::Internal(format!(
-                    "encoding a job failure: {e}"
-                ))),
-            },
         };
         if let Err(e) = recorded {
             tracing::error!(job_id = %id, error = %e, "could not record a job's outcome");
