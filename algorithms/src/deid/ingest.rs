@@ -24,7 +24,13 @@
 //!   the offending record.
 //! - **Parquet** is read with polars, its physical types are checked against the
 //!   declared ones (and widened losslessly, e.g. `i32` → `i64`), then the same null and
-//!   domain checks as for CSV run over the typed columns.
+//!   domain checks as for CSV run over the typed columns. polars 0.52 (the version
+//!   OpenDP pins) trusts the sizes a file declares and asserts on some malformed pages
+//!   instead of returning an error (the `ingest_parquet` fuzz target found both). So
+//!   the footer and every page header are checked first ([`super::parquet_check`]: a
+//!   declared size polars would allocate by can abort the process), and the checks
+//!   and the decode run under [`std::panic::catch_unwind`]: a file the checks refuse
+//!   or polars panics on is refused as unreadable, like any other.
 //!
 //! Cell parsing rules: cells of non-string columns are trimmed of ASCII whitespace; an
 //! empty cell is null (and an error in a non-nullable column); integers are decimal
@@ -48,6 +54,7 @@ use pdx_seal::AtRest;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use super::parquet_check::check_structure;
 use super::schema::{ColumnSpec, ColumnType, DatasetSchema, Domain};
 
 /// Character encoding of a CSV upload.
@@ -1190,9 +1197,14 @@ fn read_parquet_upload(
     schema: &DatasetSchema,
 ) -> Result<DataFrame, IngestError> {
     let bytes = at_rest.read_all(path).map_err(io::Error::from)?;
-    let frame = ParquetReader::new(io::Cursor::new(bytes))
-        .finish()
-        .map_err(IngestError::InvalidParquet)?;
+    // A panic is polars' answer to some malformed files, in its footer reader as in its
+    // decoder (see the module doc); nothing of the half-built frame is kept.
+    let decoded = std::panic::catch_unwind(move || {
+        check_structure(&bytes).map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        ParquetReader::new(io::Cursor::new(bytes)).finish()
+    })
+    .unwrap_or_else(|_| Err(polars_err!(ComputeError: "the Parquet reader panicked")));
+    let frame = decoded.map_err(IngestError::InvalidParquet)?;
     let found: Vec<String> = frame
         .get_column_names()
         .iter()
@@ -1219,7 +1231,9 @@ fn read_parquet_upload(
         };
         columns.push(column);
     }
-    Ok(DataFrame::new(columns)?)
+    // Columns of different heights are the file's fault (a chunk that holds fewer
+    // values than its row group has rows), not the server's.
+    DataFrame::new(columns).map_err(IngestError::InvalidParquet)
 }
 
 // ---------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ pub mod generalise;
 pub mod ingest;
 pub mod lattice;
 pub mod mask;
+pub mod parquet_check;
 pub mod pipeline;
 pub mod pseudonym;
 pub mod released;

@@ -135,7 +135,10 @@ fn check_upload(result: &Result<DataFrame, IngestError>, schema: &DatasetSchema)
     let frame = match result {
         Ok(frame) => frame,
         Err(e) => {
-            assert!(e.is_client_error(), "an upload caused a server error: {e}");
+            assert!(
+                e.is_client_error(),
+                "an upload caused a server error: {e} ({e:?})"
+            );
             if let Some(column) = e.column() {
                 assert!(
                     schema.column(column).is_some(),

@@ -3,11 +3,12 @@
 //! [`ingest_parquet`]) and the FHE request bodies ([`fhe_request`]).
 //!
 //! A fuzzing build compiles every dependency again with coverage instrumentation; for
-//! polars, DataFusion and TFHE-rs that takes most of an hour on two cores, so CI does
-//! not fuzz these targets. It replays their committed inputs instead: the cargo-fuzz
-//! targets in `fuzz/fuzz_targets/` only call the functions here, and this crate's
-//! integration tests run every file of `fuzz/seeds/<target>/` and
-//! `fuzz/regressions/<target>/` through the same functions in the ordinary test build.
+//! polars, DataFusion and TFHE-rs that takes most of an hour on two cores, so `.ci/run`
+//! fuzzes these targets only once that build fits its time budget. Every test run
+//! replays their committed inputs instead: the cargo-fuzz targets in
+//! `fuzz/fuzz_targets/` only call the functions here, and this crate's integration
+//! tests run every file of `fuzz/seeds/<target>/` and `fuzz/regressions/<target>/`
+//! through the same functions in the ordinary test build.
 //! Each function panics when one of its properties fails (the submodules list them);
 //! a fixture built once per process holds what the inputs are checked against.
 

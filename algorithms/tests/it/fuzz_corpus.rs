@@ -1,8 +1,9 @@
 //! The committed inputs of the heavy fuzz targets (`fuzz/seeds/<target>/`, and every
 //! crash turned regression in `fuzz/regressions/<target>/`) replayed through the same
-//! bodies the targets run (`pdx_algorithms::fuzzing`). CI does not build these targets
-//! for fuzzing (it would compile polars, DataFusion and TFHE-rs a second time); this
-//! replay is what keeps their inputs checked.
+//! bodies the targets run (`pdx_algorithms::fuzzing`). CI fuzzes these targets only
+//! when their instrumented build (polars, DataFusion and TFHE-rs compiled a second
+//! time) fits its time budget; this replay keeps their inputs checked in every run,
+//! with overflow checks on.
 
 use std::path::{Path, PathBuf};
 
