@@ -1231,8 +1231,8 @@ fn read_parquet_upload(
         };
         columns.push(column);
     }
-    // Columns of different heights are the file's fault (a chunk that holds fewer
-    // values than its row group has rows), not the server's.
+    // Columns of different heights are the file's fault (pages that decode to fewer
+    // values than their chunk declares; polars does not compare them), not the server's.
     DataFrame::new(columns).map_err(IngestError::InvalidParquet)
 }
 
